@@ -1,0 +1,405 @@
+// copal task store: the task table, its indices and the history log, kept in
+// LMDB. This header is the whole API of the store; nothing of LMDB shows.
+//
+// Caveats (read before use)
+//  * One process opens a database for writing at a time: the broker. The
+//    store takes an exclusive lock file (copal.lock) at open; a second
+//    cpl_store_open() on the same directory fails with CPL_ELOCKED.
+//  * All reads and writes happen inside a transaction given to a callback by
+//    cpl_store_read() or cpl_store_write(). Pointers into a transaction
+//    (cpl_task.spec, event messages, names passed to callbacks) are valid
+//    only until the callback that received them returns.
+//  * A write callback may be run more than once: when the map is full the
+//    store aborts the transaction, grows the map and runs the callback again.
+//    Write callbacks must therefore compute their outputs afresh each time.
+//  * Any error from LMDB inside a write transaction aborts all of it
+//    (nothing is committed). A "refusal" (CPL_EBADSTATE, CPL_ESTALE,
+//    CPL_ENOTFOUND, CPL_EINVAL, ...) returned by a mutation function means
+//    that function wrote nothing; the callback may go on with other
+//    mutations, and what it did before stays in the transaction.
+//  * Never keep a read transaction across slow work (network I/O): LMDB
+//    cannot reuse pages while a reader holds an old snapshot.
+//  * The database must be on a local filesystem; NFS, Lustre, GPFS, BeeGFS,
+//    CIFS/SMB, Ceph and others are refused unless opts.force_netfs is set.
+//
+// The records of a task's spec and of an app are the wire schema's messages
+// (proto/copal.proto), packed; the store and the protocol share one schema.
+#ifndef COPAL_STORE_H
+#define COPAL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "copal.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ------------------------------------------------------------------ errors
+// One list makes the enum, the names and the messages. 0 is success.
+#define CPL_ERRNO_MAP(X)                                                     \
+	X(OK, "success")                                                     \
+	X(NOMEM, "out of memory")                                            \
+	X(INVAL, "invalid argument")                                         \
+	X(NOTFOUND, "not found")                                             \
+	X(EXISTS, "already exists")                                          \
+	X(AMBIGUOUS, "id prefix matches more than one task")                 \
+	X(BADSTATE, "state transition not allowed")                          \
+	X(STALE, "report for an old attempt or another lease")               \
+	X(EXPIRED, "lease expired")                                          \
+	X(CYCLE, "dependency would create a cycle")                          \
+	X(INUSE, "still in use")                                             \
+	X(BUSY, "task is held by a launcher")                                \
+	X(NETFS, "database directory is on a network filesystem")            \
+	X(LOCKED, "database is open in another process")                     \
+	X(MAPFULL, "database map is full and could not grow")                \
+	X(PANIC, "database environment failed and was reopened")             \
+	X(IO, "input/output error (disk full?)")                             \
+	X(CORRUPT, "database is inconsistent")                               \
+	X(VERSION, "database was written by an incompatible version")        \
+	X(TOOBIG, "value too large")                                         \
+	X(INTERNAL, "internal error")
+
+typedef enum cpl_err {
+#define CPL_X_ENUM(name, msg) CPL_E##name,
+	CPL_ERRNO_MAP(CPL_X_ENUM)
+#undef CPL_X_ENUM
+	CPL_NERRORS
+} cpl_err;
+// CPL_EOK is 0.
+
+// A static message for an error code; never NULL.
+const char *cpl_strerror(int err);
+// The short name of an error code ("NOTFOUND"); never NULL.
+const char *cpl_errname(int err);
+
+// ------------------------------------------------------------------ states
+// The numbers equal the wire's copal.TaskState values.
+typedef enum cpl_state {
+	CPL_STATE_NONE = 0,
+	CPL_CREATED = 1,
+	CPL_AWAITING_PARENTS = 2,
+	CPL_READY = 3,
+	CPL_STAGED_IN = 4,
+	CPL_PREPROCESSED = 5,
+	CPL_RUNNING = 6,
+	CPL_RUN_DONE = 7,
+	CPL_POSTPROCESSED = 8,
+	CPL_JOB_FINISHED = 9,
+	CPL_RUN_ERROR = 10,
+	CPL_RUN_TIMEOUT = 11,
+	CPL_RESTART_READY = 12,
+	CPL_FAILED = 13,
+	CPL_USER_KILLED = 14,
+	CPL_PARENT_KILLED = 15,
+	CPL_NSTATES = 16
+} cpl_state;
+
+// Who asks for a transition. The transition table says which actor may
+// perform which transition.
+typedef enum cpl_actor {
+	CPL_BY_BROKER = 1,   // bookkeeping inside the store
+	CPL_BY_LAUNCHER = 2, // a report under a lease, with the attempt number
+	CPL_BY_USER = 4,     // copal modify / kill from the command line
+} cpl_actor;
+
+// "RUN_DONE"; NULL for values out of range.
+const char *cpl_state_name(int state);
+// Parses a state name (case-insensitive); returns CPL_STATE_NONE if unknown.
+cpl_state cpl_state_parse(const char *name);
+// True if actor may move a task from `from` to `to`.
+bool cpl_transition_allowed(cpl_state from, cpl_state to, cpl_actor actor);
+// True for JOB_FINISHED, FAILED, USER_KILLED, PARENT_KILLED.
+bool cpl_state_is_final(cpl_state s);
+
+// ------------------------------------------------------------------ store
+typedef struct cpl_store cpl_store;
+typedef struct cpl_txn cpl_txn;
+
+typedef struct cpl_store_opts {
+	uint64_t map_size;  // initial map size in bytes; 0: 1 GiB
+	uint64_t map_max;   // largest map the store grows to; 0: 1 TiB
+	bool force_netfs;   // open even on a network filesystem (unsafe)
+	bool no_sync;       // do not fsync at commit (tests only: not durable)
+	// Clock for broker time in microseconds; NULL: CLOCK_REALTIME.
+	// Tests set it to move time forward for lease expiry.
+	uint64_t (*clock)(void *arg);
+	void *clock_arg;
+} cpl_store_opts;
+
+// Opens (creating if needed) the database in directory `dir`, which must
+// exist. Checks the filesystem, takes the lock, clears stale readers.
+// Errors: CPL_EINVAL, CPL_ENOTFOUND (no such directory), CPL_ENETFS,
+// CPL_ELOCKED, CPL_EVERSION, CPL_EIO, CPL_ENOMEM.
+int cpl_store_open(const char *dir, const cpl_store_opts *opts,
+    cpl_store **out);
+// Closes the store. No transaction may be running.
+void cpl_store_close(cpl_store *s);
+
+typedef int (*cpl_txn_fn)(cpl_txn *txn, void *arg);
+
+// Runs fn inside one write transaction and commits it durably if fn returns
+// 0. If fn returns non-zero, or any store call inside failed at the LMDB
+// level, everything is aborted and that error returned. On a full map the
+// store grows the map and runs fn again (see Caveats). One writer at a time:
+// concurrent calls are serialized.
+int cpl_store_write(cpl_store *s, cpl_txn_fn fn, void *arg);
+// Runs fn inside a read-only snapshot. Many may run at once, beside a writer.
+int cpl_store_read(cpl_store *s, cpl_txn_fn fn, void *arg);
+// Inside a write transaction: runs fn in a nested transaction. If fn fails,
+// only what fn did is undone and its error returned; the outer transaction
+// goes on. Used to apply one client request among many in a group commit.
+int cpl_txn_sub(cpl_txn *txn, cpl_txn_fn fn, void *arg);
+// Broker time of this transaction in microseconds since the epoch. Constant
+// within a transaction and never smaller than that of an earlier commit.
+uint64_t cpl_txn_now(const cpl_txn *txn);
+
+// ------------------------------------------------------------------ tasks
+typedef struct cpl_task {
+	uint64_t id;
+	uint8_t uuid[16];
+	cpl_state state;
+	uint32_t attempt;         // number of claims so far
+	uint64_t lease;           // 0: not held by a launcher
+	int32_t return_code;
+	uint32_t pending_parents; // parents not yet JOB_FINISHED
+	int32_t priority;
+	uint64_t created_us;
+	uint64_t changed_us;      // time of the last state change
+	// Filled only when asked (CPL_GET_SPEC); free with cpl_task_clear().
+	Copal__TaskSpec *spec;
+} cpl_task;
+
+#define CPL_GET_SPEC 1u
+
+// Creates a task from spec (spec->application must name a registered app;
+// spec->parent_ids must name existing tasks). The new task is READY, or
+// AWAITING_PARENTS if some parent is unfinished, or PARENT_KILLED if a
+// parent failed or was killed; one history event CREATED -> that state is
+// written. Ids are monotonic; uuids random (libuuid).
+// Errors: CPL_EINVAL (bad spec: empty name, bad resources, duplicate parent),
+// CPL_ENOTFOUND (unknown app or parent), CPL_ETOOBIG.
+int cpl_task_create(cpl_txn *txn, const Copal__TaskSpec *spec, uint64_t *id,
+    uint8_t uuid[16]);
+
+// Reads a task. With CPL_GET_SPEC in flags, out->spec is unpacked and must
+// be freed with cpl_task_clear(). Errors: CPL_ENOTFOUND.
+int cpl_task_get(cpl_txn *txn, uint64_t id, unsigned flags, cpl_task *out);
+void cpl_task_clear(cpl_task *t);
+
+// Finds a task by a prefix of its uuid in hex (dashes ignored, at least one
+// digit). Errors: CPL_EINVAL, CPL_ENOTFOUND, CPL_EAMBIGUOUS.
+int cpl_task_lookup(cpl_txn *txn, const char *uuid_prefix, uint64_t *id);
+
+// Formats a uuid in its 36-character canonical form (buf of 37 bytes).
+void cpl_uuid_format(const uint8_t uuid[16], char buf[37]);
+
+// A launcher's report of one state change of a task it holds.
+typedef struct cpl_report {
+	uint64_t task_id;
+	uint64_t lease;     // lease under which the task was claimed
+	uint32_t attempt;   // attempt number returned by the claim
+	cpl_state to;
+	int32_t return_code;
+	const char *message; // may be NULL; stored in the history event
+} cpl_report;
+
+// Applies one report. Refusals: CPL_ENOTFOUND, CPL_ESTALE (lease or attempt
+// not current), CPL_EBADSTATE. Bookkeeping follows in the same transaction:
+// JOB_FINISHED releases children; FAILED/killed cascades PARENT_KILLED;
+// RUN_TIMEOUT without a timeout handler applies the retry policy
+// (auto_timeout_retry and max_retries) -> RESTART_READY or FAILED;
+// RUN_ERROR without an error handler -> FAILED; RESTART_READY beyond
+// max_retries -> FAILED. Reaching a state the launcher is done with
+// (RESTART_READY, JOB_FINISHED, FAILED, killed) releases the lease.
+int cpl_task_report(cpl_txn *txn, const cpl_report *r);
+
+// A user's state change (copal modify ID state S). Same bookkeeping as a
+// report. A task held by a launcher may only be killed (use cpl_task_kill);
+// other changes to it are refused with CPL_EBUSY.
+int cpl_task_set_state(cpl_txn *txn, uint64_t id, cpl_state to,
+    const char *message);
+
+// Kills a task (USER_KILLED) unless it is already final; its unfinished
+// descendants become PARENT_KILLED. If it was held by a launcher, the kill
+// is queued as a notice for that lease (see cpl_lease_take_notices).
+// *killed (may be NULL) gets the number of tasks that changed state.
+int cpl_task_kill(cpl_txn *txn, uint64_t id, const char *message,
+    uint64_t *killed);
+
+// Replaces a task's spec (copal modify of a field). Indices follow the new
+// workflow, app and priority. Parents cannot change here (see
+// cpl_dep_add); spec->parent_ids is ignored and the stored list kept.
+// Errors: CPL_ENOTFOUND, CPL_EINVAL, CPL_EBUSY (held by a launcher).
+int cpl_task_update_spec(cpl_txn *txn, uint64_t id, const Copal__TaskSpec *spec);
+
+// Deletes a task, its index entries and its links. Its history stays.
+// Refusals: CPL_ENOTFOUND, CPL_EBUSY (held by a launcher), CPL_EINUSE (it
+// has children: delete them first).
+int cpl_task_delete(cpl_txn *txn, uint64_t id);
+
+// Adds a dependency: child waits for parent. The child must not have
+// started (CREATED, AWAITING_PARENTS, READY or RESTART_READY, not held).
+// Errors: CPL_ENOTFOUND, CPL_EINVAL (parent == child), CPL_EEXISTS,
+// CPL_ECYCLE, CPL_EBUSY / CPL_EBADSTATE (child already started).
+int cpl_dep_add(cpl_txn *txn, uint64_t parent, uint64_t child);
+
+// Calls fn for each child (or parent) id of a task, in id order. A non-zero
+// return from fn stops the walk and is returned.
+typedef int (*cpl_id_fn)(uint64_t id, void *arg);
+int cpl_task_children(cpl_txn *txn, uint64_t id, cpl_id_fn fn, void *arg);
+int cpl_task_parents(cpl_txn *txn, uint64_t id, cpl_id_fn fn, void *arg);
+
+// ------------------------------------------------------------------ queries
+typedef struct cpl_filter {
+	uint32_t states;          // bit (1u << state) per state; 0: any state
+	const char *workflow;     // NULL: any
+	const char *application;  // NULL: any
+	const char *name;         // exact task name; NULL: any
+	const char *uuid_prefix;  // hex digits; NULL: any
+} cpl_filter;
+
+typedef int (*cpl_task_fn)(const cpl_task *t, void *arg);
+
+// Calls fn for tasks matching f with id > after_id, in id order, at most
+// limit (0: no limit) of them. flags as for cpl_task_get (the spec passed
+// to fn is freed by the store after fn returns). The walk uses the most
+// selective index (uuid prefix, state, workflow, app). A non-zero return
+// from fn stops the walk and is returned. *more (may be NULL) tells whether
+// more matching tasks follow the last one given.
+int cpl_query(cpl_txn *txn, const cpl_filter *f, uint64_t after_id,
+    size_t limit, unsigned flags, cpl_task_fn fn, void *arg, bool *more);
+
+// Number of tasks in each state, O(1): counts[CPL_NSTATES].
+int cpl_count_states(cpl_txn *txn, uint64_t counts[CPL_NSTATES]);
+// Number of tasks in one state, O(1).
+uint64_t cpl_count_state(cpl_txn *txn, cpl_state s);
+
+// Calls fn(name, ntasks) for each workflow that has tasks, in name order.
+typedef int (*cpl_name_count_fn)(const char *name, uint64_t n, void *arg);
+int cpl_workflow_list(cpl_txn *txn, cpl_name_count_fn fn, void *arg);
+
+// ------------------------------------------------------------------ apps
+// Registers an app (name and executable required). Errors: CPL_EINVAL,
+// CPL_EEXISTS unless replace.
+int cpl_app_put(cpl_txn *txn, const Copal__App *app, bool replace);
+// Reads an app; *out is freed with copal__app__free_unpacked(*out, NULL).
+int cpl_app_get(cpl_txn *txn, const char *name, Copal__App **out);
+// Calls fn for each app in name order (the app is freed after fn returns).
+typedef int (*cpl_app_fn)(const Copal__App *app, uint64_t ntasks, void *arg);
+int cpl_app_list(cpl_txn *txn, cpl_app_fn fn, void *arg);
+// Removes an app. Errors: CPL_ENOTFOUND, CPL_EINUSE (tasks refer to it).
+int cpl_app_delete(cpl_txn *txn, const char *name);
+
+// ------------------------------------------------------------------ leases
+// A launcher holds one lease; every task it claims is held under it.
+// Renewing the lease (heartbeat) renews all its tasks at once.
+typedef struct cpl_lease {
+	uint64_t id;
+	uint64_t deadline_us;
+	uint32_t ttl_ms;
+	uint64_t created_us;
+	uint32_t ntasks;      // tasks held now
+	char owner[128];      // launcher description, NUL-terminated
+} cpl_lease;
+
+// Grants a new lease with a deadline ttl_ms from now. Lease ids are never
+// reused. Errors: CPL_EINVAL (ttl_ms 0).
+int cpl_lease_grant(cpl_txn *txn, const char *owner, uint32_t ttl_ms,
+    uint64_t *id);
+// Moves the deadline to now + ttl_ms (0: keep the lease's ttl).
+// Errors: CPL_ENOTFOUND / CPL_EEXPIRED (the lease is gone or past its
+// deadline: the launcher must stop its tasks and get a new lease).
+int cpl_lease_renew(cpl_txn *txn, uint64_t id, uint32_t ttl_ms,
+    uint64_t *deadline_us);
+int cpl_lease_get(cpl_txn *txn, uint64_t id, cpl_lease *out);
+// Ends a lease now, as if it expired (see cpl_lease_expire).
+int cpl_lease_release(cpl_txn *txn, uint64_t id);
+// Expires every lease whose deadline is before now. Tasks claimed but not
+// yet started go back to the run queue; tasks that had started (STAGED_IN
+// and later) become RUN_TIMEOUT and the retry policy applies.
+// *nleases and *ntasks (may be NULL) get what was expired.
+int cpl_lease_expire(cpl_txn *txn, uint64_t *nleases, uint64_t *ntasks);
+// Takes (removes and returns through fn) the kill notices queued for a lease.
+int cpl_lease_take_notices(cpl_txn *txn, uint64_t id, cpl_id_fn fn, void *arg);
+
+// ------------------------------------------------------------------ claims
+// Node capacity is measured in units of 1/CPL_NODE_UNITS of a node: a task
+// with node_packing_count p uses CPL_NODE_UNITS/p units of one node; a task
+// with num_nodes n > 1 uses n whole free nodes.
+#define CPL_NODE_UNITS 5040u
+
+typedef struct cpl_node_cap {
+	uint32_t free_units; // 0..CPL_NODE_UNITS
+	uint32_t free_gpus;
+} cpl_node_cap;
+
+typedef struct cpl_capacity {
+	uint32_t max_tasks;         // stop after this many (required, > 0)
+	cpl_node_cap *nodes;        // per node; updated in place as tasks are placed
+	size_t nnodes;
+	uint32_t remaining_minutes; // 0: no wall-time limit
+	const char *workflow;       // NULL: any workflow
+} cpl_capacity;
+
+// Called for each claimed task. `nodes` lists the indexes into cap->nodes
+// the task was placed on (n entries). t->attempt is the attempt number that
+// reports for this task must carry.
+typedef int (*cpl_claim_fn)(const cpl_task *t, const uint32_t *nodes,
+    size_t n, void *arg);
+
+// Claims runnable tasks (READY or RESTART_READY, not held) in priority order
+// (higher first, then oldest), taking only those that fit the capacity.
+// Each claimed task is held by the lease and its attempt number increased.
+// Errors: CPL_ENOTFOUND / CPL_EEXPIRED (lease), CPL_EINVAL.
+int cpl_claim(cpl_txn *txn, uint64_t lease, cpl_capacity *cap,
+    cpl_claim_fn fn, void *arg, size_t *nclaimed);
+
+// ------------------------------------------------------------------ history
+typedef struct cpl_event {
+	uint64_t seq;
+	uint64_t task_id;
+	cpl_state from;
+	cpl_state to;
+	uint64_t time_us;
+	uint32_t attempt;
+	uint64_t lease;
+	int32_t return_code;
+	const char *message;  // NUL-terminated, valid during the callback
+} cpl_event;
+
+typedef int (*cpl_event_fn)(const cpl_event *e, void *arg);
+
+// Events of one task in order.
+int cpl_history_task(cpl_txn *txn, uint64_t id, cpl_event_fn fn, void *arg);
+// All events with seq > after_seq in order, at most limit (0: all).
+int cpl_history_scan(cpl_txn *txn, uint64_t after_seq, size_t limit,
+    cpl_event_fn fn, void *arg);
+// The first event seq whose time is >= time_us (binary search on the log);
+// one past the last if none.
+int cpl_history_seek_time(cpl_txn *txn, uint64_t time_us, uint64_t *seq);
+// Appends a free-form event (e.g. a note by a user) without a state change.
+int cpl_history_note(cpl_txn *txn, uint64_t id, const char *message);
+
+// ------------------------------------------------------------------ upkeep
+typedef struct cpl_store_stats {
+	uint64_t ntasks;
+	uint64_t nevents;
+	uint64_t map_size;     // current map size in bytes
+	uint64_t used_bytes;   // pages in use * page size
+	uint64_t file_bytes;   // size of data.mdb
+} cpl_store_stats;
+
+int cpl_store_stats_get(cpl_store *s, cpl_store_stats *out);
+
+// Rebuilds every index and counter from the primary records in memory and
+// compares them with what is stored. Returns 0 if consistent, CPL_ECORRUPT
+// otherwise with a description of the first differences in report.
+int cpl_store_check(cpl_store *s, char *report, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif // COPAL_STORE_H
