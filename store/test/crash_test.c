@@ -609,7 +609,7 @@ typedef struct round_result {
 
 static void
 verify_store(const char *dir, uint32_t round, round_result *res,
-    uint64_t *ntasks_out)
+    uint64_t *ntasks_out, uint64_t counts_out[CPL_NSTATES])
 {
 	verify *v = calloc(1, sizeof *v);
 	assert_non_null(v);
@@ -722,6 +722,7 @@ verify_store(const char *dir, uint32_t round, round_result *res,
 		rr->nbatches = present;
 	}
 	*ntasks_out = v->nrows;
+	memcpy(counts_out, v->counts, sizeof v->counts);
 	free(v->rows);
 	free(v->seen);
 	free(v);
@@ -758,6 +759,7 @@ test_crash_durability(void **state)
 	assert_non_null(res);
 	uint64_t rng = mix64(g_seed ^ 0xdead);
 	uint64_t total_acked = 0, total_extra = 0, ntasks = 0;
+	uint64_t counts[CPL_NSTATES] = { 0 };
 	uint64_t t0 = now_ms();
 
 	for (uint32_t round = 0; round < rounds; round++) {
@@ -800,7 +802,7 @@ test_crash_durability(void **state)
 		close(pfd[0]);
 		res[round].last_ack = last;
 
-		verify_store(dir, round, res, &ntasks);
+		verify_store(dir, round, res, &ntasks, counts);
 		total_acked += (uint64_t)(last + 1);
 		total_extra += res[round].extra;
 		printf("round %2u: killed after %3u ms, %4" PRId64 " batches "
@@ -814,6 +816,11 @@ test_crash_durability(void **state)
 	       " unacked commits survived, %" PRIu64 " tasks, %.1f s\n",
 	    rounds, total_acked, total_extra, ntasks,
 	    (double)(now_ms() - t0) / 1000.0);
+	printf("crash_test: final states:");
+	for (int k = 1; k < CPL_NSTATES; k++)
+		if (counts[k] != 0)
+			printf(" %s %" PRIu64, cpl_state_name(k), counts[k]);
+	printf("\n");
 	// The run must have exercised something.
 	assert_true(total_acked > 0);
 	free(res);
