@@ -517,9 +517,13 @@ runq_del(cpl_txn *t, uint64_t id, const struct srec *r)
 	return tdel(t, DB_RUNQ, k, 12);
 }
 
+// Appends one history event. `newest` says the task is the newest one
+// (just created): its (task, seq) key is then the last of task_ev and is
+// appended without a search.
 static int
-event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
-    uint32_t attempt, uint64_t lease, int32_t rc, const char *msg)
+event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
+    uint32_t attempt, uint64_t lease, int32_t rc, const char *msg,
+    bool newest)
 {
 	uint8_t k[8], tk[16];
 	size_t ml = msg ? strnlen(msg, MAX_MSG) : 0;
@@ -544,7 +548,14 @@ event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 	if (ml)
 		memcpy((char *)p + sizeof(e), msg, ml);
 	pair_key(tk, id, seq);
-	return tput(t, DB_TASK_EV, tk, 16, "", 0, 0);
+	return tput(t, DB_TASK_EV, tk, 16, "", 0, newest ? MDB_APPEND : 0);
+}
+
+static int
+event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
+    uint32_t attempt, uint64_t lease, int32_t rc, const char *msg)
+{
+	return event_write(t, id, from, to, attempt, lease, rc, msg, false);
 }
 
 // ------------------------------------------------------------ names
@@ -881,7 +892,10 @@ transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 	t->meta.counts[from]--;
 	t->meta.counts[to]++;
 
-	if (r->lease != 0 && !holds_lease(to)) {
+	// Entering READY or RESTART_READY hands the task back to the queue;
+	// a lease is kept only by the stages a launcher is still working on.
+	if (r->lease != 0 && (!holds_lease(to) || to == CPL_READY ||
+	                         to == CPL_RESTART_READY)) {
 		pair_key(k, r->lease, id);
 		if ((rv = tdel(t, DB_LEASE_IDX, k, 16)) != 0)
 			return rv;
@@ -1512,8 +1526,8 @@ cpl_task_create(cpl_txn *t, const Copal__TaskSpec *sp, uint64_t *idp,
 	if (st == CPL_READY && (rv = runq_add(t, id, &r)) != 0)
 		return rv;
 	t->meta.counts[st]++;
-	if ((rv = event_append(t, id, CPL_CREATED, st, 0, 0, 0,
-	         killed ? "created: a parent failed" : "created")) != 0)
+	if ((rv = event_write(t, id, CPL_CREATED, st, 0, 0, 0,
+	         killed ? "created: a parent failed" : "created", true)) != 0)
 		return rv;
 	if (idp)
 		*idp = id;
@@ -1755,8 +1769,11 @@ cpl_task_set_state(cpl_txn *t, uint64_t id, cpl_state to, const char *msg)
 		return CPL_EINVAL;
 	if ((rv = srec_get(t, id, &r)) != 0)
 		return rv;
-	if (to == CPL_USER_KILLED)
+	if (to == CPL_USER_KILLED) {
+		if (cpl_state_is_final((cpl_state)r.state))
+			return CPL_EBADSTATE;
 		return cpl_task_kill(t, id, msg, NULL);
+	}
 	if (r.lease != 0)
 		return CPL_EBUSY;
 	if (!cpl_transition_allowed((cpl_state)r.state, to, CPL_BY_USER))
