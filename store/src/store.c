@@ -54,13 +54,14 @@
 enum {
 	DB_META, DB_SPEC, DB_STATE, DB_ST_IDX, DB_RUNQ, DB_UUID, DB_WF_IDX,
 	DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE, DB_LEASE_IDX, DB_NOTICE,
-	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_COUNT
+	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
+	DB_REPLY_AGE, DB_COUNT
 };
 
 static const char *const db_names[DB_COUNT] = {
 	"meta", "spec", "state", "st_idx", "runq", "uuid", "wf_idx",
 	"app_idx", "child", "parent", "lease", "lease_idx", "notice",
-	"event", "task_ev", "names", "app", "uuid_new",
+	"event", "task_ev", "names", "app", "uuid_new", "reply", "reply_age",
 };
 
 // New uuids go to the small uuid_new tree; every UUID_MERGE_AT of them are
@@ -2147,6 +2148,10 @@ filter_match_rec(const cpl_filter *f, const struct srec *r, uint32_t wf,
 		return false;
 	if (f->application && r->app != app)
 		return false;
+	if (f->min_nodes && r->nodes < f->min_nodes)
+		return false;
+	if (f->max_nodes && r->nodes > f->max_nodes)
+		return false;
 	return true;
 }
 
@@ -2292,7 +2297,7 @@ int
 cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
     unsigned flags, cpl_task_fn fn, void *arg, bool *more)
 {
-	static const cpl_filter all = { 0, NULL, NULL, NULL, NULL };
+	static const cpl_filter all = { 0, NULL, NULL, NULL, NULL, 0, 0 };
 	struct qctx q;
 	int rv;
 	if (t == NULL || fn == NULL)
@@ -3101,6 +3106,108 @@ cpl_history_note(cpl_txn *t, uint64_t id, const char *message)
 		return rv;
 	return event_append(t, id, (cpl_state)r.state, (cpl_state)r.state,
 	    r.attempt, r.lease, r.rc, message);
+}
+
+// ------------------------------------------------------------ replies
+//   reply      request id          -> time(8) || reply bytes
+//   reply_age  time(8) request id  -> ""
+
+int
+cpl_reply_get(cpl_txn *t, uint64_t reqid, const void **data, size_t *len)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rv;
+	if (t == NULL || data == NULL || len == NULL)
+		return CPL_EINVAL;
+	be64(k, reqid);
+	if ((rv = tget(t, DB_REPLY, k, 8, &v)) != 0)
+		return rv;
+	if (v.mv_size < 8)
+		return fail(t, CPL_ECORRUPT);
+	*data = (const uint8_t *)v.mv_data + 8;
+	*len = v.mv_size - 8;
+	return 0;
+}
+
+int
+cpl_reply_put(cpl_txn *t, uint64_t reqid, const void *data, size_t len)
+{
+	uint8_t k[8], ak[16];
+	MDB_val v;
+	void *p = NULL;
+	int rv;
+	if (t == NULL || !t->write || (data == NULL && len > 0))
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if (len > (64u << 20))
+		return CPL_ETOOBIG;
+	be64(k, reqid);
+	rv = tget(t, DB_REPLY, k, 8, &v);
+	if (rv == 0) {
+		// replacing: drop the old age entry
+		if (v.mv_size < 8)
+			return fail(t, CPL_ECORRUPT);
+		memcpy(ak, v.mv_data, 8);
+		be64(ak + 8, reqid);
+		if ((rv = tdel(t, DB_REPLY_AGE, ak, 16)) != 0)
+			return rv;
+	} else if (rv != CPL_ENOTFOUND) {
+		return rv;
+	}
+	if ((rv = treserve(t, DB_REPLY, k, 8, 8 + len, 0, &p)) != 0)
+		return rv;
+	be64(p, t->now);
+	if (len)
+		memcpy((uint8_t *)p + 8, data, len);
+	be64(ak, t->now);
+	be64(ak + 8, reqid);
+	return tput(t, DB_REPLY_AGE, ak, 16, "", 0, 0);
+}
+
+int
+cpl_reply_prune(cpl_txn *t, uint64_t older_than, size_t max, size_t *np)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	struct idvec ids = { NULL, 0, 0 };
+	struct idvec times = { NULL, 0, 0 };
+	int rc, rv = 0;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((rv = tcursor(t, DB_REPLY_AGE, &c)) != 0)
+		return rv;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	     rc == 0 && ids.n < max;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 16) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		uint64_t tm = rd64(k.mv_data);
+		if (tm >= older_than)
+			break;
+		if ((rv = idvec_push(&ids, rd64((uint8_t *)k.mv_data + 8))) != 0 ||
+		    (rv = idvec_push(&times, tm)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < ids.n && rv == 0; i++) {
+		uint8_t ak[16], kk[8];
+		be64(ak, times.v[i]);
+		be64(ak + 8, ids.v[i]);
+		be64(kk, ids.v[i]);
+		if ((rv = tdel(t, DB_REPLY_AGE, ak, 16)) == 0)
+			rv = tdel(t, DB_REPLY, kk, 8);
+	}
+	if (rv == 0 && np)
+		*np = ids.n;
+	free(ids.v);
+	free(times.v);
+	return rv;
 }
 
 // ------------------------------------------------------------ upkeep

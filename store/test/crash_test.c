@@ -18,6 +18,8 @@
 //   * every task's history is a chain CREATED -> ... -> its current state;
 //   * cpl_store_check() returns 0; counters equal a recount, both from a walk
 //     of all tasks and from per-state queries; stats agree.
+// Every other child opens with a 1 MiB map, so that the store grows the map
+// (and reruns write callbacks) while kills land.
 // LMDB is not fork-safe: the parent opens the store only after the child is
 // reaped and closes it before the next fork.
 //
@@ -137,6 +139,22 @@ child_die(child *c, const char *fmt, ...)
 	_exit(3);
 }
 
+// Inside a write callback: remember what failed and return the error, so
+// that the store aborts (and, on a full map, grows the map and runs the
+// callback again). The child dies only if cpl_store_write() fails.
+static int
+child_fail(child *c, int rc, const char *fmt, ...)
+{
+	char what[200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	snprintf(c->err, sizeof c->err, "%s: %s (%s)", what, cpl_strerror(rc),
+	    cpl_errname(rc));
+	return rc;
+}
+
 static int
 child_app_fn(cpl_txn *txn, void *arg)
 {
@@ -188,9 +206,9 @@ child_report(cpl_txn *txn, child *c, const held *h, cpl_state to, int32_t rcode,
 	};
 	int rc = cpl_task_report(txn, &r);
 	if (rc != 0)
-		child_die(c, "report task %" PRIu64 " attempt %u %s -> %s: %s",
-		    h->id, h->attempt, cpl_state_name(h->state),
-		    cpl_state_name(to), cpl_strerror(rc));
+		return child_fail(c, rc, "report task %" PRIu64 " attempt %u "
+		    "%s -> %s", h->id, h->attempt, cpl_state_name(h->state),
+		    cpl_state_name(to));
 	c->nreports++;
 	return 0;
 }
@@ -210,13 +228,13 @@ child_batch_fn(cpl_txn *txn, void *arg)
 
 	int rc = cpl_lease_renew(txn, c->lease, 0, NULL);
 	if (rc != 0)
-		child_die(c, "lease renew: %s", cpl_strerror(rc));
+		return child_fail(c, rc, "lease renew");
 	// The leases of the children killed before are expired here once
 	// their deadline passed: their RUNNING tasks time out and retry.
 	uint64_t nl = 0, nt = 0;
 	rc = cpl_lease_expire(txn, &nl, &nt);
 	if (rc != 0)
-		child_die(c, "lease expire: %s", cpl_strerror(rc));
+		return child_fail(c, rc, "lease expire");
 
 	// Move held tasks one step on.
 	size_t nadv = (size_t)((rng >> 8) % (MAX_ADVANCE + 1));
@@ -236,7 +254,8 @@ child_batch_fn(cpl_txn *txn, void *arg)
 		} else {
 			to = CPL_JOB_FINISHED;
 		}
-		child_report(txn, c, h, to, rcode, tag);
+		if ((rc = child_report(txn, c, h, to, rcode, tag)) != 0)
+			return rc;
 		c->advanced_to[i] = to;
 	}
 	c->nadvanced = nadv;
@@ -257,14 +276,16 @@ child_batch_fn(cpl_txn *txn, void *arg)
 		size_t n = 0;
 		rc = cpl_claim(txn, c->lease, &cap, child_claim_fn, c, &n);
 		if (rc != 0)
-			child_die(c, "claim: %s", cpl_strerror(rc));
+			return child_fail(c, rc, "claim");
 		if (n != c->nclaimed)
-			child_die(c, "claim said %zu tasks, callback saw %zu",
-			    n, c->nclaimed);
+			return child_fail(c, CPL_EINTERNAL, "claim said %zu "
+			    "tasks, callback saw %zu", n, c->nclaimed);
 		for (size_t i = 0; i < c->nclaimed; i++) {
 			held h = c->claimed[i];
 			h.state = CPL_READY;
-			child_report(txn, c, &h, CPL_RUNNING, 0, tag);
+			rc = child_report(txn, c, &h, CPL_RUNNING, 0, tag);
+			if (rc != 0)
+				return rc;
 		}
 	}
 
@@ -308,7 +329,7 @@ child_batch_fn(cpl_txn *txn, void *arg)
 		uint8_t uuid[16];
 		rc = cpl_task_create(txn, &spec, &id, uuid);
 		if (rc != 0)
-			child_die(c, "create %s: %s", name, cpl_strerror(rc));
+			return child_fail(c, rc, "create %s", name);
 	}
 	return 0;
 }
@@ -348,6 +369,10 @@ child_main(const char *dir, uint32_t round, int ackfd)
 	cpl_store_opts opts;
 	memset(&opts, 0, sizeof opts);
 	opts.no_sync = false;
+	// Every other child starts with a tiny map, so that kills also land
+	// while the store grows the map and reruns a write callback.
+	if (round % 2 == 0)
+		opts.map_size = 1u << 20;
 	int rc = cpl_store_open(dir, &opts, &c.s);
 	if (rc != 0)
 		child_die(&c, "open: %s", cpl_strerror(rc));
@@ -358,9 +383,12 @@ child_main(const char *dir, uint32_t round, int ackfd)
 	if (rc != 0)
 		child_die(&c, "lease grant: %s", cpl_strerror(rc));
 	for (c.batch = 0; c.batch < MAX_BATCHES; c.batch++) {
+		c.err[0] = '\0';
 		rc = cpl_store_write(c.s, child_batch_fn, &c);
 		if (rc != 0)
-			child_die(&c, "write: %s", cpl_strerror(rc));
+			child_die(&c, "cpl_store_write: %s (%s); inside: %s",
+			    cpl_strerror(rc), cpl_errname(rc),
+			    c.err[0] ? c.err : "-");
 		child_apply(&c);
 		uint32_t ack = c.batch;
 		if (write(ackfd, &ack, sizeof ack) != (ssize_t)sizeof ack)

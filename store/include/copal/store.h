@@ -32,87 +32,11 @@
 #include <stdint.h>
 
 #include "copal.pb-c.h"
+#include "copal/common.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-// ------------------------------------------------------------------ errors
-// One list makes the enum, the names and the messages. 0 is success.
-#define CPL_ERRNO_MAP(X)                                                     \
-	X(OK, "success")                                                     \
-	X(NOMEM, "out of memory")                                            \
-	X(INVAL, "invalid argument")                                         \
-	X(NOTFOUND, "not found")                                             \
-	X(EXISTS, "already exists")                                          \
-	X(AMBIGUOUS, "id prefix matches more than one task")                 \
-	X(BADSTATE, "state transition not allowed")                          \
-	X(STALE, "report for an old attempt or another lease")               \
-	X(EXPIRED, "lease expired")                                          \
-	X(CYCLE, "dependency would create a cycle")                          \
-	X(INUSE, "still in use")                                             \
-	X(BUSY, "task is held by a launcher")                                \
-	X(NETFS, "database directory is on a network filesystem")            \
-	X(LOCKED, "database is open in another process")                     \
-	X(MAPFULL, "database map is full and could not grow")                \
-	X(PANIC, "database environment failed and was reopened")             \
-	X(IO, "input/output error (disk full?)")                             \
-	X(CORRUPT, "database is inconsistent")                               \
-	X(VERSION, "database was written by an incompatible version")        \
-	X(TOOBIG, "value too large")                                         \
-	X(INTERNAL, "internal error")
-
-typedef enum cpl_err {
-#define CPL_X_ENUM(name, msg) CPL_E##name,
-	CPL_ERRNO_MAP(CPL_X_ENUM)
-#undef CPL_X_ENUM
-	CPL_NERRORS
-} cpl_err;
-// CPL_EOK is 0.
-
-// A static message for an error code; never NULL.
-const char *cpl_strerror(int err);
-// The short name of an error code ("NOTFOUND"); never NULL.
-const char *cpl_errname(int err);
-
-// ------------------------------------------------------------------ states
-// The numbers equal the wire's copal.TaskState values.
-typedef enum cpl_state {
-	CPL_STATE_NONE = 0,
-	CPL_CREATED = 1,
-	CPL_AWAITING_PARENTS = 2,
-	CPL_READY = 3,
-	CPL_STAGED_IN = 4,
-	CPL_PREPROCESSED = 5,
-	CPL_RUNNING = 6,
-	CPL_RUN_DONE = 7,
-	CPL_POSTPROCESSED = 8,
-	CPL_JOB_FINISHED = 9,
-	CPL_RUN_ERROR = 10,
-	CPL_RUN_TIMEOUT = 11,
-	CPL_RESTART_READY = 12,
-	CPL_FAILED = 13,
-	CPL_USER_KILLED = 14,
-	CPL_PARENT_KILLED = 15,
-	CPL_NSTATES = 16
-} cpl_state;
-
-// Who asks for a transition. The transition table says which actor may
-// perform which transition.
-typedef enum cpl_actor {
-	CPL_BY_BROKER = 1,   // bookkeeping inside the store
-	CPL_BY_LAUNCHER = 2, // a report under a lease, with the attempt number
-	CPL_BY_USER = 4,     // copal modify / kill from the command line
-} cpl_actor;
-
-// "RUN_DONE"; NULL for values out of range.
-const char *cpl_state_name(int state);
-// Parses a state name (case-insensitive); returns CPL_STATE_NONE if unknown.
-cpl_state cpl_state_parse(const char *name);
-// True if actor may move a task from `from` to `to`.
-bool cpl_transition_allowed(cpl_state from, cpl_state to, cpl_actor actor);
-// True for JOB_FINISHED, FAILED, USER_KILLED, PARENT_KILLED.
-bool cpl_state_is_final(cpl_state s);
 
 // ------------------------------------------------------------------ store
 typedef struct cpl_store cpl_store;
@@ -259,6 +183,8 @@ typedef struct cpl_filter {
 	const char *application;  // NULL: any
 	const char *name;         // exact task name; NULL: any
 	const char *uuid_prefix;  // hex digits; NULL: any
+	uint32_t min_nodes;       // num_nodes >= this; 0: no bound
+	uint32_t max_nodes;       // num_nodes <= this; 0: no bound
 } cpl_filter;
 
 typedef int (*cpl_task_fn)(const cpl_task *t, void *arg);
@@ -382,6 +308,24 @@ int cpl_history_scan(cpl_txn *txn, uint64_t after_seq, size_t limit,
 int cpl_history_seek_time(cpl_txn *txn, uint64_t time_us, uint64_t *seq);
 // Appends a free-form event (e.g. a note by a user) without a state change.
 int cpl_history_note(cpl_txn *txn, uint64_t id, const char *message);
+
+// ------------------------------------------------------------------ replies
+// Stored replies of applied requests, so that a request resent by a client
+// (same request id) gets the first reply and is not applied twice, even
+// across a broker restart. Written in the same transaction as the request's
+// effects.
+
+// Finds the reply stored for request_id. *data is valid until the
+// transaction ends. Errors: CPL_ENOTFOUND.
+int cpl_reply_get(cpl_txn *txn, uint64_t request_id, const void **data,
+    size_t *len);
+// Stores the reply of request_id (replacing an older one).
+int cpl_reply_put(cpl_txn *txn, uint64_t request_id, const void *data,
+    size_t len);
+// Forgets replies stored before older_than_us, at most max of them;
+// *n (may be NULL) gets how many.
+int cpl_reply_prune(cpl_txn *txn, uint64_t older_than_us, size_t max,
+    size_t *n);
 
 // ------------------------------------------------------------------ upkeep
 typedef struct cpl_store_stats {

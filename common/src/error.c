@@ -1,5 +1,7 @@
 // Error names and messages, made from the one list in store.h.
-#include "copal/store.h"
+#include <stddef.h>
+
+#include "copal/common.h"
 
 static const char *const msgs[] = {
 #define CPL_X_MSG(name, msg) msg,

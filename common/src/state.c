@@ -1,8 +1,9 @@
 // The task state machine as data: which actor may move a task from which
 // state to which. Everything that changes a task's state asks this table.
+#include <stddef.h>
 #include <strings.h>
 
-#include "copal/store.h"
+#include "copal/common.h"
 
 #define B CPL_BY_BROKER
 #define L CPL_BY_LAUNCHER

@@ -1,0 +1,98 @@
+// Definitions shared by every part of copal: the one error enum and the
+// task state machine. No dependencies.
+#ifndef COPAL_COMMON_H
+#define COPAL_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ------------------------------------------------------------------ errors
+// One list makes the enum, the names and the messages. 0 is success.
+#define CPL_ERRNO_MAP(X)                                                     \
+	X(OK, "success")                                                     \
+	X(NOMEM, "out of memory")                                            \
+	X(INVAL, "invalid argument")                                         \
+	X(NOTFOUND, "not found")                                             \
+	X(EXISTS, "already exists")                                          \
+	X(AMBIGUOUS, "id prefix matches more than one task")                 \
+	X(BADSTATE, "state transition not allowed")                          \
+	X(STALE, "report for an old attempt or another lease")               \
+	X(EXPIRED, "lease expired")                                          \
+	X(CYCLE, "dependency would create a cycle")                          \
+	X(INUSE, "still in use")                                             \
+	X(BUSY, "task is held by a launcher")                                \
+	X(NETFS, "database directory is on a network filesystem")            \
+	X(LOCKED, "database is open in another process")                     \
+	X(MAPFULL, "database map is full and could not grow")                \
+	X(PANIC, "database environment failed and was reopened")             \
+	X(IO, "input/output error (disk full?)")                             \
+	X(CORRUPT, "database is inconsistent")                               \
+	X(VERSION, "database was written by an incompatible version")        \
+	X(TOOBIG, "value too large")                                         \
+	X(INTERNAL, "internal error")                                        \
+	X(PROTO, "malformed or invalid request")                             \
+	X(PERM, "permission denied")                                         \
+	X(TIMEOUT, "timed out")                                              \
+	X(CONNECT, "cannot reach the broker")                                \
+	X(SHUTDOWN, "broker is shutting down")
+
+typedef enum cpl_err {
+#define CPL_X_ENUM(name, msg) CPL_E##name,
+	CPL_ERRNO_MAP(CPL_X_ENUM)
+#undef CPL_X_ENUM
+	CPL_NERRORS
+} cpl_err;
+// CPL_EOK is 0.
+
+// A static message for an error code; never NULL.
+const char *cpl_strerror(int err);
+// The short name of an error code ("NOTFOUND"); never NULL.
+const char *cpl_errname(int err);
+
+// ------------------------------------------------------------------ states
+// The numbers equal the wire's copal.TaskState values.
+typedef enum cpl_state {
+	CPL_STATE_NONE = 0,
+	CPL_CREATED = 1,
+	CPL_AWAITING_PARENTS = 2,
+	CPL_READY = 3,
+	CPL_STAGED_IN = 4,
+	CPL_PREPROCESSED = 5,
+	CPL_RUNNING = 6,
+	CPL_RUN_DONE = 7,
+	CPL_POSTPROCESSED = 8,
+	CPL_JOB_FINISHED = 9,
+	CPL_RUN_ERROR = 10,
+	CPL_RUN_TIMEOUT = 11,
+	CPL_RESTART_READY = 12,
+	CPL_FAILED = 13,
+	CPL_USER_KILLED = 14,
+	CPL_PARENT_KILLED = 15,
+	CPL_NSTATES = 16
+} cpl_state;
+
+// Who asks for a transition. The transition table says which actor may
+// perform which transition.
+typedef enum cpl_actor {
+	CPL_BY_BROKER = 1,   // bookkeeping inside the store
+	CPL_BY_LAUNCHER = 2, // a report under a lease, with the attempt number
+	CPL_BY_USER = 4,     // copal modify / kill from the command line
+} cpl_actor;
+
+// "RUN_DONE"; NULL for values out of range.
+const char *cpl_state_name(int state);
+// Parses a state name (case-insensitive); returns CPL_STATE_NONE if unknown.
+cpl_state cpl_state_parse(const char *name);
+// True if actor may move a task from `from` to `to`.
+bool cpl_transition_allowed(cpl_state from, cpl_state to, cpl_actor actor);
+// True for JOB_FINISHED, FAILED, USER_KILLED, PARENT_KILLED.
+bool cpl_state_is_final(cpl_state s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif // COPAL_COMMON_H
