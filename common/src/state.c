@@ -17,11 +17,13 @@ static const unsigned char table[CPL_NSTATES][CPL_NSTATES] = {
 	},
 	[CPL_AWAITING_PARENTS] = {
 		[CPL_READY] = B, [CPL_PARENT_KILLED] = B, [CPL_USER_KILLED] = U,
+		[CPL_RESTART_READY] = U, // Balsam users reset by hand
 	},
 	[CPL_READY] = {
 		[CPL_AWAITING_PARENTS] = B, [CPL_STAGED_IN] = L,
 		[CPL_PREPROCESSED] = L, [CPL_RUNNING] = L, [CPL_RUN_ERROR] = L,
 		[CPL_FAILED] = L, [CPL_USER_KILLED] = U, [CPL_PARENT_KILLED] = B,
+		[CPL_RESTART_READY] = U, // Balsam users reset by hand
 	},
 	[CPL_STAGED_IN] = {
 		[CPL_PREPROCESSED] = L, [CPL_RUNNING] = L, [CPL_RUN_ERROR] = L,

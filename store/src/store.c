@@ -402,6 +402,12 @@ clock_now(const cpl_store *s)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+int
+cpl_txn_error(const cpl_txn *txn)
+{
+	return txn ? txn->err : CPL_EINVAL;
+}
+
 uint64_t
 cpl_txn_now(const cpl_txn *txn)
 {

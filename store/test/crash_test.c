@@ -113,7 +113,9 @@ typedef struct held {
 typedef struct child {
 	cpl_store *s;
 	uint32_t round;
-	uint64_t lease;
+	uint64_t lease;     // committed lease
+	uint64_t txn_lease; // lease used by the batch being written
+	bool lost_lease;    // that batch replaced an expired lease
 	held *held;
 	size_t nheld, capheld;
 	// Plan of the batch being written, recomputed on every run of the
@@ -198,7 +200,7 @@ child_report(cpl_txn *txn, child *c, const held *h, cpl_state to, int32_t rcode,
 {
 	cpl_report r = {
 		.task_id = h->id,
-		.lease = c->lease,
+		.lease = c->txn_lease,
 		.attempt = h->attempt,
 		.to = to,
 		.return_code = rcode,
@@ -226,20 +228,33 @@ child_batch_fn(cpl_txn *txn, void *arg)
 	c->nadvanced = 0;
 	c->nreports = 0;
 
+	c->txn_lease = c->lease;
+	c->lost_lease = false;
 	int rc = cpl_lease_renew(txn, c->lease, 0, NULL);
-	if (rc != 0)
+	if (rc == CPL_EEXPIRED || rc == CPL_ENOTFOUND) {
+		// Only if this child stalled for longer than the lease's ttl
+		// (a very busy machine): expire it below and take a new one.
+		c->lost_lease = true;
+	} else if (rc != 0) {
 		return child_fail(c, rc, "lease renew");
+	}
 	// The leases of the children killed before are expired here once
 	// their deadline passed: their RUNNING tasks time out and retry.
 	uint64_t nl = 0, nt = 0;
 	rc = cpl_lease_expire(txn, &nl, &nt);
 	if (rc != 0)
 		return child_fail(c, rc, "lease expire");
+	if (c->lost_lease) {
+		rc = cpl_lease_grant(txn, "crash child, again", LEASE_TTL_MS,
+		    &c->txn_lease);
+		if (rc != 0)
+			return child_fail(c, rc, "lease grant");
+	}
 
 	// Move held tasks one step on.
 	size_t nadv = (size_t)((rng >> 8) % (MAX_ADVANCE + 1));
-	if (nadv > c->nheld)
-		nadv = c->nheld;
+	if (nadv > c->nheld || c->lost_lease)
+		nadv = c->lost_lease ? 0 : c->nheld;
 	for (size_t i = 0; i < nadv; i++) {
 		held *h = &c->held[i];
 		cpl_state to;
@@ -274,7 +289,7 @@ child_batch_fn(cpl_txn *txn, void *arg)
 			.nnodes = want,
 		};
 		size_t n = 0;
-		rc = cpl_claim(txn, c->lease, &cap, child_claim_fn, c, &n);
+		rc = cpl_claim(txn, c->txn_lease, &cap, child_claim_fn, c, &n);
 		if (rc != 0)
 			return child_fail(c, rc, "claim");
 		if (n != c->nclaimed)
@@ -338,6 +353,10 @@ child_batch_fn(cpl_txn *txn, void *arg)
 static void
 child_apply(child *c)
 {
+	if (c->lost_lease) {
+		c->nheld = 0; // the old lease's tasks were expired
+		c->lease = c->txn_lease;
+	}
 	size_t w = 0;
 	for (size_t i = 0; i < c->nheld; i++) {
 		held h = c->held[i];
@@ -356,7 +375,9 @@ child_apply(child *c)
 		if (c->held == NULL)
 			child_die(c, "out of memory");
 	}
-	memcpy(c->held + c->nheld, c->claimed, c->nclaimed * sizeof *c->held);
+	if (c->nclaimed > 0)
+		memcpy(c->held + c->nheld, c->claimed,
+		    c->nclaimed * sizeof *c->held);
 	c->nheld += c->nclaimed;
 }
 

@@ -76,6 +76,10 @@ int cpl_store_read(cpl_store *s, cpl_txn_fn fn, void *arg);
 // only what fn did is undone and its error returned; the outer transaction
 // goes on. Used to apply one client request among many in a group commit.
 int cpl_txn_sub(cpl_txn *txn, cpl_txn_fn fn, void *arg);
+// The error that poisoned this transaction (an LMDB-level failure inside
+// some store call), or 0. After a failed cpl_txn_sub() it tells whether
+// only that part was undone (0) or the whole transaction is lost.
+int cpl_txn_error(const cpl_txn *txn);
 // Broker time of this transaction in microseconds since the epoch. Constant
 // within a transaction and never smaller than that of an earlier commit.
 uint64_t cpl_txn_now(const cpl_txn *txn);

@@ -1,0 +1,206 @@
+// copal-broker: the daemon that owns a copal database.
+//
+//   copal-broker --db DIR [--tcp tcp://HOST:PORT] [--log-level LEVEL]
+//                [--contexts N] [--log-stderr]
+//
+// Runs in the foreground (`copal server start` puts it in the background).
+// One broker per database: the store's lock refuses a second one.
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "copal/client.h"
+#include "server.h"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: copal-broker --db DIR [--tcp tcp://HOST:PORT] "
+	    "[--log-level error|warn|notice|info|debug]\n"
+	    "                    [--contexts N] [--log-stderr]\n"
+	    "Serves the copal database in DIR until SIGTERM or SIGINT.\n");
+}
+
+static int
+parse_level(const char *s)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} levels[] = { { "error", LOG_ERR }, { "warn", LOG_WARN },
+		{ "notice", LOG_NOTICE }, { "info", LOG_INFO },
+		{ "debug", LOG_DEBUG } };
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (strcmp(s, levels[i].name) == 0)
+			return levels[i].level;
+	return -1;
+}
+
+static int
+read_secret(const char *dir, uint8_t *buf, size_t cap, size_t *len)
+{
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, cap);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	*len = (size_t)n;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "db", required_argument, NULL, 'd' },
+		{ "tcp", required_argument, NULL, 't' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "contexts", required_argument, NULL, 'c' },
+		{ "log-stderr", no_argument, NULL, 'e' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *db = NULL, *tcp = NULL;
+	int contexts = 64, opt;
+	bool to_stderr = false;
+	char dir[PATH_MAX], path[PATH_MAX + 32], url[PATH_MAX + 32];
+
+	while ((opt = getopt_long(argc, argv, "d:t:l:c:eh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			db = optarg;
+			break;
+		case 't':
+			tcp = optarg;
+			break;
+		case 'l':
+			if ((log_level = parse_level(optarg)) < 0) {
+				fprintf(stderr, "copal-broker: unknown log level %s\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case 'c':
+			contexts = atoi(optarg);
+			if (contexts < 1 || contexts > 4096) {
+				fprintf(stderr, "copal-broker: --contexts 1..4096\n");
+				return 2;
+			}
+			break;
+		case 'e':
+			to_stderr = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (db == NULL && (db = getenv(CPL_ENV_DB)) == NULL) {
+		usage(stderr);
+		return 2;
+	}
+	if (realpath(db, dir) == NULL) {
+		fprintf(stderr, "copal-broker: %s: %s\n", db, strerror(errno));
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/copal.conf", dir);
+	if (access(path, R_OK) != 0) {
+		fprintf(stderr, "copal-broker: %s is not a copal database "
+		    "(make one with copal init)\n", dir);
+		return 1;
+	}
+	if (cpl_db_socket_url(dir, url, sizeof(url)) != 0) {
+		fprintf(stderr, "copal-broker: path %s too long for a local "
+		    "socket (at most about 90 bytes)\n", dir);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/log", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/sock", dir);
+	mkdir(path, 0700);
+	chmod(path, 0700);
+	if (!to_stderr) {
+		snprintf(path, sizeof(path), "%s/log/broker.log", dir);
+		if (log_open(path) != 0) {
+			fprintf(stderr, "copal-broker: cannot open %s: %s\n", path,
+			    strerror(errno));
+			return 1;
+		}
+	}
+
+	// signals are taken by sigwait in this thread only
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	cpl_store *st;
+	cpl_store_opts so;
+	memset(&so, 0, sizeof(so));
+	int rv = cpl_store_open(dir, &so, &st);
+	if (rv) {
+		LOG(LOG_ERR, "open", "cannot open the database in %s: %s", dir,
+		    cpl_strerror(rv));
+		fprintf(stderr, "copal-broker: %s: %s\n", dir, cpl_strerror(rv));
+		return rv == CPL_ELOCKED ? 3 : 1;
+	}
+	uint8_t token[64];
+	size_t token_len = 0;
+	if (read_secret(dir, token, sizeof(token), &token_len) != 0 && tcp) {
+		fprintf(stderr, "copal-broker: no readable %s/secret for TCP\n",
+		    dir);
+		cpl_store_close(st);
+		return 1;
+	}
+	server_opts o;
+	memset(&o, 0, sizeof(o));
+	o.store = st;
+	o.db_dir = dir;
+	o.ipc_url = url;
+	o.tcp_url = tcp;
+	o.token = token;
+	o.token_len = token_len;
+	o.contexts = contexts;
+	server *srv;
+	if ((rv = server_start(&o, &srv)) != 0) {
+		fprintf(stderr, "copal-broker: cannot listen: %s (see the log)\n",
+		    cpl_strerror(rv));
+		cpl_store_close(st);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/broker.pid", dir);
+	FILE *pf = fopen(path, "w");
+	if (pf) {
+		fprintf(pf, "%ld\n", (long)getpid());
+		fclose(pf);
+	}
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	LOG(LOG_NOTICE, "signal", "signal %d: stopping", sig);
+	server_stop(srv);
+	unlink(path);
+	cpl_store_close(st);
+	log_close();
+	return 0;
+}

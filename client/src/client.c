@@ -1,0 +1,229 @@
+// copal client library over NNG REQ.
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "copal/client.h"
+
+#define MAX_REPLY (256u << 20)
+
+struct cpl_client {
+	nng_socket sock;
+	nng_dialer dialer;
+	char db[PATH_MAX];
+	char url[PATH_MAX + 16];
+	uint8_t token[64];
+	size_t token_len;
+	int timeout_ms;
+	int attempts;
+};
+
+int
+cpl_db_socket_url(const char *db_dir, char *buf, size_t len)
+{
+	// sockaddr_un.sun_path holds 108 bytes including the NUL
+	int n = snprintf(buf, len, "ipc://%s/sock/broker", db_dir);
+	if (n < 0 || (size_t)n >= len || strlen(db_dir) + 13 > 107)
+		return CPL_ETOOBIG;
+	return 0;
+}
+
+uint64_t
+cpl_request_id(void)
+{
+	uint64_t v = 0;
+	while (v == 0) {
+		if (getrandom(&v, sizeof(v), 0) != sizeof(v)) {
+			// no entropy source: fall back to a time-and-pid mix
+			v = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^
+			    (uint64_t)clock();
+		}
+	}
+	return v;
+}
+
+static int
+read_token(const char *path, uint8_t *buf, size_t cap, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return CPL_ENOTFOUND;
+	ssize_t n = read(fd, buf, cap);
+	close(fd);
+	if (n <= 0)
+		return CPL_EINVAL;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	*len = (size_t)n;
+	return 0;
+}
+
+int
+cpl_client_open(const cpl_client_opts *o, cpl_client **out)
+{
+	cpl_client_opts def;
+	cpl_client *c;
+	int rv;
+	if (o == NULL) {
+		memset(&def, 0, sizeof(def));
+		o = &def;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return CPL_ENOMEM;
+	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
+	c->attempts = o->attempts > 0 ? o->attempts : 3;
+	const char *db = o->db_dir ? o->db_dir : getenv(CPL_ENV_DB);
+	const char *url = o->url ? o->url : getenv(CPL_ENV_URL);
+	if (db && *db) {
+		struct stat st;
+		char marker[PATH_MAX + 32];
+		if (realpath(db, c->db) == NULL) {
+			free(c);
+			return CPL_ENOTFOUND;
+		}
+		snprintf(marker, sizeof(marker), "%s/copal.conf", c->db);
+		if (stat(marker, &st) != 0) {
+			free(c);
+			return CPL_ENOTFOUND;
+		}
+	}
+	if (url && *url) {
+		snprintf(c->url, sizeof(c->url), "%s", url);
+	} else if (c->db[0]) {
+		if ((rv = cpl_db_socket_url(c->db, c->url, sizeof(c->url))) != 0) {
+			free(c);
+			return rv;
+		}
+	} else {
+		free(c);
+		return CPL_EINVAL;
+	}
+	const char *tok = o->token ? o->token : getenv(CPL_ENV_TOKEN);
+	if (tok && *tok) {
+		c->token_len = strnlen(tok, sizeof(c->token));
+		memcpy(c->token, tok, c->token_len);
+	} else if (c->db[0]) {
+		char path[PATH_MAX + 16];
+		snprintf(path, sizeof(path), "%s/secret", c->db);
+		(void)read_token(path, c->token, sizeof(c->token), &c->token_len);
+	}
+	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		free(c);
+		return CPL_ECONNECT;
+	}
+	// our own retry loop resends with the same request id; NNG's resend
+	// timer stays out of the way
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, MAX_REPLY);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
+	if ((rv = nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK)) != 0) {
+		nng_close(c->sock);
+		free(c);
+		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? CPL_EINVAL :
+		                                                  CPL_ECONNECT;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+cpl_client_close(cpl_client *c)
+{
+	if (c == NULL)
+		return;
+	nng_close(c->sock);
+	free(c);
+}
+
+const char *
+cpl_client_db(const cpl_client *c)
+{
+	return c->db;
+}
+
+static int
+call(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
+    Copal__Reply **reply)
+{
+	Copal__Credentials cred = COPAL__CREDENTIALS__INIT;
+	int rv = CPL_ETIMEOUT;
+	req->version = CPL_PROTOCOL_VERSION;
+	if (req->request_id == 0)
+		req->request_id = cpl_request_id();
+	if (c->token_len && req->credentials == NULL) {
+		cred.token.data = c->token;
+		cred.token.len = c->token_len;
+		req->credentials = &cred;
+	}
+	size_t n = copal__request__get_packed_size(req);
+	uint8_t *buf = malloc(n ? n : 1);
+	if (buf == NULL) {
+		if (req->credentials == &cred)
+			req->credentials = NULL;
+		return CPL_ENOMEM;
+	}
+	copal__request__pack(req, buf);
+	if (req->credentials == &cred)
+		req->credentials = NULL;
+	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, timeout_ms);
+	nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, timeout_ms);
+	for (int a = 0; a < attempts; a++) {
+		void *rbuf = NULL;
+		size_t rlen = 0;
+		int e = nng_send(c->sock, buf, n, 0);
+		if (e == 0)
+			e = nng_recv(c->sock, &rbuf, &rlen, NNG_FLAG_ALLOC);
+		if (e == NNG_ETIMEDOUT) {
+			rv = CPL_ETIMEOUT;
+			continue;
+		}
+		if (e != 0) {
+			rv = CPL_ECONNECT;
+			continue;
+		}
+		Copal__Reply *r = copal__reply__unpack(NULL, rlen, rbuf);
+		nng_free(rbuf, rlen);
+		if (r == NULL) {
+			rv = CPL_EPROTO;
+			break;
+		}
+		if (r->request_id != req->request_id) {
+			copal__reply__free_unpacked(r, NULL);
+			rv = CPL_EPROTO;
+			continue;
+		}
+		*reply = r;
+		rv = 0;
+		break;
+	}
+	free(buf);
+	return rv;
+}
+
+int
+cpl_client_call(cpl_client *c, Copal__Request *req, Copal__Reply **reply)
+{
+	if (c == NULL || req == NULL || reply == NULL)
+		return CPL_EINVAL;
+	return call(c, req, c->attempts, c->timeout_ms, reply);
+}
+
+int
+cpl_client_call_once(cpl_client *c, Copal__Request *req, int timeout_ms,
+    Copal__Reply **reply)
+{
+	if (c == NULL || req == NULL || reply == NULL)
+		return CPL_EINVAL;
+	return call(c, req, 1, timeout_ms, reply);
+}

@@ -1,0 +1,257 @@
+// cpl_store_check must notice damage. Every other test relies on it
+// returning 0 after each scenario; this one makes sure a check that always
+// says 0 would not pass. The store is filled, closed, and one entry of one
+// of its LMDB sub-databases is deleted behind its back (with LMDB
+// directly: the test knows only that the store keeps named sub-databases,
+// which it lists from the main database). Then the store must either
+// refuse to open or cpl_store_check must return CPL_ECORRUPT with a
+// report.
+//
+// store.h: "Rebuilds every index and counter from the primary records in
+// memory and compares them with what is stored." So losing an entry of an
+// index, or a primary record that indices point to, must be found. Losing
+// a record nothing else refers to (a queued kill notice; the meta record,
+// which the store may recreate) may go unnoticed.
+#include "testutil.h"
+
+#include <lmdb.h>
+
+#define TTL (3600u * 1000u)
+#define MAXDB 64
+
+// A store with something in every kind of record: apps, a DAG in many
+// states, a live lease holding tasks, a queued kill notice, history.
+static void
+populate(tu_env *e)
+{
+	TU_OK(tu_app_put(e, "app2", "/bin/echo"));
+	uint64_t lease = tu_lease(e, TTL);
+	uint64_t a = tu_task(e, "a", "w1", 0);
+	uint64_t b = tu_task(e, "b", "w2", 1, a);
+	uint64_t c = tu_task(e, "c", "w3", 1, a);
+	tu_task(e, "d", "w4", 2, b, c);
+	tu_spec sp;
+	tu_spec_init(&sp, "x", "w5", "app2");
+	uint64_t x = tu_task_spec(e, &sp);
+	uint64_t y = tu_task(e, "y", "w6", 0);
+	uint64_t z = tu_task(e, "z", "w7", 0);
+	tu_finish(e, lease, "w1", a);
+	uint32_t ab = tu_claim_task(e, lease, "w2", b);
+	tu_run_to(e, b, lease, ab, CPL_RUNNING);
+	tu_claim_task(e, lease, "w5", x);
+	uint32_t ay = tu_claim_task(e, lease, "w6", y);
+	tu_run_to(e, y, lease, ay, CPL_STAGED_IN);
+	TU_OK(tu_kill(e, y, NULL)); // a notice for the lease
+	TU_OK(tu_note(e, z, "a note"));
+	TU_CHECK(e);
+}
+
+typedef struct dbnames {
+	size_t n;
+	char name[MAXDB][64];
+	size_t entries[MAXDB];
+} dbnames;
+
+static int
+lmdb_fail(int rc, const char *what)
+{
+	print_error("lmdb %s: %s\n", what, mdb_strerror(rc));
+	return rc;
+}
+
+// Lists the named sub-databases and their sizes.
+static int
+list_dbs(const char *dir, dbnames *out)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi main_dbi;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+	memset(out, 0, sizeof *out);
+	if ((rc = mdb_env_create(&env)) != 0)
+		return lmdb_fail(rc, "env_create");
+	mdb_env_set_maxdbs(env, MAXDB);
+	if ((rc = mdb_env_open(env, dir, MDB_RDONLY, 0644)) != 0) {
+		mdb_env_close(env);
+		return lmdb_fail(rc, "env_open");
+	}
+	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	    (rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) != 0 ||
+	    (rc = mdb_cursor_open(txn, main_dbi, &cur)) != 0) {
+		mdb_env_close(env);
+		return lmdb_fail(rc, "open main");
+	}
+	while ((rc = mdb_cursor_get(cur, &k, &v,
+	            out->n ? MDB_NEXT : MDB_FIRST)) == 0 &&
+	    out->n < MAXDB) {
+		snprintf(out->name[out->n], sizeof out->name[0], "%.*s",
+		    (int)k.mv_size, (const char *)k.mv_data);
+		out->n++;
+	}
+	mdb_cursor_close(cur);
+	for (size_t i = 0; i < out->n; i++) {
+		MDB_dbi d;
+		MDB_stat st;
+		if (mdb_dbi_open(txn, out->name[i], 0, &d) == 0 &&
+		    mdb_stat(txn, d, &st) == 0)
+			out->entries[i] = st.ms_entries;
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return 0;
+}
+
+// Deletes the first (or last) entry of sub-database name.
+static int
+delete_one(const char *dir, const char *name, bool last)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi d;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+	if ((rc = mdb_env_create(&env)) != 0)
+		return lmdb_fail(rc, "env_create");
+	mdb_env_set_maxdbs(env, MAXDB);
+	mdb_env_set_mapsize(env, 64u << 20);
+	if ((rc = mdb_env_open(env, dir, 0, 0644)) != 0) {
+		mdb_env_close(env);
+		return lmdb_fail(rc, "env_open");
+	}
+	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0) {
+		mdb_env_close(env);
+		return lmdb_fail(rc, "txn_begin");
+	}
+	if ((rc = mdb_dbi_open(txn, name, 0, &d)) != 0 ||
+	    (rc = mdb_cursor_open(txn, d, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		mdb_env_close(env);
+		return lmdb_fail(rc, "dbi_open");
+	}
+	rc = mdb_cursor_get(cur, &k, &v, last ? MDB_LAST : MDB_FIRST);
+	if (rc == 0)
+		rc = mdb_cursor_del(cur, 0);
+	mdb_cursor_close(cur);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc ? lmdb_fail(rc, "delete") : 0;
+}
+
+static bool
+may_go_unnoticed(const char *name)
+{
+	return strcmp(name, "notice") == 0 || strcmp(name, "meta") == 0;
+}
+
+static void
+test_check_detects_lost_entries(void **state)
+{
+	(void)state;
+	dbnames dbs;
+	// Find the sub-databases once.
+	{
+		tu_env *e = tu_env_new();
+		assert_non_null(e);
+		TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
+		TU_OK(tu_app_put(e, "app", "/bin/true"));
+		populate(e);
+		cpl_store_close(e->s);
+		e->s = NULL;
+		assert_int_equal(list_dbs(e->dir, &dbs), 0);
+		tu_rmrf(e->dir);
+		free(e);
+	}
+	assert_true(dbs.n >= 3);
+	int missed = 0, detected = 0;
+	for (size_t i = 0; i < dbs.n; i++) {
+		if (dbs.entries[i] == 0)
+			continue;
+		for (int last = 0; last < 2; last++) {
+			tu_env *e = tu_env_new();
+			assert_non_null(e);
+			TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
+			TU_OK(tu_app_put(e, "app", "/bin/true"));
+			populate(e);
+			cpl_store_close(e->s);
+			e->s = NULL;
+			assert_int_equal(delete_one(e->dir, dbs.name[i],
+			                     last),
+			    0);
+			int rv = cpl_store_open(e->dir, &e->opts, &e->s);
+			char report[1024] = "";
+			int rc = -1;
+			if (rv == 0) {
+				rc = cpl_store_check(e->s, report,
+				    sizeof report);
+				cpl_store_close(e->s);
+				e->s = NULL;
+			}
+			bool found = rv != 0 || rc != 0;
+			char *nl = strchr(report, '\n');
+			if (nl)
+				*nl = '\0';
+			print_message("%-10s %s entry (%zu): %s%s%s\n",
+			    dbs.name[i], last ? "last " : "first",
+			    dbs.entries[i],
+			    rv != 0 ? "open refused: " : "check: ",
+			    rv != 0 ? cpl_errname(rv) : cpl_errname(rc),
+			    report[0] ? " -- " : "");
+			if (report[0])
+				print_message("           %s\n", report);
+			if (rv == 0 && rc != 0) {
+				if (rc != CPL_ECORRUPT)
+					TU_FAIL("check returned %s, expected "
+					        "CORRUPT",
+					    cpl_errname(rc));
+				if (report[0] == '\0')
+					TU_FAIL("CORRUPT without a report");
+			}
+			if (found) {
+				detected++;
+			} else if (!may_go_unnoticed(dbs.name[i])) {
+				print_error("lost entry of %s (%s) not "
+				            "noticed\n",
+				    dbs.name[i], last ? "last" : "first");
+				missed++;
+			}
+			tu_rmrf(e->dir);
+			free(e);
+		}
+	}
+	assert_true(detected > 0);
+	if (missed)
+		TU_FAIL("%d lost entries went unnoticed by cpl_store_check",
+		    missed);
+}
+
+// An intact store checks clean after close and reopen, and the report
+// buffer may be small.
+static void
+test_check_clean(void **state)
+{
+	tu_env *e = *state;
+	populate(e);
+	char tiny[4];
+	TU_OK(cpl_store_check(e->s, tiny, sizeof tiny));
+	cpl_store_close(e->s);
+	e->s = NULL;
+	TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
+	TU_CHECK(e);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_check_detects_lost_entries),
+		cmocka_unit_test_setup_teardown(test_check_clean, tu_setup,
+		    tu_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
