@@ -1,0 +1,591 @@
+// Broker benchmark: a real broker process, the client library, and
+// simulated launchers that claim and report without spawning anything.
+//
+//   broker_bench [-n TASKS] [-b BATCH] [-s SUBMITTERS] [-l LAUNCHERS]
+//                [-c CLAIM] [-T ipc|tcp|both] [-q]
+//
+// In the same run it measures the physical reference, a raw NNG REQ/REP
+// round trip (in-process echo server, same transport), and prints each
+// figure beside it. All broker commits are durable.
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "copal/client.h"
+
+extern char **environ;
+
+static int ntasks = 1000000, batch = 10000, nlaunch = 8, claim_max = 1000;
+static bool quick;
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void
+die(const char *what, int rv)
+{
+	fprintf(stderr, "broker_bench: %s: %s\n", what, cpl_strerror(rv));
+	exit(1);
+}
+
+// ---------------------------------------------------------------- reference
+
+struct echo {
+	nng_socket s;
+	volatile int stop;
+};
+
+static void *
+echo_main(void *arg)
+{
+	struct echo *e = arg;
+	for (;;) {
+		nng_msg *m;
+		if (nng_recvmsg(e->s, &m, 0) != 0)
+			return NULL;
+		if (nng_sendmsg(e->s, m, 0) != 0)
+			nng_msg_free(m);
+	}
+}
+
+// Raw REQ/REP round trips per second with a 100-byte message.
+static double
+raw_rtt(const char *url, int n)
+{
+	struct echo e;
+	nng_socket c;
+	pthread_t th;
+	char buf[100];
+	memset(buf, 'x', sizeof(buf));
+	if (nng_rep0_open(&e.s) || nng_listen(e.s, url, NULL, 0))
+		die("reference listen", CPL_ECONNECT);
+	pthread_create(&th, NULL, echo_main, &e);
+	if (nng_req0_open(&c) || nng_dial(c, url, NULL, 0))
+		die("reference dial", CPL_ECONNECT);
+	double t0 = now_s();
+	for (int i = 0; i < n; i++) {
+		void *r;
+		size_t rl;
+		if (nng_send(c, buf, sizeof(buf), 0) ||
+		    nng_recv(c, &r, &rl, NNG_FLAG_ALLOC))
+			die("reference round trip", CPL_ECONNECT);
+		nng_free(r, rl);
+	}
+	double dt = now_s() - t0;
+	nng_close(c);
+	nng_close(e.s);
+	pthread_join(th, NULL);
+	return n / dt;
+}
+
+// ---------------------------------------------------------------- helpers
+
+static Copal__Reply *
+call(cpl_client *c, Copal__Request *rq)
+{
+	Copal__Reply *r;
+	int rv;
+	rq->request_id = 0;
+	if ((rv = cpl_client_call(c, rq, &r)) != 0)
+		die("call", rv);
+	if (r->status) {
+		fprintf(stderr, "broker_bench: request failed: %s\n", r->error);
+		exit(1);
+	}
+	return r;
+}
+
+// Resident memory of the broker: anonymous (its own heap) and file-backed
+// (LMDB's map of the database: pages of the file, shared with the cache).
+static long
+rss_kb_of(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long kb = -1;
+	size_t fl = strlen(field);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, fl) == 0)
+			kb = atol(line + fl);
+	fclose(f);
+	return kb;
+}
+
+static int
+cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+// ---------------------------------------------------------------- launchers
+
+struct launcher {
+	const char *dir;
+	const char *url;
+	pthread_t th;
+	int idx;
+	uint64_t done, failed;
+	double *lat;
+	size_t nlat, caplat;
+};
+
+static void
+report(cpl_client *c, uint64_t lease, Copal__ClaimReply *cr, int to,
+    int err_every, uint64_t *failed)
+{
+	size_t n = cr->n_tasks;
+	Copal__StateReport *s = calloc(n, sizeof(*s));
+	Copal__StateReport **sp = calloc(n, sizeof(*sp));
+	for (size_t i = 0; i < n; i++) {
+		Copal__StateReport x = COPAL__STATE_REPORT__INIT;
+		s[i] = x;
+		s[i].task_id = cr->tasks[i]->task->id;
+		s[i].attempt = cr->tasks[i]->task->status->attempt;
+		s[i].to_state = to;
+		// one task in err_every fails at RUN_DONE time
+		if (to == COPAL__TASK_STATE__STATE_RUN_DONE && err_every &&
+		    s[i].task_id % (uint64_t)err_every == 0) {
+			s[i].to_state = COPAL__TASK_STATE__STATE_RUN_ERROR;
+			s[i].return_code = 1;
+			s[i].message = "simulated failure";
+			(*failed)++;
+		}
+		sp[i] = &s[i];
+	}
+	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
+	rr.lease_id = lease;
+	rr.n_reports = n;
+	rr.reports = sp;
+	Copal__Request rq = COPAL__REQUEST__INIT;
+	rq.body_case = COPAL__REQUEST__BODY_REPORT;
+	rq.report = &rr;
+	Copal__Reply *r = call(c, &rq);
+	for (size_t i = 0; i < r->report->n_status; i++) {
+		// a task that failed at RUN_DONE is FAILED: its FINISHED
+		// report is refused, as it should be
+		if (r->report->status[i] != 0 &&
+		    !(to == COPAL__TASK_STATE__STATE_JOB_FINISHED && err_every &&
+		        s[i].task_id % (uint64_t)err_every == 0)) {
+			fprintf(stderr, "report refused: %s\n",
+			    cpl_strerror((int)r->report->status[i]));
+			exit(1);
+		}
+	}
+	copal__reply__free_unpacked(r, NULL);
+	free(s);
+	free(sp);
+}
+
+static void *
+launcher_main(void *arg)
+{
+	struct launcher *L = arg;
+	cpl_client *c;
+	cpl_client_opts o;
+	int rv;
+	memset(&o, 0, sizeof(o));
+	o.db_dir = L->dir;
+	o.url = L->url;
+	o.timeout_ms = 60000;
+	if ((rv = cpl_client_open(&o, &c)) != 0)
+		die("launcher open", rv);
+	Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
+	char owner[32];
+	snprintf(owner, sizeof(owner), "sim-launcher-%d", L->idx);
+	hb.owner = owner;
+	hb.ttl_ms = 600000;
+	Copal__Request rq = COPAL__REQUEST__INIT;
+	rq.body_case = COPAL__REQUEST__BODY_HEARTBEAT;
+	rq.heartbeat = &hb;
+	Copal__Reply *r = call(c, &rq);
+	uint64_t lease = r->heartbeat->lease_id;
+	copal__reply__free_unpacked(r, NULL);
+
+	Copal__NodeCapacity nc = COPAL__NODE_CAPACITY__INIT;
+	nc.free_units = 5040;
+	Copal__NodeCapacity **ncp = calloc((size_t)claim_max, sizeof(*ncp));
+	for (int i = 0; i < claim_max; i++)
+		ncp[i] = &nc;
+	Copal__ClaimRequest cl = COPAL__CLAIM_REQUEST__INIT;
+	cl.lease_id = lease;
+	cl.max_tasks = (uint32_t)claim_max;
+	cl.n_nodes = (size_t)claim_max;
+	cl.nodes = ncp;
+	Copal__Request crq = COPAL__REQUEST__INIT;
+	crq.body_case = COPAL__REQUEST__BODY_CLAIM;
+	crq.claim = &cl;
+	for (;;) {
+		double t0 = now_s();
+		r = call(c, &crq);
+		double dt = now_s() - t0;
+		if (L->nlat == L->caplat) {
+			L->caplat = L->caplat ? L->caplat * 2 : 1024;
+			L->lat = realloc(L->lat, L->caplat * sizeof(double));
+		}
+		L->lat[L->nlat++] = dt;
+		if (r->claim->n_tasks == 0) {
+			copal__reply__free_unpacked(r, NULL);
+			break;
+		}
+		report(c, lease, r->claim, COPAL__TASK_STATE__STATE_RUNNING, 0,
+		    &L->failed);
+		report(c, lease, r->claim, COPAL__TASK_STATE__STATE_RUN_DONE,
+		    10000, &L->failed);
+		report(c, lease, r->claim, COPAL__TASK_STATE__STATE_JOB_FINISHED,
+		    10000, &L->failed);
+		L->done += r->claim->n_tasks;
+		copal__reply__free_unpacked(r, NULL);
+	}
+	free(ncp);
+	cpl_client_close(c);
+	return NULL;
+}
+
+// ---------------------------------------------------------------- creators
+
+static int submitters = 2;
+
+struct creator {
+	const char *dir, *url;
+	int first, last;
+	pthread_t th;
+};
+
+static void *
+creator_main(void *arg)
+{
+	struct creator *C = arg;
+	cpl_client *c;
+	cpl_client_opts o;
+	int rv;
+	memset(&o, 0, sizeof(o));
+	o.db_dir = C->dir;
+	o.url = C->url;
+	o.timeout_ms = 60000;
+	if ((rv = cpl_client_open(&o, &c)) != 0)
+		die("creator open", rv);
+	Copal__TaskSpec *specs = calloc((size_t)batch, sizeof(*specs));
+	Copal__TaskSpec **sp = calloc((size_t)batch, sizeof(*sp));
+	char (*names)[24] = calloc((size_t)batch, 24);
+	Copal__EnvVar ev = COPAL__ENV_VAR__INIT;
+	ev.name = "OMP_PROC_BIND";
+	ev.value = "true";
+	Copal__EnvVar *evp[1] = { &ev };
+	Copal__Resources res = COPAL__RESOURCES__INIT;
+	res.num_nodes = 1;
+	res.ranks_per_node = 1;
+	for (int done = C->first; done < C->last; done += batch) {
+		int n = C->last - done < batch ? C->last - done : batch;
+		for (int i = 0; i < n; i++) {
+			Copal__TaskSpec x = COPAL__TASK_SPEC__INIT;
+			specs[i] = x;
+			snprintf(names[i], 24, "task%d", done + i);
+			specs[i].name = names[i];
+			specs[i].workflow = "bench";
+			specs[i].application = "sim";
+			specs[i].args = "--input data.in --steps 100";
+			specs[i].n_environ = 1;
+			specs[i].environ = evp;
+			specs[i].resources = &res;
+			specs[i].max_retries = 3;
+			sp[i] = &specs[i];
+		}
+		Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
+		cr.n_tasks = (size_t)n;
+		cr.tasks = sp;
+		Copal__Request crq = COPAL__REQUEST__INIT;
+		crq.body_case = COPAL__REQUEST__BODY_CREATE;
+		crq.create = &cr;
+		copal__reply__free_unpacked(call(c, &crq), NULL);
+	}
+	free(specs);
+	free(sp);
+	free(names);
+	cpl_client_close(c);
+	return NULL;
+}
+
+// ---------------------------------------------------------------- one run
+
+static void
+bench(const char *transport, const char *self_dir)
+{
+	char dir[] = "/tmp/copal-bbench-XXXXXX";
+	char path[PATH_MAX + 64], broker[PATH_MAX + 64], url[128] = "";
+	if (mkdtemp(dir) == NULL)
+		die("mkdtemp", CPL_EIO);
+	snprintf(path, sizeof(path), "%s/copal.conf", dir);
+	FILE *f = fopen(path, "w");
+	fprintf(f, "# benchmark database\n");
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	f = fopen(path, "w");
+	fprintf(f, "benchmark-token-0123456789abcdef\n");
+	fclose(f);
+	chmod(path, 0600);
+	bool tcp = strcmp(transport, "tcp") == 0;
+	int port = 20000 + (int)(getpid() % 20000);
+	if (tcp)
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+
+	// the reference: raw round trips on the same transport
+	char refurl[128];
+	if (tcp)
+		snprintf(refurl, sizeof(refurl), "tcp://127.0.0.1:%d", port + 1);
+	else
+		snprintf(refurl, sizeof(refurl), "ipc://%s/ref", dir);
+	double rtt = raw_rtt(refurl, quick ? 5000 : 20000);
+
+	snprintf(broker, sizeof(broker), "%s/../broker/copal-broker", self_dir);
+	char *argv[] = { broker, "--db", dir, "--tcp", url, NULL };
+	if (!tcp)
+		argv[3] = NULL;
+	pid_t pid;
+	if (posix_spawn(&pid, broker, NULL, NULL, argv, environ) != 0)
+		die("spawn broker", CPL_EIO);
+	cpl_client *c;
+	cpl_client_opts o;
+	memset(&o, 0, sizeof(o));
+	o.db_dir = dir;
+	o.url = tcp ? url : NULL;
+	o.timeout_ms = 60000;
+	int rv;
+	if ((rv = cpl_client_open(&o, &c)) != 0)
+		die("client open", rv);
+	Copal__PingRequest pr = COPAL__PING_REQUEST__INIT;
+	Copal__Request prq = COPAL__REQUEST__INIT;
+	prq.body_case = COPAL__REQUEST__BODY_PING;
+	prq.ping = &pr;
+	for (int i = 0;; i++) {
+		Copal__Reply *r;
+		prq.request_id = 0;
+		if (cpl_client_call_once(c, &prq, 200, &r) == 0) {
+			copal__reply__free_unpacked(r, NULL);
+			break;
+		}
+		if (i > 100)
+			die("broker did not start", CPL_ETIMEOUT);
+	}
+	long rss0 = rss_kb_of(pid, "RssAnon:");
+
+	// app
+	Copal__App app = COPAL__APP__INIT;
+	app.name = "sim";
+	app.executable = "/bin/true";
+	Copal__AppRegisterRequest ar = COPAL__APP_REGISTER_REQUEST__INIT;
+	ar.app = &app;
+	Copal__Request arq = COPAL__REQUEST__INIT;
+	arq.body_case = COPAL__REQUEST__BODY_APP_REGISTER;
+	arq.app_register = &ar;
+	copal__reply__free_unpacked(call(c, &arq), NULL);
+
+	// bulk create: `submitters` threads, each with its own connection,
+	// keep that many batches in flight so that encoding overlaps the
+	// broker's group commit
+	struct creator cr[8];
+	int nsub = submitters;
+	double t0 = now_s();
+	for (int i = 0; i < nsub; i++) {
+		cr[i].dir = dir;
+		cr[i].url = tcp ? url : NULL;
+		cr[i].first = (int)((long)ntasks * i / nsub);
+		cr[i].last = (int)((long)ntasks * (i + 1) / nsub);
+		pthread_create(&cr[i].th, NULL, creator_main, &cr[i]);
+	}
+	for (int i = 0; i < nsub; i++)
+		pthread_join(cr[i].th, NULL);
+	double create_s = now_s() - t0;
+	long rss1 = rss_kb_of(pid, "RssAnon:");
+	long file1 = rss_kb_of(pid, "RssFile:");
+
+	// count by states at N (the `copal ls --by-states` request)
+	Copal__CountRequest cq = COPAL__COUNT_REQUEST__INIT;
+	Copal__Request cqq = COPAL__REQUEST__INIT;
+	cqq.body_case = COPAL__REQUEST__BODY_COUNT;
+	cqq.count = &cq;
+	t0 = now_s();
+	for (int i = 0; i < 200; i++)
+		copal__reply__free_unpacked(call(c, &cqq), NULL);
+	double count_ms = (now_s() - t0) / 200 * 1e3;
+
+	// drain with simulated launchers
+	struct launcher *L = calloc((size_t)nlaunch, sizeof(*L));
+	t0 = now_s();
+	for (int i = 0; i < nlaunch; i++) {
+		L[i].dir = dir;
+		L[i].url = tcp ? url : NULL;
+		L[i].idx = i;
+		pthread_create(&L[i].th, NULL, launcher_main, &L[i]);
+	}
+	uint64_t done = 0, failed = 0;
+	size_t nlat = 0;
+	for (int i = 0; i < nlaunch; i++) {
+		pthread_join(L[i].th, NULL);
+		done += L[i].done;
+		failed += L[i].failed;
+		nlat += L[i].nlat;
+	}
+	double drain_s = now_s() - t0;
+	double *lat = malloc(nlat * sizeof(double));
+	size_t k = 0;
+	for (int i = 0; i < nlaunch; i++) {
+		memcpy(lat + k, L[i].lat, L[i].nlat * sizeof(double));
+		k += L[i].nlat;
+		free(L[i].lat);
+	}
+	qsort(lat, nlat, sizeof(double), cmp_d);
+	long rss2 = rss_kb_of(pid, "RssAnon:");
+	long file2 = rss_kb_of(pid, "RssFile:");
+
+	// first page of FAILED
+	Copal__TaskState fs = COPAL__TASK_STATE__STATE_FAILED;
+	Copal__Filter fl = COPAL__FILTER__INIT;
+	fl.n_states = 1;
+	fl.states = &fs;
+	Copal__QueryRequest qr = COPAL__QUERY_REQUEST__INIT;
+	qr.filter = &fl;
+	qr.limit = 50;
+	qr.with_spec = 1;
+	Copal__Request qrq = COPAL__REQUEST__INIT;
+	qrq.body_case = COPAL__REQUEST__BODY_QUERY;
+	qrq.query = &qr;
+	size_t nfailed = 0;
+	t0 = now_s();
+	for (int i = 0; i < 50; i++) {
+		Copal__Reply *r = call(c, &qrq);
+		nfailed = r->query->n_tasks;
+		copal__reply__free_unpacked(r, NULL);
+	}
+	double page_ms = (now_s() - t0) / 50 * 1e3;
+	Copal__Reply *r = call(c, &cqq);
+	uint64_t finished = r->count->by_state[COPAL__TASK_STATE__STATE_JOB_FINISHED];
+	uint64_t nfail = r->count->by_state[COPAL__TASK_STATE__STATE_FAILED];
+	copal__reply__free_unpacked(r, NULL);
+
+	printf("\n== transport %s: %d tasks, batches of %d from %d submitters, "
+	       "%d launchers claiming up to %d ==\n", transport, ntasks, batch,
+	    submitters, nlaunch, claim_max);
+	printf("%-44s %14s %10s %s\n", "figure", "value", "target", "");
+	printf("%-44s %11.0f/s %10s\n", "raw NNG REQ/REP round trips (reference)",
+	    rtt, "");
+	printf("%-44s %11.1f us\n", "  one raw round trip", 1e6 / rtt);
+	double cr_rate = ntasks / create_s;
+	printf("%-44s %11.0f/s %10s %s  (%.1f tasks per raw round-trip time)\n",
+	    "bulk create through the client library", cr_rate, ">=200000",
+	    cr_rate >= 200000 ? "PASS" : "MISS", cr_rate / rtt);
+	double dr_rate = done / drain_s;
+	printf("%-44s %11.0f/s %10s %s  (%.1f tasks per raw round-trip time)\n",
+	    "drain: claim+RUNNING+RUN_DONE+JOB_FINISHED", dr_rate, ">=50000",
+	    dr_rate >= 50000 ? "PASS" : "MISS", dr_rate / rtt);
+	printf("%-44s %11.2f ms\n", "  claim latency p50", lat[nlat / 2] * 1e3);
+	printf("%-44s %11.2f ms\n", "  claim latency p99",
+	    lat[(size_t)(nlat * 0.99)] * 1e3);
+	printf("%-44s %11.3f ms %10s %s  (%.1f raw round trips)\n",
+	    "count by states (ls --by-states request)", count_ms, "<20 ms",
+	    count_ms < 20 ? "PASS" : "MISS", count_ms * 1e-3 * rtt);
+	printf("%-44s %11.3f ms %10s %s  (%zu tasks)\n",
+	    "first page (50) of state FAILED", page_ms, "<50 ms",
+	    page_ms < 50 ? "PASS" : "MISS", nfailed);
+	printf("%-44s %11ld MB\n", "broker RSS anon: empty", rss0 / 1024);
+	printf("%-44s %11ld MB  (+ %ld MB of mapped database pages)\n",
+	    "broker RSS anon: after create", rss1 / 1024, file1 / 1024);
+	printf("%-44s %11ld MB  (+ %ld MB of mapped database pages)\n",
+	    "broker RSS anon: after drain", rss2 / 1024, file2 / 1024);
+	printf("%-44s %11llu / %llu finished, %llu failed (expected %llu)\n",
+	    "check", (unsigned long long)finished, (unsigned long long)done,
+	    (unsigned long long)nfail, (unsigned long long)failed);
+	if (finished + nfail != (uint64_t)ntasks || nfail != failed) {
+		fprintf(stderr, "broker_bench: counts do not add up\n");
+		exit(1);
+	}
+	cpl_client_close(c);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	free(L);
+	free(lat);
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "broker_bench: could not remove %s\n", dir);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *transport = "both";
+	int opt;
+	while ((opt = getopt(argc, argv, "n:b:l:c:s:T:q")) != -1) {
+		switch (opt) {
+		case 'n':
+			ntasks = atoi(optarg);
+			break;
+		case 'b':
+			batch = atoi(optarg);
+			break;
+		case 'l':
+			nlaunch = atoi(optarg);
+			break;
+		case 'c':
+			claim_max = atoi(optarg);
+			break;
+		case 's':
+			submitters = atoi(optarg);
+			if (submitters < 1 || submitters > 8) {
+				fprintf(stderr, "broker_bench: -s 1..8\n");
+				return 2;
+			}
+			break;
+		case 'T':
+			transport = optarg;
+			break;
+		case 'q':
+			quick = true;
+			ntasks = 100000;
+			break;
+		default:
+			fprintf(stderr, "usage: broker_bench [-n TASKS] [-b BATCH] "
+			    "[-s SUBMITTERS] [-l LAUNCHERS] [-c CLAIM] [-T ipc|tcp|both] [-q]\n");
+			return 2;
+		}
+	}
+	if (ntasks < 1 || batch < 1 || nlaunch < 1 || claim_max < 1) {
+		fprintf(stderr, "broker_bench: counts must be positive\n");
+		return 2;
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		die("readlink /proc/self/exe", CPL_EIO);
+	self[n] = '\0';
+	*strrchr(self, '/') = '\0';
+	signal(SIGPIPE, SIG_IGN);
+	if (strcmp(transport, "tcp") != 0)
+		bench("ipc", self);
+	if (strcmp(transport, "ipc") != 0)
+		bench("tcp", self);
+	return 0;
+}
