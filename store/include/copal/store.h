@@ -89,7 +89,10 @@ typedef struct cpl_task {
 	uint64_t id;
 	uint8_t uuid[16];
 	cpl_state state;
-	uint32_t attempt;         // number of claims so far
+	// Attempt number: increased by each claim. A claim whose lease ends
+	// before the task started (still READY/RESTART_READY) is given back
+	// and does not count, so a dying launcher does not use up retries.
+	uint32_t attempt;
 	uint64_t lease;           // 0: not held by a launcher
 	int32_t return_code;
 	uint32_t pending_parents; // parents not yet JOB_FINISHED
@@ -248,8 +251,9 @@ int cpl_lease_get(cpl_txn *txn, uint64_t id, cpl_lease *out);
 // Ends a lease now, as if it expired (see cpl_lease_expire).
 int cpl_lease_release(cpl_txn *txn, uint64_t id);
 // Expires every lease whose deadline is before now. Tasks claimed but not
-// yet started go back to the run queue; tasks that had started (STAGED_IN
-// and later) become RUN_TIMEOUT and the retry policy applies.
+// yet started go back to the run queue with their attempt number restored;
+// tasks that had started (STAGED_IN and later) become RUN_TIMEOUT and the
+// retry policy applies.
 // *nleases and *ntasks (may be NULL) get what was expired.
 int cpl_lease_expire(cpl_txn *txn, uint64_t *nleases, uint64_t *ntasks);
 // Takes (removes and returns through fn) the kill notices queued for a lease.
