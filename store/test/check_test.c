@@ -149,37 +149,60 @@ may_go_unnoticed(const char *name)
 	return strcmp(name, "notice") == 0 || strcmp(name, "meta") == 0;
 }
 
-static void
-test_check_detects_lost_entries(void **state)
+// The directory of the store being damaged, removed by the teardown if a
+// failure left it behind.
+static char leftover[64];
+
+static int
+remove_leftover(void **state)
 {
 	(void)state;
+	if (leftover[0] != '\0')
+		tu_rmrf(leftover);
+	leftover[0] = '\0';
+	return 0;
+}
+
+static tu_env *
+fresh(void)
+{
+	tu_env *e = tu_env_new();
+	assert_non_null(e);
+	snprintf(leftover, sizeof leftover, "%s", e->dir);
+	TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
+	TU_OK(tu_app_put(e, "app", "/bin/true"));
+	populate(e);
+	cpl_store_close(e->s);
+	e->s = NULL;
+	return e;
+}
+
+static void
+done(tu_env *e)
+{
+	tu_rmrf(e->dir);
+	leftover[0] = '\0';
+	free(e);
+}
+
+// Runs the damage over every sub-database whose name passes `want`.
+static void
+damage_each(bool (*want)(const char *name))
+{
 	dbnames dbs;
 	// Find the sub-databases once.
 	{
-		tu_env *e = tu_env_new();
-		assert_non_null(e);
-		TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
-		TU_OK(tu_app_put(e, "app", "/bin/true"));
-		populate(e);
-		cpl_store_close(e->s);
-		e->s = NULL;
+		tu_env *e = fresh();
 		assert_int_equal(list_dbs(e->dir, &dbs), 0);
-		tu_rmrf(e->dir);
-		free(e);
+		done(e);
 	}
 	assert_true(dbs.n >= 3);
 	int missed = 0, detected = 0;
 	for (size_t i = 0; i < dbs.n; i++) {
-		if (dbs.entries[i] == 0)
+		if (dbs.entries[i] == 0 || !want(dbs.name[i]))
 			continue;
 		for (int last = 0; last < 2; last++) {
-			tu_env *e = tu_env_new();
-			assert_non_null(e);
-			TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
-			TU_OK(tu_app_put(e, "app", "/bin/true"));
-			populate(e);
-			cpl_store_close(e->s);
-			e->s = NULL;
+			tu_env *e = fresh();
 			assert_int_equal(delete_one(e->dir, dbs.name[i],
 			                     last),
 			    0);
@@ -220,14 +243,44 @@ test_check_detects_lost_entries(void **state)
 				    dbs.name[i], last ? "last" : "first");
 				missed++;
 			}
-			tu_rmrf(e->dir);
-			free(e);
+			done(e);
 		}
 	}
 	assert_true(detected > 0);
 	if (missed)
 		TU_FAIL("%d lost entries went unnoticed by cpl_store_check",
 		    missed);
+}
+
+static bool
+is_app_db(const char *name)
+{
+	return strcmp(name, "app") == 0 || strcmp(name, "apps") == 0;
+}
+
+static bool
+not_app_db(const char *name)
+{
+	return !is_app_db(name);
+}
+
+// Indices, counters and the primary records they point to.
+static void
+test_check_detects_lost_entries(void **state)
+{
+	(void)state;
+	damage_each(not_app_db);
+}
+
+// Losing an app record that tasks name: the tasks now refer to an app
+// that does not exist, which cpl_task_create and cpl_app_delete (EINUSE)
+// never allow, and which a claim could not serve. The check already
+// verifies that held tasks' leases exist; the same is expected of apps.
+static void
+test_check_detects_lost_app(void **state)
+{
+	(void)state;
+	damage_each(is_app_db);
 }
 
 // An intact store checks clean after close and reopen, and the report
@@ -249,7 +302,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_check_detects_lost_entries),
+		cmocka_unit_test_teardown(test_check_detects_lost_entries,
+		    remove_leftover),
+		cmocka_unit_test_teardown(test_check_detects_lost_app,
+		    remove_leftover),
 		cmocka_unit_test_setup_teardown(test_check_clean, tu_setup,
 		    tu_teardown),
 	};

@@ -318,12 +318,12 @@ test_expire_unstarted_back_to_queue(void **state)
 	TU_COUNTS_CONSISTENT(e);
 }
 
-// store.h: "uint32_t attempt; // number of claims so far" and cpl_claim:
-// "Each claimed task is held by the lease and its attempt number
-// increased." A claim that ran out is still a claim: the next claim is
-// attempt 2.
+// store.h: a claim whose lease ends before the task started is given back
+// and does not count as an attempt, so a dying launcher does not use up
+// retries. A stale report from the first claim is still refused: its lease
+// is gone.
 static void
-test_expire_unstarted_attempt_counts_claims(void **state)
+test_expire_unstarted_attempt_not_counted(void **state)
 {
 	tu_env *e = *state;
 	uint64_t l1 = tu_lease(e, 1000);
@@ -332,10 +332,12 @@ test_expire_unstarted_attempt_counts_claims(void **state)
 	assert_int_equal(a, 1);
 	tu_advance_ms(e, 1001);
 	TU_OK(tu_expire(e, NULL, NULL));
+	assert_int_equal(tu_task_get(e, id).attempt, 0);
 	uint64_t l2 = tu_lease(e, TTL);
 	a = tu_claim_task(e, l2, "w", id);
-	assert_int_equal(a, 2);
-	assert_int_equal(tu_task_get(e, id).attempt, 2);
+	assert_int_equal(a, 1);
+	assert_int_equal(tu_task_get(e, id).attempt, 1);
+	assert_int_equal(tu_task_get(e, id).lease, l2);
 }
 
 // cpl_lease_release ends a lease at once, as if it expired.
@@ -667,7 +669,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_expire_unstarted_back_to_queue, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_expire_unstarted_attempt_counts_claims, tu_setup,
+		    test_expire_unstarted_attempt_not_counted, tu_setup,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_lease_release, tu_setup,
 		    tu_teardown),

@@ -336,6 +336,74 @@ test_query_with_spec_and_stop(void **state)
 	assert_int_equal(q.c.n, 3);
 }
 
+// min_nodes / max_nodes bound num_nodes (0 is read as 1).
+static void
+test_query_node_bounds(void **state)
+{
+	tu_env *e = *state;
+	const uint32_t nodes[] = { 0, 1, 2, 3, 4, 8 };
+	uint64_t id[6];
+	for (int i = 0; i < 6; i++) {
+		tu_spec sp;
+		tu_spec_init(&sp, "t", i % 2 ? "odd" : "even", "app");
+		sp.res.num_nodes = nodes[i];
+		id[i] = tu_task_spec(e, &sp);
+	}
+	struct {
+		uint32_t min, max;
+		const char *wf;
+		int want[6];
+	} cases[] = {
+		{ 0, 0, NULL, { 1, 1, 1, 1, 1, 1 } },
+		{ 1, 0, NULL, { 1, 1, 1, 1, 1, 1 } },
+		{ 2, 0, NULL, { 0, 0, 1, 1, 1, 1 } },
+		{ 0, 2, NULL, { 1, 1, 1, 0, 0, 0 } },
+		{ 0, 1, NULL, { 1, 1, 0, 0, 0, 0 } },
+		{ 3, 4, NULL, { 0, 0, 0, 1, 1, 0 } },
+		{ 5, 7, NULL, { 0, 0, 0, 0, 0, 0 } },
+		{ 8, 8, NULL, { 0, 0, 0, 0, 0, 1 } },
+		{ 2, 0, "odd", { 0, 0, 0, 1, 0, 1 } },
+		{ 0, 2, "even", { 1, 0, 1, 0, 0, 0 } },
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		cpl_filter f;
+		memset(&f, 0, sizeof f);
+		f.min_nodes = cases[c].min;
+		f.max_nodes = cases[c].max;
+		f.workflow = cases[c].wf;
+		tu_ids got;
+		TU_OK(tu_query(e, &f, 0, 0, &got, NULL));
+		size_t k = 0;
+		int bad = 0;
+		for (int i = 0; i < 6; i++) {
+			if (!cases[c].want[i])
+				continue;
+			if (k >= got.n || got.id[k] != id[i])
+				bad = 1;
+			k++;
+		}
+		if (bad || k != got.n)
+			TU_FAIL("nodes in [%u, %u] wf %s: got %zu tasks, "
+			        "expected %zu",
+			    cases[c].min, cases[c].max,
+			    cases[c].wf ? cases[c].wf : "any", got.n, k);
+	}
+	// With paging.
+	cpl_filter f;
+	memset(&f, 0, sizeof f);
+	f.min_nodes = 2;
+	tu_ids got;
+	bool more = false;
+	TU_OK(tu_query(e, &f, 0, 3, &got, &more));
+	assert_int_equal(got.n, 3);
+	assert_true(more);
+	assert_int_equal(got.id[0], id[2]);
+	TU_OK(tu_query(e, &f, got.id[2], 3, &got, &more));
+	assert_int_equal(got.n, 1);
+	assert_false(more);
+	assert_int_equal(got.id[0], id[5]);
+}
+
 // ------------------------------------------------------------ workflows
 
 static void
@@ -618,6 +686,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_query_paging, tu_setup,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_query_with_spec_and_stop,
+		    tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_query_node_bounds,
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_workflow_list, tu_setup,
 		    tu_teardown),

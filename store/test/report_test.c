@@ -6,7 +6,8 @@
 //    message; refused ones return CPL_EBADSTATE and change nothing (task
 //    record, counters, history).
 //  * cpl_task_set_state (user): the same over every state a task can rest
-//    in unheld; on held tasks every change but a kill is CPL_EBUSY.
+//    in unheld; on held tasks every change but a kill is CPL_EBUSY (or
+//    CPL_EBADSTATE where the table refuses it anyway).
 // Tasks here have error and timeout handlers and many retries, so that no
 // bookkeeping follows a report and the task stays where it was sent.
 #include "testutil.h"
@@ -493,7 +494,23 @@ test_set_state_matrix(void **state)
 			    msg);
 			SOFT(strcmp(ev->msg, msg) == 0, "%s: event message "
 			    "\"%s\"", msg, ev->msg);
-			if (r == REST_PARENT_KILLED &&
+			if (r == REST_AWAITING && to == CPL_RESTART_READY) {
+				// Its parent is unfinished: the broker sends
+				// it back to wait, with an event of its own.
+				SOFT(t.state == CPL_AWAITING_PARENTS,
+				    "%s: task is %s", msg, tu_sname(t.state));
+				SOFT(h->n == before.hist + 2 &&
+				        h->e[h->n - 1].ev.from ==
+				            CPL_RESTART_READY &&
+				        h->e[h->n - 1].ev.to ==
+				            CPL_AWAITING_PARENTS,
+				    "%s: expected RESTART_READY -> "
+				    "AWAITING_PARENTS to follow",
+				    msg);
+				SOFT(t.pending_parents == 1,
+				    "%s: pending parents %u", msg,
+				    t.pending_parents);
+			} else if (r == REST_PARENT_KILLED &&
 			    to == CPL_RESTART_READY) {
 				// Its parent is dead: bookkeeping may
 				// follow the restart.

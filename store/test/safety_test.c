@@ -423,17 +423,118 @@ test_map_full(void **state)
 	TU_COUNTS_CONSISTENT(e);
 }
 
+// cpl_txn_error: 0 after refusals and after a sub-transaction that failed
+// on its own; non-zero once an LMDB-level failure (here: a map that cannot
+// grow) has poisoned the transaction, which then commits nothing.
+typedef struct poison_arg {
+	int err_after_refusal, err_after_sub_refusal;
+	int rv_sub, err_after_sub_full;
+	int runs;
+} poison_arg;
+
+static int
+refusing_sub(cpl_txn *txn, void *arg)
+{
+	(void)arg;
+	tu_spec sp;
+	tu_spec_init(&sp, "x", "w", "no-such-app");
+	uint64_t id;
+	uint8_t u[16];
+	return cpl_task_create(txn, &sp.spec, &id, u);
+}
+
+static int
+filling_sub(cpl_txn *txn, void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 1000000; i++) {
+		tu_spec sp;
+		tu_spec_init(&sp, "filler", "fill", "app");
+		sp.spec.args = "--some arguments to take room in the map "
+		               "--some arguments to take room in the map";
+		uint64_t id;
+		uint8_t u[16];
+		int rv = cpl_task_create(txn, &sp.spec, &id, u);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
+}
+
+static int
+poison_cb(cpl_txn *txn, void *arg)
+{
+	poison_arg *a = arg;
+	a->runs++;
+	tu_spec sp;
+	tu_spec_init(&sp, "x", "w", "no-such-app");
+	uint64_t id;
+	uint8_t u[16];
+	(void)cpl_task_create(txn, &sp.spec, &id, u);
+	a->err_after_refusal = cpl_txn_error(txn);
+	(void)cpl_txn_sub(txn, refusing_sub, NULL);
+	a->err_after_sub_refusal = cpl_txn_error(txn);
+	a->rv_sub = cpl_txn_sub(txn, filling_sub, NULL);
+	a->err_after_sub_full = cpl_txn_error(txn);
+	return 0; // the store must still not commit a poisoned transaction
+}
+
+static void
+test_txn_error_poisoned(void **state)
+{
+	tu_env *e = *state;
+	uint64_t before = tu_stats(e).ntasks;
+	poison_arg a;
+	memset(&a, 0, sizeof a);
+	int rv = cpl_store_write(e->s, poison_cb, &a);
+	TU_OK(a.err_after_refusal);
+	TU_OK(a.err_after_sub_refusal);
+	TU_REFUSED(a.rv_sub);
+	if (a.err_after_sub_full == 0)
+		TU_FAIL("sub-transaction failed with %s but cpl_txn_error is 0",
+		    cpl_errname(a.rv_sub));
+	TU_REFUSED(rv);
+	TU_ERR(rv, CPL_EMAPFULL);
+	TU_EQ_U64(tu_stats(e).ntasks, before);
+	TU_COUNTS_CONSISTENT(e);
+	// Writes that fit still work.
+	uint64_t id = tu_task(e, "after", "w", 0);
+	TU_STATE(e, id, CPL_READY);
+}
+
+typedef struct clean_arg {
+	int err1, err2, rv_sub;
+} clean_arg;
+
+static int
+clean_cb(cpl_txn *txn, void *arg)
+{
+	clean_arg *a = arg;
+	a->rv_sub = cpl_txn_sub(txn, refusing_sub, NULL);
+	a->err1 = cpl_txn_error(txn);
+	uint64_t killed;
+	(void)cpl_task_kill(txn, 999999, NULL, &killed);
+	a->err2 = cpl_txn_error(txn);
+	return 0;
+}
+
+static void
+test_txn_error_clean(void **state)
+{
+	tu_env *e = *state;
+	clean_arg a = { -1, -1, 0 };
+	TU_OK(cpl_store_write(e->s, clean_cb, &a));
+	TU_ERR(a.rv_sub, CPL_ENOTFOUND);
+	TU_OK(a.err1);
+	TU_OK(a.err2);
+}
+
 // ------------------------------------------------------------ lock, reopen
 
 static void
 test_lock_and_reopen(void **state)
 {
-	(void)state;
-	tu_env *e = tu_env_new();
-	assert_non_null(e);
-	e->opts.no_sync = false; // durable: what is committed survives
-	TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
-	TU_OK(tu_app_put(e, "app", "/bin/true"));
+	tu_env *e = *state; // durable: what is committed survives
 	cpl_store *second = NULL;
 	TU_ERR(cpl_store_open(e->dir, &e->opts, &second), CPL_ELOCKED);
 	assert_null(second);
@@ -442,12 +543,10 @@ test_lock_and_reopen(void **state)
 	uint64_t lease = tu_lease(e, TTL);
 	uint32_t att = tu_claim_task(e, lease, "w", a);
 	tu_run_to(e, a, lease, att, CPL_RUNNING);
-	cpl_store_close(e->s);
-	e->s = NULL;
 
 	// Reopen: everything is there.
 	tu_advance_ms(e, 10);
-	TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
+	TU_OK(tu_reopen(e));
 	TU_ERR(cpl_store_open(e->dir, &e->opts, &second), CPL_ELOCKED);
 	cpl_task t = tu_task_get(e, a);
 	TU_EQ_STATE(t.state, CPL_RUNNING);
@@ -466,8 +565,6 @@ test_lock_and_reopen(void **state)
 	TU_OK(tu_report(e, a, lease, att, CPL_JOB_FINISHED));
 	TU_STATE(e, b, CPL_READY);
 	TU_COUNTS_CONSISTENT(e);
-	void *st = e;
-	assert_int_equal(tu_teardown(&st), 0);
 }
 
 static void
@@ -481,15 +578,19 @@ test_open_errors(void **state)
 	TU_ERR(cpl_store_open("/tmp/copal-test-does-not-exist/x", &o, &s),
 	    CPL_ENOTFOUND);
 	assert_null(s);
-	// A directory of its own with opts NULL (defaults) works.
-	char dir[64];
-	assert_int_equal(tu_mkdtemp(dir, sizeof dir), 0);
-	TU_OK(cpl_store_open(dir, NULL, &s));
-	assert_non_null(s);
-	char rep[512];
-	TU_OK(cpl_store_check(s, rep, sizeof rep));
-	cpl_store_close(s);
-	assert_int_equal(tu_rmrf(dir), 0);
+}
+
+// All-default options (map 1 GiB, durable, real clock) work.
+static void
+test_open_defaults(void **state)
+{
+	tu_env *e = *state;
+	memset(&e->opts, 0, sizeof e->opts);
+	TU_OK(tu_reopen(e));
+	uint64_t id = tu_task(e, "t", "w", 0);
+	cpl_task t = tu_task_get(e, id);
+	// Real clock: some time after 2020.
+	assert_true(t.created_us > 1577836800000000ull);
 }
 
 // ------------------------------------------------------------ threads
@@ -646,8 +747,15 @@ main(void)
 		    setup_small_map, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_map_full, setup_capped_map,
 		    tu_teardown),
-		cmocka_unit_test(test_lock_and_reopen),
+		cmocka_unit_test_setup_teardown(test_txn_error_poisoned,
+		    setup_capped_map, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_txn_error_clean, tu_setup,
+		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_lock_and_reopen,
+		    tu_setup_durable, tu_teardown),
 		cmocka_unit_test(test_open_errors),
+		cmocka_unit_test_setup_teardown(test_open_defaults, tu_setup,
+		    tu_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_reader_snapshot_beside_writer, tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers,

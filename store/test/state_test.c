@@ -13,7 +13,9 @@
 //    RUN_TIMEOUT or FAILED, and ends error/timeout handlers with
 //    RESTART_READY or FAILED;
 //  * the user kills any unfinished task, restarts (RESTART_READY) a final,
-//    errored or timed-out task, and may fail an errored or timed-out one.
+//    errored or timed-out task or resets a not-yet-started one (as Balsam
+//    users do with "modify ... state RESTART_READY"), and may fail an
+//    errored or timed-out one.
 // Every other (from, to, actor) is refused; nothing at all leaves NONE or
 // enters NONE or CREATED, nothing leaves a final state except a user
 // restart, and actor 0 may do nothing.
@@ -39,6 +41,7 @@ static const allowed expected[] = {
 	{ CPL_AWAITING_PARENTS, CPL_READY, B },
 	{ CPL_AWAITING_PARENTS, CPL_PARENT_KILLED, B },
 	{ CPL_AWAITING_PARENTS, CPL_USER_KILLED, U },
+	{ CPL_AWAITING_PARENTS, CPL_RESTART_READY, U }, // reset by hand
 
 	{ CPL_READY, CPL_AWAITING_PARENTS, B },
 	{ CPL_READY, CPL_STAGED_IN, L },
@@ -48,6 +51,7 @@ static const allowed expected[] = {
 	{ CPL_READY, CPL_FAILED, L },
 	{ CPL_READY, CPL_USER_KILLED, U },
 	{ CPL_READY, CPL_PARENT_KILLED, B },
+	{ CPL_READY, CPL_RESTART_READY, U }, // reset by hand
 
 	{ CPL_STAGED_IN, CPL_PREPROCESSED, L },
 	{ CPL_STAGED_IN, CPL_RUNNING, L },

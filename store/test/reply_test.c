@@ -1,0 +1,273 @@
+// Stored replies (idempotent retries): get, put, replace, prune by age and
+// count, written atomically with the request's effects, kept across a
+// reopen.
+#include "testutil.h"
+
+typedef struct rep_arg {
+	uint64_t id;
+	const void *data;
+	size_t len;
+	// get: a copy of what was found
+	unsigned char *got;
+	size_t got_len;
+	// prune
+	uint64_t older;
+	size_t max, n;
+	int ret; // returned by the write callback after its work
+} rep_arg;
+
+static int
+get_cb(cpl_txn *txn, void *arg)
+{
+	rep_arg *a = arg;
+	const void *d = NULL;
+	size_t len = 0;
+	free(a->got);
+	a->got = NULL;
+	a->got_len = 0;
+	int rv = cpl_reply_get(txn, a->id, &d, &len);
+	if (rv != 0)
+		return rv;
+	// valid only until the transaction ends: copy now
+	a->got = malloc(len ? len : 1);
+	if (a->got == NULL)
+		return CPL_ENOMEM;
+	memcpy(a->got, d, len);
+	a->got_len = len;
+	return 0;
+}
+
+static int
+rget(tu_env *e, uint64_t id, rep_arg *a)
+{
+	a->id = id;
+	return cpl_store_read(e->s, get_cb, a);
+}
+
+static int
+put_cb(cpl_txn *txn, void *arg)
+{
+	rep_arg *a = arg;
+	int rv = cpl_reply_put(txn, a->id, a->data, a->len);
+	return rv ? rv : a->ret;
+}
+
+static int
+rput(tu_env *e, uint64_t id, const void *data, size_t len)
+{
+	rep_arg a;
+	memset(&a, 0, sizeof a);
+	a.id = id;
+	a.data = data;
+	a.len = len;
+	return cpl_store_write(e->s, put_cb, &a);
+}
+
+static int
+prune_cb(cpl_txn *txn, void *arg)
+{
+	rep_arg *a = arg;
+	a->n = 0;
+	return cpl_reply_prune(txn, a->older, a->max, &a->n);
+}
+
+static int
+prune_null_cb(cpl_txn *txn, void *arg)
+{
+	rep_arg *a = arg;
+	return cpl_reply_prune(txn, a->older, a->max, NULL);
+}
+
+static int
+rprune(tu_env *e, uint64_t older, size_t max, size_t *n)
+{
+	rep_arg a;
+	memset(&a, 0, sizeof a);
+	a.older = older;
+	a.max = max;
+	int rv = cpl_store_write(e->s, prune_cb, &a);
+	*n = rv == 0 ? a.n : 0;
+	return rv;
+}
+
+static void
+expect_reply(tu_env *e, uint64_t id, const void *data, size_t len)
+{
+	rep_arg a;
+	memset(&a, 0, sizeof a);
+	TU_OK(rget(e, id, &a));
+	assert_int_equal(a.got_len, len);
+	assert_memory_equal(a.got, data, len);
+	free(a.got);
+}
+
+static void
+expect_no_reply(tu_env *e, uint64_t id)
+{
+	rep_arg a;
+	memset(&a, 0, sizeof a);
+	TU_ERR(rget(e, id, &a), CPL_ENOTFOUND);
+	free(a.got);
+}
+
+static void
+test_reply_roundtrip(void **state)
+{
+	tu_env *e = *state;
+	expect_no_reply(e, 7);
+	TU_OK(rput(e, 7, "hello", 5));
+	expect_reply(e, 7, "hello", 5);
+	expect_no_reply(e, 8);
+	expect_no_reply(e, 6);
+	// Replace with a longer one.
+	TU_OK(rput(e, 7, "hello, world", 12));
+	expect_reply(e, 7, "hello, world", 12);
+	// Many ids, binary data with NULs, a large one.
+	unsigned char bin[64];
+	for (int i = 0; i < 64; i++)
+		bin[i] = (unsigned char)(i * 37);
+	bin[5] = 0;
+	for (uint64_t id = 100; id < 150; id++)
+		TU_OK(rput(e, id, bin, (size_t)(id - 100) + 1));
+	for (uint64_t id = 100; id < 150; id++)
+		expect_reply(e, id, bin, (size_t)(id - 100) + 1);
+	size_t big_len = 200000;
+	unsigned char *big = malloc(big_len);
+	for (size_t i = 0; i < big_len; i++)
+		big[i] = (unsigned char)(i * 7 + 3);
+	TU_OK(rput(e, UINT64_MAX, big, big_len));
+	expect_reply(e, UINT64_MAX, big, big_len);
+	free(big);
+	expect_reply(e, 7, "hello, world", 12);
+}
+
+// A reply is stored with the request's effects or not at all.
+typedef struct with_effects {
+	uint64_t req;
+	int fail;
+	uint64_t task;
+	int rv_sub;
+} with_effects;
+
+static int
+effects_fn(cpl_txn *txn, void *arg)
+{
+	with_effects *w = arg;
+	tu_spec sp;
+	tu_spec_init(&sp, "req-task", "req", "app");
+	uint8_t u[16];
+	int rv = cpl_task_create(txn, &sp.spec, &w->task, u);
+	if (rv == 0)
+		rv = cpl_reply_put(txn, w->req, "ok", 2);
+	return rv ? rv : w->fail;
+}
+
+static int
+sub_cb(cpl_txn *txn, void *arg)
+{
+	with_effects *w = arg;
+	w->rv_sub = cpl_txn_sub(txn, effects_fn, w);
+	return 0;
+}
+
+static void
+test_reply_atomic_with_effects(void **state)
+{
+	tu_env *e = *state;
+	with_effects w = { 1, 0, 0, 0 };
+	TU_OK(cpl_store_write(e->s, effects_fn, &w));
+	expect_reply(e, 1, "ok", 2);
+	TU_STATE(e, w.task, CPL_READY);
+	// The whole write fails: no task, no reply.
+	w = (with_effects){ 2, CPL_EINTERNAL, 0, 0 };
+	TU_ERR(cpl_store_write(e->s, effects_fn, &w), CPL_EINTERNAL);
+	expect_no_reply(e, 2);
+	assert_int_equal(tu_stats(e).ntasks, 1);
+	// A failed sub-transaction: no task, no reply; the outer commits.
+	w = (with_effects){ 3, CPL_EINVAL, 0, 0 };
+	TU_OK(cpl_store_write(e->s, sub_cb, &w));
+	TU_ERR(w.rv_sub, CPL_EINVAL);
+	expect_no_reply(e, 3);
+	assert_int_equal(tu_stats(e).ntasks, 1);
+	// A good sub-transaction: both.
+	w = (with_effects){ 4, 0, 0, 0 };
+	TU_OK(cpl_store_write(e->s, sub_cb, &w));
+	TU_OK(w.rv_sub);
+	expect_reply(e, 4, "ok", 2);
+	assert_int_equal(tu_stats(e).ntasks, 2);
+}
+
+static void
+test_reply_prune(void **state)
+{
+	tu_env *e = *state;
+	for (uint64_t id = 1; id <= 5; id++)
+		TU_OK(rput(e, id, "old", 3));
+	tu_advance_ms(e, 10000);
+	for (uint64_t id = 6; id <= 8; id++)
+		TU_OK(rput(e, id, "new", 3));
+	size_t n = 99;
+	// Nothing is older than the start.
+	TU_OK(rprune(e, TU_T0, 100, &n));
+	assert_int_equal(n, 0);
+	// At most 2 at a time.
+	TU_OK(rprune(e, TU_T0 + 5000000, 2, &n));
+	assert_int_equal(n, 2);
+	size_t left = 0;
+	for (uint64_t id = 1; id <= 5; id++) {
+		rep_arg a;
+		memset(&a, 0, sizeof a);
+		int rv = rget(e, id, &a);
+		free(a.got);
+		TU_ERR2(rv, 0, CPL_ENOTFOUND);
+		left += rv == 0;
+	}
+	assert_int_equal(left, 3);
+	TU_OK(rprune(e, TU_T0 + 5000000, 100, &n));
+	assert_int_equal(n, 3);
+	for (uint64_t id = 1; id <= 5; id++)
+		expect_no_reply(e, id);
+	for (uint64_t id = 6; id <= 8; id++)
+		expect_reply(e, id, "new", 3);
+	TU_OK(rprune(e, TU_T0 + 5000000, 100, &n));
+	assert_int_equal(n, 0);
+	// A replaced reply counts from its new time.
+	tu_advance_ms(e, 10000); // T0 + 20 s
+	TU_OK(rput(e, 6, "newer", 5));
+	TU_OK(rprune(e, TU_T0 + 15000000, 100, &n));
+	assert_int_equal(n, 2); // 7 and 8
+	expect_reply(e, 6, "newer", 5);
+	expect_no_reply(e, 7);
+	// n may be NULL.
+	rep_arg a;
+	memset(&a, 0, sizeof a);
+	a.older = UINT64_MAX;
+	a.max = 100;
+	TU_OK(cpl_store_write(e->s, prune_null_cb, &a));
+	expect_no_reply(e, 6);
+}
+
+static void
+test_reply_survives_reopen(void **state)
+{
+	tu_env *e = *state; // durable
+	TU_OK(rput(e, 42, "the answer", 10));
+	TU_OK(tu_reopen(e));
+	expect_reply(e, 42, "the answer", 10);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_reply_roundtrip, tu_setup,
+		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_reply_atomic_with_effects,
+		    tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_reply_prune, tu_setup,
+		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_reply_survives_reopen,
+		    tu_setup_durable, tu_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
