@@ -76,7 +76,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *db = NULL, *tcp = NULL;
-	int contexts = 64, opt;
+	int contexts = 256, opt;
 	bool to_stderr = false;
 	char dir[PATH_MAX], path[PATH_MAX + 32], url[PATH_MAX + 32];
 

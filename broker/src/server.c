@@ -569,7 +569,7 @@ server_start(const server_opts *o, server **out)
 		goto nngfail;
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->max_msg);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
-	s->nworks = o->contexts > 0 ? o->contexts : 64;
+	s->nworks = o->contexts > 0 ? o->contexts : 256;
 	s->works = calloc((size_t)s->nworks, sizeof(*s->works));
 	if (s->works == NULL) {
 		rv = NNG_ENOMEM;

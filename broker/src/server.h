@@ -17,7 +17,7 @@ typedef struct server_opts {
 	const char *tcp_url;     // NULL: no TCP listener
 	const uint8_t *token;    // the database secret (TCP clients send it)
 	size_t token_len;
-	int contexts;            // concurrent requests; 0: 64
+	int contexts;            // concurrent requests; 0: 256
 	size_t max_msg;          // largest request; 0: 64 MiB
 	bool no_selfcheck;
 } server_opts;
