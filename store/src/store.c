@@ -205,7 +205,7 @@ struct cpl_txn {
 		char kind;
 		uint32_t id;
 		int64_t delta;
-	} ndelta[8];
+	} ndelta[64];
 	size_t nndelta;
 };
 

@@ -27,6 +27,7 @@
 // number of rounds (default 40).
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -94,11 +95,18 @@ now_ms(void)
 }
 
 static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+static int
 rm_rf(const char *dir)
 {
-	char cmd[4200];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	return system(cmd);
+	return nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 // ------------------------------------------------------------ child
@@ -444,8 +452,11 @@ typedef struct verify {
 	uint64_t counts[CPL_NSTATES];
 	uint64_t bystate_query[CPL_NSTATES];
 	uint64_t nevents;
+	uint64_t ntimeouts; // events to RUN_TIMEOUT (expired leases)
 	char err[512];
 } verify;
+
+static uint64_t g_timeouts; // found by the last check
 
 static void
 verr(verify *v, const char *fmt, ...)
@@ -583,6 +594,8 @@ verify_event_fn(const cpl_event *e, void *arg)
 	}
 	row->last_to = e->to;
 	row->nevents++;
+	if (e->to == CPL_RUN_TIMEOUT)
+		v->ntimeouts++;
 	uint32_t r, b;
 	if (e->message != NULL && parse_tag(e->message, &r, &b, NULL) == 0 &&
 	    (e->to == CPL_RUNNING || e->to == CPL_RUN_DONE ||
@@ -772,6 +785,7 @@ verify_store(const char *dir, uint32_t round, round_result *res,
 	}
 	*ntasks_out = v->nrows;
 	memcpy(counts_out, v->counts, sizeof v->counts);
+	g_timeouts = v->ntimeouts;
 	free(v->rows);
 	free(v->seen);
 	free(v);
@@ -786,10 +800,46 @@ env_u32(const char *name, uint32_t dflt)
 	return (uint32_t)strtoul(s, NULL, 0);
 }
 
+// The temporary directory and the per-round results, made before the test
+// and removed after it, also when it fails.
+typedef struct fixture {
+	char dir[64];
+	round_result *res;
+} fixture;
+
+static int
+setup(void **state)
+{
+	fixture *fx = calloc(1, sizeof *fx);
+	if (fx == NULL)
+		return -1;
+	snprintf(fx->dir, sizeof fx->dir, "/tmp/copal-crash-XXXXXX");
+	fx->res = calloc(MAX_ROUNDS, sizeof *fx->res);
+	if (fx->res == NULL || mkdtemp(fx->dir) == NULL) {
+		free(fx->res);
+		free(fx);
+		return -1;
+	}
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	fixture *fx = *state;
+	rm_rf(fx->dir);
+	free(fx->res);
+	free(fx);
+	return 0;
+}
+
 static void
 test_crash_durability(void **state)
 {
-	(void)state;
+	fixture *fx = *state;
+	const char *dir = fx->dir;
+	round_result *res = fx->res;
 	const char *seed_env = getenv("COPAL_CRASH_SEED");
 	g_seed = seed_env && *seed_env ? strtoull(seed_env, NULL, 0)
 				       : mix64((uint64_t)time(NULL) ^
@@ -801,11 +851,6 @@ test_crash_durability(void **state)
 	       "%u rounds\n", g_seed, rounds);
 	fflush(stdout);
 
-	char dir[] = "/tmp/copal-crash-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-
-	round_result *res = calloc(MAX_ROUNDS, sizeof *res);
-	assert_non_null(res);
 	uint64_t rng = mix64(g_seed ^ 0xdead);
 	uint64_t total_acked = 0, total_extra = 0, ntasks = 0;
 	uint64_t counts[CPL_NSTATES] = { 0 };
@@ -869,18 +914,18 @@ test_crash_durability(void **state)
 	for (int k = 1; k < CPL_NSTATES; k++)
 		if (counts[k] != 0)
 			printf(" %s %" PRIu64, cpl_state_name(k), counts[k]);
-	printf("\n");
+	printf("; %" PRIu64 " timeouts of expired leases in the history\n",
+	    g_timeouts);
 	// The run must have exercised something.
 	assert_true(total_acked > 0);
-	free(res);
-	rm_rf(dir);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_crash_durability),
+		cmocka_unit_test_setup_teardown(test_crash_durability, setup,
+		    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
