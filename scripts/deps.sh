@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages copal needs to build, test and run.
+# Checks with dpkg-query first: when everything is present it does nothing
+# (no apt-get update, no root needed). Otherwise it must run as root.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential
+  cmake
+  pkg-config
+  liblmdb-dev
+  lmdb-utils
+  libnng-dev
+  libprotobuf-c-dev
+  protobuf-c-compiler
+  uuid-dev
+  libcmocka-dev
+  libjansson-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+  if [[ "$status" != ii* ]]; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "deps.sh: missing packages: ${missing[*]}" >&2
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps.sh: error: installing them needs root; run as root (or: sudo bash scripts/deps.sh)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# Quiet: apt's and dpkg's progress go to a log shown only if a step fails.
+if ! apt-get update -qq >"$log" 2>&1 ||
+   ! apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >>"$log" 2>&1; then
+  cat "$log" >&2
+  echo "deps.sh: error: apt-get failed (see above)" >&2
+  exit 1
+fi
+echo "deps.sh: installed: ${missing[*]}" >&2
