@@ -48,18 +48,15 @@ free_app(void *p)
 
 // ---------------------------------------------------------------- helpers
 
-// The run directory of a task under data/.
+// The run directory of a task under data/ (as the launcher makes it).
 static char *
 workdir_of(hctx *h, const Copal__TaskSpec *sp, const uint8_t uuid[16])
 {
-	char u[37], buf[600];
-	if (sp->workdir && sp->workdir[0])
-		return arena_strdup(h->a, sp->workdir);
+	char u[37], buf[1024];
 	cpl_uuid_format(uuid, u);
-	u[8] = '\0';
-	snprintf(buf, sizeof(buf), "%s/%s_%s",
-	    sp->workflow && sp->workflow[0] ? sp->workflow : "default",
-	    sp->name, u);
+	if (cpl_workdir(sp->workflow, sp->name, u, sp->workdir, buf,
+	        sizeof(buf)) != 0)
+		return arena_strdup(h->a, "");
 	return arena_strdup(h->a, buf);
 }
 

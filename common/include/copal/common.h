@@ -4,6 +4,7 @@
 #define COPAL_COMMON_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -91,6 +92,22 @@ cpl_state cpl_state_parse(const char *name);
 bool cpl_transition_allowed(cpl_state from, cpl_state to, cpl_actor actor);
 // True for JOB_FINISHED, FAILED, USER_KILLED, PARENT_KILLED.
 bool cpl_state_is_final(cpl_state s);
+
+// ------------------------------------------------------------------ capacity
+// Node capacity is measured in units of 1/CPL_NODE_UNITS of a node: a task
+// with node_packing_count p uses ceil(CPL_NODE_UNITS/p) units of one node;
+// a task with num_nodes n > 1 uses n whole free nodes. 5040 divides evenly
+// by every packing count from 1 to 10 and by 12, 14, 15, 16, ...
+#define CPL_NODE_UNITS 5040u
+
+// ------------------------------------------------------------------ paths
+// The run directory of a task relative to <database>/data/: `workdir` if
+// the user gave one (relative, without ".."), else
+// <workflow>/<name>_<first 8 characters of uuid>, with names made safe as
+// path components. Errors: CPL_EINVAL (workdir absolute or with ".."),
+// CPL_ETOOBIG.
+int cpl_workdir(const char *workflow, const char *name, const char *uuid,
+    const char *workdir, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

@@ -260,10 +260,8 @@ int cpl_lease_expire(cpl_txn *txn, uint64_t *nleases, uint64_t *ntasks);
 int cpl_lease_take_notices(cpl_txn *txn, uint64_t id, cpl_id_fn fn, void *arg);
 
 // ------------------------------------------------------------------ claims
-// Node capacity is measured in units of 1/CPL_NODE_UNITS of a node: a task
-// with node_packing_count p uses CPL_NODE_UNITS/p units of one node; a task
-// with num_nodes n > 1 uses n whole free nodes.
-#define CPL_NODE_UNITS 5040u
+// Node capacity is measured in units of 1/CPL_NODE_UNITS of a node
+// (copal/common.h).
 
 typedef struct cpl_node_cap {
 	uint32_t free_units; // 0..CPL_NODE_UNITS

@@ -1,0 +1,53 @@
+// The run directory of a task, relative to the database's data/ folder.
+#include <stdio.h>
+#include <string.h>
+
+#include "copal/common.h"
+
+// Copies a name as one path component: '/' and NUL-unsafe bytes become
+// '_', and a leading '.' too, so that no name can climb out of data/.
+static size_t
+component(char *dst, size_t cap, const char *src, const char *dflt)
+{
+	size_t n = 0;
+	if (src == NULL || src[0] == '\0')
+		src = dflt;
+	for (; *src && n + 1 < cap; src++, n++) {
+		char c = *src;
+		if (c == '/' || (n == 0 && c == '.') || (unsigned char)c < 0x20)
+			c = '_';
+		dst[n] = c;
+	}
+	dst[n] = '\0';
+	return n;
+}
+
+int
+cpl_workdir(const char *workflow, const char *name, const char *uuid,
+    const char *workdir, char *buf, size_t len)
+{
+	if (workdir && workdir[0]) {
+		// a user-given relative path: no absolute path, no ".."
+		if (workdir[0] == '/')
+			return CPL_EINVAL;
+		for (const char *p = workdir; *p;) {
+			const char *e = strchr(p, '/');
+			size_t n = e ? (size_t)(e - p) : strlen(p);
+			if (n == 2 && p[0] == '.' && p[1] == '.')
+				return CPL_EINVAL;
+			p += n;
+			if (*p == '/')
+				p++;
+		}
+		if ((size_t)snprintf(buf, len, "%s", workdir) >= len)
+			return CPL_ETOOBIG;
+		return 0;
+	}
+	char wf[256], nm[256];
+	component(wf, sizeof(wf), workflow, "default");
+	component(nm, sizeof(nm), name, "task");
+	if ((size_t)snprintf(buf, len, "%s/%s_%.8s", wf, nm,
+	        uuid ? uuid : "") >= len)
+		return CPL_ETOOBIG;
+	return 0;
+}

@@ -1,0 +1,83 @@
+// Internal declarations of the launcher (not a public API).
+#ifndef COPAL_LAUNCHER_H
+#define COPAL_LAUNCHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "copal.pb-c.h"
+#include "copal/client.h"
+#include "nodes.h"
+
+enum job_mode { MODE_SERIAL, MODE_MPI };
+
+// Where a task is in the launcher's hands.
+enum stage {
+	ST_NEW,      // claimed, nothing done yet
+	ST_PRE,      // preprocess running
+	ST_RUN,      // the application running
+	ST_POST,     // postprocess running
+	ST_HANDLER,  // error or timeout handler running
+	ST_DONE,     // reported final for this launcher; slot to free
+};
+
+typedef struct ltask {
+	Copal__ClaimedTask *ct; // owned copy of the claim
+	uint64_t id;
+	uint32_t attempt;
+	const char *name;       // points into ct
+	char uuid[37];
+	char workdir[5200];     // absolute
+	char outpath[5600];
+	enum stage stage;
+	pid_t pid;              // process group leader of the current stage
+	uint64_t run_start_us;
+	int after;              // state the handler decides from
+	bool killed;            // a kill notice arrived
+	bool cut;               // cut off by the wall-time limit
+	// placement
+	uint32_t *nodes;        // indexes into the launcher's node table
+	size_t nnodes;
+	uint32_t units;         // per node
+	uint32_t gpus;          // per node
+	char gpu_list[256];     // CUDA_VISIBLE_DEVICES
+} ltask;
+
+typedef struct lnode {
+	char *name;
+	uint32_t free_units;
+	uint32_t ngpus;
+	uint8_t gpu_busy[64];
+} lnode;
+
+typedef struct launcher_opts {
+	enum job_mode mode;
+	const char *db_dir;
+	const char *wf_filter;      // NULL: consume all
+	double time_limit_min;      // 0: none
+	double idle_ttl_s;          // exit after this long with nothing to do
+	bool persistent;            // never exit for idleness
+	uint32_t max_concurrent;    // tasks at once (serial) / launches (mpi)
+	uint32_t gpus_per_node;
+	size_t node_offset, node_limit;
+	uint32_t lease_ttl_ms;
+	double grace_s;             // SIGTERM -> SIGKILL
+	const char *mpi_template;   // NULL: chosen from the environment
+	const char *starter;        // openmpi | mpich | srun | aprun
+	int log_level;
+} launcher_opts;
+
+// Renders an MPI starter command from a template. Placeholders: {ranks}
+// {rpn} {nnodes} {tpr} {hosts} (comma list) {hostslots} (host:rpn,...)
+// {cmd}. Returns 0, or CPL_EINVAL for an unknown placeholder, CPL_ETOOBIG.
+int mpi_render(const char *tmpl, uint32_t ranks, uint32_t rpn,
+    uint32_t nnodes, uint32_t tpr, char *const *hosts, const char *cmd,
+    char *out, size_t outlen);
+// The default template of a starter name; NULL if unknown.
+const char *mpi_template_for(const char *starter);
+
+int launcher_run(const launcher_opts *o);
+
+#endif

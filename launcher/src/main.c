@@ -1,0 +1,216 @@
+// copal-launcher: runs tasks of a copal database on the nodes of this
+// allocation (or this host). `copal launcher ...` runs this program.
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launcher.h"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: copal launcher --job-mode serial|mpi [options]\n"
+	    "  --db DIR                 database (default: $COPAL_DB)\n"
+	    "  --wf-filter W            only tasks of workflow W\n"
+	    "  --consume-all            any workflow (the default)\n"
+	    "  --time-limit-minutes M   stop after M minutes (fractions allowed)\n"
+	    "  --idle-ttl S             exit after S seconds with nothing to do "
+	    "(default 10)\n"
+	    "  --persistent             never exit for idleness\n"
+	    "  --max-concurrent N       tasks (serial) or launches (mpi) at once\n"
+	    "                           (default 256 serial, 16 mpi)\n"
+	    "  --gpus-per-node G        GPUs to hand out per node (default 0)\n"
+	    "  --node-offset K          skip the first K discovered nodes\n"
+	    "  --num-nodes N            use at most N nodes\n"
+	    "  --lease-ttl S            lease time-to-live in seconds (default 30)\n"
+	    "  --grace S                SIGTERM to SIGKILL at the end (default 10)\n"
+	    "  --starter openmpi|mpich|srun|aprun   MPI starter (mpi mode)\n"
+	    "  --mpi-template T         starter command with {ranks} {rpn} "
+	    "{nnodes} {tpr}\n"
+	    "                           {hosts} {hostslots} {cmd}\n"
+	    "  -v, --verbose            log every state change\n");
+}
+
+static int
+num(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || *end || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "job-mode", required_argument, NULL, 'm' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "wf-filter", required_argument, NULL, 'w' },
+		{ "consume-all", no_argument, NULL, 'a' },
+		{ "time-limit-minutes", required_argument, NULL, 't' },
+		{ "idle-ttl", required_argument, NULL, 'i' },
+		{ "persistent", no_argument, NULL, 'p' },
+		{ "max-concurrent", required_argument, NULL, 'c' },
+		{ "gpus-per-node", required_argument, NULL, 'g' },
+		{ "node-offset", required_argument, NULL, 'o' },
+		{ "num-nodes", required_argument, NULL, 'n' },
+		{ "lease-ttl", required_argument, NULL, 'l' },
+		{ "grace", required_argument, NULL, 'G' },
+		{ "starter", required_argument, NULL, 's' },
+		{ "mpi-template", required_argument, NULL, 'T' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	launcher_opts o;
+	double v;
+	int opt;
+	bool mode_set = false, max_set = false;
+	memset(&o, 0, sizeof(o));
+	o.idle_ttl_s = 10;
+	o.lease_ttl_ms = 30000;
+	o.grace_s = 10;
+	o.log_level = 5;
+	while ((opt = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+		switch (opt) {
+		case 'm':
+			if (strcmp(optarg, "serial") == 0)
+				o.mode = MODE_SERIAL;
+			else if (strcmp(optarg, "mpi") == 0)
+				o.mode = MODE_MPI;
+			else {
+				fprintf(stderr, "copal launcher: --job-mode is "
+				    "serial or mpi, not %s\n", optarg);
+				return 2;
+			}
+			mode_set = true;
+			break;
+		case 'd':
+			o.db_dir = optarg;
+			break;
+		case 'w':
+			o.wf_filter = optarg;
+			break;
+		case 'a':
+			o.wf_filter = NULL;
+			break;
+		case 't':
+			if (num(optarg, 0.001, 1e6, &o.time_limit_min)) {
+				fprintf(stderr, "copal launcher: bad "
+				    "--time-limit-minutes %s\n", optarg);
+				return 2;
+			}
+			break;
+		case 'i':
+			if (num(optarg, 0, 1e7, &o.idle_ttl_s)) {
+				fprintf(stderr, "copal launcher: bad --idle-ttl %s\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case 'p':
+			o.persistent = true;
+			break;
+		case 'c':
+			if (num(optarg, 1, 65536, &v)) {
+				fprintf(stderr, "copal launcher: --max-concurrent "
+				    "1..65536\n");
+				return 2;
+			}
+			o.max_concurrent = (uint32_t)v;
+			max_set = true;
+			break;
+		case 'g':
+			if (num(optarg, 0, 64, &v)) {
+				fprintf(stderr, "copal launcher: --gpus-per-node "
+				    "0..64\n");
+				return 2;
+			}
+			o.gpus_per_node = (uint32_t)v;
+			break;
+		case 'o':
+			if (num(optarg, 0, 1e6, &v)) {
+				fprintf(stderr, "copal launcher: bad --node-offset\n");
+				return 2;
+			}
+			o.node_offset = (size_t)v;
+			break;
+		case 'n':
+			if (num(optarg, 1, 1e6, &v)) {
+				fprintf(stderr, "copal launcher: bad --num-nodes\n");
+				return 2;
+			}
+			o.node_limit = (size_t)v;
+			break;
+		case 'l':
+			if (num(optarg, 1, 3600, &v)) {
+				fprintf(stderr, "copal launcher: --lease-ttl 1..3600\n");
+				return 2;
+			}
+			o.lease_ttl_ms = (uint32_t)(v * 1000);
+			break;
+		case 'G':
+			if (num(optarg, 0, 3600, &o.grace_s)) {
+				fprintf(stderr, "copal launcher: --grace 0..3600\n");
+				return 2;
+			}
+			break;
+		case 's':
+			if (mpi_template_for(optarg) == NULL) {
+				fprintf(stderr, "copal launcher: unknown starter %s "
+				    "(openmpi, mpich, srun, aprun)\n", optarg);
+				return 2;
+			}
+			o.starter = optarg;
+			break;
+		case 'T':
+			o.mpi_template = optarg;
+			break;
+		case 'v':
+			o.log_level = 7;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "copal launcher: unexpected argument %s\n",
+		    argv[optind]);
+		return 2;
+	}
+	if (!mode_set) {
+		fprintf(stderr, "copal launcher: --job-mode serial|mpi is "
+		    "required\n");
+		usage(stderr);
+		return 2;
+	}
+	if (o.db_dir == NULL && (o.db_dir = getenv(CPL_ENV_DB)) == NULL) {
+		fprintf(stderr, "copal launcher: no database: give --db DIR or "
+		    "activate one (copal activate DIR)\n");
+		return 3;
+	}
+	if (!max_set)
+		o.max_concurrent = o.mode == MODE_MPI ? 16 : 256;
+	if (o.mpi_template == NULL) {
+		const char *st = o.starter ? o.starter :
+		    getenv("SLURM_JOB_ID") ? "srun" : "openmpi";
+		o.mpi_template = mpi_template_for(st);
+	}
+	int rv = launcher_run(&o);
+	if (rv) {
+		fprintf(stderr, "copal launcher: %s\n", cpl_strerror(rv));
+		return rv == CPL_ENOTFOUND ? 3 : 1;
+	}
+	return 0;
+}
