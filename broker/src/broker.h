@@ -47,15 +47,17 @@ void arena_free(arena *a);
 typedef struct budget {
 	ProtobufCAllocator pa;
 	size_t used, max;
+	bool exceeded;   // an allocation was refused
 } budget;
 void budget_init(budget *b, size_t max);
 
-// Checks a decoded request: counts, enum values, UTF-8 strings, and that
-// the packed size equals the wire size (a string with a NUL byte is cut
-// short by protobuf-c and so changes the size). Returns 0 or CPL_EPROTO
-// with a reason in err.
-int validate_request(const Copal__Request *req, size_t wire_len, char *err,
-    size_t errlen);
+// Walks a request's wire bytes with the schema's descriptors: every
+// string field must be UTF-8 without NUL bytes; no groups; nesting
+// bounded. Returns 0 or CPL_EPROTO with a reason in err.
+int validate_wire(const uint8_t *buf, size_t len, char *err, size_t errlen);
+// Checks a decoded request: counts, enum values, version, body. Returns 0
+// or CPL_EPROTO with a reason in err.
+int validate_request(const Copal__Request *req, char *err, size_t errlen);
 
 // ---------------------------------------------------------------- handlers
 typedef struct server server;

@@ -2,6 +2,7 @@
 // Mutating handlers run inside the writer's nested transaction: returning
 // an error undoes everything the handler did. Read handlers run in a short
 // read snapshot.
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -160,10 +161,53 @@ filter_from_wire(hctx *h, const Copal__Filter *wf, cpl_filter *f,
 	return 0;
 }
 
-struct match_ctx {
-	const cpl_filter *f;
-	bool ok;
-};
+// Whether task id matches every criterion of f (for explicit id lists;
+// cpl_query applies the same criteria through the indices).
+static int
+task_matches(hctx *h, cpl_txn *txn, uint64_t id, const cpl_filter *f,
+    bool *ok)
+{
+	cpl_task t;
+	char u[37];
+	int rv = task_get_owned(h, txn, id, &t);
+	*ok = false;
+	if (rv)
+		return rv;
+	const Copal__TaskSpec *sp = t.spec;
+	uint32_t nodes = sp->resources && sp->resources->num_nodes ?
+	    sp->resources->num_nodes : 1;
+	cpl_uuid_format(t.uuid, u);
+	if (f->states && !(f->states & (1u << t.state)))
+		return 0;
+	if (f->workflow && strcmp(sp->workflow, f->workflow) != 0)
+		return 0;
+	if (f->application && strcmp(sp->application, f->application) != 0)
+		return 0;
+	if (f->name && strcmp(sp->name, f->name) != 0)
+		return 0;
+	if (f->min_nodes && nodes < f->min_nodes)
+		return 0;
+	if (f->max_nodes && nodes > f->max_nodes)
+		return 0;
+	if (f->uuid_prefix) {
+		// compare hex digits, dashes ignored on both sides
+		const char *p = f->uuid_prefix, *q = u;
+		while (*p) {
+			if (*p == '-') {
+				p++;
+				continue;
+			}
+			while (*q == '-')
+				q++;
+			if (*q == '\0' || tolower((unsigned char)*p) != *q)
+				return 0;
+			p++;
+			q++;
+		}
+	}
+	*ok = true;
+	return 0;
+}
 
 // The ids a wire filter selects, in id order.
 static int
@@ -176,13 +220,11 @@ select_ids(hctx *h, cpl_txn *txn, const Copal__Filter *wf, struct ids *out)
 	if (wf->n_ids) {
 		// explicit ids: each must exist and match the rest
 		for (size_t i = 0; i < wf->n_ids; i++) {
-			cpl_task t;
-			if ((rv = cpl_task_get(txn, wf->ids[i], 0, &t)) != 0)
+			bool ok;
+			if ((rv = task_matches(h, txn, wf->ids[i], &f, &ok)) != 0)
 				FAIL(h, rv, "task id %" PRIu64 ": %s", wf->ids[i],
 				    cpl_strerror(rv));
-			if (f.states && !(f.states & (1u << t.state)))
-				continue;
-			if ((rv = ids_push(out, wf->ids[i])) != 0)
+			if (ok && (rv = ids_push(out, wf->ids[i])) != 0)
 				return rv;
 		}
 		return 0;
@@ -280,11 +322,26 @@ h_create(hctx *h, cpl_txn *txn)
 			sp.parent_ids = pids;
 			sp.n_parent_ids = n;
 		}
-		if ((rv = cpl_task_create(txn, &sp, &ids[i], uuid)) != 0)
-			FAIL(h, rv, "task %zu (%s): %s%s%s", i,
-			    sp.name ? sp.name : "", cpl_strerror(rv),
-			    rv == CPL_ENOTFOUND ? ": unknown app or parent " : "",
-			    rv == CPL_ENOTFOUND ? sp.application : "");
+		if ((rv = cpl_task_create(txn, &sp, &ids[i], uuid)) != 0) {
+			if (rv != CPL_ENOTFOUND)
+				FAIL(h, rv, "task %zu (%s): %s", i,
+				    sp.name ? sp.name : "", cpl_strerror(rv));
+			// say which: the app or a parent
+			Copal__App *app = NULL;
+			if (cpl_app_get(txn, sp.application, &app) != 0)
+				FAIL(h, rv, "task %zu (%s): no app named %s", i,
+				    sp.name ? sp.name : "", sp.application);
+			copal__app__free_unpacked(app, NULL);
+			for (size_t j = 0; j < sp.n_parent_ids; j++) {
+				cpl_task pt;
+				if (cpl_task_get(txn, sp.parent_ids[j], 0, &pt) != 0)
+					FAIL(h, rv, "task %zu (%s): no parent task "
+					    "with id %" PRIu64, i,
+					    sp.name ? sp.name : "", sp.parent_ids[j]);
+			}
+			FAIL(h, rv, "task %zu (%s): %s", i, sp.name ? sp.name : "",
+			    cpl_strerror(rv));
+		}
 		if (uuids) {
 			if ((uuids[i] = arena_alloc(h->a, 37)) == NULL)
 				return CPL_ENOMEM;
@@ -298,6 +355,37 @@ h_create(hctx *h, cpl_txn *txn)
 	h->rep->body_case = COPAL__REPLY__BODY_CREATE;
 	h->rep->create = rep;
 	return 0;
+}
+
+struct notices {
+	hctx *h;
+	struct ids ids;
+};
+
+static int
+notice_cb(uint64_t id, void *arg)
+{
+	return ids_push(&((struct notices *)arg)->ids, id);
+}
+
+// Takes the kill notices queued for a lease into an arena array.
+static int
+take_notices(hctx *h, cpl_txn *txn, uint64_t lease, uint64_t **out,
+    size_t *n)
+{
+	struct notices nt = { h, { NULL, 0, 0 } };
+	int rv = cpl_lease_take_notices(txn, lease, notice_cb, &nt);
+	if (rv == 0 && nt.ids.n) {
+		*out = arena_alloc(h->a, nt.ids.n * sizeof(uint64_t));
+		if (*out == NULL)
+			rv = CPL_ENOMEM;
+		else {
+			memcpy(*out, nt.ids.v, nt.ids.n * sizeof(uint64_t));
+			*n = nt.ids.n;
+		}
+	}
+	free(nt.ids.v);
+	return rv;
 }
 
 // ---------------------------------------------------------------- claim
@@ -408,6 +496,9 @@ h_claim(hctx *h, cpl_txn *txn)
 		}
 		rep->tasks[rep->n_tasks++] = ct;
 	}
+	if ((rv = take_notices(h, txn, r->lease_id, &rep->kill_task_ids,
+	         &rep->n_kill_task_ids)) != 0)
+		return rv;
 	h->rep->body_case = COPAL__REPLY__BODY_CLAIM;
 	h->rep->claim = rep;
 	return 0;
@@ -436,23 +527,18 @@ h_report(hctx *h, cpl_txn *txn)
 			return cpl_txn_error(txn);
 		rep->status[i] = (uint32_t)rv; // refusals are per report
 	}
+	// kill notices ride on the reply: a busy launcher hears of a kill
+	// at its next report, not its next heartbeat
+	int rv = take_notices(h, txn, r->lease_id, &rep->kill_task_ids,
+	    &rep->n_kill_task_ids);
+	if (rv)
+		return rv;
 	h->rep->body_case = COPAL__REPLY__BODY_REPORT;
 	h->rep->report = rep;
 	return 0;
 }
 
 // ---------------------------------------------------------------- heartbeat
-
-struct notices {
-	hctx *h;
-	struct ids ids;
-};
-
-static int
-notice_cb(uint64_t id, void *arg)
-{
-	return ids_push(&((struct notices *)arg)->ids, id);
-}
 
 static int
 h_heartbeat(hctx *h, cpl_txn *txn)
@@ -464,6 +550,23 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 	if (ttl < MIN_TTL_MS || ttl > MAX_TTL_MS)
 		FAIL(h, CPL_EINVAL, "ttl_ms must be %u..%u", MIN_TTL_MS,
 		    MAX_TTL_MS);
+	if (r->release) {
+		if (lease == 0)
+			FAIL(h, CPL_EINVAL, "release of lease 0");
+		if ((rv = cpl_lease_release(txn, lease)) != 0)
+			FAIL(h, rv, "lease %" PRIu64 ": %s", lease,
+			    cpl_strerror(rv));
+		LOG(LOG_INFO, "lease", "lease %" PRIu64 " released by %s", lease,
+		    r->owner ? r->owner : "");
+		Copal__HeartbeatReply *rel =
+		    NEW(h, Copal__HeartbeatReply, COPAL__HEARTBEAT_REPLY__INIT);
+		if (rel == NULL)
+			return CPL_ENOMEM;
+		rel->lease_id = lease;
+		h->rep->body_case = COPAL__REPLY__BODY_HEARTBEAT;
+		h->rep->heartbeat = rel;
+		return 0;
+	}
 	if (lease == 0) {
 		if ((rv = cpl_lease_grant(txn, r->owner, ttl, &lease)) != 0)
 			return rv;
@@ -474,25 +577,12 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 		FAIL(h, rv, "lease %" PRIu64 ": %s: stop its tasks and ask for "
 		    "a new lease", lease, cpl_strerror(rv));
 	}
-	struct notices nt = { h, { NULL, 0, 0 } };
-	rv = cpl_lease_take_notices(txn, lease, notice_cb, &nt);
 	Copal__HeartbeatReply *rep =
 	    NEW(h, Copal__HeartbeatReply, COPAL__HEARTBEAT_REPLY__INIT);
-	if (rv == 0 && rep == NULL)
-		rv = CPL_ENOMEM;
-	if (rv == 0 && nt.ids.n) {
-		rep->kill_task_ids =
-		    arena_alloc(h->a, nt.ids.n * sizeof(uint64_t));
-		if (rep->kill_task_ids == NULL)
-			rv = CPL_ENOMEM;
-		else {
-			memcpy(rep->kill_task_ids, nt.ids.v,
-			    nt.ids.n * sizeof(uint64_t));
-			rep->n_kill_task_ids = nt.ids.n;
-		}
-	}
-	free(nt.ids.v);
-	if (rv)
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	if ((rv = take_notices(h, txn, lease, &rep->kill_task_ids,
+	         &rep->n_kill_task_ids)) != 0)
 		return rv;
 	rep->lease_id = lease;
 	rep->deadline_us = deadline;
@@ -558,9 +648,12 @@ h_query(hctx *h, cpl_txn *txn)
 				more = true;
 				break;
 			}
-			if ((rv = cpl_task_get(txn, id, 0, &t)) == CPL_ENOTFOUND)
+			bool ok;
+			rv = task_matches(h, txn, id, &f, &ok);
+			if (rv == CPL_ENOTFOUND || (rv == 0 && !ok))
 				continue;
-			if (rv || (rv = query_cb(&t, &q)) != 0)
+			if (rv || (rv = cpl_task_get(txn, id, 0, &t)) != 0 ||
+			    (rv = query_cb(&t, &q)) != 0)
 				return rv;
 		}
 	} else if ((rv = cpl_query(txn, &f, r->after_id, limit, 0, query_cb, &q,
@@ -658,6 +751,7 @@ static const struct field {
 	{ "stage_out_url", F_STR, offsetof(Copal__TaskSpec, stage_out_url) },
 	{ "workdir", F_STR, offsetof(Copal__TaskSpec, workdir) },
 	{ "max_retries", F_U32, offsetof(Copal__TaskSpec, max_retries) },
+	{ "timeout_seconds", F_U32, offsetof(Copal__TaskSpec, timeout_seconds) },
 	{ "priority", F_I32, offsetof(Copal__TaskSpec, priority) },
 	{ "auto_timeout_retry", F_BOOL,
 	    offsetof(Copal__TaskSpec, auto_timeout_retry) },
@@ -796,18 +890,43 @@ h_delete(hctx *h, cpl_txn *txn)
 		free(sel.v);
 		return rv;
 	}
-	// children usually have higher ids: delete from the newest
-	for (size_t i = sel.n; i-- > 0 && rv == 0;) {
-		if ((rv = cpl_task_delete(txn, sel.v[i])) != 0) {
-			cpl_task t;
-			char u[37] = "?";
-			if (cpl_task_get(txn, sel.v[i], 0, &t) == 0)
-				cpl_uuid_format(t.uuid, u);
-			snprintf(h->err, sizeof(h->err),
-			    "task %s: %s%s (nothing was deleted)", u,
-			    cpl_strerror(rv),
-			    rv == CPL_EINUSE ? ": it has children" : "");
+	// Children before parents: each pass deletes what has no children
+	// left (newest first, since children are usually newer); a task whose
+	// children are outside the selection stops it all.
+	size_t left = sel.n;
+	while (left > 0 && rv == 0) {
+		size_t w = 0, before = left;
+		for (size_t i = left; i-- > 0;) {
+			int e = cpl_task_delete(txn, sel.v[i]);
+			if (e == CPL_EINUSE) {
+				sel.v[w++] = sel.v[i]; // try again next pass
+				continue;
+			}
+			if (e != 0) {
+				rv = e;
+				sel.v[0] = sel.v[i];
+				break;
+			}
 		}
+		if (rv == 0 && w == before)
+			rv = CPL_EINUSE; // children outside the selection
+		// keep the remaining ids in ascending order
+		for (size_t i = 0; i < w / 2; i++) {
+			uint64_t x = sel.v[i];
+			sel.v[i] = sel.v[w - 1 - i];
+			sel.v[w - 1 - i] = x;
+		}
+		left = w;
+	}
+	if (rv != 0) {
+		cpl_task t;
+		char u[37] = "?";
+		if (cpl_task_get(txn, sel.v[0], 0, &t) == 0)
+			cpl_uuid_format(t.uuid, u);
+		snprintf(h->err, sizeof(h->err),
+		    "task %s: %s%s (nothing was deleted)", u, cpl_strerror(rv),
+		    rv == CPL_EINUSE ? ": it has children that are not being "
+		                       "deleted" : "");
 	}
 	size_t n = sel.n;
 	free(sel.v);
@@ -1107,6 +1226,54 @@ h_app_delete(hctx *h, cpl_txn *txn)
 	return 0;
 }
 
+// ---------------------------------------------------------------- workflows
+
+struct wf_ctx {
+	hctx *h;
+	Copal__WorkflowListReply *rep;
+	size_t cap;
+};
+
+static int
+wf_cb(const char *name, uint64_t n, void *arg)
+{
+	struct wf_ctx *c = arg;
+	if (c->rep->n_workflows == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		Copal__WorkflowCount **v = arena_alloc(c->h->a, cap * sizeof(*v));
+		if (v == NULL)
+			return CPL_ENOMEM;
+		if (c->rep->n_workflows)
+			memcpy(v, c->rep->workflows,
+			    c->rep->n_workflows * sizeof(*v));
+		c->rep->workflows = v;
+		c->cap = cap;
+	}
+	Copal__WorkflowCount *w =
+	    NEW(c->h, Copal__WorkflowCount, COPAL__WORKFLOW_COUNT__INIT);
+	if (w == NULL || (w->name = arena_strdup(c->h->a, name)) == NULL)
+		return CPL_ENOMEM;
+	w->tasks = n;
+	c->rep->workflows[c->rep->n_workflows++] = w;
+	return 0;
+}
+
+static int
+h_workflow_list(hctx *h, cpl_txn *txn)
+{
+	Copal__WorkflowListReply *rep =
+	    NEW(h, Copal__WorkflowListReply, COPAL__WORKFLOW_LIST_REPLY__INIT);
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	struct wf_ctx c = { h, rep, 0 };
+	int rv = cpl_workflow_list(txn, wf_cb, &c);
+	if (rv)
+		return rv;
+	h->rep->body_case = COPAL__REPLY__BODY_WORKFLOW_LIST;
+	h->rep->workflow_list = rep;
+	return 0;
+}
+
 // ---------------------------------------------------------------- ping
 
 static int
@@ -1153,6 +1320,8 @@ static const handler handlers[] = {
 	{ COPAL__REQUEST__BODY_APP_LIST, "app_list", false, h_app_list },
 	{ COPAL__REQUEST__BODY_APP_DELETE, "app_delete", true, h_app_delete },
 	{ COPAL__REQUEST__BODY_PING, "ping", false, h_ping },
+	{ COPAL__REQUEST__BODY_WORKFLOW_LIST, "workflow_list", false,
+	    h_workflow_list },
 };
 
 const handler *

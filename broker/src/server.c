@@ -364,6 +364,15 @@ handle_msg(struct work *w, nng_msg *msg)
 		nng_listener l = nng_pipe_listener(p);
 		over_tcp = nng_listener_id(l) == nng_listener_id(s->tcp);
 	}
+	// strings are checked on the wire, before protobuf-c decodes them
+	// (it would cut a string at a NUL byte without a word)
+	if (validate_wire(nng_msg_body(msg), len, err, sizeof(err)) != 0) {
+		nng_msg_free(msg);
+		LOG(LOG_WARN, "proto", "invalid request: %s", err);
+		error_reply(w, 0, CPL_EPROTO, err);
+		send_reply(w);
+		return;
+	}
 	// a budget of 32 bytes of memory per wire byte bounds the expansion
 	budget_init(&w->bud, 32 * len + (1u << 20));
 	w->req = copal__request__unpack(&w->bud.pa, len, nng_msg_body(msg));
@@ -371,14 +380,13 @@ handle_msg(struct work *w, nng_msg *msg)
 	if (w->req == NULL) {
 		LOG(LOG_WARN, "proto", "undecodable request of %zu bytes", len);
 		error_reply(w, 0, CPL_EPROTO,
-		    w->bud.used >= w->bud.max ?
-		        "request expands past the memory limit" :
-		        "request is not a valid copal.Request");
+		    w->bud.exceeded ? "request expands past the memory limit" :
+		                      "request is not a valid copal.Request");
 		send_reply(w);
 		return;
 	}
 	uint64_t reqid = w->req->request_id;
-	if (validate_request(w->req, len, err, sizeof(err)) != 0) {
+	if (validate_request(w->req, err, sizeof(err)) != 0) {
 		LOG(LOG_WARN, "proto", "invalid request: %s", err);
 		error_reply(w, reqid, CPL_EPROTO, err);
 		send_reply(w);
@@ -421,6 +429,11 @@ work_cb(void *arg)
 			if (rv == NNG_ECLOSED || w->srv->stop)
 				return;
 			nng_ctx_recv(w->ctx, w->aio);
+			return;
+		}
+		if (w->srv->stop) {
+			// shutting down: the client will resend elsewhere
+			nng_msg_free(nng_aio_get_msg(w->aio));
 			return;
 		}
 		handle_msg(w, nng_aio_get_msg(w->aio));
@@ -638,17 +651,21 @@ server_stop(server *s)
 {
 	if (s == NULL)
 		return;
-	s->stop = 1;
-	// No new requests; the writer still commits what is queued (clients
-	// that miss the answer resend and get the stored reply).
-	nng_close(s->sock);
+	// 1. no new requests: contexts drop what arrives from now on;
+	// 2. the writer commits and answers what is queued, on contexts that
+	//    are still open (sending on a closed socket's context is a bug
+	//    NNG panics on);
+	// 3. then the socket closes. A client that misses an answer resends
+	//    to the next broker and gets the stored reply.
 	pthread_mutex_lock(&s->qmx);
+	s->stop = 1;
 	pthread_cond_broadcast(&s->qcv);
 	pthread_mutex_unlock(&s->qmx);
 	if (s->checker_started)
 		pthread_join(s->checker, NULL);
 	if (s->writer_started)
 		pthread_join(s->writer, NULL);
+	nng_close(s->sock);
 	for (int i = 0; s->works && i < s->nworks; i++) {
 		struct work *w = s->works[i];
 		if (w == NULL)

@@ -14,8 +14,10 @@ static void *
 budget_alloc(void *d, size_t n)
 {
 	budget *b = d;
-	if (n > b->max - b->used)
+	if (n > b->max - b->used) {
+		b->exceeded = true;
 		return NULL;
+	}
 	b->used += n;
 	return malloc(n);
 }
@@ -35,49 +37,141 @@ budget_init(budget *b, size_t max)
 	b->pa.allocator_data = b;
 	b->used = 0;
 	b->max = max;
+	b->exceeded = false;
 }
 
-// Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
+// Strict UTF-8 of n bytes: no NUL, no overlong forms, no surrogates,
+// nothing past U+10FFFF.
 static bool
-utf8_ok(const unsigned char *s, size_t *len)
+utf8_ok(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
-	while (s[i]) {
-		unsigned c = s[i];
-		size_t n;
-		unsigned cp;
+	while (i < n) {
+		unsigned c = s[i], cp;
+		size_t k;
+		if (c == 0)
+			return false;
 		if (c < 0x80) {
 			i++;
-			if (i > MAX_STRING)
-				return false;
 			continue;
 		} else if ((c & 0xE0) == 0xC0) {
-			n = 1;
+			k = 1;
 			cp = c & 0x1F;
 		} else if ((c & 0xF0) == 0xE0) {
-			n = 2;
+			k = 2;
 			cp = c & 0x0F;
 		} else if ((c & 0xF8) == 0xF0) {
-			n = 3;
+			k = 3;
 			cp = c & 0x07;
 		} else {
 			return false;
 		}
-		for (size_t j = 1; j <= n; j++) {
+		if (n - i <= k) // the sequence runs past the end
+			return false;
+		for (size_t j = 1; j <= k; j++) {
 			if ((s[i + j] & 0xC0) != 0x80)
 				return false;
 			cp = (cp << 6) | (s[i + j] & 0x3F);
 		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		    (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+		if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) ||
+		    (k == 3 && cp < 0x10000) || cp > 0x10FFFF ||
 		    (cp >= 0xD800 && cp <= 0xDFFF))
 			return false;
-		i += n + 1;
-		if (i > MAX_STRING)
-			return false;
+		i += k + 1;
 	}
-	*len = i;
 	return true;
+}
+
+static bool
+varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+		x |= (uint64_t)(b & 0x7F) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int
+wire_msg(const uint8_t *p, const uint8_t *end,
+    const ProtobufCMessageDescriptor *d, int depth, char *err, size_t errlen)
+{
+	if (depth > MAX_DEPTH) {
+		snprintf(err, errlen, "message nested too deep");
+		return CPL_EPROTO;
+	}
+	while (p < end) {
+		uint64_t tag, len;
+		if (!varint(&p, end, &tag))
+			goto bad;
+		unsigned wt = (unsigned)(tag & 7);
+		uint64_t num = tag >> 3;
+		switch (wt) {
+		case 0:
+			if (!varint(&p, end, &len))
+				goto bad;
+			break;
+		case 1:
+			if (end - p < 8)
+				goto bad;
+			p += 8;
+			break;
+		case 5:
+			if (end - p < 4)
+				goto bad;
+			p += 4;
+			break;
+		case 2: {
+			if (!varint(&p, end, &len) || len > (uint64_t)(end - p))
+				goto bad;
+			const ProtobufCFieldDescriptor *f = num <= UINT32_MAX ?
+			    protobuf_c_message_descriptor_get_field(d,
+			        (unsigned)num) : NULL;
+			if (f && f->type == PROTOBUF_C_TYPE_STRING) {
+				if (len > MAX_STRING) {
+					snprintf(err, errlen,
+					    "%s.%s: longer than %u bytes",
+					    d->short_name, f->name, MAX_STRING);
+					return CPL_EPROTO;
+				}
+				if (!utf8_ok(p, (size_t)len)) {
+					snprintf(err, errlen,
+					    "%s.%s: a NUL byte or invalid UTF-8",
+					    d->short_name, f->name);
+					return CPL_EPROTO;
+				}
+			} else if (f && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+				int rv = wire_msg(p, p + len, f->descriptor,
+				    depth + 1, err, errlen);
+				if (rv)
+					return rv;
+			}
+			p += len;
+			break;
+		}
+		default:
+			snprintf(err, errlen, "%s: wire type %u not accepted",
+			    d->short_name, wt);
+			return CPL_EPROTO;
+		}
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "%s: truncated or malformed field",
+	    d->short_name);
+	return CPL_EPROTO;
+}
+
+int
+validate_wire(const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	return wire_msg(buf, buf + len, &copal__request__descriptor, 0, err,
+	    errlen);
 }
 
 static int
@@ -114,21 +208,6 @@ check_msg(const ProtobufCMessage *m, int depth, char *err, size_t errlen)
 		}
 		for (size_t k = 0; k < count; k++) {
 			switch (f->type) {
-			case PROTOBUF_C_TYPE_STRING: {
-				const char *s = f->label == PROTOBUF_C_LABEL_REPEATED ?
-				    ((const char *const *)base)[k] :
-				    *(const char *const *)base;
-				size_t len;
-				if (s == NULL)
-					break;
-				if (!utf8_ok((const unsigned char *)s, &len)) {
-					snprintf(err, errlen,
-					    "%s.%s: not valid UTF-8 or longer than %u bytes",
-					    d->short_name, f->name, MAX_STRING);
-					return CPL_EPROTO;
-				}
-				break;
-			}
 			case PROTOBUF_C_TYPE_ENUM: {
 				int v = f->label == PROTOBUF_C_LABEL_REPEATED ?
 				    ((const int *)base)[k] : *(const int *)base;
@@ -163,22 +242,11 @@ check_msg(const ProtobufCMessage *m, int depth, char *err, size_t errlen)
 }
 
 int
-validate_request(const Copal__Request *req, size_t wire_len, char *err,
-    size_t errlen)
+validate_request(const Copal__Request *req, char *err, size_t errlen)
 {
 	int rv;
 	if ((rv = check_msg(&req->base, 0, err, errlen)) != 0)
 		return rv;
-	// protobuf-c cuts a string at its first NUL byte without a word; the
-	// re-packed size then differs from what came on the wire.
-	size_t n = copal__request__get_packed_size(req);
-	if (n != wire_len) {
-		snprintf(err, errlen,
-		    "request is not in canonical form (a string with a NUL "
-		    "byte?): %zu bytes on the wire, %zu decoded",
-		    wire_len, n);
-		return CPL_EPROTO;
-	}
 	if (req->version != 1) {
 		snprintf(err, errlen, "protocol version %u not supported (1)",
 		    req->version);

@@ -27,25 +27,19 @@
 extern char **environ;
 
 #define MAX_TASKS 65536
+// serial mode claims up to this many nodes' worth of tasks ahead
+#define BACKLOG_NODES 4u
 #define TAIL_BYTES 2048
 #define TAIL_LINES 12
 
 enum { LL_ERR = 3, LL_WARN = 4, LL_NOTICE = 5, LL_INFO = 6, LL_DEBUG = 7 };
 
-struct report {
-	uint64_t id;
-	uint32_t attempt;
-	int to;
-	int rc;
-	char *msg;
-};
-
 static struct L {
 	const launcher_opts *o;
 	cpl_client *c;
-	uint64_t lease;
-	uint64_t lease_deadline_us; // broker time
-	uint64_t next_hb_us;        // local monotonic
+	comm *cm;
+	bool claim_inflight;
+	uint64_t lease;             // for logs; comm owns the lease
 	nodelist nl;
 	lnode *nodes;
 	size_t nnodes;
@@ -98,16 +92,6 @@ logm(int level, const char *fmt, ...)
 
 // ---------------------------------------------------------------- broker
 
-static int
-call(Copal__Request *rq, Copal__Reply **rep)
-{
-	rq->request_id = 0;
-	int rv = cpl_client_call(L.c, rq, rep);
-	if (rv)
-		logm(LL_WARN, "broker request failed: %s", cpl_strerror(rv));
-	return rv;
-}
-
 static void
 report(ltask *t, int to, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -142,58 +126,14 @@ report(ltask *t, int to, int rc, const char *fmt, ...)
 	    cpl_state_name(to));
 }
 
-// Sends every collected report in one request.
+// Hands the reports of this turn to the comm thread (one request).
 static void
 flush_reports(void)
 {
 	if (L.nreps == 0)
 		return;
-	Copal__StateReport *s = calloc(L.nreps, sizeof(*s));
-	Copal__StateReport **sp = calloc(L.nreps, sizeof(*sp));
-	if (s == NULL || sp == NULL) {
-		free(s);
-		free(sp);
-		return; // try again next turn
-	}
-	for (size_t i = 0; i < L.nreps; i++) {
-		Copal__StateReport x = COPAL__STATE_REPORT__INIT;
-		s[i] = x;
-		s[i].task_id = L.reps[i].id;
-		s[i].attempt = L.reps[i].attempt;
-		s[i].to_state = L.reps[i].to;
-		s[i].return_code = L.reps[i].rc;
-		s[i].message = L.reps[i].msg ? L.reps[i].msg : "";
-		sp[i] = &s[i];
-	}
-	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
-	rr.lease_id = L.lease;
-	rr.n_reports = L.nreps;
-	rr.reports = sp;
-	Copal__Request rq = COPAL__REQUEST__INIT;
-	rq.body_case = COPAL__REQUEST__BODY_REPORT;
-	rq.report = &rr;
-	Copal__Reply *rep = NULL;
-	int rv = call(&rq, &rep);
-	if (rv == 0 && rep->status == 0) {
-		for (size_t i = 0; i < rep->report->n_status; i++)
-			if (rep->report->status[i] != 0)
-				logm(LL_WARN, "report of task %llu -> %s refused: %s",
-				    (unsigned long long)L.reps[i].id,
-				    cpl_state_name(L.reps[i].to),
-				    cpl_strerror((int)rep->report->status[i]));
-	} else if (rv == 0) {
-		logm(LL_WARN, "reports refused: %s", rep->error);
-	}
-	if (rep)
-		copal__reply__free_unpacked(rep, NULL);
-	if (rv != 0)
-		goto out; // broker unreachable: keep them for the next turn
-	for (size_t i = 0; i < L.nreps; i++)
-		free(L.reps[i].msg);
+	comm_report(L.cm, L.reps, L.nreps);
 	L.nreps = 0;
-out:
-	free(s);
-	free(sp);
 }
 
 // ---------------------------------------------------------------- processes
@@ -294,18 +234,44 @@ spawn(ltask *t, const char *cmd, const char *extra1, const char *extra2)
 	posix_spawnattr_t at;
 	sigset_t none, all;
 	int rv;
-	if (envscript && envscript[0])
-		rv = asprintf(&full, ". '%s' && exec %s", envscript, cmd);
-	else
-		rv = asprintf(&full, "exec %s", cmd);
-	if (rv < 0)
-		return ENOMEM;
+	// A command line with nothing for a shell to do is run directly (one
+	// exec instead of two); anything else goes through /bin/sh.
+	bool plain = !(envscript && envscript[0]) && strlen(cmd) < 4096 &&
+	    cmd[strspn(cmd, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                   "0123456789_./,:=+-@% ")] == '\0';
+	char *words[512];
+	char *argv_sh[] = { "/bin/sh", "-c", NULL, NULL };
+	char **argv = argv_sh;
+	if (plain) {
+		size_t nw = 0;
+		if ((full = strdup(cmd)) == NULL)
+			return ENOMEM;
+		for (char *save, *w = strtok_r(full, " ", &save); w && nw < 511;
+		     w = strtok_r(NULL, " ", &save))
+			words[nw++] = w;
+		words[nw] = NULL;
+		if (nw == 0 || nw == 511) {
+			free(full);
+			full = NULL;
+			plain = false;
+		} else {
+			argv = words;
+		}
+	}
+	if (!plain) {
+		if (envscript && envscript[0])
+			rv = asprintf(&full, ". '%s' && exec %s", envscript, cmd);
+		else
+			rv = asprintf(&full, "exec %s", cmd);
+		if (rv < 0)
+			return ENOMEM;
+		argv_sh[2] = full;
+	}
 	char **env = task_env(t, extra1, extra2);
 	if (env == NULL) {
 		free(full);
 		return ENOMEM;
 	}
-	char *argv[] = { "/bin/sh", "-c", full, NULL };
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, t->outpath,
@@ -320,7 +286,17 @@ spawn(ltask *t, const char *cmd, const char *extra1, const char *extra2)
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID |
 	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	pid_t pid;
-	rv = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, env);
+	rv = plain ? posix_spawnp(&pid, argv[0], &fa, &at, argv, env) :
+	             posix_spawn(&pid, "/bin/sh", &fa, &at, argv, env);
+	if (plain && rv == ENOENT) {
+		// as the shell would say it; the task fails, the launcher goes on
+		int fd = open(t->outpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		    0644);
+		if (fd >= 0) {
+			dprintf(fd, "copal: %s: command not found\n", argv[0]);
+			close(fd);
+		}
+	}
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	env_free(env);
@@ -602,6 +578,13 @@ start_run(ltask *t)
 		snprintf(cmd, sizeof(cmd), "%s", base);
 	}
 	int e = spawn(t, cmd, NULL, NULL);
+	if (e == ENOENT) {
+		report(t, CPL_RUN_ERROR, 127, "return code 127\n%s: command not "
+		    "found", cmd);
+		t->after = CPL_RUN_ERROR;
+		start_post(t);
+		return;
+	}
 	if (e) {
 		report(t, CPL_RUN_ERROR, -1, "cannot start %s: %s", cmd,
 		    strerror(e));
@@ -612,7 +595,9 @@ start_run(ltask *t)
 	t->stage = ST_RUN;
 	t->run_start_us = mono_us();
 	L.started++;
-	report(t, CPL_RUNNING, 0, "on %s", L.nodes[t->nodes[0]].name);
+	report(t, CPL_RUNNING, 0, "on %s, %llu us after claim",
+	    L.nodes[t->nodes[0]].name,
+	    (unsigned long long)(t->run_start_us - t->claimed_us));
 }
 
 // Takes a claimed task through stage in and preprocess to its run.
@@ -845,27 +830,40 @@ find_task(uint64_t id)
 	return NULL;
 }
 
+// Takes the GPUs a placed task needs (the same ids on each of its nodes).
+static void
+take_gpus(ltask *t)
+{
+	if (t->gpus == 0 || t->nnodes == 0)
+		return;
+	lnode *n0 = &L.nodes[t->nodes[0]];
+	size_t pos = 0;
+	uint32_t got = 0;
+	for (uint32_t g = 0; g < n0->ngpus && g < 64 && got < t->gpus; g++) {
+		if (n0->gpu_busy[g])
+			continue;
+		for (size_t i = 0; i < t->nnodes; i++)
+			L.nodes[t->nodes[i]].gpu_busy[g] = 1;
+		pos += (size_t)snprintf(t->gpu_list + pos,
+		    sizeof(t->gpu_list) - pos, "%s%u", got ? "," : "", g);
+		got++;
+	}
+}
+
 // Places a claimed task on the nodes the broker chose and takes GPUs.
+// Takes ownership of ct.
 static int
-adopt(const Copal__ClaimedTask *src)
+adopt(Copal__ClaimedTask *ct)
 {
 	ltask *t = calloc(1, sizeof(*t));
-	if (t == NULL)
-		return CPL_ENOMEM;
-	// an owned copy: the reply is freed after this turn
-	size_t n = copal__claimed_task__get_packed_size(src);
-	uint8_t *buf = malloc(n ? n : 1);
-	if (buf == NULL) {
-		free(t);
+	if (t == NULL) {
+		copal__claimed_task__free_unpacked(ct, NULL);
 		return CPL_ENOMEM;
 	}
-	copal__claimed_task__pack(src, buf);
-	t->ct = copal__claimed_task__unpack(NULL, n, buf);
-	free(buf);
-	if (t->ct == NULL || t->ct->task == NULL || t->ct->task->spec == NULL ||
-	    t->ct->app == NULL || t->ct->task->status == NULL) {
-		if (t->ct)
-			copal__claimed_task__free_unpacked(t->ct, NULL);
+	t->ct = ct;
+	if (ct->task == NULL || ct->task->spec == NULL || ct->app == NULL ||
+	    ct->task->status == NULL) {
+		copal__claimed_task__free_unpacked(ct, NULL);
 		free(t);
 		return CPL_EPROTO;
 	}
@@ -889,109 +887,143 @@ adopt(const Copal__ClaimedTask *src)
 		free(t);
 		return CPL_ENOMEM;
 	}
+	bool ahead = false;
+	for (size_t i = 0; i < t->nnodes; i++)
+		ahead |= t->ct->node_index[i] >= L.nnodes;
+	if (ahead) {
+		// claimed ahead on the backlog's share: placed when a slot frees
+		t->queued = true;
+		t->nnodes = 0;
+	}
 	for (size_t i = 0; i < t->nnodes; i++) {
 		uint32_t ni = t->ct->node_index[i];
-		if (ni >= L.nnodes)
-			ni = 0;
 		t->nodes[i] = ni;
 		L.nodes[ni].free_units = L.nodes[ni].free_units > t->units ?
 		    L.nodes[ni].free_units - t->units : 0;
 	}
-	if (t->gpus && t->nnodes) {
-		lnode *n0 = &L.nodes[t->nodes[0]];
-		size_t pos = 0;
-		uint32_t got = 0;
-		for (uint32_t g = 0; g < n0->ngpus && g < 64 && got < t->gpus;
-		     g++) {
-			if (n0->gpu_busy[g])
-				continue;
-			for (size_t i = 0; i < t->nnodes; i++)
-				L.nodes[t->nodes[i]].gpu_busy[g] = 1;
-			pos += (size_t)snprintf(t->gpu_list + pos,
-			    sizeof(t->gpu_list) - pos, "%s%u", got ? "," : "", g);
-			got++;
-		}
-	}
+	if (!t->queued)
+		take_gpus(t);
+	t->claimed_us = mono_us();
 	L.tasks[L.ntasks++] = t;
-	start_task(t);
+	if (!t->queued)
+		start_task(t);
 	return 0;
 }
 
-// Asks for as much work as fits the free capacity.
+// Starts backlog tasks (serial mode: one node each) that now fit.
+static void
+start_queued(void)
+{
+	for (size_t i = 0; i < L.ntasks; i++) {
+		ltask *t = L.tasks[i];
+		if (!t->queued || t->stage != ST_NEW)
+			continue;
+		size_t n;
+		for (n = 0; n < L.nnodes; n++) {
+			uint32_t fg = 0;
+			for (uint32_t g = 0; g < L.nodes[n].ngpus && g < 64; g++)
+				fg += !L.nodes[n].gpu_busy[g];
+			if (L.nodes[n].free_units >= t->units && fg >= t->gpus)
+				break;
+		}
+		if (n == L.nnodes)
+			return; // keep claim order: wait for room
+		t->queued = false;
+		t->nodes[0] = (uint32_t)n;
+		t->nnodes = 1;
+		L.nodes[n].free_units -= t->units;
+		take_gpus(t);
+		start_task(t);
+	}
+}
+
+// Asks for as much work as fits the free capacity. In serial mode one
+// more node's worth is claimed ahead and kept in a local backlog, so that
+// a slot freed by a finished task is refilled at once, without waiting
+// for a round trip to the broker.
 static void
 claim(void)
 {
-	uint32_t running = 0;
-	for (size_t i = 0; i < L.ntasks; i++)
-		if (L.tasks[i]->stage != ST_DONE)
-			running++;
-	uint32_t cap = L.o->max_concurrent > running ?
-	    L.o->max_concurrent - running : 0;
+	uint32_t act = 0, queued_units = 0;
+	for (size_t i = 0; i < L.ntasks; i++) {
+		if (L.tasks[i]->stage == ST_DONE)
+			continue;
+		act++;
+		if (L.tasks[i]->queued)
+			queued_units += L.tasks[i]->units;
+	}
+	uint32_t limit = L.o->mode == MODE_SERIAL ?
+	    (BACKLOG_NODES + 1) * L.o->max_concurrent : L.o->max_concurrent;
+	uint32_t cap = limit > act ? limit - act : 0;
 	if (cap == 0 || L.ntasks + cap > MAX_TASKS)
 		return;
-	bool any_free = false;
+	uint32_t backlog = 0; // units to claim ahead
+	if (L.o->mode == MODE_SERIAL &&
+	    queued_units < BACKLOG_NODES * CPL_NODE_UNITS)
+		backlog = BACKLOG_NODES * CPL_NODE_UNITS - queued_units;
+	uint64_t real_free = 0;
 	for (size_t i = 0; i < L.nnodes; i++)
-		any_free |= L.nodes[i].free_units > 0;
-	if (!any_free)
+		real_free += L.nodes[i].free_units;
+	// wait while the backlog is more than half full: it fills free
+	// slots first, and one claim then brings many tasks
+	if (queued_units > 0 &&
+	    backlog < BACKLOG_NODES * CPL_NODE_UNITS / 2)
 		return;
-	Copal__NodeCapacity *nc = calloc(L.nnodes, sizeof(*nc));
-	Copal__NodeCapacity **ncp = calloc(L.nnodes, sizeof(*ncp));
+	if (real_free == 0 && backlog == 0)
+		return;
+	size_t nback = (backlog + CPL_NODE_UNITS - 1) / CPL_NODE_UNITS;
+	size_t noff = L.nnodes + nback;
+	Copal__NodeCapacity *nc = calloc(noff, sizeof(*nc));
+	Copal__NodeCapacity **ncp = calloc(noff, sizeof(*ncp));
 	if (nc == NULL || ncp == NULL) {
 		free(nc);
 		free(ncp);
 		return;
 	}
-	for (size_t i = 0; i < L.nnodes; i++) {
+	for (size_t i = 0; i < noff; i++) {
 		Copal__NodeCapacity x = COPAL__NODE_CAPACITY__INIT;
 		nc[i] = x;
+		ncp[i] = &nc[i];
+		if (i >= L.nnodes) { // the backlog's share, node by node
+			uint32_t u = backlog > CPL_NODE_UNITS ? CPL_NODE_UNITS :
+			                                        backlog;
+			backlog -= u;
+			nc[i].free_units = u;
+			nc[i].free_gpus = L.o->gpus_per_node;
+			continue;
+		}
 		nc[i].free_units = L.nodes[i].free_units;
 		uint32_t fg = 0;
 		for (uint32_t g = 0; g < L.nodes[i].ngpus && g < 64; g++)
 			fg += !L.nodes[i].gpu_busy[g];
 		nc[i].free_gpus = fg;
-		ncp[i] = &nc[i];
 	}
-	Copal__ClaimRequest cr = COPAL__CLAIM_REQUEST__INIT;
-	cr.lease_id = L.lease;
-	cr.max_tasks = cap;
-	cr.n_nodes = L.nnodes;
-	cr.nodes = ncp;
-	if (L.deadline_us) {
-		uint64_t now = mono_us();
-		cr.remaining_minutes = L.deadline_us > now ?
-		    (uint32_t)((L.deadline_us - now) / 60000000u) : 0;
-		if (cr.remaining_minutes == 0)
-			cr.remaining_minutes = 1; // tasks without a wall time
+	uint32_t *units = calloc(noff, sizeof(uint32_t));
+	uint32_t *gpus = calloc(noff, sizeof(uint32_t));
+	comm_claim_req cl;
+	memset(&cl, 0, sizeof(cl));
+	if (units && gpus) {
+		for (size_t i = 0; i < noff; i++) {
+			units[i] = nc[i].free_units;
+			gpus[i] = nc[i].free_gpus;
+		}
+		cl.max_tasks = cap;
+		cl.n = noff;
+		cl.units = units;
+		cl.gpus = gpus;
+		if (L.deadline_us) {
+			uint64_t now = mono_us();
+			cl.remaining_min = L.deadline_us > now ?
+			    (uint32_t)((L.deadline_us - now) / 60000000u) : 0;
+			if (cl.remaining_min == 0)
+				cl.remaining_min = 1;
+		}
+		L.claim_inflight = comm_claim(L.cm, &cl);
 	}
-	cr.workflow = (char *)(L.o->wf_filter ? L.o->wf_filter : "");
-	Copal__Request rq = COPAL__REQUEST__INIT;
-	rq.body_case = COPAL__REQUEST__BODY_CLAIM;
-	rq.claim = &cr;
-	Copal__Reply *rep = NULL;
-	int rv = call(&rq, &rep);
+	free(units);
+	free(gpus);
 	free(nc);
 	free(ncp);
-	if (rv) {
-		L.next_claim_us = mono_us() + 1000000u;
-		return;
-	}
-	if (rep->status != 0) {
-		logm(LL_WARN, "claim refused: %s", rep->error);
-		L.next_claim_us = mono_us() + 1000000u;
-		copal__reply__free_unpacked(rep, NULL);
-		return;
-	}
-	size_t n = rep->claim->n_tasks;
-	for (size_t i = 0; i < n; i++)
-		if (adopt(rep->claim->tasks[i]) != 0)
-			logm(LL_ERR, "could not take a claimed task");
-	copal__reply__free_unpacked(rep, NULL);
-	if (n > 0) {
-		L.last_busy_us = mono_us();
-		L.next_claim_us = 0; // more may fit: ask again next turn
-	} else {
-		L.next_claim_us = mono_us() + 500000u; // nothing to do: back off
-	}
 }
 
 // ---------------------------------------------------------------- lease
@@ -1018,45 +1050,12 @@ drop_all(const char *why)
 	L.nreps = 0;
 }
 
-static int
-heartbeat(void)
+// Kill notices from the broker: stop the whole process group.
+static void
+apply_kills(const uint64_t *ids, size_t n)
 {
-	Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
-	char owner[256];
-	char host[128];
-	gethostname(host, sizeof(host));
-	host[sizeof(host) - 1] = '\0';
-	snprintf(owner, sizeof(owner), "launcher %s pid %d %s", host,
-	    (int)getpid(), L.o->mode == MODE_MPI ? "mpi" : "serial");
-	hb.lease_id = L.lease;
-	hb.owner = owner;
-	hb.ttl_ms = L.o->lease_ttl_ms;
-	Copal__Request rq = COPAL__REQUEST__INIT;
-	rq.body_case = COPAL__REQUEST__BODY_HEARTBEAT;
-	rq.heartbeat = &hb;
-	Copal__Reply *rep = NULL;
-	int rv = call(&rq, &rep);
-	uint64_t now = mono_us();
-	if (rv) {
-		L.next_hb_us = now + 1000000u;
-		return rv;
-	}
-	if (rep->status != 0) {
-		// our lease ended: whatever runs is no longer ours
-		logm(LL_WARN, "lease %llu lost: %s",
-		    (unsigned long long)L.lease, rep->error);
-		drop_all("lease lost");
-		L.lease = 0;
-		copal__reply__free_unpacked(rep, NULL);
-		L.next_hb_us = now;
-		return CPL_EEXPIRED;
-	}
-	if (L.lease != rep->heartbeat->lease_id)
-		logm(LL_INFO, "lease %llu",
-		    (unsigned long long)rep->heartbeat->lease_id);
-	L.lease = rep->heartbeat->lease_id;
-	for (size_t i = 0; i < rep->heartbeat->n_kill_task_ids; i++) {
-		ltask *t = find_task(rep->heartbeat->kill_task_ids[i]);
+	for (size_t i = 0; i < n; i++) {
+		ltask *t = find_task(ids[i]);
 		if (t == NULL)
 			continue;
 		logm(LL_NOTICE, "kill notice for task %s %s", t->uuid, t->name);
@@ -1068,9 +1067,6 @@ heartbeat(void)
 			release(t);
 		}
 	}
-	copal__reply__free_unpacked(rep, NULL);
-	L.next_hb_us = now + (uint64_t)L.o->lease_ttl_ms * 1000u / 3u;
-	return 0;
 }
 
 // ---------------------------------------------------------------- main loop
@@ -1202,24 +1198,20 @@ launcher_run(const launcher_opts *o)
 	sigaddset(&sigs, SIGCHLD);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	// blocked before the comm thread starts, so it inherits the mask and
+	// every signal comes to the signalfd
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	L.sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	signal(SIGPIPE, SIG_IGN);
+	if ((rv = comm_start(L.c, o, &L.cm)) != 0) {
+		cpl_client_close(L.c);
+		return rv;
+	}
 	L.start_us = mono_us();
 	L.last_busy_us = L.start_us;
 	if (o->time_limit_min > 0)
 		L.deadline_us = L.start_us + (uint64_t)(o->time_limit_min * 60e6);
-	while (heartbeat() != 0) {
-		if (mono_us() - L.start_us > 60000000u) {
-			logm(LL_ERR, "no lease from the broker after 60 s");
-			cpl_client_close(L.c);
-			return CPL_ETIMEOUT;
-		}
-		usleep(500000);
-	}
-	logm(LL_NOTICE, "started: %s mode, %zu node(s), up to %u task(s), "
-	    "lease %llu", o->mode == MODE_MPI ? "mpi" : "serial", L.nnodes,
-	    o->max_concurrent, (unsigned long long)L.lease);
+	bool announced = false;
 
 	for (;;) {
 		uint64_t now = mono_us();
@@ -1229,6 +1221,42 @@ launcher_run(const launcher_opts *o)
 				begin_cut("signal");
 		}
 		reap();
+		comm_events ev;
+		comm_take(L.cm, &ev);
+		if (ev.lease_lost)
+			drop_all("lease lost");
+		if (ev.have_lease && !announced) {
+			logm(LL_NOTICE, "started: %s mode, %zu node(s), up to %u "
+			    "task(s), lease %llu", o->mode == MODE_MPI ? "mpi" :
+			    "serial", L.nnodes, o->max_concurrent,
+			    (unsigned long long)ev.lease);
+			announced = true;
+		}
+		L.lease = ev.have_lease ? ev.lease : 0;
+		apply_kills(ev.kills, ev.nkills);
+		for (size_t i = 0; i < ev.ntasks; i++) {
+			if (L.stopping) {
+				// the lease release gives it back
+				copal__claimed_task__free_unpacked(ev.tasks[i], NULL);
+				continue;
+			}
+			if (adopt(ev.tasks[i]) != 0)
+				logm(LL_ERR, "could not take a claimed task");
+		}
+		if (ev.claim_answered) {
+			L.claim_inflight = false;
+			if (ev.ntasks > 0) {
+				L.last_busy_us = now;
+				L.next_claim_us = 0; // more may fit
+			} else {
+				// nothing (or an error): back off
+				L.next_claim_us = now + (ev.claim_failed ?
+				    1000000u : 500000u);
+			}
+		}
+		free(ev.tasks); // the tasks themselves were adopted or freed
+		free(ev.kills);
+		start_queued();
 		check_timeouts(now);
 		if (L.deadline_us && now >= L.deadline_us)
 			begin_cut("wall-time limit");
@@ -1236,39 +1264,44 @@ launcher_run(const launcher_opts *o)
 			for (size_t i = 0; i < L.ntasks; i++)
 				kill_group(L.tasks[i], SIGKILL);
 		}
-		if (L.lease == 0 || now >= L.next_hb_us)
-			heartbeat();
-		if (L.lease && !L.stopping && now >= L.next_claim_us)
+		if (!announced && now - L.start_us > 60000000u) {
+			logm(LL_ERR, "no lease from the broker after 60 s");
+			break;
+		}
+		if (L.lease && !L.stopping && !L.claim_inflight &&
+		    now >= L.next_claim_us)
 			claim();
 		flush_reports();
 		compact();
 		size_t act = active();
 		if (act)
 			L.last_busy_us = now;
-		if (L.stopping && act == 0 && L.nreps == 0)
+		if (L.stopping && act == 0)
 			break;
 		if (!o->persistent && act == 0 && !L.stopping &&
+		    !L.claim_inflight &&
 		    now - L.last_busy_us > (uint64_t)(o->idle_ttl_s * 1e6)) {
 			logm(LL_NOTICE, "idle for %.0f s: done", o->idle_ttl_s);
 			break;
 		}
-		// sleep until a child ends, a signal, or the next timer
-		uint64_t wake = L.next_hb_us;
-		if (!L.stopping && L.next_claim_us && L.next_claim_us < wake)
-			wake = L.next_claim_us;
-		int ms = wake > now ? (int)((wake - now) / 1000u) : 0;
-		if (L.next_claim_us == 0 && !L.stopping)
-			ms = 0;
+		// sleep until a child ends, a signal, the comm thread, or a timer
+		int ms = 1000;
+		if (!L.stopping && !L.claim_inflight && L.lease) {
+			ms = L.next_claim_us > now ?
+			    (int)((L.next_claim_us - now) / 1000u) : 0;
+			if (ms > 1000)
+				ms = 1000;
+		}
 		if (act && ms > 100)
 			ms = 100; // timeouts and kill escalation
-		if (L.nreps && ms > 50)
-			ms = 50;
-		struct pollfd pfd = { L.sigfd, POLLIN, 0 };
+		struct pollfd pfd[2] = { { L.sigfd, POLLIN, 0 },
+			{ comm_fd(L.cm), POLLIN, 0 } };
 		if (ms > 0)
-			poll(&pfd, 1, ms);
+			poll(pfd, 2, ms);
 	}
 	flush_reports();
-	// give the lease back: nothing of ours is left
+	// the comm thread sends what is left and gives the lease back
+	comm_stop(L.cm);
 	logm(LL_NOTICE, "done: %llu task(s) run", (unsigned long long)L.started);
 	cpl_client_close(L.c);
 	close(L.sigfd);

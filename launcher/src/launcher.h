@@ -33,10 +33,12 @@ typedef struct ltask {
 	char outpath[5600];
 	enum stage stage;
 	pid_t pid;              // process group leader of the current stage
+	uint64_t claimed_us;    // when the claim reply arrived
 	uint64_t run_start_us;
 	int after;              // state the handler decides from
 	bool killed;            // a kill notice arrived
 	bool cut;               // cut off by the wall-time limit
+	bool queued;            // claimed ahead, waiting for a free slot
 	// placement
 	uint32_t *nodes;        // indexes into the launcher's node table
 	size_t nnodes;
@@ -79,5 +81,56 @@ int mpi_render(const char *tmpl, uint32_t ranks, uint32_t rpn,
 const char *mpi_template_for(const char *starter);
 
 int launcher_run(const launcher_opts *o);
+
+// ---------------------------------------------------------------- comm
+// All traffic with the broker runs on one thread, so that the main loop
+// never waits for a durable commit before refilling a slot.
+
+struct report {
+	uint64_t id;
+	uint32_t attempt;
+	int to;
+	int rc;
+	char *msg; // malloc'd or NULL
+};
+
+typedef struct comm comm;
+
+typedef struct comm_claim {
+	uint32_t max_tasks;
+	uint32_t remaining_min;
+	const char *workflow;      // NULL: any
+	size_t n;
+	const uint32_t *units;     // per offered node
+	const uint32_t *gpus;
+} comm_claim_req;
+
+// What the comm thread has for the main loop; arrays owned by the caller
+// after comm_take (free with comm_events_free).
+typedef struct comm_events {
+	Copal__ClaimedTask **tasks; // claimed tasks, owned copies
+	size_t ntasks;
+	uint64_t *kills;            // kill notices
+	size_t nkills;
+	bool claim_answered;        // the claim in flight came back
+	bool claim_failed;          // ... with an error (back off)
+	bool lease_lost;            // tasks held so far are no longer ours
+	bool have_lease;
+	uint64_t lease;
+	size_t pending;             // reports not yet acknowledged
+} comm_events;
+
+// Starts the comm thread; it takes a lease at once. Errors: CPL_ENOMEM.
+int comm_start(cpl_client *c, const launcher_opts *o, comm **out);
+// Sends what is queued, gives the lease back, stops the thread.
+void comm_stop(comm *c);
+// Readable when comm_take has something.
+int comm_fd(comm *c);
+// Queues reports (ownership of messages moves to comm).
+void comm_report(comm *c, struct report *r, size_t n);
+// Asks for a claim; false if one is in flight or there is no lease.
+bool comm_claim(comm *c, const comm_claim_req *cl);
+void comm_take(comm *c, comm_events *ev);
+void comm_events_free(comm_events *ev);
 
 #endif

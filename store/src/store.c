@@ -2345,7 +2345,8 @@ cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
 		// collect the matching ids, then visit them in id order
 		struct idvec ids = { NULL, 0, 0 };
 		if ((rv = uuid_walk(t, f->uuid_prefix, idvec_cb, &ids)) == 0) {
-			qsort(ids.v, ids.n, sizeof(uint64_t), cmp_u64);
+			if (ids.n > 1)
+				qsort(ids.v, ids.n, sizeof(uint64_t), cmp_u64);
 			for (size_t i = 0; i < ids.n && rv == 0; i++)
 				rv = q_consider(&q, ids.v[i]);
 		}

@@ -1,0 +1,205 @@
+// Applications: copal app, copal ls apps, copal rm app.
+#include <stddef.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+enum {
+	KEY_ANAME = 420, KEY_EXE, KEY_PRE, KEY_POST, KEY_ENVSCRIPT, KEY_ADESC,
+	KEY_REPLACE,
+};
+
+const cli_opt app_opts[] = {
+	{ "name", KEY_ANAME, OPT_ARG, "NAME", "app name (required)" },
+	{ "executable", KEY_EXE, OPT_ARG, "CMD",
+	    "command line to run; task args are appended (required)" },
+	{ "preprocess", KEY_PRE, OPT_ARG, "CMD",
+	    "run in the task's directory before the app" },
+	{ "postprocess", KEY_POST, OPT_ARG, "CMD",
+	    "run in the task's directory after the app" },
+	{ "envscript", KEY_ENVSCRIPT, OPT_ARG, "FILE",
+	    "shell script sourced before the app runs" },
+	{ "description", KEY_ADESC, OPT_ARG, "TEXT", "free text" },
+	{ "replace", KEY_REPLACE, OPT_NOARG, NULL,
+	    "replace an app of the same name" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static void
+app_print(const Copal__App *a)
+{
+	char title[300];
+	int n = snprintf(title, sizeof(title), "Application %s:", a->name);
+	printf("%s\n", title);
+	for (int i = 0; i < n; i++)
+		putchar('-');
+	putchar('\n');
+	static const struct {
+		const char *key;
+		size_t off;
+		bool always;
+	} rows[] = {
+		{ "name", offsetof(Copal__App, name), true },
+		{ "description", offsetof(Copal__App, description), true },
+		{ "executable", offsetof(Copal__App, executable), true },
+		{ "preprocess", offsetof(Copal__App, preprocess), false },
+		{ "postprocess", offsetof(Copal__App, postprocess), false },
+		{ "envscript", offsetof(Copal__App, envscript), false },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const char *v = *(char *const *)((const char *)a + rows[i].off);
+		char key[32];
+		snprintf(key, sizeof(key), "%s:", rows[i].key);
+		if (v && *v)
+			printf("%-32s%s\n", key, v);
+		else if (rows[i].always)
+			printf("%s\n", key);
+	}
+	putchar('\n');
+}
+
+int
+cmd_app(const cli_verb *v, int argc, char **argv)
+{
+	cli_parse p;
+	const char *arg;
+	Copal__App app = COPAL__APP__INIT;
+	bool replace = false;
+	cpl_client *c = NULL;
+	int k, rc;
+	if ((rc = cli_parse_init(&p, v, argc, argv)) != 0)
+		return rc;
+	while ((k = cli_parse_next(&p, &arg)) != -1) {
+		switch (k) {
+		case KEY_ANAME:
+			app.name = (char *)arg;
+			break;
+		case KEY_EXE:
+			app.executable = (char *)arg;
+			break;
+		case KEY_PRE:
+			app.preprocess = (char *)arg;
+			break;
+		case KEY_POST:
+			app.postprocess = (char *)arg;
+			break;
+		case KEY_ENVSCRIPT:
+			app.envscript = (char *)arg;
+			break;
+		case KEY_ADESC:
+			app.description = (char *)arg;
+			break;
+		case KEY_REPLACE:
+			replace = true;
+			break;
+		default:
+			rc = EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (p.nargs) {
+		rc = cli_usage("unexpected argument %s", p.argv[p.first]);
+		goto out;
+	}
+	if (app.name[0] == '\0' || app.executable[0] == '\0') {
+		rc = cli_usage("an app needs --name and --executable");
+		goto out;
+	}
+	if (strlen(app.name) > 255) {
+		rc = cli_usage("--name: at most 255 bytes");
+		goto out;
+	}
+	if ((rc = cli_connect(&c)) != 0)
+		goto out;
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__AppRegisterRequest ar = COPAL__APP_REGISTER_REQUEST__INIT;
+	Copal__Reply *rep;
+	ar.app = &app;
+	ar.replace = replace;
+	req.body_case = COPAL__REQUEST__BODY_APP_REGISTER;
+	req.app_register = &ar;
+	if ((rc = cli_call(c, &req, &rep)) != 0) {
+		if (!replace)
+			fprintf(stderr, "(to change an app, add --replace)\n");
+		goto out;
+	}
+	copal__reply__free_unpacked(rep, NULL);
+	app_print(&app);
+	printf(replace ? "Added or replaced app in database\n" :
+	                 "Added app to database\n");
+out:
+	cpl_client_close(c);
+	cli_parse_free(&p);
+	return rc;
+}
+
+int
+ls_apps(out_fmt fmt)
+{
+	cpl_client *c = NULL;
+	Copal__Reply *rep;
+	int rc;
+	if ((rc = cli_connect(&c)) != 0)
+		return rc;
+	if ((rc = apps_fetch(c, &rep)) != 0) {
+		cpl_client_close(c);
+		return rc;
+	}
+	const Copal__AppListReply *al = rep->app_list;
+	if (fmt == FMT_JSON || fmt == FMT_JSONL) {
+		jout *j = json_open(fmt, stdout);
+		for (size_t i = 0; i < al->n_apps; i++) {
+			const Copal__App *a = al->apps[i];
+			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}",
+			    "name", a->name, "executable", a->executable,
+			    "description", a->description, "preprocess",
+			    a->preprocess, "postprocess", a->postprocess,
+			    "envscript", a->envscript);
+			json_item(j, o);
+		}
+		json_close(j);
+	} else {
+		static const tcol cols[] = { { "name", COL_STR },
+			{ "executable", COL_STR }, { "description", COL_STR } };
+		static const tcol csv_cols[] = { { "name", COL_STR },
+			{ "executable", COL_STR }, { "description", COL_STR },
+			{ "preprocess", COL_STR }, { "postprocess", COL_STR },
+			{ "envscript", COL_STR } };
+		table *t = fmt == FMT_CSV ? table_open(fmt, csv_cols, 6, stdout) :
+		                            table_open(fmt, cols, 3, stdout);
+		for (size_t i = 0; i < al->n_apps; i++) {
+			const Copal__App *a = al->apps[i];
+			const char *cells[] = { a->name, a->executable,
+				a->description, a->preprocess, a->postprocess,
+				a->envscript };
+			table_row(t, cells);
+		}
+		table_close(t);
+	}
+	copal__reply__free_unpacked(rep, NULL);
+	cpl_client_close(c);
+	return 0;
+}
+
+int
+rm_app(const char *name)
+{
+	cpl_client *c = NULL;
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__AppDeleteRequest ad = COPAL__APP_DELETE_REQUEST__INIT;
+	Copal__Reply *rep;
+	int rc;
+	if ((rc = cli_connect(&c)) != 0)
+		return rc;
+	ad.name = (char *)name;
+	req.body_case = COPAL__REQUEST__BODY_APP_DELETE;
+	req.app_delete = &ad;
+	if ((rc = cli_call(c, &req, &rep)) == 0) {
+		copal__reply__free_unpacked(rep, NULL);
+		printf("Removed app %s\n", name);
+	}
+	cpl_client_close(c);
+	return rc;
+}

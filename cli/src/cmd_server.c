@@ -1,0 +1,146 @@
+// copal server start|stop|status: the broker daemon of a database.
+#include <inttypes.h>
+#include <limits.h>
+#include <string.h>
+
+#include "cli.h"
+
+enum { KEY_TCP = 410 };
+
+const cli_opt server_opts[] = {
+	{ "tcp", KEY_TCP, OPT_ARG, "URL",
+	    "start: also listen on URL (tcp://HOST:PORT; default: copal.conf's "
+	    "broker_tcp)" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static int
+do_start(const char *db, const char *tcp)
+{
+	bool started;
+	long before = cli_broker_pid(db);
+	int rc = cli_broker_start(db, tcp, &started);
+	if (rc)
+		return rc;
+	if (started)
+		printf("broker for %s started (pid %ld)\n", db, cli_broker_pid(db));
+	else
+		printf("broker for %s already running (pid %ld)%s\n", db,
+		    cli_broker_pid(db),
+		    tcp && before ? ": --tcp ignored, stop it first" : "");
+	return 0;
+}
+
+static int
+do_stop(const char *db, const char *tcp)
+{
+	(void)tcp;
+	bool was;
+	long pid = cli_broker_pid(db);
+	int rc = cli_broker_stop(db, &was);
+	if (rc)
+		return rc;
+	if (was)
+		printf("broker for %s stopped (pid %ld)\n", db, pid);
+	else
+		printf("no broker running for %s\n", db);
+	return 0;
+}
+
+static void
+uptime(uint64_t us, char *buf, size_t len)
+{
+	uint64_t s = us / 1000000u;
+	if (s >= 86400)
+		snprintf(buf, len, "%" PRIu64 "d %02" PRIu64 ":%02" PRIu64
+		    ":%02" PRIu64, s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+	else
+		snprintf(buf, len, "%" PRIu64 ":%02" PRIu64 ":%02" PRIu64,
+		    s / 3600, s / 60 % 60, s % 60);
+}
+
+static int
+do_status(const char *db, const char *tcp)
+{
+	(void)tcp;
+	Copal__Reply *rep = NULL;
+	long pid = cli_broker_pid(db);
+	char buf[64], t[40];
+	if (pid == 0) {
+		printf("no broker running for %s\n", db);
+		return EXIT_ERR;
+	}
+	int rv = cli_ping(db, &rep);
+	if (rv) {
+		cli_err("the broker for %s (pid %ld) does not answer: %s", db,
+		    pid, cpl_strerror(rv));
+		return EXIT_ERR;
+	}
+	const Copal__PingReply *p = rep->ping;
+	uint64_t total = 0;
+	for (size_t s = 0; s < p->n_by_state; s++)
+		total += p->by_state[s];
+	printf("broker for %s: running\n", db);
+	printf("%-16s%" PRIu32 "\n", "pid:", p->pid);
+	printf("%-16s%s\n", "version:", p->version);
+	printf("%-16s%s\n", "database:", p->db_dir);
+	fmt_time_us(p->started_us, t, sizeof(t));
+	uptime(p->broker_time_us > p->started_us ?
+	        p->broker_time_us - p->started_us : 0, buf, sizeof(buf));
+	printf("%-16s%.19s (up %s)\n", "started:", t, buf);
+	printf("%-16s%" PRIu32 "\n", "leases:", p->leases);
+	printf("%-16s%" PRIu64 "\n", "tasks:", total);
+	for (size_t s = 1; s < p->n_by_state; s++)
+		if (p->by_state[s])
+			printf("  %-20s%" PRIu64 "\n", cpl_state_name((int)s),
+			    p->by_state[s]);
+	copal__reply__free_unpacked(rep, NULL);
+	return 0;
+}
+
+int
+cmd_server(const cli_verb *v, int argc, char **argv)
+{
+	cli_parse p;
+	const char *arg, *tcp = NULL;
+	char db[PATH_MAX];
+	int k, rc;
+	if ((rc = cli_parse_init(&p, v, argc, argv)) != 0)
+		return rc;
+	while ((k = cli_parse_next(&p, &arg)) != -1) {
+		if (k == KEY_TCP)
+			tcp = arg;
+		else {
+			rc = EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (p.nargs != 1) {
+		rc = cli_usage("say start, stop or status");
+		goto out;
+	}
+	static const struct {
+		const char *name;
+		int (*fn)(const char *db, const char *tcp);
+	} actions[] = { { "start", do_start }, { "stop", do_stop },
+		{ "status", do_status } };
+	const char *action = p.argv[p.first];
+	size_t i = 0;
+	while (i < sizeof(actions) / sizeof(actions[0]) &&
+	    strcmp(actions[i].name, action) != 0)
+		i++;
+	if (i == sizeof(actions) / sizeof(actions[0])) {
+		rc = cli_usage("unknown action %s: say start, stop or status",
+		    action);
+		goto out;
+	}
+	if (tcp && actions[i].fn != do_start) {
+		rc = cli_usage("--tcp is for start");
+		goto out;
+	}
+	if ((rc = cli_db_find(db, sizeof(db))) == 0)
+		rc = actions[i].fn(db, tcp);
+out:
+	cli_parse_free(&p);
+	return rc;
+}

@@ -1,0 +1,189 @@
+// copal: the command line of a copal database.
+//
+//   copal [--db DIR] VERB [options] [arguments]
+//
+// Every verb is one row of the table below (tmux's cmd_entry): its name,
+// usage, one line of help, its option tables and the function that runs it.
+// A verb may be abbreviated to any unique prefix.
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef COPAL_VERSION
+#define COPAL_VERSION "0"
+#endif
+
+#define OPTS(...) ((const cli_opt *const[]){ __VA_ARGS__, common_opts, NULL })
+
+static const cli_verb verbs[] = {
+	{ "app", "--name NAME --executable CMD [options]",
+	    "add a new application definition", NULL, OPTS(app_opts), cmd_app },
+	{ "job", "--name NAME --app APP [options]  |  --from-file FILE.jsonl",
+	    "add a new task (or many, from a JSON-lines file)",
+	    "Shows the task and asks \"Confirm adding job to DB [y/n]\" unless\n"
+	    "--yes; prints the new task's uuid.\n"
+	    "--from-file: one JSON object per line with the fields below\n"
+	    "(num_nodes or num-nodes, env as an object, parents as uuid\n"
+	    "prefixes or integer ids), plus \"key\" to name a task and\n"
+	    "\"parent_keys\" to depend on tasks named on earlier lines.\n"
+	    "Lines go to the broker in batches, each all or nothing.\n",
+	    OPTS(job_opts, spec_opts), cmd_job },
+	{ "dep", "PARENT CHILD", "add a dependency between two existing tasks",
+	    NULL, OPTS(dep_opts), cmd_dep },
+	{ "ls", "[jobs|apps|wf] [options]",
+	    "list tasks, applications, or tasks by workflow",
+	    "Default columns: job_id | name | workflow | application | state.\n"
+	    "Filters combine (all must hold). Tables size their columns from\n"
+	    "the first 10,000 rows and stream the rest.\n",
+	    OPTS(ls_opts, filter_opts, format_opts), cmd_ls },
+	{ "modify", "ID FIELD VALUE  |  [filters] FIELD VALUE",
+	    "change a field (or the state) of one task or of every task a "
+	    "filter selects",
+	    "FIELD: state, name, workflow, description, application, args,\n"
+	    "data, stage_in_url, stage_out_files, stage_out_url, workdir,\n"
+	    "max_retries, priority, auto_timeout_retry, post_error_handler,\n"
+	    "post_timeout_handler, num_nodes, ranks_per_node, threads_per_rank,\n"
+	    "threads_per_core, gpus_per_rank, node_packing_count,\n"
+	    "wall_time_minutes, cpu_affinity. All selected tasks change, or\n"
+	    "none. Example: copal modify dda7 state RESTART_READY\n",
+	    OPTS(modify_opts, filter_opts), cmd_modify },
+	{ "rm", "ID...  |  [filters]  |  app NAME",
+	    "remove tasks (or an application)", NULL, OPTS(rm_opts, filter_opts),
+	    cmd_rm },
+	{ "killjob", "ID...  |  [filters]",
+	    "kill tasks: USER_KILLED, running ones are stopped", NULL,
+	    OPTS(killjob_opts, filter_opts), cmd_killjob },
+	{ "mkchild", "--name NAME --app APP [options]",
+	    "add a child of the running task ($COPAL_TASK_ID), without asking",
+	    "The child joins the parent's workflow unless --workflow is given.\n",
+	    OPTS(mkchild_opts, spec_opts), cmd_mkchild },
+	{ "history", "ID", "show a task's state changes (ls --history --id ID)",
+	    NULL, OPTS(history_opts, format_opts), cmd_history },
+	{ "init", "DIR", "create a new database in DIR", NULL, OPTS(init_opts),
+	    cmd_init },
+	{ "activate", "DIR",
+	    "print shell code that selects DIR: eval \"$(copal activate DIR)\"",
+	    "Starts DIR's broker if it is not running. DIR may also be the\n"
+	    "name of a database listed in ~/.copal/databases. The script\n"
+	    "copalactivate does the same: source copalactivate DIR\n",
+	    OPTS(activate_opts), cmd_activate },
+	{ "deactivate", "", "print shell code that undoes activate: "
+	    "eval \"$(copal deactivate)\"", NULL, OPTS(activate_opts),
+	    cmd_deactivate },
+	{ "which", "[--list]", "print the current database", NULL,
+	    OPTS(which_opts), cmd_which },
+	{ "log", "[-n N] [-f]", "show the end of the broker's log", NULL,
+	    OPTS(log_opts), cmd_log },
+	{ "server", "start|stop|status [--tcp URL]",
+	    "start, stop or query the database's broker",
+	    "start returns once the broker answers (\"already running\" is\n"
+	    "success); stop sends SIGTERM and waits (SIGKILL after 10 s);\n"
+	    "status exits 1 when no broker runs.\n",
+	    OPTS(server_opts), cmd_server },
+	{ "launcher", "--job-mode serial|mpi [options]",
+	    "run tasks here or in a batch job (runs copal-launcher)",
+	    "Every option is the launcher's: see copal launcher --help.\n",
+	    OPTS(launcher_opts), cmd_launcher },
+	{ "make_dummies", "N [--wf WF]",
+	    "add N tasks of the app \"dummy\" (/bin/true), for testing", NULL,
+	    OPTS(dummies_opts), cmd_make_dummies },
+};
+
+#define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+static void
+help(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: copal [--db DIR] VERB [options] [arguments]\n"
+	    "\n"
+	    "copal %s: many-task workflows on HPC machines (a C Balsam)\n"
+	    "\n"
+	    "verbs:\n", COPAL_VERSION);
+	for (size_t i = 0; i < NVERBS; i++)
+		fprintf(fp, "  %-14s%s\n", verbs[i].name, verbs[i].help);
+	fprintf(fp,
+	    "\n"
+	    "copal VERB --help shows a verb's options.\n"
+	    "\n"
+	    "The database is --db DIR, else $COPAL_DB (set by copal activate).\n"
+	    "Verbs that need the broker start it when it is not running;\n"
+	    "set COPAL_NO_AUTOSTART=1 to get an error instead. COPAL_TIMEOUT:\n"
+	    "seconds to wait for an answer (10, three tries).\n"
+	    "\n"
+	    "Exit codes: 0 done, 1 refused by the broker or a system error,\n"
+	    "2 bad command line, 3 no such task, app or database.\n");
+}
+
+static const cli_verb *
+find_verb(const char *name)
+{
+	const cli_verb *found = NULL;
+	size_t len = strlen(name);
+	for (size_t i = 0; i < NVERBS; i++) {
+		if (strcmp(verbs[i].name, name) == 0)
+			return &verbs[i];
+		if (len && strncmp(verbs[i].name, name, len) == 0) {
+			if (found) {
+				fprintf(stderr, "copal: %s is ambiguous (%s, %s, "
+				    "...)\n", name, found->name, verbs[i].name);
+				exit(EXIT_USAGE);
+			}
+			found = &verbs[i];
+		}
+	}
+	return found;
+}
+
+int
+main(int argc, char **argv)
+{
+	int i = 1;
+	// options before the verb: --db, --help, --version
+	while (i < argc && argv[i][0] == '-') {
+		const char *a = argv[i];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			help(stdout);
+			return EXIT_OK;
+		} else if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
+			printf("copal %s\n", COPAL_VERSION);
+			return EXIT_OK;
+		} else if (!strcmp(a, "--db") && i + 1 < argc) {
+			cli_db_opt = argv[i + 1];
+			i += 2;
+		} else if (!strncmp(a, "--db=", 5)) {
+			cli_db_opt = a + 5;
+			i++;
+		} else {
+			fprintf(stderr, "copal: unknown option %s (see copal "
+			    "--help)\n", a);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		help(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[i], "help")) {
+		const cli_verb *v = i + 1 < argc ? find_verb(argv[i + 1]) : NULL;
+		if (v)
+			cli_verb_help(v, stdout);
+		else
+			help(stdout);
+		return EXIT_OK;
+	}
+	const cli_verb *v = find_verb(argv[i]);
+	if (v == NULL) {
+		fprintf(stderr, "copal: unknown verb %s (see copal --help)\n",
+		    argv[i]);
+		return EXIT_USAGE;
+	}
+	cli_verb_name = v->name;
+	int rc = v->exec(v, argc - i, argv + i);
+	if (fflush(stdout) != 0 && rc == 0) {
+		cli_err("cannot write the output");
+		rc = EXIT_ERR;
+	}
+	return rc;
+}

@@ -1,0 +1,501 @@
+// The launcher's broker traffic on its own thread: batched reports,
+// claims, and the heartbeat that renews the lease of every task held.
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "launcher.h"
+
+struct comm {
+	cpl_client *c;
+	const launcher_opts *o;
+	pthread_t th;
+	pthread_mutex_t mx;
+	pthread_cond_t cv;
+	int evfd;
+	bool stop;
+	// main -> comm
+	struct report *out;
+	size_t nout, capout;
+	bool claim_pending;
+	uint32_t cl_max, cl_rem;
+	uint32_t *cl_units, *cl_gpus;
+	size_t cl_n, cl_cap;
+	// comm -> main
+	comm_events ev;
+	size_t capt, capk;
+	uint64_t lease;
+};
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void
+wake(comm *c)
+{
+	uint64_t one = 1;
+	if (write(c->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		fprintf(stderr, "launcher: eventfd: %s\n", strerror(errno));
+}
+
+static int
+call(comm *c, Copal__Request *rq, Copal__Reply **rep)
+{
+	rq->request_id = 0;
+	int rv = cpl_client_call(c->c, rq, rep);
+	if (rv)
+		fprintf(stderr, "launcher: broker request failed: %s\n",
+		    cpl_strerror(rv));
+	return rv;
+}
+
+// Adds kill notices for the main loop; called with the lock held.
+static void
+push_kills(comm *c, const uint64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (c->ev.nkills == c->capk) {
+			size_t cap = c->capk ? c->capk * 2 : 16;
+			uint64_t *k = realloc(c->ev.kills, cap * sizeof(*k));
+			if (k == NULL)
+				return;
+			c->ev.kills = k;
+			c->capk = cap;
+		}
+		c->ev.kills[c->ev.nkills++] = ids[i];
+	}
+}
+
+static void
+free_reports(struct report *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(r[i].msg);
+	free(r);
+}
+
+// Sends reports; 0 when the broker answered (even with refusals).
+static int
+send_reports(comm *c, struct report *r, size_t n)
+{
+	Copal__StateReport *s = calloc(n, sizeof(*s));
+	Copal__StateReport **sp = calloc(n, sizeof(*sp));
+	int rv;
+	if (s == NULL || sp == NULL) {
+		free(s);
+		free(sp);
+		return CPL_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		Copal__StateReport x = COPAL__STATE_REPORT__INIT;
+		s[i] = x;
+		s[i].task_id = r[i].id;
+		s[i].attempt = r[i].attempt;
+		s[i].to_state = r[i].to;
+		s[i].return_code = r[i].rc;
+		s[i].message = r[i].msg ? r[i].msg : "";
+		sp[i] = &s[i];
+	}
+	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
+	rr.lease_id = c->lease;
+	rr.n_reports = n;
+	rr.reports = sp;
+	Copal__Request rq = COPAL__REQUEST__INIT;
+	rq.body_case = COPAL__REQUEST__BODY_REPORT;
+	rq.report = &rr;
+	Copal__Reply *rep = NULL;
+	if ((rv = call(c, &rq, &rep)) == 0) {
+		if (rep->status == 0 && rep->report->n_kill_task_ids) {
+			pthread_mutex_lock(&c->mx);
+			push_kills(c, rep->report->kill_task_ids,
+			    rep->report->n_kill_task_ids);
+			pthread_mutex_unlock(&c->mx);
+			wake(c);
+		}
+		if (rep->status == 0) {
+			for (size_t i = 0; i < rep->report->n_status && i < n; i++)
+				if (rep->report->status[i] != 0)
+					fprintf(stderr, "launcher: report of task %llu "
+					    "-> %s refused: %s\n",
+					    (unsigned long long)r[i].id,
+					    cpl_state_name(r[i].to),
+					    cpl_strerror((int)rep->report->status[i]));
+		} else {
+			fprintf(stderr, "launcher: reports refused: %s\n",
+			    rep->error);
+		}
+		copal__reply__free_unpacked(rep, NULL);
+	}
+	free(s);
+	free(sp);
+	return rv;
+}
+
+static void
+heartbeat(comm *c, bool release)
+{
+	Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
+	char owner[256], host[128];
+	gethostname(host, sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	snprintf(owner, sizeof(owner), "launcher %s pid %d %s", host,
+	    (int)getpid(), c->o->mode == MODE_MPI ? "mpi" : "serial");
+	hb.lease_id = c->lease;
+	hb.owner = owner;
+	hb.ttl_ms = c->o->lease_ttl_ms;
+	hb.release = release;
+	Copal__Request rq = COPAL__REQUEST__INIT;
+	rq.body_case = COPAL__REQUEST__BODY_HEARTBEAT;
+	rq.heartbeat = &hb;
+	Copal__Reply *rep = NULL;
+	if (call(c, &rq, &rep) != 0)
+		return;
+	pthread_mutex_lock(&c->mx);
+	if (rep->status != 0) {
+		if (!release) {
+			fprintf(stderr, "launcher: lease %llu lost: %s\n",
+			    (unsigned long long)c->lease, rep->error);
+			c->ev.lease_lost = true;
+			// reports under the old lease would be refused
+			free_reports(c->out, c->nout);
+			c->out = NULL;
+			c->nout = c->capout = 0;
+		}
+		c->lease = 0;
+		c->ev.have_lease = false;
+	} else if (!release) {
+		c->lease = rep->heartbeat->lease_id;
+		c->ev.lease = c->lease;
+		c->ev.have_lease = true;
+		push_kills(c, rep->heartbeat->kill_task_ids,
+		    rep->heartbeat->n_kill_task_ids);
+	}
+	pthread_mutex_unlock(&c->mx);
+	copal__reply__free_unpacked(rep, NULL);
+	wake(c);
+}
+
+static void
+do_claim(comm *c, uint32_t max, uint32_t rem, size_t n, const uint32_t *units,
+    const uint32_t *gpus)
+{
+	Copal__NodeCapacity *nc = calloc(n, sizeof(*nc));
+	Copal__NodeCapacity **ncp = calloc(n, sizeof(*ncp));
+	Copal__Reply *rep = NULL;
+	bool failed = true;
+	if (nc && ncp) {
+		for (size_t i = 0; i < n; i++) {
+			Copal__NodeCapacity x = COPAL__NODE_CAPACITY__INIT;
+			nc[i] = x;
+			nc[i].free_units = units[i];
+			nc[i].free_gpus = gpus[i];
+			ncp[i] = &nc[i];
+		}
+		Copal__ClaimRequest cr = COPAL__CLAIM_REQUEST__INIT;
+		cr.lease_id = c->lease;
+		cr.max_tasks = max;
+		cr.n_nodes = n;
+		cr.nodes = ncp;
+		cr.remaining_minutes = rem;
+		cr.workflow = (char *)(c->o->wf_filter ? c->o->wf_filter : "");
+		Copal__Request rq = COPAL__REQUEST__INIT;
+		rq.body_case = COPAL__REQUEST__BODY_CLAIM;
+		rq.claim = &cr;
+		if (call(c, &rq, &rep) == 0) {
+			if (rep->status == 0)
+				failed = false;
+			else
+				fprintf(stderr, "launcher: claim refused: %s\n",
+				    rep->error);
+		}
+	}
+	pthread_mutex_lock(&c->mx);
+	if (!failed)
+		push_kills(c, rep->claim->kill_task_ids,
+		    rep->claim->n_kill_task_ids);
+	if (!failed) {
+		for (size_t i = 0; i < rep->claim->n_tasks; i++) {
+			// an owned copy: the reply goes away now
+			const Copal__ClaimedTask *src = rep->claim->tasks[i];
+			size_t len = copal__claimed_task__get_packed_size(src);
+			uint8_t *buf = malloc(len ? len : 1);
+			Copal__ClaimedTask *ct = NULL;
+			if (buf) {
+				copal__claimed_task__pack(src, buf);
+				ct = copal__claimed_task__unpack(NULL, len, buf);
+				free(buf);
+			}
+			if (ct == NULL)
+				continue; // lost here; the lease gives it back
+			if (c->ev.ntasks == c->capt) {
+				size_t cap = c->capt ? c->capt * 2 : 64;
+				Copal__ClaimedTask **t =
+				    realloc(c->ev.tasks, cap * sizeof(*t));
+				if (t == NULL) {
+					copal__claimed_task__free_unpacked(ct, NULL);
+					continue;
+				}
+				c->ev.tasks = t;
+				c->capt = cap;
+			}
+			c->ev.tasks[c->ev.ntasks++] = ct;
+		}
+	}
+	c->ev.claim_answered = true;
+	c->ev.claim_failed = failed;
+	c->claim_pending = false;
+	pthread_mutex_unlock(&c->mx);
+	if (rep)
+		copal__reply__free_unpacked(rep, NULL);
+	free(nc);
+	free(ncp);
+	wake(c);
+}
+
+static void *
+comm_main(void *arg)
+{
+	comm *c = arg;
+	uint64_t next_hb = 0;
+	uint32_t *units = NULL, *gpus = NULL;
+	size_t cap = 0;
+	pthread_mutex_lock(&c->mx);
+	for (;;) {
+		while (!c->stop && c->nout == 0 &&
+		    !(c->claim_pending && c->lease) && mono_us() < next_hb) {
+			uint64_t left = next_hb - mono_us();
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += (time_t)(left / 1000000u);
+			ts.tv_nsec += (long)(left % 1000000u) * 1000;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&c->cv, &c->mx, &ts);
+		}
+		bool stop = c->stop;
+		struct report *reps = c->out;
+		size_t nreps = c->nout;
+		c->out = NULL;
+		c->nout = c->capout = 0;
+		c->ev.pending = nreps;
+		bool claim = c->claim_pending && c->lease && !stop;
+		uint32_t max = c->cl_max, rem = c->cl_rem;
+		size_t n = c->cl_n;
+		if (claim && n > cap) {
+			uint32_t *u = realloc(units, n * sizeof(*u));
+			uint32_t *g = u ? realloc(gpus, n * sizeof(*g)) : NULL;
+			if (u)
+				units = u;
+			if (g)
+				gpus = g;
+			if (u && g)
+				cap = n;
+			else
+				claim = false;
+		}
+		if (claim) {
+			memcpy(units, c->cl_units, n * sizeof(*units));
+			memcpy(gpus, c->cl_gpus, n * sizeof(*gpus));
+		}
+		pthread_mutex_unlock(&c->mx);
+
+		if (c->lease == 0 || mono_us() >= next_hb) {
+			heartbeat(c, false);
+			// a third of the ttl, and at least every 2 s so that
+			// kill notices for quiet launchers arrive promptly
+			uint64_t every = (uint64_t)c->o->lease_ttl_ms * 1000u / 3u;
+			if (every > 2000000u)
+				every = 2000000u;
+			next_hb = mono_us() + (c->lease ? every : 500000u);
+		}
+		// the claim first: a slot may be waiting for it; reports only
+		// move the broker's view along
+		if (claim)
+			do_claim(c, max, rem, n, units, gpus);
+		if (nreps) {
+			if (c->lease == 0 || send_reports(c, reps, nreps) != 0) {
+				// unreachable: keep them, in order, for later
+				pthread_mutex_lock(&c->mx);
+				struct report *m = malloc((nreps + c->nout) *
+				    sizeof(*m));
+				if (m) {
+					memcpy(m, reps, nreps * sizeof(*m));
+					if (c->nout)
+						memcpy(m + nreps, c->out,
+						    c->nout * sizeof(*m));
+					free(c->out);
+					free(reps);
+					c->out = m;
+					c->nout += nreps;
+					c->capout = c->nout;
+				} else {
+					free_reports(reps, nreps);
+				}
+				pthread_mutex_unlock(&c->mx);
+				if (!stop)
+					usleep(200000);
+			} else {
+				free_reports(reps, nreps);
+			}
+		}
+		pthread_mutex_lock(&c->mx);
+		c->ev.pending = c->nout;
+		if (stop && (c->nout == 0 || c->lease == 0))
+			break;
+	}
+	pthread_mutex_unlock(&c->mx);
+	if (c->lease)
+		heartbeat(c, true); // give the lease back
+	free(units);
+	free(gpus);
+	wake(c);
+	return NULL;
+}
+
+int
+comm_start(cpl_client *cl, const launcher_opts *o, comm **out)
+{
+	comm *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return CPL_ENOMEM;
+	c->c = cl;
+	c->o = o;
+	c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->evfd < 0) {
+		free(c);
+		return CPL_ENOMEM;
+	}
+	pthread_mutex_init(&c->mx, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->th, NULL, comm_main, c) != 0) {
+		close(c->evfd);
+		free(c);
+		return CPL_ENOMEM;
+	}
+	*out = c;
+	return 0;
+}
+
+void
+comm_stop(comm *c)
+{
+	pthread_mutex_lock(&c->mx);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mx);
+	pthread_join(c->th, NULL);
+	free_reports(c->out, c->nout);
+	comm_events_free(&c->ev);
+	free(c->cl_units);
+	free(c->cl_gpus);
+	close(c->evfd);
+	pthread_mutex_destroy(&c->mx);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+int
+comm_fd(comm *c)
+{
+	return c->evfd;
+}
+
+void
+comm_report(comm *c, struct report *r, size_t n)
+{
+	pthread_mutex_lock(&c->mx);
+	if (c->nout + n > c->capout) {
+		size_t cap = (c->nout + n) * 2;
+		struct report *m = realloc(c->out, cap * sizeof(*m));
+		if (m == NULL) {
+			pthread_mutex_unlock(&c->mx);
+			for (size_t i = 0; i < n; i++)
+				free(r[i].msg);
+			fprintf(stderr, "launcher: out of memory: %zu reports "
+			    "lost\n", n);
+			return;
+		}
+		c->out = m;
+		c->capout = cap;
+	}
+	memcpy(c->out + c->nout, r, n * sizeof(*r));
+	c->nout += n;
+	c->ev.pending = c->nout;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mx);
+}
+
+bool
+comm_claim(comm *c, const comm_claim_req *cl)
+{
+	bool ok = false;
+	pthread_mutex_lock(&c->mx);
+	if (!c->claim_pending && c->lease && !c->stop) {
+		if (cl->n > c->cl_cap) {
+			uint32_t *u = realloc(c->cl_units, cl->n * sizeof(*u));
+			if (u)
+				c->cl_units = u;
+			uint32_t *g = u ? realloc(c->cl_gpus, cl->n * sizeof(*g)) :
+			                  NULL;
+			if (g)
+				c->cl_gpus = g;
+			if (u && g)
+				c->cl_cap = cl->n;
+		}
+		if (cl->n <= c->cl_cap) {
+			memcpy(c->cl_units, cl->units, cl->n * sizeof(uint32_t));
+			memcpy(c->cl_gpus, cl->gpus, cl->n * sizeof(uint32_t));
+			c->cl_n = cl->n;
+			c->cl_max = cl->max_tasks;
+			c->cl_rem = cl->remaining_min;
+			c->claim_pending = true;
+			ok = true;
+			pthread_cond_signal(&c->cv);
+		}
+	}
+	pthread_mutex_unlock(&c->mx);
+	return ok;
+}
+
+void
+comm_take(comm *c, comm_events *ev)
+{
+	uint64_t v;
+	while (read(c->evfd, &v, sizeof(v)) == sizeof(v))
+		;
+	pthread_mutex_lock(&c->mx);
+	*ev = c->ev;
+	c->ev.tasks = NULL;
+	c->ev.ntasks = 0;
+	c->ev.kills = NULL;
+	c->ev.nkills = 0;
+	c->capt = c->capk = 0;
+	c->ev.claim_answered = false;
+	c->ev.claim_failed = false;
+	c->ev.lease_lost = false;
+	pthread_mutex_unlock(&c->mx);
+}
+
+void
+comm_events_free(comm_events *ev)
+{
+	for (size_t i = 0; i < ev->ntasks; i++)
+		copal__claimed_task__free_unpacked(ev->tasks[i], NULL);
+	free(ev->tasks);
+	free(ev->kills);
+	ev->tasks = NULL;
+	ev->kills = NULL;
+	ev->ntasks = ev->nkills = 0;
+}
