@@ -28,7 +28,7 @@ extern char **environ;
 
 #define MAX_TASKS 65536
 // serial mode claims up to this many nodes' worth of tasks ahead
-#define BACKLOG_NODES 4u
+#define BACKLOG_NODES 2u
 #define TAIL_BYTES 2048
 #define TAIL_LINES 12
 

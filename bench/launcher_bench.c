@@ -1,0 +1,316 @@
+// Launcher benchmark: N /bin/true tasks through broker and launcher,
+// against raw posix_spawn of the same N at the same concurrency, in the
+// same run.
+//
+//   launcher_bench [-n TASKS] [-c CONCURRENCY]
+//
+// Prints tasks/s of both and their ratio (target >= 0.9), the launcher's
+// CPU time per task, and how long claimed tasks waited before their
+// process started (from the RUNNING events the launcher writes).
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "copal/client.h"
+
+extern char **environ;
+
+static int ntasks = 10000, conc = 8;
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void
+die(const char *what, int rv)
+{
+	fprintf(stderr, "launcher_bench: %s: %s\n", what, cpl_strerror(rv));
+	exit(1);
+}
+
+// The physical reference: keep `conc` /bin/true processes in flight.
+// With `dirs`, each process also gets what copal gives a task: its own new
+// directory as working directory and an output file there.
+static double
+raw_spawn(int n, int c, const char *dirs)
+{
+	char *argv[] = { "/bin/true", NULL };
+	int running = 0, started = 0;
+	double t0 = now_s();
+	while (started < n || running > 0) {
+		while (running < c && started < n) {
+			pid_t pid;
+			posix_spawn_file_actions_t fa, *fap = NULL;
+			char d[PATH_MAX + 64], out[PATH_MAX + 200];
+			if (dirs) {
+				snprintf(d, sizeof(d), "%s/t%d", dirs, started);
+				snprintf(out, sizeof(out), "%s/t%d.out", d, started);
+				if (mkdir(d, 0755) != 0)
+					die("mkdir", CPL_EIO);
+				posix_spawn_file_actions_init(&fa);
+				posix_spawn_file_actions_addopen(&fa, 1, out,
+				    O_WRONLY | O_CREAT | O_APPEND, 0644);
+				posix_spawn_file_actions_adddup2(&fa, 1, 2);
+				posix_spawn_file_actions_addchdir_np(&fa, d);
+				fap = &fa;
+			}
+			if (posix_spawn(&pid, "/bin/true", fap, NULL, argv,
+			        environ) != 0)
+				die("posix_spawn", CPL_EIO);
+			if (fap)
+				posix_spawn_file_actions_destroy(fap);
+			running++;
+			started++;
+		}
+		int st;
+		if (wait(&st) > 0)
+			running--;
+	}
+	return n / (now_s() - t0);
+}
+
+static Copal__Reply *
+call(cpl_client *c, Copal__Request *rq)
+{
+	Copal__Reply *r;
+	int rv;
+	rq->request_id = 0;
+	if ((rv = cpl_client_call(c, rq, &r)) != 0)
+		die("call", rv);
+	if (r->status) {
+		fprintf(stderr, "launcher_bench: %s\n", r->error);
+		exit(1);
+	}
+	return r;
+}
+
+static int
+cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int
+main(int argc, char **argv)
+{
+	int opt;
+	while ((opt = getopt(argc, argv, "n:c:")) != -1) {
+		if (opt == 'n')
+			ntasks = atoi(optarg);
+		else if (opt == 'c')
+			conc = atoi(optarg);
+		else {
+			fprintf(stderr, "usage: launcher_bench [-n TASKS] "
+			    "[-c CONCURRENCY]\n");
+			return 2;
+		}
+	}
+	if (ntasks < 1 || conc < 1 || conc > 5040) {
+		fprintf(stderr, "launcher_bench: -n >= 1, -c 1..5040\n");
+		return 2;
+	}
+	char self[PATH_MAX];
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (sl <= 0)
+		die("readlink", CPL_EIO);
+	self[sl] = '\0';
+	*strrchr(self, '/') = '\0';
+	char broker[PATH_MAX + 64], launcher[PATH_MAX + 64];
+	snprintf(broker, sizeof(broker), "%s/../broker/copal-broker", self);
+	snprintf(launcher, sizeof(launcher), "%s/../launcher/copal-launcher",
+	    self);
+
+	// 1. the references
+	double raw = raw_spawn(ntasks, conc, NULL);
+	char rdir[] = "/tmp/copal-lbench-raw-XXXXXX";
+	if (mkdtemp(rdir) == NULL)
+		die("mkdtemp", CPL_EIO);
+	double rawdir = raw_spawn(ntasks, conc, rdir);
+
+	// 2. a database and its broker
+	char dir[] = "/tmp/copal-lbench-XXXXXX";
+	char path[PATH_MAX + 64];
+	if (mkdtemp(dir) == NULL)
+		die("mkdtemp", CPL_EIO);
+	snprintf(path, sizeof(path), "%s/copal.conf", dir);
+	FILE *f = fopen(path, "w");
+	fprintf(f, "# benchmark database\n");
+	fclose(f);
+	pid_t bpid;
+	char *bargv[] = { broker, "--db", dir, NULL };
+	if (posix_spawn(&bpid, broker, NULL, NULL, bargv, environ) != 0)
+		die("spawn broker", CPL_EIO);
+	cpl_client *c;
+	cpl_client_opts o;
+	memset(&o, 0, sizeof(o));
+	o.db_dir = dir;
+	o.timeout_ms = 30000;
+	int rv;
+	if ((rv = cpl_client_open(&o, &c)) != 0)
+		die("client", rv);
+	Copal__PingRequest pr = COPAL__PING_REQUEST__INIT;
+	Copal__Request prq = COPAL__REQUEST__INIT;
+	prq.body_case = COPAL__REQUEST__BODY_PING;
+	prq.ping = &pr;
+	for (int i = 0;; i++) {
+		Copal__Reply *r;
+		prq.request_id = 0;
+		if (cpl_client_call_once(c, &prq, 200, &r) == 0) {
+			copal__reply__free_unpacked(r, NULL);
+			break;
+		}
+		if (i > 100)
+			die("broker did not start", CPL_ETIMEOUT);
+	}
+	Copal__App app = COPAL__APP__INIT;
+	app.name = "true";
+	app.executable = "/bin/true";
+	Copal__AppRegisterRequest ar = COPAL__APP_REGISTER_REQUEST__INIT;
+	ar.app = &app;
+	Copal__Request arq = COPAL__REQUEST__INIT;
+	arq.body_case = COPAL__REQUEST__BODY_APP_REGISTER;
+	arq.app_register = &ar;
+	copal__reply__free_unpacked(call(c, &arq), NULL);
+
+	// N tasks packed `conc` per node, so the one local node runs `conc`
+	// at once, as the reference does
+	Copal__Resources res = COPAL__RESOURCES__INIT;
+	res.node_packing_count = (uint32_t)conc;
+	Copal__TaskSpec *specs = calloc((size_t)ntasks, sizeof(*specs));
+	Copal__TaskSpec **sp = calloc((size_t)ntasks, sizeof(*sp));
+	char (*names)[16] = calloc((size_t)ntasks, 16);
+	for (int i = 0; i < ntasks; i++) {
+		Copal__TaskSpec x = COPAL__TASK_SPEC__INIT;
+		specs[i] = x;
+		snprintf(names[i], 16, "t%d", i);
+		specs[i].name = names[i];
+		specs[i].workflow = "bench";
+		specs[i].application = "true";
+		specs[i].resources = &res;
+		sp[i] = &specs[i];
+	}
+	Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
+	cr.n_tasks = (size_t)ntasks;
+	cr.tasks = sp;
+	Copal__Request crq = COPAL__REQUEST__INIT;
+	crq.body_case = COPAL__REQUEST__BODY_CREATE;
+	crq.create = &cr;
+	copal__reply__free_unpacked(call(c, &crq), NULL);
+
+	// 3. the launcher, timed until every task is JOB_FINISHED
+	char cbuf[16];
+	snprintf(cbuf, sizeof(cbuf), "%d", conc);
+	char *largv[] = { launcher, "--job-mode", "serial", "--db", dir,
+		"--max-concurrent", cbuf, "--idle-ttl", "1", NULL };
+	pid_t lpid;
+	double t0 = now_s();
+	if (posix_spawn(&lpid, launcher, NULL, NULL, largv, environ) != 0)
+		die("spawn launcher", CPL_EIO);
+	Copal__CountRequest cq = COPAL__COUNT_REQUEST__INIT;
+	Copal__Request cqq = COPAL__REQUEST__INIT;
+	cqq.body_case = COPAL__REQUEST__BODY_COUNT;
+	cqq.count = &cq;
+	double t_done = 0;
+	for (;;) {
+		Copal__Reply *r = call(c, &cqq);
+		uint64_t fin = r->count->by_state[9], failed = r->count->by_state[13];
+		copal__reply__free_unpacked(r, NULL);
+		if (fin + failed >= (uint64_t)ntasks) {
+			t_done = now_s() - t0;
+			if (failed)
+				fprintf(stderr, "launcher_bench: %llu tasks FAILED\n",
+				    (unsigned long long)failed);
+			break;
+		}
+		usleep(10000);
+	}
+	// the launcher's own CPU time (not its children's), read while it
+	// idles before exiting: utime and stime of /proc/PID/stat
+	double cpu = -1;
+	char sp_path[64], sbuf[2048];
+	snprintf(sp_path, sizeof(sp_path), "/proc/%d/stat", (int)lpid);
+	FILE *sf = fopen(sp_path, "r");
+	if (sf && fgets(sbuf, sizeof(sbuf), sf)) {
+		const char *q = strrchr(sbuf, ')');
+		unsigned long ut = 0, stt = 0;
+		// fields after the command: state is 3, utime 14, stime 15
+		if (q && sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+		             "%*u %lu %lu", &ut, &stt) == 2)
+			cpu = (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+	}
+	if (sf)
+		fclose(sf);
+	int st;
+	if (waitpid(lpid, &st, 0) < 0)
+		die("wait launcher", CPL_EIO);
+
+	// 4. claim-to-start delays from the RUNNING events
+	double *wait_us = calloc((size_t)ntasks, sizeof(double));
+	size_t nw = 0;
+	uint64_t after = 0;
+	for (;;) {
+		Copal__ExportRequest er = COPAL__EXPORT_REQUEST__INIT;
+		er.after_seq = after;
+		er.limit = 50000;
+		Copal__Request erq = COPAL__REQUEST__INIT;
+		erq.body_case = COPAL__REQUEST__BODY_EXPORT;
+		erq.export = &er;
+		Copal__Reply *r = call(c, &erq);
+		for (size_t i = 0; i < r->export->n_events; i++) {
+			Copal__Event *e = r->export->events[i];
+			const char *p = strstr(e->message, ", ");
+			if (e->to_state == COPAL__TASK_STATE__STATE_RUNNING && p &&
+			    nw < (size_t)ntasks)
+				wait_us[nw++] = atof(p + 2);
+		}
+		after = r->export->last_seq;
+		bool more = r->export->more;
+		copal__reply__free_unpacked(r, NULL);
+		if (!more)
+			break;
+	}
+	qsort(wait_us, nw, sizeof(double), cmp_d);
+	double ours = ntasks / t_done;
+	printf("\n== %d /bin/true tasks, concurrency %d ==\n", ntasks, conc);
+	printf("%-46s %12s %8s %s\n", "figure", "value", "target", "");
+	printf("%-46s %10.0f/s\n", "raw posix_spawn + wait (reference)", raw);
+	printf("%-46s %10.0f/s\n", "raw posix_spawn, own dir + output file",
+	    rawdir);
+	printf("%-46s %10.0f/s %8s %s  (%.2f of raw, %.2f of raw with dirs)\n",
+	    "broker + launcher, create to JOB_FINISHED", ours, ">=0.90",
+	    ours >= 0.9 * raw ? "PASS" : "MISS", ours / raw, ours / rawdir);
+	printf("%-46s %10.1f us\n", "launcher's own CPU per task (user+sys)",
+	    cpu / ntasks * 1e6);
+	if (nw)
+		printf("%-46s %10.0f / %.0f / %.0f us\n",
+		    "claim to process start: p50 / p99 / max", wait_us[nw / 2],
+		    wait_us[(size_t)(nw * 0.99)], wait_us[nw - 1]);
+	cpl_client_close(c);
+	kill(bpid, SIGTERM);
+	waitpid(bpid, NULL, 0);
+	free(specs);
+	free(sp);
+	free(names);
+	free(wait_us);
+	char cmd[2 * PATH_MAX + 16];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, rdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "launcher_bench: could not remove %s\n", dir);
+	return 0;
+}
