@@ -1079,7 +1079,9 @@ check_timeouts(uint64_t now)
 		uint32_t to = t->ct->task->spec->timeout_seconds;
 		if (t->stage != ST_RUN || to == 0 || t->after == CPL_RUN_TIMEOUT)
 			continue;
-		if (now - t->run_start_us >= (uint64_t)to * 1000000u) {
+		// (a task started later in this same turn has run_start > now)
+		if (now > t->run_start_us &&
+		    now - t->run_start_us >= (uint64_t)to * 1000000u) {
 			logm(LL_INFO, "task %s %s: timeout after %u s", t->uuid,
 			    t->name, to);
 			t->after = CPL_RUN_TIMEOUT;
