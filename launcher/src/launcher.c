@@ -234,9 +234,11 @@ spawn(ltask *t, const char *cmd, const char *extra1, const char *extra2)
 	posix_spawnattr_t at;
 	sigset_t none, all;
 	int rv;
-	// A command line with nothing for a shell to do is run directly (one
-	// exec instead of two); anything else goes through /bin/sh.
+	// A command line with nothing for a shell to do, whose program is
+	// given by path, is run directly (one exec instead of two); anything
+	// else goes through /bin/sh, which also searches the task's own PATH.
 	bool plain = !(envscript && envscript[0]) && strlen(cmd) < 4096 &&
+	    strchr(cmd, '/') != NULL && strcspn(cmd, "/") < strcspn(cmd, " ") &&
 	    cmd[strspn(cmd, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	                   "0123456789_./,:=+-@% ")] == '\0';
 	char *words[512];
@@ -278,6 +280,8 @@ spawn(ltask *t, const char *cmd, const char *extra1, const char *extra2)
 	    O_WRONLY | O_CREAT | O_APPEND, 0644);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	posix_spawn_file_actions_addchdir_np(&fa, t->workdir);
+	// nothing of the launcher's (sockets, inherited descriptors) leaks in
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	posix_spawnattr_init(&at);
 	sigemptyset(&none);
 	sigfillset(&all);
@@ -286,7 +290,7 @@ spawn(ltask *t, const char *cmd, const char *extra1, const char *extra2)
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID |
 	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 	pid_t pid;
-	rv = plain ? posix_spawnp(&pid, argv[0], &fa, &at, argv, env) :
+	rv = plain ? posix_spawn(&pid, argv[0], &fa, &at, argv, env) :
 	             posix_spawn(&pid, "/bin/sh", &fa, &at, argv, env);
 	if (plain && rv == ENOENT) {
 		// as the shell would say it; the task fails, the launcher goes on

@@ -67,6 +67,8 @@ expand_one(nodelist *l, size_t *cap, const char *s, size_t len, size_t max)
 	if (memchr(suffix, '[', slen) || plen > 200 || slen > 50)
 		return CPL_EINVAL;
 	const char *p = lb + 1;
+	if (p == rb)
+		return CPL_EINVAL; // "n[]": brackets with no numbers
 	while (p < rb) {
 		const char *end = p;
 		while (end < rb && *end != ',')
@@ -131,6 +133,8 @@ hostlist_expand(const char *spec, size_t max, nodelist *out)
 		rv = expand_one(&l, &cap, p, (size_t)(q - p), max);
 		p = *q ? q + 1 : q;
 	}
+	if (rv == 0 && l.n == 0)
+		rv = CPL_EINVAL; // nothing in it (",", "")
 	if (rv) {
 		nodes_free(&l);
 		return rv;
@@ -189,6 +193,8 @@ nodes_discover(char *(*ge)(const char *), nodelist *out)
 		return rv;
 	}
 	if ((v = ge("COBALT_PARTNAME")) != NULL) {
+		if (*v == '\0')
+			return CPL_EINVAL;
 		// Cobalt on Cray: a node id list such as "1-3,7"
 		char spec[4096];
 		snprintf(spec, sizeof(spec), "nid[%s]", v);
