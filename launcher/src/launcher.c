@@ -51,6 +51,7 @@ static struct L {
 	uint64_t start_us, deadline_us, last_busy_us, next_claim_us;
 	bool stopping;      // no more claims
 	bool cutting;       // wall-time: SIGTERM sent, waiting for the grace
+	const char *cut_why;
 	uint64_t kill_at_us;
 	char self_hosts[8192];
 	uint64_t started, finished;
@@ -737,8 +738,8 @@ on_exit_status(ltask *t, int status)
 		break;
 	case ST_RUN:
 		if (t->cut) {
-			report(t, CPL_RUN_TIMEOUT, rc,
-			    "cut off by the launcher's wall-time limit");
+			report(t, CPL_RUN_TIMEOUT, rc, "cut off: launcher %s",
+			    L.cut_why ? L.cut_why : "stopping");
 			t->after = CPL_RUN_TIMEOUT;
 		} else if (t->after == CPL_RUN_TIMEOUT) {
 			report(t, CPL_RUN_TIMEOUT, rc,
@@ -1122,6 +1123,7 @@ begin_cut(const char *why)
 	logm(LL_NOTICE, "%s: stopping %zu task(s)", why, active());
 	L.stopping = true;
 	L.cutting = true;
+	L.cut_why = why;
 	L.kill_at_us = mono_us() + (uint64_t)(L.o->grace_s * 1e6);
 	for (size_t i = 0; i < L.ntasks; i++) {
 		ltask *t = L.tasks[i];
@@ -1192,6 +1194,15 @@ launcher_run(const launcher_opts *o)
 	L.tasks = calloc(MAX_TASKS, sizeof(ltask *));
 	if (L.tasks == NULL)
 		return CPL_ENOMEM;
+	// Block the signals the loop takes from its signalfd before any
+	// thread exists (NNG's and the comm thread inherit the mask);
+	// otherwise the kernel may deliver SIGTERM to a thread that does not
+	// block it, and the default action ends the launcher at once.
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	memset(&co, 0, sizeof(co));
 	co.db_dir = L.db;
 	co.timeout_ms = 15000;
@@ -1200,13 +1211,6 @@ launcher_run(const launcher_opts *o)
 		    cpl_strerror(rv));
 		return rv;
 	}
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGCHLD);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	// blocked before the comm thread starts, so it inherits the mask and
-	// every signal comes to the signalfd
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	L.sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	signal(SIGPIPE, SIG_IGN);
 	if ((rv = comm_start(L.c, o, &L.cm)) != 0) {
@@ -1224,7 +1228,8 @@ launcher_run(const launcher_opts *o)
 		struct signalfd_siginfo si;
 		while (read(L.sigfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
-				begin_cut("signal");
+				begin_cut(si.ssi_signo == SIGTERM ?
+				    "got SIGTERM" : "got SIGINT");
 		}
 		reap();
 		comm_events ev;
@@ -1265,7 +1270,7 @@ launcher_run(const launcher_opts *o)
 		start_queued();
 		check_timeouts(now);
 		if (L.deadline_us && now >= L.deadline_us)
-			begin_cut("wall-time limit");
+			begin_cut("reached its wall-time limit");
 		if (L.cutting && now >= L.kill_at_us) {
 			for (size_t i = 0; i < L.ntasks; i++)
 				kill_group(L.tasks[i], SIGKILL);

@@ -1368,6 +1368,12 @@ spec_check(const Copal__TaskSpec *sp, struct srec *r)
 	    (rv = check_name(sp->workflow, true)) != 0 ||
 	    (rv = check_name(sp->application, false)) != 0)
 		return rv;
+	if (sp->workdir && sp->workdir[0]) {
+		// relative to data/, never above it
+		char wd[1024];
+		if (cpl_workdir(NULL, NULL, NULL, sp->workdir, wd, sizeof(wd)))
+			return CPL_EINVAL;
+	}
 	uint32_t nodes = 1, packing = 1, rpn = 1, gpr = 0, wall = 0;
 	const Copal__Resources *res = sp->resources;
 	if (res != NULL) {
