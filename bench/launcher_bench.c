@@ -274,10 +274,11 @@ main(int argc, char **argv)
 		Copal__Reply *r = call(c, &erq);
 		for (size_t i = 0; i < r->export->n_events; i++) {
 			Copal__Event *e = r->export->events[i];
-			const char *p = strstr(e->message, ", ");
+			// "started N us after claim"
+			const char *p = strstr(e->message, "started ");
 			if (e->to_state == COPAL__TASK_STATE__STATE_RUNNING && p &&
 			    nw < (size_t)ntasks)
-				wait_us[nw++] = atof(p + 2);
+				wait_us[nw++] = atof(p + 8);
 		}
 		after = r->export->last_seq;
 		bool more = r->export->more;

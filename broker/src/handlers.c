@@ -521,7 +521,8 @@ h_report(hctx *h, cpl_txn *txn)
 	for (size_t i = 0; i < r->n_reports; i++) {
 		const Copal__StateReport *s = r->reports[i];
 		cpl_report cr = { s->task_id, r->lease_id, s->attempt,
-			(cpl_state)s->to_state, s->return_code, s->message };
+			(cpl_state)s->to_state, s->return_code, s->message,
+			s->node };
 		int rv = cpl_task_report(txn, &cr);
 		if (cpl_txn_error(txn))
 			return cpl_txn_error(txn);
@@ -988,16 +989,73 @@ h_add_dependency(hctx *h, cpl_txn *txn)
 
 // ---------------------------------------------------------------- history
 
+// Who a task is (for events), looked up once per task per request.
+struct tinfo {
+	uint64_t id;
+	char *uuid, *name, *workflow;
+};
+
+struct tcache {
+	struct tinfo *v; // open addressing; cap a power of two
+	size_t cap, n;
+};
+
+static struct tinfo *
+tinfo_get(hctx *h, cpl_txn *txn, struct tcache *c, uint64_t id)
+{
+	if (c->n * 2 >= c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 1024;
+		struct tinfo *v = arena_alloc(h->a, cap * sizeof(*v));
+		if (v == NULL)
+			return NULL;
+		for (size_t i = 0; i < c->cap; i++) {
+			if (c->v[i].id == 0)
+				continue;
+			size_t j = (c->v[i].id * 0x9E3779B97F4A7C15ull) & (cap - 1);
+			while (v[j].id)
+				j = (j + 1) & (cap - 1);
+			v[j] = c->v[i];
+		}
+		c->v = v;
+		c->cap = cap;
+	}
+	size_t j = (id * 0x9E3779B97F4A7C15ull) & (c->cap - 1);
+	while (c->v[j].id && c->v[j].id != id)
+		j = (j + 1) & (c->cap - 1);
+	struct tinfo *ti = &c->v[j];
+	if (ti->id == id)
+		return ti;
+	cpl_task t;
+	char u[37] = "";
+	const char *name = "", *wf = "";
+	int rv = cpl_task_get(txn, id, CPL_GET_SPEC, &t);
+	if (rv == 0) {
+		cpl_uuid_format(t.uuid, u);
+		name = t.spec->name;
+		wf = t.spec->workflow;
+	}
+	ti->uuid = arena_strdup(h->a, u);
+	ti->name = arena_strdup(h->a, name); // "" for a deleted task
+	ti->workflow = arena_strdup(h->a, wf);
+	if (rv == 0)
+		cpl_task_clear(&t);
+	if (!ti->uuid || !ti->name || !ti->workflow)
+		return NULL;
+	ti->id = id;
+	c->n++;
+	return ti;
+}
+
 struct ev_ctx {
 	hctx *h;
 	cpl_txn *txn;
+	struct tcache tasks;
+	uint64_t owner_lease;  // last lease whose owner was looked up
+	char *owner;
 	Copal__Event **v;
 	size_t n, cap;
 	uint64_t until;
-	uint32_t wf;          // export: workflow filter by interned id
-	const char *wf_name;
-	uint64_t cache_task;  // export: last task looked up
-	bool cache_match;
+	const char *wf_name;  // export: workflow filter
 	uint64_t last_seq;
 	bool more;
 };
@@ -1016,8 +1074,27 @@ ev_push(struct ev_ctx *c, const cpl_event *e)
 		c->cap = cap;
 	}
 	Copal__Event *w = NEW(c->h, Copal__Event, COPAL__EVENT__INIT);
-	if (w == NULL || (w->message = arena_strdup(c->h->a, e->message)) == NULL)
+	if (w == NULL || (w->message = arena_strdup(c->h->a, e->message)) == NULL ||
+	    (w->node = arena_strdup(c->h->a, e->node)) == NULL)
 		return CPL_ENOMEM;
+	struct tinfo *ti = tinfo_get(c->h, c->txn, &c->tasks, e->task_id);
+	if (ti == NULL)
+		return CPL_ENOMEM;
+	w->uuid = ti->uuid;
+	w->name = ti->name;
+	w->workflow = ti->workflow;
+	w->launcher = "";
+	if (e->lease) {
+		if (e->lease != c->owner_lease) {
+			char own[256];
+			if (cpl_lease_owner(c->txn, e->lease, own, sizeof(own)) != 0)
+				own[0] = '\0';
+			if ((c->owner = arena_strdup(c->h->a, own)) == NULL)
+				return CPL_ENOMEM;
+			c->owner_lease = e->lease;
+		}
+		w->launcher = c->owner;
+	}
 	w->seq = e->seq;
 	w->task_id = e->task_id;
 	w->from_state = (Copal__TaskState)e->from;
@@ -1044,6 +1121,7 @@ h_history(hctx *h, cpl_txn *txn)
 	int rv;
 	memset(&c, 0, sizeof(c));
 	c.h = h;
+	c.txn = txn;
 	if ((rv = cpl_task_get(txn, h->req->history->task_id, 0, &t)) != 0)
 		FAIL(h, rv, "task %" PRIu64 ": %s", h->req->history->task_id,
 		    cpl_strerror(rv));
@@ -1070,17 +1148,10 @@ exportcb(const cpl_event *e, void *arg)
 		return 1; // past the window: stop
 	}
 	if (c->wf_name) {
-		if (e->task_id != c->cache_task) {
-			cpl_task t;
-			c->cache_task = e->task_id;
-			c->cache_match = false;
-			if (cpl_task_get(c->txn, e->task_id, CPL_GET_SPEC, &t) == 0) {
-				c->cache_match =
-				    strcmp(t.spec->workflow, c->wf_name) == 0;
-				cpl_task_clear(&t);
-			}
-		}
-		if (!c->cache_match)
+		struct tinfo *ti = tinfo_get(c->h, c->txn, &c->tasks, e->task_id);
+		if (ti == NULL)
+			return CPL_ENOMEM;
+		if (strcmp(ti->workflow, c->wf_name) != 0)
 			return 0;
 	}
 	return ev_push(c, e);

@@ -104,6 +104,7 @@ send_reports(comm *c, struct report *r, size_t n)
 		s[i].to_state = r[i].to;
 		s[i].return_code = r[i].rc;
 		s[i].message = r[i].msg ? r[i].msg : "";
+		s[i].node = r[i].node;
 		sp[i] = &s[i];
 	}
 	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;

@@ -111,6 +111,14 @@ report(ltask *t, int to, int rc, const char *fmt, ...)
 		L.capreps = cap;
 	}
 	struct report *r = &L.reps[L.nreps++];
+	if (t->nnodes && t->slot >= 0)
+		snprintf(r->node, sizeof(r->node), "%s/%d",
+		    L.nodes[t->nodes[0]].name, t->slot);
+	else if (t->nnodes)
+		snprintf(r->node, sizeof(r->node), "%s",
+		    L.nodes[t->nodes[0]].name);
+	else
+		r->node[0] = '\0';
 	r->id = t->id;
 	r->attempt = t->attempt;
 	r->to = to;
@@ -526,9 +534,34 @@ stage_out(ltask *t, char *err, size_t errlen)
 
 // ---------------------------------------------------------------- stages
 
+// A slot number on the task's first node: the lowest free one, so that a
+// trace shows one track per slot.
+static void
+take_slot(ltask *t)
+{
+	t->slot = -1;
+	if (t->nnodes == 0)
+		return;
+	lnode *n = &L.nodes[t->nodes[0]];
+	if (n->slot_busy == NULL &&
+	    (n->slot_busy = calloc(MAX_SLOTS, 1)) == NULL)
+		return;
+	for (int i = 0; i < MAX_SLOTS; i++) {
+		if (!n->slot_busy[i]) {
+			n->slot_busy[i] = 1;
+			t->slot = i;
+			return;
+		}
+	}
+}
+
 static void
 release(ltask *t)
 {
+	if (t->slot >= 0 && t->nnodes) {
+		L.nodes[t->nodes[0]].slot_busy[t->slot] = 0;
+		t->slot = -1;
+	}
 	for (size_t i = 0; i < t->nnodes; i++) {
 		lnode *n = &L.nodes[t->nodes[i]];
 		n->free_units += t->units;
@@ -600,8 +633,7 @@ start_run(ltask *t)
 	t->stage = ST_RUN;
 	t->run_start_us = mono_us();
 	L.started++;
-	report(t, CPL_RUNNING, 0, "on %s, %llu us after claim",
-	    L.nodes[t->nodes[0]].name,
+	report(t, CPL_RUNNING, 0, "started %llu us after claim",
 	    (unsigned long long)(t->run_start_us - t->claimed_us));
 }
 
@@ -906,8 +938,11 @@ adopt(Copal__ClaimedTask *ct)
 		L.nodes[ni].free_units = L.nodes[ni].free_units > t->units ?
 		    L.nodes[ni].free_units - t->units : 0;
 	}
-	if (!t->queued)
+	t->slot = -1;
+	if (!t->queued) {
 		take_gpus(t);
+		take_slot(t);
+	}
 	t->claimed_us = mono_us();
 	L.tasks[L.ntasks++] = t;
 	if (!t->queued)
@@ -938,6 +973,7 @@ start_queued(void)
 		t->nnodes = 1;
 		L.nodes[n].free_units -= t->units;
 		take_gpus(t);
+		take_slot(t);
 		start_task(t);
 	}
 }
@@ -1318,6 +1354,8 @@ launcher_run(const launcher_opts *o)
 	close(L.sigfd);
 	free(L.tasks);
 	free(L.reps);
+	for (size_t i = 0; i < L.nnodes; i++)
+		free(L.nodes[i].slot_busy);
 	free(L.nodes);
 	nodes_free(&L.nl);
 	return 0;

@@ -45,10 +45,14 @@ typedef struct ltask {
 	uint32_t units;         // per node
 	uint32_t gpus;          // per node
 	char gpu_list[256];     // CUDA_VISIBLE_DEVICES
+	int slot;               // on its first node; -1: none yet
 } ltask;
+
+#define MAX_SLOTS 1024
 
 typedef struct lnode {
 	char *name;
+	uint8_t *slot_busy;     // MAX_SLOTS entries, made when first needed
 	uint32_t free_units;
 	uint32_t ngpus;
 	uint8_t gpu_busy[64];
@@ -92,6 +96,7 @@ struct report {
 	int to;
 	int rc;
 	char *msg; // malloc'd or NULL
+	char node[128]; // "host/slot"
 };
 
 typedef struct comm comm;

@@ -55,13 +55,14 @@ enum {
 	DB_META, DB_SPEC, DB_STATE, DB_ST_IDX, DB_RUNQ, DB_UUID, DB_WF_IDX,
 	DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE, DB_LEASE_IDX, DB_NOTICE,
 	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
-	DB_REPLY_AGE, DB_COUNT
+	DB_REPLY_AGE, DB_LEASE_LOG, DB_COUNT
 };
 
 static const char *const db_names[DB_COUNT] = {
 	"meta", "spec", "state", "st_idx", "runq", "uuid", "wf_idx",
 	"app_idx", "child", "parent", "lease", "lease_idx", "notice",
 	"event", "task_ev", "names", "app", "uuid_new", "reply", "reply_age",
+	"lease_log",
 };
 
 // New uuids go to the small uuid_new tree; every UUID_MERGE_AT of them are
@@ -135,8 +136,9 @@ struct evrec {
 	uint8_t from;
 	uint8_t to;
 	uint16_t msglen;
-	uint32_t pad;
-	// message bytes follow, no NUL
+	uint8_t nodelen;
+	uint8_t pad[3];
+	// node bytes, then message bytes follow, no NULs
 };
 _Static_assert(sizeof(struct evrec) == 40, "evrec layout");
 
@@ -191,6 +193,8 @@ struct cpl_txn {
 	// work list of follow-up transitions
 	struct work *work;
 	size_t nwork, capwork;
+	// node of the launcher report being applied (for its event)
+	const char *node;
 	// cached lease (reports come in batches under one lease)
 	uint64_t lease_id;
 	struct lrec lease;
@@ -530,15 +534,16 @@ runq_del(cpl_txn *t, uint64_t id, const struct srec *r)
 static int
 event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     uint32_t attempt, uint64_t lease, int32_t rc, const char *msg,
-    bool newest)
+    const char *node, bool newest)
 {
 	uint8_t k[8], tk[16];
 	size_t ml = msg ? strnlen(msg, MAX_MSG) : 0;
+	size_t nl = node ? strnlen(node, 255) : 0;
 	void *p = NULL;
 	int rv;
 	uint64_t seq = t->meta.next_seq++;
 	be64(k, seq);
-	if ((rv = treserve(t, DB_EVENT, k, 8, sizeof(struct evrec) + ml,
+	if ((rv = treserve(t, DB_EVENT, k, 8, sizeof(struct evrec) + nl + ml,
 	         MDB_APPEND, &p)) != 0)
 		return rv;
 	struct evrec e;
@@ -551,9 +556,12 @@ event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 	e.from = (uint8_t)from;
 	e.to = (uint8_t)to;
 	e.msglen = (uint16_t)ml;
+	e.nodelen = (uint8_t)nl;
 	memcpy(p, &e, sizeof(e));
+	if (nl)
+		memcpy((char *)p + sizeof(e), node, nl);
 	if (ml)
-		memcpy((char *)p + sizeof(e), msg, ml);
+		memcpy((char *)p + sizeof(e) + nl, msg, ml);
 	pair_key(tk, id, seq);
 	return tput(t, DB_TASK_EV, tk, 16, "", 0, newest ? MDB_APPEND : 0);
 }
@@ -562,7 +570,8 @@ static int
 event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     uint32_t attempt, uint64_t lease, int32_t rc, const char *msg)
 {
-	return event_write(t, id, from, to, attempt, lease, rc, msg, false);
+	return event_write(t, id, from, to, attempt, lease, rc, msg, NULL,
+	    false);
 }
 
 // ------------------------------------------------------------ names
@@ -885,8 +894,9 @@ transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 
 	if (!cpl_transition_allowed(from, to, actor))
 		return CPL_EBADSTATE;
-	if ((rv = event_append(t, id, from, to, r->attempt, r->lease, rc,
-	         msg)) != 0)
+	// a launcher's report says where the task ran
+	if ((rv = event_write(t, id, from, to, r->attempt, r->lease, rc, msg,
+	         actor == CPL_BY_LAUNCHER ? t->node : NULL, false)) != 0)
 		return rv;
 	if (runnable(r) && (rv = runq_del(t, id, r)) != 0)
 		return rv;
@@ -1540,7 +1550,8 @@ cpl_task_create(cpl_txn *t, const Copal__TaskSpec *sp, uint64_t *idp,
 		return rv;
 	t->meta.counts[st]++;
 	if ((rv = event_write(t, id, CPL_CREATED, st, 0, 0, 0,
-	         killed ? "created: a parent failed" : "created", true)) != 0)
+	         killed ? "created: a parent failed" : "created", NULL,
+	         true)) != 0)
 		return rv;
 	if (idp)
 		*idp = id;
@@ -1763,8 +1774,11 @@ cpl_task_report(cpl_txn *t, const cpl_report *rep)
 	if (!cpl_transition_allowed((cpl_state)r.state, rep->to,
 	        CPL_BY_LAUNCHER))
 		return CPL_EBADSTATE;
-	if ((rv = transition(t, rep->task_id, &r, rep->to, CPL_BY_LAUNCHER,
-	         rep->return_code, rep->message)) != 0)
+	t->node = rep->node;
+	rv = transition(t, rep->task_id, &r, rep->to, CPL_BY_LAUNCHER,
+	    rep->return_code, rep->message);
+	t->node = NULL;
+	if (rv != 0)
 		return fail(t, rv);
 	return drain(t, NULL);
 }
@@ -2588,9 +2602,55 @@ cpl_lease_grant(cpl_txn *t, const char *owner, uint32_t ttl_ms, uint64_t *id)
 	memcpy(p, &l, sizeof(l));
 	if (on)
 		memcpy((char *)p + sizeof(l), owner, on);
+	// the owner stays known after the lease ends, for the history
+	if ((rv = tput(t, DB_LEASE_LOG, k, 8, owner ? owner : "", on,
+	         MDB_APPEND)) != 0)
+		return rv;
 	t->lease_ok = false;
 	*id = lid;
 	return 0;
+}
+
+int
+cpl_lease_owner(cpl_txn *t, uint64_t id, char *buf, size_t len)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rv;
+	if (t == NULL || buf == NULL || len == 0)
+		return CPL_EINVAL;
+	be64(k, id);
+	if ((rv = tget(t, DB_LEASE_LOG, k, 8, &v)) != 0)
+		return rv;
+	size_t n = v.mv_size < len - 1 ? v.mv_size : len - 1;
+	memcpy(buf, v.mv_data, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+int
+cpl_lease_list(cpl_txn *t, cpl_lease_fn fn, void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	struct idvec ids = { NULL, 0, 0 };
+	int rc, rv;
+	if (t == NULL || fn == NULL)
+		return CPL_EINVAL;
+	if ((rv = tcursor(t, DB_LEASE, &c)) != 0)
+		return rv;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && rv == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		if (k.mv_size == 8)
+			rv = idvec_push(&ids, rd64(k.mv_data));
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < ids.n && rv == 0; i++) {
+		cpl_lease l;
+		if ((rv = cpl_lease_get(t, ids.v[i], &l)) == 0)
+			rv = fn(&l, arg);
+	}
+	free(ids.v);
+	return rv;
 }
 
 int
@@ -2987,7 +3047,7 @@ event_decode(const MDB_val *k, const MDB_val *v, cpl_event *e, char *buf)
 	if (k->mv_size != 8 || v->mv_size < sizeof(r))
 		return CPL_ECORRUPT;
 	memcpy(&r, v->mv_data, sizeof(r));
-	if (v->mv_size != sizeof(r) + r.msglen)
+	if (v->mv_size != sizeof(r) + r.nodelen + r.msglen)
 		return CPL_ECORRUPT;
 	e->seq = rd64(k->mv_data);
 	e->task_id = r.task;
@@ -2997,9 +3057,14 @@ event_decode(const MDB_val *k, const MDB_val *v, cpl_event *e, char *buf)
 	e->attempt = r.attempt;
 	e->lease = r.lease;
 	e->return_code = r.rc;
-	memcpy(buf, (char *)v->mv_data + sizeof(r), r.msglen);
+	// buf holds the message, then the node: MAX_MSG + 1 + 256 bytes
+	memcpy(buf, (char *)v->mv_data + sizeof(r) + r.nodelen, r.msglen);
 	buf[r.msglen] = '\0';
 	e->message = buf;
+	char *node = buf + r.msglen + 1;
+	memcpy(node, (char *)v->mv_data + sizeof(r), r.nodelen);
+	node[r.nodelen] = '\0';
+	e->node = node;
 	return 0;
 }
 
@@ -3015,7 +3080,7 @@ cpl_history_task(cpl_txn *t, uint64_t id, cpl_event_fn fn, void *arg)
 		free(seqs.v);
 		return rv;
 	}
-	if ((buf = malloc(MAX_MSG + 1)) == NULL) {
+	if ((buf = malloc(MAX_MSG + 1 + 256)) == NULL) {
 		free(seqs.v);
 		return CPL_ENOMEM;
 	}
@@ -3051,7 +3116,7 @@ cpl_history_scan(cpl_txn *t, uint64_t after, size_t limit, cpl_event_fn fn,
 	int rc, rv = 0;
 	if (t == NULL || fn == NULL)
 		return CPL_EINVAL;
-	if ((buf = malloc(MAX_MSG + 1)) == NULL)
+	if ((buf = malloc(MAX_MSG + 1 + 256)) == NULL)
 		return CPL_ENOMEM;
 	if ((rv = tcursor(t, DB_EVENT, &c)) != 0) {
 		free(buf);

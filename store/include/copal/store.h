@@ -135,6 +135,8 @@ typedef struct cpl_report {
 	cpl_state to;
 	int32_t return_code;
 	const char *message; // may be NULL; stored in the history event
+	const char *node;    // where it ran, e.g. "nid001/3" (node/slot);
+	                     // may be NULL; at most 255 bytes are kept
 } cpl_report;
 
 // Applies one report. Refusals: CPL_ENOTFOUND, CPL_ESTALE (lease or attempt
@@ -256,6 +258,12 @@ int cpl_lease_release(cpl_txn *txn, uint64_t id);
 // retry policy applies.
 // *nleases and *ntasks (may be NULL) get what was expired.
 int cpl_lease_expire(cpl_txn *txn, uint64_t *nleases, uint64_t *ntasks);
+// The owner a lease was granted to, also after the lease ended (for the
+// history: which launcher ran what). Errors: CPL_ENOTFOUND.
+int cpl_lease_owner(cpl_txn *txn, uint64_t id, char *buf, size_t len);
+// Calls fn for each live lease in id order.
+typedef int (*cpl_lease_fn)(const cpl_lease *l, void *arg);
+int cpl_lease_list(cpl_txn *txn, cpl_lease_fn fn, void *arg);
 // Takes (removes and returns through fn) the kill notices queued for a lease.
 int cpl_lease_take_notices(cpl_txn *txn, uint64_t id, cpl_id_fn fn, void *arg);
 
@@ -300,6 +308,7 @@ typedef struct cpl_event {
 	uint64_t lease;
 	int32_t return_code;
 	const char *message;  // NUL-terminated, valid during the callback
+	const char *node;     // as reported ("" if none), same validity
 } cpl_event;
 
 typedef int (*cpl_event_fn)(const cpl_event *e, void *arg);
