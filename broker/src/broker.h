@@ -55,6 +55,9 @@ void budget_init(budget *b, size_t max);
 // string field must be UTF-8 without NUL bytes; no groups; nesting
 // bounded. Returns 0 or CPL_EPROTO with a reason in err.
 int validate_wire(const uint8_t *buf, size_t len, char *err, size_t errlen);
+// The request id of a request's wire bytes (0 if it cannot be read), so
+// that a refusal of a malformed request still reaches its caller.
+uint64_t wire_request_id(const uint8_t *buf, size_t len);
 // Checks a decoded request: counts, enum values, version, body. Returns 0
 // or CPL_EPROTO with a reason in err.
 int validate_request(const Copal__Request *req, char *err, size_t errlen);

@@ -27,6 +27,9 @@
 
 enum { W_RECV, W_WAIT, W_SEND };
 
+// How long a reply may wait for a peer that does not read.
+#define SEND_TIMEOUT_MS 2000
+
 struct work {
 	server *srv;
 	nng_aio *aio;
@@ -133,6 +136,9 @@ send_reply(struct work *w)
 	free(w->reply);
 	w->reply = NULL;
 	w->state = W_SEND;
+	// A peer that stops reading must not hold this context for ever:
+	// after the timeout its connection is closed (see work_cb).
+	nng_aio_set_timeout(w->aio, SEND_TIMEOUT_MS);
 	nng_aio_set_msg(w->aio, m);
 	nng_ctx_send(w->ctx, w->aio);
 }
@@ -367,9 +373,10 @@ handle_msg(struct work *w, nng_msg *msg)
 	// strings are checked on the wire, before protobuf-c decodes them
 	// (it would cut a string at a NUL byte without a word)
 	if (validate_wire(nng_msg_body(msg), len, err, sizeof(err)) != 0) {
+		uint64_t rid = wire_request_id(nng_msg_body(msg), len);
 		nng_msg_free(msg);
 		LOG(LOG_WARN, "proto", "invalid request: %s", err);
-		error_reply(w, 0, CPL_EPROTO, err);
+		error_reply(w, rid, CPL_EPROTO, err);
 		send_reply(w);
 		return;
 	}
@@ -439,8 +446,17 @@ work_cb(void *arg)
 		handle_msg(w, nng_aio_get_msg(w->aio));
 		break;
 	case W_SEND:
-		if ((rv = nng_aio_result(w->aio)) != 0)
-			nng_msg_free(nng_aio_get_msg(w->aio));
+		if ((rv = nng_aio_result(w->aio)) != 0) {
+			nng_msg *m = nng_aio_get_msg(w->aio);
+			if (rv == NNG_ETIMEDOUT && m != NULL) {
+				nng_pipe p = nng_msg_get_pipe(m);
+				LOG(LOG_WARN, "slowpeer", "a client does not read "
+				    "its replies: closing its connection");
+				nng_pipe_close(p);
+			}
+			if (m)
+				nng_msg_free(m);
+		}
 		if (w->req) {
 			copal__request__free_unpacked(w->req, &w->bud.pa);
 			w->req = NULL;
@@ -448,6 +464,7 @@ work_cb(void *arg)
 		if (w->srv->stop)
 			return;
 		w->state = W_RECV;
+		nng_aio_set_timeout(w->aio, NNG_DURATION_INFINITE);
 		nng_ctx_recv(w->ctx, w->aio);
 		break;
 	default:

@@ -167,6 +167,43 @@ bad:
 	return CPL_EPROTO;
 }
 
+uint64_t
+wire_request_id(const uint8_t *buf, size_t len)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	while (p < end) {
+		uint64_t tag, v;
+		if (!varint(&p, end, &tag))
+			return 0;
+		switch (tag & 7) {
+		case 0:
+			if (!varint(&p, end, &v))
+				return 0;
+			if ((tag >> 3) == 2)
+				return v; // Request.request_id
+			break;
+		case 1:
+			if (end - p < 8)
+				return 0;
+			p += 8;
+			break;
+		case 5:
+			if (end - p < 4)
+				return 0;
+			p += 4;
+			break;
+		case 2:
+			if (!varint(&p, end, &v) || v > (uint64_t)(end - p))
+				return 0;
+			p += v;
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 0;
+}
+
 int
 validate_wire(const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
