@@ -1345,6 +1345,56 @@ h_workflow_list(hctx *h, cpl_txn *txn)
 	return 0;
 }
 
+// ---------------------------------------------------------------- leases
+
+struct lease_ctx {
+	hctx *h;
+	Copal__LeaseListReply *rep;
+	size_t cap;
+};
+
+static int
+lease_cb(const cpl_lease *l, void *arg)
+{
+	struct lease_ctx *c = arg;
+	if (c->rep->n_leases == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		Copal__Lease **v = arena_alloc(c->h->a, cap * sizeof(*v));
+		if (v == NULL)
+			return CPL_ENOMEM;
+		if (c->rep->n_leases)
+			memcpy(v, c->rep->leases, c->rep->n_leases * sizeof(*v));
+		c->rep->leases = v;
+		c->cap = cap;
+	}
+	Copal__Lease *w = NEW(c->h, Copal__Lease, COPAL__LEASE__INIT);
+	if (w == NULL || (w->owner = arena_strdup(c->h->a, l->owner)) == NULL)
+		return CPL_ENOMEM;
+	w->id = l->id;
+	w->deadline_us = l->deadline_us;
+	w->ttl_ms = l->ttl_ms;
+	w->created_us = l->created_us;
+	w->ntasks = l->ntasks;
+	c->rep->leases[c->rep->n_leases++] = w;
+	return 0;
+}
+
+static int
+h_lease_list(hctx *h, cpl_txn *txn)
+{
+	Copal__LeaseListReply *rep =
+	    NEW(h, Copal__LeaseListReply, COPAL__LEASE_LIST_REPLY__INIT);
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	struct lease_ctx c = { h, rep, 0 };
+	int rv = cpl_lease_list(txn, lease_cb, &c);
+	if (rv)
+		return rv;
+	h->rep->body_case = COPAL__REPLY__BODY_LEASE_LIST;
+	h->rep->lease_list = rep;
+	return 0;
+}
+
 // ---------------------------------------------------------------- ping
 
 static int
@@ -1365,6 +1415,13 @@ h_ping(hctx *h, cpl_txn *txn)
 	rep->db_dir = (char *)(si->db_dir ? si->db_dir : "");
 	rep->by_state = by;
 	rep->n_by_state = CPL_NSTATES;
+	struct lease_ctx lc = { h, NEW(h, Copal__LeaseListReply,
+		COPAL__LEASE_LIST_REPLY__INIT), 0 };
+	if (lc.rep == NULL)
+		return CPL_ENOMEM;
+	if ((rv = cpl_lease_list(txn, lease_cb, &lc)) != 0)
+		return rv;
+	rep->leases = (uint32_t)lc.rep->n_leases;
 	h->rep->body_case = COPAL__REPLY__BODY_PING;
 	h->rep->ping = rep;
 	return 0;
@@ -1393,6 +1450,7 @@ static const handler handlers[] = {
 	{ COPAL__REQUEST__BODY_PING, "ping", false, h_ping },
 	{ COPAL__REQUEST__BODY_WORKFLOW_LIST, "workflow_list", false,
 	    h_workflow_list },
+	{ COPAL__REQUEST__BODY_LEASE_LIST, "lease_list", false, h_lease_list },
 };
 
 const handler *
