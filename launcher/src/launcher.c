@@ -398,6 +398,11 @@ static int
 mkdir_p(const char *path)
 {
 	char tmp[PATH_MAX];
+	// usually only the leaf is new: one system call
+	if (mkdir(path, 0755) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return errno;
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	for (char *p = tmp + 1; *p; p++) {
 		if (*p != '/')
