@@ -98,31 +98,10 @@ task_get_owned(hctx *h, cpl_txn *txn, uint64_t id, cpl_task *t)
 	return 0;
 }
 
-// A growable array in the arena's owner's heap (freed by the handler).
-struct ids {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static int
-ids_push(struct ids *a, uint64_t id)
-{
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 64;
-		uint64_t *v = realloc(a->v, cap * sizeof(*v));
-		if (v == NULL)
-			return CPL_ENOMEM;
-		a->v = v;
-		a->cap = cap;
-	}
-	a->v[a->n++] = id;
-	return 0;
-}
-
 static int
 ids_cb(const cpl_task *t, void *arg)
 {
-	return ids_push(arg, t->id);
+	return cpl_ids_push(arg, t->id);
 }
 
 // Translates a wire filter. Returns CPL_EINVAL for an empty filter unless
@@ -211,7 +190,7 @@ task_matches(hctx *h, cpl_txn *txn, uint64_t id, const cpl_filter *f,
 
 // The ids a wire filter selects, in id order.
 static int
-select_ids(hctx *h, cpl_txn *txn, const Copal__Filter *wf, struct ids *out)
+select_ids(hctx *h, cpl_txn *txn, const Copal__Filter *wf, cpl_ids *out)
 {
 	cpl_filter f;
 	int rv;
@@ -224,7 +203,7 @@ select_ids(hctx *h, cpl_txn *txn, const Copal__Filter *wf, struct ids *out)
 			if ((rv = task_matches(h, txn, wf->ids[i], &f, &ok)) != 0)
 				FAIL(h, rv, "task id %" PRIu64 ": %s", wf->ids[i],
 				    cpl_strerror(rv));
-			if (ok && (rv = ids_push(out, wf->ids[i])) != 0)
+			if (ok && (rv = cpl_ids_push(out, wf->ids[i])) != 0)
 				return rv;
 		}
 		return 0;
@@ -359,13 +338,13 @@ h_create(hctx *h, cpl_txn *txn)
 
 struct notices {
 	hctx *h;
-	struct ids ids;
+	cpl_ids ids;
 };
 
 static int
 notice_cb(uint64_t id, void *arg)
 {
-	return ids_push(&((struct notices *)arg)->ids, id);
+	return cpl_ids_push(&((struct notices *)arg)->ids, id);
 }
 
 // Takes the kill notices queued for a lease into an arena array.
@@ -709,7 +688,7 @@ h_count(hctx *h, cpl_txn *txn)
 		}
 	} else {
 		struct count_ctx c = { by, 0 };
-		struct ids sel = { NULL, 0, 0 };
+		cpl_ids sel = { NULL, 0, 0 };
 		if (wf && wf->n_ids) {
 			rv = select_ids(h, txn, wf, &sel);
 			for (size_t i = 0; rv == 0 && i < sel.n; i++) {
@@ -811,7 +790,7 @@ static int
 h_modify(hctx *h, cpl_txn *txn)
 {
 	const Copal__ModifyRequest *r = h->req->modify;
-	struct ids sel = { NULL, 0, 0 };
+	cpl_ids sel = { NULL, 0, 0 };
 	const struct field *fd = NULL;
 	cpl_state st = CPL_STATE_NONE;
 	uint64_t changed = 0;
@@ -885,7 +864,7 @@ h_modify(hctx *h, cpl_txn *txn)
 static int
 h_delete(hctx *h, cpl_txn *txn)
 {
-	struct ids sel = { NULL, 0, 0 };
+	cpl_ids sel = { NULL, 0, 0 };
 	int rv;
 	if ((rv = select_ids(h, txn, h->req->delete_->filter, &sel)) != 0) {
 		free(sel.v);
@@ -945,7 +924,7 @@ h_delete(hctx *h, cpl_txn *txn)
 static int
 h_kill(hctx *h, cpl_txn *txn)
 {
-	struct ids sel = { NULL, 0, 0 };
+	cpl_ids sel = { NULL, 0, 0 };
 	uint64_t total = 0;
 	int rv;
 	if ((rv = select_ids(h, txn, h->req->kill->filter, &sel)) != 0) {

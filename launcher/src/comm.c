@@ -32,14 +32,6 @@ struct comm {
 	uint64_t lease;
 };
 
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void
 wake(comm *c)
 {
@@ -273,8 +265,8 @@ comm_main(void *arg)
 	pthread_mutex_lock(&c->mx);
 	for (;;) {
 		while (!c->stop && c->nout == 0 &&
-		    !(c->claim_pending && c->lease) && mono_us() < next_hb) {
-			uint64_t left = next_hb - mono_us();
+		    !(c->claim_pending && c->lease) && cpl_mono_us() < next_hb) {
+			uint64_t left = next_hb - cpl_mono_us();
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += (time_t)(left / 1000000u);
@@ -312,14 +304,14 @@ comm_main(void *arg)
 		}
 		pthread_mutex_unlock(&c->mx);
 
-		if (c->lease == 0 || mono_us() >= next_hb) {
+		if (c->lease == 0 || cpl_mono_us() >= next_hb) {
 			heartbeat(c, false);
 			// a third of the ttl, and at least every 2 s so that
 			// kill notices for quiet launchers arrive promptly
 			uint64_t every = (uint64_t)c->o->lease_ttl_ms * 1000u / 3u;
 			if (every > 2000000u)
 				every = 2000000u;
-			next_hb = mono_us() + (c->lease ? every : 500000u);
+			next_hb = cpl_mono_us() + (c->lease ? every : 500000u);
 		}
 		// the claim first: a slot may be waiting for it; reports only
 		// move the broker's view along

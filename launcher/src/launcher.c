@@ -58,14 +58,6 @@ static struct L {
 	char db[PATH_MAX];
 } L;
 
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void
 logm(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -636,7 +628,7 @@ start_run(ltask *t)
 		return;
 	}
 	t->stage = ST_RUN;
-	t->run_start_us = mono_us();
+	t->run_start_us = cpl_mono_us();
 	L.started++;
 	report(t, CPL_RUNNING, 0, "started %llu us after claim",
 	    (unsigned long long)(t->run_start_us - t->claimed_us));
@@ -948,7 +940,7 @@ adopt(Copal__ClaimedTask *ct)
 		take_gpus(t);
 		take_slot(t);
 	}
-	t->claimed_us = mono_us();
+	t->claimed_us = cpl_mono_us();
 	L.tasks[L.ntasks++] = t;
 	if (!t->queued)
 		start_task(t);
@@ -1058,7 +1050,7 @@ claim(void)
 		cl.units = units;
 		cl.gpus = gpus;
 		if (L.deadline_us) {
-			uint64_t now = mono_us();
+			uint64_t now = cpl_mono_us();
 			cl.remaining_min = L.deadline_us > now ?
 			    (uint32_t)((L.deadline_us - now) / 60000000u) : 0;
 			if (cl.remaining_min == 0)
@@ -1165,7 +1157,7 @@ begin_cut(const char *why)
 	L.stopping = true;
 	L.cutting = true;
 	L.cut_why = why;
-	L.kill_at_us = mono_us() + (uint64_t)(L.o->grace_s * 1e6);
+	L.kill_at_us = cpl_mono_us() + (uint64_t)(L.o->grace_s * 1e6);
 	for (size_t i = 0; i < L.ntasks; i++) {
 		ltask *t = L.tasks[i];
 		if (t->stage == ST_DONE)
@@ -1258,14 +1250,14 @@ launcher_run(const launcher_opts *o)
 		cpl_client_close(L.c);
 		return rv;
 	}
-	L.start_us = mono_us();
+	L.start_us = cpl_mono_us();
 	L.last_busy_us = L.start_us;
 	if (o->time_limit_min > 0)
 		L.deadline_us = L.start_us + (uint64_t)(o->time_limit_min * 60e6);
 	bool announced = false;
 
 	for (;;) {
-		uint64_t now = mono_us();
+		uint64_t now = cpl_mono_us();
 		struct signalfd_siginfo si;
 		while (read(L.sigfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)

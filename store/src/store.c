@@ -1950,30 +1950,10 @@ cpl_task_parents(cpl_txn *t, uint64_t id, cpl_id_fn fn, void *arg)
 	return pair_walk(t, DB_PARENT, id, fn, arg);
 }
 
-struct idvec {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static int
-idvec_push(struct idvec *a, uint64_t id)
-{
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 32;
-		uint64_t *v = realloc(a->v, cap * sizeof(*v));
-		if (v == NULL)
-			return CPL_ENOMEM;
-		a->v = v;
-		a->cap = cap;
-	}
-	a->v[a->n++] = id;
-	return 0;
-}
-
 static int
 idvec_cb(uint64_t id, void *arg)
 {
-	return idvec_push(arg, id);
+	return cpl_ids_push(arg, id);
 }
 
 int
@@ -1981,7 +1961,7 @@ cpl_task_delete(cpl_txn *t, uint64_t id)
 {
 	struct srec r;
 	struct has_ctx h = { false };
-	struct idvec parents = { NULL, 0, 0 };
+	cpl_ids parents = { NULL, 0, 0 };
 	uint8_t k[16];
 	int rv;
 	if (t == NULL || !t->write)
@@ -2056,10 +2036,10 @@ out:
 static int
 is_ancestor(cpl_txn *t, uint64_t from, uint64_t target, bool *found)
 {
-	struct idvec q = { NULL, 0, 0 };
+	cpl_ids q = { NULL, 0, 0 };
 	int rv;
 	*found = false;
-	if ((rv = idvec_push(&q, from)) != 0)
+	if ((rv = cpl_ids_push(&q, from)) != 0)
 		return rv;
 	for (size_t i = 0; i < q.n && !*found; i++) {
 		if (q.v[i] == target) {
@@ -2363,7 +2343,7 @@ cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
 	uint8_t pre[4];
 	if (f->uuid_prefix) {
 		// collect the matching ids, then visit them in id order
-		struct idvec ids = { NULL, 0, 0 };
+		cpl_ids ids = { NULL, 0, 0 };
 		if ((rv = uuid_walk(t, f->uuid_prefix, idvec_cb, &ids)) == 0) {
 			if (ids.n > 1)
 				qsort(ids.v, ids.n, sizeof(uint64_t), cmp_u64);
@@ -2633,7 +2613,7 @@ cpl_lease_list(cpl_txn *t, cpl_lease_fn fn, void *arg)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	struct idvec ids = { NULL, 0, 0 };
+	cpl_ids ids = { NULL, 0, 0 };
 	int rc, rv;
 	if (t == NULL || fn == NULL)
 		return CPL_EINVAL;
@@ -2642,7 +2622,7 @@ cpl_lease_list(cpl_txn *t, cpl_lease_fn fn, void *arg)
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && rv == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
 		if (k.mv_size == 8)
-			rv = idvec_push(&ids, rd64(k.mv_data));
+			rv = cpl_ids_push(&ids, rd64(k.mv_data));
 	mdb_cursor_close(c);
 	for (size_t i = 0; i < ids.n && rv == 0; i++) {
 		cpl_lease l;
@@ -2678,7 +2658,7 @@ cpl_lease_get(cpl_txn *t, uint64_t id, cpl_lease *out)
 		on = sizeof(out->owner) - 1;
 	memcpy(out->owner, (char *)v.mv_data + sizeof(l), on);
 	out->owner[on] = '\0';
-	struct idvec ids = { NULL, 0, 0 };
+	cpl_ids ids = { NULL, 0, 0 };
 	rv = pair_walk(t, DB_LEASE_IDX, id, idvec_cb, &ids);
 	out->ntasks = (uint32_t)ids.n;
 	free(ids.v);
@@ -2690,7 +2670,7 @@ cpl_lease_get(cpl_txn *t, uint64_t id, cpl_lease *out)
 static int
 lease_end(cpl_txn *t, uint64_t lid, uint64_t *ntasks)
 {
-	struct idvec ids = { NULL, 0, 0 };
+	cpl_ids ids = { NULL, 0, 0 };
 	uint8_t k[16];
 	int rv;
 	if ((rv = pair_walk(t, DB_LEASE_IDX, lid, idvec_cb, &ids)) != 0) {
@@ -2740,7 +2720,7 @@ lease_end(cpl_txn *t, uint64_t lid, uint64_t *ntasks)
 	if (rv)
 		return rv;
 	// notices of a dead launcher are moot
-	struct idvec nids = { NULL, 0, 0 };
+	cpl_ids nids = { NULL, 0, 0 };
 	if ((rv = pair_walk(t, DB_NOTICE, lid, idvec_cb, &nids)) == 0) {
 		for (size_t i = 0; i < nids.n && rv == 0; i++) {
 			pair_key(k, lid, nids.v[i]);
@@ -2813,7 +2793,7 @@ cpl_lease_expire(cpl_txn *t, uint64_t *nleases, uint64_t *ntasks)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	struct idvec due = { NULL, 0, 0 };
+	cpl_ids due = { NULL, 0, 0 };
 	int rc, rv = 0;
 	uint64_t nt = 0;
 	if (t == NULL || !t->write)
@@ -2831,7 +2811,7 @@ cpl_lease_expire(cpl_txn *t, uint64_t *nleases, uint64_t *ntasks)
 		}
 		memcpy(&l, v.mv_data, sizeof(l));
 		if (l.deadline < t->now &&
-		    (rv = idvec_push(&due, rd64(k.mv_data))) != 0)
+		    (rv = cpl_ids_push(&due, rd64(k.mv_data))) != 0)
 			break;
 	}
 	if (rc && rc != MDB_NOTFOUND)
@@ -2852,7 +2832,7 @@ cpl_lease_expire(cpl_txn *t, uint64_t *nleases, uint64_t *ntasks)
 int
 cpl_lease_take_notices(cpl_txn *t, uint64_t id, cpl_id_fn fn, void *arg)
 {
-	struct idvec ids = { NULL, 0, 0 };
+	cpl_ids ids = { NULL, 0, 0 };
 	uint8_t k[16];
 	int rv;
 	if (t == NULL || !t->write || fn == NULL)
@@ -3071,7 +3051,7 @@ event_decode(const MDB_val *k, const MDB_val *v, cpl_event *e, char *buf)
 int
 cpl_history_task(cpl_txn *t, uint64_t id, cpl_event_fn fn, void *arg)
 {
-	struct idvec seqs = { NULL, 0, 0 };
+	cpl_ids seqs = { NULL, 0, 0 };
 	char *buf;
 	int rv;
 	if (t == NULL || fn == NULL)
@@ -3249,8 +3229,8 @@ cpl_reply_prune(cpl_txn *t, uint64_t older_than, size_t max, size_t *np)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	struct idvec ids = { NULL, 0, 0 };
-	struct idvec times = { NULL, 0, 0 };
+	cpl_ids ids = { NULL, 0, 0 };
+	cpl_ids times = { NULL, 0, 0 };
 	int rc, rv = 0;
 	if (t == NULL || !t->write)
 		return CPL_EINVAL;
@@ -3268,8 +3248,8 @@ cpl_reply_prune(cpl_txn *t, uint64_t older_than, size_t max, size_t *np)
 		uint64_t tm = rd64(k.mv_data);
 		if (tm >= older_than)
 			break;
-		if ((rv = idvec_push(&ids, rd64((uint8_t *)k.mv_data + 8))) != 0 ||
-		    (rv = idvec_push(&times, tm)) != 0)
+		if ((rv = cpl_ids_push(&ids, rd64((uint8_t *)k.mv_data + 8))) != 0 ||
+		    (rv = cpl_ids_push(&times, tm)) != 0)
 			break;
 	}
 	mdb_cursor_close(c);

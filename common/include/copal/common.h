@@ -100,6 +100,18 @@ bool cpl_state_is_final(cpl_state s);
 // by every packing count from 1 to 10 and by 12, 14, 15, 16, ...
 #define CPL_NODE_UNITS 5040u
 
+// ------------------------------------------------------------------ helpers
+// A growable array of ids. Start with { NULL, 0, 0 }; free(v) when done.
+typedef struct cpl_ids {
+	uint64_t *v;
+	size_t n, cap;
+} cpl_ids;
+// Appends id. Errors: CPL_ENOMEM (the array is unchanged).
+int cpl_ids_push(cpl_ids *a, uint64_t id);
+
+// Microseconds of CLOCK_MONOTONIC: for intervals, never for broker time.
+uint64_t cpl_mono_us(void);
+
 // ------------------------------------------------------------------ paths
 // The run directory of a task relative to <database>/data/: `workdir` if
 // the user gave one (relative, without ".."), else
