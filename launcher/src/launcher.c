@@ -1275,6 +1275,7 @@ launcher_run(const launcher_opts *o)
 			    "serial", L.nnodes, o->max_concurrent,
 			    (unsigned long long)ev.lease);
 			announced = true;
+			L.last_busy_us = now; // idleness counts from here
 		}
 		L.lease = ev.have_lease ? ev.lease : 0;
 		apply_kills(ev.kills, ev.nkills);
@@ -1322,7 +1323,7 @@ launcher_run(const launcher_opts *o)
 			L.last_busy_us = now;
 		if (L.stopping && act == 0)
 			break;
-		if (!o->persistent && act == 0 && !L.stopping &&
+		if (!o->persistent && act == 0 && !L.stopping && announced &&
 		    !L.claim_inflight &&
 		    now - L.last_busy_us > (uint64_t)(o->idle_ttl_s * 1e6)) {
 			logm(LL_NOTICE, "idle for %.0f s: done", o->idle_ttl_s);
