@@ -1,6 +1,7 @@
 // copal client library over NNG REQ.
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ struct cpl_client {
 	size_t token_len;
 	int timeout_ms;
 	int attempts;
+	bool dialed;
 };
 
 int
@@ -127,13 +129,23 @@ cpl_client_open(const cpl_client_opts *o, cpl_client **out)
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, MAX_REPLY);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
-	if ((rv = nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK)) != 0) {
-		nng_close(c->sock);
-		free(c);
+	// The connection is made by the first call, not here: a process that
+	// opens a client and exits without a request must not connect and
+	// close at once (NNG 1.5.2 can stop accepting IPC clients after that).
+	*out = c;
+	return 0;
+}
+
+static int
+connect_once(cpl_client *c)
+{
+	if (c->dialed)
+		return 0;
+	int rv = nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK);
+	if (rv != 0)
 		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? CPL_EINVAL :
 		                                                  CPL_ECONNECT;
-	}
-	*out = c;
+	c->dialed = true;
 	return 0;
 }
 
@@ -157,7 +169,10 @@ call(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
     Copal__Reply **reply)
 {
 	Copal__Credentials cred = COPAL__CREDENTIALS__INIT;
-	int rv = CPL_ETIMEOUT;
+	int rv = connect_once(c);
+	if (rv != 0)
+		return rv;
+	rv = CPL_ETIMEOUT;
 	req->version = CPL_PROTOCOL_VERSION;
 	if (req->request_id == 0)
 		req->request_id = cpl_request_id();
