@@ -3127,10 +3127,10 @@ cpl_history_scan(cpl_txn *t, uint64_t after, size_t limit, cpl_event_fn fn,
 int
 cpl_history_seek_time(cpl_txn *t, uint64_t time_us, uint64_t *seq)
 {
-	uint64_t lo = 1, hi = t->meta.next_seq; // answer in [lo, hi]
 	int rv;
 	if (t == NULL || seq == NULL)
 		return CPL_EINVAL;
+	uint64_t lo = 1, hi = t->meta.next_seq; // answer in [lo, hi]
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
 		uint8_t k[8];
