@@ -26,6 +26,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "bench_util.h"
 #include "copal/client.h"
 
 extern char **environ;
@@ -33,20 +34,7 @@ extern char **environ;
 static int ntasks = 1000000, batch = 10000, nlaunch = 8, claim_max = 1000;
 static bool quick;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
-static void
-die(const char *what, int rv)
-{
-	fprintf(stderr, "broker_bench: %s: %s\n", what, cpl_strerror(rv));
-	exit(1);
-}
 
 // ---------------------------------------------------------------- reference
 
@@ -100,20 +88,6 @@ raw_rtt(const char *url, int n)
 
 // ---------------------------------------------------------------- helpers
 
-static Copal__Reply *
-call(cpl_client *c, Copal__Request *rq)
-{
-	Copal__Reply *r;
-	int rv;
-	rq->request_id = 0;
-	if ((rv = cpl_client_call(c, rq, &r)) != 0)
-		die("call", rv);
-	if (r->status) {
-		fprintf(stderr, "broker_bench: request failed: %s\n", r->error);
-		exit(1);
-	}
-	return r;
-}
 
 // Resident memory of the broker: anonymous (its own heap) and file-backed
 // (LMDB's map of the database: pages of the file, shared with the cache).
@@ -134,12 +108,6 @@ rss_kb_of(pid_t pid, const char *field)
 	return kb;
 }
 
-static int
-cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 // ---------------------------------------------------------------- launchers
 
@@ -376,20 +344,7 @@ bench(const char *transport, const char *self_dir)
 	int rv;
 	if ((rv = cpl_client_open(&o, &c)) != 0)
 		die("client open", rv);
-	Copal__PingRequest pr = COPAL__PING_REQUEST__INIT;
-	Copal__Request prq = COPAL__REQUEST__INIT;
-	prq.body_case = COPAL__REQUEST__BODY_PING;
-	prq.ping = &pr;
-	for (int i = 0;; i++) {
-		Copal__Reply *r;
-		prq.request_id = 0;
-		if (cpl_client_call_once(c, &prq, 200, &r) == 0) {
-			copal__reply__free_unpacked(r, NULL);
-			break;
-		}
-		if (i > 100)
-			die("broker did not start", CPL_ETIMEOUT);
-	}
+	wait_for_broker(c);
 	long rss0 = rss_kb_of(pid, "RssAnon:");
 
 	// app
@@ -536,6 +491,7 @@ bench(const char *transport, const char *self_dir)
 int
 main(int argc, char **argv)
 {
+	bench_name = "broker_bench";
 	const char *transport = "both";
 	int opt;
 	while ((opt = getopt(argc, argv, "n:b:l:c:s:T:q")) != -1) {

@@ -22,26 +22,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "copal/client.h"
 
 extern char **environ;
 
 static int ntasks = 10000, conc = 8;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
-static void
-die(const char *what, int rv)
-{
-	fprintf(stderr, "launcher_bench: %s: %s\n", what, cpl_strerror(rv));
-	exit(1);
-}
 
 // The physical reference: keep `conc` /bin/true processes in flight.
 // With `dirs`, each process also gets what copal gives a task: its own new
@@ -84,31 +72,12 @@ raw_spawn(int n, int c, const char *dirs)
 	return n / (now_s() - t0);
 }
 
-static Copal__Reply *
-call(cpl_client *c, Copal__Request *rq)
-{
-	Copal__Reply *r;
-	int rv;
-	rq->request_id = 0;
-	if ((rv = cpl_client_call(c, rq, &r)) != 0)
-		die("call", rv);
-	if (r->status) {
-		fprintf(stderr, "launcher_bench: %s\n", r->error);
-		exit(1);
-	}
-	return r;
-}
 
-static int
-cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
 
 int
 main(int argc, char **argv)
 {
+	bench_name = "launcher_bench";
 	int opt;
 	while ((opt = getopt(argc, argv, "n:c:")) != -1) {
 		if (opt == 'n')
@@ -164,20 +133,7 @@ main(int argc, char **argv)
 	int rv;
 	if ((rv = cpl_client_open(&o, &c)) != 0)
 		die("client", rv);
-	Copal__PingRequest pr = COPAL__PING_REQUEST__INIT;
-	Copal__Request prq = COPAL__REQUEST__INIT;
-	prq.body_case = COPAL__REQUEST__BODY_PING;
-	prq.ping = &pr;
-	for (int i = 0;; i++) {
-		Copal__Reply *r;
-		prq.request_id = 0;
-		if (cpl_client_call_once(c, &prq, 200, &r) == 0) {
-			copal__reply__free_unpacked(r, NULL);
-			break;
-		}
-		if (i > 100)
-			die("broker did not start", CPL_ETIMEOUT);
-	}
+	wait_for_broker(c);
 	Copal__App app = COPAL__APP__INIT;
 	app.name = "true";
 	app.executable = "/bin/true";
