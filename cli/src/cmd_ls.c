@@ -332,7 +332,8 @@ ls_history(cpl_client *c, filt *f, uint64_t limit, out_fmt fmt,
 	memset(&h, 0, sizeof(h));
 	h.fmt = fmt;
 	if (fmt == FMT_CSV)
-		return cli_usage("--history prints table or json");
+		return cli_usage("--history prints table, json or jsonl; for CSV "
+		    "of the events use copal export --format csv");
 	if (fmt == FMT_JSON || fmt == FMT_JSONL)
 		h.j = json_open(fmt, stdout);
 	int rc = for_each_page(c, f, limit, hist_page, &h);
