@@ -218,18 +218,9 @@ do_claim(comm *c, uint32_t max, uint32_t rem, size_t n, const uint32_t *units,
 		    rep->claim->n_kill_task_ids);
 	if (!failed) {
 		for (size_t i = 0; i < rep->claim->n_tasks; i++) {
-			// an owned copy: the reply goes away now
-			const Copal__ClaimedTask *src = rep->claim->tasks[i];
-			size_t len = copal__claimed_task__get_packed_size(src);
-			uint8_t *buf = malloc(len ? len : 1);
-			Copal__ClaimedTask *ct = NULL;
-			if (buf) {
-				copal__claimed_task__pack(src, buf);
-				ct = copal__claimed_task__unpack(NULL, len, buf);
-				free(buf);
-			}
-			if (ct == NULL)
-				continue; // lost here; the lease gives it back
+			// taken out of the reply: protobuf-c allocates each
+			// submessage on its own, so it outlives the reply
+			Copal__ClaimedTask *ct = rep->claim->tasks[i];
 			if (c->ev.ntasks == c->capt) {
 				size_t cap = c->capt ? c->capt * 2 : 64;
 				Copal__ClaimedTask **t =
@@ -243,6 +234,7 @@ do_claim(comm *c, uint32_t max, uint32_t rem, size_t n, const uint32_t *units,
 			}
 			c->ev.tasks[c->ev.ntasks++] = ct;
 		}
+		rep->claim->n_tasks = 0; // every task was taken (or freed)
 	}
 	c->ev.claim_answered = true;
 	c->ev.claim_failed = failed;
