@@ -293,7 +293,7 @@ writer_main(void *arg)
 				ts.tv_nsec -= 1000000000L;
 			}
 			pthread_cond_timedwait(&s->qcv, &s->qmx, &ts);
-			if (now_us() - last_sweep > 1000000u)
+			if (cpl_mono_us() - last_sweep > 1000000u)
 				break;
 		}
 		struct work *list = s->qhead;
@@ -317,9 +317,9 @@ writer_main(void *arg)
 				send_reply(w);
 			}
 		}
-		if (now_us() - last_sweep > 1000000u) {
+		if (cpl_mono_us() - last_sweep > 1000000u) {
 			do_sweep(s);
-			last_sweep = now_us();
+			last_sweep = cpl_mono_us();
 		}
 		pthread_mutex_lock(&s->qmx);
 		if (stop && s->qhead == NULL)
