@@ -228,6 +228,48 @@ int cpl_app_list(cpl_txn *txn, cpl_app_fn fn, void *arg);
 // Removes an app. Errors: CPL_ENOTFOUND, CPL_EINUSE (tasks refer to it).
 int cpl_app_delete(cpl_txn *txn, const char *name);
 
+// ------------------------------------------------------------------ batch jobs
+// Launcher jobs submitted to a batch scheduler. A handful per campaign: one
+// record each, keyed by id; the broker checks moves between their states.
+// Records a new job in BJ_SUBMITTING: gives it the next id and the times;
+// *out (freed with copal__batch_job__free_unpacked) is the stored record.
+// Errors: CPL_EINVAL (missing or malformed fields).
+int cpl_bjob_add(cpl_txn *txn, const Copal__BatchJob *job,
+    Copal__BatchJob **out);
+// Reads one; *out is freed with copal__batch_job__free_unpacked.
+int cpl_bjob_get(cpl_txn *txn, uint64_t id, Copal__BatchJob **out);
+// Applies an update (see BatchJobUpdateRequest); *out as for cpl_bjob_add.
+// Errors: CPL_ENOTFOUND, CPL_EINVAL, CPL_EBADSTATE (move not allowed).
+int cpl_bjob_update(cpl_txn *txn, const Copal__BatchJobUpdateRequest *u,
+    Copal__BatchJob **out);
+// Calls fn for each job in id order (freed after fn returns).
+typedef int (*cpl_bjob_fn)(const Copal__BatchJob *job, void *arg);
+int cpl_bjob_list(cpl_txn *txn, cpl_bjob_fn fn, void *arg);
+// Whether a batch job may move from one state to another.
+bool cpl_bjob_move_ok(Copal__BatchJobState from, Copal__BatchJobState to);
+
+// ------------------------------------------------------------------ backlog
+// The runnable backlog (READY/RESTART_READY, unclaimed), walked in one pass
+// of the run queue, against the limits of the queues a policy allows.
+typedef struct cpl_queue_limit {
+	uint32_t max_nodes;
+	uint32_t gpus_per_node;
+	uint32_t max_minutes; // 0: none
+} cpl_queue_limit;
+typedef struct cpl_backlog {
+	uint64_t tasks;       // runnable tasks that fit some queue
+	uint64_t node_units;  // their footprint in CPL_NODE_UNITS per node
+	uint32_t max_nodes;   // the largest num_nodes among them
+	uint32_t max_minutes; // the largest wall time among them
+	uint64_t unfit;       // runnable tasks that no queue fits
+	uint64_t *unfit_ids;  // caller's array of max_unfit; filled in id order
+	size_t max_unfit;
+	size_t nunfit_ids;
+} cpl_backlog;
+// workflow: NULL or "" for all. With nlimits == 0 every task fits.
+int cpl_backlog_get(cpl_txn *txn, const char *workflow,
+    const cpl_queue_limit *limits, size_t nlimits, cpl_backlog *out);
+
 // ------------------------------------------------------------------ leases
 // A launcher holds one lease; every task it claims is held under it.
 // Renewing the lease (heartbeat) renews all its tasks at once.
