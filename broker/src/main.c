@@ -18,6 +18,7 @@
 
 #include "broker.h"
 #include "copal/client.h"
+#include "copal/conf.h"
 #include "server.h"
 
 static void
@@ -121,12 +122,31 @@ main(int argc, char **argv)
 		fprintf(stderr, "copal-broker: %s: %s\n", db, strerror(errno));
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s/copal.conf", dir);
-	if (access(path, R_OK) != 0) {
+	// the settings: a file with any fault stops the broker here, rather
+	// than one setting silently taking its default
+	static cpl_conf conf;
+	char cerr[1024];
+	int crv = cpl_conf_load(dir, &conf, cerr, sizeof(cerr));
+	if (crv == CPL_ENOTFOUND) {
 		fprintf(stderr, "copal-broker: %s is not a copal database "
 		    "(make one with copal init)\n", dir);
 		return 1;
 	}
+	if (crv != 0) {
+		fprintf(stderr, "copal-broker: %s\n", cerr[0] ? cerr :
+		    cpl_strerror(crv));
+		// `copal server start` discards the broker's stderr: leave
+		// the reason in the log too (copal log)
+		snprintf(path, sizeof(path), "%s/log/broker.log", dir);
+		if (!to_stderr && log_open(path) == 0) {
+			LOG(LOG_ERR, "conf", "%s", cerr[0] ? cerr :
+			    cpl_strerror(crv));
+			log_close();
+		}
+		return crv == CPL_EINVAL ? 2 : 1;
+	}
+	if (tcp == NULL && conf.broker_tcp[0])
+		tcp = conf.broker_tcp;
 	if (cpl_db_socket_url(dir, url, sizeof(url)) != 0) {
 		fprintf(stderr, "copal-broker: path %s too long for a local "
 		    "socket (at most about 90 bytes)\n", dir);

@@ -296,6 +296,14 @@ int cmd_launcher(const cli_verb *, int, char **);
 
 // Sub-verbs reached through another verb: `ls apps`, `rm app`.
 int ls_apps(out_fmt fmt);
+// cmd_queue.c: batch jobs (submit-launch, service, ls queues)
+int cmd_submit_launch(const cli_verb *, int, char **);
+int cmd_service(const cli_verb *, int, char **);
+int ls_queues(cpl_client *c, out_fmt fmt);
+// Warns on stderr about runnable tasks that no queue of the settings'
+// policy can run.
+void ls_warn_unfit(cpl_client *c);
+extern const cli_opt submit_opts[], service_opts[];
 int rm_app(const char *name);
 
 // Bulk creation from a JSON-lines file (job --from-file).

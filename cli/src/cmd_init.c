@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "tmpl.h"
 
 const cli_opt init_opts[] = { { NULL, 0, 0, NULL, NULL } };
 const cli_opt activate_opts[] = { { NULL, 0, 0, NULL, NULL } };
@@ -29,15 +30,25 @@ const cli_opt log_opts[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-// The settings file written by init. Every setting is documented here.
+// The settings file written by init. Every setting is documented here,
+// with its default; common/include/copal/conf.h is the reader.
 static const char conf_text[] =
-    "# copal database settings: one `key = value` per line; lines starting\n"
-    "# with # are comments. Read when the broker starts (copal server\n"
-    "# start, or any copal command that finds it stopped).\n"
+    "# copal database settings: one `key = value` per line. A line whose\n"
+    "# first character (after blanks) is # is a comment; there are no\n"
+    "# comments after a value, and a # anywhere else is an error. Every line\n"
+    "# is checked when the broker starts (copal server start, or any copal\n"
+    "# command that finds it stopped): an unknown key, a key given twice or a\n"
+    "# bad value stops it, with the line and what is allowed.\n"
     "\n"
     "# Batch scheduler that launcher jobs are submitted to:\n"
     "# local (run on this machine), slurm, pbs or cobalt.\n"
     "scheduler = local\n"
+    "\n"
+    "# Job-script template that copal submit-launch and copal service render\n"
+    "# into qsubmit/ for each job. Empty: job-templates/<scheduler>.tmpl\n"
+    "# (copal init wrote one per scheduler). A relative path is relative to\n"
+    "# this directory.\n"
+    "job_template = \n"
     "\n"
     "# TCP address the broker listens on besides its local socket\n"
     "# (sock/broker), for launchers on other nodes, e.g. tcp://0.0.0.0:7555.\n"
@@ -47,8 +58,53 @@ static const char conf_text[] =
     "\n"
     "# Seconds a launcher's lease lasts without a heartbeat. When it\n"
     "# expires, the launcher's running tasks become RUN_TIMEOUT and are\n"
-    "# retried by their policy (auto_timeout_retry, max_retries).\n"
-    "lease_ttl_seconds = 30\n";
+    "# retried by their policy (auto_timeout_retry, max_retries). 2..86400.\n"
+    "lease_ttl_seconds = 30\n"
+    "\n"
+    "# Seconds a scheduler command (sbatch, squeue, scancel, qsub, qstat,\n"
+    "# qdel) may take before copal gives up on it. 1..3600.\n"
+    "scheduler_timeout_seconds = 30\n"
+    "\n"
+    "# Seconds before the end of a job's wall time at which its launcher\n"
+    "# stops, so that tasks end and leases are returned before the\n"
+    "# scheduler kills the job. 0..3600.\n"
+    "wall_time_margin_seconds = 60\n"
+    "\n"
+    "# Project (account) charged for the jobs of copal submit-launch (unless\n"
+    "# it gets --project) and of copal service. Empty: none. Characters\n"
+    "# A-Z a-z 0-9 . _ @ + - only.\n"
+    "project = \n"
+    "\n"
+    "# Job mode of the launchers that copal service submits: serial or mpi.\n"
+    "job_mode = serial\n"
+    "\n"
+    "# Workflow of the tasks that the service's launchers run. Empty: every\n"
+    "# workflow.\n"
+    "wf_filter = \n"
+    "\n"
+    "# copal service: seconds between two rounds (look at the queue, submit,\n"
+    "# cancel). 1..86400.\n"
+    "service_period_seconds = 10\n"
+    "\n"
+    "# copal service: at most this many launcher jobs queued or running at\n"
+    "# once, all queues together. 0..1000; 0: the service submits nothing.\n"
+    "service_max_queued_jobs = 3\n"
+    "\n"
+    "# copal service: cancel a job still waiting in the queue (not yet\n"
+    "# running) after this many minutes. 0: never. 0..525600.\n"
+    "service_max_wait_minutes = 0\n"
+    "\n"
+    "# Queue policies: which jobs the service may submit to each queue\n"
+    "# (partition), one block of queue.NAME.* keys per queue; earlier queues\n"
+    "# are preferred. A queue exists once one of its keys is set; a key not\n"
+    "# set has its default (min_nodes 1, max_nodes 1, min_minutes 1,\n"
+    "# max_minutes 60, max_queued 1, gpus_per_node 0). For example:\n"
+    "# queue.debug.min_nodes = 1\n"
+    "# queue.debug.max_nodes = 2\n"
+    "# queue.debug.min_minutes = 5\n"
+    "# queue.debug.max_minutes = 60\n"
+    "# queue.debug.max_queued = 1\n"
+    "# queue.debug.gpus_per_node = 0\n";
 
 static int
 one_operand(cli_parse *p, const char *what, const char **out)
@@ -189,7 +245,8 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 	static const struct {
 		const char *name;
 		mode_t mode;
-	} dirs[] = { { "data", 0755 }, { "log", 0700 }, { "sock", 0700 } };
+	} dirs[] = { { "data", 0755 }, { "log", 0700 }, { "sock", 0700 },
+		{ "qsubmit", 0755 }, { "job-templates", 0755 } };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", abs, dirs[i].name);
 		if (mkdir_p(path, dirs[i].mode) != 0 ||
@@ -210,6 +267,16 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 	if (write_file(path, hex, 64, 0600) != 0) {
 		cli_err("cannot write %s: %s", path, strerror(errno));
 		goto out;
+	}
+	// the default job-script templates, for the site to edit
+	for (size_t i = 0; tmpl_schedulers[i]; i++) {
+		const char *text = tmpl_default(tmpl_schedulers[i]);
+		snprintf(path, sizeof(path), "%s/job-templates/%s.tmpl", abs,
+		    tmpl_schedulers[i]);
+		if (write_file(path, text, strlen(text), 0644) != 0) {
+			cli_err("cannot write %s: %s", path, strerror(errno));
+			goto out;
+		}
 	}
 	// the settings file last: its presence marks a complete database
 	snprintf(path, sizeof(path), "%s/copal.conf", abs);

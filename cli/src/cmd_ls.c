@@ -660,9 +660,19 @@ cmd_ls(const cli_verb *v, int argc, char **argv)
 		    ls_apps(fmt);
 		goto out;
 	}
+	if (!strcmp(what, "queues") || !strcmp(what, "queue")) {
+		if (f.set || history || by_states || tree) {
+			rc = cli_usage("ls queues takes only --format");
+			goto out;
+		}
+		if ((rc = cli_connect(&c)) == 0)
+			rc = ls_queues(c, fmt);
+		goto out;
+	}
 	bool wf = !strcmp(what, "wf") || !strcmp(what, "workflows");
 	if (!wf && strcmp(what, "jobs") && strcmp(what, "tasks")) {
-		rc = cli_usage("ls what? jobs (default), apps or wf, not %s", what);
+		rc = cli_usage("ls what? jobs (default), apps, wf or queues, "
+		    "not %s", what);
 		goto out;
 	}
 	if (wf && (history || by_states || tree)) {
@@ -681,6 +691,8 @@ cmd_ls(const cli_verb *v, int argc, char **argv)
 		rc = ls_tree(c, &f, limit);
 	else
 		rc = ls_list(c, &f, limit, fmt, verbose);
+	if (rc == 0 && !wf && !history && fmt == FMT_TABLE)
+		ls_warn_unfit(c);
 out:
 	cpl_client_close(c);
 	filt_free(&f);

@@ -32,8 +32,8 @@ static const cli_verb verbs[] = {
 	    OPTS(job_opts, spec_opts), cmd_job },
 	{ "dep", "PARENT CHILD", "add a dependency between two existing tasks",
 	    NULL, OPTS(dep_opts), cmd_dep },
-	{ "ls", "[jobs|apps|wf] [options]",
-	    "list tasks, applications, or tasks by workflow",
+	{ "ls", "[jobs|apps|wf|queues] [options]",
+	    "list tasks, applications, tasks by workflow, or batch jobs",
 	    "Default columns: job_id | name | workflow | application | state.\n"
 	    "Filters combine (all must hold). Tables size their columns from\n"
 	    "the first 10,000 rows and stream the rest.\n",
@@ -86,6 +86,31 @@ static const cli_verb verbs[] = {
 	    "run tasks here or in a batch job (runs copal-launcher)",
 	    "Every option is the launcher's: see copal launcher --help.\n",
 	    OPTS(launcher_opts), cmd_launcher },
+	{ "submit-launch", "-A PROJECT -q QUEUE -n NODES -t MINUTES "
+	    "--job-mode serial|mpi [--wf-filter WF] [--sched-flags \"...\"]",
+	    "queue a launcher job on the site's batch scheduler",
+	    "Renders the database's job-script template (copal.conf's\n"
+	    "job_template, default job-templates/<scheduler>.tmpl) into\n"
+	    "qsubmit/qlaunchN.sh and submits it to copal.conf's scheduler\n"
+	    "(slurm: sbatch, pbs/cobalt: qsub, local: started here at once).\n"
+	    "The job is recorded in the broker: copal ls queues lists it.\n"
+	    "The launcher in the job stops wall_time_margin_seconds before\n"
+	    "the job's end (at most a quarter of it); the script forwards\n"
+	    "SIGTERM to it. -A and -q are needed except with the local\n"
+	    "scheduler; -A defaults to copal.conf's project.\n",
+	    OPTS(submit_opts), cmd_submit_launch },
+	{ "service", "[--once] [--period SECONDS]",
+	    "keep launcher jobs queued to match the backlog (elastic)",
+	    "Every period: syncs the batch jobs' states from the scheduler;\n"
+	    "cancels its own jobs queued longer than service_max_wait_minutes;\n"
+	    "compares the runnable backlog's node footprint (num_nodes /\n"
+	    "node_packing_count) with the nodes of jobs queued or running, and\n"
+	    "submits jobs for the gap within the queue policy of copal.conf\n"
+	    "(queue.NAME.*: node and wall-time bands, jobs per queue;\n"
+	    "service_max_queued_jobs in all). Reports runnable tasks no queue\n"
+	    "can run. One service per database (service.lock). Logs to stdout\n"
+	    "and log/service.log. SIGTERM or Ctrl-C stops it.\n",
+	    OPTS(service_opts), cmd_service },
 	{ "export", "[--format jsonl|csv|chrome] [--wf WF] [--since T] "
 	    "[--until T] [-o FILE]",
 	    "write the event log: JSON lines, CSV, or a trace for Perfetto",

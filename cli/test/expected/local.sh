@@ -1,0 +1,38 @@
+#!/bin/bash
+
+# Job copal-proj-7 (launch 7), rendered from
+# /home/u/proj/job-templates/local.tmpl by copal submit-launch.
+# Edits belong in the template: this file is written anew for each job.
+# local: runs on this machine, without a batch scheduler.
+
+cd /home/u/proj || exit 1
+export PATH=/opt/copal/bin:$PATH
+export COPAL_DB=/home/u/proj
+
+# pre-run commands here (module load ..., the environment the tasks need)
+
+# The launcher runs in the background so that this shell can pass SIGTERM
+# (scancel, qdel, the end of the wall time) and SIGINT on to it as SIGTERM:
+# the launcher then stops its tasks and hands their leases back.
+launcher=
+signalled=
+forward_signal() {
+	signalled=1
+	if [ -n "$launcher" ]; then kill -TERM "$launcher" 2>/dev/null; fi
+}
+trap forward_signal TERM INT
+
+copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+launcher=$!
+# a signal that came before $launcher was set
+if [ -n "$signalled" ]; then kill -TERM "$launcher" 2>/dev/null; fi
+
+# `wait` returns early, with 128+signal, when a trapped signal arrives:
+# wait again until the launcher itself has ended; exit with its status.
+while :; do
+	signalled=
+	wait "$launcher"
+	status=$?
+	if [ -z "$signalled" ] || [ "$status" -le 128 ]; then break; fi
+done
+exit "$status"
