@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -387,6 +388,28 @@ bench(const char *transport, const char *self_dir)
 		copal__reply__free_unpacked(call(c, &cqq), NULL);
 	double count_ms = (now_s() - t0) / 200 * 1e3;
 
+	// the backlog walk of one service round (`copal service`, and `copal
+	// ls` with a queue policy): every runnable task against one queue
+	Copal__QueueLimit ql = COPAL__QUEUE_LIMIT__INIT;
+	Copal__QueueLimit *qlp = &ql;
+	ql.max_nodes = 1;
+	ql.max_minutes = 60;
+	Copal__BacklogRequest bq = COPAL__BACKLOG_REQUEST__INIT;
+	bq.queues = &qlp;
+	bq.n_queues = 1;
+	bq.max_unfit_ids = 10;
+	Copal__Request bqq = COPAL__REQUEST__INIT;
+	bqq.body_case = COPAL__REQUEST__BODY_BACKLOG;
+	bqq.backlog = &bq;
+	uint64_t backlog_tasks = 0;
+	t0 = now_s();
+	for (int i = 0; i < 5; i++) {
+		Copal__Reply *br = call(c, &bqq);
+		backlog_tasks = br->backlog->tasks;
+		copal__reply__free_unpacked(br, NULL);
+	}
+	double backlog_ms = (now_s() - t0) / 5 * 1e3;
+
 	// drain with simulated launchers
 	struct launcher *L = calloc((size_t)nlaunch, sizeof(*L));
 	t0 = now_s();
@@ -462,6 +485,10 @@ bench(const char *transport, const char *self_dir)
 	printf("%-44s %11.3f ms %10s %s  (%.1f raw round trips)\n",
 	    "count by states (ls --by-states request)", count_ms, "<20 ms",
 	    count_ms < 20 ? "PASS" : "MISS", count_ms * 1e-3 * rtt);
+	printf("%-44s %11.1f ms %10s %s  (%" PRIu64 " runnable tasks, %.0f ns "
+	    "each)\n", "backlog walk (one service round)", backlog_ms, "<1000 ms",
+	    backlog_ms < 1000 ? "PASS" : "MISS", backlog_tasks,
+	    backlog_tasks ? backlog_ms * 1e6 / (double)backlog_tasks : 0.0);
 	printf("%-44s %11.3f ms %10s %s  (%zu tasks)\n",
 	    "first page (50) of state FAILED", page_ms, "<50 ms",
 	    page_ms < 50 ? "PASS" : "MISS", nfailed);

@@ -21,6 +21,15 @@ PACKAGES=(
   openmpi-bin
   jq
   procps
+  # Slurm tests (scripts/slurm.sh): a real single-node Slurm 22.05 with
+  # munge auth; slurm-wlm-basic-plugins (a dependency) holds every plugin
+  # slurm.sh configures, so --no-install-recommends is enough; ip (iproute2)
+  # adds 127.0.0.2 to lo
+  slurmctld
+  slurmd
+  slurm-client
+  munge
+  iproute2
 )
 
 missing=()

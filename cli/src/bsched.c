@@ -599,7 +599,8 @@ slurm_status(sched_state *v, size_t n, unsigned t, char *why, size_t wl)
 	// every job of the user: `squeue -j` fails as a whole when one of the
 	// ids is no longer known
 	char *argv[] = { (char *)"squeue", (char *)"-h", (char *)"-a",
-		(char *)"-u", (char *)user_name(), (char *)"-o",
+		(char *)"-t", (char *)"all", (char *)"-u", (char *)user_name(),
+		(char *)"-o",
 		(char *)"%i|%T", NULL };
 	return run_status(argv, sched_parse_slurm, v, n, t, why, wl);
 }

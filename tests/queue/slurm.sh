@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Against a real single-node Slurm (munge, slurmctld, slurmd started by
+# scripts/slurm.sh in this test's directory): copal submit-launch queues a
+# launcher job that runs a batch of tasks to JOB_FINISHED; ls queues follows
+# the job from squeue; a refused submission keeps sbatch's words; the
+# service submits a job for a backlog, stops once it is covered, and
+# cancels its own job that waited in the queue too long.
+# Exit 77 (skipped) where Slurm cannot run here (not root, not installed).
+HERE=$(cd "$(dirname "$0")" && pwd)
+SLURM_SH=$HERE/../../scripts/slurm.sh
+if ! why=$(bash "$SLURM_SH" check 2>&1); then
+	echo "SKIP: slurm: $why"
+	exit 77
+fi
+source "$HERE/../launcher/lib.sh"
+
+SDIR=$T/slurm
+# munged wants every directory down to its socket searchable by all
+chmod 711 "$T"
+slurm_stop() { bash "$SLURM_SH" stop "$SDIR" >/dev/null 2>&1 || true; }
+# stop Slurm before lib.sh's cleanup looks for processes left behind;
+# keep the exit status for it
+trap 'rc=$?; slurm_stop; (exit $rc); cleanup' EXIT
+start_out=$(bash "$SLURM_SH" start "$SDIR" 2>&1) || fail "slurm start: $start_out"
+eval "$(tail -n 1 <<<"$start_out")"
+[[ -f ${SLURM_CONF:-} ]] || fail "no SLURM_CONF from slurm.sh start: $start_out"
+log "slurm up ($SLURM_CONF)"
+
+setup_db
+setconf() {
+	if grep -q "^$1 =" "$DB/copal.conf"; then
+		sed -i "s|^$1 =.*|$1 = $2|" "$DB/copal.conf"
+	else
+		echo "$1 = $2" >>"$DB/copal.conf"
+	fi
+}
+setconf scheduler slurm
+setconf project chem
+jobs_json() { copal ls queues --format json 2>/dev/null; }
+job_field() { # ID FIELD
+	jobs_json | jq -r --argjson id "$1" ".[] | select(.id == \$id) | .$2"
+}
+wait_job_state() { # ID STATE TIMEOUT
+	local t0=$SECONDS
+	while [[ $(job_field "$1" state) != "$2" ]]; do
+		((SECONDS - t0 < $3)) ||
+		    fail "qlaunch $1 not $2 after $3 s: $(jobs_json) $(squeue -a -t all 2>&1)"
+		sleep 1
+	done
+}
+
+add_app hello /bin/echo
+for i in $(seq 1 8); do add_job "t$i" hello --args "hi $i" >/dev/null; done
+
+# ------------------------------------------------------------ submit-launch
+out=$(copal submit-launch -A chem -q debug -n 1 -t 2 --job-mode serial) ||
+    fail "submit-launch: $out"
+assert_contains "$out" "Submit OK: qlaunch 1" "submit output"
+sid=$(job_field 1 scheduler_id)
+assert_match "$sid" '^[0-9]+$' "slurm job id"
+log "qlaunch 1 is slurm job $sid"
+squeue -h -j "$sid" -o '%i %P %D %l %j' | grep -q "^$sid debug 1 2:00 copal-db-1" ||
+    fail "squeue does not show the job as submitted: $(squeue -a -t all -o '%i %P %D %l %j')"
+for i in $(seq 1 8); do wait_for_state "t$i" JOB_FINISHED 90; done
+# the tasks ran inside the Slurm job: the launcher found the job's node
+node=$(copal export --format jsonl | jq -r 'select(.to == "RUNNING") | .node' | sort -u)
+assert_contains "$node" "$(hostname -s)/" "tasks ran on the Slurm node"
+# the launcher ends when idle; the job leaves the queue
+wait_job_state 1 FINISHED 60
+assert_eq COMPLETED "$(job_field 1 sched_state)" "squeue's word for it"
+assert_contains "$(cat "$DB/qsubmit/qlaunch1.out")" "launcher" "job output file"
+
+# ------------------------------------------------------------ refused
+set +e
+out=$(copal submit-launch -A chem -q nope -n 1 -t 2 2>&1); rc=$?
+set -e
+assert_eq 1 "$rc" "submit to a missing partition: $out"
+assert_contains "$out" "invalid partition" "sbatch's own words"
+assert_eq SUBMIT_FAILED "$(job_field 2 state)" "refused job recorded"
+assert_contains "$(job_field 2 message)" "invalid partition" "message kept"
+
+# ------------------------------------------------------------ service
+setconf service_max_queued_jobs 1
+setconf service_max_wait_minutes 1
+setconf scheduler_timeout_seconds 20
+cat >>"$DB/copal.conf" <<'CONF'
+queue.debug.min_nodes = 1
+queue.debug.max_nodes = 1
+queue.debug.min_minutes = 1
+queue.debug.max_minutes = 2
+queue.debug.max_queued = 1
+CONF
+add_app nap /bin/sleep
+for i in 1 2 3 4; do
+	add_job "s$i" nap --args 1 --node-packing-count 4 >/dev/null
+done
+set +e
+OUT=$(copal service --once 2>&1); rc=$?
+set -e
+assert_eq 0 "$rc" "service: $OUT"
+assert_contains "$OUT" "backlog 4 tasks = 1 node" "footprint"
+assert_contains "$OUT" "submitted qlaunch 3 (slurm job" "a job for the backlog"
+OUT=$(copal service --once 2>&1)
+assert_not_contains "$OUT" "submitted" "covered: no second job"
+assert_eq 3 "$(jobs_json | jq length)" "still three jobs"
+for i in 1 2 3 4; do wait_for_state "s$i" JOB_FINISHED 90; done
+wait_job_state 3 FINISHED 60
+
+# a job that cannot start (the node is taken by another user's job) is
+# cancelled by the service after service_max_wait_minutes
+blocker=$(sbatch --parsable --exclusive -N1 -t 5 --wrap 'sleep 300')
+add_job w1 nap --args 1 >/dev/null
+OUT=$(copal service --once 2>&1)
+assert_contains "$OUT" "submitted qlaunch 4" "a job for the new task"
+sleep 3
+assert_eq QUEUED "$(job_field 4 state)" "waits behind the blocker"
+assert_eq PENDING "$(job_field 4 sched_state)" "squeue's word"
+t0=$SECONDS
+while :; do
+	OUT=$(copal service --once 2>&1)
+	[[ $OUT == *"cancelled after waiting"* ]] && break
+	((SECONDS - t0 < 120)) || fail "service never cancelled qlaunch 4: $OUT"
+	sleep 5
+done
+assert_eq CANCELLED "$(job_field 4 state)" "cancelled job"
+sid4=$(job_field 4 scheduler_id)
+st=$(squeue -h -t all -j "$sid4" -o %T 2>/dev/null || true)
+[[ -z $st || $st == CANCELLED ]] || fail "slurm job $sid4 is $st, not cancelled"
+scancel "$blocker"
+copal killjob --yes "$(uuid_of w1)" >/dev/null
+pass
