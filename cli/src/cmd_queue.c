@@ -215,6 +215,25 @@ copal_bin_dir(char *buf, size_t len)
 	return 0;
 }
 
+
+// The database (--db or $COPAL_DB) and its settings. Prints why on
+// failure (quiet: not) and returns an exit code.
+static int
+db_conf(char *db, size_t len, cpl_conf *conf, bool quiet)
+{
+	char err[1024];
+	int rc = quiet && cli_db_opt == NULL && getenv(CPL_ENV_DB) == NULL ?
+	    EXIT_NOTFOUND : cli_db_find(db, len);
+	if (rc)
+		return rc;
+	if (cpl_conf_load(db, conf, err, sizeof(err)) != 0) {
+		if (!quiet)
+			cli_err("%s", err);
+		return EXIT_ERR;
+	}
+	return 0;
+}
+
 // ------------------------------------------------------------ submit
 
 typedef struct launch_req {
@@ -628,12 +647,10 @@ policy_limits(const cpl_conf *conf, char *b, size_t len)
 void
 ls_warn_unfit(cpl_client *c)
 {
-	char db[PATH_MAX], err[1024], why[512], lim[1024], who[1024];
+	char db[PATH_MAX], why[512], lim[1024], who[1024];
 	cpl_conf *conf = xcalloc(1, sizeof(*conf));
 	Copal__Reply *rep;
-	if (cli_db_find(db, sizeof(db)) != 0 ||
-	    cpl_conf_load(db, conf, err, sizeof(err)) != 0 ||
-	    conf->nqueues == 0) {
+	if (db_conf(db, sizeof(db), conf, true) != 0 || conf->nqueues == 0) {
 		free(conf);
 		return;
 	}
@@ -659,17 +676,12 @@ ls_warn_unfit(cpl_client *c)
 int
 ls_queues(cpl_client *c, out_fmt fmt)
 {
-	char db[PATH_MAX], err[1024], why[1024];
+	char db[PATH_MAX], why[1024];
 	cpl_conf *conf = xcalloc(1, sizeof(*conf));
 	Copal__Reply *rep = NULL;
 	int rc;
-	if ((rc = cli_db_find(db, sizeof(db))) != 0)
+	if ((rc = db_conf(db, sizeof(db), conf, false)) != 0)
 		goto out;
-	if ((rc = cpl_conf_load(db, conf, err, sizeof(err))) != 0) {
-		cli_err("%s", err);
-		rc = EXIT_ERR;
-		goto out;
-	}
 	queues_sync(c, conf, say_warn);
 	if ((rc = bj_list(c, false, &rep, why, sizeof(why))) != 0) {
 		cli_err("%s", why);
@@ -791,13 +803,8 @@ cmd_submit_launch(const cli_verb *v, int argc, char **argv)
 		rc = cli_usage("give the wall time: -t MINUTES");
 		goto out;
 	}
-	if ((rc = cli_db_find(db, sizeof(db))) != 0)
+	if ((rc = db_conf(db, sizeof(db), conf, false)) != 0)
 		goto out;
-	if (cpl_conf_load(db, conf, err, sizeof(err)) != 0) {
-		cli_err("%s", err);
-		rc = EXIT_ERR;
-		goto out;
-	}
 	if (r.project == NULL)
 		r.project = conf->project;
 	if (r.job_mode == NULL)
@@ -1081,7 +1088,7 @@ cmd_service(const cli_verb *v, int argc, char **argv)
 	const char *arg;
 	bool once = false;
 	uint32_t period = 0;
-	char db[PATH_MAX], err[1024], path[PATH_MAX + 32];
+	char db[PATH_MAX], path[PATH_MAX + 32];
 	cpl_conf *conf = xcalloc(1, sizeof(*conf));
 	cpl_client *c = NULL;
 	int k, rc, lockfd = -1;
@@ -1107,13 +1114,8 @@ cmd_service(const cli_verb *v, int argc, char **argv)
 		rc = cli_usage("--period: 1..86400 seconds");
 		goto out;
 	}
-	if ((rc = cli_db_find(db, sizeof(db))) != 0)
+	if ((rc = db_conf(db, sizeof(db), conf, false)) != 0)
 		goto out;
-	if (cpl_conf_load(db, conf, err, sizeof(err)) != 0) {
-		cli_err("%s", err);
-		rc = EXIT_ERR;
-		goto out;
-	}
 	if (conf->nqueues == 0) {
 		cli_err("the service needs a queue policy: add queue.NAME.* "
 		    "settings to %s/copal.conf (see the commented example "

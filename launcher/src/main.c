@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copal/conf.h"
 #include "launcher.h"
 
 static void
@@ -72,7 +73,7 @@ main(int argc, char **argv)
 	launcher_opts o;
 	double v;
 	int opt;
-	bool mode_set = false, max_set = false;
+	bool mode_set = false, max_set = false, ttl_set = false;
 	memset(&o, 0, sizeof(o));
 	o.idle_ttl_s = 10;
 	o.lease_ttl_ms = 30000;
@@ -150,6 +151,7 @@ main(int argc, char **argv)
 			o.node_limit = (size_t)v;
 			break;
 		case 'l':
+			ttl_set = true;
 			if (num(optarg, 1, 3600, &v)) {
 				fprintf(stderr, "copal launcher: --lease-ttl 1..3600\n");
 				return 2;
@@ -199,6 +201,19 @@ main(int argc, char **argv)
 		fprintf(stderr, "copal launcher: no database: give --db DIR or "
 		    "activate one (copal activate DIR)\n");
 		return 3;
+	}
+	if (!ttl_set) {
+		// the database's lease_ttl_seconds, unless --lease-ttl; a
+		// database reached by URL alone may have no settings here
+		static cpl_conf conf;
+		char err[1024];
+		int crv = cpl_conf_load(o.db_dir, &conf, err, sizeof(err));
+		if (crv == 0) {
+			o.lease_ttl_ms = conf.lease_ttl_seconds * 1000u;
+		} else if (crv != CPL_ENOTFOUND) {
+			fprintf(stderr, "copal launcher: %s\n", err);
+			return 2;
+		}
 	}
 	if (!max_set)
 		o.max_concurrent = o.mode == MODE_MPI ? 16 : 256;
