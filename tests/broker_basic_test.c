@@ -1494,11 +1494,135 @@ test_workflow_list(void **state)
 	    " for 5 tasks (4 named)", sum);
 }
 
+// ------------------------------------------------------------ batch jobs
+
+static Copal__Reply *
+batch_add(cpl_client *c, const char *sched, const char *mode, uint32_t nodes,
+    uint32_t minutes, int want)
+{
+	Copal__BatchJob j = COPAL__BATCH_JOB__INIT;
+	j.scheduler = (char *)sched;
+	j.job_mode = (char *)mode;
+	j.nodes = nodes;
+	j.wall_minutes = minutes;
+	j.project = (char *)"chem";
+	j.queue = (char *)"debug";
+	Copal__BatchJobAddRequest a = COPAL__BATCH_JOB_ADD_REQUEST__INIT;
+	a.job = &j;
+	BH_REQ(rq, BATCH_ADD, batch_add, &a);
+	return BH_CALL(c, &rq, want);
+}
+
+static Copal__Reply *
+batch_update(cpl_client *c, uint64_t id, Copal__BatchJobState st,
+    const char *sid, int want)
+{
+	Copal__BatchJobUpdateRequest u = COPAL__BATCH_JOB_UPDATE_REQUEST__INIT;
+	u.id = id;
+	u.state = st;
+	u.scheduler_id = (char *)(sid ? sid : "");
+	BH_REQ(rq, BATCH_UPDATE, batch_update, &u);
+	return BH_CALL(c, &rq, want);
+}
+
+static void
+test_batch_jobs(void **state)
+{
+	struct fx *f = *state;
+	Copal__Reply *r = batch_add(f->c, "slurm", "serial", 2, 30, 0);
+	uint64_t id = r->batch_add->job->id;
+	BH_EQ_U64(id, 1);
+	BH_CHECK(r->batch_add->job->state == COPAL__BATCH_JOB_STATE__BJ_SUBMITTING,
+	    "new job state %d", r->batch_add->job->state);
+	BH_CHECK(r->batch_add->job->submitted_us > 0, "no submit time");
+	bh_free(r);
+	// refused, and nothing recorded
+	bh_free(batch_add(f->c, "lsf", "serial", 1, 30, CPL_EINVAL));
+	bh_free(batch_add(f->c, "slurm", "both", 1, 30, CPL_EINVAL));
+	bh_free(batch_add(f->c, "slurm", "mpi", 0, 30, CPL_EINVAL));
+	bh_free(batch_add(f->c, "slurm", "mpi", 1, 0, CPL_EINVAL));
+	bh_free(batch_add(f->c, "slurm", "mpi", 100000, 5, CPL_EINVAL));
+	r = batch_update(f->c, id, COPAL__BATCH_JOB_STATE__BJ_QUEUED, "777", 0);
+	BH_CHECK(strcmp(r->batch_update->job->scheduler_id, "777") == 0,
+	    "scheduler id %s", r->batch_update->job->scheduler_id);
+	bh_free(r);
+	bh_free(batch_update(f->c, id, COPAL__BATCH_JOB_STATE__BJ_FINISHED,
+	    NULL, 0));
+	r = batch_update(f->c, id, COPAL__BATCH_JOB_STATE__BJ_RUNNING, NULL,
+	    CPL_EBADSTATE);
+	BH_CHECK(strstr(r->error, "FINISHED") && strstr(r->error, "RUNNING"),
+	    "error says the move: %s", r->error);
+	bh_free(r);
+	bh_free(batch_update(f->c, 42, COPAL__BATCH_JOB_STATE__BJ_QUEUED, NULL,
+	    CPL_ENOTFOUND));
+	// an enum value outside the schema is refused before any handler
+	Copal__BatchJobUpdateRequest u = COPAL__BATCH_JOB_UPDATE_REQUEST__INIT;
+	u.id = id;
+	u.state = (Copal__BatchJobState)99;
+	BH_REQ(bad, BATCH_UPDATE, batch_update, &u);
+	Copal__Reply *br = NULL;
+	int rv = cpl_client_call(f->c, &bad, &br);
+	BH_CHECK(rv != 0 || (br && br->status != 0), "state 99 accepted");
+	if (br)
+		bh_free(br);
+	bh_free(batch_add(f->c, "local", "mpi", 1, 5, 0));
+	// list: all, then by state
+	Copal__BatchJobListRequest l = COPAL__BATCH_JOB_LIST_REQUEST__INIT;
+	BH_REQ(lq, BATCH_LIST, batch_list, &l);
+	r = BH_OK(f->c, &lq);
+	BH_EQ_U64(r->batch_list->n_jobs, 2);
+	BH_EQ_U64(r->batch_list->jobs[1]->id, 2);
+	bh_free(r);
+	Copal__BatchJobState fin = COPAL__BATCH_JOB_STATE__BJ_FINISHED;
+	l.states = &fin;
+	l.n_states = 1;
+	BH_REQ(lq2, BATCH_LIST, batch_list, &l);
+	r = BH_OK(f->c, &lq2);
+	BH_EQ_U64(r->batch_list->n_jobs, 1);
+	BH_EQ_U64(r->batch_list->jobs[0]->id, 1);
+	bh_free(r);
+}
+
+static void
+test_backlog(void **state)
+{
+	struct fx *f = *state;
+	bh_create(f->c, 10, "t", "wf", "app"); // 10 single-node tasks
+	Copal__QueueLimit q = COPAL__QUEUE_LIMIT__INIT, *qp = &q;
+	q.max_nodes = 4;
+	q.max_minutes = 60;
+	Copal__BacklogRequest b = COPAL__BACKLOG_REQUEST__INIT;
+	b.queues = &qp;
+	b.n_queues = 1;
+	b.max_unfit_ids = 5;
+	BH_REQ(rq, BACKLOG, backlog, &b);
+	Copal__Reply *r = BH_OK(f->c, &rq);
+	BH_EQ_U64(r->backlog->tasks, 10);
+	BH_EQ_U64(r->backlog->node_units, 10ull * CPL_NODE_UNITS);
+	BH_EQ_U64(r->backlog->unfit, 0);
+	bh_free(r);
+	// a queue that gives no node at all, too many queues, too many ids
+	q.max_nodes = 0;
+	bh_free(BH_CALL(f->c, &rq, CPL_EINVAL));
+	q.max_nodes = 4;
+	b.max_unfit_ids = 100000;
+	bh_free(BH_CALL(f->c, &rq, CPL_EINVAL));
+	b.max_unfit_ids = 5;
+	Copal__QueueLimit *many[65];
+	for (int i = 0; i < 65; i++)
+		many[i] = &q;
+	b.queues = many;
+	b.n_queues = 65;
+	bh_free(BH_CALL(f->c, &rq, CPL_EINVAL));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query_count, setup, teardown),
