@@ -916,7 +916,15 @@ typedef struct svc {
 	cpl_conf *conf;
 	uint64_t last_unfit;
 	char last_summary[512];
+	unsigned period;        // seconds between rounds
+	unsigned fails;         // submissions failed in a row
+	double retry_at;        // no submission before this (monotonic s)
 } svc;
+
+// After a failed submission the next one waits: the period, doubled with
+// each failure in a row, at most 10 minutes, so that a scheduler that
+// keeps refusing gets a few tries an hour, not a record every period.
+#define SVC_MAX_BACKOFF_S 600.0
 
 // Cancels the service's own jobs that waited in the queue too long.
 static void
@@ -1036,6 +1044,8 @@ svc_round(svc *s)
 		svc_log("%s", summary);
 		snprintf(s->last_summary, sizeof(s->last_summary), "%s", summary);
 	}
+	if (need > have && now_s() < s->retry_at)
+		need = have; // backing off after failed submissions
 	while (need > have && njobs < conf->service_max_queued_jobs &&
 	    !svc_stop) {
 		const cpl_queue_policy *q = svc_pick_queue(conf, active,
@@ -1061,9 +1071,17 @@ svc_round(svc *s)
 		int rv = launch_submit(s->c, s->db, conf, &r, &j, why,
 		    sizeof(why));
 		if (rv != 0) {
+			double wait = s->period;
+			for (unsigned k = 0; k < s->fails && wait < SVC_MAX_BACKOFF_S;
+			     k++)
+				wait *= 2;
+			if (wait > SVC_MAX_BACKOFF_S)
+				wait = SVC_MAX_BACKOFF_S;
+			s->fails++;
+			s->retry_at = now_s() + wait;
 			svc_log("submit to %s (%u node%s, %u min) failed: %s "
-			    "(will retry)", q->name, nodes, nodes == 1 ? "" : "s",
-			    r.minutes, why);
+			    "(retry in %.0f s)", q->name, nodes,
+			    nodes == 1 ? "" : "s", r.minutes, why, wait);
 			if (j)
 				copal__batch_job__free_unpacked(j, NULL);
 			break;
@@ -1073,6 +1091,7 @@ svc_round(svc *s)
 		    q->name, nodes, nodes == 1 ? "" : "s", r.minutes,
 		    r.job_mode);
 		copal__batch_job__free_unpacked(j, NULL);
+		s->fails = 0;
 		have += nodes;
 		njobs++;
 		active[q - conf->queues]++;
@@ -1136,7 +1155,7 @@ cmd_service(const cli_verb *v, int argc, char **argv)
 	sa.sa_handler = svc_on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	svc s = { c, db, conf, 0, "" };
+	svc s = { .c = c, .db = db, .conf = conf, .period = period };
 	svc_log("started for %s: scheduler %s, %zu queue%s, every %u s, at "
 	    "most %u jobs", db, conf->scheduler, conf->nqueues,
 	    conf->nqueues == 1 ? "" : "s", period,

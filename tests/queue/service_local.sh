@@ -118,6 +118,21 @@ assert_contains "$OUT" "Invalid account" "submit error logged"
 assert_eq SUBMIT_FAILED "$(jobs_json | jq -r '.[-1].state')" "failed submission recorded"
 assert_contains "$(jobs_json | jq -r '.[-1].message')" "Invalid account" "message kept"
 
+# a scheduler that keeps refusing: the service backs off (period 1 s,
+# then 2 s, 4 s, ...) instead of making a failed record every round
+nfail0=$(jobs_json | jq '[.[] | select(.state == "SUBMIT_FAILED")] | length')
+command copal --db "$DB" service >"$T/backoff.log" 2>&1 &
+SVC=$!
+sleep 6.5
+kill -TERM "$SVC"
+wait "$SVC" || fail "service exit status: $(cat "$T/backoff.log")"
+blog=$(cat "$T/backoff.log")
+assert_contains "$blog" "retry in 1 s" "first back-off"
+assert_contains "$blog" "retry in 2 s" "second back-off"
+assert_contains "$blog" "retry in 4 s" "third back-off"
+nfail=$(jobs_json | jq '[.[] | select(.state == "SUBMIT_FAILED")] | length')
+(( nfail - nfail0 <= 4 )) || fail "$((nfail - nfail0)) failed submissions in 6.5 s: no back-off: $blog"
+
 # sbatch hangs: cut off, recorded as failed
 fake sbatch "sleep 30"
 svc_once
