@@ -1183,12 +1183,17 @@ setup_nodes(void)
 		    L.nl.n);
 		return rv;
 	}
-	// serial mode: this launcher is the agent of its own node
+	// serial mode: this launcher is the agent of its own node, the one
+	// of the list it runs on (job scripts start one per node: srun,
+	// aprun, mpiexec), else the first
 	if (L.o->mode == MODE_SERIAL && L.nl.n > 1) {
-		logm(LL_NOTICE, "serial mode uses this node only (%s); run one "
-		    "launcher per node (e.g. srun --ntasks-per-node=1) for %zu "
-		    "nodes", L.nl.names[0], L.nl.n);
-		nodes_slice(&L.nl, 0, 1);
+		size_t self = nodes_find_self(&L.nl);
+		size_t pick = self < L.nl.n ? self : 0;
+		logm(LL_NOTICE, "serial mode: this launcher runs the tasks of "
+		    "node %s (%s of %zu); run one launcher per node for the "
+		    "others", L.nl.names[pick],
+		    self < L.nl.n ? "this host" : "the first", L.nl.n);
+		nodes_slice(&L.nl, pick, 1);
 	}
 	L.nnodes = L.nl.n;
 	L.nodes = calloc(L.nnodes, sizeof(lnode));

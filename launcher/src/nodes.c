@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -213,6 +214,37 @@ nodes_discover(char *(*ge)(const char *), nodelist *out)
 	l.source = "local";
 	*out = l;
 	return 0;
+}
+
+// Whether a and b name the same host: equal, or equal up to the first '.'
+// of the longer one.
+static bool
+same_host(const char *a, const char *b)
+{
+	size_t la = strcspn(a, "."), lb = strcspn(b, ".");
+	if (strcmp(a, b) == 0)
+		return true;
+	return la == lb && strncmp(a, b, la) == 0 &&
+	    (a[la] == '\0' || b[lb] == '\0');
+}
+
+size_t
+nodes_find_host(const nodelist *l, const char *host)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (same_host(l->names[i], host))
+			return i;
+	return l->n;
+}
+
+size_t
+nodes_find_self(const nodelist *l)
+{
+	char host[HOST_NAME_MAX + 1];
+	if (gethostname(host, sizeof(host)) != 0)
+		return l->n;
+	host[HOST_NAME_MAX] = '\0';
+	return nodes_find_host(l, host);
 }
 
 int

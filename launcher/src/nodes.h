@@ -26,6 +26,13 @@ int nodes_discover(char *(*getenv_fn)(const char *), nodelist *out);
 // Errors: CPL_EINVAL if nothing is left.
 int nodes_slice(nodelist *l, size_t offset, size_t limit);
 
+// The index of the entry naming this host (its name from gethostname, or
+// host the short name of one or the other: "nid001" matches
+// "nid001.cluster"), or l->n when none does.
+size_t nodes_find_self(const nodelist *l);
+// The same for a given host name (for tests).
+size_t nodes_find_host(const nodelist *l, const char *host);
+
 void nodes_free(nodelist *l);
 
 #endif

@@ -405,6 +405,28 @@ test_mpi_render_placeholders(void **state)
 	    CPL_ETOOBIG);
 }
 
+// A serial launcher started on each node finds its own entry.
+static void
+test_find_self(void **state)
+{
+	(void)state;
+	nodelist l = { NULL, 0, NULL };
+	assert_int_equal(hostlist_expand("nid[001-003],login1.site.org", 100,
+	                     &l), 0);
+	assert_int_equal(nodes_find_host(&l, "nid002"), 1);
+	assert_int_equal(nodes_find_host(&l, "nid003.cluster.org"), 2);
+	assert_int_equal(nodes_find_host(&l, "login1"), 3);
+	assert_int_equal(nodes_find_host(&l, "nid00"), 4);      // no prefix match
+	assert_int_equal(nodes_find_host(&l, "nid002x"), 4);
+	assert_int_equal(nodes_find_host(&l, "login1.other.org"), 4);
+	nodes_free(&l);
+	// the local discovery always contains this host
+	assert_int_equal(nodes_discover(NULL, &l) == 0 ? 0 : 1, 0);
+	if (strcmp(l.source, "local") == 0)
+		assert_int_equal(nodes_find_self(&l), 0);
+	nodes_free(&l);
+}
+
 int
 main(void)
 {
@@ -419,6 +441,7 @@ main(void)
 		cmocka_unit_test(test_discover_cobalt),
 		cmocka_unit_test(test_discover_local),
 		cmocka_unit_test(test_slice),
+		cmocka_unit_test(test_find_self),
 		cmocka_unit_test(test_mpi_templates),
 		cmocka_unit_test(test_mpi_render_placeholders),
 	};

@@ -51,6 +51,10 @@ wait_job_state() { # ID STATE TIMEOUT
 
 add_app hello /bin/echo
 for i in $(seq 1 8); do add_job "t$i" hello --args "hi $i" >/dev/null; done
+# serial mode: the job script starts one launcher per node with srun; a
+# task sees the job step it runs in
+add_app env /usr/bin/printenv
+add_job step env --args SLURM_STEP_ID >/dev/null
 
 # ------------------------------------------------------------ submit-launch
 out=$(copal submit-launch -A chem -q debug -n 1 -t 2 --job-mode serial) ||
@@ -62,6 +66,9 @@ log "qlaunch 1 is slurm job $sid"
 squeue -h -j "$sid" -o '%i %P %D %l %j' | grep -q "^$sid debug 1 2:00 copal-db-1" ||
     fail "squeue does not show the job as submitted: $(squeue -a -t all -o '%i %P %D %l %j')"
 for i in $(seq 1 8); do wait_for_state "t$i" JOB_FINISHED 90; done
+wait_for_state step JOB_FINISHED 30
+stepout=$(cat "$(workdir_of step)/step.out")
+assert_eq 0 "$stepout" "the launcher ran as job step 0 (srun per node)"
 # the tasks ran inside the Slurm job: the launcher found the job's node
 node=$(copal export --format jsonl | jq -r 'select(.to == "RUNNING") | .node' | sort -u)
 assert_contains "$node" "$(hostname -s)/" "tasks ran on the Slurm node"

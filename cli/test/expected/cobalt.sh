@@ -14,6 +14,11 @@
 # executable). -O: its output goes to qsubmit/qlaunch7.output,
 # .error and .cobaltlog.
 
+# Serial mode runs one launcher per node, each running the tasks of its own
+# node: aprun starts one per compute node (the script itself runs on a
+# launch node, where no task should run).
+per_node="aprun -n 4 -N 1 -d 64 -j 1 -cc none"
+
 cd /home/u/proj || exit 1
 export PATH=/opt/copal/bin:$PATH
 export COPAL_DB=/home/u/proj
@@ -31,7 +36,11 @@ forward_signal() {
 }
 trap forward_signal TERM INT
 
-copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+if [ mpi = serial ] && [ -n "$per_node" ]; then
+	$per_node copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+else
+	copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+fi
 launcher=$!
 # a signal that came before $launcher was set
 if [ -n "$signalled" ]; then kill -TERM "$launcher" 2>/dev/null; fi

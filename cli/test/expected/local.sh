@@ -5,6 +5,9 @@
 # Edits belong in the template: this file is written anew for each job.
 # local: runs on this machine, without a batch scheduler.
 
+# This machine is the only node: the launcher runs here.
+per_node=
+
 cd /home/u/proj || exit 1
 export PATH=/opt/copal/bin:$PATH
 export COPAL_DB=/home/u/proj
@@ -22,7 +25,11 @@ forward_signal() {
 }
 trap forward_signal TERM INT
 
-copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+if [ mpi = serial ] && [ -n "$per_node" ]; then
+	$per_node copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+else
+	copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+fi
 launcher=$!
 # a signal that came before $launcher was set
 if [ -n "$signalled" ]; then kill -TERM "$launcher" 2>/dev/null; fi

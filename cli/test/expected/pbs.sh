@@ -16,6 +16,11 @@
 # with other jobs (the launcher places tasks on whole nodes). -S: the
 # commands below need bash, whatever the login shell.
 
+# Serial mode runs one launcher per node, each running the tasks of its own
+# node. mpiexec -ppn 1 starts one per node of the job on PBS Pro systems
+# with Cray PALS or MPICH/Hydra; change it to your site's starter.
+per_node="mpiexec -n 4 -ppn 1"
+
 cd /home/u/proj || exit 1
 export PATH=/opt/copal/bin:$PATH
 export COPAL_DB=/home/u/proj
@@ -33,7 +38,11 @@ forward_signal() {
 }
 trap forward_signal TERM INT
 
-copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+if [ mpi = serial ] && [ -n "$per_node" ]; then
+	$per_node copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+else
+	copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+fi
 launcher=$!
 # a signal that came before $launcher was set
 if [ -n "$signalled" ]; then kill -TERM "$launcher" 2>/dev/null; fi

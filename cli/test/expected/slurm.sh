@@ -13,6 +13,11 @@
 # Edits belong in the template: this file is written anew for each job.
 # --exclusive: the launcher places tasks on whole nodes.
 
+# Serial mode runs one launcher per node, each running the tasks of its own
+# node: srun starts them as one job step with all of each node's CPUs and
+# memory (and passes SIGTERM on to them).
+per_node="srun --nodes=4 --ntasks=4 --ntasks-per-node=1 --cpus-per-task=${SLURM_CPUS_ON_NODE:-1} --mem=0 --kill-on-bad-exit=0"
+
 cd /home/u/proj || exit 1
 export PATH=/opt/copal/bin:$PATH
 export COPAL_DB=/home/u/proj
@@ -30,7 +35,11 @@ forward_signal() {
 }
 trap forward_signal TERM INT
 
-copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+if [ mpi = serial ] && [ -n "$per_node" ]; then
+	$per_node copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+else
+	copal launcher --job-mode mpi --wf-filter relax --time-limit-minutes 89.00 &
+fi
 launcher=$!
 # a signal that came before $launcher was set
 if [ -n "$signalled" ]; then kill -TERM "$launcher" 2>/dev/null; fi
