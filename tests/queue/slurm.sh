@@ -77,14 +77,25 @@ wait_job_state 1 FINISHED 60
 assert_eq COMPLETED "$(job_field 1 sched_state)" "squeue's word for it"
 assert_contains "$(cat "$DB/qsubmit/qlaunch1.out")" "launcher" "job output file"
 
+# ------------------------------------------------------------ mpi mode
+# the launcher runs in the batch script and starts each task with srun
+add_app host /bin/hostname
+add_job ranks host --ranks-per-node 2 >/dev/null
+out=$(copal submit-launch -A chem -q debug -n 1 -t 2 --job-mode mpi) ||
+    fail "submit-launch mpi: $out"
+assert_contains "$out" "Submit OK: qlaunch 2" "mpi submit"
+wait_for_state ranks JOB_FINISHED 90
+assert_eq 2 "$(wc -l <"$(workdir_of ranks)/ranks.out")" "two ranks from srun"
+wait_job_state 2 FINISHED 60
+
 # ------------------------------------------------------------ refused
 set +e
 out=$(copal submit-launch -A chem -q nope -n 1 -t 2 2>&1); rc=$?
 set -e
 assert_eq 1 "$rc" "submit to a missing partition: $out"
 assert_contains "$out" "invalid partition" "sbatch's own words"
-assert_eq SUBMIT_FAILED "$(job_field 2 state)" "refused job recorded"
-assert_contains "$(job_field 2 message)" "invalid partition" "message kept"
+assert_eq SUBMIT_FAILED "$(job_field 3 state)" "refused job recorded"
+assert_contains "$(job_field 3 message)" "invalid partition" "message kept"
 
 # ------------------------------------------------------------ service
 setconf service_max_queued_jobs 1
@@ -106,33 +117,33 @@ OUT=$(copal service --once 2>&1); rc=$?
 set -e
 assert_eq 0 "$rc" "service: $OUT"
 assert_contains "$OUT" "backlog 4 tasks = 1 node" "footprint"
-assert_contains "$OUT" "submitted qlaunch 3 (slurm job" "a job for the backlog"
+assert_contains "$OUT" "submitted qlaunch 4 (slurm job" "a job for the backlog"
 OUT=$(copal service --once 2>&1)
 assert_not_contains "$OUT" "submitted" "covered: no second job"
-assert_eq 3 "$(jobs_json | jq length)" "still three jobs"
+assert_eq 4 "$(jobs_json | jq length)" "still four jobs"
 for i in 1 2 3 4; do wait_for_state "s$i" JOB_FINISHED 90; done
-wait_job_state 3 FINISHED 60
+wait_job_state 4 FINISHED 60
 
 # a job that cannot start (the node is taken by another user's job) is
 # cancelled by the service after service_max_wait_minutes
 blocker=$(sbatch --parsable --exclusive -N1 -t 5 --wrap 'sleep 300')
 add_job w1 nap --args 1 >/dev/null
 OUT=$(copal service --once 2>&1)
-assert_contains "$OUT" "submitted qlaunch 4" "a job for the new task"
+assert_contains "$OUT" "submitted qlaunch 5" "a job for the new task"
 sleep 3
-assert_eq QUEUED "$(job_field 4 state)" "waits behind the blocker"
-assert_eq PENDING "$(job_field 4 sched_state)" "squeue's word"
+assert_eq QUEUED "$(job_field 5 state)" "waits behind the blocker"
+assert_eq PENDING "$(job_field 5 sched_state)" "squeue's word"
 t0=$SECONDS
 while :; do
 	OUT=$(copal service --once 2>&1)
 	[[ $OUT == *"cancelled after waiting"* ]] && break
-	((SECONDS - t0 < 120)) || fail "service never cancelled qlaunch 4: $OUT"
+	((SECONDS - t0 < 120)) || fail "service never cancelled qlaunch 5: $OUT"
 	sleep 5
 done
-assert_eq CANCELLED "$(job_field 4 state)" "cancelled job"
-sid4=$(job_field 4 scheduler_id)
-st=$(squeue -h -t all -j "$sid4" -o %T 2>/dev/null || true)
-[[ -z $st || $st == CANCELLED ]] || fail "slurm job $sid4 is $st, not cancelled"
+assert_eq CANCELLED "$(job_field 5 state)" "cancelled job"
+sid5=$(job_field 5 scheduler_id)
+st=$(squeue -h -t all -j "$sid5" -o %T 2>/dev/null || true)
+[[ -z $st || $st == CANCELLED ]] || fail "slurm job $sid5 is $st, not cancelled"
 scancel "$blocker"
 copal killjob --yes "$(uuid_of w1)" >/dev/null
 pass
