@@ -236,6 +236,29 @@ db_conf(char *db, size_t len, cpl_conf *conf, bool quiet)
 
 // ------------------------------------------------------------ submit
 
+// A database made before job templates existed has none: the default
+// template of its scheduler is written where init would have put it (only
+// there, and only when missing), and the user is told.
+static void
+restore_default_template(const char *db, const cpl_conf *conf)
+{
+	char dflt[PATH_MAX + 64], dir[PATH_MAX + 32];
+	struct stat st;
+	snprintf(dir, sizeof(dir), "%s/job-templates", db);
+	snprintf(dflt, sizeof(dflt), "%s/%s.tmpl", dir, conf->scheduler);
+	const char *text = tmpl_default(conf->scheduler);
+	if (strcmp(dflt, conf->job_template) != 0 || text == NULL ||
+	    stat(dflt, &st) == 0 || errno != ENOENT)
+		return;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return;
+	char why[256];
+	if (write_script(dflt, text, why, sizeof(why)) == 0 &&
+	    chmod(dflt, 0644) == 0)
+		cli_warn("no %s: wrote copal's default template there (edit it "
+		    "for your site)", dflt);
+}
+
 typedef struct launch_req {
 	const char *project, *queue, *job_mode, *wf_filter, *flags, *origin;
 	uint32_t nodes, minutes;
@@ -329,6 +352,7 @@ launch_submit(cpl_client *c, const char *db, const cpl_conf *conf,
 		    copal_bin);
 		return CPL_EINVAL;
 	}
+	restore_default_template(db, conf);
 	char *text = read_file(conf->job_template, MAX_TEMPLATE, why, wl);
 	if (text == NULL)
 		return CPL_ENOTFOUND;

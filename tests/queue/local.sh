@@ -29,7 +29,11 @@ add_app hello /bin/echo
 for i in 1 2 3 4 5 6; do add_job "t$i" hello --args "hi $i" >/dev/null; done
 
 # ------------------------------------------------------------ a job
-out=$(copal submit-launch -n 1 -t 2 --job-mode serial) || fail "submit-launch: $out"
+# (a database made before templates existed: the default is written back)
+rm "$DB/job-templates/local.tmpl"
+out=$(copal submit-launch -n 1 -t 2 --job-mode serial 2>&1) || fail "submit-launch: $out"
+assert_contains "$out" "wrote copal's default template" "template restored"
+[[ -s $DB/job-templates/local.tmpl ]] || fail "default template not written back"
 assert_contains "$out" "Submit OK: qlaunch 1" "submit output"
 assert_contains "$out" "$DB/qsubmit/qlaunch1.sh" "script path shown"
 [[ -x $DB/qsubmit/qlaunch1.sh ]] || fail "script not written"
@@ -114,12 +118,16 @@ id=$(jobs_json | jq '.[-1].id')
 assert_eq SUBMIT_FAILED "$(job_field "$id" state)" "failed record"
 assert_contains "$(job_field "$id" message)" "no_such_variable" "record message"
 cp "$T/local.tmpl.good" "$DB/job-templates/local.tmpl"
-rm -f "$DB/job-templates/local.tmpl"
+# a template named in the settings that is not there: refused, named
+echo "job_template = job-templates/site.tmpl" >>"$DB/copal.conf"
+sed -i '0,/^job_template = $/{/^job_template = $/d}' "$DB/copal.conf"
 set +e
 out=$(copal submit-launch -n 1 -t 5 2>&1); rc=$?
 set -e
 assert_eq 1 "$rc" "missing template: $out"
-assert_contains "$out" "local.tmpl" "names the missing template"
+assert_contains "$out" "job-templates/site.tmpl" "names the missing template"
+[[ ! -e $DB/job-templates/site.tmpl ]] || fail "a site template was invented"
+cp "$T/conf.good" "$DB/copal.conf"
 
 # ls queues as a table
 out=$(copal ls queues)
