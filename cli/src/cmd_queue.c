@@ -940,6 +940,7 @@ typedef struct svc {
 	cpl_conf *conf;
 	uint64_t last_unfit;
 	char last_summary[512];
+	char last_full[256];    // the last "every queue is full" said
 	unsigned period;        // seconds between rounds
 	unsigned fails;         // submissions failed in a row
 	double retry_at;        // no submission before this (monotonic s)
@@ -1068,6 +1069,8 @@ svc_round(svc *s)
 		svc_log("%s", summary);
 		snprintf(s->last_summary, sizeof(s->last_summary), "%s", summary);
 	}
+	if (need <= have)
+		s->last_full[0] = '\0';
 	if (need > have && now_s() < s->retry_at)
 		need = have; // backing off after failed submissions
 	while (need > have && njobs < conf->service_max_queued_jobs &&
@@ -1075,9 +1078,13 @@ svc_round(svc *s)
 		const cpl_queue_policy *q = svc_pick_queue(conf, active,
 		    b->max_nodes);
 		if (q == NULL) {
-			svc_log("backlog needs %" PRIu64 " more node%s, but "
-			    "every queue has its maximum of jobs",
-			    need - have, need - have == 1 ? "" : "s");
+			char full[256];
+			snprintf(full, sizeof(full), "backlog needs %" PRIu64
+			    " more node%s, but every queue has its maximum of "
+			    "jobs", need - have, need - have == 1 ? "" : "s");
+			if (strcmp(full, s->last_full) != 0)
+				svc_log("%s", full); // said once, not every round
+			snprintf(s->last_full, sizeof(s->last_full), "%s", full);
 			break;
 		}
 		uint64_t gap = need - have;
