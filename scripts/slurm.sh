@@ -72,11 +72,18 @@ cmd_check() {
 # place by stop: harmless, and another instance may rely on it.
 ensure_loopback() {
   if ! ip -4 -o addr show dev lo | grep -q " $NODE_ADDR/"; then
-    ip link set lo up
+    ip link set lo up 2>/dev/null || true
     # "File exists" when a concurrent caller just added it: fine.
-    ip addr add "$NODE_ADDR/8" dev lo 2>/dev/null ||
-      ip -4 -o addr show dev lo | grep -q " $NODE_ADDR/" ||
-      die "cannot add $NODE_ADDR/8 to lo"
+    if ! ip addr add "$NODE_ADDR/8" dev lo 2>/dev/null &&
+       ! ip -4 -o addr show dev lo | grep -q " $NODE_ADDR/"; then
+      # Not allowed to (no CAP_NET_ADMIN)? Where the machine has another
+      # IPv4 address, lookups work and 127.0.0.1 serves as well.
+      if ip -4 -o addr show | awk '{print $4}' | grep -qv '^127\.'; then
+        NODE_ADDR=127.0.0.1
+      else
+        die "cannot add $NODE_ADDR/8 to lo, and this machine has no other IPv4 address"
+      fi
+    fi
   fi
 }
 
