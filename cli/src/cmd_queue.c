@@ -45,13 +45,14 @@ safe_name(const char *s)
 	return true;
 }
 
-// Paths that go into job scripts unquoted.
+// Paths that go into job scripts unquoted (no %: Slurm and PBS expand
+// %j and the like in output paths).
 static bool
 safe_path(const char *s)
 {
 	for (const char *p = s; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		        (*p >= '0' && *p <= '9') || strchr("._@+-/,=:%", *p)))
+		        (*p >= '0' && *p <= '9') || strchr("._@+-/,=:", *p)))
 			return false;
 	return *s == '/';
 }
@@ -348,7 +349,7 @@ launch_submit(cpl_client *c, const char *db, const cpl_conf *conf,
 	if (!safe_path(db) || !safe_path(copal_bin)) {
 		snprintf(why, wl, "the database path %.600s or copal's directory "
 		    "%.600s has characters a job script cannot take unquoted "
-		    "(use letters, digits and . _ - / + , = : %% @)", db,
+		    "(use letters, digits and . _ - / + , = : @)", db,
 		    copal_bin);
 		return CPL_EINVAL;
 	}
