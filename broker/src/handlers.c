@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "copal/conf.h"
 
 #define DEFAULT_PAGE 100u
 #define MAX_PAGE 10000u
@@ -1391,8 +1392,6 @@ one_of(const char *s, const char *const *set)
 	return false;
 }
 
-static const char *const schedulers[] = { "local", "slurm", "pbs", "cobalt",
-	NULL };
 static const char *const job_modes[] = { "serial", "mpi", NULL };
 
 static int
@@ -1402,7 +1401,7 @@ h_batch_add(hctx *h, cpl_txn *txn)
 	Copal__BatchJob *out = NULL;
 	if (j == NULL)
 		FAIL(h, CPL_EINVAL, "no batch job given");
-	if (!one_of(j->scheduler, schedulers))
+	if (!cpl_scheduler_known(j->scheduler))
 		FAIL(h, CPL_EINVAL, "scheduler '%.64s' unknown (local, slurm, "
 		    "pbs, cobalt)", j->scheduler);
 	if (!one_of(j->job_mode, job_modes))

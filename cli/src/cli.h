@@ -87,6 +87,9 @@ int cli_parse_init(cli_parse *p, const cli_verb *v, int argc, char **argv);
 int cli_parse_next(cli_parse *p, const char **arg);
 void cli_parse_free(cli_parse *p);
 void cli_verb_help(const cli_verb *v, FILE *fp);
+// After the option loop of a verb that takes no operands: 0, or a usage
+// error naming the first one (EXIT_USAGE).
+int cli_no_operands(const cli_parse *p);
 // Prints "copal VERB: <msg> (see copal VERB --help)" and returns EXIT_USAGE.
 int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

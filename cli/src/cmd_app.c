@@ -99,10 +99,8 @@ cmd_app(const cli_verb *v, int argc, char **argv)
 			goto out;
 		}
 	}
-	if (p.nargs) {
-		rc = cli_usage("unexpected argument %s", p.argv[p.first]);
+	if ((rc = cli_no_operands(&p)) != 0)
 		goto out;
-	}
 	if (app.name[0] == '\0' || app.executable[0] == '\0') {
 		rc = cli_usage("an app needs --name and --executable");
 		goto out;

@@ -477,10 +477,8 @@ cmd_export(const cli_verb *v, int argc, char **argv)
 		if (rc)
 			goto done;
 	}
-	if (p.nargs > 0) {
-		rc = cli_usage("unexpected argument %s", p.argv[p.first]);
+	if ((rc = cli_no_operands(&p)) != 0)
 		goto done;
-	}
 	if ((rc = ev_window_check(&w)) != 0)
 		goto done;
 	// the output first: nothing to refuse once connected

@@ -220,10 +220,8 @@ cmd_mkchild(const cli_verb *v, int argc, char **argv)
 		if (rc)
 			goto out;
 	}
-	if (p.nargs) {
-		rc = cli_usage("unexpected argument %s", p.argv[p.first]);
+	if ((rc = cli_no_operands(&p)) != 0)
 		goto out;
-	}
 	wf_given = b.sp.workflow[0] != '\0';
 	const char *tid = getenv("COPAL_TASK_ID");
 	if (tid == NULL || *tid == '\0') {

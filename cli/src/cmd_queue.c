@@ -57,18 +57,13 @@ safe_path(const char *s)
 	return *s == '/';
 }
 
+// "QUEUED" for BJ_QUEUED: the schema's name without its prefix.
 static const char *
 bj_name(Copal__BatchJobState s)
 {
-	switch (s) {
-	case BJ(SUBMITTING): return "SUBMITTING";
-	case BJ(QUEUED): return "QUEUED";
-	case BJ(RUNNING): return "RUNNING";
-	case BJ(FINISHED): return "FINISHED";
-	case BJ(SUBMIT_FAILED): return "SUBMIT_FAILED";
-	case BJ(CANCELLED): return "CANCELLED";
-	default: return "?";
-	}
+	const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+	    &copal__batch_job_state__descriptor, (int)s);
+	return v && strncmp(v->name, "BJ_", 3) == 0 ? v->name + 3 : "?";
 }
 
 static bool
@@ -101,10 +96,14 @@ call(cpl_client *c, Copal__Request *req, Copal__Reply **rep, char *why,
 	return 0;
 }
 
+// Moves batch job id to st; empty or NULL strings leave a field as it is.
+// out (may be NULL): the record after the update, to free with
+// copal__batch_job__free_unpacked. Each call is a new request (and request
+// id): a reused one would be answered from the broker's reply cache.
 static int
 bj_update(cpl_client *c, uint64_t id, Copal__BatchJobState st,
     const char *sid, const char *msg, const char *word, const char *script,
-    char *why, size_t wl)
+    Copal__BatchJob **out, char *why, size_t wl)
 {
 	Copal__Request req = COPAL__REQUEST__INIT;
 	Copal__BatchJobUpdateRequest u = COPAL__BATCH_JOB_UPDATE_REQUEST__INIT;
@@ -118,8 +117,13 @@ bj_update(cpl_client *c, uint64_t id, Copal__BatchJobState st,
 	req.body_case = COPAL__REQUEST__BODY_BATCH_UPDATE;
 	req.batch_update = &u;
 	int rv = call(c, &req, &rep, why, wl);
-	if (rv == 0)
+	if (rv == 0) {
+		if (out) {
+			*out = rep->batch_update->job;
+			rep->batch_update->job = NULL;
+		}
 		copal__reply__free_unpacked(rep, NULL);
+	}
 	return rv;
 }
 
@@ -450,44 +454,20 @@ launch_submit(cpl_client *c, const char *db, const cpl_conf *conf,
 	Copal__BatchJobState st = so == sched_find("local") ? BJ(RUNNING) :
 	                                                      BJ(QUEUED);
 	char uwhy[512];
-	Copal__BatchJobUpdateRequest u = COPAL__BATCH_JOB_UPDATE_REQUEST__INIT;
-	u.id = id;
-	u.state = st;
-	u.scheduler_id = sid;
-	u.script = script;
-	u.sched_state = (char *)(st == BJ(RUNNING) ? "running" : "submitted");
-	// a new request (and request id): the client numbers each request
-	// once, and a reused one would be answered from the reply cache
-	Copal__Request ureq = COPAL__REQUEST__INIT;
-	ureq.body_case = COPAL__REQUEST__BODY_BATCH_UPDATE;
-	ureq.batch_update = &u;
-	if ((rv = call(c, &ureq, &rep, uwhy, sizeof(uwhy))) != 0) {
+	if ((rv = bj_update(c, id, st, sid, NULL,
+	         st == BJ(RUNNING) ? "running" : "submitted", script, out, uwhy,
+	         sizeof(uwhy))) != 0) {
 		snprintf(why, wl, "job %.600s was submitted as scheduler job %.600s, "
 		    "but recording that failed: %.600s", s_id, sid, uwhy);
 		return rv;
 	}
-	*out = rep->batch_update->job;
-	rep->batch_update->job = NULL;
-	copal__reply__free_unpacked(rep, NULL);
 	return 0;
 failed:
 	free(text);
 	{
 		char uwhy[256];
-		Copal__BatchJobUpdateRequest fu =
-		    COPAL__BATCH_JOB_UPDATE_REQUEST__INIT;
-		fu.id = id;
-		fu.state = BJ(SUBMIT_FAILED);
-		fu.message = why;
-		fu.script = script;
-		Copal__Request freq = COPAL__REQUEST__INIT;
-		freq.body_case = COPAL__REQUEST__BODY_BATCH_UPDATE;
-		freq.batch_update = &fu;
-		if (call(c, &freq, &rep, uwhy, sizeof(uwhy)) == 0) {
-			*out = rep->batch_update->job;
-			rep->batch_update->job = NULL;
-			copal__reply__free_unpacked(rep, NULL);
-		}
+		bj_update(c, id, BJ(SUBMIT_FAILED), NULL, why, NULL, script, out,
+		    uwhy, sizeof(uwhy));
 	}
 	return CPL_EINVAL;
 }
@@ -529,9 +509,8 @@ queues_sync(cpl_client *c, const cpl_conf *conf, say_fn say)
 	uint64_t now = (uint64_t)time(NULL) * 1000000u;
 	uint64_t cutoff = (2u * conf->scheduler_timeout_seconds + 60u) *
 	    1000000ull;
-	static const char *const names[] = { "local", "slurm", "pbs",
-		"cobalt" };
-	for (size_t k = 0; k < 4; k++) {
+	const char *const *names = cpl_schedulers;
+	for (size_t k = 0; names[k]; k++) {
 		const sched_ops *so = sched_find(names[k]);
 		size_t m = 0;
 		Copal__BatchJob **who = xcalloc(n ? n : 1, sizeof(*who));
@@ -545,7 +524,7 @@ queues_sync(cpl_client *c, const cpl_conf *conf, say_fn say)
 				    bj_update(c, j->id, BJ(SUBMIT_FAILED), NULL,
 				        "the submission was cut off before the "
 				        "scheduler answered (copal stopped?)",
-				        NULL, NULL, why, sizeof(why)) == 0)
+				        NULL, NULL, NULL, why, sizeof(why)) == 0)
 					say("qlaunch %" PRIu64 ": SUBMITTING -> "
 					    "SUBMIT_FAILED (cut off)", j->id);
 				continue;
@@ -575,7 +554,7 @@ queues_sync(cpl_client *c, const cpl_conf *conf, say_fn say)
 			if (to == j->state && strcmp(st[i].word, j->sched_state) == 0)
 				continue;
 			if (bj_update(c, j->id, to, NULL, NULL, st[i].word, NULL,
-			        why, sizeof(why)) != 0) {
+			        NULL, why, sizeof(why)) != 0) {
 				say("qlaunch %" PRIu64 ": %s", j->id, why);
 				continue;
 			}
@@ -666,33 +645,45 @@ policy_limits(const cpl_conf *conf, char *b, size_t len)
 	}
 }
 
-// Tells, on stderr, about runnable tasks that no queue of the policy can
-// ever run (more nodes, GPUs or wall time than any allows). Silent when
-// the settings have no queue policy.
+// The sentence about runnable tasks that no queue of the policy can run
+// (more nodes, GPUs or wall time than any allows), naming the first few.
+static void
+unfit_text(cpl_client *c, const cpl_conf *conf, const Copal__BacklogReply *b,
+    char *out, size_t len)
+{
+	char lim[1024], who[1024];
+	policy_limits(conf, lim, sizeof(lim));
+	describe_tasks(c, b->unfit_ids, b->n_unfit_ids, who, sizeof(who));
+	snprintf(out, len, "%" PRIu64 " runnable task%s can never run: no "
+	    "queue of the policy in copal.conf fits %s (%s): %s%s", b->unfit,
+	    b->unfit == 1 ? "" : "s", b->unfit == 1 ? "it" : "them", lim, who,
+	    b->unfit > b->n_unfit_ids ? ", ..." : "");
+}
+
+// Warns on stderr about runnable tasks that no queue of conf's policy can
+// run. Silent without a policy.
+static void
+warn_unfit(cpl_client *c, const cpl_conf *conf)
+{
+	char why[512], text[3072];
+	Copal__Reply *rep;
+	if (conf->nqueues == 0 ||
+	    backlog_get(c, conf, NULL, 10, &rep, why, sizeof(why)) != 0)
+		return;
+	if (rep->backlog->unfit) {
+		unfit_text(c, conf, rep->backlog, text, sizeof(text));
+		cli_warn("%s", text);
+	}
+	copal__reply__free_unpacked(rep, NULL);
+}
+
 void
 ls_warn_unfit(cpl_client *c)
 {
-	char db[PATH_MAX], why[512], lim[1024], who[1024];
+	char db[PATH_MAX];
 	cpl_conf *conf = xcalloc(1, sizeof(*conf));
-	Copal__Reply *rep;
-	if (db_conf(db, sizeof(db), conf, true) != 0 || conf->nqueues == 0) {
-		free(conf);
-		return;
-	}
-	if (backlog_get(c, conf, NULL, 10, &rep, why, sizeof(why)) == 0) {
-		const Copal__BacklogReply *b = rep->backlog;
-		if (b->unfit) {
-			policy_limits(conf, lim, sizeof(lim));
-			describe_tasks(c, b->unfit_ids, b->n_unfit_ids, who,
-			    sizeof(who));
-			cli_warn("%" PRIu64 " runnable task%s can never run: no "
-			    "queue of the policy in copal.conf fits %s (%s): "
-			    "%s%s", b->unfit, b->unfit == 1 ? "" : "s",
-			    b->unfit == 1 ? "it" : "them", lim, who,
-			    b->unfit > b->n_unfit_ids ? ", ..." : "");
-		}
-		copal__reply__free_unpacked(rep, NULL);
-	}
+	if (db_conf(db, sizeof(db), conf, true) == 0)
+		warn_unfit(c, conf);
 	free(conf);
 }
 
@@ -756,7 +747,7 @@ ls_queues(cpl_client *c, out_fmt fmt)
 		}
 		printf("\n");
 		fflush(stdout);
-		ls_warn_unfit(c);
+		warn_unfit(c, conf);
 	}
 out:
 	if (rep)
@@ -820,10 +811,8 @@ cmd_submit_launch(const cli_verb *v, int argc, char **argv)
 		if (rc)
 			goto out;
 	}
-	if (p.nargs) {
-		rc = cli_usage("unexpected argument %s", p.argv[p.first]);
+	if ((rc = cli_no_operands(&p)) != 0)
 		goto out;
-	}
 	if (!have_time) {
 		rc = cli_usage("give the wall time: -t MINUTES");
 		goto out;
@@ -952,14 +941,16 @@ typedef struct svc {
 // keeps refusing gets a few tries an hour, not a record every period.
 #define SVC_MAX_BACKOFF_S 600.0
 
-// Cancels the service's own jobs that waited in the queue too long.
-static void
+// Cancels the service's own jobs that waited in the queue too long;
+// returns how many it cancelled.
+static size_t
 svc_cancel_stale(svc *s, const Copal__BatchJobListReply *l)
 {
 	const cpl_conf *conf = s->conf;
 	char why[1024], msg[256];
+	size_t n = 0;
 	if (conf->service_max_wait_minutes == 0)
-		return;
+		return 0;
 	uint64_t now = (uint64_t)time(NULL) * 1000000u;
 	uint64_t limit = (uint64_t)conf->service_max_wait_minutes * 60000000u;
 	for (size_t i = 0; i < l->n_jobs; i++) {
@@ -979,13 +970,16 @@ svc_cancel_stale(svc *s, const Copal__BatchJobListReply *l)
 		snprintf(msg, sizeof(msg), "queued longer than %u minutes: "
 		    "cancelled by copal service", conf->service_max_wait_minutes);
 		if (bj_update(s->c, j->id, BJ(CANCELLED), NULL, msg, "cancelled",
-		        NULL, why, sizeof(why)) != 0)
+		        NULL, NULL, why, sizeof(why)) != 0) {
 			svc_log("qlaunch %" PRIu64 ": %s", j->id, why);
-		else
-			svc_log("qlaunch %" PRIu64 " (%s job %s): cancelled after "
-			    "waiting more than %u minutes", j->id, j->scheduler,
-			    j->scheduler_id, conf->service_max_wait_minutes);
+			continue;
+		}
+		n++;
+		svc_log("qlaunch %" PRIu64 " (%s job %s): cancelled after "
+		    "waiting more than %u minutes", j->id, j->scheduler,
+		    j->scheduler_id, conf->service_max_wait_minutes);
 	}
+	return n;
 }
 
 // The queue a new job goes to: the first in the policy with room, and
@@ -1017,11 +1011,13 @@ svc_round(svc *s)
 		svc_log("cannot list batch jobs: %s", why);
 		return;
 	}
-	svc_cancel_stale(s, lrep->batch_list);
-	copal__reply__free_unpacked(lrep, NULL);
-	if (bj_list(s->c, true, &lrep, why, sizeof(why)) != 0) {
-		svc_log("cannot list batch jobs: %s", why);
-		return;
+	if (svc_cancel_stale(s, lrep->batch_list) > 0) {
+		// what is left active after the cancels
+		copal__reply__free_unpacked(lrep, NULL);
+		if (bj_list(s->c, true, &lrep, why, sizeof(why)) != 0) {
+			svc_log("cannot list batch jobs: %s", why);
+			return;
+		}
 	}
 	if (backlog_get(s->c, conf, conf->wf_filter, 10, &brep, why,
 	        sizeof(why)) != 0) {
@@ -1032,14 +1028,9 @@ svc_round(svc *s)
 	const Copal__BacklogReply *b = brep->backlog;
 	if (b->unfit != s->last_unfit) {
 		if (b->unfit) {
-			char lim[1024], who[1024];
-			policy_limits(conf, lim, sizeof(lim));
-			describe_tasks(s->c, b->unfit_ids, b->n_unfit_ids, who,
-			    sizeof(who));
-			svc_log("%" PRIu64 " runnable task%s can never run: no "
-			    "queue of the policy fits (%s): %s%s", b->unfit,
-			    b->unfit == 1 ? "" : "s", lim, who,
-			    b->unfit > b->n_unfit_ids ? ", ..." : "");
+			char text[3072];
+			unfit_text(s->c, conf, b, text, sizeof(text));
+			svc_log("%s", text);
 		} else {
 			svc_log("every runnable task fits the queue policy");
 		}
@@ -1157,10 +1148,8 @@ cmd_service(const cli_verb *v, int argc, char **argv)
 		if (rc)
 			goto out;
 	}
-	if (p.nargs) {
-		rc = cli_usage("unexpected argument %s", p.argv[p.first]);
+	if ((rc = cli_no_operands(&p)) != 0)
 		goto out;
-	}
 	if (period > 86400) {
 		rc = cli_usage("--period: 1..86400 seconds");
 		goto out;

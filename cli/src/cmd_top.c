@@ -349,10 +349,8 @@ cmd_top(const cli_verb *v, int argc, char **argv)
 		if (rc)
 			goto done;
 	}
-	if (p.nargs > 0) {
-		rc = cli_usage("unexpected argument %s", p.argv[p.first]);
+	if ((rc = cli_no_operands(&p)) != 0)
 		goto done;
-	}
 	if ((rc = cli_connect(&c)) != 0)
 		goto done;
 

@@ -66,6 +66,13 @@ cli_usage(const char *fmt, ...)
 }
 
 int
+cli_no_operands(const cli_parse *p)
+{
+	return p->nargs ? cli_usage("unexpected argument %s", p->argv[p->first])
+	                : 0;
+}
+
+int
 cli_exit_for(int err)
 {
 	if (err == 0)

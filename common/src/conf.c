@@ -20,11 +20,16 @@
 
 // ------------------------------------------------------------ value checks
 
-static bool
-is_scheduler(const char *v)
+const char *const cpl_schedulers[] = { "local", "slurm", "pbs", "cobalt",
+	NULL };
+
+bool
+cpl_scheduler_known(const char *v)
 {
-	return strcmp(v, "local") == 0 || strcmp(v, "slurm") == 0 ||
-	    strcmp(v, "pbs") == 0 || strcmp(v, "cobalt") == 0;
+	for (const char *const *s = cpl_schedulers; *s; s++)
+		if (strcmp(v, *s) == 0)
+			return true;
+	return false;
 }
 
 static bool
@@ -134,7 +139,7 @@ typedef struct setting {
 #define NAME_CHARS "characters A-Z a-z 0-9 . _ @ + -"
 
 static const setting settings[] = {
-	STRING(scheduler, "local", is_scheduler, "local, slurm, pbs or cobalt"),
+	STRING(scheduler, "local", cpl_scheduler_known, "local, slurm, pbs or cobalt"),
 	// resolved against the database directory after the whole file
 	STRING(job_template, "", is_any, "a path; relative to the database "
 	    "directory unless absolute"),

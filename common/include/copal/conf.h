@@ -23,6 +23,7 @@
 #ifndef COPAL_CONF_H
 #define COPAL_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,6 +92,11 @@ void cpl_conf_defaults(cpl_conf *c, const char *db);
 // CPL_EINVAL (bad content, not a regular file, or larger than 1 MiB),
 // CPL_ENOMEM, CPL_EIO.
 int cpl_conf_load(const char *db, cpl_conf *c, char *err, size_t errlen);
+
+// The schedulers copal knows, NULL-terminated: local, slurm, pbs, cobalt.
+extern const char *const cpl_schedulers[];
+// Whether name is one of them.
+bool cpl_scheduler_known(const char *name);
 
 // The policy of queue name, or NULL. Valid as long as *c is.
 const cpl_queue_policy *cpl_conf_queue(const cpl_conf *c, const char *name);
