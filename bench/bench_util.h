@@ -19,7 +19,7 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static inline void
+static inline _Noreturn void
 die(const char *what, int rv)
 {
 	fprintf(stderr, "%s: %s: %s\n", bench_name, what, cpl_strerror(rv));

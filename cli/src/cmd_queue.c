@@ -81,14 +81,15 @@ call(cpl_client *c, Copal__Request *req, Copal__Reply **rep, char *why,
 	Copal__Reply *r = NULL;
 	int rv = cpl_client_call(c, req, &r);
 	if (rv) {
-		snprintf(why, wl, "no answer from the broker: %.600s",
+		snprintf(why, wl, "no answer from the broker: %s",
 		    cpl_strerror(rv));
 		return rv;
 	}
 	if (r->status) {
 		rv = (int)r->status;
-		snprintf(why, wl, "%.600s", r->error && r->error[0] ? r->error :
-		                                                  cpl_strerror(rv));
+		// Cut to the caller's buffer on purpose (a log line).
+		snprintf(why, wl, "%s", r->error && r->error[0] ? r->error :
+		                                              cpl_strerror(rv));
 		copal__reply__free_unpacked(r, NULL);
 		return rv;
 	}

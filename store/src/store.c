@@ -243,13 +243,6 @@ be32(uint8_t *p, uint32_t v)
 }
 
 static inline uint32_t
-rd32(const uint8_t *p)
-{
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	    ((uint32_t)p[2] << 8) | p[3];
-}
-
-static inline uint32_t
 prio_key(int32_t prio)
 {
 	// higher priority sorts first
