@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages copal needs to build, test and run.
 # Checks with dpkg-query first: when everything is present it does nothing
-# (no apt-get update, no root needed). Otherwise it must run as root.
+# (no apt-get update, no root needed). Otherwise it installs them: as root
+# directly, as another user through sudo (which asks for a password if
+# sudo is set up so).
 set -euo pipefail
 
 PACKAGES=(
   build-essential
   cmake
   pkg-config
+  # the clang tree of scripts/test.sh; file is what cpack -G DEB uses to
+  # find the programs whose shared libraries it declares (dpkg-shlibdeps,
+  # in dpkg-dev)
+  clang
+  file
+  dpkg-dev
   liblmdb-dev
   lmdb-utils
   libnng-dev
@@ -45,17 +53,23 @@ if ((${#missing[@]} == 0)); then
 fi
 
 echo "deps.sh: missing packages: ${missing[*]}" >&2
+# apt-get as root: directly when we are root (a container or a fresh VM
+# has no sudo), else through sudo
+SUDO=()
 if [[ $(id -u) -ne 0 ]]; then
-  echo "deps.sh: error: installing them needs root; run as root (or: sudo bash scripts/deps.sh)" >&2
-  exit 1
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "deps.sh: error: installing them needs root, and sudo is not installed; run this as root" >&2
+    exit 1
+  fi
+  SUDO=(sudo DEBIAN_FRONTEND=noninteractive)
 fi
 
 export DEBIAN_FRONTEND=noninteractive
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Quiet: apt's and dpkg's progress go to a log shown only if a step fails.
-if ! apt-get update -qq >"$log" 2>&1 ||
-   ! apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >>"$log" 2>&1; then
+if ! "${SUDO[@]}" apt-get update -qq >"$log" 2>&1 ||
+   ! "${SUDO[@]}" apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}" >>"$log" 2>&1; then
   cat "$log" >&2
   echo "deps.sh: error: apt-get failed (see above)" >&2
   exit 1

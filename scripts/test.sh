@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Build and test copal in two trees:
-#   build/       RelWithDebInfo
-#   build-asan/  Debug with AddressSanitizer + UndefinedBehaviorSanitizer
-# Both trees are always attempted; the script exits non-zero if any
-# configure, build or test step failed in either.
+# Build and test copal, warnings as errors (COPAL_WERROR), in four trees:
+#   build-rel/   the main job first, exactly as the README runs it
+#                (scripts/run.sh: Release, gcc); then the same tree with
+#                its tests, and the "ship" tests on it (the campaign's
+#                outcome, cmake --install, cpack -G DEB)
+#   build/       RelWithDebInfo, gcc: every test
+#   build-asan/  Debug with AddressSanitizer + UndefinedBehaviorSanitizer,
+#                gcc: every test but "ship" (programs built outside the
+#                tree against an ASan library need the ASan runtime)
+#   build-clang/ Release (-O3), clang: every test
+# Every tree is always attempted; the script exits non-zero if any
+# configure, build or test step failed in any.
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
@@ -15,12 +22,12 @@ bash scripts/deps.sh
 declare -A SUMMARY=()
 failed=0
 
-# run_tree <dir> <cmake args...>
+# run_tree <dir> <ctest args> <cmake args...>
 # Never relies on set -e inside (it is called from a plain statement and
 # checks every step itself); records one summary line in SUMMARY[<dir>].
 run_tree() {
-  local dir=$1
-  shift
+  local dir=$1 ctest_args=$2
+  shift 2
   local log="$ROOT/$dir/ctest.log"
 
   echo "==> [$dir] configure: $*"
@@ -35,7 +42,8 @@ run_tree() {
   fi
   echo "==> [$dir] test"
   local rc=0
-  (cd "$ROOT/$dir" && ctest --output-on-failure --no-tests=error -j"$JOBS") 2>&1 | tee "$log" || rc=$?
+  # shellcheck disable=SC2086
+  (cd "$ROOT/$dir" && ctest --output-on-failure --no-tests=error -j"$JOBS" $ctest_args) 2>&1 | tee "$log" || rc=$?
   # "NN% tests passed, F tests failed out of T"
   local line total nfail
   line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
@@ -51,15 +59,36 @@ run_tree() {
   return "$rc"
 }
 
-run_tree build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOPAL_SANITIZE=OFF || failed=1
+# The README's first command, as a user runs it (plus warnings as errors).
+echo "==> [build-rel] the main job: bash scripts/run.sh"
+runlog=$(mktemp)
+trap 'rm -f "$runlog"' EXIT
+if COPAL_CMAKE_ARGS="-DCOPAL_WERROR=ON" bash scripts/run.sh >"$runlog" 2>&1; then
+  tail -n 3 "$runlog"
+  SUMMARY[main]="main job (scripts/run.sh): passed"
+else
+  cat "$runlog"
+  SUMMARY[main]="main job (scripts/run.sh): FAILED"
+  failed=1
+fi
+run_tree build-rel "-L ship" -DCMAKE_BUILD_TYPE=Release -DCOPAL_SANITIZE=OFF \
+  -DCOPAL_TESTS=ON -DCOPAL_WERROR=ON || failed=1
+
+run_tree build "" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOPAL_SANITIZE=OFF \
+  -DCOPAL_WERROR=ON || failed=1
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-run_tree build-asan -DCMAKE_BUILD_TYPE=Debug -DCOPAL_SANITIZE=ON || failed=1
+run_tree build-asan "-LE ship" -DCMAKE_BUILD_TYPE=Debug -DCOPAL_SANITIZE=ON \
+  -DCOPAL_WERROR=ON || failed=1
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+run_tree build-clang "" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release \
+  -DCOPAL_SANITIZE=OFF -DCOPAL_WERROR=ON || failed=1
 
 echo
 echo "==> test.sh summary"
-for dir in build build-asan; do
+for dir in main build-rel build build-asan build-clang; do
   echo "${SUMMARY[$dir]:-$dir: not run}"
 done
 if ((failed)); then

@@ -90,6 +90,8 @@ const handler *handler_find(Copal__Request__BodyCase body);
 struct server_info {
 	uint64_t started_us;
 	const char *db_dir;
+	const char *ipc_url;   // ipc://<db>/sock/broker
+	const char *tcp_url;   // tcp://HOST:PORT as bound (port 0 resolved), or ""
 };
 const struct server_info *server_info(server *s);
 

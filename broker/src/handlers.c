@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "copal/version.h"
 #include "copal/conf.h"
 
 #define DEFAULT_PAGE 100u
@@ -1589,6 +1590,14 @@ h_ping(hctx *h, cpl_txn *txn)
 	rep->started_us = si->started_us;
 	rep->version = COPAL_VERSION;
 	rep->db_dir = (char *)(si->db_dir ? si->db_dir : "");
+	char **urls = arena_alloc(h->a, 2 * sizeof(char *));
+	if (urls == NULL)
+		return CPL_ENOMEM;
+	if (si->ipc_url && si->ipc_url[0])
+		urls[rep->n_listen_urls++] = (char *)si->ipc_url;
+	if (si->tcp_url && si->tcp_url[0])
+		urls[rep->n_listen_urls++] = (char *)si->tcp_url;
+	rep->listen_urls = urls;
 	rep->by_state = by;
 	rep->n_by_state = CPL_NSTATES;
 	struct lease_ctx lc = { h, NEW(h, Copal__LeaseListReply,

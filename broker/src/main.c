@@ -19,6 +19,7 @@
 #include "broker.h"
 #include "copal/client.h"
 #include "copal/conf.h"
+#include "copal/version.h"
 #include "server.h"
 
 static void
@@ -27,7 +28,7 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: copal-broker --db DIR [--tcp tcp://HOST:PORT] "
 	    "[--log-level error|warn|notice|info|debug]\n"
-	    "                    [--contexts N] [--log-stderr]\n"
+	    "                    [--contexts N] [--log-stderr] [--version]\n"
 	    "Serves the copal database in DIR until SIGTERM or SIGINT.\n");
 }
 
@@ -74,6 +75,7 @@ main(int argc, char **argv)
 		{ "contexts", required_argument, NULL, 'c' },
 		{ "log-stderr", no_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *db = NULL, *tcp = NULL;
@@ -81,7 +83,7 @@ main(int argc, char **argv)
 	bool to_stderr = false;
 	char dir[PATH_MAX], path[PATH_MAX + 32], url[PATH_MAX + 32];
 
-	while ((opt = getopt_long(argc, argv, "d:t:l:c:eh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "d:t:l:c:ehV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
 			db = optarg;
@@ -108,6 +110,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("copal-broker %s\n", COPAL_VERSION);
 			return 0;
 		default:
 			usage(stderr);

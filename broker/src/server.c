@@ -23,6 +23,7 @@
 #include <nng/transport/ipc/ipc.h>
 
 #include "broker.h"
+#include "copal/version.h"
 #include "server.h"
 
 enum { W_RECV, W_WAIT, W_SEND };
@@ -52,6 +53,7 @@ struct server {
 	pthread_mutex_t lmx; // guards the ipc listener during a re-open
 	char ipc_url[PATH_MAX + 16];
 	char tcp_url[256];
+	char tcp_bound[280]; // tcp_url with the port the kernel gave for :0
 	struct work **works;
 	int nworks;
 	pthread_mutex_t qmx;
@@ -572,6 +574,20 @@ checker_main(void *arg)
 
 // ---------------------------------------------------------------- lifecycle
 
+// The TCP address clients can dial: the configured URL, with the port the
+// kernel chose when it named port 0.
+static void
+bound_url(server *s)
+{
+	int port = 0;
+	size_t n = strlen(s->tcp_url);
+	snprintf(s->tcp_bound, sizeof(s->tcp_bound), "%s", s->tcp_url);
+	if (n >= 2 && strcmp(s->tcp_url + n - 2, ":0") == 0 &&
+	    nng_listener_get_int(s->tcp, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+		snprintf(s->tcp_bound, sizeof(s->tcp_bound), "%.*s:%d",
+		    (int)(n - 2), s->tcp_url, port);
+}
+
 int
 server_start(const server_opts *o, server **out)
 {
@@ -638,7 +654,10 @@ server_start(const server_opts *o, server **out)
 			goto nngfail;
 		}
 		s->have_tcp = true;
+		bound_url(s);
 	}
+	s->info.ipc_url = s->ipc_url;
+	s->info.tcp_url = s->tcp_bound;
 	if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
 		rv = NNG_ENOMEM;
 		goto nngfail;
@@ -652,9 +671,9 @@ server_start(const server_opts *o, server **out)
 		if (pthread_create(&s->checker, NULL, checker_main, s) == 0)
 			s->checker_started = true;
 	}
-	LOG(LOG_NOTICE, "start", "serving %s%s%s with %d contexts", s->ipc_url,
-	    s->have_tcp ? " and " : "", s->have_tcp ? s->tcp_url : "",
-	    s->nworks);
+	LOG(LOG_NOTICE, "start", "copal-broker %s serving %s%s%s with %d "
+	    "contexts", COPAL_VERSION, s->ipc_url, s->have_tcp ? " and " : "",
+	    s->tcp_bound, s->nworks);
 	*out = s;
 	return 0;
 nngfail:

@@ -84,6 +84,8 @@ do_status(const char *db, const char *tcp)
 	printf("%-16s%" PRIu32 "\n", "pid:", p->pid);
 	printf("%-16s%s\n", "version:", p->version);
 	printf("%-16s%s\n", "database:", p->db_dir);
+	for (size_t i = 0; i < p->n_listen_urls; i++)
+		printf("%-16s%s\n", i == 0 ? "listening:" : "", p->listen_urls[i]);
 	fmt_time_us(p->started_us, t, sizeof(t));
 	uptime(p->broker_time_us > p->started_us ?
 	        p->broker_time_us - p->started_us : 0, buf, sizeof(buf));

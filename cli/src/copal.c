@@ -9,11 +9,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "copal/version.h"
 #include "events.h"
-
-#ifndef COPAL_VERSION
-#define COPAL_VERSION "0"
-#endif
 
 #define OPTS(...) ((const cli_opt *const[]){ __VA_ARGS__, common_opts, NULL })
 

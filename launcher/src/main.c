@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "copal/conf.h"
+#include "copal/version.h"
 #include "launcher.h"
 
 static void
@@ -32,7 +33,8 @@ usage(FILE *fp)
 	    "  --mpi-template T         starter command with {ranks} {rpn} "
 	    "{nnodes} {tpr}\n"
 	    "                           {hosts} {hostslots} {cmd}\n"
-	    "  -v, --verbose            log every state change\n");
+	    "  -v, --verbose            log every state change\n"
+	    "  -V, --version            print the version and exit\n");
 }
 
 static int
@@ -68,6 +70,7 @@ main(int argc, char **argv)
 		{ "mpi-template", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	launcher_opts o;
@@ -79,7 +82,7 @@ main(int argc, char **argv)
 	o.lease_ttl_ms = 30000;
 	o.grace_s = 10;
 	o.log_level = 5;
-	while ((opt = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "vhV", lo, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			if (strcmp(optarg, "serial") == 0)
@@ -180,6 +183,9 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("copal-launcher %s\n", COPAL_VERSION);
 			return 0;
 		default:
 			usage(stderr);
