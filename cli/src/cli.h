@@ -299,7 +299,8 @@ int cmd_launcher(const cli_verb *, int, char **);
 
 // Sub-verbs reached through another verb: `ls apps`, `rm app`.
 int ls_apps(out_fmt fmt);
-// cmd_queue.c: batch jobs (submit-launch, service, ls queues)
+// cmd_queue.c: batch jobs (submit-launch, service, ls queues; the work is
+// the scheduler library's, copal/sched.h)
 int cmd_submit_launch(const cli_verb *, int, char **);
 int cmd_service(const cli_verb *, int, char **);
 int ls_queues(cpl_client *c, out_fmt fmt);

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "tmpl.h"
+#include "copal/tmpl.h"
 
 const cli_opt init_opts[] = { { NULL, 0, 0, NULL, NULL } };
 const cli_opt activate_opts[] = { { NULL, 0, 0, NULL, NULL } };

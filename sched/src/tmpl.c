@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tmpl.h"
+#include "copal/tmpl.h"
 
 // A growing output buffer; on a failed allocation it stays failed.
 typedef struct buf {

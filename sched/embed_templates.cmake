@@ -1,13 +1,13 @@
 # Writes a C file holding the default job-script templates, so that the
 # copal binary carries them (copal init copies them to DB/job-templates/,
-# tmpl_default() returns them). Run by cli/CMakeLists.txt as
+# tmpl_default() returns them). Run by sched/CMakeLists.txt as
 #   cmake -DDIR=<templates dir> -DNAMES=local,slurm,... -DOUT=<file.c>
 #         -P embed_templates.cmake
 # Each template becomes an array of bytes (any content, no escaping
 # rules), followed by the NUL that makes it a C string.
 string(REPLACE "," ";" names "${NAMES}")
-set(c "// Generated from templates/*.tmpl by cli/embed_templates.cmake: do not edit.\n")
-string(APPEND c "#include <stddef.h>\n\n#include \"tmpl.h\"\n")
+set(c "// Generated from templates/*.tmpl by sched/embed_templates.cmake: do not edit.\n")
+string(APPEND c "#include <stddef.h>\n\n#include \"copal/tmpl.h\"\n")
 set(list_names "")
 set(list_texts "")
 foreach(name IN LISTS names)

@@ -1,5 +1,5 @@
-// Scheduler drivers (cli/src/bsched.c): commands with a time limit, and
-// the readers of sbatch/qsub/squeue/qstat answers, good and bad. Faults
+// Scheduler drivers (sched/src/exec.c, ops.c): commands with a time limit,
+// and the readers of sbatch/qsub/squeue/qstat answers, good and bad. Faults
 // that a real scheduler cannot be made to show on demand (a status command
 // that hangs, exits 1, or prints garbage) come from small scripts put first
 // in PATH.
@@ -15,8 +15,7 @@
 
 #include <cmocka.h>
 
-#include "bsched.h"
-#include "cli.h"
+#include "copal/sched.h"
 
 #define BJ(x) COPAL__BATCH_JOB_STATE__BJ_##x
 

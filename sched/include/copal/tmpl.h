@@ -36,7 +36,7 @@ extern const char *const tmpl_schedulers[];
 
 // The default templates, in the order of tmpl_schedulers. Defined in
 // tmpl_data.c, which the build generates from templates/*.tmpl
-// (cli/embed_templates.cmake); use tmpl_default().
+// (sched/embed_templates.cmake); use tmpl_default().
 extern const char *const tmpl_texts[];
 
 #endif // COPAL_TMPL_H

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tmpl.h"
+#include "copal/tmpl.h"
 
 extern char **environ;
 

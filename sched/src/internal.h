@@ -1,0 +1,34 @@
+// What the files of the scheduler library share and do not export.
+#ifndef COPAL_SCHED_INTERNAL_H
+#define COPAL_SCHED_INTERNAL_H
+
+#include "copal/sched.h"
+
+#define BJ(x) COPAL__BATCH_JOB_STATE__BJ_##x
+
+// exec.c: seconds of CLOCK_MONOTONIC.
+double sched_mono_s(void);
+// exec.c: allocation that aborts when memory runs out.
+void *sched_calloc(size_t n, size_t size);
+char *sched_strdup(const char *s);
+// exec.c: text with runs of white space (newlines included) made one
+// blank, trimmed, control characters as '?'.
+void sched_one_line(const char *text, char *out, size_t len);
+
+// jobs.c: a broker call that reports errors as text (the service logs
+// them) instead of printing them. Returns 0 and *rep, or a copal error
+// code with why.
+int sched_call(cpl_client *c, Copal__Request *req, Copal__Reply **rep,
+    char *why, size_t wl);
+// jobs.c: whether a job in state s counts against the policy (SUBMITTING,
+// QUEUED, RUNNING).
+bool sched_job_active(Copal__BatchJobState s);
+// jobs.c: moves batch job id to st; empty or NULL strings leave a field as
+// it is. out (may be NULL): the record after the update, to free with
+// copal__batch_job__free_unpacked. Each call is a new request (and request
+// id): a reused one would be answered from the broker's reply cache.
+int sched_job_update(cpl_client *c, uint64_t id, Copal__BatchJobState st,
+    const char *sid, const char *msg, const char *word, const char *script,
+    Copal__BatchJob **out, char *why, size_t wl);
+
+#endif // COPAL_SCHED_INTERNAL_H
