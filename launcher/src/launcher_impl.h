@@ -18,9 +18,8 @@
 #include "launcher.h"
 
 #define MAX_TASKS 65536
-// the last part of a task's output put into a failure's message
+// at most this much of a task's output goes into a failure's message
 #define TAIL_BYTES 2048
-#define TAIL_LINES 12
 
 // Where a task is in the launcher's hands.
 enum stage {

@@ -12,6 +12,9 @@
 
 #include "launcher_impl.h"
 
+// the failure message's output tail: at most this many lines
+#define TAIL_LINES 12
+
 static int
 copy_file(const char *src, const char *dst)
 {
