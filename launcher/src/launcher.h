@@ -13,51 +13,6 @@
 
 enum job_mode { MODE_SERIAL, MODE_MPI };
 
-// Where a task is in the launcher's hands.
-enum stage {
-	ST_NEW,      // claimed, nothing done yet
-	ST_PRE,      // preprocess running
-	ST_RUN,      // the application running
-	ST_POST,     // postprocess running
-	ST_HANDLER,  // error or timeout handler running
-	ST_DONE,     // reported final for this launcher; slot to free
-};
-
-typedef struct ltask {
-	Copal__ClaimedTask *ct; // owned copy of the claim
-	uint64_t id;
-	uint32_t attempt;
-	const char *name;       // points into ct
-	char uuid[37];
-	char workdir[5200];     // absolute
-	char outpath[5600];
-	enum stage stage;
-	pid_t pid;              // process group leader of the current stage
-	uint64_t claimed_us;    // when the claim reply arrived
-	uint64_t run_start_us;
-	int after;              // state the handler decides from
-	bool killed;            // a kill notice arrived
-	bool cut;               // cut off by the wall-time limit
-	bool queued;            // claimed ahead, waiting for a free slot
-	// placement
-	uint32_t *nodes;        // indexes into the launcher's node table
-	size_t nnodes;
-	uint32_t units;         // per node
-	uint32_t gpus;          // per node
-	char gpu_list[256];     // CUDA_VISIBLE_DEVICES
-	int slot;               // on its first node; -1: none yet
-} ltask;
-
-#define MAX_SLOTS 1024
-
-typedef struct lnode {
-	char *name;
-	uint8_t *slot_busy;     // MAX_SLOTS entries, made when first needed
-	uint32_t free_units;
-	uint32_t ngpus;
-	uint8_t gpu_busy[64];
-} lnode;
-
 typedef struct launcher_opts {
 	enum job_mode mode;
 	const char *db_dir;

@@ -1,0 +1,184 @@
+// Internals of the launcher's loop and the files it calls into (not for
+// main.c or the comm thread). Layering, each only calling those below it:
+//
+//   launcher.c  the loop: signals, timers, claims' pacing, ending
+//   claim.c     capacity, claims, placing claimed tasks on nodes
+//   task.c      the per-task state machine and the reports it queues
+//   stages.c    what a stage does: directories, files, starting processes
+//   spawn.c     processes: spawn, kill a task's group, reap
+//   log.c       logging
+//
+// (task.c gives resources back through claim.c; claim.c never starts a
+// task: it hands placed tasks back to the loop, which starts them.)
+#ifndef COPAL_LAUNCHER_IMPL_H
+#define COPAL_LAUNCHER_IMPL_H
+
+#include <limits.h>
+
+#include "launcher.h"
+
+#define MAX_TASKS 65536
+// at most this much of a task's output goes into a failure's message
+#define TAIL_BYTES 2048
+
+// Where a task is in the launcher's hands.
+enum stage {
+	ST_NEW,      // claimed, nothing done yet
+	ST_PRE,      // preprocess running
+	ST_RUN,      // the application running
+	ST_POST,     // postprocess running
+	ST_HANDLER,  // error or timeout handler running
+	ST_DONE,     // reported final for this launcher; slot to free
+};
+
+typedef struct ltask {
+	Copal__ClaimedTask *ct; // owned copy of the claim
+	uint64_t id;
+	uint32_t attempt;
+	const char *name;       // points into ct
+	char uuid[37];
+	char workdir[5200];     // absolute
+	char outpath[5600];
+	enum stage stage;
+	pid_t pid;              // process group leader of the current stage
+	uint64_t claimed_us;    // when the claim reply arrived
+	uint64_t run_start_us;
+	int after;              // state the handler decides from
+	bool killed;            // a kill notice arrived
+	bool cut;               // cut off by the wall-time limit
+	bool queued;            // claimed ahead, waiting for a free slot
+	// placement
+	uint32_t *nodes;        // indexes into the launcher's node table
+	size_t nnodes;
+	uint32_t units;         // per node
+	uint32_t gpus;          // per node
+	char gpu_list[256];     // CUDA_VISIBLE_DEVICES
+	int slot;               // on its first node; -1: none yet
+} ltask;
+
+#define MAX_SLOTS 1024
+
+typedef struct lnode {
+	char *name;
+	uint8_t *slot_busy;     // MAX_SLOTS entries, made when first needed
+	uint32_t free_units;
+	uint32_t ngpus;
+	uint8_t gpu_busy[64];
+} lnode;
+
+// The launcher's state: one per process, owned by the loop (launcher.c),
+// passed to the other files as `L`.
+typedef struct launcher {
+	const launcher_opts *o;
+	cpl_client *c;
+	comm *cm;
+	bool claim_inflight;
+	uint64_t lease;             // for logs; comm owns the lease
+	nodelist nl;
+	lnode *nodes;
+	size_t nnodes;
+	ltask **tasks;              // MAX_TASKS entries
+	size_t ntasks;
+	struct report *reps;        // queued this turn (task.c)
+	size_t nreps, capreps;
+	int sigfd;
+	uint64_t start_us, deadline_us, last_busy_us, next_claim_us;
+	bool stopping;      // no more claims
+	bool cutting;       // wall-time: SIGTERM sent, waiting for the grace
+	const char *cut_why;
+	uint64_t kill_at_us;
+	char self_hosts[8192];
+	uint64_t started, finished;
+	char db[PATH_MAX];
+} launcher;
+
+// ---------------------------------------------------------------- log.c
+
+enum { LL_ERR = 3, LL_WARN = 4, LL_NOTICE = 5, LL_INFO = 6, LL_DEBUG = 7 };
+
+// Messages above this level (syslog numbering) are dropped.
+void log_set_level(int level);
+void logm(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// ---------------------------------------------------------------- spawn.c
+
+// Starts `cmd` through /bin/sh (or directly, when no shell is needed) in
+// the task's directory, output appended to its .out file, in a new
+// session (its own process group), with default signal handling; extra1
+// and extra2 (NULL or NAME=value) are added to its environment. Sets
+// t->pid. Returns 0 or an errno (ENOENT: the program is not there).
+int proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
+    const char *extra2);
+// Sends sig to the process group of the task's current stage, if any.
+void proc_kill(ltask *t, int sig);
+// Reaps one ended child of a task (WNOHANG): returns the task and its
+// wait status, or NULL when no child has ended. Children of no task are
+// reaped and skipped.
+ltask *proc_reap(launcher *L, int *status);
+
+// ---------------------------------------------------------------- stages.c
+
+// Sets the task's working directory and output path and makes the
+// directory. Returns 0, -1 for a working directory that cpl_workdir
+// refuses, or the errno of making it (the output path is then /dev/null).
+int stage_workdir(launcher *L, ltask *t);
+// Stage in: copies stage_in_url's files into the working directory and
+// links the parents' outputs that match input_files; *did tells whether
+// anything came in. Returns 0, or -1 with a message in err.
+int stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did);
+// Stage out: copies files matching stage_out_files to stage_out_url.
+// Returns 0, or -1 with a message in err.
+int stage_out(ltask *t, char *err, size_t errlen);
+// The application's command line, through the MPI starter where needed.
+// Returns 0, or -1 for a template that does not render.
+int stage_command(launcher *L, ltask *t, char *cmd, size_t len);
+// Start the task's preprocess, application, postprocess or handler
+// (error or timeout handler, as t->after says). Return 0 or an errno.
+int stage_start_pre(launcher *L, ltask *t);
+int stage_start_run(launcher *L, ltask *t, const char *cmd);
+int stage_start_post(launcher *L, ltask *t);
+int stage_start_handler(launcher *L, ltask *t);
+// The last lines of a task's output, for the history message.
+void output_tail(ltask *t, char *buf, size_t len);
+
+// ---------------------------------------------------------------- claim.c
+
+// Asks the comm thread for as much work as fits the free capacity;
+// returns whether a claim is now in flight.
+bool claim_ask(launcher *L);
+// Makes a task of a claimed one, placed on the nodes the broker chose
+// (or queued, when claimed ahead), and adds it to L->tasks; the caller
+// starts it unless it is queued. Takes ownership of ct.
+// Errors: CPL_ENOMEM, CPL_EPROTO.
+int claim_adopt(launcher *L, Copal__ClaimedTask *ct, ltask **out);
+// Places the next queued task, from L->tasks[*from] on, that fits a node
+// now, for the caller to start; NULL when none (claim order is kept: the
+// first that does not fit stops the search).
+ltask *claim_next_queued(launcher *L, size_t *from);
+// Gives a task's slot, units and GPUs back.
+void claim_give_back(launcher *L, ltask *t);
+
+// ---------------------------------------------------------------- task.c
+
+// Takes a placed task through stage in and preprocess to its run.
+void task_start(launcher *L, ltask *t);
+// A process of the task ended with this wait status.
+void task_exited(launcher *L, ltask *t, int status);
+// Kill notices from the broker: stop the tasks' process groups.
+void task_kill_notices(launcher *L, const uint64_t *ids, size_t n);
+// The lease is gone: stop every process without reporting, and drop the
+// reports not yet handed over.
+void task_drop_all(launcher *L, const char *why);
+// The launcher stops (wall time, SIGTERM): SIGTERM every task's group;
+// cut tasks are reported RUN_TIMEOUT.
+void task_cut_all(launcher *L);
+// Timeouts of running tasks, and SIGKILL for what ignored a kill notice.
+void task_check_timeouts(launcher *L, uint64_t now);
+// Tasks not yet done.
+size_t task_active(launcher *L);
+// Frees the finished tasks.
+void task_compact(launcher *L);
+// Hands the reports of this turn to the comm thread (one request).
+void task_flush_reports(launcher *L);
+
+#endif

@@ -1,0 +1,199 @@
+// Processes of tasks: each stage's process is started with posix_spawn in
+// a session of its own, so that a kill reaches everything it started;
+// children are reaped with waitpid(WNOHANG) from the loop.
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "launcher_impl.h"
+
+extern char **environ;
+
+void
+proc_kill(ltask *t, int sig)
+{
+	if (t->pid > 0 && killpg(t->pid, sig) != 0 && errno != ESRCH)
+		logm(LL_WARN, "killpg %d: %s", (int)t->pid, strerror(errno));
+}
+
+static char *
+hosts_of(launcher *L, ltask *t, char *buf, size_t len)
+{
+	size_t pos = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < t->nnodes; i++) {
+		int n = snprintf(buf + pos, len - pos, "%s%s", i ? "," : "",
+		    L->nodes[t->nodes[i]].name);
+		if (n < 0 || (size_t)n >= len - pos)
+			break;
+		pos += (size_t)n;
+	}
+	return buf;
+}
+
+// Environment of a task's processes: ours, then copal's variables, then
+// the task's own. Returns a NULL-terminated array to free with env_free.
+static char **
+task_env(launcher *L, ltask *t, const char *extra1, const char *extra2)
+{
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	const Copal__Resources *res = sp->resources;
+	size_t n0 = 0;
+	while (environ[n0])
+		n0++;
+	size_t cap = n0 + sp->n_environ + 20;
+	char **env = calloc(cap, sizeof(char *));
+	size_t n = 0;
+	if (env == NULL)
+		return NULL;
+	for (size_t i = 0; i < n0; i++)
+		env[n++] = strdup(environ[i]);
+	char parents[4096] = "", hosts[4096];
+	size_t pos = 0;
+	for (size_t i = 0; i < sp->n_parent_ids && pos < sizeof(parents) - 24;
+	     i++)
+		pos += (size_t)snprintf(parents + pos, sizeof(parents) - pos,
+		    "%s%llu", i ? "," : "", (unsigned long long)sp->parent_ids[i]);
+	uint32_t tpr = res && res->threads_per_rank ? res->threads_per_rank : 1;
+	char *v;
+#define ADD(...)                                             \
+	do {                                                 \
+		if (asprintf(&v, __VA_ARGS__) >= 0)          \
+			env[n++] = v;                        \
+	} while (0)
+	ADD("COPAL_DB=%s", L->db);
+	ADD("COPAL_TASK_ID=%llu", (unsigned long long)t->id);
+	ADD("COPAL_TASK_UUID=%s", t->uuid);
+	ADD("COPAL_TASK_NAME=%s", t->name);
+	ADD("COPAL_WORKFLOW=%s", sp->workflow);
+	ADD("COPAL_ATTEMPT=%u", t->attempt);
+	ADD("COPAL_PARENT_IDS=%s", parents);
+	ADD("COPAL_NODES=%s", hosts_of(L, t, hosts, sizeof(hosts)));
+	ADD("COPAL_LAUNCHER_NODES=%s", L->self_hosts);
+	ADD("COPAL_JOB_MODE=%s", L->o->mode == MODE_MPI ? "mpi" : "serial");
+	ADD("OMP_NUM_THREADS=%u", tpr);
+	if (t->gpu_list[0])
+		ADD("CUDA_VISIBLE_DEVICES=%s", t->gpu_list);
+	if (extra1)
+		ADD("%s", extra1);
+	if (extra2)
+		ADD("%s", extra2);
+	for (size_t i = 0; i < sp->n_environ; i++)
+		ADD("%s=%s", sp->environ[i]->name, sp->environ[i]->value);
+#undef ADD
+	env[n] = NULL;
+	return env;
+}
+
+static void
+env_free(char **env)
+{
+	for (size_t i = 0; env && env[i]; i++)
+		free(env[i]);
+	free(env);
+}
+
+int
+proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
+    const char *extra2)
+{
+	const char *envscript = t->ct->app->envscript;
+	char *full = NULL;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, all;
+	int rv;
+	// A command line with nothing for a shell to do, whose program is
+	// given by path, is run directly (one exec instead of two); anything
+	// else goes through /bin/sh, which also searches the task's own PATH.
+	bool plain = !(envscript && envscript[0]) && strlen(cmd) < 4096 &&
+	    strchr(cmd, '/') != NULL && strcspn(cmd, "/") < strcspn(cmd, " ") &&
+	    cmd[strspn(cmd, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                   "0123456789_./,:=+-@% ")] == '\0';
+	char *words[512];
+	char *argv_sh[] = { "/bin/sh", "-c", NULL, NULL };
+	char **argv = argv_sh;
+	if (plain) {
+		size_t nw = 0;
+		if ((full = strdup(cmd)) == NULL)
+			return ENOMEM;
+		for (char *save, *w = strtok_r(full, " ", &save); w && nw < 511;
+		     w = strtok_r(NULL, " ", &save))
+			words[nw++] = w;
+		words[nw] = NULL;
+		if (nw == 0 || nw == 511) {
+			free(full);
+			full = NULL;
+			plain = false;
+		} else {
+			argv = words;
+		}
+	}
+	if (!plain) {
+		if (envscript && envscript[0])
+			rv = asprintf(&full, ". '%s' && exec %s", envscript, cmd);
+		else
+			rv = asprintf(&full, "exec %s", cmd);
+		if (rv < 0)
+			return ENOMEM;
+		argv_sh[2] = full;
+	}
+	char **env = task_env(L, t, extra1, extra2);
+	if (env == NULL) {
+		free(full);
+		return ENOMEM;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, t->outpath,
+	    O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_addchdir_np(&fa, t->workdir);
+	// nothing of the launcher's (sockets, inherited descriptors) leaks in
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID |
+	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	pid_t pid;
+	rv = plain ? posix_spawn(&pid, argv[0], &fa, &at, argv, env) :
+	             posix_spawn(&pid, "/bin/sh", &fa, &at, argv, env);
+	if (plain && rv == ENOENT) {
+		// as the shell would say it; the task fails, the launcher goes on
+		int fd = open(t->outpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		    0644);
+		if (fd >= 0) {
+			dprintf(fd, "copal: %s: command not found\n", argv[0]);
+			close(fd);
+		}
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	env_free(env);
+	free(full);
+	if (rv == 0)
+		t->pid = pid;
+	return rv;
+}
+
+ltask *
+proc_reap(launcher *L, int *status)
+{
+	for (;;) {
+		pid_t pid = waitpid(-1, status, WNOHANG);
+		if (pid <= 0)
+			return NULL;
+		for (size_t i = 0; i < L->ntasks; i++)
+			if (L->tasks[i]->pid == pid)
+				return L->tasks[i];
+	}
+}

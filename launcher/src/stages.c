@@ -1,0 +1,309 @@
+// What a task's stages do: its working directory, stage in and out, and
+// the start of its preprocess, application, postprocess and handlers.
+// What happens next, and what is reported, is task.c's business.
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "launcher_impl.h"
+
+// the failure message's output tail: at most this many lines
+#define TAIL_LINES 12
+
+static int
+copy_file(const char *src, const char *dst)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC), out, rv = 0;
+	if (in < 0)
+		return errno;
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0) {
+		rv = errno;
+		close(in);
+		return rv;
+	}
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+			if (w < 0) {
+				rv = errno;
+				goto done;
+			}
+			off += w;
+		}
+	}
+	if (n < 0)
+		rv = errno;
+done:
+	close(in);
+	if (close(out) != 0 && rv == 0)
+		rv = errno;
+	return rv;
+}
+
+static const char *
+strip_file_url(const char *u)
+{
+	return strncmp(u, "file://", 7) == 0 ? u + 7 : u;
+}
+
+static int
+mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	// usually only the leaf is new: one system call
+	if (mkdir(path, 0755) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return errno;
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+			return errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+		return errno;
+	return 0;
+}
+
+// Stage in: copy each path or file:// URL of stage_in_url (space
+// separated, globs allowed) into the task's directory, and link parents'
+// outputs that match input_files. Returns 0 or fills err.
+int
+stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did)
+{
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	char list[8192];
+	*did = false;
+	if (sp->stage_in_url && sp->stage_in_url[0]) {
+		snprintf(list, sizeof(list), "%s", sp->stage_in_url);
+		for (char *save, *tok = strtok_r(list, " ", &save); tok;
+		     tok = strtok_r(NULL, " ", &save)) {
+			glob_t g;
+			const char *pat = strip_file_url(tok);
+			if (strstr(tok, "://") && strncmp(tok, "file://", 7)) {
+				snprintf(err, errlen,
+				    "stage in: %s: only local paths and file:// "
+				    "URLs are supported", tok);
+				return -1;
+			}
+			if (glob(pat, 0, NULL, &g) != 0) {
+				snprintf(err, errlen, "stage in: %s: no such file",
+				    pat);
+				return -1;
+			}
+			for (size_t i = 0; i < g.gl_pathc; i++) {
+				const char *base = strrchr(g.gl_pathv[i], '/');
+				char dst[8192];
+				base = base ? base + 1 : g.gl_pathv[i];
+				snprintf(dst, sizeof(dst), "%s/%s", t->workdir, base);
+				int e = copy_file(g.gl_pathv[i], dst);
+				if (e) {
+					snprintf(err, errlen, "stage in: %s: %s",
+					    g.gl_pathv[i], strerror(e));
+					globfree(&g);
+					return -1;
+				}
+				*did = true;
+			}
+			globfree(&g);
+		}
+	}
+	// parents' outputs that match input_files are linked in
+	for (size_t p = 0; p < t->ct->n_parent_dirs; p++) {
+		for (size_t k = 0; k < sp->n_input_files; k++) {
+			char pat[8192];
+			glob_t g;
+			snprintf(pat, sizeof(pat), "%s/data/%s/%s", L->db,
+			    t->ct->parent_dirs[p], sp->input_files[k]);
+			if (glob(pat, 0, NULL, &g) != 0)
+				continue;
+			for (size_t i = 0; i < g.gl_pathc; i++) {
+				const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+				char dst[8192];
+				snprintf(dst, sizeof(dst), "%s/%s", t->workdir, base);
+				if (symlink(g.gl_pathv[i], dst) == 0)
+					*did = true;
+				else if (errno != EEXIST) {
+					snprintf(err, errlen, "link %s: %s",
+					    g.gl_pathv[i], strerror(errno));
+					globfree(&g);
+					return -1;
+				}
+			}
+			globfree(&g);
+		}
+	}
+	return 0;
+}
+
+// Stage out: copy files matching stage_out_files to stage_out_url.
+int
+stage_out(ltask *t, char *err, size_t errlen)
+{
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	char list[8192];
+	if (!sp->stage_out_files || !sp->stage_out_files[0])
+		return 0;
+	if (!sp->stage_out_url || !sp->stage_out_url[0]) {
+		snprintf(err, errlen, "stage out: stage_out_files without a "
+		    "stage_out_url");
+		return -1;
+	}
+	const char *dest = strip_file_url(sp->stage_out_url);
+	if (strstr(sp->stage_out_url, "://") &&
+	    strncmp(sp->stage_out_url, "file://", 7)) {
+		snprintf(err, errlen, "stage out: %s: only local paths and "
+		    "file:// URLs are supported", sp->stage_out_url);
+		return -1;
+	}
+	int e = mkdir_p(dest);
+	if (e) {
+		snprintf(err, errlen, "stage out: %s: %s", dest, strerror(e));
+		return -1;
+	}
+	snprintf(list, sizeof(list), "%s", sp->stage_out_files);
+	for (char *save, *tok = strtok_r(list, " ", &save); tok;
+	     tok = strtok_r(NULL, " ", &save)) {
+		char pat[8192];
+		glob_t g;
+		snprintf(pat, sizeof(pat), "%s/%s", t->workdir, tok);
+		if (glob(pat, 0, NULL, &g) != 0)
+			continue;
+		for (size_t i = 0; i < g.gl_pathc; i++) {
+			const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+			char dst[8192];
+			snprintf(dst, sizeof(dst), "%s/%s", dest, base);
+			if ((e = copy_file(g.gl_pathv[i], dst)) != 0) {
+				snprintf(err, errlen, "stage out: %s: %s",
+				    g.gl_pathv[i], strerror(e));
+				globfree(&g);
+				return -1;
+			}
+		}
+		globfree(&g);
+	}
+	return 0;
+}
+
+// Returns 0, -1 for a working directory that cpl_workdir refuses, or the
+// errno of making it.
+int
+stage_workdir(launcher *L, ltask *t)
+{
+	char rel[1024];
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	int rv = cpl_workdir(sp->workflow, sp->name, t->uuid, sp->workdir, rel,
+	    sizeof(rel));
+	if (rv != 0) {
+		snprintf(t->workdir, sizeof(t->workdir), "%s/data", L->db);
+		snprintf(t->outpath, sizeof(t->outpath), "/dev/null");
+		return -1;
+	}
+	snprintf(t->workdir, sizeof(t->workdir), "%s/data/%s", L->db, rel);
+	snprintf(t->outpath, sizeof(t->outpath), "%s/%s.out", t->workdir,
+	    sp->name);
+	int e = mkdir_p(t->workdir);
+	if (e)
+		snprintf(t->outpath, sizeof(t->outpath), "/dev/null");
+	return e;
+}
+
+int
+stage_command(launcher *L, ltask *t, char *cmd, size_t len)
+{
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	const Copal__Resources *res = sp->resources;
+	char base[16384];
+	snprintf(base, sizeof(base), "%s%s%s", t->ct->app->executable,
+	    sp->args && sp->args[0] ? " " : "", sp->args ? sp->args : "");
+	uint32_t rpn = res && res->ranks_per_node ? res->ranks_per_node : 1;
+	uint32_t tpr = res && res->threads_per_rank ? res->threads_per_rank : 1;
+	uint32_t nn = (uint32_t)t->nnodes;
+	if (L->o->mode == MODE_MPI && (nn > 1 || rpn > 1)) {
+		char *hosts[4096];
+		for (uint32_t i = 0; i < nn && i < 4096; i++)
+			hosts[i] = L->nodes[t->nodes[i]].name;
+		if (mpi_render(L->o->mpi_template, nn * rpn, rpn, nn, tpr, hosts,
+		        base, cmd, len) != 0)
+			return -1;
+	} else {
+		snprintf(cmd, len, "%s", base);
+	}
+	return 0;
+}
+
+int
+stage_start_pre(launcher *L, ltask *t)
+{
+	return proc_spawn(L, t, t->ct->app->preprocess,
+	    "COPAL_STAGE=preprocess", NULL);
+}
+
+int
+stage_start_run(launcher *L, ltask *t, const char *cmd)
+{
+	return proc_spawn(L, t, cmd, NULL, NULL);
+}
+
+int
+stage_start_post(launcher *L, ltask *t)
+{
+	return proc_spawn(L, t, t->ct->app->postprocess,
+	    "COPAL_STAGE=postprocess", NULL);
+}
+
+int
+stage_start_handler(launcher *L, ltask *t)
+{
+	// the handler is the postprocess, told why it runs
+	const char *flag = t->after == CPL_RUN_ERROR ? "COPAL_ERROR=1" :
+	                                               "COPAL_TIMEOUT=1";
+	return proc_spawn(L, t, t->ct->app->postprocess, flag,
+	    "COPAL_STAGE=handler");
+}
+
+// The last lines of a task's output, for the history message.
+void
+output_tail(ltask *t, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	int fd = open(t->outpath, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	off_t end = lseek(fd, 0, SEEK_END);
+	off_t from = end > TAIL_BYTES ? end - TAIL_BYTES : 0;
+	char tmp[TAIL_BYTES + 1];
+	ssize_t n = pread(fd, tmp, TAIL_BYTES, from);
+	close(fd);
+	if (n <= 0)
+		return;
+	tmp[n] = '\0';
+	// keep the last TAIL_LINES lines
+	char *p = tmp + n;
+	int lines = 0;
+	if (p > tmp && p[-1] == '\n')
+		p--;
+	while (p > tmp && lines < TAIL_LINES) {
+		p--;
+		if (*p == '\n')
+			lines++;
+	}
+	if (*p == '\n')
+		p++;
+	for (char *q = p; *q; q++) // keep the message valid text
+		if ((unsigned char)*q < 0x20 && *q != '\n' && *q != '\t')
+			*q = '?';
+	snprintf(buf, len, "%s", p);
+}

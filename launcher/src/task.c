@@ -1,0 +1,407 @@
+// The per-task state machine: what each stage's end, a timeout, a kill
+// notice, a lost lease or the launcher's stop does to a task, and the
+// reports it queues for the broker (handed over once per turn).
+//
+//   NEW -> [stage in] -> PRE -> RUN -> POST -> [stage out] -> done
+//   an error or timeout -> HANDLER (if the task asks for one) -> done
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "launcher_impl.h"
+
+// ---------------------------------------------------------------- reports
+
+static void
+report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void
+report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
+{
+	if (L->nreps == L->capreps) {
+		size_t cap = L->capreps ? L->capreps * 2 : 256;
+		struct report *r = realloc(L->reps, cap * sizeof(*r));
+		if (r == NULL) {
+			logm(LL_ERR, "out of memory for reports");
+			return;
+		}
+		L->reps = r;
+		L->capreps = cap;
+	}
+	struct report *r = &L->reps[L->nreps++];
+	if (t->nnodes && t->slot >= 0)
+		snprintf(r->node, sizeof(r->node), "%s/%d",
+		    L->nodes[t->nodes[0]].name, t->slot);
+	else if (t->nnodes)
+		snprintf(r->node, sizeof(r->node), "%s",
+		    L->nodes[t->nodes[0]].name);
+	else
+		r->node[0] = '\0';
+	r->id = t->id;
+	r->attempt = t->attempt;
+	r->to = to;
+	r->rc = rc;
+	r->msg = NULL;
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		if (vasprintf(&r->msg, fmt, ap) < 0)
+			r->msg = NULL;
+		va_end(ap);
+	}
+	logm(LL_DEBUG, "task %s %s -> %s", t->uuid, t->name,
+	    cpl_state_name(to));
+}
+
+void
+task_flush_reports(launcher *L)
+{
+	if (L->nreps == 0)
+		return;
+	comm_report(L->cm, L->reps, L->nreps);
+	L->nreps = 0;
+}
+
+// ---------------------------------------------------------------- stages
+
+// The task is done with this launcher: its resources go back.
+static void
+release(launcher *L, ltask *t)
+{
+	claim_give_back(L, t);
+	t->stage = ST_DONE;
+	t->pid = 0;
+	L->finished++;
+}
+
+static void
+start_post(launcher *L, ltask *t);
+
+// Runs the application.
+static void
+start_run(launcher *L, ltask *t)
+{
+	char cmd[20000];
+	if (stage_command(L, t, cmd, sizeof(cmd)) != 0) {
+		report(L, t, CPL_RUN_ERROR, -1, "bad MPI template: %s",
+		    L->o->mpi_template);
+		t->after = CPL_RUN_ERROR;
+		start_post(L, t);
+		return;
+	}
+	int e = stage_start_run(L, t, cmd);
+	if (e == ENOENT) {
+		report(L, t, CPL_RUN_ERROR, 127,
+		    "return code 127\n%s: command not found", cmd);
+		t->after = CPL_RUN_ERROR;
+		start_post(L, t);
+		return;
+	}
+	if (e) {
+		report(L, t, CPL_RUN_ERROR, -1, "cannot start %s: %s", cmd,
+		    strerror(e));
+		t->after = CPL_RUN_ERROR;
+		start_post(L, t);
+		return;
+	}
+	t->stage = ST_RUN;
+	t->run_start_us = cpl_mono_us();
+	L->started++;
+	report(L, t, CPL_RUNNING, 0, "started %llu us after claim",
+	    (unsigned long long)(t->run_start_us - t->claimed_us));
+}
+
+void
+task_start(launcher *L, ltask *t)
+{
+	char err[1024];
+	bool did = false;
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	int e = stage_workdir(L, t);
+	if (e < 0) {
+		report(L, t, CPL_RUN_ERROR, -1, "bad working directory %s",
+		    sp->workdir);
+		t->after = CPL_RUN_ERROR;
+		start_post(L, t);
+		return;
+	}
+	if (e) {
+		report(L, t, CPL_RUN_ERROR, -1, "cannot make %s: %s",
+		    t->workdir, strerror(e));
+		t->after = CPL_RUN_ERROR;
+		start_post(L, t);
+		return;
+	}
+	if (stage_in(L, t, err, sizeof(err), &did) != 0) {
+		report(L, t, CPL_RUN_ERROR, -1, "%s", err);
+		t->after = CPL_RUN_ERROR;
+		start_post(L, t);
+		return;
+	}
+	if (did)
+		report(L, t, CPL_STAGED_IN, 0, NULL);
+	const char *pre = t->ct->app->preprocess;
+	if (pre && pre[0]) {
+		if ((e = stage_start_pre(L, t)) != 0) {
+			report(L, t, CPL_RUN_ERROR, -1,
+			    "cannot start preprocess: %s", strerror(e));
+			t->after = CPL_RUN_ERROR;
+			start_post(L, t);
+			return;
+		}
+		t->stage = ST_PRE;
+		return;
+	}
+	start_run(L, t);
+}
+
+// After the run: RUN_DONE -> postprocess -> stage out -> JOB_FINISHED, or
+// the error / timeout handler.
+static void
+start_post(launcher *L, ltask *t)
+{
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	const char *post = t->ct->app->postprocess;
+	char err[1024];
+	int e;
+	if (t->after == CPL_RUN_DONE) {
+		if (post && post[0]) {
+			if ((e = stage_start_post(L, t)) == 0) {
+				t->stage = ST_POST;
+				return;
+			}
+			report(L, t, CPL_RUN_ERROR, -1,
+			    "cannot start postprocess: %s", strerror(e));
+			t->after = CPL_RUN_ERROR;
+		} else if (stage_out(t, err, sizeof(err)) != 0) {
+			report(L, t, CPL_RUN_ERROR, -1, "%s", err);
+			t->after = CPL_RUN_ERROR;
+		} else {
+			report(L, t, CPL_JOB_FINISHED, 0, NULL);
+			release(L, t);
+			return;
+		}
+	}
+	// With a handler flag the broker waits for this launcher's verdict;
+	// without one it applies the retry policy itself.
+	bool handler = (t->after == CPL_RUN_ERROR && sp->post_error_handler) ||
+	    (t->after == CPL_RUN_TIMEOUT && sp->post_timeout_handler);
+	if (handler) {
+		if (t->cut)
+			report(L, t, CPL_RESTART_READY, 0,
+			    "cut off before its handler could run");
+		else if (!post || !post[0])
+			report(L, t, CPL_FAILED, -1, "a handler is asked for "
+			    "but app %s has no postprocess", t->ct->app->name);
+		else if ((e = stage_start_handler(L, t)) == 0) {
+			t->stage = ST_HANDLER;
+			return;
+		} else
+			report(L, t, CPL_FAILED, -1,
+			    "cannot start the handler: %s", strerror(e));
+	}
+	release(L, t);
+}
+
+void
+task_exited(launcher *L, ltask *t, int status)
+{
+	int rc = WIFEXITED(status) ? WEXITSTATUS(status) :
+	    WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+	char tail[TAIL_BYTES + 1];
+	t->pid = 0;
+	if (t->killed) {
+		// copal killjob: the broker already has it USER_KILLED
+		logm(LL_INFO, "task %s %s killed", t->uuid, t->name);
+		release(L, t);
+		return;
+	}
+	switch (t->stage) {
+	case ST_PRE:
+		if (rc == 0) {
+			report(L, t, CPL_PREPROCESSED, 0, NULL);
+			start_run(L, t);
+		} else {
+			output_tail(t, tail, sizeof(tail));
+			report(L, t, CPL_RUN_ERROR, rc,
+			    "preprocess returned %d\n%s", rc, tail);
+			t->after = CPL_RUN_ERROR;
+			start_post(L, t);
+		}
+		break;
+	case ST_RUN:
+		if (t->cut) {
+			report(L, t, CPL_RUN_TIMEOUT, rc,
+			    "cut off: launcher %s",
+			    L->cut_why ? L->cut_why : "stopping");
+			t->after = CPL_RUN_TIMEOUT;
+		} else if (t->after == CPL_RUN_TIMEOUT) {
+			report(L, t, CPL_RUN_TIMEOUT, rc,
+			    "killed after timeout_seconds=%u",
+			    t->ct->task->spec->timeout_seconds);
+		} else if (rc == 0) {
+			report(L, t, CPL_RUN_DONE, 0, NULL);
+			t->after = CPL_RUN_DONE;
+		} else {
+			output_tail(t, tail, sizeof(tail));
+			report(L, t, CPL_RUN_ERROR, rc, "return code %d\n%s",
+			    rc, tail);
+			t->after = CPL_RUN_ERROR;
+		}
+		start_post(L, t);
+		break;
+	case ST_POST: {
+		char err[1024];
+		if (rc != 0) {
+			output_tail(t, tail, sizeof(tail));
+			report(L, t, CPL_RUN_ERROR, rc,
+			    "postprocess returned %d\n%s", rc, tail);
+			t->after = CPL_RUN_ERROR;
+			start_post(L, t);
+		} else if (stage_out(t, err, sizeof(err)) != 0) {
+			report(L, t, CPL_POSTPROCESSED, 0, NULL);
+			report(L, t, CPL_RUN_ERROR, -1, "%s", err);
+			t->after = CPL_RUN_ERROR;
+			start_post(L, t);
+		} else {
+			report(L, t, CPL_POSTPROCESSED, 0, NULL);
+			report(L, t, CPL_JOB_FINISHED, 0, NULL);
+			release(L, t);
+		}
+		break;
+	}
+	case ST_HANDLER:
+		// the handler's verdict: 0 = try again, anything else = fail
+		if (rc == 0)
+			report(L, t, CPL_RESTART_READY, 0, "handler: retry");
+		else
+			report(L, t, CPL_FAILED, rc, "handler returned %d", rc);
+		release(L, t);
+		break;
+	default:
+		break;
+	}
+}
+
+void
+task_compact(launcher *L)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < L->ntasks; i++) {
+		ltask *t = L->tasks[i];
+		if (t->stage == ST_DONE) {
+			copal__claimed_task__free_unpacked(t->ct, NULL);
+			free(t->nodes);
+			free(t);
+			continue;
+		}
+		L->tasks[w++] = t;
+	}
+	L->ntasks = w;
+}
+
+static ltask *
+find_task(launcher *L, uint64_t id)
+{
+	for (size_t i = 0; i < L->ntasks; i++)
+		if (L->tasks[i]->id == id && L->tasks[i]->stage != ST_DONE)
+			return L->tasks[i];
+	return NULL;
+}
+
+// ---------------------------------------------------------------- stops
+
+// The broker has given the tasks to others: no report of ours counts.
+void
+task_drop_all(launcher *L, const char *why)
+{
+	for (size_t i = 0; i < L->ntasks; i++) {
+		ltask *t = L->tasks[i];
+		if (t->stage == ST_DONE)
+			continue;
+		logm(LL_WARN, "task %s %s: %s: stopping it", t->uuid, t->name,
+		    why);
+		t->killed = true;
+		if (t->pid > 0)
+			proc_kill(t, SIGKILL);
+		else
+			release(L, t);
+	}
+	for (size_t i = 0; i < L->nreps; i++)
+		free(L->reps[i].msg);
+	L->nreps = 0;
+}
+
+void
+task_kill_notices(launcher *L, const uint64_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		ltask *t = find_task(L, ids[i]);
+		if (t == NULL)
+			continue;
+		logm(LL_NOTICE, "kill notice for task %s %s", t->uuid, t->name);
+		t->killed = true;
+		if (t->pid > 0) {
+			proc_kill(t, SIGTERM);
+			proc_kill(t, SIGCONT);
+		} else {
+			release(L, t);
+		}
+	}
+}
+
+void
+task_check_timeouts(launcher *L, uint64_t now)
+{
+	for (size_t i = 0; i < L->ntasks; i++) {
+		ltask *t = L->tasks[i];
+		uint32_t to = t->ct->task->spec->timeout_seconds;
+		if (t->stage != ST_RUN || to == 0 || t->after == CPL_RUN_TIMEOUT)
+			continue;
+		// (a task started later in this same turn has run_start > now)
+		if (now > t->run_start_us &&
+		    now - t->run_start_us >= (uint64_t)to * 1000000u) {
+			logm(LL_INFO, "task %s %s: timeout after %u s", t->uuid,
+			    t->name, to);
+			t->after = CPL_RUN_TIMEOUT;
+			proc_kill(t, SIGKILL);
+		}
+	}
+	// kill notices: SIGKILL what ignored the SIGTERM for 2 s
+	static uint64_t last_sweep;
+	if (now - last_sweep > 2000000u) {
+		last_sweep = now;
+		for (size_t i = 0; i < L->ntasks; i++)
+			if (L->tasks[i]->killed && L->tasks[i]->pid > 0)
+				proc_kill(L->tasks[i], SIGKILL);
+	}
+}
+
+size_t
+task_active(launcher *L)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < L->ntasks; i++)
+		n += L->tasks[i]->stage != ST_DONE;
+	return n;
+}
+
+void
+task_cut_all(launcher *L)
+{
+	for (size_t i = 0; i < L->ntasks; i++) {
+		ltask *t = L->tasks[i];
+		if (t->stage == ST_DONE)
+			continue;
+		t->cut = true;
+		if (t->pid > 0)
+			proc_kill(t, SIGTERM);
+		else
+			release(L, t);
+	}
+}
