@@ -134,8 +134,7 @@ set_if(const char *s)
 }
 
 int
-cpl_bjob_update(cpl_txn *t, const Copal__BatchJobUpdateRequest *u,
-    Copal__BatchJob **out)
+cpl_bjob_update(cpl_txn *t, const cpl_bjob_change *u, Copal__BatchJob **out)
 {
 	Copal__BatchJob *old = NULL;
 	int rv;
@@ -155,15 +154,16 @@ cpl_bjob_update(cpl_txn *t, const Copal__BatchJobUpdateRequest *u,
 		copal__batch_job__free_unpacked(old, NULL);
 		return CPL_EBADSTATE;
 	}
+	// j only lends u's strings to bjob_store(), which packs them
 	Copal__BatchJob j = *old;
 	if (set_if(u->scheduler_id))
-		j.scheduler_id = u->scheduler_id;
+		j.scheduler_id = (char *)u->scheduler_id;
 	if (set_if(u->message))
-		j.message = u->message;
+		j.message = (char *)u->message;
 	if (set_if(u->sched_state))
-		j.sched_state = u->sched_state;
+		j.sched_state = (char *)u->sched_state;
 	if (set_if(u->script))
-		j.script = u->script;
+		j.script = (char *)u->script;
 	if (u->state != old->state) {
 		j.state = u->state;
 		if (u->state == COPAL__BATCH_JOB_STATE__BJ_RUNNING)

@@ -238,9 +238,18 @@ int cpl_bjob_add(cpl_txn *txn, const Copal__BatchJob *job,
     Copal__BatchJob **out);
 // Reads one; *out is freed with copal__batch_job__free_unpacked.
 int cpl_bjob_get(cpl_txn *txn, uint64_t id, Copal__BatchJob **out);
-// Applies an update (see BatchJobUpdateRequest); *out as for cpl_bjob_add.
+// A change to a batch job: a move to a state and new texts.
+typedef struct cpl_bjob_change {
+	uint64_t id;
+	Copal__BatchJobState state; // required; may be the current state
+	const char *scheduler_id;   // NULL or "": unchanged
+	const char *message;        // NULL or "": unchanged
+	const char *sched_state;    // NULL or "": unchanged
+	const char *script;         // NULL or "": unchanged
+} cpl_bjob_change;
+// Applies a change; *out as for cpl_bjob_add.
 // Errors: CPL_ENOTFOUND, CPL_EINVAL, CPL_EBADSTATE (move not allowed).
-int cpl_bjob_update(cpl_txn *txn, const Copal__BatchJobUpdateRequest *u,
+int cpl_bjob_update(cpl_txn *txn, const cpl_bjob_change *c,
     Copal__BatchJob **out);
 // Calls fn for each job in id order (freed after fn returns).
 typedef int (*cpl_bjob_fn)(const Copal__BatchJob *job, void *arg);
