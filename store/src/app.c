@@ -207,6 +207,7 @@ cpl_workflow_list(cpl_txn *t, cpl_name_count_fn fn, void *arg)
 		return CPL_EINVAL;
 	return names_walk(t, 'w', fn, arg);
 }
+
 // ------------------------------------------------------------ apps
 
 int

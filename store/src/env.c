@@ -42,6 +42,9 @@ cpl_txn_now(const cpl_txn *txn)
 {
 	return txn->now;
 }
+
+// ------------------------------------------------------------ txns
+
 static int
 meta_load(cpl_txn *t)
 {

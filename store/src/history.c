@@ -49,6 +49,7 @@ cs_event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 	return cs_event_write(t, id, from, to, attempt, lease, rc, msg, NULL,
 	    false);
 }
+
 // ------------------------------------------------------------ history
 
 static int

@@ -97,8 +97,6 @@ cs_spec_read(cpl_txn *t, uint64_t id, Copal__TaskSpec **out)
 	return 0;
 }
 
-// A random (version 4) uuid. libuuid's uuid_generate_random() reseeds and
-// calls getpid() per uuid; at a million tasks that is a tenth of the create
 // ------------------------------------------------------------ leases
 
 int
@@ -136,6 +134,7 @@ cs_lease_live(cpl_txn *t, uint64_t id)
 		return CPL_EEXPIRED;
 	return 0;
 }
+
 // ------------------------------------------------------------ pair indices
 
 // Walks (a, *) keys of a pair-keyed index.
