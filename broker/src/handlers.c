@@ -1439,7 +1439,9 @@ h_batch_update(hctx *h, cpl_txn *txn)
 {
 	const Copal__BatchJobUpdateRequest *u = h->req->batch_update;
 	Copal__BatchJob *out = NULL, *old = NULL;
-	int rv = cpl_bjob_update(txn, u, &out);
+	cpl_bjob_change c = { u->id, u->state, u->scheduler_id, u->message,
+		u->sched_state, u->script };
+	int rv = cpl_bjob_update(txn, &c, &out);
 	if (rv == CPL_ENOTFOUND)
 		FAIL(h, rv, "no batch job %" PRIu64, u->id);
 	if (rv == CPL_EBADSTATE) {

@@ -5,7 +5,7 @@
 
 typedef struct bj_arg {
 	const Copal__BatchJob *job;
-	const Copal__BatchJobUpdateRequest *upd;
+	const cpl_bjob_change *upd;
 	Copal__BatchJob *out;
 } bj_arg;
 
@@ -56,11 +56,7 @@ static int
 update(tu_env *e, uint64_t id, Copal__BatchJobState st, const char *sid,
     Copal__BatchJob **out)
 {
-	Copal__BatchJobUpdateRequest u = COPAL__BATCH_JOB_UPDATE_REQUEST__INIT;
-	u.id = id;
-	u.state = st;
-	if (sid)
-		u.scheduler_id = (char *)sid;
+	cpl_bjob_change u = { id, st, sid, NULL, NULL, NULL };
 	bj_arg a = { NULL, &u, NULL };
 	int rv = cpl_store_write(e->s, upd_cb, &a);
 	if (out)

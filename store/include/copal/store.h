@@ -16,7 +16,8 @@
 //    (nothing is committed). A "refusal" (CPL_EBADSTATE, CPL_ESTALE,
 //    CPL_ENOTFOUND, CPL_EINVAL, ...) returned by a mutation function means
 //    that function wrote nothing; the callback may go on with other
-//    mutations, and what it did before stays in the transaction.
+//    mutations, and what it did before stays in the transaction. The few
+//    exceptions are said at their functions.
 //  * Never keep a read transaction across slow work (network I/O): LMDB
 //    cannot reuse pages while a reader holds an old snapshot.
 //  * The database must be on a local filesystem; NFS, Lustre, GPFS, BeeGFS,
@@ -24,6 +25,31 @@
 //
 // The records of a task's spec and of an app are the wire schema's messages
 // (proto/copal.proto), packed; the store and the protocol share one schema.
+//
+// Errors
+// Every function that returns int returns 0 on success and a CPL_E* code
+// (copal/common.h, cpl_strerror()) on failure. Each declaration below
+// lists the errors the function returns of its own accord, and a callback
+// walk returns whatever non-zero value its callback returned. Besides
+// those, any call that reads or writes the database may return a backend
+// error, mapped from LMDB's:
+//   CPL_EMAPFULL   the map is full. cpl_store_write() then grows the map
+//                  (doubling it, up to opts.map_max) and runs its callback
+//                  again, so it returns this only when the map cannot grow.
+//   CPL_EIO        an I/O error, or the disk or quota is full (EIO, ENOSPC,
+//                  EDQUOT).
+//   CPL_EPANIC     the LMDB environment failed (MDB_PANIC). cpl_store_write()
+//                  reopens it and runs its callback once more; while it
+//                  cannot be reopened, every transaction fails with this.
+//   CPL_ECORRUPT   the database is inconsistent: LMDB found a bad page, or
+//                  the store a record or index entry missing or malformed.
+//   CPL_ETOOBIG    the transaction has too many dirty pages (MDB_TXN_FULL),
+//                  or LMDB refuses a key or value size (MDB_BAD_VALSIZE).
+//   CPL_ENOMEM     out of memory.
+//   CPL_EINTERNAL  any other LMDB failure.
+// Inside a transaction such an error poisons it (see cpl_txn_error()): the
+// call that met it and every later call that touches the database return
+// that error and do nothing, and the transaction is aborted at its end.
 #ifndef COPAL_STORE_H
 #define COPAL_STORE_H
 
@@ -55,8 +81,12 @@ typedef struct cpl_store_opts {
 
 // Opens (creating if needed) the database in directory `dir`, which must
 // exist. Checks the filesystem, takes the lock, clears stale readers.
-// Errors: CPL_EINVAL, CPL_ENOTFOUND (no such directory), CPL_ENETFS,
-// CPL_ELOCKED, CPL_EVERSION, CPL_EIO, CPL_ENOMEM.
+// Errors: CPL_EINVAL (dir or out NULL, dir empty or not a directory, no
+// permission to create files in it), CPL_ENOTFOUND (no such directory),
+// CPL_ENETFS (on a network filesystem), CPL_ELOCKED (the database is open,
+// in this process or another), CPL_EVERSION (not a copal database of this
+// version), CPL_EIO (stat, statfs or the lock file failed), CPL_ENOMEM,
+// and the backend errors.
 int cpl_store_open(const char *dir, const cpl_store_opts *opts,
     cpl_store **out);
 // Closes the store. No transaction may be running.
@@ -69,16 +99,23 @@ typedef int (*cpl_txn_fn)(cpl_txn *txn, void *arg);
 // level, everything is aborted and that error returned. On a full map the
 // store grows the map and runs fn again (see Caveats). One writer at a time:
 // concurrent calls are serialized.
+// Errors: CPL_EINVAL (s or fn NULL), the poisoning error if there is one,
+// else fn's non-zero return, else the backend errors of the commit.
 int cpl_store_write(cpl_store *s, cpl_txn_fn fn, void *arg);
 // Runs fn inside a read-only snapshot. Many may run at once, beside a writer.
+// Errors: CPL_EINVAL (s or fn NULL), CPL_EBUSY (all 512 reader slots are
+// taken), then as cpl_store_write() (nothing to commit).
 int cpl_store_read(cpl_store *s, cpl_txn_fn fn, void *arg);
 // Inside a write transaction: runs fn in a nested transaction. If fn fails,
 // only what fn did is undone and its error returned; the outer transaction
 // goes on. Used to apply one client request among many in a group commit.
+// Errors: CPL_EINVAL (txn or fn NULL, txn read-only), fn's non-zero return,
+// or a backend error, which poisons txn as a whole (see cpl_txn_error()).
 int cpl_txn_sub(cpl_txn *txn, cpl_txn_fn fn, void *arg);
 // The error that poisoned this transaction (an LMDB-level failure inside
 // some store call), or 0. After a failed cpl_txn_sub() it tells whether
 // only that part was undone (0) or the whole transaction is lost.
+// CPL_EINVAL if txn is NULL.
 int cpl_txn_error(const cpl_txn *txn);
 // Broker time of this transaction in microseconds since the epoch. Constant
 // within a transaction and never smaller than that of an earlier commit.
@@ -110,18 +147,25 @@ typedef struct cpl_task {
 // AWAITING_PARENTS if some parent is unfinished, or PARENT_KILLED if a
 // parent failed or was killed; one history event CREATED -> that state is
 // written. Ids are monotonic; uuids random (libuuid).
-// Errors: CPL_EINVAL (bad spec: empty name, bad resources, duplicate parent),
-// CPL_ENOTFOUND (unknown app or parent), CPL_ETOOBIG.
+// Errors: CPL_EINVAL (txn NULL or read-only; bad spec: NULL, name or
+// application empty, a name over 255 bytes, workdir absolute, with ".." or
+// too long, resources out of range, packing on several nodes, max_retries
+// over 65535, a duplicate parent), CPL_ENOTFOUND (unknown app or parent),
+// CPL_ETOOBIG (packed spec over 1 MiB), CPL_EIO (no random bytes for the
+// uuid). The last two poison the transaction.
 int cpl_task_create(cpl_txn *txn, const Copal__TaskSpec *spec, uint64_t *id,
     uint8_t uuid[16]);
 
 // Reads a task. With CPL_GET_SPEC in flags, out->spec is unpacked and must
-// be freed with cpl_task_clear(). Errors: CPL_ENOTFOUND.
+// be freed with cpl_task_clear(). Errors: CPL_EINVAL (txn or out NULL),
+// CPL_ENOTFOUND (no such task).
 int cpl_task_get(cpl_txn *txn, uint64_t id, unsigned flags, cpl_task *out);
 void cpl_task_clear(cpl_task *t);
 
 // Finds a task by a prefix of its uuid in hex (dashes ignored, at least one
-// digit). Errors: CPL_EINVAL, CPL_ENOTFOUND, CPL_EAMBIGUOUS.
+// digit). Errors: CPL_EINVAL (an argument NULL; no digit, a character
+// other than hex digits and dashes, more than 32 digits), CPL_ENOTFOUND
+// (no uuid starts so), CPL_EAMBIGUOUS (several do).
 int cpl_task_lookup(cpl_txn *txn, const char *uuid_prefix, uint64_t *id);
 
 // Formats a uuid in its 36-character canonical form (buf of 37 bytes).
@@ -139,8 +183,11 @@ typedef struct cpl_report {
 	                     // may be NULL; at most 255 bytes are kept
 } cpl_report;
 
-// Applies one report. Refusals: CPL_ENOTFOUND, CPL_ESTALE (lease or attempt
-// not current), CPL_EBADSTATE. Bookkeeping follows in the same transaction:
+// Applies one report. Errors: CPL_EINVAL (txn or r NULL, txn read-only,
+// r->to not a state), CPL_ENOTFOUND (no such task), CPL_ESTALE (the task is
+// not held under r->lease and r->attempt, or that lease is gone),
+// CPL_EEXPIRED (the lease is past its deadline), CPL_EBADSTATE (a launcher
+// may not make that move). Bookkeeping follows in the same transaction:
 // JOB_FINISHED releases children; FAILED/killed cascades PARENT_KILLED;
 // RUN_TIMEOUT without a timeout handler applies the retry policy
 // (auto_timeout_retry and max_retries) -> RESTART_READY or FAILED;
@@ -152,35 +199,47 @@ int cpl_task_report(cpl_txn *txn, const cpl_report *r);
 // A user's state change (copal modify ID state S). Same bookkeeping as a
 // report. A task held by a launcher may only be killed (use cpl_task_kill);
 // other changes to it are refused with CPL_EBUSY.
+// Errors: CPL_EINVAL (txn NULL or read-only, to not a state), CPL_ENOTFOUND
+// (no such task), CPL_EBUSY, CPL_EBADSTATE (a user may not make that move;
+// to USER_KILLED for a task already final).
 int cpl_task_set_state(cpl_txn *txn, uint64_t id, cpl_state to,
     const char *message);
 
 // Kills a task (USER_KILLED) unless it is already final; its unfinished
 // descendants become PARENT_KILLED. If it was held by a launcher, the kill
 // is queued as a notice for that lease (see cpl_lease_take_notices).
-// *killed (may be NULL) gets the number of tasks that changed state.
+// *killed (may be NULL) gets the number of tasks that changed state (0 for
+// a task already final: not an error).
+// Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOTFOUND (no such task).
 int cpl_task_kill(cpl_txn *txn, uint64_t id, const char *message,
     uint64_t *killed);
 
 // Replaces a task's spec (copal modify of a field). Indices follow the new
 // workflow, app and priority. Parents cannot change here (see
 // cpl_dep_add); spec->parent_ids is ignored and the stored list kept.
-// Errors: CPL_ENOTFOUND, CPL_EINVAL, CPL_EBUSY (held by a launcher).
+// Errors: CPL_EINVAL (txn NULL or read-only; a bad spec as for
+// cpl_task_create), CPL_ENOTFOUND (no such task, unknown app), CPL_EBUSY
+// (held by a launcher), CPL_ETOOBIG (packed spec over 1 MiB).
 int cpl_task_update_spec(cpl_txn *txn, uint64_t id, const Copal__TaskSpec *spec);
 
 // Deletes a task, its index entries and its links. Its history stays.
-// Refusals: CPL_ENOTFOUND, CPL_EBUSY (held by a launcher), CPL_EINUSE (it
-// has children: delete them first).
+// Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOTFOUND (no such task),
+// CPL_EBUSY (held by a launcher), CPL_EINUSE (it has children: delete them
+// first), CPL_ENOMEM.
 int cpl_task_delete(cpl_txn *txn, uint64_t id);
 
 // Adds a dependency: child waits for parent. The child must not have
 // started (CREATED, AWAITING_PARENTS, READY or RESTART_READY, not held).
-// Errors: CPL_ENOTFOUND, CPL_EINVAL (parent == child), CPL_EEXISTS,
-// CPL_ECYCLE, CPL_EBUSY / CPL_EBADSTATE (child already started).
+// Errors: CPL_EINVAL (txn NULL or read-only, parent == child),
+// CPL_ENOTFOUND (either task), CPL_EEXISTS (the link exists), CPL_EBUSY
+// (child held by a launcher), CPL_EBADSTATE (child already started),
+// CPL_ECYCLE (child is an ancestor of parent), CPL_ENOMEM, CPL_ETOOBIG (the
+// child's spec would pass 1 MiB; this one poisons the transaction).
 int cpl_dep_add(cpl_txn *txn, uint64_t parent, uint64_t child);
 
 // Calls fn for each child (or parent) id of a task, in id order. A non-zero
-// return from fn stops the walk and is returned.
+// return from fn stops the walk and is returned. A task without links (or
+// no task) has none. Errors: CPL_EINVAL (txn or fn NULL).
 typedef int (*cpl_id_fn)(uint64_t id, void *arg);
 int cpl_task_children(cpl_txn *txn, uint64_t id, cpl_id_fn fn, void *arg);
 int cpl_task_parents(cpl_txn *txn, uint64_t id, cpl_id_fn fn, void *arg);
@@ -203,29 +262,41 @@ typedef int (*cpl_task_fn)(const cpl_task *t, void *arg);
 // to fn is freed by the store after fn returns). The walk uses the most
 // selective index (uuid prefix, state, workflow, app). A non-zero return
 // from fn stops the walk and is returned. *more (may be NULL) tells whether
-// more matching tasks follow the last one given.
+// more matching tasks follow the last one given. An unknown workflow or
+// application matches nothing (not an error).
+// Errors: CPL_EINVAL (txn or fn NULL, f->states with bits of no state, a
+// bad uuid_prefix as for cpl_task_lookup), CPL_ENOMEM.
 int cpl_query(cpl_txn *txn, const cpl_filter *f, uint64_t after_id,
     size_t limit, unsigned flags, cpl_task_fn fn, void *arg, bool *more);
 
 // Number of tasks in each state, O(1): counts[CPL_NSTATES].
+// Errors: CPL_EINVAL (txn or counts NULL).
 int cpl_count_states(cpl_txn *txn, uint64_t counts[CPL_NSTATES]);
-// Number of tasks in one state, O(1).
+// Number of tasks in one state, O(1); 0 if txn is NULL or s not a state.
 uint64_t cpl_count_state(cpl_txn *txn, cpl_state s);
 
 // Calls fn(name, ntasks) for each workflow that has tasks, in name order.
+// Errors: CPL_EINVAL (txn or fn NULL), fn's non-zero return.
 typedef int (*cpl_name_count_fn)(const char *name, uint64_t n, void *arg);
 int cpl_workflow_list(cpl_txn *txn, cpl_name_count_fn fn, void *arg);
 
 // ------------------------------------------------------------------ apps
-// Registers an app (name and executable required). Errors: CPL_EINVAL,
-// CPL_EEXISTS unless replace.
+// Registers an app (name and executable required).
+// Errors: CPL_EINVAL (txn or app NULL, txn read-only, name empty or over
+// 255 bytes, executable empty), CPL_EEXISTS (registered, and not replace),
+// CPL_ETOOBIG (packed app over 1 MiB).
 int cpl_app_put(cpl_txn *txn, const Copal__App *app, bool replace);
 // Reads an app; *out is freed with copal__app__free_unpacked(*out, NULL).
+// Errors: CPL_EINVAL (an argument NULL, name empty or over 255 bytes),
+// CPL_ENOTFOUND (no such app).
 int cpl_app_get(cpl_txn *txn, const char *name, Copal__App **out);
 // Calls fn for each app in name order (the app is freed after fn returns).
+// Errors: CPL_EINVAL (txn or fn NULL), fn's non-zero return.
 typedef int (*cpl_app_fn)(const Copal__App *app, uint64_t ntasks, void *arg);
 int cpl_app_list(cpl_txn *txn, cpl_app_fn fn, void *arg);
-// Removes an app. Errors: CPL_ENOTFOUND, CPL_EINUSE (tasks refer to it).
+// Removes an app. Errors: CPL_EINVAL (txn or name NULL, txn read-only, name
+// empty or over 255 bytes), CPL_ENOTFOUND (no such app), CPL_EINUSE (tasks
+// refer to it).
 int cpl_app_delete(cpl_txn *txn, const char *name);
 
 // ------------------------------------------------------------------ batch jobs
@@ -233,16 +304,34 @@ int cpl_app_delete(cpl_txn *txn, const char *name);
 // record each, keyed by id; the broker checks moves between their states.
 // Records a new job in BJ_SUBMITTING: gives it the next id and the times;
 // *out (freed with copal__batch_job__free_unpacked) is the stored record.
-// Errors: CPL_EINVAL (missing or malformed fields).
+// Errors: CPL_EINVAL (txn or job NULL, txn read-only; scheduler or job_mode
+// empty, a name over 255 bytes, script or sched_flags over 4096, message
+// over 8192; nodes 0 or over 65535; wall_minutes 0), CPL_ETOOBIG (packed
+// record over 1 MiB), CPL_ENOMEM (no copy for *out: the job is stored).
 int cpl_bjob_add(cpl_txn *txn, const Copal__BatchJob *job,
     Copal__BatchJob **out);
 // Reads one; *out is freed with copal__batch_job__free_unpacked.
+// Errors: CPL_EINVAL (txn or out NULL), CPL_ENOTFOUND (no such job).
 int cpl_bjob_get(cpl_txn *txn, uint64_t id, Copal__BatchJob **out);
-// Applies an update (see BatchJobUpdateRequest); *out as for cpl_bjob_add.
-// Errors: CPL_ENOTFOUND, CPL_EINVAL, CPL_EBADSTATE (move not allowed).
-int cpl_bjob_update(cpl_txn *txn, const Copal__BatchJobUpdateRequest *u,
+// A change to a batch job: a move to a state and new texts.
+typedef struct cpl_bjob_change {
+	uint64_t id;
+	Copal__BatchJobState state; // required; may be the current state
+	const char *scheduler_id;   // NULL or "": unchanged
+	const char *message;        // NULL or "": unchanged
+	const char *sched_state;    // NULL or "": unchanged
+	const char *script;         // NULL or "": unchanged
+} cpl_bjob_change;
+// Applies a change; *out as for cpl_bjob_add. The move to c->state is
+// checked with cpl_bjob_move_ok(); a move to RUNNING sets started_us, to a
+// final state ended_us. Errors: CPL_EINVAL (txn or c NULL, txn read-only,
+// state BJ_UNSPECIFIED, a text too long as for cpl_bjob_add),
+// CPL_ENOTFOUND (no such job), CPL_EBADSTATE (move not allowed),
+// CPL_ETOOBIG, CPL_ENOMEM (as for cpl_bjob_add).
+int cpl_bjob_update(cpl_txn *txn, const cpl_bjob_change *c,
     Copal__BatchJob **out);
 // Calls fn for each job in id order (freed after fn returns).
+// Errors: CPL_EINVAL (txn or fn NULL), fn's non-zero return.
 typedef int (*cpl_bjob_fn)(const Copal__BatchJob *job, void *arg);
 int cpl_bjob_list(cpl_txn *txn, cpl_bjob_fn fn, void *arg);
 // Whether a batch job may move from one state to another.
@@ -266,7 +355,9 @@ typedef struct cpl_backlog {
 	size_t max_unfit;
 	size_t nunfit_ids;
 } cpl_backlog;
-// workflow: NULL or "" for all. With nlimits == 0 every task fits.
+// workflow: NULL or "" for all; an unknown one has no backlog. With
+// nlimits == 0 every task fits. Errors: CPL_EINVAL (txn or out NULL,
+// limits NULL with nlimits, unfit_ids NULL with max_unfit).
 int cpl_backlog_get(cpl_txn *txn, const char *workflow,
     const cpl_queue_limit *limits, size_t nlimits, cpl_backlog *out);
 
@@ -283,30 +374,44 @@ typedef struct cpl_lease {
 } cpl_lease;
 
 // Grants a new lease with a deadline ttl_ms from now. Lease ids are never
-// reused. Errors: CPL_EINVAL (ttl_ms 0).
+// reused. owner (may be NULL) is kept up to 127 bytes.
+// Errors: CPL_EINVAL (txn or id NULL, txn read-only, ttl_ms 0).
 int cpl_lease_grant(cpl_txn *txn, const char *owner, uint32_t ttl_ms,
     uint64_t *id);
 // Moves the deadline to now + ttl_ms (0: keep the lease's ttl).
-// Errors: CPL_ENOTFOUND / CPL_EEXPIRED (the lease is gone or past its
-// deadline: the launcher must stop its tasks and get a new lease).
+// Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOTFOUND / CPL_EEXPIRED
+// (the lease is gone or past its deadline: the launcher must stop its tasks
+// and get a new lease). Before CPL_EEXPIRED the lease is ended in txn as by
+// cpl_lease_release (an exception to "a refusal writes nothing").
 int cpl_lease_renew(cpl_txn *txn, uint64_t id, uint32_t ttl_ms,
     uint64_t *deadline_us);
+// Reads a live lease (one past its deadline but not yet expired too).
+// Errors: CPL_EINVAL (txn or out NULL), CPL_ENOTFOUND, CPL_ENOMEM.
 int cpl_lease_get(cpl_txn *txn, uint64_t id, cpl_lease *out);
 // Ends a lease now, as if it expired (see cpl_lease_expire).
+// Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOTFOUND (never granted
+// or already ended), CPL_ENOMEM.
 int cpl_lease_release(cpl_txn *txn, uint64_t id);
 // Expires every lease whose deadline is before now. Tasks claimed but not
 // yet started go back to the run queue with their attempt number restored;
 // tasks that had started (STAGED_IN and later) become RUN_TIMEOUT and the
 // retry policy applies.
 // *nleases and *ntasks (may be NULL) get what was expired.
+// Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOMEM.
 int cpl_lease_expire(cpl_txn *txn, uint64_t *nleases, uint64_t *ntasks);
 // The owner a lease was granted to, also after the lease ended (for the
-// history: which launcher ran what). Errors: CPL_ENOTFOUND.
+// history: which launcher ran what), cut to fit buf.
+// Errors: CPL_EINVAL (txn or buf NULL, len 0), CPL_ENOTFOUND (never
+// granted).
 int cpl_lease_owner(cpl_txn *txn, uint64_t id, char *buf, size_t len);
 // Calls fn for each live lease in id order.
+// Errors: CPL_EINVAL (txn or fn NULL), CPL_ENOMEM, fn's non-zero return.
 typedef int (*cpl_lease_fn)(const cpl_lease *l, void *arg);
 int cpl_lease_list(cpl_txn *txn, cpl_lease_fn fn, void *arg);
-// Takes (removes and returns through fn) the kill notices queued for a lease.
+// Takes (removes and returns through fn) the kill notices queued for a lease
+// (none for an unknown lease). A non-zero return from fn stops and is
+// returned; the notices given to fn so far, that one too, stay removed.
+// Errors: CPL_EINVAL (txn or fn NULL, txn read-only), CPL_ENOMEM.
 int cpl_lease_take_notices(cpl_txn *txn, uint64_t id, cpl_id_fn fn, void *arg);
 
 // ------------------------------------------------------------------ claims
@@ -335,7 +440,13 @@ typedef int (*cpl_claim_fn)(const cpl_task *t, const uint32_t *nodes,
 // Claims runnable tasks (READY or RESTART_READY, not held) in priority order
 // (higher first, then oldest), taking only those that fit the capacity.
 // Each claimed task is held by the lease and its attempt number increased.
-// Errors: CPL_ENOTFOUND / CPL_EEXPIRED (lease), CPL_EINVAL.
+// fn may be NULL; a non-zero return from it stops the claim, is returned
+// and poisons the transaction (the claims made would commit unreported).
+// An unknown cap->workflow claims nothing (not an error).
+// Errors: CPL_EINVAL (txn NULL or read-only, cap NULL, max_tasks 0, nodes
+// NULL with nnodes, nnodes over 65535, a node's free_units over
+// CPL_NODE_UNITS), CPL_ENOTFOUND / CPL_EEXPIRED (lease 0 or gone / past its
+// deadline), CPL_ENOMEM.
 int cpl_claim(cpl_txn *txn, uint64_t lease, cpl_capacity *cap,
     cpl_claim_fn fn, void *arg, size_t *nclaimed);
 
@@ -355,15 +466,21 @@ typedef struct cpl_event {
 
 typedef int (*cpl_event_fn)(const cpl_event *e, void *arg);
 
-// Events of one task in order.
+// A non-zero return from fn stops the walks below and is returned.
+
+// Events of one task in order (also of a deleted task; none of an unknown
+// one). Errors: CPL_EINVAL (txn or fn NULL), CPL_ENOMEM.
 int cpl_history_task(cpl_txn *txn, uint64_t id, cpl_event_fn fn, void *arg);
 // All events with seq > after_seq in order, at most limit (0: all).
+// Errors: CPL_EINVAL (txn or fn NULL), CPL_ENOMEM.
 int cpl_history_scan(cpl_txn *txn, uint64_t after_seq, size_t limit,
     cpl_event_fn fn, void *arg);
 // The first event seq whose time is >= time_us (binary search on the log);
-// one past the last if none.
+// one past the last if none. Errors: CPL_EINVAL (txn or seq NULL).
 int cpl_history_seek_time(cpl_txn *txn, uint64_t time_us, uint64_t *seq);
 // Appends a free-form event (e.g. a note by a user) without a state change.
+// message may be NULL; at most 8192 bytes are kept.
+// Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOTFOUND (no such task).
 int cpl_history_note(cpl_txn *txn, uint64_t id, const char *message);
 
 // ------------------------------------------------------------------ replies
@@ -373,14 +490,17 @@ int cpl_history_note(cpl_txn *txn, uint64_t id, const char *message);
 // effects.
 
 // Finds the reply stored for request_id. *data is valid until the
-// transaction ends. Errors: CPL_ENOTFOUND.
+// transaction ends. Errors: CPL_EINVAL (an argument NULL), CPL_ENOTFOUND.
 int cpl_reply_get(cpl_txn *txn, uint64_t request_id, const void **data,
     size_t *len);
 // Stores the reply of request_id (replacing an older one).
+// Errors: CPL_EINVAL (txn NULL or read-only, data NULL with len),
+// CPL_ETOOBIG (len over 64 MiB).
 int cpl_reply_put(cpl_txn *txn, uint64_t request_id, const void *data,
     size_t len);
 // Forgets replies stored before older_than_us, at most max of them;
 // *n (may be NULL) gets how many.
+// Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOMEM.
 int cpl_reply_prune(cpl_txn *txn, uint64_t older_than_us, size_t max,
     size_t *n);
 
@@ -393,11 +513,15 @@ typedef struct cpl_store_stats {
 	uint64_t file_bytes;   // size of data.mdb
 } cpl_store_stats;
 
+// Errors: CPL_EINVAL (s or out NULL), those of cpl_store_read().
 int cpl_store_stats_get(cpl_store *s, cpl_store_stats *out);
 
 // Rebuilds every index and counter from the primary records in memory and
 // compares them with what is stored. Returns 0 if consistent, CPL_ECORRUPT
-// otherwise with a description of the first differences in report.
+// otherwise with a description of the first differences in report (may be
+// NULL; cut to len bytes).
+// Errors: CPL_ECORRUPT, CPL_EINVAL (s NULL), CPL_ENOMEM, those of
+// cpl_store_read().
 int cpl_store_check(cpl_store *s, char *report, size_t len);
 
 #ifdef __cplusplus

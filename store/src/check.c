@@ -1,6 +1,11 @@
-// cpl_store_check: rebuild every index and counter from the primary
-// records (state, spec, event) in memory and compare with what is stored.
-// Included at the end of store.c: it needs the record layouts.
+// copal store: cpl_store_check: rebuild every index and counter from the
+// primary records (state, spec, event) in memory and compare with what is
+// stored.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "store_impl.h"
 
 struct kset {
 	size_t w; // bytes per entry: key || value
@@ -82,23 +87,23 @@ kset_compare(cpl_txn *t, int db, struct kset *s, struct report *rep)
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (k.mv_size + v.mv_size != s->w) {
 			say(rep, "%s: entry of %zu+%zu bytes, expected %zu",
-			    db_names[db], k.mv_size, v.mv_size, s->w);
+			    cs_db_names[db], k.mv_size, v.mv_size, s->w);
 			continue;
 		}
 		memcpy(cur, k.mv_data, k.mv_size);
 		memcpy(cur + k.mv_size, v.mv_data, v.mv_size);
 		// expected entries smaller than this one are missing
 		while (i < s->n && memcmp(s->b + i * s->w, cur, s->w) < 0) {
-			say(rep, "%s: missing entry #%zu", db_names[db], i);
+			say(rep, "%s: missing entry #%zu", cs_db_names[db], i);
 			i++;
 		}
 		if (i < s->n && memcmp(s->b + i * s->w, cur, s->w) == 0)
 			i++;
 		else
-			say(rep, "%s: unexpected entry", db_names[db]);
+			say(rep, "%s: unexpected entry", cs_db_names[db]);
 	}
 	for (; i < s->n; i++)
-		say(rep, "%s: missing entry #%zu", db_names[db], i);
+		say(rep, "%s: missing entry #%zu", cs_db_names[db], i);
 	if (rc != MDB_NOTFOUND)
 		rv = fail(t, map_mdb(rc));
 	mdb_cursor_close(c);
@@ -213,7 +218,7 @@ check_cb(cpl_txn *t, void *arg)
 				say(&rep, "task %llu: held in state %s",
 				    (unsigned long long)id,
 				    cpl_state_name(r.state));
-			if (lease_load(t, r.lease, &l) != 0)
+			if (cs_lease_load(t, r.lease, &l) != 0)
 				say(&rep, "task %llu: lease %llu missing",
 				    (unsigned long long)id,
 				    (unsigned long long)r.lease);
@@ -221,7 +226,7 @@ check_cb(cpl_txn *t, void *arg)
 			if ((rv = kset_add(&ks[K_LEASE], key, 16, NULL, 0)) != 0)
 				break;
 		}
-		if (spec_read(t, id, &sp) != 0) {
+		if (cs_spec_read(t, id, &sp) != 0) {
 			t->err = 0;
 			say(&rep, "task %llu: spec missing or unreadable",
 			    (unsigned long long)id);

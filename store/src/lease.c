@@ -1,0 +1,302 @@
+// copal store: leases. A launcher holds one lease and every task it claims
+// is held under it; renewing the lease renews them all.
+#include <stdlib.h>
+
+#include "store_impl.h"
+
+// ------------------------------------------------------------ leases
+
+int
+cpl_lease_grant(cpl_txn *t, const char *owner, uint32_t ttl_ms, uint64_t *id)
+{
+	uint8_t k[8];
+	void *p = NULL;
+	int rv;
+	if (t == NULL || !t->write || ttl_ms == 0 || id == NULL)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	size_t on = owner ? strnlen(owner, 127) : 0;
+	struct lrec l;
+	memset(&l, 0, sizeof(l));
+	l.created = t->now;
+	l.deadline = t->now + (uint64_t)ttl_ms * 1000u;
+	l.ttl_ms = ttl_ms;
+	uint64_t lid = t->meta.next_lease++;
+	be64(k, lid);
+	if ((rv = treserve(t, DB_LEASE, k, 8, sizeof(l) + on, MDB_APPEND,
+	         &p)) != 0)
+		return rv;
+	memcpy(p, &l, sizeof(l));
+	if (on)
+		memcpy((char *)p + sizeof(l), owner, on);
+	// the owner stays known after the lease ends, for the history
+	if ((rv = tput(t, DB_LEASE_LOG, k, 8, owner ? owner : "", on,
+	         MDB_APPEND)) != 0)
+		return rv;
+	t->lease_ok = false;
+	*id = lid;
+	return 0;
+}
+
+int
+cpl_lease_owner(cpl_txn *t, uint64_t id, char *buf, size_t len)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rv;
+	if (t == NULL || buf == NULL || len == 0)
+		return CPL_EINVAL;
+	be64(k, id);
+	if ((rv = tget(t, DB_LEASE_LOG, k, 8, &v)) != 0)
+		return rv;
+	size_t n = v.mv_size < len - 1 ? v.mv_size : len - 1;
+	memcpy(buf, v.mv_data, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+int
+cpl_lease_list(cpl_txn *t, cpl_lease_fn fn, void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	cpl_ids ids = { NULL, 0, 0 };
+	int rc, rv;
+	if (t == NULL || fn == NULL)
+		return CPL_EINVAL;
+	if ((rv = tcursor(t, DB_LEASE, &c)) != 0)
+		return rv;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && rv == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		if (k.mv_size == 8)
+			rv = cpl_ids_push(&ids, rd64(k.mv_data));
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < ids.n && rv == 0; i++) {
+		cpl_lease l;
+		if ((rv = cpl_lease_get(t, ids.v[i], &l)) == 0)
+			rv = fn(&l, arg);
+	}
+	free(ids.v);
+	return rv;
+}
+
+int
+cpl_lease_get(cpl_txn *t, uint64_t id, cpl_lease *out)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rv;
+	if (t == NULL || out == NULL)
+		return CPL_EINVAL;
+	be64(k, id);
+	if ((rv = tget(t, DB_LEASE, k, 8, &v)) != 0)
+		return rv;
+	struct lrec l;
+	if (v.mv_size < sizeof(l))
+		return fail(t, CPL_ECORRUPT);
+	memcpy(&l, v.mv_data, sizeof(l));
+	memset(out, 0, sizeof(*out));
+	out->id = id;
+	out->deadline_us = l.deadline;
+	out->created_us = l.created;
+	out->ttl_ms = l.ttl_ms;
+	size_t on = v.mv_size - sizeof(l);
+	if (on > sizeof(out->owner) - 1)
+		on = sizeof(out->owner) - 1;
+	memcpy(out->owner, (char *)v.mv_data + sizeof(l), on);
+	out->owner[on] = '\0';
+	cpl_ids ids = { NULL, 0, 0 };
+	rv = cs_pair_walk(t, DB_LEASE_IDX, id, cs_idvec_cb, &ids);
+	out->ntasks = (uint32_t)ids.n;
+	free(ids.v);
+	return rv;
+}
+
+// Ends one lease: unstarted claims go back to the run queue, started tasks
+// time out. Then the lease and its notices are deleted.
+static int
+lease_end(cpl_txn *t, uint64_t lid, uint64_t *ntasks)
+{
+	cpl_ids ids = { NULL, 0, 0 };
+	uint8_t k[16];
+	int rv;
+	if ((rv = cs_pair_walk(t, DB_LEASE_IDX, lid, cs_idvec_cb, &ids)) != 0) {
+		free(ids.v);
+		return rv == CPL_ENOMEM ? fail(t, rv) : rv;
+	}
+	for (size_t i = 0; i < ids.n && rv == 0; i++) {
+		struct srec r;
+		uint64_t id = ids.v[i];
+		if ((rv = srec_get(t, id, &r)) != 0) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		if (r.state == CPL_READY || r.state == CPL_RESTART_READY) {
+			// claimed, never started: back to the queue; the
+			// claim does not count as an attempt
+			pair_key(k, lid, id);
+			if ((rv = tdel(t, DB_LEASE_IDX, k, 16)) != 0)
+				break;
+			r.lease = 0;
+			if (r.attempt > 0)
+				r.attempt--;
+			if ((rv = runq_add(t, id, &r)) != 0 ||
+			    (rv = srec_put(t, id, &r)) != 0)
+				break;
+		} else if (r.state == CPL_RUN_ERROR) {
+			rv = cs_transition(t, id, &r, CPL_FAILED, CPL_BY_BROKER,
+			    0, "lease expired during error handling");
+		} else if (r.state == CPL_RUN_TIMEOUT) {
+			// no launcher left to run the handler: policy decides
+			const char *m = "lease expired during timeout handling";
+			cpl_state to = (r.flags & SF_AUTO_RETRY) ?
+			    CPL_RESTART_READY : CPL_FAILED;
+			rv = cs_transition(t, id, &r, to, CPL_BY_BROKER, 0, m);
+		} else {
+			rv = cs_transition(t, id, &r, CPL_RUN_TIMEOUT,
+			    CPL_BY_BROKER, 0, "lease expired");
+		}
+		if (rv == 0)
+			rv = cs_drain(t, NULL);
+		if (rv)
+			rv = fail(t, rv);
+	}
+	if (ntasks)
+		*ntasks += ids.n;
+	free(ids.v);
+	if (rv)
+		return rv;
+	// notices of a dead launcher are moot
+	cpl_ids nids = { NULL, 0, 0 };
+	if ((rv = cs_pair_walk(t, DB_NOTICE, lid, cs_idvec_cb, &nids)) == 0) {
+		for (size_t i = 0; i < nids.n && rv == 0; i++) {
+			pair_key(k, lid, nids.v[i]);
+			rv = tdel(t, DB_NOTICE, k, 16);
+		}
+	}
+	free(nids.v);
+	if (rv)
+		return fail(t, rv);
+	be64(k, lid);
+	if ((rv = tdel(t, DB_LEASE, k, 8)) != 0)
+		return rv;
+	t->lease_ok = false;
+	return 0;
+}
+
+int
+cpl_lease_renew(cpl_txn *t, uint64_t id, uint32_t ttl_ms, uint64_t *deadline)
+{
+	struct lrec l;
+	uint8_t k[8];
+	MDB_val v;
+	int rv;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	be64(k, id);
+	if ((rv = tget(t, DB_LEASE, k, 8, &v)) != 0)
+		return rv;
+	if (v.mv_size < sizeof(l) || v.mv_size > sizeof(l) + 128)
+		return fail(t, CPL_ECORRUPT);
+	uint8_t buf[sizeof(l) + 128];
+	size_t n = v.mv_size;
+	memcpy(buf, v.mv_data, n);
+	memcpy(&l, buf, sizeof(l));
+	if (l.deadline < t->now) {
+		if ((rv = lease_end(t, id, NULL)) != 0)
+			return rv;
+		return CPL_EEXPIRED;
+	}
+	if (ttl_ms)
+		l.ttl_ms = ttl_ms;
+	l.deadline = t->now + (uint64_t)l.ttl_ms * 1000u;
+	memcpy(buf, &l, sizeof(l));
+	if ((rv = tput(t, DB_LEASE, k, 8, buf, n, 0)) != 0)
+		return rv;
+	t->lease_ok = false;
+	if (deadline)
+		*deadline = l.deadline;
+	return 0;
+}
+
+int
+cpl_lease_release(cpl_txn *t, uint64_t id)
+{
+	struct lrec l;
+	int rv;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((rv = cs_lease_load(t, id, &l)) != 0)
+		return rv;
+	return lease_end(t, id, NULL);
+}
+
+int
+cpl_lease_expire(cpl_txn *t, uint64_t *nleases, uint64_t *ntasks)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	cpl_ids due = { NULL, 0, 0 };
+	int rc, rv = 0;
+	uint64_t nt = 0;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((rv = tcursor(t, DB_LEASE, &c)) != 0)
+		return rv;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct lrec l;
+		if (v.mv_size < sizeof(l) || k.mv_size != 8) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		memcpy(&l, v.mv_data, sizeof(l));
+		if (l.deadline < t->now &&
+		    (rv = cpl_ids_push(&due, rd64(k.mv_data))) != 0)
+			break;
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		rv = fail(t, map_mdb(rc));
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < due.n && rv == 0; i++)
+		rv = lease_end(t, due.v[i], &nt);
+	if (rv == 0) {
+		if (nleases)
+			*nleases = due.n;
+		if (ntasks)
+			*ntasks = nt;
+	}
+	free(due.v);
+	return rv;
+}
+
+int
+cpl_lease_take_notices(cpl_txn *t, uint64_t id, cpl_id_fn fn, void *arg)
+{
+	cpl_ids ids = { NULL, 0, 0 };
+	uint8_t k[16];
+	int rv;
+	if (t == NULL || !t->write || fn == NULL)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((rv = cs_pair_walk(t, DB_NOTICE, id, cs_idvec_cb, &ids)) != 0) {
+		free(ids.v);
+		return rv;
+	}
+	for (size_t i = 0; i < ids.n && rv == 0; i++) {
+		pair_key(k, id, ids.v[i]);
+		if ((rv = tdel(t, DB_NOTICE, k, 16)) == 0)
+			rv = fn(ids.v[i], arg);
+	}
+	free(ids.v);
+	return rv;
+}
+

@@ -1,0 +1,627 @@
+// copal task store on LMDB: the private header of store/src.
+//
+// Layout (one LMDB environment, named sub-databases; all integers in keys
+// are big-endian so that byte order is numeric order):
+//
+//   meta      "meta"             -> struct meta (counters, next ids, clock)
+//   spec      id                 -> packed copal.TaskSpec (written once)
+//   state     id                 -> struct srec (rewritten per transition)
+//   st_idx    state(1) id        -> ""           tasks by state
+//   runq      ~prio(4) id        -> struct fit   runnable, not held
+//   uuid      uuid(16)           -> id
+//   wf_idx    wf(4) id           -> ""           tasks by workflow
+//   app_idx   app(4) id          -> ""           tasks by app
+//   child     parent id, child   -> ""
+//   parent    child id, parent   -> ""
+//   lease     lease id           -> struct lrec + owner
+//   lease_idx lease id, task id  -> ""           tasks held by a lease
+//   notice    lease id, task id  -> ""           kills for a launcher
+//   event     seq                -> struct evrec + message
+//   task_ev   task id, seq       -> ""
+//   names     'w'|'a' name       -> struct nrec  (interned id, task count)
+//             'W'|'A' id(4)      -> name
+//   app       name               -> packed copal.App
+//   uuid_new  uuid(16)           -> id           new uuids (see UUID_MERGE_AT)
+//   reply     request id         -> time(8) || reply bytes
+//   reply_age time(8) request id -> ""           replies by age
+//   lease_log lease id           -> owner        kept after the lease ends
+//   bjob      batch job id       -> packed copal.BatchJob
+//
+// A write transaction loads the meta record once, keeps counters in memory
+// and writes it back once at commit: counting by state is one read.
+//
+// One file per concern. A file calls only files listed below it, never one
+// above (no call cycles):
+//   check.c       cpl_store_check: rebuild every index and compare
+//   env.c         environment open/close, filesystem safety, map growth,
+//                 transactions (write, read, nested), stats
+//   lease.c       leases: grant, renew, release, expire, notices
+//   query.c       task listing (filters, paging), counts, the backlog
+//   claim.c       the claim path: runnable tasks placed on offered nodes
+//   task.c        create, read, modify, delete tasks; dependencies
+//   transition.c  state transitions and their bookkeeping; reports, kills
+//   history.c     the history log: append, read, seek
+//   app.c         interned workflow and app names, the app registry
+//   uuid.c        the uuid index (two trees), uuid prefix lookup
+//   record.c      spec and lease records, walks of pair-keyed indices
+//   bjob.c        batch job records
+//   reply.c       the reply cache
+//
+// This header holds the record layouts, the key encoders and the small LMDB
+// wrappers as static inline functions: they sit on every hot path and the
+// build has no link-time optimization. Functions shared between the files
+// are named cs_ ("copal store"): not API, but a static library exports
+// them, so they carry a prefix no other part of copal uses.
+#ifndef COPAL_STORE_IMPL_H
+#define COPAL_STORE_IMPL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <lmdb.h>
+
+#include "copal/store.h"
+
+#define META_MAGIC 0x4c41504f43ull // "COPAL"
+#define META_VERSION 1u
+#define MAX_NAME 255u
+#define MAX_MSG 8192u
+#define MAX_SPEC (1u << 20)
+#define MAX_NODES 65535u
+
+enum {
+	DB_META, DB_SPEC, DB_STATE, DB_ST_IDX, DB_RUNQ, DB_UUID, DB_WF_IDX,
+	DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE, DB_LEASE_IDX, DB_NOTICE,
+	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
+	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_COUNT
+};
+
+// Names of the sub-databases, indexed by DB_* (env.c).
+extern const char *const cs_db_names[DB_COUNT];
+
+// New uuids go to the small uuid_new tree; every UUID_MERGE_AT of them are
+// moved into the main uuid tree in one sorted pass at commit. Random keys
+// inserted straight into a million-entry tree dirty most of its pages at
+// every commit (measured here: 5 GB written for a 100 MB tree, 120k
+// inserts/s); the small tree keeps each commit's dirty set small, and a
+// merge touches each main page once. Lookups search both trees.
+#define UUID_MERGE_AT 65536u
+
+struct meta {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t pad;
+	uint64_t next_task;
+	uint64_t next_seq;
+	uint64_t next_lease;
+	uint64_t last_time;
+	uint32_t next_wf;
+	uint32_t next_app;
+	uint64_t uuid_new_n; // entries in uuid_new
+	uint64_t counts[CPL_NSTATES];
+};
+
+// Flags in srec.flags.
+#define SF_AUTO_RETRY 1u
+#define SF_ERR_HANDLER 2u
+#define SF_TIMEOUT_HANDLER 4u
+
+// The small record each transition rewrites.
+struct srec {
+	uint8_t ver;
+	uint8_t state;
+	uint8_t flags;
+	uint8_t pad;
+	uint32_t attempt;
+	uint32_t pending;
+	int32_t priority;
+	uint64_t lease;
+	int32_t rc;
+	uint32_t wf;
+	uint32_t app;
+	uint32_t wall_min;
+	uint16_t nodes;
+	uint16_t packing;
+	uint16_t gpus; // per node
+	uint16_t max_retries;
+	uint64_t created_us;
+	uint64_t changed_us;
+	uint8_t uuid[16];
+};
+_Static_assert(sizeof(struct srec) == 80, "srec layout");
+
+// What a claim needs to know without reading the task: runq's value.
+struct fit {
+	uint32_t wf;
+	uint32_t wall_min;
+	uint16_t nodes;
+	uint16_t packing;
+	uint16_t gpus;
+	uint16_t pad;
+};
+_Static_assert(sizeof(struct fit) == 16, "fit layout");
+
+struct evrec {
+	uint64_t task;
+	uint64_t time;
+	uint64_t lease;
+	uint32_t attempt;
+	int32_t rc;
+	uint8_t from;
+	uint8_t to;
+	uint16_t msglen;
+	uint8_t nodelen;
+	uint8_t pad[3];
+	// node bytes, then message bytes follow, no NULs
+};
+_Static_assert(sizeof(struct evrec) == 40, "evrec layout");
+
+struct lrec {
+	uint64_t deadline;
+	uint64_t created;
+	uint32_t ttl_ms;
+	uint32_t pad;
+	// owner bytes follow, no NUL
+};
+
+struct nrec {
+	uint32_t id;
+	uint32_t pad;
+	uint64_t count;
+};
+
+struct cpl_store {
+	MDB_env *env;
+	// random bytes for uuids, refilled in bulk; used only by the writer
+	uint8_t rnd[4096];
+	size_t rnd_used;
+	MDB_dbi dbi[DB_COUNT];
+	char *dir;
+	int lockfd;
+	cpl_store_opts opts;
+	uint64_t map_size;
+	pthread_mutex_t wlock;     // one writer
+	pthread_rwlock_t envlock;  // readers shared; map resize / reopen exclusive
+};
+
+// A follow-up transition queued by bookkeeping (dependency release,
+// cascades, retry policy). Processed in order until none is left, so that a
+// chain of any depth needs no recursion.
+struct work {
+	uint64_t id;
+	uint8_t to;
+	uint8_t actor;
+	uint8_t only_from_mask_set;
+	uint32_t only_from; // bit mask of states the task must be in
+	char msg[96];
+};
+
+struct cpl_txn {
+	cpl_store *s;
+	MDB_txn *txn;
+	cpl_txn *parent;
+	bool write;
+	int err;        // sticky: set by the first LMDB-level failure
+	uint64_t now;
+	struct meta meta;
+	// work list of follow-up transitions
+	struct work *work;
+	size_t nwork, capwork;
+	// node of the launcher report being applied (for its event)
+	const char *node;
+	// cached lease (reports come in batches under one lease)
+	uint64_t lease_id;
+	struct lrec lease;
+	bool lease_ok;
+	// cached interned names (creates come in batches of one workflow)
+	char wf_name[MAX_NAME + 1];
+	uint32_t wf_id;
+	char app_name[MAX_NAME + 1];
+	uint32_t app_id;
+	// task-count deltas of interned names, written once at commit
+	struct {
+		char kind;
+		uint32_t id;
+		int64_t delta;
+	} ndelta[64];
+	size_t nndelta;
+};
+
+// ------------------------------------------------------------ helpers
+
+static inline void
+be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint64_t
+rd64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static inline void
+be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+
+static inline uint32_t
+prio_key(int32_t prio)
+{
+	// higher priority sorts first
+	return ~((uint32_t)prio ^ 0x80000000u);
+}
+
+// Maps an LMDB (or errno) code to ours. Here rather than in env.c: every
+// file's LMDB calls need it, and env.c calls into the other files.
+static inline int
+map_mdb(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return CPL_ENOTFOUND;
+	case MDB_KEYEXIST:
+		return CPL_EEXISTS;
+	case MDB_MAP_FULL:
+		return CPL_EMAPFULL;
+	case MDB_TXN_FULL:
+	case MDB_BAD_VALSIZE:
+		return CPL_ETOOBIG;
+	case MDB_PANIC:
+		return CPL_EPANIC;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+		return CPL_ECORRUPT;
+	case MDB_VERSION_MISMATCH:
+	case MDB_INVALID:
+		return CPL_EVERSION;
+	case MDB_READERS_FULL:
+		return CPL_EBUSY;
+	case ENOMEM:
+		return CPL_ENOMEM;
+	case EIO:
+	case ENOSPC:
+	case EDQUOT:
+		return CPL_EIO;
+	case ENOENT:
+		return CPL_ENOTFOUND;
+	case EACCES:
+	case EPERM:
+		return CPL_EINVAL;
+	default:
+		return CPL_EINTERNAL;
+	}
+}
+
+// Records an LMDB-level failure: the transaction is poisoned.
+static inline int
+fail(cpl_txn *t, int cplerr)
+{
+	if (t->err == 0)
+		t->err = cplerr;
+	return t->err;
+}
+
+static inline int
+tget(cpl_txn *t, int db, const void *k, size_t kl, MDB_val *v)
+{
+	if (t->err)
+		return t->err;
+	MDB_val key = { kl, (void *)k };
+	int rc = mdb_get(t->txn, t->s->dbi[db], &key, v);
+	if (rc == MDB_NOTFOUND)
+		return CPL_ENOTFOUND;
+	if (rc)
+		return fail(t, map_mdb(rc));
+	return 0;
+}
+
+static inline int
+tput(cpl_txn *t, int db, const void *k, size_t kl, const void *v, size_t vl,
+    unsigned flags)
+{
+	if (t->err)
+		return t->err;
+	MDB_val key = { kl, (void *)k }, val = { vl, (void *)v };
+	int rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
+	if (rc)
+		return fail(t, map_mdb(rc));
+	return 0;
+}
+
+// Reserves vl bytes for a value and returns where to write them.
+static inline int
+treserve(cpl_txn *t, int db, const void *k, size_t kl, size_t vl,
+    unsigned flags, void **out)
+{
+	if (t->err)
+		return t->err;
+	MDB_val key = { kl, (void *)k }, val = { vl, NULL };
+	int rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags | MDB_RESERVE);
+	if (rc)
+		return fail(t, map_mdb(rc));
+	*out = val.mv_data;
+	return 0;
+}
+
+// Deletes a key that must exist (an index entry): absence is corruption.
+static inline int
+tdel(cpl_txn *t, int db, const void *k, size_t kl)
+{
+	if (t->err)
+		return t->err;
+	MDB_val key = { kl, (void *)k };
+	int rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
+	if (rc == MDB_NOTFOUND)
+		return fail(t, CPL_ECORRUPT);
+	if (rc)
+		return fail(t, map_mdb(rc));
+	return 0;
+}
+
+static inline int
+tcursor(cpl_txn *t, int db, MDB_cursor **c)
+{
+	if (t->err)
+		return t->err;
+	int rc = mdb_cursor_open(t->txn, t->s->dbi[db], c);
+	if (rc)
+		return fail(t, map_mdb(rc));
+	return 0;
+}
+
+// Positions c at the first key >= (prefix, from) and tells whether that key
+// still starts with prefix. Returns 0 and *ok, or an error.
+static inline int
+crange(cpl_txn *t, MDB_cursor *c, MDB_cursor_op op, const uint8_t *prefix,
+    size_t plen, const uint8_t *start, size_t slen, MDB_val *k, MDB_val *v,
+    bool *ok)
+{
+	int rc;
+	*ok = false;
+	if (op == MDB_SET_RANGE) {
+		k->mv_data = (void *)start;
+		k->mv_size = slen;
+	}
+	rc = mdb_cursor_get(c, k, v, op);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return fail(t, map_mdb(rc));
+	*ok = k->mv_size >= plen && memcmp(k->mv_data, prefix, plen) == 0;
+	return 0;
+}
+
+// ------------------------------------------------------------ records
+
+static inline int
+srec_get(cpl_txn *t, uint64_t id, struct srec *r)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rv;
+	be64(k, id);
+	if ((rv = tget(t, DB_STATE, k, 8, &v)) != 0)
+		return rv;
+	if (v.mv_size != sizeof(*r))
+		return fail(t, CPL_ECORRUPT);
+	memcpy(r, v.mv_data, sizeof(*r));
+	return 0;
+}
+
+static inline int
+srec_put(cpl_txn *t, uint64_t id, const struct srec *r)
+{
+	uint8_t k[8];
+	be64(k, id);
+	return tput(t, DB_STATE, k, 8, r, sizeof(*r), 0);
+}
+
+static inline void
+st_key(uint8_t k[9], cpl_state s, uint64_t id)
+{
+	k[0] = (uint8_t)s;
+	be64(k + 1, id);
+}
+
+static inline void
+runq_key(uint8_t k[12], int32_t prio, uint64_t id)
+{
+	be32(k, prio_key(prio));
+	be64(k + 4, id);
+}
+
+static inline void
+pair_key(uint8_t k[16], uint64_t a, uint64_t b)
+{
+	be64(k, a);
+	be64(k + 8, b);
+}
+
+static inline void
+idx32_key(uint8_t k[12], uint32_t a, uint64_t id)
+{
+	be32(k, a);
+	be64(k + 4, id);
+}
+
+static inline struct fit
+fit_of(const struct srec *r)
+{
+	struct fit f;
+	memset(&f, 0, sizeof(f));
+	f.wf = r->wf;
+	f.wall_min = r->wall_min;
+	f.nodes = r->nodes;
+	f.packing = r->packing;
+	f.gpus = r->gpus;
+	return f;
+}
+
+static inline bool
+runnable(const struct srec *r)
+{
+	return r->lease == 0 &&
+	    (r->state == CPL_READY || r->state == CPL_RESTART_READY);
+}
+
+// Whether a task in this state is still held by the launcher that claimed it.
+static inline bool
+holds_lease(cpl_state s)
+{
+	switch (s) {
+	case CPL_READY:
+	case CPL_RESTART_READY:
+	case CPL_STAGED_IN:
+	case CPL_PREPROCESSED:
+	case CPL_RUNNING:
+	case CPL_RUN_DONE:
+	case CPL_POSTPROCESSED:
+	case CPL_RUN_ERROR:
+	case CPL_RUN_TIMEOUT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static inline int
+runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
+{
+	uint8_t k[12];
+	struct fit f = fit_of(r);
+	runq_key(k, r->priority, id);
+	return tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0);
+}
+
+static inline int
+runq_del(cpl_txn *t, uint64_t id, const struct srec *r)
+{
+	uint8_t k[12];
+	runq_key(k, r->priority, id);
+	return tdel(t, DB_RUNQ, k, 12);
+}
+
+static inline int
+notice_add(cpl_txn *t, uint64_t lease, uint64_t id)
+{
+	uint8_t k[16];
+	pair_key(k, lease, id);
+	return tput(t, DB_NOTICE, k, 16, "", 0, 0);
+}
+
+// Bit of a state in a mask of states.
+#define BIT(s) (1u << (s))
+
+// The public view of a task's state record (no spec).
+static inline void
+task_fill(cpl_task *out, uint64_t id, const struct srec *r)
+{
+	memset(out, 0, sizeof(*out));
+	out->id = id;
+	memcpy(out->uuid, r->uuid, 16);
+	out->state = (cpl_state)r->state;
+	out->attempt = r->attempt;
+	out->lease = r->lease;
+	out->return_code = r->rc;
+	out->pending_parents = r->pending;
+	out->priority = r->priority;
+	out->created_us = r->created_us;
+	out->changed_us = r->changed_us;
+}
+
+// Whether uuid u starts with a prefix parsed by cs_parse_prefix().
+static inline bool
+prefix_match(const uint8_t *u, const uint8_t *b, size_t nbytes, int half)
+{
+	if (memcmp(u, b, nbytes) != 0)
+		return false;
+	return half < 0 || (u[nbytes] >> 4) == half;
+}
+
+// ------------------------------------------------------------ record.c
+
+// A name of at most MAX_NAME bytes; NULL or "" only if allow_empty.
+int cs_check_name(const char *s, bool allow_empty);
+// Validates a spec and derives the record fields it fixes into r.
+int cs_spec_check(const Copal__TaskSpec *sp, struct srec *r);
+// Packs a spec under id (CPL_ETOOBIG beyond MAX_SPEC, nothing written).
+int cs_spec_write(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp,
+    unsigned flags);
+// Unpacks a task's spec; a missing or unreadable one is corruption.
+int cs_spec_read(cpl_txn *t, uint64_t id, Copal__TaskSpec **out);
+// Reads a lease record through the transaction's one-lease cache.
+int cs_lease_load(cpl_txn *t, uint64_t id, struct lrec *out);
+// 0 if the lease exists and its deadline has not passed: CPL_ENOTFOUND,
+// CPL_EEXPIRED otherwise.
+int cs_lease_live(cpl_txn *t, uint64_t id);
+// Calls fn(b) for each (a, b) key of a pair-keyed index, in b order.
+int cs_pair_walk(cpl_txn *t, int db, uint64_t a, cpl_id_fn fn, void *arg);
+// A cpl_id_fn that appends the id to the cpl_ids given as arg.
+int cs_idvec_cb(uint64_t id, void *arg);
+
+// ------------------------------------------------------------ uuid.c
+
+// A random (version 4) uuid from the store's buffer of random bytes.
+int cs_uuid_new(cpl_store *s, uint8_t u[16]);
+// Parses a hex uuid prefix (dashes ignored) for prefix_match().
+int cs_parse_prefix(const char *p, uint8_t b[16], size_t *nbytes, int *half);
+// Calls fn for the id of every uuid (in both trees) that starts with prefix.
+int cs_uuid_walk(cpl_txn *t, const char *prefix, cpl_id_fn fn, void *arg);
+// Moves uuid_new into the main uuid tree (at commit, see UUID_MERGE_AT).
+int cs_uuid_merge(cpl_txn *t);
+
+// ------------------------------------------------------------ app.c
+
+// Looks up (and with create, interns) a workflow ('w') or app ('a') name.
+int cs_name_id(cpl_txn *t, char kind, const char *name, bool create,
+    uint32_t *id);
+// Writes the buffered task-count deltas of names (before commit and before
+// anything reads the counts).
+int cs_name_count_flush(cpl_txn *t);
+// Adds delta to the task count of an interned name (buffered).
+int cs_name_count(cpl_txn *t, char kind, uint32_t id, int64_t delta);
+// cs_name_id(t, 'w', name, true, id) through the transaction's cache.
+int cs_wf_intern(cpl_txn *t, const char *name, uint32_t *id);
+// The interned id of a registered app, through the transaction's cache.
+int cs_app_lookup(cpl_txn *t, const char *name, uint32_t *id);
+// Forgets the transaction's cached names and lease.
+void cs_cache_clear(cpl_txn *t);
+
+// ------------------------------------------------------------ history.c
+
+// Appends one history event; newest: the task was just created.
+int cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
+    uint32_t attempt, uint64_t lease, int32_t rc, const char *msg,
+    const char *node, bool newest);
+// cs_event_write() without a node, for a task that is not the newest.
+int cs_event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
+    uint32_t attempt, uint64_t lease, int32_t rc, const char *msg);
+
+// ------------------------------------------------------------ transition.c
+
+// The one place a task's state changes; r is its current record, updated
+// and written. Follow-ups are queued: cs_drain() applies them.
+int cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
+    cpl_actor actor, int32_t rc, const char *msg);
+// Applies queued follow-up transitions until none is left; *changed (may
+// be NULL) counts those applied.
+int cs_drain(cpl_txn *t, uint64_t *changed);
+
+#endif // COPAL_STORE_IMPL_H

@@ -1,0 +1,307 @@
+// copal store: state transitions. cs_transition() is the one place a task's
+// state changes (history, state index, per-state counters, run queue,
+// lease); the bookkeeping that follows (dependency release, cascades,
+// retry policy) is queued and drained without recursion.
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "store_impl.h"
+
+// ------------------------------------------------------------ transitions
+
+static int
+work_push(cpl_txn *t, uint64_t id, cpl_state to, cpl_actor actor,
+    uint32_t only_from, const char *msg)
+{
+	if (t->nwork == t->capwork) {
+		size_t cap = t->capwork ? t->capwork * 2 : 64;
+		struct work *w = realloc(t->work, cap * sizeof(*w));
+		if (w == NULL)
+			return fail(t, CPL_ENOMEM);
+		t->work = w;
+		t->capwork = cap;
+	}
+	struct work *w = &t->work[t->nwork++];
+	w->id = id;
+	w->to = (uint8_t)to;
+	w->actor = (uint8_t)actor;
+	w->only_from = only_from;
+	w->only_from_mask_set = only_from != 0;
+	snprintf(w->msg, sizeof(w->msg), "%s", msg ? msg : "");
+	return 0;
+}
+
+#define NOT_FINAL_MASK                                                      \
+	(~(BIT(CPL_JOB_FINISHED) | BIT(CPL_FAILED) | BIT(CPL_USER_KILLED) | \
+	    BIT(CPL_PARENT_KILLED) | BIT(CPL_STATE_NONE)) &                  \
+	    ((1u << CPL_NSTATES) - 1))
+
+// Queues the consequences for the children of a task that just reached
+// JOB_FINISHED (finished), left it (unfinished) or failed (killed).
+static int
+children_follow(cpl_txn *t, uint64_t id, cpl_state to, cpl_state from)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint8_t start[16], pre[8];
+	bool ok;
+	int rv;
+	enum { FINISHED, UNFINISHED, KILLED } what;
+	if (to == CPL_JOB_FINISHED)
+		what = FINISHED;
+	else if (from == CPL_JOB_FINISHED)
+		what = UNFINISHED;
+	else if (to == CPL_FAILED || to == CPL_USER_KILLED ||
+	    to == CPL_PARENT_KILLED)
+		what = KILLED;
+	else
+		return 0;
+	be64(pre, id);
+	pair_key(start, id, 0);
+	if ((rv = tcursor(t, DB_CHILD, &c)) != 0)
+		return rv;
+	char msg[64];
+	snprintf(msg, sizeof(msg), "parent %llu %s", (unsigned long long)id,
+	    cpl_state_name(to));
+	for (rv = crange(t, c, MDB_SET_RANGE, pre, 8, start, 16, &k, &v, &ok);
+	     rv == 0 && ok;
+	     rv = crange(t, c, MDB_NEXT, pre, 8, NULL, 0, &k, &v, &ok)) {
+		uint64_t child = rd64((uint8_t *)k.mv_data + 8);
+		struct srec cr;
+		if ((rv = srec_get(t, child, &cr)) != 0) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		if (what == FINISHED) {
+			if (cr.pending == 0) {
+				rv = fail(t, CPL_ECORRUPT);
+				break;
+			}
+			cr.pending--;
+			if ((rv = srec_put(t, child, &cr)) != 0)
+				break;
+			if (cr.pending == 0 && cr.state == CPL_AWAITING_PARENTS)
+				rv = work_push(t, child, CPL_READY,
+				    CPL_BY_BROKER, BIT(CPL_AWAITING_PARENTS),
+				    msg);
+		} else if (what == UNFINISHED) {
+			cr.pending++;
+			if ((rv = srec_put(t, child, &cr)) != 0)
+				break;
+			if (runnable(&cr))
+				rv = work_push(t, child, CPL_AWAITING_PARENTS,
+				    CPL_BY_BROKER,
+				    BIT(CPL_READY) | BIT(CPL_RESTART_READY), msg);
+		} else {
+			if (!cpl_state_is_final((cpl_state)cr.state))
+				rv = work_push(t, child, CPL_PARENT_KILLED,
+				    CPL_BY_BROKER, NOT_FINAL_MASK, msg);
+		}
+		if (rv)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rv;
+}
+
+// The one place a task's state changes: history event, state index,
+// counters, run queue, lease, and queued bookkeeping. r is the task's
+// current record; it is updated and written.
+int
+cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
+    cpl_actor actor, int32_t rc, const char *msg)
+{
+	cpl_state from = (cpl_state)r->state;
+	uint8_t k[16];
+	int rv;
+
+	if (!cpl_transition_allowed(from, to, actor))
+		return CPL_EBADSTATE;
+	// a launcher's report says where the task ran
+	if ((rv = cs_event_write(t, id, from, to, r->attempt, r->lease, rc, msg,
+	         actor == CPL_BY_LAUNCHER ? t->node : NULL, false)) != 0)
+		return rv;
+	if (runnable(r) && (rv = runq_del(t, id, r)) != 0)
+		return rv;
+	st_key(k, from, id);
+	if ((rv = tdel(t, DB_ST_IDX, k, 9)) != 0)
+		return rv;
+	st_key(k, to, id);
+	if ((rv = tput(t, DB_ST_IDX, k, 9, "", 0, 0)) != 0)
+		return rv;
+	t->meta.counts[from]--;
+	t->meta.counts[to]++;
+
+	// Entering READY or RESTART_READY hands the task back to the queue;
+	// a lease is kept only by the stages a launcher is still working on.
+	if (r->lease != 0 && (!holds_lease(to) || to == CPL_READY ||
+	                         to == CPL_RESTART_READY)) {
+		pair_key(k, r->lease, id);
+		if ((rv = tdel(t, DB_LEASE_IDX, k, 16)) != 0)
+			return rv;
+		if (to == CPL_USER_KILLED || to == CPL_PARENT_KILLED) {
+			// the launcher must stop the process it may be running
+			if ((rv = notice_add(t, r->lease, id)) != 0)
+				return rv;
+		}
+		r->lease = 0;
+	}
+	r->state = (uint8_t)to;
+	r->changed_us = t->now;
+	if (actor == CPL_BY_LAUNCHER)
+		r->rc = rc;
+	if (runnable(r) && (rv = runq_add(t, id, r)) != 0)
+		return rv;
+	if ((rv = srec_put(t, id, r)) != 0)
+		return rv;
+
+	// bookkeeping that follows from the new state
+	switch (to) {
+	case CPL_JOB_FINISHED:
+	case CPL_FAILED:
+	case CPL_USER_KILLED:
+	case CPL_PARENT_KILLED:
+		return children_follow(t, id, to, from);
+	case CPL_RUN_TIMEOUT:
+		if ((r->flags & SF_TIMEOUT_HANDLER) && actor == CPL_BY_LAUNCHER)
+			return 0; // the launcher runs the handler and decides
+		if (r->flags & SF_AUTO_RETRY)
+			return work_push(t, id, CPL_RESTART_READY, CPL_BY_BROKER,
+			    BIT(CPL_RUN_TIMEOUT), "timed out: retry");
+		return work_push(t, id, CPL_FAILED, CPL_BY_BROKER,
+		    BIT(CPL_RUN_TIMEOUT), "timed out: no auto_timeout_retry");
+	case CPL_RUN_ERROR:
+		if ((r->flags & SF_ERR_HANDLER) && actor == CPL_BY_LAUNCHER)
+			return 0;
+		return work_push(t, id, CPL_FAILED, CPL_BY_BROKER,
+		    BIT(CPL_RUN_ERROR), "run error: no error handler");
+	case CPL_RESTART_READY:
+		if (from == CPL_JOB_FINISHED &&
+		    (rv = children_follow(t, id, to, from)) != 0)
+			return rv;
+		if (actor != CPL_BY_USER && r->attempt > r->max_retries)
+			return work_push(t, id, CPL_FAILED, CPL_BY_BROKER,
+			    BIT(CPL_RESTART_READY), "retry limit reached");
+		if (r->pending > 0)
+			return work_push(t, id, CPL_AWAITING_PARENTS,
+			    CPL_BY_BROKER, BIT(CPL_RESTART_READY),
+			    "waiting for parents");
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+// Applies queued follow-ups until none is left.
+int
+cs_drain(cpl_txn *t, uint64_t *changed)
+{
+	int rv = 0;
+	size_t i;
+	for (i = 0; i < t->nwork && rv == 0; i++) {
+		struct work w = t->work[i];
+		struct srec r;
+		if ((rv = srec_get(t, w.id, &r)) != 0) {
+			if (rv == CPL_ENOTFOUND)
+				rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		if (w.only_from_mask_set && !(w.only_from & BIT(r.state)))
+			continue; // something else changed it meanwhile
+		rv = cs_transition(t, w.id, &r, (cpl_state)w.to,
+		    (cpl_actor)w.actor, 0, w.msg);
+		if (rv == CPL_EBADSTATE) {
+			rv = 0; // a follow-up that no longer applies
+			continue;
+		}
+		if (rv == 0 && changed)
+			(*changed)++;
+	}
+	t->nwork = 0;
+	if (rv != 0 && t->err == 0)
+		t->err = rv; // half-applied bookkeeping must not commit
+	return rv;
+}
+
+int
+cpl_task_report(cpl_txn *t, const cpl_report *rep)
+{
+	struct srec r;
+	int rv;
+	if (t == NULL || rep == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((unsigned)rep->to >= CPL_NSTATES || rep->to == CPL_STATE_NONE)
+		return CPL_EINVAL;
+	if ((rv = srec_get(t, rep->task_id, &r)) != 0)
+		return rv;
+	if (r.lease == 0 || r.lease != rep->lease || r.attempt != rep->attempt)
+		return CPL_ESTALE;
+	if ((rv = cs_lease_live(t, rep->lease)) != 0)
+		return rv == CPL_ENOTFOUND ? CPL_ESTALE : rv;
+	if (!cpl_transition_allowed((cpl_state)r.state, rep->to,
+	        CPL_BY_LAUNCHER))
+		return CPL_EBADSTATE;
+	t->node = rep->node;
+	rv = cs_transition(t, rep->task_id, &r, rep->to, CPL_BY_LAUNCHER,
+	    rep->return_code, rep->message);
+	t->node = NULL;
+	if (rv != 0)
+		return fail(t, rv);
+	return cs_drain(t, NULL);
+}
+
+int
+cpl_task_set_state(cpl_txn *t, uint64_t id, cpl_state to, const char *msg)
+{
+	struct srec r;
+	int rv;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((unsigned)to >= CPL_NSTATES || to == CPL_STATE_NONE)
+		return CPL_EINVAL;
+	if ((rv = srec_get(t, id, &r)) != 0)
+		return rv;
+	if (to == CPL_USER_KILLED) {
+		if (cpl_state_is_final((cpl_state)r.state))
+			return CPL_EBADSTATE;
+		return cpl_task_kill(t, id, msg, NULL);
+	}
+	if (r.lease != 0)
+		return CPL_EBUSY;
+	if (!cpl_transition_allowed((cpl_state)r.state, to, CPL_BY_USER))
+		return CPL_EBADSTATE;
+	if ((rv = cs_transition(t, id, &r, to, CPL_BY_USER, 0,
+	         msg ? msg : "set by user")) != 0)
+		return fail(t, rv);
+	return cs_drain(t, NULL);
+}
+
+int
+cpl_task_kill(cpl_txn *t, uint64_t id, const char *msg, uint64_t *killed)
+{
+	struct srec r;
+	int rv;
+	uint64_t n = 0;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((rv = srec_get(t, id, &r)) != 0)
+		return rv;
+	if (!cpl_state_is_final((cpl_state)r.state)) {
+		if ((rv = cs_transition(t, id, &r, CPL_USER_KILLED,
+		         CPL_BY_USER, 0, msg ? msg : "killed by user")) != 0)
+			return fail(t, rv);
+		n = 1;
+		if ((rv = cs_drain(t, &n)) != 0)
+			return rv;
+	}
+	if (killed)
+		*killed = n;
+	return 0;
+}
+
