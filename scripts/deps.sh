@@ -24,7 +24,7 @@ PACKAGES=(
   uuid-dev
   libcmocka-dev
   libjansson-dev
-  # launcher tests (tests/launcher): mpirun for the mpi mode, jq to read
+  # launcher tests (launcher/test): mpirun for the mpi mode, jq to read
   # copal ls --format json, ps/pgrep to check for processes left behind
   openmpi-bin
   jq

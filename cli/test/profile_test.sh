@@ -14,11 +14,11 @@
 #
 #   profile_test.sh BUILD_DIR
 #
-# Uses the launcher tests' helpers (tests/launcher/lib.sh): a private HOME
+# Uses the launcher tests' helpers (launcher/test/lib.sh): a private HOME
 # and database, nothing left behind, no sanitizer report.
 COPAL_BIN=${1:-${COPAL_BIN:-}}
 export COPAL_BIN
-source "$(dirname "$0")/../../tests/launcher/lib.sh"
+source "$(dirname "$0")/../../launcher/test/lib.sh"
 
 command -v python3 >/dev/null || fail "python3 is needed"
 command -v jq >/dev/null || fail "jq is needed"

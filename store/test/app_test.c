@@ -1,6 +1,8 @@
 // Apps: put, get, list (name order, task counts), replace, delete, and the
 // refusals (EINVAL, EEXISTS, ENOTFOUND, EINUSE).
-#include "testutil.h"
+#include "copal/testing/util.h"
+
+#include <stdio.h>
 
 // An App with its strings in one block.
 typedef struct appb {

@@ -1,7 +1,9 @@
 // Batch job records (ids, times, allowed state moves, persistence) and the
 // backlog walk (footprint in node units, workflow filter, tasks that no
 // queue of a policy can run).
-#include "testutil.h"
+#include "copal/testing/util.h"
+
+#include <string.h>
 
 typedef struct bj_arg {
 	const Copal__BatchJob *job;

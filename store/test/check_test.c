@@ -12,9 +12,12 @@
 // index, or a primary record that indices point to, must be found. Losing
 // a record nothing else refers to (a queued kill notice; the meta record,
 // which the store may recreate) may go unnoticed.
-#include "testutil.h"
+#include "copal/testing/util.h"
 
 #include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define TTL (3600u * 1000u)
 #define MAXDB 64

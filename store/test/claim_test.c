@@ -1,7 +1,11 @@
 // Claims: priority order, capacity fit (packing units, whole nodes for
 // multi-node tasks, GPUs, wall time), workflow filter, max_tasks, holding
 // and attempts, and that no task is ever given to two leases.
-#include "testutil.h"
+#include "copal/testing/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define TTL (3600u * 1000u)
 

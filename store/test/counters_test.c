@@ -5,7 +5,11 @@
 // every few steps the stored counters must equal a recount, dependency
 // counts and lease holdings must agree with the tasks, and
 // cpl_store_check must pass.
-#include "testutil.h"
+#include "copal/testing/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define NLEASES 3
 #define MAXT 4096

@@ -12,7 +12,9 @@
 //        D
 //        |
 //        E -> F -> G   chain of depth 4 below the diamond (D E F G)
-#include "testutil.h"
+#include "copal/testing/util.h"
+
+#include <stdlib.h>
 
 #define TTL (3600u * 1000u)
 

@@ -2,7 +2,10 @@
 // return code and message; per-task history in order; the global log
 // (cpl_history_scan) complete, in increasing seq, pageable; seek by time;
 // history kept after delete; broker time monotonic.
-#include "testutil.h"
+#include "copal/testing/util.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #define TTL (3600u * 1000u)
 

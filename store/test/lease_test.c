@@ -2,7 +2,10 @@
 // (unstarted claims back to the queue, started tasks RUN_TIMEOUT then
 // RESTART_READY or FAILED), release, kill notices, stale reports, and the
 // RUN_ERROR / RUN_TIMEOUT / RESTART_READY policy of cpl_task_report.
-#include "testutil.h"
+#include "copal/testing/util.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 #define TTL (3600u * 1000u)
 

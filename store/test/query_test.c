@@ -2,7 +2,11 @@
 // paging (after_id, limit, more), specs in results, early stop;
 // cpl_workflow_list; cpl_task_update_spec moving the workflow, app and
 // priority indices; cpl_task_delete and its refusals.
-#include "testutil.h"
+#include "copal/testing/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define TTL (3600u * 1000u)
 #define BIT(s) (1u << (s))

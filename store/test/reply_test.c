@@ -1,7 +1,10 @@
 // Stored replies (idempotent retries): get, put, replace, prune by age and
 // count, written atomically with the request's effects, kept across a
 // reopen.
-#include "testutil.h"
+#include "copal/testing/util.h"
+
+#include <stdlib.h>
+#include <string.h>
 
 typedef struct rep_arg {
 	uint64_t id;

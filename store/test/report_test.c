@@ -10,7 +10,11 @@
 //    CPL_EBADSTATE where the table refuses it anyway).
 // Tasks here have error and timeout handlers and many retries, so that no
 // bookkeeping follows a report and the task stays where it was sent.
-#include "testutil.h"
+#include "copal/testing/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define LONG_TTL (3600u * 1000u)
 

@@ -4,9 +4,12 @@
 // cannot grow reports CPL_EMAPFULL and keeps the store usable), one open
 // per directory (CPL_ELOCKED), data kept across close and reopen, readers
 // see a snapshot beside a writer, concurrent writers are serialized.
-#include "testutil.h"
+#include "copal/testing/util.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 

@@ -19,9 +19,10 @@
 // Every other (from, to, actor) is refused; nothing at all leaves NONE or
 // enters NONE or CREATED, nothing leaves a final state except a user
 // restart, and actor 0 may do nothing.
-#include "testutil.h"
+#include "copal/testing/util.h"
 
 #include <ctype.h>
+#include <string.h>
 
 #define B CPL_BY_BROKER
 #define L CPL_BY_LAUNCHER

@@ -1,8 +1,11 @@
 // Tasks: create, get, spec round trip, initial states, ids and uuids,
 // lookup by uuid prefix, refused creates that write nothing, notes.
-#include "testutil.h"
+#include "copal/testing/util.h"
 
 #include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <uuid/uuid.h>
 
 // ------------------------------------------------------------ round trip

@@ -4,8 +4,11 @@
 // stop or kill -9). Covers create, report, modify, claim, heartbeat and a
 // refused request; request id 0 opts out.
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "broker_harness.h"
+#include "copal/testing/broker.h"
 
 struct fx {
 	bh_broker b;

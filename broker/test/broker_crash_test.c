@@ -15,8 +15,11 @@
 // and cpl_store_check() verifies every index and counter.
 // COPAL_TEST_SEED=N repeats a run's kill times.
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "broker_harness.h"
+#include "copal/testing/broker.h"
 #include "copal/store.h"
 
 #define ROUNDS 5

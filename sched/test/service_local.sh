@@ -5,7 +5,7 @@
 # per database; scheduler commands that hang, fail or answer garbage are
 # logged and survived (fault injection: small sbatch/squeue scripts first
 # in PATH, the only way to make a scheduler misbehave on demand).
-source "$(dirname "$0")/../launcher/lib.sh"
+source "$(dirname "$0")/../../launcher/test/lib.sh"
 setup_db
 
 jobs_json() { copal ls queues --format json 2>/dev/null; }

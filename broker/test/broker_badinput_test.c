@@ -21,11 +21,28 @@
 // The test program doubles as the unprivileged client: run as
 // `broker_badinput_test --as-client URL` it sends one create and exits 0
 // if no reply came, 2 if one did.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-#include "broker_harness.h"
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "copal/testing/broker.h"
 
 struct fx {
 	bh_broker b;

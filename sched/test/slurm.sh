@@ -12,7 +12,7 @@ if ! why=$(bash "$SLURM_SH" check 2>&1); then
 	echo "SKIP: slurm: $why"
 	exit 77
 fi
-source "$HERE/../launcher/lib.sh"
+source "$HERE/../../launcher/test/lib.sh"
 
 SDIR=$T/slurm
 # munged wants every directory down to its socket searchable by all

@@ -1,4 +1,4 @@
-# Shared helpers of the launcher integration tests (tests/launcher/*.sh).
+# Shared helpers of the launcher integration tests (launcher/test/*.sh).
 #
 # A test script does:
 #

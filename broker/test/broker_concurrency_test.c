@@ -7,8 +7,11 @@
 // every unclaimed one READY, and the history log holds exactly the events
 // those transitions make. No request may fail.
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "broker_harness.h"
+#include "copal/testing/broker.h"
 
 #define NTHREADS 16
 #define RUN_MS 3000

@@ -7,7 +7,20 @@
 // 15 s; clients connected before keep being served throughout; the
 // re-opened socket keeps its 0600 mode. The same flood on the TCP
 // listener must not stop TCP clients.
-#include "broker_harness.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "copal/testing/broker.h"
 
 #define FLOOD 2000
 #define RECOVER_MS 15000u

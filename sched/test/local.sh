@@ -4,7 +4,7 @@
 # batch of tasks to JOB_FINISHED and ends; the record follows; SIGTERM to
 # the job reaches the launcher; bad requests are refused and change
 # nothing; a broken template fails the submission with its line.
-source "$(dirname "$0")/../launcher/lib.sh"
+source "$(dirname "$0")/../../launcher/test/lib.sh"
 setup_db
 
 jobs_json() { copal ls queues --format json; }

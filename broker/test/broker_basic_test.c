@@ -6,7 +6,12 @@
 // export paging; heartbeat; claim capacity fit; report batches; lease
 // expiry and the retry policy; kill notices in heartbeat, report and
 // claim replies; lease release; the workflow list.
-#include "broker_harness.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "copal/testing/broker.h"
 
 struct fx {
 	bh_broker b;
