@@ -228,12 +228,12 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 	}
 	if (cpl_db_socket_url(abs, url, sizeof(url)) != 0) {
 		cli_err("%s: path too long for the broker's local socket "
-		    "(%s/sock/broker must fit in 107 bytes): choose a shorter "
-		    "path", dir, abs);
+		    "(%s/%s must fit in %d bytes): choose a shorter path", dir,
+		    abs, cpl_dbpart_name(CPL_DB_SOCKET), CPL_DB_SOCKET_MAX);
 		rc = EXIT_ERR;
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/copal.conf", abs);
+	cpl_dbpath(abs, CPL_DB_CONF, path, sizeof(path));
 	if (stat(path, &st) == 0) {
 		cli_err("%s already holds a copal database", abs);
 		rc = EXIT_ERR;
@@ -245,12 +245,13 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 		goto out;
 	}
 	static const struct {
-		const char *name;
+		cpl_dbpart part;
 		mode_t mode;
-	} dirs[] = { { "data", 0755 }, { "log", 0700 }, { "sock", 0700 },
-		{ "qsubmit", 0755 }, { "job-templates", 0755 } };
+	} dirs[] = { { CPL_DB_DATA_DIR, 0755 }, { CPL_DB_LOG_DIR, 0700 },
+		{ CPL_DB_SOCK_DIR, 0700 }, { CPL_DB_QSUBMIT_DIR, 0755 },
+		{ CPL_DB_TMPL_DIR, 0755 } };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", abs, dirs[i].name);
+		cpl_dbpath(abs, dirs[i].part, path, sizeof(path));
 		if (mkdir_p(path, dirs[i].mode) != 0 ||
 		    chmod(path, dirs[i].mode) != 0) {
 			cli_err("cannot create %s: %s", path, strerror(errno));
@@ -265,7 +266,7 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-	snprintf(path, sizeof(path), "%s/secret", abs);
+	cpl_dbpath(abs, CPL_DB_SECRET, path, sizeof(path));
 	if (write_file(path, hex, 64, 0600) != 0) {
 		cli_err("cannot write %s: %s", path, strerror(errno));
 		goto out;
@@ -273,15 +274,15 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 	// the default job-script templates, for the site to edit
 	for (size_t i = 0; tmpl_schedulers[i]; i++) {
 		const char *text = tmpl_default(tmpl_schedulers[i]);
-		snprintf(path, sizeof(path), "%s/job-templates/%s.tmpl", abs,
-		    tmpl_schedulers[i]);
+		cpl_dbpath_file(abs, CPL_DB_TMPL_DIR, path, sizeof(path),
+		    "%s.tmpl", tmpl_schedulers[i]);
 		if (write_file(path, text, strlen(text), 0644) != 0) {
 			cli_err("cannot write %s: %s", path, strerror(errno));
 			goto out;
 		}
 	}
 	// the settings file last: its presence marks a complete database
-	snprintf(path, sizeof(path), "%s/copal.conf", abs);
+	cpl_dbpath(abs, CPL_DB_CONF, path, sizeof(path));
 	if (write_file(path, conf_text, sizeof(conf_text) - 1, 0644) != 0) {
 		cli_err("cannot write %s: %s", path, strerror(errno));
 		goto out;
@@ -307,7 +308,7 @@ find_named(const char *name, char *out, size_t len)
 	char conf[PATH_MAX + 16], file[PATH_MAX], line[PATH_MAX + 2];
 	struct stat st;
 	const char *home = getenv("HOME");
-	snprintf(conf, sizeof(conf), "%s/copal.conf", name);
+	cpl_dbpath(name, CPL_DB_CONF, conf, sizeof(conf));
 	if (stat(conf, &st) == 0) {
 		if (realpath(name, out) == NULL)
 			return -1;
@@ -324,7 +325,7 @@ find_named(const char *name, char *out, size_t len)
 		line[strcspn(line, "\n")] = '\0';
 		const char *base = strrchr(line, '/');
 		base = base ? base + 1 : line;
-		snprintf(conf, sizeof(conf), "%s/copal.conf", line);
+		cpl_dbpath(line, CPL_DB_CONF, conf, sizeof(conf));
 		if (strcmp(base, name) == 0 && stat(conf, &st) == 0 &&
 		    strlen(line) < len) {
 			memcpy(out, line, strlen(line) + 1);
@@ -446,7 +447,7 @@ cmd_which(const cli_verb *v, int argc, char **argv)
 		line[strcspn(line, "\n")] = '\0';
 		if (line[0] == '\0')
 			continue;
-		snprintf(conf, sizeof(conf), "%s/copal.conf", line);
+		cpl_dbpath(line, CPL_DB_CONF, conf, sizeof(conf));
 		long pid = cli_broker_pid(line);
 		if (stat(conf, &st) != 0)
 			snprintf(broker, sizeof(broker), "(database missing)");
@@ -545,7 +546,7 @@ cmd_log(const cli_verb *v, int argc, char **argv)
 	}
 	if ((rc = cli_db_find(db, sizeof(db))) != 0)
 		goto out;
-	snprintf(path, sizeof(path), "%s/log/broker.log", db);
+	cpl_dbpath(db, CPL_DB_BROKER_LOG, path, sizeof(path));
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL && !follow) {
 		cli_err("no log yet: %s: %s", path, strerror(errno));

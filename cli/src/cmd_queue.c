@@ -348,8 +348,8 @@ cmd_service(const cli_verb *v, int argc, char **argv)
 		goto out;
 	if (conf->nqueues == 0) {
 		cli_err("the service needs a queue policy: add queue.NAME.* "
-		    "settings to %s/copal.conf (see the commented example "
-		    "there)", db);
+		    "settings to %s/%s (see the commented example there)", db,
+		    cpl_dbpart_name(CPL_DB_CONF));
 		rc = EXIT_ERR;
 		goto out;
 	}
@@ -360,7 +360,7 @@ cmd_service(const cli_verb *v, int argc, char **argv)
 		rc = EXIT_ERR;
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/log/service.log", db);
+	cpl_dbpath(db, CPL_DB_SERVICE_LOG, path, sizeof(path));
 	svc_logf = fopen(path, "ae");
 	if ((rc = cli_connect(&c)) != 0)
 		goto out;

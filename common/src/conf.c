@@ -13,6 +13,7 @@
 
 #include "copal/common.h"
 #include "copal/conf.h"
+#include "copal/dbdir.h"
 
 // A settings file is a page of text; anything this large is a mistake
 // (a log or a binary given as DB), not worth reading into memory.
@@ -471,6 +472,16 @@ parse_line(parser *p, const char *raw, size_t n)
 	return setting_line(p, s, v);
 }
 
+// The default job_template: [db/]job-templates/<scheduler>.tmpl. Returns
+// what snprintf does.
+static int
+default_template(cpl_conf *c, const char *db)
+{
+	return snprintf(c->job_template, sizeof(c->job_template),
+	    "%s%s%s/%s.tmpl", db ? db : "", db ? "/" : "",
+	    cpl_dbpart_name(CPL_DB_TMPL_DIR), c->scheduler);
+}
+
 // The checks that need the whole file: the bands of each queue (a key may
 // come before or after its partner, or rely on the other's default), and
 // job_template joined to the database directory.
@@ -500,9 +511,7 @@ finish(parser *p, const char *db)
 	memcpy(given, c->job_template, sizeof(given));
 	int n;
 	if (given[0] == '\0')
-		n = snprintf(c->job_template, sizeof(c->job_template),
-		    "%s%sjob-templates/%s.tmpl", db ? db : "", db ? "/" : "",
-		    c->scheduler);
+		n = default_template(c, db);
 	else if (given[0] == '/' || db == NULL)
 		n = snprintf(c->job_template, sizeof(c->job_template), "%s",
 		    given);
@@ -529,9 +538,7 @@ cpl_conf_defaults(cpl_conf *c, const char *db)
 		else
 			snprintf((char *)c + s->off, s->size, "%s", s->sdflt);
 	}
-	snprintf(c->job_template, sizeof(c->job_template),
-	    "%s%sjob-templates/%s.tmpl", db ? db : "", db ? "/" : "",
-	    c->scheduler);
+	default_template(c, db);
 }
 
 // The whole file into a malloc'd buffer.
@@ -608,8 +615,7 @@ cpl_conf_load(const char *db, cpl_conf *c, char *err, size_t errlen)
 			snprintf(err, errlen, "no database directory");
 		return CPL_EINVAL;
 	}
-	if ((size_t)snprintf(path, sizeof(path), "%s/copal.conf", db) >=
-	    sizeof(path)) {
+	if (cpl_dbpath(db, CPL_DB_CONF, path, sizeof(path)) != 0) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s: path too long", db);
 		return CPL_EINVAL;

@@ -37,7 +37,7 @@ int
 sched_service_lock(const char *db, int *fdp, char *why, size_t wl)
 {
 	char path[PATH_MAX + 32], pid[32];
-	snprintf(path, sizeof(path), "%s/service.lock", db);
+	cpl_dbpath(db, CPL_DB_SERVICE_LOCK, path, sizeof(path));
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		snprintf(why, wl, "%s: %s", path, strerror(errno));

@@ -42,6 +42,7 @@
 #include <lmdb.h>
 #include <uuid/uuid.h>
 
+#include "copal/dbdir.h"
 #include "copal/store.h"
 
 #define META_MAGIC 0x4c41504f43ull // "COPAL"
@@ -3582,8 +3583,8 @@ stats_cb(cpl_txn *t, void *arg)
 	st->used_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
 	char path[PATH_MAX];
 	struct stat sb;
-	snprintf(path, sizeof(path), "%s/data.mdb", t->s->dir);
-	st->file_bytes = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	st->file_bytes = cpl_dbpath(t->s->dir, CPL_DB_LMDB_DATA, path,
+	    sizeof(path)) == 0 && stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 	return 0;
 }
 
