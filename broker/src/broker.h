@@ -11,6 +11,7 @@
 #include <nng/nng.h>
 
 #include "copal.pb-c.h"
+#include "copal/arena.h"
 #include "copal/store.h"
 
 // ---------------------------------------------------------------- log
@@ -29,16 +30,7 @@ void log_msg(int level, const char *id, const char *fmt, ...)
 
 // ---------------------------------------------------------------- arena
 // Replies are built from many small protobuf-c structs; they all come from
-// one arena freed at once after the reply is packed.
-typedef struct arena arena;
-arena *arena_new(void);
-void *arena_alloc(arena *a, size_t n); // zeroed; NULL when out of memory
-char *arena_strdup(arena *a, const char *s);
-// Runs fn(p) when the arena is freed (for objects owned elsewhere, such as
-// specs unpacked by the store). Returns 0 or CPL_ENOMEM (fn(p) then runs
-// at once).
-int arena_defer(arena *a, void (*fn)(void *), void *p);
-void arena_free(arena *a);
+// one arena (copal/arena.h) freed at once after the reply is packed.
 
 // ---------------------------------------------------------------- validation
 // An allocator for protobuf-c unpack that refuses to go past a budget, so

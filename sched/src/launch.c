@@ -54,7 +54,7 @@ read_file(const char *path, size_t max, char *why, size_t wl)
 		snprintf(why, wl, "template %.1024s: %.600s", path, strerror(errno));
 		return NULL;
 	}
-	char *b = sched_calloc(1, max + 1);
+	char *b = cpl_xcalloc(1, max + 1);
 	size_t n = fread(b, 1, max + 1, fp);
 	bool bad = ferror(fp);
 	fclose(fp);

@@ -67,7 +67,7 @@ sched_service_new(cpl_client *c, const char *db, const cpl_conf *conf,
     unsigned period, sched_say_fn log, sched_say_fn warn,
     const volatile sig_atomic_t *stop)
 {
-	sched_service *s = sched_calloc(1, sizeof(*s));
+	sched_service *s = cpl_xcalloc(1, sizeof(*s));
 	s->c = c;
 	s->db = db;
 	s->conf = conf;
