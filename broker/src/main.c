@@ -74,7 +74,7 @@ main(int argc, char **argv)
 			tcp = optarg;
 			break;
 		case 'l':
-			if ((log_level = parse_level(optarg)) < 0) {
+			if ((cpl_log_level = parse_level(optarg)) < 0) {
 				fprintf(stderr, "copal-broker: unknown log level %s\n",
 				    optarg);
 				return 2;
@@ -125,10 +125,10 @@ main(int argc, char **argv)
 		// `copal server start` discards the broker's stderr: leave
 		// the reason in the log too (copal log)
 		if (!to_stderr && cpl_dbpath(dir, CPL_DB_BROKER_LOG, path,
-		        sizeof(path)) == 0 && log_open(path) == 0) {
+		        sizeof(path)) == 0 && cpl_log_add(NULL, path, NULL) == 0) {
 			LOG(LOG_ERR, "conf", "%s", cerr[0] ? cerr :
 			    cpl_strerror(crv));
-			log_close();
+			cpl_log_close();
 		}
 		return crv == CPL_EINVAL ? 2 : 1;
 	}
@@ -146,7 +146,7 @@ main(int argc, char **argv)
 	chmod(path, 0700);
 	if (!to_stderr) {
 		cpl_dbpath(dir, CPL_DB_BROKER_LOG, path, sizeof(path));
-		if (log_open(path) != 0) {
+		if (cpl_log_add(NULL, path, NULL) != 0) {
 			fprintf(stderr, "copal-broker: cannot open %s: %s\n", path,
 			    strerror(errno));
 			return 1;
@@ -209,6 +209,6 @@ main(int argc, char **argv)
 	server_stop(srv);
 	unlink(path);
 	cpl_store_close(st);
-	log_close();
+	cpl_log_close();
 	return 0;
 }
