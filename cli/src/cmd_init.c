@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "copal/conf.h"
 #include "copal/tmpl.h"
 
 const cli_opt init_opts[] = { { NULL, 0, 0, NULL, NULL } };
@@ -29,84 +30,6 @@ const cli_opt log_opts[] = {
 	    "keep printing new lines (Ctrl-C ends)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
-
-// The settings file written by init. Every setting is documented here,
-// with its default; common/include/copal/conf.h is the reader.
-static const char conf_text[] =
-    "# copal database settings: one `key = value` per line. A line whose\n"
-    "# first character (after blanks) is # is a comment; there are no\n"
-    "# comments after a value, and a # anywhere else is an error. Every line\n"
-    "# is checked when the broker starts (copal server start, or any copal\n"
-    "# command that finds it stopped): an unknown key, a key given twice or a\n"
-    "# bad value stops it, with the line and what is allowed.\n"
-    "\n"
-    "# Batch scheduler that launcher jobs are submitted to:\n"
-    "# local (run on this machine), slurm, pbs or cobalt.\n"
-    "scheduler = local\n"
-    "\n"
-    "# Job-script template that copal submit-launch and copal service render\n"
-    "# into qsubmit/ for each job. Empty: job-templates/<scheduler>.tmpl\n"
-    "# (copal init wrote one per scheduler). A relative path is relative to\n"
-    "# this directory.\n"
-    "job_template = \n"
-    "\n"
-    "# TCP address the broker listens on besides its local socket\n"
-    "# (sock/broker), for launchers on other nodes, e.g. tcp://0.0.0.0:7555.\n"
-    "# Clients there authenticate with the token in the file `secret`.\n"
-    "# Empty: local socket only.\n"
-    "broker_tcp = \n"
-    "\n"
-    "# Seconds a launcher's lease lasts without a heartbeat (the default of\n"
-    "# copal launcher --lease-ttl). When it\n"
-    "# expires, the launcher's running tasks become RUN_TIMEOUT and are\n"
-    "# retried by their policy (auto_timeout_retry, max_retries). 2..86400.\n"
-    "lease_ttl_seconds = 30\n"
-    "\n"
-    "# Seconds a scheduler command (sbatch, squeue, scancel, qsub, qstat,\n"
-    "# qdel) may take before copal gives up on it. 1..3600.\n"
-    "scheduler_timeout_seconds = 30\n"
-    "\n"
-    "# Seconds before the end of a job's wall time at which its launcher\n"
-    "# stops, so that tasks end and leases are returned before the\n"
-    "# scheduler kills the job. 0..3600.\n"
-    "wall_time_margin_seconds = 60\n"
-    "\n"
-    "# Project (account) charged for the jobs of copal submit-launch (unless\n"
-    "# it gets --project) and of copal service. Empty: none. Characters\n"
-    "# A-Z a-z 0-9 . _ @ + - only.\n"
-    "project = \n"
-    "\n"
-    "# Job mode of the launchers that copal service submits: serial or mpi.\n"
-    "job_mode = serial\n"
-    "\n"
-    "# Workflow of the tasks that the service's launchers run. Empty: every\n"
-    "# workflow.\n"
-    "wf_filter = \n"
-    "\n"
-    "# copal service: seconds between two rounds (look at the queue, submit,\n"
-    "# cancel). 1..86400.\n"
-    "service_period_seconds = 10\n"
-    "\n"
-    "# copal service: at most this many launcher jobs queued or running at\n"
-    "# once, all queues together. 0..1000; 0: the service submits nothing.\n"
-    "service_max_queued_jobs = 3\n"
-    "\n"
-    "# copal service: cancel a job it submitted that is still waiting in the\n"
-    "# queue (not yet running) after this many minutes. 0: never.\n"
-    "# 0..525600.\n"
-    "service_max_wait_minutes = 0\n"
-    "\n"
-    "# Queue policies: which jobs the service may submit to each queue\n"
-    "# (partition), one block of queue.NAME.* keys per queue; earlier queues\n"
-    "# are preferred. A queue exists once one of its keys is set; a key not\n"
-    "# set has its default (min_nodes 1, max_nodes 1, min_minutes 1,\n"
-    "# max_minutes 60, max_queued 1, gpus_per_node 0). For example:\n"
-    "# queue.debug.min_nodes = 1\n"
-    "# queue.debug.max_nodes = 2\n"
-    "# queue.debug.min_minutes = 5\n"
-    "# queue.debug.max_minutes = 60\n"
-    "# queue.debug.max_queued = 1\n"
-    "# queue.debug.gpus_per_node = 0\n";
 
 static int
 one_operand(cli_parse *p, const char *what, const char **out)
@@ -281,12 +204,24 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 			goto out;
 		}
 	}
-	// the settings file last: its presence marks a complete database
+	// the settings file last: its presence marks a complete database.
+	// Its text comes from the settings table (common/src/conf.c).
+	char *conf_text = NULL;
+	size_t conf_len = 0;
+	FILE *mf = open_memstream(&conf_text, &conf_len);
+	if (mf == NULL)
+		cli_oom();
+	int wrv = cpl_conf_write_default(mf);
+	fclose(mf);
+	if (wrv != 0 || conf_text == NULL)
+		cli_oom();
 	cpl_dbpath(abs, CPL_DB_CONF, path, sizeof(path));
-	if (write_file(path, conf_text, sizeof(conf_text) - 1, 0644) != 0) {
+	if (write_file(path, conf_text, conf_len, 0644) != 0) {
 		cli_err("cannot write %s: %s", path, strerror(errno));
+		free(conf_text);
 		goto out;
 	}
+	free(conf_text);
 	cli_db_remember(abs);
 	printf("*************************************************************\n"
 	       "  Successfully created copal DB at: %s\n"
