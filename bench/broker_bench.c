@@ -307,11 +307,11 @@ bench(const char *transport, const char *self_dir)
 	char path[PATH_MAX + 64], broker[PATH_MAX + 64], url[128] = "";
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp", CPL_EIO);
-	snprintf(path, sizeof(path), "%s/copal.conf", dir);
+	cpl_dbpath(dir, CPL_DB_CONF, path, sizeof(path));
 	FILE *f = fopen(path, "w");
 	fprintf(f, "# benchmark database\n");
 	fclose(f);
-	snprintf(path, sizeof(path), "%s/secret", dir);
+	cpl_dbpath(dir, CPL_DB_SECRET, path, sizeof(path));
 	f = fopen(path, "w");
 	fprintf(f, "benchmark-token-0123456789abcdef\n");
 	fclose(f);

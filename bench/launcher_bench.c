@@ -117,7 +117,7 @@ main(int argc, char **argv)
 	char path[PATH_MAX + 64];
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp", CPL_EIO);
-	snprintf(path, sizeof(path), "%s/copal.conf", dir);
+	cpl_dbpath(dir, CPL_DB_CONF, path, sizeof(path));
 	FILE *f = fopen(path, "w");
 	fprintf(f, "# benchmark database\n");
 	fclose(f);

@@ -5,7 +5,7 @@
 #             libcopal-client.a: the client library with the schema's
 #             generated code and the common code it needs, so a program
 #             links one library
-#   include/copal/  client.h, common.h, version.h, copal.pb-c.h
+#   include/copal/  client.h, common.h, dbdir.h, version.h, copal.pb-c.h
 #   share/copal/    copal.proto, for clients in other languages
 #   lib/pkgconfig/copal-client.pc, lib/cmake/copal/ (find_package(copal)
 #             gives copal::client and copal::client_static)
@@ -55,6 +55,7 @@ install(TARGETS copal_client_shared copal_client_static
 install(FILES
   ${CMAKE_SOURCE_DIR}/client/include/copal/client.h
   ${CMAKE_SOURCE_DIR}/common/include/copal/common.h
+  ${CMAKE_SOURCE_DIR}/common/include/copal/dbdir.h
   ${CMAKE_BINARY_DIR}/generated/copal/version.h
   ${CMAKE_BINARY_DIR}/proto/copal.pb-c.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/copal)

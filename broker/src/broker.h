@@ -11,34 +11,26 @@
 #include <nng/nng.h>
 
 #include "copal.pb-c.h"
+#include "copal/arena.h"
+#include "copal/log.h"
 #include "copal/store.h"
 
 // ---------------------------------------------------------------- log
-// syslog-like levels; the level is checked before formatting.
-enum { LOG_ERR = 3, LOG_WARN = 4, LOG_NOTICE = 5, LOG_INFO = 6, LOG_DEBUG = 7 };
-extern int log_level;
-int log_open(const char *path);
-void log_close(void);
-void log_msg(int level, const char *id, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-#define LOG(level, id, ...)                                 \
-	do {                                                \
-		if ((level) <= log_level)                   \
-			log_msg((level), (id), __VA_ARGS__); \
-	} while (0)
+// The common logger (copal/log.h) in its default style: one line per event
+// with time, level and a short stable id. The level is checked before
+// formatting.
+enum {
+	LOG_ERR = CPL_LOG_ERR,
+	LOG_WARN = CPL_LOG_WARN,
+	LOG_NOTICE = CPL_LOG_NOTICE,
+	LOG_INFO = CPL_LOG_INFO,
+	LOG_DEBUG = CPL_LOG_DEBUG
+};
+#define LOG(level, id, ...) CPL_LOG((level), (id), __VA_ARGS__)
 
 // ---------------------------------------------------------------- arena
 // Replies are built from many small protobuf-c structs; they all come from
-// one arena freed at once after the reply is packed.
-typedef struct arena arena;
-arena *arena_new(void);
-void *arena_alloc(arena *a, size_t n); // zeroed; NULL when out of memory
-char *arena_strdup(arena *a, const char *s);
-// Runs fn(p) when the arena is freed (for objects owned elsewhere, such as
-// specs unpacked by the store). Returns 0 or CPL_ENOMEM (fn(p) then runs
-// at once).
-int arena_defer(arena *a, void (*fn)(void *), void *p);
-void arena_free(arena *a);
+// one arena (copal/arena.h) freed at once after the reply is packed.
 
 // ---------------------------------------------------------------- validation
 // An allocator for protobuf-c unpack that refuses to go past a budget, so

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "copal/client.h"
 #include "copal/conf.h"
+#include "copal/dbdir.h"
 #include "copal/version.h"
 #include "server.h"
 
@@ -45,24 +45,6 @@ parse_level(const char *s)
 		if (strcmp(s, levels[i].name) == 0)
 			return levels[i].level;
 	return -1;
-}
-
-static int
-read_secret(const char *dir, uint8_t *buf, size_t cap, size_t *len)
-{
-	char path[PATH_MAX + 16];
-	snprintf(path, sizeof(path), "%s/secret", dir);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, cap);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	*len = (size_t)n;
-	return 0;
 }
 
 int
@@ -92,7 +74,7 @@ main(int argc, char **argv)
 			tcp = optarg;
 			break;
 		case 'l':
-			if ((log_level = parse_level(optarg)) < 0) {
+			if ((cpl_log_level = parse_level(optarg)) < 0) {
 				fprintf(stderr, "copal-broker: unknown log level %s\n",
 				    optarg);
 				return 2;
@@ -142,11 +124,11 @@ main(int argc, char **argv)
 		    cpl_strerror(crv));
 		// `copal server start` discards the broker's stderr: leave
 		// the reason in the log too (copal log)
-		snprintf(path, sizeof(path), "%s/log/broker.log", dir);
-		if (!to_stderr && log_open(path) == 0) {
+		if (!to_stderr && cpl_dbpath(dir, CPL_DB_BROKER_LOG, path,
+		        sizeof(path)) == 0 && cpl_log_add(NULL, path, NULL) == 0) {
 			LOG(LOG_ERR, "conf", "%s", cerr[0] ? cerr :
 			    cpl_strerror(crv));
-			log_close();
+			cpl_log_close();
 		}
 		return crv == CPL_EINVAL ? 2 : 1;
 	}
@@ -157,14 +139,14 @@ main(int argc, char **argv)
 		    "socket (at most about 90 bytes)\n", dir);
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s/log", dir);
+	cpl_dbpath(dir, CPL_DB_LOG_DIR, path, sizeof(path));
 	mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/sock", dir);
+	cpl_dbpath(dir, CPL_DB_SOCK_DIR, path, sizeof(path));
 	mkdir(path, 0700);
 	chmod(path, 0700);
 	if (!to_stderr) {
-		snprintf(path, sizeof(path), "%s/log/broker.log", dir);
-		if (log_open(path) != 0) {
+		cpl_dbpath(dir, CPL_DB_BROKER_LOG, path, sizeof(path));
+		if (cpl_log_add(NULL, path, NULL) != 0) {
 			fprintf(stderr, "copal-broker: cannot open %s: %s\n", path,
 			    strerror(errno));
 			return 1;
@@ -192,9 +174,10 @@ main(int argc, char **argv)
 	}
 	uint8_t token[64];
 	size_t token_len = 0;
-	if (read_secret(dir, token, sizeof(token), &token_len) != 0 && tcp) {
-		fprintf(stderr, "copal-broker: no readable %s/secret for TCP\n",
-		    dir);
+	if (cpl_read_secret(dir, token, sizeof(token), &token_len) != 0 &&
+	    tcp) {
+		fprintf(stderr, "copal-broker: no readable %s/%s for TCP\n",
+		    dir, cpl_dbpart_name(CPL_DB_SECRET));
 		cpl_store_close(st);
 		return 1;
 	}
@@ -214,7 +197,7 @@ main(int argc, char **argv)
 		cpl_store_close(st);
 		return 1;
 	}
-	snprintf(path, sizeof(path), "%s/broker.pid", dir);
+	cpl_dbpath(dir, CPL_DB_BROKER_PID, path, sizeof(path));
 	FILE *pf = fopen(path, "w");
 	if (pf) {
 		fprintf(pf, "%ld\n", (long)getpid());
@@ -226,6 +209,6 @@ main(int argc, char **argv)
 	server_stop(srv);
 	unlink(path);
 	cpl_store_close(st);
-	log_close();
+	cpl_log_close();
 	return 0;
 }

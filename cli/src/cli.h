@@ -15,8 +15,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "copal/arena.h"
 #include "copal/client.h"
 #include "copal/common.h"
+#include "copal/xalloc.h"
 
 // ------------------------------------------------------------ exit codes
 enum {
@@ -136,15 +138,7 @@ void cli_db_remember(const char *path);
 int cli_conf_get(const char *db, const char *key, char *buf, size_t len);
 
 // ------------------------------------------------------------ arena
-typedef struct arena arena;
-arena *arena_new(void);
-void arena_free(arena *a);
-void arena_reset(arena *a);
-void *arena_alloc(arena *a, size_t n);   // zeroed; NULL if out of memory
-char *arena_strdup(arena *a, const char *s);
-char *arena_strndup(arena *a, const char *s, size_t n);
-// Appends one element to an arena array of n elements (copies it).
-void *arena_append(arena *a, void *arr, size_t n, size_t elem);
+// copal/arena.h (common)
 
 // ------------------------------------------------------------ output
 typedef enum out_fmt { FMT_TABLE, FMT_JSON, FMT_JSONL, FMT_CSV } out_fmt;
@@ -180,11 +174,14 @@ void json_discard(jout *j);
 void csv_field(FILE *fp, const char *s);
 
 // ------------------------------------------------------------ util
-// Allocation that ends the program with a message when memory runs out.
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
+// Allocation that ends the program with a message when memory runs out:
+// common's (copal/xalloc.h), whose handler main sets to cli_oom.
+#define xmalloc(n) cpl_xmalloc(n)
+#define xcalloc(n, size) cpl_xcalloc((n), (size))
+#define xrealloc(p, n) cpl_xrealloc((p), (n))
+#define xstrdup(s) cpl_xstrdup(s)
+// "copal VERB: out of memory" on stderr, and exit with EXIT_ERR.
+void cli_oom(void);
 // Local time "2024-05-01 12:00:00.123456" into buf (32 bytes).
 void fmt_time_us(uint64_t us, char *buf, size_t len);
 // UTC ISO 8601 "2024-05-01T12:00:00.123456Z" (JSON output); "" for 0.

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "copal/conf.h"
 #include "copal/tmpl.h"
 
 const cli_opt init_opts[] = { { NULL, 0, 0, NULL, NULL } };
@@ -29,84 +30,6 @@ const cli_opt log_opts[] = {
 	    "keep printing new lines (Ctrl-C ends)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
-
-// The settings file written by init. Every setting is documented here,
-// with its default; common/include/copal/conf.h is the reader.
-static const char conf_text[] =
-    "# copal database settings: one `key = value` per line. A line whose\n"
-    "# first character (after blanks) is # is a comment; there are no\n"
-    "# comments after a value, and a # anywhere else is an error. Every line\n"
-    "# is checked when the broker starts (copal server start, or any copal\n"
-    "# command that finds it stopped): an unknown key, a key given twice or a\n"
-    "# bad value stops it, with the line and what is allowed.\n"
-    "\n"
-    "# Batch scheduler that launcher jobs are submitted to:\n"
-    "# local (run on this machine), slurm, pbs or cobalt.\n"
-    "scheduler = local\n"
-    "\n"
-    "# Job-script template that copal submit-launch and copal service render\n"
-    "# into qsubmit/ for each job. Empty: job-templates/<scheduler>.tmpl\n"
-    "# (copal init wrote one per scheduler). A relative path is relative to\n"
-    "# this directory.\n"
-    "job_template = \n"
-    "\n"
-    "# TCP address the broker listens on besides its local socket\n"
-    "# (sock/broker), for launchers on other nodes, e.g. tcp://0.0.0.0:7555.\n"
-    "# Clients there authenticate with the token in the file `secret`.\n"
-    "# Empty: local socket only.\n"
-    "broker_tcp = \n"
-    "\n"
-    "# Seconds a launcher's lease lasts without a heartbeat (the default of\n"
-    "# copal launcher --lease-ttl). When it\n"
-    "# expires, the launcher's running tasks become RUN_TIMEOUT and are\n"
-    "# retried by their policy (auto_timeout_retry, max_retries). 2..86400.\n"
-    "lease_ttl_seconds = 30\n"
-    "\n"
-    "# Seconds a scheduler command (sbatch, squeue, scancel, qsub, qstat,\n"
-    "# qdel) may take before copal gives up on it. 1..3600.\n"
-    "scheduler_timeout_seconds = 30\n"
-    "\n"
-    "# Seconds before the end of a job's wall time at which its launcher\n"
-    "# stops, so that tasks end and leases are returned before the\n"
-    "# scheduler kills the job. 0..3600.\n"
-    "wall_time_margin_seconds = 60\n"
-    "\n"
-    "# Project (account) charged for the jobs of copal submit-launch (unless\n"
-    "# it gets --project) and of copal service. Empty: none. Characters\n"
-    "# A-Z a-z 0-9 . _ @ + - only.\n"
-    "project = \n"
-    "\n"
-    "# Job mode of the launchers that copal service submits: serial or mpi.\n"
-    "job_mode = serial\n"
-    "\n"
-    "# Workflow of the tasks that the service's launchers run. Empty: every\n"
-    "# workflow.\n"
-    "wf_filter = \n"
-    "\n"
-    "# copal service: seconds between two rounds (look at the queue, submit,\n"
-    "# cancel). 1..86400.\n"
-    "service_period_seconds = 10\n"
-    "\n"
-    "# copal service: at most this many launcher jobs queued or running at\n"
-    "# once, all queues together. 0..1000; 0: the service submits nothing.\n"
-    "service_max_queued_jobs = 3\n"
-    "\n"
-    "# copal service: cancel a job it submitted that is still waiting in the\n"
-    "# queue (not yet running) after this many minutes. 0: never.\n"
-    "# 0..525600.\n"
-    "service_max_wait_minutes = 0\n"
-    "\n"
-    "# Queue policies: which jobs the service may submit to each queue\n"
-    "# (partition), one block of queue.NAME.* keys per queue; earlier queues\n"
-    "# are preferred. A queue exists once one of its keys is set; a key not\n"
-    "# set has its default (min_nodes 1, max_nodes 1, min_minutes 1,\n"
-    "# max_minutes 60, max_queued 1, gpus_per_node 0). For example:\n"
-    "# queue.debug.min_nodes = 1\n"
-    "# queue.debug.max_nodes = 2\n"
-    "# queue.debug.min_minutes = 5\n"
-    "# queue.debug.max_minutes = 60\n"
-    "# queue.debug.max_queued = 1\n"
-    "# queue.debug.gpus_per_node = 0\n";
 
 static int
 one_operand(cli_parse *p, const char *what, const char **out)
@@ -228,12 +151,12 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 	}
 	if (cpl_db_socket_url(abs, url, sizeof(url)) != 0) {
 		cli_err("%s: path too long for the broker's local socket "
-		    "(%s/sock/broker must fit in 107 bytes): choose a shorter "
-		    "path", dir, abs);
+		    "(%s/%s must fit in %d bytes): choose a shorter path", dir,
+		    abs, cpl_dbpart_name(CPL_DB_SOCKET), CPL_DB_SOCKET_MAX);
 		rc = EXIT_ERR;
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/copal.conf", abs);
+	cpl_dbpath(abs, CPL_DB_CONF, path, sizeof(path));
 	if (stat(path, &st) == 0) {
 		cli_err("%s already holds a copal database", abs);
 		rc = EXIT_ERR;
@@ -245,12 +168,13 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 		goto out;
 	}
 	static const struct {
-		const char *name;
+		cpl_dbpart part;
 		mode_t mode;
-	} dirs[] = { { "data", 0755 }, { "log", 0700 }, { "sock", 0700 },
-		{ "qsubmit", 0755 }, { "job-templates", 0755 } };
+	} dirs[] = { { CPL_DB_DATA_DIR, 0755 }, { CPL_DB_LOG_DIR, 0700 },
+		{ CPL_DB_SOCK_DIR, 0700 }, { CPL_DB_QSUBMIT_DIR, 0755 },
+		{ CPL_DB_TMPL_DIR, 0755 } };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		snprintf(path, sizeof(path), "%s/%s", abs, dirs[i].name);
+		cpl_dbpath(abs, dirs[i].part, path, sizeof(path));
 		if (mkdir_p(path, dirs[i].mode) != 0 ||
 		    chmod(path, dirs[i].mode) != 0) {
 			cli_err("cannot create %s: %s", path, strerror(errno));
@@ -265,7 +189,7 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-	snprintf(path, sizeof(path), "%s/secret", abs);
+	cpl_dbpath(abs, CPL_DB_SECRET, path, sizeof(path));
 	if (write_file(path, hex, 64, 0600) != 0) {
 		cli_err("cannot write %s: %s", path, strerror(errno));
 		goto out;
@@ -273,19 +197,31 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 	// the default job-script templates, for the site to edit
 	for (size_t i = 0; tmpl_schedulers[i]; i++) {
 		const char *text = tmpl_default(tmpl_schedulers[i]);
-		snprintf(path, sizeof(path), "%s/job-templates/%s.tmpl", abs,
-		    tmpl_schedulers[i]);
+		cpl_dbpath_file(abs, CPL_DB_TMPL_DIR, path, sizeof(path),
+		    "%s.tmpl", tmpl_schedulers[i]);
 		if (write_file(path, text, strlen(text), 0644) != 0) {
 			cli_err("cannot write %s: %s", path, strerror(errno));
 			goto out;
 		}
 	}
-	// the settings file last: its presence marks a complete database
-	snprintf(path, sizeof(path), "%s/copal.conf", abs);
-	if (write_file(path, conf_text, sizeof(conf_text) - 1, 0644) != 0) {
+	// the settings file last: its presence marks a complete database.
+	// Its text comes from the settings table (common/src/conf.c).
+	char *conf_text = NULL;
+	size_t conf_len = 0;
+	FILE *mf = open_memstream(&conf_text, &conf_len);
+	if (mf == NULL)
+		cli_oom();
+	int wrv = cpl_conf_write_default(mf);
+	fclose(mf);
+	if (wrv != 0 || conf_text == NULL)
+		cli_oom();
+	cpl_dbpath(abs, CPL_DB_CONF, path, sizeof(path));
+	if (write_file(path, conf_text, conf_len, 0644) != 0) {
 		cli_err("cannot write %s: %s", path, strerror(errno));
+		free(conf_text);
 		goto out;
 	}
+	free(conf_text);
 	cli_db_remember(abs);
 	printf("*************************************************************\n"
 	       "  Successfully created copal DB at: %s\n"
@@ -307,7 +243,7 @@ find_named(const char *name, char *out, size_t len)
 	char conf[PATH_MAX + 16], file[PATH_MAX], line[PATH_MAX + 2];
 	struct stat st;
 	const char *home = getenv("HOME");
-	snprintf(conf, sizeof(conf), "%s/copal.conf", name);
+	cpl_dbpath(name, CPL_DB_CONF, conf, sizeof(conf));
 	if (stat(conf, &st) == 0) {
 		if (realpath(name, out) == NULL)
 			return -1;
@@ -324,7 +260,7 @@ find_named(const char *name, char *out, size_t len)
 		line[strcspn(line, "\n")] = '\0';
 		const char *base = strrchr(line, '/');
 		base = base ? base + 1 : line;
-		snprintf(conf, sizeof(conf), "%s/copal.conf", line);
+		cpl_dbpath(line, CPL_DB_CONF, conf, sizeof(conf));
 		if (strcmp(base, name) == 0 && stat(conf, &st) == 0 &&
 		    strlen(line) < len) {
 			memcpy(out, line, strlen(line) + 1);
@@ -446,7 +382,7 @@ cmd_which(const cli_verb *v, int argc, char **argv)
 		line[strcspn(line, "\n")] = '\0';
 		if (line[0] == '\0')
 			continue;
-		snprintf(conf, sizeof(conf), "%s/copal.conf", line);
+		cpl_dbpath(line, CPL_DB_CONF, conf, sizeof(conf));
 		long pid = cli_broker_pid(line);
 		if (stat(conf, &st) != 0)
 			snprintf(broker, sizeof(broker), "(database missing)");
@@ -545,7 +481,7 @@ cmd_log(const cli_verb *v, int argc, char **argv)
 	}
 	if ((rc = cli_db_find(db, sizeof(db))) != 0)
 		goto out;
-	snprintf(path, sizeof(path), "%s/log/broker.log", db);
+	cpl_dbpath(db, CPL_DB_BROKER_LOG, path, sizeof(path));
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL && !follow) {
 		cli_err("no log yet: %s: %s", path, strerror(errno));

@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "copal/conf.h"
+#include "copal/log.h"
 #include "copal/sched.h"
 
 // ------------------------------------------------------------ helpers
@@ -282,7 +283,6 @@ const cli_opt service_opts[] = {
 };
 
 static volatile sig_atomic_t svc_stop;
-static FILE *svc_logf;
 
 static void
 svc_on_signal(int sig)
@@ -294,22 +294,16 @@ svc_on_signal(int sig)
 static void svc_log(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
+// The common logger (copal/log.h), set up by cmd_service: stdout
+// "2024-05-01 12:00:00 service: message", and log/service.log
+// "2024-05-01 12:00:00 [pid] message" (local time).
 static void
 svc_log(const char *fmt, ...)
 {
-	char msg[4096], when[48];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	cpl_vlog(CPL_LOG_NOTICE, NULL, fmt, ap);
 	va_end(ap);
-	fmt_time_us((uint64_t)time(NULL) * 1000000u, when, sizeof(when));
-	when[19] = '\0';
-	printf("%s service: %s\n", when, msg);
-	fflush(stdout);
-	if (svc_logf) {
-		fprintf(svc_logf, "%s [%ld] %s\n", when, (long)getpid(), msg);
-		fflush(svc_logf);
-	}
 }
 
 int
@@ -348,8 +342,8 @@ cmd_service(const cli_verb *v, int argc, char **argv)
 		goto out;
 	if (conf->nqueues == 0) {
 		cli_err("the service needs a queue policy: add queue.NAME.* "
-		    "settings to %s/copal.conf (see the commented example "
-		    "there)", db);
+		    "settings to %s/%s (see the commented example there)", db,
+		    cpl_dbpart_name(CPL_DB_CONF));
 		rc = EXIT_ERR;
 		goto out;
 	}
@@ -360,8 +354,12 @@ cmd_service(const cli_verb *v, int argc, char **argv)
 		rc = EXIT_ERR;
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/log/service.log", db);
-	svc_logf = fopen(path, "ae");
+	static const cpl_log_style out_style = { CPL_LOG_LOCAL_S, "service:",
+		false, false, false }, file_style = { CPL_LOG_LOCAL_S, NULL,
+		false, false, true };
+	cpl_log_add(stdout, NULL, &out_style);
+	cpl_dbpath(db, CPL_DB_SERVICE_LOG, path, sizeof(path));
+	(void)cpl_log_add(NULL, path, &file_style); // none: stdout only
 	if ((rc = cli_connect(&c)) != 0)
 		goto out;
 	struct sigaction sa;
@@ -389,10 +387,7 @@ cmd_service(const cli_verb *v, int argc, char **argv)
 out:
 	sched_service_free(s);
 	cpl_client_close(c);
-	if (svc_logf) {
-		fclose(svc_logf);
-		svc_logf = NULL;
-	}
+	cpl_log_close();
 	if (lockfd >= 0)
 		close(lockfd);
 	cli_parse_free(&p);

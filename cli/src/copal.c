@@ -205,6 +205,7 @@ int
 main(int argc, char **argv)
 {
 	int i = 1;
+	cpl_set_oom_handler(cli_oom);
 	// options before the verb: --db, --help, --version
 	while (i < argc && argv[i][0] == '-') {
 		const char *a = argv[i];

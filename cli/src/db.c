@@ -49,7 +49,7 @@ cli_db_find(char *out, size_t len)
 		cli_err("database %s: %s", db, strerror(errno));
 		return EXIT_NOTFOUND;
 	}
-	snprintf(conf, sizeof(conf), "%s/copal.conf", abs);
+	cpl_dbpath(abs, CPL_DB_CONF, conf, sizeof(conf));
 	if (stat(conf, &st) != 0) {
 		cli_err("%s is not a copal database (no copal.conf): make one "
 		    "with copal init %s", abs, db);
@@ -68,7 +68,7 @@ cli_conf_get(const char *db, const char *key, char *buf, size_t len)
 {
 	char path[PATH_MAX + 16], line[1024];
 	int found = -1;
-	snprintf(path, sizeof(path), "%s/copal.conf", db);
+	cpl_dbpath(db, CPL_DB_CONF, path, sizeof(path));
 	buf[0] = '\0';
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL)
@@ -158,7 +158,7 @@ cli_broker_pid(const char *db)
 {
 	char path[PATH_MAX + 16];
 	long pid = 0;
-	snprintf(path, sizeof(path), "%s/broker.pid", db);
+	cpl_dbpath(db, CPL_DB_BROKER_PID, path, sizeof(path));
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL)
 		return 0;
@@ -331,7 +331,7 @@ show_log_tail(const char *db)
 	char path[PATH_MAX + 32], line[1024];
 	char *lines[5] = { NULL };
 	size_t n = 0;
-	snprintf(path, sizeof(path), "%s/log/broker.log", db);
+	cpl_dbpath(db, CPL_DB_BROKER_LOG, path, sizeof(path));
 	FILE *fp = fopen(path, "r");
 	if (fp == NULL)
 		return;
@@ -453,8 +453,8 @@ cli_broker_start(const char *db, const char *tcp, bool *started)
 	}
 	cpl_client_close(c);
 	if (rv != 0) {
-		cli_err("the broker for %s does not answer: %s (see %s/log/"
-		    "broker.log)", db, cpl_strerror(rv), db);
+		cli_err("the broker for %s does not answer: %s (see %s/%s)", db,
+		    cpl_strerror(rv), db, cpl_dbpart_name(CPL_DB_BROKER_LOG));
 		return EXIT_ERR;
 	}
 	return 0;
@@ -487,7 +487,7 @@ cli_broker_stop(const char *db, bool *was_running)
 			cli_err("the broker (pid %ld) is still there", pid);
 			return EXIT_ERR;
 		}
-		snprintf(path, sizeof(path), "%s/broker.pid", db);
+		cpl_dbpath(db, CPL_DB_BROKER_PID, path, sizeof(path));
 		unlink(path);
 	}
 	return 0;

@@ -717,7 +717,8 @@ spec_print(FILE *fp, const Copal__TaskSpec *sp, const Copal__App *app,
 		char rel[1024];
 		if (cpl_workdir(sp->workflow, sp->name, uuid ? uuid : "<uuid8>",
 		        sp->workdir, rel, sizeof(rel)) == 0) {
-			snprintf(buf, sizeof(buf), "%s/data/%s", db, rel);
+			cpl_dbpath_file(db, CPL_DB_DATA_DIR, buf, sizeof(buf),
+			    "%s", rel);
 			kv(fp, "  *** Working directory", buf);
 		}
 	}

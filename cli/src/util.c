@@ -90,44 +90,9 @@ is_uuid_prefix(const char *s)
 	return hex > 0 && hex <= 32;
 }
 
-static void
-oom(void)
+void
+cli_oom(void)
 {
 	cli_err("out of memory");
 	exit(EXIT_ERR);
-}
-
-void *
-xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (p == NULL)
-		oom();
-	return p;
-}
-
-void *
-xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-	if (p == NULL)
-		oom();
-	return p;
-}
-
-void *
-xrealloc(void *p, size_t n)
-{
-	if ((p = realloc(p, n ? n : 1)) == NULL)
-		oom();
-	return p;
-}
-
-char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-	if (p == NULL)
-		oom();
-	return p;
 }

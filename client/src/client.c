@@ -1,6 +1,5 @@
 // copal client library over NNG REQ.
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
@@ -30,16 +29,6 @@ struct cpl_client {
 	bool dialed;
 };
 
-int
-cpl_db_socket_url(const char *db_dir, char *buf, size_t len)
-{
-	// sockaddr_un.sun_path holds 108 bytes including the NUL
-	int n = snprintf(buf, len, "ipc://%s/sock/broker", db_dir);
-	if (n < 0 || (size_t)n >= len || strlen(db_dir) + 13 > 107)
-		return CPL_ETOOBIG;
-	return 0;
-}
-
 uint64_t
 cpl_request_id(void)
 {
@@ -52,22 +41,6 @@ cpl_request_id(void)
 		}
 	}
 	return v;
-}
-
-static int
-read_token(const char *path, uint8_t *buf, size_t cap, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return CPL_ENOTFOUND;
-	ssize_t n = read(fd, buf, cap);
-	close(fd);
-	if (n <= 0)
-		return CPL_EINVAL;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	*len = (size_t)n;
-	return 0;
 }
 
 int
@@ -93,8 +66,8 @@ cpl_client_open(const cpl_client_opts *o, cpl_client **out)
 			free(c);
 			return CPL_ENOTFOUND;
 		}
-		snprintf(marker, sizeof(marker), "%s/copal.conf", c->db);
-		if (stat(marker, &st) != 0) {
+		if (cpl_dbpath(c->db, CPL_DB_CONF, marker, sizeof(marker)) != 0 ||
+		    stat(marker, &st) != 0) {
 			free(c);
 			return CPL_ENOTFOUND;
 		}
@@ -115,9 +88,8 @@ cpl_client_open(const cpl_client_opts *o, cpl_client **out)
 		c->token_len = strnlen(tok, sizeof(c->token));
 		memcpy(c->token, tok, c->token_len);
 	} else if (c->db[0]) {
-		char path[PATH_MAX + 16];
-		snprintf(path, sizeof(path), "%s/secret", c->db);
-		(void)read_token(path, c->token, sizeof(c->token), &c->token_len);
+		(void)cpl_read_secret(c->db, c->token, sizeof(c->token),
+		    &c->token_len);
 	}
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
 		free(c);

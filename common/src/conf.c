@@ -1,6 +1,7 @@
 // The strict reader of DB/copal.conf: one table row per setting (key,
-// range or check, default), one per queue-policy field. The file's rules
-// are in conf.h.
+// range or check, default, the comment `copal init` writes above it), one
+// per queue-policy field. The file's rules are in conf.h; the file that
+// `copal init` writes is made from the same tables.
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include "copal/common.h"
 #include "copal/conf.h"
+#include "copal/dbdir.h"
 
 // A settings file is a page of text; anything this large is a mistake
 // (a log or a binary given as DB), not worth reading into memory.
@@ -118,7 +120,9 @@ is_tcp(const char *v)
 
 enum kind { STR, NUM };
 
-// One setting. The key is the name of its field in cpl_conf.
+// One setting. The key is the name of its field in cpl_conf. help is the
+// comment above it in the file `copal init` writes, lines without their
+// "# ", "{range}" standing for "min..max".
 typedef struct setting {
 	const char *key;
 	enum kind kind;
@@ -127,56 +131,91 @@ typedef struct setting {
 	const char *sdflt;        // STR
 	bool (*valid)(const char *v); // STR
 	const char *allowed;      // STR: for messages
+	const char *help;
 } setting;
 
-#define STRING(field, d, fn, allow)                                       \
+#define STRING(field, d, fn, allow, help)                                 \
 	{ #field, STR, offsetof(cpl_conf, field),                         \
-		sizeof(((cpl_conf *)0)->field), 0, 0, 0, d, fn, allow }
-#define NUMBER(field, lo, hi, d)                                          \
+		sizeof(((cpl_conf *)0)->field), 0, 0, 0, d, fn, allow, help }
+#define NUMBER(field, lo, hi, d, help)                                    \
 	{ #field, NUM, offsetof(cpl_conf, field), sizeof(uint32_t), lo, hi, \
-		d, NULL, NULL, NULL }
+		d, NULL, NULL, NULL, help }
 
 #define NAME_CHARS "characters A-Z a-z 0-9 . _ @ + -"
 
 static const setting settings[] = {
-	STRING(scheduler, "local", cpl_scheduler_known, "local, slurm, pbs or cobalt"),
+	STRING(scheduler, "local", cpl_scheduler_known, "local, slurm, pbs or cobalt",
+	    "Batch scheduler that launcher jobs are submitted to:\n"
+	    "local (run on this machine), slurm, pbs or cobalt."),
 	// resolved against the database directory after the whole file
 	STRING(job_template, "", is_any, "a path; relative to the database "
-	    "directory unless absolute"),
+	    "directory unless absolute",
+	    "Job-script template that copal submit-launch and copal service render\n"
+	    "into qsubmit/ for each job. Empty: job-templates/<scheduler>.tmpl\n"
+	    "(copal init wrote one per scheduler). A relative path is relative to\n"
+	    "this directory."),
 	STRING(broker_tcp, "", is_tcp, "empty, or tcp://HOST:PORT with PORT "
-	    "1..65535"),
-	NUMBER(lease_ttl_seconds, 2, 86400, 30),
-	NUMBER(scheduler_timeout_seconds, 1, 3600, 30),
-	NUMBER(wall_time_margin_seconds, 0, 3600, 60),
-	STRING(project, "", is_name_or_empty, "empty, or " NAME_CHARS),
-	STRING(job_mode, "serial", is_job_mode, "serial or mpi"),
-	STRING(wf_filter, "", is_name_or_empty, "empty, or " NAME_CHARS),
-	NUMBER(service_period_seconds, 1, 86400, 10),
-	NUMBER(service_max_queued_jobs, 0, 1000, 3),
-	NUMBER(service_max_wait_minutes, 0, 525600, 0),
+	    "1..65535",
+	    "TCP address the broker listens on besides its local socket\n"
+	    "(sock/broker), for launchers on other nodes, e.g. tcp://0.0.0.0:7555.\n"
+	    "Clients there authenticate with the token in the file `secret`.\n"
+	    "Empty: local socket only."),
+	NUMBER(lease_ttl_seconds, 2, 86400, 30,
+	    "Seconds a launcher's lease lasts without a heartbeat (the default of\n"
+	    "copal launcher --lease-ttl). When it\n"
+	    "expires, the launcher's running tasks become RUN_TIMEOUT and are\n"
+	    "retried by their policy (auto_timeout_retry, max_retries). {range}."),
+	NUMBER(scheduler_timeout_seconds, 1, 3600, 30,
+	    "Seconds a scheduler command (sbatch, squeue, scancel, qsub, qstat,\n"
+	    "qdel) may take before copal gives up on it. {range}."),
+	NUMBER(wall_time_margin_seconds, 0, 3600, 60,
+	    "Seconds before the end of a job's wall time at which its launcher\n"
+	    "stops, so that tasks end and leases are returned before the\n"
+	    "scheduler kills the job. {range}."),
+	STRING(project, "", is_name_or_empty, "empty, or " NAME_CHARS,
+	    "Project (account) charged for the jobs of copal submit-launch (unless\n"
+	    "it gets --project) and of copal service. Empty: none. Characters\n"
+	    "A-Z a-z 0-9 . _ @ + - only."),
+	STRING(job_mode, "serial", is_job_mode, "serial or mpi",
+	    "Job mode of the launchers that copal service submits: serial or mpi."),
+	STRING(wf_filter, "", is_name_or_empty, "empty, or " NAME_CHARS,
+	    "Workflow of the tasks that the service's launchers run. Empty: every\n"
+	    "workflow."),
+	NUMBER(service_period_seconds, 1, 86400, 10,
+	    "copal service: seconds between two rounds (look at the queue, submit,\n"
+	    "cancel). {range}."),
+	NUMBER(service_max_queued_jobs, 0, 1000, 3,
+	    "copal service: at most this many launcher jobs queued or running at\n"
+	    "once, all queues together. {range}; 0: the service submits nothing."),
+	NUMBER(service_max_wait_minutes, 0, 525600, 0,
+	    "copal service: cancel a job it submitted that is still waiting in the\n"
+	    "queue (not yet running) after this many minutes. 0: never.\n"
+	    "{range}."),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-// One field of a queue policy: queue.NAME.<field>.
+// One field of a queue policy: queue.NAME.<field>. example: its value in
+// the commented example of the file `copal init` writes.
 typedef struct qfield {
 	const char *name;
 	size_t off;
 	uint32_t min, max, dflt;
+	uint32_t example;
 } qfield;
 
-#define QFIELD(field, lo, hi, d)                                          \
-	{ #field, offsetof(cpl_queue_policy, field), lo, hi, d }
+#define QFIELD(field, lo, hi, d, ex)                                      \
+	{ #field, offsetof(cpl_queue_policy, field), lo, hi, d, ex }
 
 // The first NBANDS pairs are bands: qfields[2i] is the low end of
 // qfields[2i+1].
 enum { NBANDS = 2 };
 static const qfield qfields[] = {
-	QFIELD(min_nodes, 1, 1000000, 1),
-	QFIELD(max_nodes, 1, 1000000, 1),
-	QFIELD(min_minutes, 1, 525600, 1),
-	QFIELD(max_minutes, 1, 525600, 60),
-	QFIELD(max_queued, 0, 1000, 1),
-	QFIELD(gpus_per_node, 0, 1024, 0),
+	QFIELD(min_nodes, 1, 1000000, 1, 1),
+	QFIELD(max_nodes, 1, 1000000, 1, 2),
+	QFIELD(min_minutes, 1, 525600, 1, 5),
+	QFIELD(max_minutes, 1, 525600, 60, 60),
+	QFIELD(max_queued, 0, 1000, 1, 1),
+	QFIELD(gpus_per_node, 0, 1024, 0, 0),
 };
 #define NQFIELDS (sizeof(qfields) / sizeof(qfields[0]))
 #define QFIELD_NAMES "min_nodes, max_nodes, min_minutes, max_minutes, " \
@@ -471,6 +510,16 @@ parse_line(parser *p, const char *raw, size_t n)
 	return setting_line(p, s, v);
 }
 
+// The default job_template: [db/]job-templates/<scheduler>.tmpl. Returns
+// what snprintf does.
+static int
+default_template(cpl_conf *c, const char *db)
+{
+	return snprintf(c->job_template, sizeof(c->job_template),
+	    "%s%s%s/%s.tmpl", db ? db : "", db ? "/" : "",
+	    cpl_dbpart_name(CPL_DB_TMPL_DIR), c->scheduler);
+}
+
 // The checks that need the whole file: the bands of each queue (a key may
 // come before or after its partner, or rely on the other's default), and
 // job_template joined to the database directory.
@@ -500,9 +549,7 @@ finish(parser *p, const char *db)
 	memcpy(given, c->job_template, sizeof(given));
 	int n;
 	if (given[0] == '\0')
-		n = snprintf(c->job_template, sizeof(c->job_template),
-		    "%s%sjob-templates/%s.tmpl", db ? db : "", db ? "/" : "",
-		    c->scheduler);
+		n = default_template(c, db);
 	else if (given[0] == '/' || db == NULL)
 		n = snprintf(c->job_template, sizeof(c->job_template), "%s",
 		    given);
@@ -529,9 +576,7 @@ cpl_conf_defaults(cpl_conf *c, const char *db)
 		else
 			snprintf((char *)c + s->off, s->size, "%s", s->sdflt);
 	}
-	snprintf(c->job_template, sizeof(c->job_template),
-	    "%s%sjob-templates/%s.tmpl", db ? db : "", db ? "/" : "",
-	    c->scheduler);
+	default_template(c, db);
 }
 
 // The whole file into a malloc'd buffer.
@@ -608,8 +653,7 @@ cpl_conf_load(const char *db, cpl_conf *c, char *err, size_t errlen)
 			snprintf(err, errlen, "no database directory");
 		return CPL_EINVAL;
 	}
-	if ((size_t)snprintf(path, sizeof(path), "%s/copal.conf", db) >=
-	    sizeof(path)) {
+	if (cpl_dbpath(db, CPL_DB_CONF, path, sizeof(path)) != 0) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s: path too long", db);
 		return CPL_EINVAL;
@@ -658,4 +702,86 @@ cpl_conf_queue(const cpl_conf *c, const char *name)
 		if (strcmp(c->queues[i].name, name) == 0)
 			return &c->queues[i];
 	return NULL;
+}
+
+// ------------------------------------------------------------ the default file
+
+// The comments of the file that are not about one setting; lines without
+// their "# ", "{qdefaults}" standing for every queue field's default.
+static const char intro_help[] =
+    "copal database settings: one `key = value` per line. A line whose\n"
+    "first character (after blanks) is # is a comment; there are no\n"
+    "comments after a value, and a # anywhere else is an error. Every line\n"
+    "is checked when the broker starts (copal server start, or any copal\n"
+    "command that finds it stopped): an unknown key, a key given twice or a\n"
+    "bad value stops it, with the line and what is allowed.";
+static const char queue_help[] =
+    "Queue policies: which jobs the service may submit to each queue\n"
+    "(partition), one block of queue.NAME.* keys per queue; earlier queues\n"
+    "are preferred. A queue exists once one of its keys is set; a key not\n"
+    "set has its default ({qdefaults}). For example:";
+
+// Comment lines are wrapped at this column where a list is filled in.
+#define WRAP 72
+
+// Writes text as comment lines ("# " before each), with {range} made s's
+// range and {qdefaults} the list of queue fields' defaults, wrapped.
+static void
+put_comment(FILE *fp, const char *text, const setting *s)
+{
+	size_t col = 2;
+	fputs("# ", fp);
+	for (const char *c = text; *c; c++) {
+		if (*c == '\n') {
+			fputs("\n# ", fp);
+			col = 2;
+		} else if (s && strncmp(c, "{range}", 7) == 0) {
+			col += (size_t)fprintf(fp, "%u..%u", s->min, s->max);
+			c += 6;
+		} else if (strncmp(c, "{qdefaults}", 11) == 0) {
+			for (size_t f = 0; f < NQFIELDS; f++) {
+				char word[64];
+				int n = snprintf(word, sizeof(word), "%s %u%s",
+				    qfields[f].name, qfields[f].dflt,
+				    f + 1 < NQFIELDS ? "," : "");
+				// the name and its value stay on one line
+				size_t first = strcspn(word, " ");
+				if (f > 0 && col + 1 + first > WRAP) {
+					fputs("\n# ", fp);
+					col = 2;
+				} else if (f > 0) {
+					fputc(' ', fp);
+					col++;
+				}
+				fputs(word, fp);
+				col += (size_t)n;
+			}
+			c += 10;
+		} else {
+			fputc(*c, fp);
+			col++;
+		}
+	}
+	fputc('\n', fp);
+}
+
+int
+cpl_conf_write_default(FILE *fp)
+{
+	put_comment(fp, intro_help, NULL);
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		const setting *s = &settings[i];
+		fputc('\n', fp);
+		put_comment(fp, s->help, s);
+		if (s->kind == NUM)
+			fprintf(fp, "%s = %u\n", s->key, s->dflt);
+		else
+			fprintf(fp, "%s = %s\n", s->key, s->sdflt);
+	}
+	fputc('\n', fp);
+	put_comment(fp, queue_help, NULL);
+	for (size_t f = 0; f < NQFIELDS; f++)
+		fprintf(fp, "# queue.debug.%s = %u\n", qfields[f].name,
+		    qfields[f].example);
+	return fflush(fp) != 0 || ferror(fp) ? CPL_EIO : 0;
 }

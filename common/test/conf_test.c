@@ -508,6 +508,73 @@ test_files(void **state)
 	}
 }
 
+// The file `copal init` writes (made from the settings table) reads back
+// as the defaults; it sets every setting, each under a comment; and its
+// commented queue example, uncommented, is a valid policy.
+static void
+test_default_file(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mf = open_memstream(&text, &len);
+	assert_non_null(mf);
+	assert_int_equal(cpl_conf_write_default(mf), 0);
+	fclose(mf);
+	assert_non_null(text);
+
+	cpl_conf c, d;
+	must_load(text, len, &c);
+	cpl_conf_defaults(&d, dir);
+	assert_memory_equal(&c, &d, sizeof(c));
+
+	// every line a comment, blank or a setting; one setting per key,
+	// right after a comment
+	static const char *const keys[] = { "scheduler", "job_template",
+		"broker_tcp", "lease_ttl_seconds", "scheduler_timeout_seconds",
+		"wall_time_margin_seconds", "project", "job_mode", "wf_filter",
+		"service_period_seconds", "service_max_queued_jobs",
+		"service_max_wait_minutes" };
+	const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
+	size_t nset = 0;
+	char example[1024] = "";
+	bool after_comment = false;
+	for (char *line = text, *nl; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		assert_non_null(nl); // every line ends with a newline
+		*nl = '\0';
+		if (strncmp(line, "# queue.debug.", 14) == 0) {
+			strcat(example, line + 2);
+			strcat(example, "\n");
+		}
+		if (line[0] == '#') {
+			assert_true(line[1] == '\0' || line[1] == ' ');
+			assert_true(strlen(line) <= 80);
+			after_comment = true;
+			continue;
+		}
+		if (line[0] == '\0') {
+			after_comment = false;
+			continue;
+		}
+		assert_true(after_comment);
+		assert_true(nset < nkeys);
+		size_t kl = strlen(keys[nset]);
+		assert_true(strncmp(line, keys[nset], kl) == 0 &&
+		    strncmp(line + kl, " = ", 3) == 0);
+		nset++;
+		after_comment = false;
+	}
+	assert_int_equal(nset, nkeys);
+	free(text);
+
+	must_load(example, strlen(example), &c);
+	assert_int_equal(c.nqueues, 1);
+	assert_string_equal(c.queues[0].name, "debug");
+	assert_int_equal(c.queues[0].max_nodes, 2);
+	assert_int_equal(c.queues[0].min_minutes, 5);
+}
+
 int
 main(void)
 {
@@ -521,6 +588,7 @@ main(void)
 		cmocka_unit_test(test_queue_errors),
 		cmocka_unit_test(test_text_errors),
 		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_default_file),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -90,7 +90,12 @@ launcher_run(const launcher_opts *o)
 	int rv;
 	memset(&L, 0, sizeof(L));
 	L.o = o;
-	log_set_level(o->log_level);
+	// messages above the level (syslog numbering) are dropped
+	static const cpl_log_style log_style = { CPL_LOG_UTC_HMS_MS, "launcher",
+		true, false, false };
+	cpl_log_close();
+	cpl_log_add(stderr, NULL, &log_style);
+	cpl_log_level = o->log_level;
 	L.sigfd = -1;
 	if (realpath(o->db_dir, L.db) == NULL) {
 		logm(LL_ERR, "%s: %s", o->db_dir, strerror(errno));

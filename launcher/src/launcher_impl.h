@@ -6,7 +6,7 @@
 //   task.c      the per-task state machine and the reports it queues
 //   stages.c    what a stage does: directories, files, starting processes
 //   spawn.c     processes: spawn, kill a task's group, reap
-//   log.c       logging
+//   (logging: the common logger, copal/log.h)
 //
 // (task.c gives resources back through claim.c; claim.c never starts a
 // task: it hands placed tasks back to the loop, which starts them.)
@@ -15,6 +15,7 @@
 
 #include <limits.h>
 
+#include "copal/log.h"
 #include "launcher.h"
 
 #define MAX_TASKS 65536
@@ -92,13 +93,19 @@ typedef struct launcher {
 	char db[PATH_MAX];
 } launcher;
 
-// ---------------------------------------------------------------- log.c
+// ---------------------------------------------------------------- log
+// The common logger (copal/log.h) on stderr, one line per message:
+// "HH:MM:SS.mmm launcher LEVEL message" (UTC). launcher_run sets it up.
 
-enum { LL_ERR = 3, LL_WARN = 4, LL_NOTICE = 5, LL_INFO = 6, LL_DEBUG = 7 };
+enum {
+	LL_ERR = CPL_LOG_ERR,
+	LL_WARN = CPL_LOG_WARN,
+	LL_NOTICE = CPL_LOG_NOTICE,
+	LL_INFO = CPL_LOG_INFO,
+	LL_DEBUG = CPL_LOG_DEBUG
+};
 
-// Messages above this level (syslog numbering) are dropped.
-void log_set_level(int level);
-void logm(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define logm(level, ...) CPL_LOG((level), NULL, __VA_ARGS__)
 
 // ---------------------------------------------------------------- spawn.c
 

@@ -125,9 +125,10 @@ stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did)
 		for (size_t k = 0; k < sp->n_input_files; k++) {
 			char pat[8192];
 			glob_t g;
-			snprintf(pat, sizeof(pat), "%s/data/%s/%s", L->db,
-			    t->ct->parent_dirs[p], sp->input_files[k]);
-			if (glob(pat, 0, NULL, &g) != 0)
+			if (cpl_dbpath_file(L->db, CPL_DB_DATA_DIR, pat,
+			        sizeof(pat), "%s/%s", t->ct->parent_dirs[p],
+			        sp->input_files[k]) != 0 ||
+			    glob(pat, 0, NULL, &g) != 0)
 				continue;
 			for (size_t i = 0; i < g.gl_pathc; i++) {
 				const char *base = strrchr(g.gl_pathv[i], '/') + 1;
@@ -207,11 +208,13 @@ stage_workdir(launcher *L, ltask *t)
 	int rv = cpl_workdir(sp->workflow, sp->name, t->uuid, sp->workdir, rel,
 	    sizeof(rel));
 	if (rv != 0) {
-		snprintf(t->workdir, sizeof(t->workdir), "%s/data", L->db);
+		cpl_dbpath(L->db, CPL_DB_DATA_DIR, t->workdir,
+		    sizeof(t->workdir));
 		snprintf(t->outpath, sizeof(t->outpath), "/dev/null");
 		return -1;
 	}
-	snprintf(t->workdir, sizeof(t->workdir), "%s/data/%s", L->db, rel);
+	cpl_dbpath_file(L->db, CPL_DB_DATA_DIR, t->workdir, sizeof(t->workdir),
+	    "%s", rel);
 	snprintf(t->outpath, sizeof(t->outpath), "%s/%s.out", t->workdir,
 	    sp->name);
 	int e = mkdir_p(t->workdir);

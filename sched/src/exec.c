@@ -30,24 +30,6 @@ sched_mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void *
-sched_calloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-char *
-sched_strdup(const char *s)
-{
-	char *p = strdup(s);
-	if (p == NULL)
-		abort();
-	return p;
-}
-
 // ------------------------------------------------------------ commands
 
 typedef struct buf {
@@ -69,9 +51,7 @@ drain(int fd, buf *b)
 	if (b->n + take > b->max)
 		take = b->max - b->n; // the rest is read and dropped
 	if (take) {
-		b->p = realloc(b->p, b->n + take + 1);
-		if (b->p == NULL)
-			abort();
+		b->p = cpl_xrealloc(b->p, b->n + take + 1);
 		memcpy(b->p + b->n, tmp, take);
 		b->n += take;
 		b->p[b->n] = '\0';
@@ -166,9 +146,9 @@ sched_exec(char *const argv[], unsigned timeout_s, sched_cmd *r)
 	r->err = err.p;
 done:
 	if (r->out == NULL)
-		r->out = sched_strdup("");
+		r->out = cpl_xstrdup("");
 	if (r->err == NULL)
-		r->err = sched_strdup("");
+		r->err = cpl_xstrdup("");
 	for (int i = 0; i < 2; i++) {
 		if (po[i] >= 0)
 			close(po[i]);

@@ -3,14 +3,12 @@
 #define COPAL_SCHED_INTERNAL_H
 
 #include "copal/sched.h"
+#include "copal/xalloc.h"
 
 #define BJ(x) COPAL__BATCH_JOB_STATE__BJ_##x
 
 // exec.c: seconds of CLOCK_MONOTONIC.
 double sched_mono_s(void);
-// exec.c: allocation that aborts when memory runs out.
-void *sched_calloc(size_t n, size_t size);
-char *sched_strdup(const char *s);
 // exec.c: text with runs of white space (newlines included) made one
 // blank, trimmed, control characters as '?'.
 void sched_one_line(const char *text, char *out, size_t len);

@@ -106,7 +106,7 @@ sched_sync(cpl_client *c, const cpl_conf *conf, sched_say_fn say)
 	}
 	Copal__BatchJobListReply *l = rep->batch_list;
 	size_t n = l->n_jobs;
-	sched_state *st = sched_calloc(n ? n : 1, sizeof(*st));
+	sched_state *st = cpl_xcalloc(n ? n : 1, sizeof(*st));
 	uint64_t now = (uint64_t)time(NULL) * 1000000u;
 	uint64_t cutoff = (2u * conf->scheduler_timeout_seconds + 60u) *
 	    1000000ull;
@@ -114,7 +114,7 @@ sched_sync(cpl_client *c, const cpl_conf *conf, sched_say_fn say)
 	for (size_t k = 0; names[k]; k++) {
 		const sched_ops *so = sched_find(names[k]);
 		size_t m = 0;
-		Copal__BatchJob **who = sched_calloc(n ? n : 1, sizeof(*who));
+		Copal__BatchJob **who = cpl_xcalloc(n ? n : 1, sizeof(*who));
 		for (size_t i = 0; i < n; i++) {
 			Copal__BatchJob *j = l->jobs[i];
 			if (strcmp(j->scheduler, names[k]) != 0)

@@ -54,7 +54,7 @@ read_file(const char *path, size_t max, char *why, size_t wl)
 		snprintf(why, wl, "template %.1024s: %.600s", path, strerror(errno));
 		return NULL;
 	}
-	char *b = sched_calloc(1, max + 1);
+	char *b = cpl_xcalloc(1, max + 1);
 	size_t n = fread(b, 1, max + 1, fp);
 	bool bad = ferror(fp);
 	fclose(fp);
@@ -133,7 +133,7 @@ restore_default_template(const char *db, const cpl_conf *conf,
 {
 	char dflt[PATH_MAX + 64], dir[PATH_MAX + 32];
 	struct stat st;
-	snprintf(dir, sizeof(dir), "%s/job-templates", db);
+	cpl_dbpath(db, CPL_DB_TMPL_DIR, dir, sizeof(dir));
 	snprintf(dflt, sizeof(dflt), "%s/%s.tmpl", dir, conf->scheduler);
 	const char *text = tmpl_default(conf->scheduler);
 	if (strcmp(dflt, conf->job_template) != 0 || text == NULL ||
@@ -243,12 +243,12 @@ sched_launch(cpl_client *c, const char *db, const cpl_conf *conf,
 	uint64_t id = rep->batch_add->job->id;
 	copal__reply__free_unpacked(rep, NULL);
 
-	snprintf(script, sizeof(script), "%s/qsubmit/qlaunch%" PRIu64 ".sh", db,
-	    id);
-	snprintf(output, sizeof(output), "%s/qsubmit/qlaunch%" PRIu64 ".out",
-	    db, id);
+	cpl_dbpath_file(db, CPL_DB_QSUBMIT_DIR, script, sizeof(script),
+	    "qlaunch%" PRIu64 ".sh", id);
+	cpl_dbpath_file(db, CPL_DB_QSUBMIT_DIR, output, sizeof(output),
+	    "qlaunch%" PRIu64 ".out", id);
 	char sdir[PATH_MAX + 16];
-	snprintf(sdir, sizeof(sdir), "%s/qsubmit", db);
+	cpl_dbpath(db, CPL_DB_QSUBMIT_DIR, sdir, sizeof(sdir));
 	if (mkdir(sdir, 0755) != 0 && errno != EEXIST) {
 		snprintf(why, wl, "%.1024s: %.600s", sdir, strerror(errno));
 		goto failed;

@@ -138,7 +138,7 @@ sched_submit(const sched_ops *s, const char *script, const char *output,
 		}
 		return local_submit(script, output, t, id, idlen, why, wl);
 	}
-	char *fl = sched_strdup(flags ? flags : "");
+	char *fl = cpl_xstrdup(flags ? flags : "");
 	char *argv[MAX_FLAGS + 4];
 	size_t n = 0;
 	argv[n++] = (char *)s->submit;

@@ -37,7 +37,7 @@ int
 sched_service_lock(const char *db, int *fdp, char *why, size_t wl)
 {
 	char path[PATH_MAX + 32], pid[32];
-	snprintf(path, sizeof(path), "%s/service.lock", db);
+	cpl_dbpath(db, CPL_DB_SERVICE_LOCK, path, sizeof(path));
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		snprintf(why, wl, "%s: %s", path, strerror(errno));
@@ -67,7 +67,7 @@ sched_service_new(cpl_client *c, const char *db, const cpl_conf *conf,
     unsigned period, sched_say_fn log, sched_say_fn warn,
     const volatile sig_atomic_t *stop)
 {
-	sched_service *s = sched_calloc(1, sizeof(*s));
+	sched_service *s = cpl_xcalloc(1, sizeof(*s));
 	s->c = c;
 	s->db = db;
 	s->conf = conf;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "copal/dbdir.h"
 #include "store_impl.h"
 
 const char *const cs_db_names[DB_COUNT] = {
@@ -419,8 +420,8 @@ stats_cb(cpl_txn *t, void *arg)
 	st->used_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
 	char path[PATH_MAX];
 	struct stat sb;
-	snprintf(path, sizeof(path), "%s/data.mdb", t->s->dir);
-	st->file_bytes = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	st->file_bytes = cpl_dbpath(t->s->dir, CPL_DB_LMDB_DATA, path,
+	    sizeof(path)) == 0 && stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 	return 0;
 }
 

@@ -14,15 +14,15 @@
 
 #include "copal.pb-c.h"
 #include "copal/common.h"
+#include "copal/dbdir.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define CPL_PROTOCOL_VERSION 1u
-// Environment variable naming the current database directory (set by
-// `copal activate`).
-#define CPL_ENV_DB "COPAL_DB"
+// CPL_ENV_DB, the variable naming the current database directory, is in
+// copal/dbdir.h.
 // Environment variable naming a broker URL (tcp://host:port) to use instead
 // of the database's local socket; the token is then read from
 // CPL_ENV_TOKEN or from the database directory's secret file.
@@ -39,10 +39,8 @@ typedef struct cpl_client_opts {
 	int attempts;         // sends of one request; 0: 3
 } cpl_client_opts;
 
-// Paths of a database directory's parts; buf of at least `len` bytes.
-// Errors: CPL_ETOOBIG if the path does not fit (IPC paths are limited to
-// about 100 bytes by the kernel).
-int cpl_db_socket_url(const char *db_dir, char *buf, size_t len);
+// cpl_db_socket_url(db_dir, buf, len), the URL of a database's local
+// socket, is in copal/dbdir.h with the other paths of a database directory.
 
 // Opens a client. Does not wait for the broker: the first call does.
 // Errors: CPL_EINVAL (no database given and $COPAL_DB unset), CPL_ENOTFOUND

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -92,6 +93,12 @@ void cpl_conf_defaults(cpl_conf *c, const char *db);
 // CPL_EINVAL (bad content, not a regular file, or larger than 1 MiB),
 // CPL_ENOMEM, CPL_EIO.
 int cpl_conf_load(const char *db, cpl_conf *c, char *err, size_t errlen);
+
+// Writes the settings file that `copal init` makes: every setting with its
+// default, each under a comment that says what it does and what it
+// allows, and a commented example of a queue policy. cpl_conf_load reads
+// it back as the defaults. Errors: CPL_EIO (fp could not be written).
+int cpl_conf_write_default(FILE *fp);
 
 // The schedulers copal knows, NULL-terminated: local, slurm, pbs, cobalt.
 extern const char *const cpl_schedulers[];

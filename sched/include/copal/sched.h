@@ -12,7 +12,8 @@
 //
 // The library prints nothing: what it has to say goes through the
 // program's sched_say_fn, failures come back as text in a why buffer. Out of
-// memory aborts (the allocations are small).
+// memory goes to the program's handler (copal/xalloc.h; the allocations
+// are small).
 #ifndef COPAL_SCHED_H
 #define COPAL_SCHED_H
 

@@ -1,21 +1,31 @@
-// A bump allocator: many small allocations, freed together. Task specs of
-// one batch (strings, arrays, messages) live in one arena.
+// A bump allocator: many small allocations, freed together (copal/arena.h).
+#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "copal/arena.h"
+#include "copal/common.h"
 
-#define CHUNK (256u << 10)
+#define CHUNK (64u * 1024u)
+// Every allocation is aligned for any object, and to 16 bytes at least.
+#define ALIGN (alignof(max_align_t) > 16 ? alignof(max_align_t) : 16)
 
 struct chunk {
 	struct chunk *next;
 	size_t used, cap;
-	max_align_t data[];
+	_Alignas(ALIGN) unsigned char data[];
+};
+
+struct defer {
+	struct defer *next;
+	void (*fn)(void *);
+	void *p;
 };
 
 struct arena {
 	struct chunk *head;  // current chunk first
 	struct chunk *spare; // chunks kept by arena_reset
+	struct defer *defers;
 };
 
 arena *
@@ -34,11 +44,23 @@ chunks_free(struct chunk *c)
 	}
 }
 
+static void
+run_defers(arena *a)
+{
+	for (struct defer *d = a->defers, *n; d; d = n) {
+		n = d->next;
+		d->fn(d->p);
+		free(d);
+	}
+	a->defers = NULL;
+}
+
 void
 arena_free(arena *a)
 {
 	if (a == NULL)
 		return;
+	run_defers(a);
 	chunks_free(a->head);
 	chunks_free(a->spare);
 	free(a);
@@ -47,6 +69,7 @@ arena_free(arena *a)
 void
 arena_reset(arena *a)
 {
+	run_defers(a);
 	// keep standard-size chunks for reuse, free the big ones
 	while (a->head) {
 		struct chunk *c = a->head;
@@ -64,10 +87,9 @@ arena_reset(arena *a)
 void *
 arena_alloc(arena *a, size_t n)
 {
-	const size_t al = sizeof(max_align_t);
-	n = (n + al - 1) / al * al;
+	n = (n + ALIGN - 1) / ALIGN * ALIGN;
 	if (n == 0)
-		n = al;
+		n = ALIGN;
 	struct chunk *c = a->head;
 	if (c == NULL || c->cap - c->used < n) {
 		if (n <= CHUNK && a->spare) {
@@ -83,7 +105,7 @@ arena_alloc(arena *a, size_t n)
 		c->next = a->head;
 		a->head = c;
 	}
-	void *p = (char *)c->data + c->used;
+	void *p = c->data + c->used;
 	c->used += n;
 	memset(p, 0, n);
 	return p;
@@ -115,4 +137,19 @@ arena_append(arena *a, void *arr, size_t n, size_t elem)
 	if (p && n)
 		memcpy(p, arr, n * elem);
 	return p;
+}
+
+int
+arena_defer(arena *a, void (*fn)(void *), void *p)
+{
+	struct defer *d = malloc(sizeof(*d));
+	if (d == NULL) {
+		fn(p);
+		return CPL_ENOMEM;
+	}
+	d->fn = fn;
+	d->p = p;
+	d->next = a->defers;
+	a->defers = d;
+	return 0;
 }
