@@ -8,8 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <nng/nng.h>
-
 #include "copal.pb-c.h"
 #include "copal/arena.h"
 #include "copal/log.h"
@@ -53,38 +51,5 @@ uint64_t wire_request_id(const uint8_t *buf, size_t len);
 // Checks a decoded request: counts, enum values, version, body. Returns 0
 // or CPL_EPROTO with a reason in err.
 int validate_request(const Copal__Request *req, char *err, size_t errlen);
-
-// ---------------------------------------------------------------- handlers
-typedef struct server server;
-
-// What a handler produces: status, error text and the reply body, all in
-// the arena.
-typedef struct hctx {
-	server *srv;
-	const Copal__Request *req;
-	Copal__Reply *rep;
-	arena *a;
-	char err[512];
-} hctx;
-
-typedef int (*handler_fn)(hctx *h, cpl_txn *txn);
-
-typedef struct handler {
-	Copal__Request__BodyCase body;
-	const char *name;
-	bool mutates;      // runs in the writer's transaction
-	handler_fn fn;
-} handler;
-
-const handler *handler_find(Copal__Request__BodyCase body);
-
-// Broker-wide state the handlers read.
-struct server_info {
-	uint64_t started_us;
-	const char *db_dir;
-	const char *ipc_url;   // ipc://<db>/sock/broker
-	const char *tcp_url;   // tcp://HOST:PORT as bound (port 0 resolved), or ""
-};
-const struct server_info *server_info(server *s);
 
 #endif // COPAL_BROKER_H

@@ -1,0 +1,222 @@
+// Request dispatch: the handler table, running a handler in the right
+// kind of transaction, and packing its reply.
+//
+// Reads are answered at once from a short read snapshot on the calling
+// thread. Mutations become jobs of the writer: each runs in a nested
+// transaction of the writer's batch; a resent request (same request id)
+// is answered with the reply stored the first time, and every reply of a
+// mutation is stored in the same transaction as its effect.
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "dispatch.h"
+
+// ---------------------------------------------------------------- table
+
+static const handler handlers[] = {
+	{ COPAL__REQUEST__BODY_CREATE, "create", true, h_create },
+	{ COPAL__REQUEST__BODY_CLAIM, "claim", true, h_claim },
+	{ COPAL__REQUEST__BODY_REPORT, "report", true, h_report },
+	{ COPAL__REQUEST__BODY_HEARTBEAT, "heartbeat", true, h_heartbeat },
+	{ COPAL__REQUEST__BODY_QUERY, "query", false, h_query },
+	{ COPAL__REQUEST__BODY_COUNT, "count", false, h_count },
+	{ COPAL__REQUEST__BODY_MODIFY, "modify", true, h_modify },
+	{ COPAL__REQUEST__BODY_DELETE, "delete", true, h_delete },
+	{ COPAL__REQUEST__BODY_KILL, "kill", true, h_kill },
+	{ COPAL__REQUEST__BODY_ADD_DEPENDENCY, "add_dependency", true,
+	    h_add_dependency },
+	{ COPAL__REQUEST__BODY_HISTORY, "history", false, h_history },
+	{ COPAL__REQUEST__BODY_EXPORT, "export", false, h_export },
+	{ COPAL__REQUEST__BODY_APP_REGISTER, "app_register", true,
+	    h_app_register },
+	{ COPAL__REQUEST__BODY_APP_LIST, "app_list", false, h_app_list },
+	{ COPAL__REQUEST__BODY_APP_DELETE, "app_delete", true, h_app_delete },
+	{ COPAL__REQUEST__BODY_PING, "ping", false, h_ping },
+	{ COPAL__REQUEST__BODY_WORKFLOW_LIST, "workflow_list", false,
+	    h_workflow_list },
+	{ COPAL__REQUEST__BODY_LEASE_LIST, "lease_list", false, h_lease_list },
+	{ COPAL__REQUEST__BODY_BATCH_ADD, "batch_add", true, h_batch_add },
+	{ COPAL__REQUEST__BODY_BATCH_UPDATE, "batch_update", true,
+	    h_batch_update },
+	{ COPAL__REQUEST__BODY_BATCH_LIST, "batch_list", false, h_batch_list },
+	{ COPAL__REQUEST__BODY_BACKLOG, "backlog", false, h_backlog },
+};
+
+static const handler *
+handler_find(Copal__Request__BodyCase body)
+{
+	for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (handlers[i].body == body)
+			return &handlers[i];
+	return NULL;
+}
+
+// ---------------------------------------------------------------- replies
+
+// Packs a reply into a malloc'd buffer.
+static int
+pack_reply(const Copal__Reply *rep, uint8_t **buf, size_t *len)
+{
+	size_t n = copal__reply__get_packed_size(rep);
+	uint8_t *b = malloc(n ? n : 1);
+	if (b == NULL)
+		return CPL_ENOMEM;
+	copal__reply__pack(rep, b);
+	*buf = b;
+	*len = n;
+	return 0;
+}
+
+// A reply with only a status and a message.
+void
+dispatch_error(dreq *r, uint64_t reqid, int status, const char *msg)
+{
+	Copal__Reply rep = COPAL__REPLY__INIT;
+	rep.version = 1;
+	rep.request_id = reqid;
+	rep.status = (uint32_t)status;
+	rep.error = (char *)(msg ? msg : cpl_strerror(status));
+	free(r->reply);
+	r->reply = NULL;
+	r->reply_len = 0;
+	(void)pack_reply(&rep, &r->reply, &r->reply_len);
+}
+
+// Runs a handler and packs its reply into r->reply. For mutations txn is
+// the writer's nested transaction; for reads a read snapshot.
+static int
+run_handler(dreq *r, cpl_txn *txn, int *status)
+{
+	hctx h;
+	Copal__Reply rep = COPAL__REPLY__INIT;
+	memset(&h, 0, sizeof(h));
+	h.info = r->d->info;
+	h.req = r->req;
+	h.rep = &rep;
+	if ((h.a = arena_new()) == NULL)
+		return CPL_ENOMEM;
+	rep.version = 1;
+	rep.request_id = r->req->request_id;
+	int rv = r->h->fn(&h, txn);
+	rep.status = (uint32_t)rv;
+	if (rv != 0) {
+		// a failed request answers with its error only
+		rep.body_case = COPAL__REPLY__BODY__NOT_SET;
+		rep.error = h.err[0] ? h.err : (char *)cpl_strerror(rv);
+	}
+	free(r->reply);
+	r->reply = NULL;
+	int prv = pack_reply(&rep, &r->reply, &r->reply_len);
+	arena_free(h.a);
+	*status = rv;
+	return prv;
+}
+
+struct read_arg {
+	dreq *r;
+	int status;
+};
+
+static int
+read_cb(cpl_txn *txn, void *arg)
+{
+	struct read_arg *ra = arg;
+	return run_handler(ra->r, txn, &ra->status);
+}
+
+// ---------------------------------------------------------------- writer jobs
+
+static int
+job_replay(cpl_txn *txn, wjob *j, bool *done)
+{
+	dreq *r = j->arg;
+	uint64_t reqid = r->req->request_id;
+	const void *old;
+	size_t oldlen;
+	if (reqid != 0 && cpl_reply_get(txn, reqid, &old, &oldlen) == 0) {
+		// a resent request: answer as the first time
+		free(r->reply);
+		r->reply = malloc(oldlen ? oldlen : 1);
+		if (r->reply == NULL)
+			return CPL_ENOMEM;
+		memcpy(r->reply, old, oldlen);
+		r->reply_len = oldlen;
+		*done = true;
+	}
+	return 0;
+}
+
+static int
+job_run(cpl_txn *txn, wjob *j)
+{
+	dreq *r = j->arg;
+	int status = 0;
+	int rv = run_handler(r, txn, &status);
+	if (rv)
+		return rv;
+	// a refused request is undone; its error reply is kept
+	return status;
+}
+
+static int
+job_after(cpl_txn *txn, wjob *j, int rv)
+{
+	dreq *r = j->arg;
+	uint64_t reqid = r->req->request_id;
+	if (r->reply == NULL) {
+		// run_handler could not even pack a reply
+		dispatch_error(r, reqid, rv ? rv : CPL_ENOMEM, NULL);
+		if (r->reply == NULL)
+			return CPL_ENOMEM;
+	}
+	if (reqid != 0 &&
+	    (rv = cpl_reply_put(txn, reqid, r->reply, r->reply_len)) != 0)
+		return rv;
+	return 0;
+}
+
+static void
+job_done(wjob *j, int rv)
+{
+	dreq *r = j->arg;
+	if (rv)
+		dispatch_error(r, r->req->request_id, rv, NULL);
+	r->d->reply(r);
+}
+
+static const wjob_ops job_ops = {
+	.replay = job_replay,
+	.run = job_run,
+	.after = job_after,
+	.done = job_done,
+};
+
+// ---------------------------------------------------------------- dispatch
+
+void
+dispatch_request(const dispatch *d, dreq *r)
+{
+	uint64_t reqid = r->req->request_id;
+	r->d = d;
+	r->h = handler_find(r->req->body_case);
+	if (r->h == NULL) {
+		dispatch_error(r, reqid, CPL_EPROTO, "unknown request");
+		d->reply(r);
+		return;
+	}
+	LOG(LOG_DEBUG, "request", "%s id %llx", r->h->name,
+	    (unsigned long long)reqid);
+	if (r->h->mutates) {
+		r->job.ops = &job_ops;
+		r->job.arg = r;
+		// refused only once the writer has stopped: no reply then
+		(void)writer_submit(d->wr, &r->job);
+		return;
+	}
+	struct read_arg ra = { r, 0 };
+	int rv = cpl_store_read(d->st, read_cb, &ra);
+	if (rv != 0 && r->reply == NULL)
+		dispatch_error(r, reqid, rv, NULL);
+	d->reply(r);
+}

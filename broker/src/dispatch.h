@@ -1,0 +1,46 @@
+// Where the network and the writer meet (internal): a decoded request
+// finds its handler, runs in a read snapshot or as a job of the writer,
+// and leaves its packed reply to whoever received it. Neither the network
+// code nor the writer knows the other: the writer completes its jobs here,
+// and replies leave through the `reply` callback.
+#ifndef COPAL_BROKER_DISPATCH_H
+#define COPAL_BROKER_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "handlers.h"
+#include "writer.h"
+
+typedef struct dreq dreq;
+
+typedef struct dispatch {
+	cpl_store *st;
+	writer *wr;                       // runs the mutations
+	const struct broker_info *info;   // for the handlers
+	// r->reply is ready (NULL if none could be packed): send it. Called
+	// on the dispatching thread for reads and refusals, on the writer's
+	// thread for mutations.
+	void (*reply)(dreq *r);
+} dispatch;
+
+// One request on its way through the broker.
+struct dreq {
+	Copal__Request *req;   // decoded by the receiver, which frees it
+	uint8_t *reply;        // the packed reply (malloc'd); the receiver takes it
+	size_t reply_len;
+	const handler *h;
+	const dispatch *d;
+	wjob job;
+};
+
+// Runs r->req (decoded and checked): finds its handler and runs it; hands
+// the reply to d->reply, at once or, for a mutation, once the writer has
+// committed it. While the broker stops, a mutation the writer no longer
+// takes gets no reply (its client resends to the next broker).
+void dispatch_request(const dispatch *d, dreq *r);
+// Packs into r->reply a reply with only a status and a message (NULL: the
+// status's text).
+void dispatch_error(dreq *r, uint64_t reqid, int status, const char *msg);
+
+#endif

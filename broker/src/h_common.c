@@ -1,0 +1,47 @@
+// Helpers shared by the handler families: tasks on the wire.
+#include "handlers.h"
+
+// ---------------------------------------------------------------- helpers
+
+static void
+free_spec(void *p)
+{
+	copal__task_spec__free_unpacked(p, NULL);
+}
+
+// A task on the wire. With a spec, the spec (owned by the caller until
+// the arena is freed) is referenced, not copied.
+Copal__Task *
+task_wire(hctx *h, const cpl_task *t, Copal__TaskSpec *spec)
+{
+	Copal__Task *w = NEW(h, Copal__Task, COPAL__TASK__INIT);
+	Copal__TaskStatus *st = NEW(h, Copal__TaskStatus, COPAL__TASK_STATUS__INIT);
+	char *u = arena_alloc(h->a, 37);
+	if (w == NULL || st == NULL || u == NULL)
+		return NULL;
+	cpl_uuid_format(t->uuid, u);
+	w->id = t->id;
+	w->uuid = u;
+	w->spec = spec;
+	st->state = (Copal__TaskState)t->state;
+	st->attempt = t->attempt;
+	st->lease_id = t->lease;
+	st->return_code = t->return_code;
+	st->pending_parents = t->pending_parents;
+	st->created_us = t->created_us;
+	st->changed_us = t->changed_us;
+	w->status = st;
+	return w;
+}
+
+// Reads a task with its spec; the spec lives until the arena is freed.
+int
+task_get_owned(hctx *h, cpl_txn *txn, uint64_t id, cpl_task *t)
+{
+	int rv = cpl_task_get(txn, id, CPL_GET_SPEC, t);
+	if (rv)
+		return rv;
+	if (arena_defer(h->a, free_spec, t->spec) != 0)
+		return CPL_ENOMEM;
+	return 0;
+}

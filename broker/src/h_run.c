@@ -1,0 +1,311 @@
+// Handlers of the launchers' run: claim, report, heartbeat (leases and
+// their kill notices) and the lease list.
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+
+#define MAX_CLAIM 100000u
+#define MIN_TTL_MS 1000u
+#define MAX_TTL_MS 3600000u
+#define DEFAULT_TTL_MS 30000u
+
+// ---------------------------------------------------------------- helpers
+
+static void
+free_app(void *p)
+{
+	copal__app__free_unpacked(p, NULL);
+}
+
+// The run directory of a task under data/ (as the launcher makes it).
+static char *
+workdir_of(hctx *h, const Copal__TaskSpec *sp, const uint8_t uuid[16])
+{
+	char u[37], buf[1024];
+	cpl_uuid_format(uuid, u);
+	if (cpl_workdir(sp->workflow, sp->name, u, sp->workdir, buf,
+	        sizeof(buf)) != 0)
+		return arena_strdup(h->a, "");
+	return arena_strdup(h->a, buf);
+}
+
+struct notices {
+	hctx *h;
+	cpl_ids ids;
+};
+
+static int
+notice_cb(uint64_t id, void *arg)
+{
+	return cpl_ids_push(&((struct notices *)arg)->ids, id);
+}
+
+// Takes the kill notices queued for a lease into an arena array.
+static int
+take_notices(hctx *h, cpl_txn *txn, uint64_t lease, uint64_t **out,
+    size_t *n)
+{
+	struct notices nt = { h, { NULL, 0, 0 } };
+	int rv = cpl_lease_take_notices(txn, lease, notice_cb, &nt);
+	if (rv == 0 && nt.ids.n) {
+		*out = arena_alloc(h->a, nt.ids.n * sizeof(uint64_t));
+		if (*out == NULL)
+			rv = CPL_ENOMEM;
+		else {
+			memcpy(*out, nt.ids.v, nt.ids.n * sizeof(uint64_t));
+			*n = nt.ids.n;
+		}
+	}
+	free(nt.ids.v);
+	return rv;
+}
+
+// ---------------------------------------------------------------- claim
+
+struct claimed {
+	uint64_t id;
+	uint32_t nnodes;
+	uint32_t *nodes;
+};
+
+struct claim_ctx {
+	hctx *h;
+	struct claimed *v;
+	size_t n;
+};
+
+static int
+claim_cb(const cpl_task *t, const uint32_t *nodes, size_t n, void *arg)
+{
+	struct claim_ctx *c = arg;
+	struct claimed *cl = &c->v[c->n++];
+	cl->id = t->id;
+	cl->nnodes = (uint32_t)n;
+	cl->nodes = arena_alloc(c->h->a, n * sizeof(uint32_t));
+	if (cl->nodes == NULL)
+		return CPL_ENOMEM;
+	memcpy(cl->nodes, nodes, n * sizeof(uint32_t));
+	return 0;
+}
+
+int
+h_claim(hctx *h, cpl_txn *txn)
+{
+	const Copal__ClaimRequest *r = h->req->claim;
+	cpl_capacity cap;
+	size_t n = 0;
+	int rv;
+	if (r->max_tasks == 0 || r->max_tasks > MAX_CLAIM)
+		FAIL(h, CPL_EINVAL, "max_tasks must be 1..%u", MAX_CLAIM);
+	if (r->n_nodes == 0)
+		FAIL(h, CPL_EINVAL, "no node capacity offered");
+	if (r->n_nodes > 65535)
+		FAIL(h, CPL_EINVAL, "more than 65535 nodes");
+	cpl_node_cap *nodes = arena_alloc(h->a, r->n_nodes * sizeof(*nodes));
+	struct claim_ctx cc = { h, NULL, 0 };
+	cc.v = arena_alloc(h->a, r->max_tasks * sizeof(struct claimed));
+	if (nodes == NULL || cc.v == NULL)
+		return CPL_ENOMEM;
+	for (size_t i = 0; i < r->n_nodes; i++) {
+		if (r->nodes[i]->free_units > CPL_NODE_UNITS)
+			FAIL(h, CPL_EINVAL, "node %zu: free_units above %u", i,
+			    CPL_NODE_UNITS);
+		nodes[i].free_units = r->nodes[i]->free_units;
+		nodes[i].free_gpus = r->nodes[i]->free_gpus;
+	}
+	memset(&cap, 0, sizeof(cap));
+	cap.max_tasks = r->max_tasks;
+	cap.nodes = nodes;
+	cap.nnodes = r->n_nodes;
+	cap.remaining_minutes = r->remaining_minutes;
+	cap.workflow = r->workflow && r->workflow[0] ? r->workflow : NULL;
+	if ((rv = cpl_claim(txn, r->lease_id, &cap, claim_cb, &cc, &n)) != 0)
+		FAIL(h, rv, "claim under lease %" PRIu64 ": %s", r->lease_id,
+		    cpl_strerror(rv));
+	Copal__ClaimReply *rep = NEW(h, Copal__ClaimReply, COPAL__CLAIM_REPLY__INIT);
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	rep->tasks = arena_alloc(h->a, (n ? n : 1) * sizeof(Copal__ClaimedTask *));
+	if (rep->tasks == NULL)
+		return CPL_ENOMEM;
+	// one app record per name in this reply
+	Copal__App *last_app = NULL;
+	for (size_t i = 0; i < n; i++) {
+		cpl_task t;
+		Copal__ClaimedTask *ct =
+		    NEW(h, Copal__ClaimedTask, COPAL__CLAIMED_TASK__INIT);
+		if (ct == NULL)
+			return CPL_ENOMEM;
+		if ((rv = task_get_owned(h, txn, cc.v[i].id, &t)) != 0)
+			return rv;
+		if ((ct->task = task_wire(h, &t, t.spec)) == NULL)
+			return CPL_ENOMEM;
+		if (last_app == NULL ||
+		    strcmp(last_app->name, t.spec->application) != 0) {
+			if ((rv = cpl_app_get(txn, t.spec->application,
+			         &last_app)) != 0)
+				FAIL(h, rv, "app %s of task %" PRIu64 ": %s",
+				    t.spec->application, t.id, cpl_strerror(rv));
+			if (arena_defer(h->a, free_app, last_app) != 0)
+				return CPL_ENOMEM;
+		}
+		ct->app = last_app;
+		ct->n_node_index = cc.v[i].nnodes;
+		ct->node_index = cc.v[i].nodes;
+		if (t.spec->n_parent_ids) {
+			ct->parent_dirs = arena_alloc(h->a,
+			    t.spec->n_parent_ids * sizeof(char *));
+			if (ct->parent_dirs == NULL)
+				return CPL_ENOMEM;
+			for (size_t j = 0; j < t.spec->n_parent_ids; j++) {
+				cpl_task pt;
+				if ((rv = task_get_owned(h, txn,
+				         t.spec->parent_ids[j], &pt)) != 0)
+					continue; // a parent deleted since
+				ct->parent_dirs[ct->n_parent_dirs++] =
+				    workdir_of(h, pt.spec, pt.uuid);
+			}
+		}
+		rep->tasks[rep->n_tasks++] = ct;
+	}
+	if ((rv = take_notices(h, txn, r->lease_id, &rep->kill_task_ids,
+	         &rep->n_kill_task_ids)) != 0)
+		return rv;
+	h->rep->body_case = COPAL__REPLY__BODY_CLAIM;
+	h->rep->claim = rep;
+	return 0;
+}
+
+// ---------------------------------------------------------------- report
+
+int
+h_report(hctx *h, cpl_txn *txn)
+{
+	const Copal__ReportRequest *r = h->req->report;
+	Copal__ReportReply *rep = NEW(h, Copal__ReportReply, COPAL__REPORT_REPLY__INIT);
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	rep->status = arena_alloc(h->a, (r->n_reports ? r->n_reports : 1) *
+	    sizeof(uint32_t));
+	if (rep->status == NULL)
+		return CPL_ENOMEM;
+	rep->n_status = r->n_reports;
+	for (size_t i = 0; i < r->n_reports; i++) {
+		const Copal__StateReport *s = r->reports[i];
+		cpl_report cr = { s->task_id, r->lease_id, s->attempt,
+			(cpl_state)s->to_state, s->return_code, s->message,
+			s->node };
+		int rv = cpl_task_report(txn, &cr);
+		if (cpl_txn_error(txn))
+			return cpl_txn_error(txn);
+		rep->status[i] = (uint32_t)rv; // refusals are per report
+	}
+	// kill notices ride on the reply: a busy launcher hears of a kill
+	// at its next report, not its next heartbeat
+	int rv = take_notices(h, txn, r->lease_id, &rep->kill_task_ids,
+	    &rep->n_kill_task_ids);
+	if (rv)
+		return rv;
+	h->rep->body_case = COPAL__REPLY__BODY_REPORT;
+	h->rep->report = rep;
+	return 0;
+}
+
+// ---------------------------------------------------------------- heartbeat
+
+int
+h_heartbeat(hctx *h, cpl_txn *txn)
+{
+	const Copal__HeartbeatRequest *r = h->req->heartbeat;
+	uint32_t ttl = r->ttl_ms ? r->ttl_ms : DEFAULT_TTL_MS;
+	uint64_t lease = r->lease_id, deadline = 0;
+	int rv;
+	if (ttl < MIN_TTL_MS || ttl > MAX_TTL_MS)
+		FAIL(h, CPL_EINVAL, "ttl_ms must be %u..%u", MIN_TTL_MS,
+		    MAX_TTL_MS);
+	if (r->release) {
+		if (lease == 0)
+			FAIL(h, CPL_EINVAL, "release of lease 0");
+		if ((rv = cpl_lease_release(txn, lease)) != 0)
+			FAIL(h, rv, "lease %" PRIu64 ": %s", lease,
+			    cpl_strerror(rv));
+		LOG(LOG_INFO, "lease", "lease %" PRIu64 " released by %s", lease,
+		    r->owner ? r->owner : "");
+		Copal__HeartbeatReply *rel =
+		    NEW(h, Copal__HeartbeatReply, COPAL__HEARTBEAT_REPLY__INIT);
+		if (rel == NULL)
+			return CPL_ENOMEM;
+		rel->lease_id = lease;
+		h->rep->body_case = COPAL__REPLY__BODY_HEARTBEAT;
+		h->rep->heartbeat = rel;
+		return 0;
+	}
+	if (lease == 0) {
+		if ((rv = cpl_lease_grant(txn, r->owner, ttl, &lease)) != 0)
+			return rv;
+		deadline = cpl_txn_now(txn) + (uint64_t)ttl * 1000u;
+		LOG(LOG_INFO, "lease", "granted lease %" PRIu64 " to %s", lease,
+		    r->owner ? r->owner : "");
+	} else if ((rv = cpl_lease_renew(txn, lease, ttl, &deadline)) != 0) {
+		FAIL(h, rv, "lease %" PRIu64 ": %s: stop its tasks and ask for "
+		    "a new lease", lease, cpl_strerror(rv));
+	}
+	Copal__HeartbeatReply *rep =
+	    NEW(h, Copal__HeartbeatReply, COPAL__HEARTBEAT_REPLY__INIT);
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	if ((rv = take_notices(h, txn, lease, &rep->kill_task_ids,
+	         &rep->n_kill_task_ids)) != 0)
+		return rv;
+	rep->lease_id = lease;
+	rep->deadline_us = deadline;
+	h->rep->body_case = COPAL__REPLY__BODY_HEARTBEAT;
+	h->rep->heartbeat = rep;
+	return 0;
+}
+
+// ---------------------------------------------------------------- leases
+
+int
+lease_cb(const cpl_lease *l, void *arg)
+{
+	struct lease_ctx *c = arg;
+	if (c->rep->n_leases == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		Copal__Lease **v = arena_alloc(c->h->a, cap * sizeof(*v));
+		if (v == NULL)
+			return CPL_ENOMEM;
+		if (c->rep->n_leases)
+			memcpy(v, c->rep->leases, c->rep->n_leases * sizeof(*v));
+		c->rep->leases = v;
+		c->cap = cap;
+	}
+	Copal__Lease *w = NEW(c->h, Copal__Lease, COPAL__LEASE__INIT);
+	if (w == NULL || (w->owner = arena_strdup(c->h->a, l->owner)) == NULL)
+		return CPL_ENOMEM;
+	w->id = l->id;
+	w->deadline_us = l->deadline_us;
+	w->ttl_ms = l->ttl_ms;
+	w->created_us = l->created_us;
+	w->ntasks = l->ntasks;
+	c->rep->leases[c->rep->n_leases++] = w;
+	return 0;
+}
+
+int
+h_lease_list(hctx *h, cpl_txn *txn)
+{
+	Copal__LeaseListReply *rep =
+	    NEW(h, Copal__LeaseListReply, COPAL__LEASE_LIST_REPLY__INIT);
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	struct lease_ctx c = { h, rep, 0 };
+	int rv = cpl_lease_list(txn, lease_cb, &c);
+	if (rv)
+		return rv;
+	h->rep->body_case = COPAL__REPLY__BODY_LEASE_LIST;
+	h->rep->lease_list = rep;
+	return 0;
+}

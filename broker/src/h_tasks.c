@@ -1,0 +1,648 @@
+// Handlers of tasks: create, query, count, modify, delete, kill and
+// dependencies, with the wire filters they select tasks by.
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "handlers.h"
+
+#define DEFAULT_PAGE 100u
+#define MAX_PAGE 10000u
+
+// ---------------------------------------------------------------- filters
+
+static int
+ids_cb(const cpl_task *t, void *arg)
+{
+	return cpl_ids_push(arg, t->id);
+}
+
+// Translates a wire filter. Returns CPL_EINVAL for an empty filter unless
+// `all` is set or empty_ok.
+static int
+filter_from_wire(hctx *h, const Copal__Filter *wf, cpl_filter *f,
+    bool empty_ok)
+{
+	memset(f, 0, sizeof(*f));
+	if (wf == NULL) {
+		if (empty_ok)
+			return 0;
+		FAIL(h, CPL_EINVAL, "no filter: say which tasks (or all)");
+	}
+	for (size_t i = 0; i < wf->n_states; i++) {
+		if ((int)wf->states[i] <= 0 || (int)wf->states[i] >= CPL_NSTATES)
+			FAIL(h, CPL_EINVAL, "state %d out of range", wf->states[i]);
+		f->states |= 1u << wf->states[i];
+	}
+	if (wf->workflow && wf->workflow[0])
+		f->workflow = wf->workflow;
+	if (wf->application && wf->application[0])
+		f->application = wf->application;
+	if (wf->name && wf->name[0])
+		f->name = wf->name;
+	if (wf->uuid_prefix && wf->uuid_prefix[0])
+		f->uuid_prefix = wf->uuid_prefix;
+	f->min_nodes = wf->min_nodes;
+	f->max_nodes = wf->max_nodes;
+	bool empty = !f->states && !f->workflow && !f->application &&
+	    !f->name && !f->uuid_prefix && !f->min_nodes && !f->max_nodes &&
+	    wf->n_ids == 0;
+	if (empty && !wf->all && !empty_ok)
+		FAIL(h, CPL_EINVAL,
+		    "the filter selects every task: say so explicitly (all)");
+	return 0;
+}
+
+// Whether task id matches every criterion of f (for explicit id lists;
+// cpl_query applies the same criteria through the indices).
+static int
+task_matches(hctx *h, cpl_txn *txn, uint64_t id, const cpl_filter *f,
+    bool *ok)
+{
+	cpl_task t;
+	char u[37];
+	int rv = task_get_owned(h, txn, id, &t);
+	*ok = false;
+	if (rv)
+		return rv;
+	const Copal__TaskSpec *sp = t.spec;
+	uint32_t nodes = sp->resources && sp->resources->num_nodes ?
+	    sp->resources->num_nodes : 1;
+	cpl_uuid_format(t.uuid, u);
+	if (f->states && !(f->states & (1u << t.state)))
+		return 0;
+	if (f->workflow && strcmp(sp->workflow, f->workflow) != 0)
+		return 0;
+	if (f->application && strcmp(sp->application, f->application) != 0)
+		return 0;
+	if (f->name && strcmp(sp->name, f->name) != 0)
+		return 0;
+	if (f->min_nodes && nodes < f->min_nodes)
+		return 0;
+	if (f->max_nodes && nodes > f->max_nodes)
+		return 0;
+	if (f->uuid_prefix) {
+		// compare hex digits, dashes ignored on both sides
+		const char *p = f->uuid_prefix, *q = u;
+		while (*p) {
+			if (*p == '-') {
+				p++;
+				continue;
+			}
+			while (*q == '-')
+				q++;
+			if (*q == '\0' || tolower((unsigned char)*p) != *q)
+				return 0;
+			p++;
+			q++;
+		}
+	}
+	*ok = true;
+	return 0;
+}
+
+// The ids a wire filter selects, in id order.
+static int
+select_ids(hctx *h, cpl_txn *txn, const Copal__Filter *wf, cpl_ids *out)
+{
+	cpl_filter f;
+	int rv;
+	if ((rv = filter_from_wire(h, wf, &f, false)) != 0)
+		return rv;
+	if (wf->n_ids) {
+		// explicit ids: each must exist and match the rest
+		for (size_t i = 0; i < wf->n_ids; i++) {
+			bool ok;
+			if ((rv = task_matches(h, txn, wf->ids[i], &f, &ok)) != 0)
+				FAIL(h, rv, "task id %" PRIu64 ": %s", wf->ids[i],
+				    cpl_strerror(rv));
+			if (ok && (rv = cpl_ids_push(out, wf->ids[i])) != 0)
+				return rv;
+		}
+		return 0;
+	}
+	return cpl_query(txn, &f, 0, 0, 0, ids_cb, out, NULL);
+}
+
+static int
+u32_parse(const char *s, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	if (s == NULL || *s == '\0' || *s == '-')
+		return CPL_EINVAL;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v > UINT32_MAX)
+		return CPL_EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int
+i32_parse(const char *s, int32_t *out)
+{
+	char *end;
+	errno = 0;
+	if (s == NULL || *s == '\0')
+		return CPL_EINVAL;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || v > INT32_MAX || v < INT32_MIN)
+		return CPL_EINVAL;
+	*out = (int32_t)v;
+	return 0;
+}
+
+static int
+bool_parse(const char *s, protobuf_c_boolean *out)
+{
+	if (!strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "yes"))
+		*out = 1;
+	else if (!strcasecmp(s, "false") || !strcmp(s, "0") ||
+	    !strcasecmp(s, "no"))
+		*out = 0;
+	else
+		return CPL_EINVAL;
+	return 0;
+}
+
+// ---------------------------------------------------------------- create
+
+int
+h_create(hctx *h, cpl_txn *txn)
+{
+	const Copal__CreateTasksRequest *r = h->req->create;
+	Copal__CreateTasksReply *rep =
+	    NEW(h, Copal__CreateTasksReply, COPAL__CREATE_TASKS_REPLY__INIT);
+	int rv = 0;
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	if (r->n_tasks == 0)
+		FAIL(h, CPL_EINVAL, "no tasks to create");
+	if (r->n_local_parent_child != r->n_local_parent_parent)
+		FAIL(h, CPL_EINVAL, "local dependency lists differ in length");
+	for (size_t i = 0; i < r->n_local_parent_child; i++) {
+		uint32_t c = r->local_parent_child[i], p = r->local_parent_parent[i];
+		if (c >= r->n_tasks || p >= c)
+			FAIL(h, CPL_EINVAL,
+			    "local dependency %zu: parent %u must come before "
+			    "child %u in the batch", i, p, c);
+	}
+	uint64_t *ids = arena_alloc(h->a, r->n_tasks * sizeof(uint64_t));
+	char **uuids = r->want_uuids ?
+	    arena_alloc(h->a, r->n_tasks * sizeof(char *)) : NULL;
+	if (ids == NULL || (r->want_uuids && uuids == NULL))
+		return CPL_ENOMEM;
+	// local dependencies sorted by child: a count per task and one pass
+	size_t *nloc = arena_alloc(h->a, r->n_tasks * sizeof(size_t));
+	if (nloc == NULL)
+		return CPL_ENOMEM;
+	for (size_t i = 0; i < r->n_local_parent_child; i++)
+		nloc[r->local_parent_child[i]]++;
+	for (size_t i = 0; i < r->n_tasks; i++) {
+		Copal__TaskSpec sp = *r->tasks[i];
+		uint8_t uuid[16];
+		if (nloc[i]) {
+			size_t n = sp.n_parent_ids + nloc[i], k = sp.n_parent_ids;
+			uint64_t *pids = arena_alloc(h->a, n * sizeof(uint64_t));
+			if (pids == NULL)
+				return CPL_ENOMEM;
+			if (k)
+				memcpy(pids, sp.parent_ids, k * sizeof(uint64_t));
+			for (size_t j = 0; j < r->n_local_parent_child; j++)
+				if (r->local_parent_child[j] == i)
+					pids[k++] = ids[r->local_parent_parent[j]];
+			sp.parent_ids = pids;
+			sp.n_parent_ids = n;
+		}
+		if ((rv = cpl_task_create(txn, &sp, &ids[i], uuid)) != 0) {
+			if (rv != CPL_ENOTFOUND)
+				FAIL(h, rv, "task %zu (%s): %s", i,
+				    sp.name ? sp.name : "", cpl_strerror(rv));
+			// say which: the app or a parent
+			Copal__App *app = NULL;
+			if (cpl_app_get(txn, sp.application, &app) != 0)
+				FAIL(h, rv, "task %zu (%s): no app named %s", i,
+				    sp.name ? sp.name : "", sp.application);
+			copal__app__free_unpacked(app, NULL);
+			for (size_t j = 0; j < sp.n_parent_ids; j++) {
+				cpl_task pt;
+				if (cpl_task_get(txn, sp.parent_ids[j], 0, &pt) != 0)
+					FAIL(h, rv, "task %zu (%s): no parent task "
+					    "with id %" PRIu64, i,
+					    sp.name ? sp.name : "", sp.parent_ids[j]);
+			}
+			FAIL(h, rv, "task %zu (%s): %s", i, sp.name ? sp.name : "",
+			    cpl_strerror(rv));
+		}
+		if (uuids) {
+			if ((uuids[i] = arena_alloc(h->a, 37)) == NULL)
+				return CPL_ENOMEM;
+			cpl_uuid_format(uuid, uuids[i]);
+		}
+	}
+	rep->first_id = ids[0];
+	rep->count = (uint32_t)r->n_tasks;
+	rep->n_uuids = uuids ? r->n_tasks : 0;
+	rep->uuids = uuids;
+	h->rep->body_case = COPAL__REPLY__BODY_CREATE;
+	h->rep->create = rep;
+	return 0;
+}
+
+// ---------------------------------------------------------------- query
+
+struct query_ctx {
+	hctx *h;
+	cpl_txn *txn;
+	Copal__QueryReply *rep;
+	bool with_spec;
+};
+
+static int
+query_cb(const cpl_task *t, void *arg)
+{
+	struct query_ctx *q = arg;
+	cpl_task full;
+	Copal__Task *w;
+	int rv;
+	if (q->with_spec) {
+		if ((rv = task_get_owned(q->h, q->txn, t->id, &full)) != 0)
+			return rv;
+		w = task_wire(q->h, &full, full.spec);
+	} else {
+		w = task_wire(q->h, t, NULL);
+	}
+	if (w == NULL)
+		return CPL_ENOMEM;
+	q->rep->tasks[q->rep->n_tasks++] = w;
+	return 0;
+}
+
+int
+h_query(hctx *h, cpl_txn *txn)
+{
+	const Copal__QueryRequest *r = h->req->query;
+	cpl_filter f;
+	bool more = false;
+	int rv;
+	uint32_t limit = r->limit ? r->limit : DEFAULT_PAGE;
+	if (limit > MAX_PAGE)
+		FAIL(h, CPL_EINVAL, "limit above %u per page", MAX_PAGE);
+	if ((rv = filter_from_wire(h, r->filter, &f, true)) != 0)
+		return rv;
+	Copal__QueryReply *rep = NEW(h, Copal__QueryReply, COPAL__QUERY_REPLY__INIT);
+	if (rep == NULL ||
+	    (rep->tasks = arena_alloc(h->a, limit * sizeof(Copal__Task *))) ==
+	        NULL)
+		return CPL_ENOMEM;
+	struct query_ctx q = { h, txn, rep, r->with_spec };
+	if (r->filter && r->filter->n_ids) {
+		for (size_t i = 0; i < r->filter->n_ids; i++) {
+			cpl_task t;
+			uint64_t id = r->filter->ids[i];
+			if (id <= r->after_id)
+				continue;
+			if (rep->n_tasks == limit) {
+				more = true;
+				break;
+			}
+			bool ok;
+			rv = task_matches(h, txn, id, &f, &ok);
+			if (rv == CPL_ENOTFOUND || (rv == 0 && !ok))
+				continue;
+			if (rv || (rv = cpl_task_get(txn, id, 0, &t)) != 0 ||
+			    (rv = query_cb(&t, &q)) != 0)
+				return rv;
+		}
+	} else if ((rv = cpl_query(txn, &f, r->after_id, limit, 0, query_cb, &q,
+	                &more)) != 0) {
+		return rv;
+	}
+	rep->more = more;
+	h->rep->body_case = COPAL__REPLY__BODY_QUERY;
+	h->rep->query = rep;
+	return 0;
+}
+
+struct count_ctx {
+	uint64_t *by;
+	uint64_t total;
+};
+
+static int
+count_cb(const cpl_task *t, void *arg)
+{
+	struct count_ctx *c = arg;
+	c->by[t->state]++;
+	c->total++;
+	return 0;
+}
+
+int
+h_count(hctx *h, cpl_txn *txn)
+{
+	cpl_filter f;
+	int rv;
+	if ((rv = filter_from_wire(h, h->req->count->filter, &f, true)) != 0)
+		return rv;
+	Copal__CountReply *rep = NEW(h, Copal__CountReply, COPAL__COUNT_REPLY__INIT);
+	uint64_t *by = arena_alloc(h->a, CPL_NSTATES * sizeof(uint64_t));
+	if (rep == NULL || by == NULL)
+		return CPL_ENOMEM;
+	const Copal__Filter *wf = h->req->count->filter;
+	bool plain = !f.workflow && !f.application && !f.name &&
+	    !f.uuid_prefix && !f.min_nodes && !f.max_nodes &&
+	    (wf == NULL || wf->n_ids == 0);
+	if (plain) {
+		// O(1): the stored counters
+		uint64_t all[CPL_NSTATES];
+		if ((rv = cpl_count_states(txn, all)) != 0)
+			return rv;
+		for (int s = 1; s < CPL_NSTATES; s++) {
+			if (f.states && !(f.states & (1u << s)))
+				continue;
+			by[s] = all[s];
+			rep->total += all[s];
+		}
+	} else {
+		struct count_ctx c = { by, 0 };
+		cpl_ids sel = { NULL, 0, 0 };
+		if (wf && wf->n_ids) {
+			rv = select_ids(h, txn, wf, &sel);
+			for (size_t i = 0; rv == 0 && i < sel.n; i++) {
+				cpl_task t;
+				if ((rv = cpl_task_get(txn, sel.v[i], 0, &t)) == 0)
+					rv = count_cb(&t, &c);
+			}
+			free(sel.v);
+		} else {
+			rv = cpl_query(txn, &f, 0, 0, 0, count_cb, &c, NULL);
+		}
+		if (rv)
+			return rv;
+		rep->total = c.total;
+	}
+	rep->by_state = by;
+	rep->n_by_state = CPL_NSTATES;
+	h->rep->body_case = COPAL__REPLY__BODY_COUNT;
+	h->rep->count = rep;
+	return 0;
+}
+
+// ---------------------------------------------------------------- modify
+
+enum ftype { F_STR, F_U32, F_I32, F_BOOL, F_RES_U32, F_RES_STR };
+
+static const struct field {
+	const char *name;
+	enum ftype type;
+	size_t off;
+} fields[] = {
+	{ "name", F_STR, offsetof(Copal__TaskSpec, name) },
+	{ "workflow", F_STR, offsetof(Copal__TaskSpec, workflow) },
+	{ "description", F_STR, offsetof(Copal__TaskSpec, description) },
+	{ "application", F_STR, offsetof(Copal__TaskSpec, application) },
+	{ "args", F_STR, offsetof(Copal__TaskSpec, args) },
+	{ "data", F_STR, offsetof(Copal__TaskSpec, data_json) },
+	{ "stage_in_url", F_STR, offsetof(Copal__TaskSpec, stage_in_url) },
+	{ "stage_out_files", F_STR, offsetof(Copal__TaskSpec, stage_out_files) },
+	{ "stage_out_url", F_STR, offsetof(Copal__TaskSpec, stage_out_url) },
+	{ "workdir", F_STR, offsetof(Copal__TaskSpec, workdir) },
+	{ "max_retries", F_U32, offsetof(Copal__TaskSpec, max_retries) },
+	{ "timeout_seconds", F_U32, offsetof(Copal__TaskSpec, timeout_seconds) },
+	{ "priority", F_I32, offsetof(Copal__TaskSpec, priority) },
+	{ "auto_timeout_retry", F_BOOL,
+	    offsetof(Copal__TaskSpec, auto_timeout_retry) },
+	{ "post_error_handler", F_BOOL,
+	    offsetof(Copal__TaskSpec, post_error_handler) },
+	{ "post_timeout_handler", F_BOOL,
+	    offsetof(Copal__TaskSpec, post_timeout_handler) },
+	{ "num_nodes", F_RES_U32, offsetof(Copal__Resources, num_nodes) },
+	{ "ranks_per_node", F_RES_U32, offsetof(Copal__Resources, ranks_per_node) },
+	{ "threads_per_rank", F_RES_U32,
+	    offsetof(Copal__Resources, threads_per_rank) },
+	{ "threads_per_core", F_RES_U32,
+	    offsetof(Copal__Resources, threads_per_core) },
+	{ "gpus_per_rank", F_RES_U32, offsetof(Copal__Resources, gpus_per_rank) },
+	{ "node_packing_count", F_RES_U32,
+	    offsetof(Copal__Resources, node_packing_count) },
+	{ "wall_time_minutes", F_RES_U32,
+	    offsetof(Copal__Resources, wall_time_minutes) },
+	{ "cpu_affinity", F_RES_STR, offsetof(Copal__Resources, cpu_affinity) },
+};
+
+static const struct field *
+field_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (strcmp(fields[i].name, name) == 0)
+			return &fields[i];
+	return NULL;
+}
+
+// Sets one field on a copy of the spec (strings point at `value`).
+static int
+field_set(const struct field *fd, Copal__TaskSpec *sp, Copal__Resources *res,
+    const char *value)
+{
+	char *base = fd->type == F_RES_U32 || fd->type == F_RES_STR ?
+	    (char *)res : (char *)sp;
+	void *p = base + fd->off;
+	switch (fd->type) {
+	case F_STR:
+	case F_RES_STR:
+		*(const char **)p = value;
+		return 0;
+	case F_U32:
+	case F_RES_U32:
+		return u32_parse(value, p);
+	case F_I32:
+		return i32_parse(value, p);
+	case F_BOOL:
+		return bool_parse(value, p);
+	}
+	return CPL_EINVAL;
+}
+
+int
+h_modify(hctx *h, cpl_txn *txn)
+{
+	const Copal__ModifyRequest *r = h->req->modify;
+	cpl_ids sel = { NULL, 0, 0 };
+	const struct field *fd = NULL;
+	cpl_state st = CPL_STATE_NONE;
+	uint64_t changed = 0;
+	int rv;
+	if (r->field == NULL || r->value == NULL)
+		FAIL(h, CPL_EINVAL, "modify needs a field and a value");
+	if (strcmp(r->field, "state") == 0) {
+		if ((st = cpl_state_parse(r->value)) == CPL_STATE_NONE)
+			FAIL(h, CPL_EINVAL, "unknown state %s", r->value);
+	} else if ((fd = field_find(r->field)) == NULL) {
+		FAIL(h, CPL_EINVAL, "unknown or unmodifiable field %s", r->field);
+	}
+	if ((rv = select_ids(h, txn, r->filter, &sel)) != 0) {
+		free(sel.v);
+		return rv;
+	}
+	for (size_t i = 0; i < sel.n && rv == 0; i++) {
+		if (fd == NULL) {
+			cpl_task t;
+			if ((rv = cpl_task_get(txn, sel.v[i], 0, &t)) != 0)
+				break;
+			if (t.state == st)
+				continue;
+			rv = cpl_task_set_state(txn, sel.v[i], st,
+			    r->message && r->message[0] ? r->message :
+			                                  "modified by user");
+		} else {
+			cpl_task t;
+			Copal__Resources res = COPAL__RESOURCES__INIT;
+			if ((rv = task_get_owned(h, txn, sel.v[i], &t)) != 0)
+				break;
+			Copal__TaskSpec sp = *t.spec;
+			if (sp.resources)
+				res = *sp.resources;
+			sp.resources = &res;
+			if ((rv = field_set(fd, &sp, &res, r->value)) != 0) {
+				snprintf(h->err, sizeof(h->err),
+				    "bad value %s for %s", r->value, fd->name);
+				break;
+			}
+			rv = cpl_task_update_spec(txn, sel.v[i], &sp);
+		}
+		if (rv == 0) {
+			changed++;
+		} else if (h->err[0] == '\0') {
+			cpl_task t;
+			char u[37] = "?";
+			if (cpl_task_get(txn, sel.v[i], 0, &t) == 0)
+				cpl_uuid_format(t.uuid, u);
+			snprintf(h->err, sizeof(h->err),
+			    "task %s: %s (nothing was changed)", u,
+			    cpl_strerror(rv));
+		}
+	}
+	size_t matched = sel.n;
+	free(sel.v);
+	if (rv)
+		return rv;
+	Copal__ModifyReply *rep = NEW(h, Copal__ModifyReply, COPAL__MODIFY_REPLY__INIT);
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	rep->matched = matched;
+	rep->changed = changed;
+	h->rep->body_case = COPAL__REPLY__BODY_MODIFY;
+	h->rep->modify = rep;
+	return 0;
+}
+
+// ---------------------------------------------------------------- delete, kill
+
+int
+h_delete(hctx *h, cpl_txn *txn)
+{
+	cpl_ids sel = { NULL, 0, 0 };
+	int rv;
+	if ((rv = select_ids(h, txn, h->req->delete_->filter, &sel)) != 0) {
+		free(sel.v);
+		return rv;
+	}
+	// Children before parents: each pass deletes what has no children
+	// left (newest first, since children are usually newer); a task whose
+	// children are outside the selection stops it all.
+	size_t left = sel.n;
+	while (left > 0 && rv == 0) {
+		size_t w = 0, before = left;
+		for (size_t i = left; i-- > 0;) {
+			int e = cpl_task_delete(txn, sel.v[i]);
+			if (e == CPL_EINUSE) {
+				sel.v[w++] = sel.v[i]; // try again next pass
+				continue;
+			}
+			if (e != 0) {
+				rv = e;
+				sel.v[0] = sel.v[i];
+				break;
+			}
+		}
+		if (rv == 0 && w == before)
+			rv = CPL_EINUSE; // children outside the selection
+		// keep the remaining ids in ascending order
+		for (size_t i = 0; i < w / 2; i++) {
+			uint64_t x = sel.v[i];
+			sel.v[i] = sel.v[w - 1 - i];
+			sel.v[w - 1 - i] = x;
+		}
+		left = w;
+	}
+	if (rv != 0) {
+		cpl_task t;
+		char u[37] = "?";
+		if (cpl_task_get(txn, sel.v[0], 0, &t) == 0)
+			cpl_uuid_format(t.uuid, u);
+		snprintf(h->err, sizeof(h->err),
+		    "task %s: %s%s (nothing was deleted)", u, cpl_strerror(rv),
+		    rv == CPL_EINUSE ? ": it has children that are not being "
+		                       "deleted" : "");
+	}
+	size_t n = sel.n;
+	free(sel.v);
+	if (rv)
+		return rv;
+	Copal__DeleteReply *rep = NEW(h, Copal__DeleteReply, COPAL__DELETE_REPLY__INIT);
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	rep->deleted = n;
+	h->rep->body_case = COPAL__REPLY__BODY_DELETE;
+	h->rep->delete_ = rep;
+	return 0;
+}
+
+int
+h_kill(hctx *h, cpl_txn *txn)
+{
+	cpl_ids sel = { NULL, 0, 0 };
+	uint64_t total = 0;
+	int rv;
+	if ((rv = select_ids(h, txn, h->req->kill->filter, &sel)) != 0) {
+		free(sel.v);
+		return rv;
+	}
+	for (size_t i = 0; i < sel.n && rv == 0; i++) {
+		uint64_t n = 0;
+		rv = cpl_task_kill(txn, sel.v[i], "killed by user", &n);
+		total += n;
+	}
+	free(sel.v);
+	if (rv)
+		return rv;
+	Copal__KillReply *rep = NEW(h, Copal__KillReply, COPAL__KILL_REPLY__INIT);
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	rep->killed = total;
+	h->rep->body_case = COPAL__REPLY__BODY_KILL;
+	h->rep->kill = rep;
+	return 0;
+}
+
+int
+h_add_dependency(hctx *h, cpl_txn *txn)
+{
+	const Copal__AddDependencyRequest *r = h->req->add_dependency;
+	int rv = cpl_dep_add(txn, r->parent_id, r->child_id);
+	if (rv)
+		FAIL(h, rv, "dependency %" PRIu64 " -> %" PRIu64 ": %s%s",
+		    r->parent_id, r->child_id, cpl_strerror(rv),
+		    rv == CPL_EBADSTATE ? ": the child has already started" : "");
+	Copal__AddDependencyReply *rep =
+	    NEW(h, Copal__AddDependencyReply, COPAL__ADD_DEPENDENCY_REPLY__INIT);
+	if (rep == NULL)
+		return CPL_ENOMEM;
+	h->rep->body_case = COPAL__REPLY__BODY_ADD_DEPENDENCY;
+	h->rep->add_dependency = rep;
+	return 0;
+}

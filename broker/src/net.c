@@ -1,0 +1,473 @@
+// The broker's network side: NNG REP contexts, the listeners, peer checks
+// and the IPC listener self-check.
+//
+// Each context runs a small state machine on its aio: RECV -> (reads are
+// answered at once from a short read transaction) -> SEND -> RECV, or
+// RECV -> WAIT (queued for the writer) -> SEND -> RECV. Requests are read
+// and checked here, then run by dispatch, which hands the reply back
+// through net_reply().
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/transport/ipc/ipc.h>
+
+#include "broker.h"
+#include "copal/version.h"
+#include "net.h"
+
+enum { W_RECV, W_WAIT, W_SEND };
+
+// How long a reply may wait for a peer that does not read.
+#define SEND_TIMEOUT_MS 2000
+
+struct work {
+	net *n;
+	nng_aio *aio;
+	nng_ctx ctx;
+	int state;
+	budget bud;
+	dreq r;
+};
+
+struct net {
+	const dispatch *disp;
+	nng_socket sock;
+	nng_listener ipc;
+	nng_listener tcp;
+	bool have_tcp;
+	pthread_mutex_t lmx; // guards the ipc listener during a re-open
+	char ipc_url[PATH_MAX + 16];
+	char tcp_url[256];
+	char tcp_bound[280]; // tcp_url with the port the kernel gave for :0
+	struct work **works;
+	int nworks;
+	pthread_t checker;
+	bool checker_started;
+	volatile int stop;
+	uint8_t token[64];
+	size_t token_len;
+	uid_t uid;
+	size_t max_msg;
+	bool no_selfcheck;
+	uint64_t reopens;
+};
+
+// ---------------------------------------------------------------- replies
+
+static void
+send_reply(struct work *w)
+{
+	nng_msg *m;
+	// The decoded request is freed when the send completes, on an NNG
+	// thread: freeing a 10,000-task request is ~100k free() calls that
+	// must not hold up the writer.
+	if (w->r.reply == NULL || nng_msg_alloc(&m, w->r.reply_len) != 0) {
+		// nothing to send: drop the request, the client will retry
+		free(w->r.reply);
+		w->r.reply = NULL;
+		if (w->r.req) {
+			copal__request__free_unpacked(w->r.req, &w->bud.pa);
+			w->r.req = NULL;
+		}
+		w->state = W_RECV;
+		nng_ctx_recv(w->ctx, w->aio);
+		return;
+	}
+	memcpy(nng_msg_body(m), w->r.reply, w->r.reply_len);
+	free(w->r.reply);
+	w->r.reply = NULL;
+	w->state = W_SEND;
+	// A peer that stops reading must not hold this context for ever:
+	// after the timeout its connection is closed (see work_cb).
+	nng_aio_set_timeout(w->aio, SEND_TIMEOUT_MS);
+	nng_aio_set_msg(w->aio, m);
+	nng_ctx_send(w->ctx, w->aio);
+}
+
+// ---------------------------------------------------------------- contexts
+
+static bool
+token_ok(net *s, const Copal__Request *req)
+{
+	if (s->token_len == 0 || req->credentials == NULL ||
+	    req->credentials->token.len != s->token_len)
+		return false;
+	// constant time: no early exit on the first differing byte
+	unsigned char diff = 0;
+	for (size_t i = 0; i < s->token_len; i++)
+		diff |= req->credentials->token.data[i] ^ s->token[i];
+	return diff == 0;
+}
+
+static void
+handle_msg(struct work *w, nng_msg *msg)
+{
+	net *s = w->n;
+	size_t len = nng_msg_len(msg);
+	char err[512];
+	bool over_tcp = false;
+	if (s->have_tcp) {
+		nng_pipe p = nng_msg_get_pipe(msg);
+		nng_listener l = nng_pipe_listener(p);
+		over_tcp = nng_listener_id(l) == nng_listener_id(s->tcp);
+	}
+	// strings are checked on the wire, before protobuf-c decodes them
+	// (it would cut a string at a NUL byte without a word)
+	if (validate_wire(nng_msg_body(msg), len, err, sizeof(err)) != 0) {
+		uint64_t rid = wire_request_id(nng_msg_body(msg), len);
+		nng_msg_free(msg);
+		LOG(LOG_WARN, "proto", "invalid request: %s", err);
+		dispatch_error(&w->r, rid, CPL_EPROTO, err);
+		send_reply(w);
+		return;
+	}
+	// a budget of 32 bytes of memory per wire byte bounds the expansion
+	budget_init(&w->bud, 32 * len + (1u << 20));
+	w->r.req = copal__request__unpack(&w->bud.pa, len, nng_msg_body(msg));
+	nng_msg_free(msg);
+	if (w->r.req == NULL) {
+		LOG(LOG_WARN, "proto", "undecodable request of %zu bytes", len);
+		dispatch_error(&w->r, 0, CPL_EPROTO,
+		    w->bud.exceeded ? "request expands past the memory limit" :
+		                      "request is not a valid copal.Request");
+		send_reply(w);
+		return;
+	}
+	uint64_t reqid = w->r.req->request_id;
+	if (validate_request(w->r.req, err, sizeof(err)) != 0) {
+		LOG(LOG_WARN, "proto", "invalid request: %s", err);
+		dispatch_error(&w->r, reqid, CPL_EPROTO, err);
+		send_reply(w);
+		return;
+	}
+	if (over_tcp && !token_ok(s, w->r.req)) {
+		LOG(LOG_WARN, "auth", "request over TCP with a wrong token");
+		dispatch_error(&w->r, reqid, CPL_EPERM, "wrong or missing token");
+		send_reply(w);
+		return;
+	}
+	// a mutation waits for the writer; anything else is answered at
+	// once, through net_reply()
+	w->state = W_WAIT;
+	dispatch_request(s->disp, &w->r);
+}
+
+void
+net_reply(dreq *r)
+{
+	send_reply((struct work *)((char *)r - offsetof(struct work, r)));
+}
+
+static void
+work_cb(void *arg)
+{
+	struct work *w = arg;
+	int rv;
+	switch (w->state) {
+	case W_RECV:
+		if ((rv = nng_aio_result(w->aio)) != 0) {
+			if (rv == NNG_ECLOSED || w->n->stop)
+				return;
+			nng_ctx_recv(w->ctx, w->aio);
+			return;
+		}
+		if (w->n->stop) {
+			// shutting down: the client will resend elsewhere
+			nng_msg_free(nng_aio_get_msg(w->aio));
+			return;
+		}
+		handle_msg(w, nng_aio_get_msg(w->aio));
+		break;
+	case W_SEND:
+		if ((rv = nng_aio_result(w->aio)) != 0) {
+			nng_msg *m = nng_aio_get_msg(w->aio);
+			if (rv == NNG_ETIMEDOUT && m != NULL) {
+				nng_pipe p = nng_msg_get_pipe(m);
+				LOG(LOG_WARN, "slowpeer", "a client does not read "
+				    "its replies: closing its connection");
+				nng_pipe_close(p);
+			}
+			if (m)
+				nng_msg_free(m);
+		}
+		if (w->r.req) {
+			copal__request__free_unpacked(w->r.req, &w->bud.pa);
+			w->r.req = NULL;
+		}
+		if (w->n->stop)
+			return;
+		w->state = W_RECV;
+		nng_aio_set_timeout(w->aio, NNG_DURATION_INFINITE);
+		nng_ctx_recv(w->ctx, w->aio);
+		break;
+	default:
+		break;
+	}
+}
+
+// ---------------------------------------------------------------- listeners
+
+// Closes IPC connections from other users (the socket is 0600 in a 0700
+// directory; this is the second wall).
+static void
+pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	net *s = arg;
+	uint64_t uid;
+	(void)ev;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0)
+		return; // not IPC
+	if (uid != (uint64_t)s->uid) {
+		LOG(LOG_WARN, "auth", "closed IPC connection from uid %llu",
+		    (unsigned long long)uid);
+		nng_pipe_close(p);
+	}
+}
+
+static int
+ipc_listen(net *s)
+{
+	int rv;
+	// we hold the database lock: any socket file left is stale
+	unlink(s->ipc_url + strlen("ipc://"));
+	if ((rv = nng_listener_create(&s->ipc, s->sock, s->ipc_url)) != 0)
+		return rv;
+	nng_listener_set_size(s->ipc, NNG_OPT_RECVMAXSZ, s->max_msg);
+	nng_listener_set_int(s->ipc, NNG_OPT_IPC_PERMISSIONS, 0600);
+	if ((rv = nng_listener_start(s->ipc, 0)) != 0) {
+		nng_listener_close(s->ipc);
+		return rv;
+	}
+	return 0;
+}
+
+// One health check: a new connection that pings and waits for the answer.
+static int
+self_ping(net *s)
+{
+	nng_socket c;
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__PingRequest ping = COPAL__PING_REQUEST__INIT;
+	uint8_t buf[64];
+	void *rbuf = NULL;
+	size_t rlen;
+	int rv;
+	req.version = 1;
+	req.body_case = COPAL__REQUEST__BODY_PING;
+	req.ping = &ping;
+	size_t n = copal__request__pack(&req, buf);
+	if ((rv = nng_req0_open(&c)) != 0)
+		return rv;
+	nng_socket_set_ms(c, NNG_OPT_RECVTIMEO, 3000);
+	nng_socket_set_ms(c, NNG_OPT_SENDTIMEO, 3000);
+	if ((rv = nng_dial(c, s->ipc_url, NULL, 0)) == 0 &&
+	    (rv = nng_send(c, buf, n, 0)) == 0 &&
+	    (rv = nng_recv(c, &rbuf, &rlen, NNG_FLAG_ALLOC)) == 0)
+		nng_free(rbuf, rlen);
+	nng_close(c);
+	return rv;
+}
+
+// NNG 1.5.2 (upstream #1518): a peer that connects and closes at once can
+// leave the IPC listener no longer accepting. Every few seconds a fresh
+// connection pings the broker; after two failures in a row the listener is
+// closed and opened again.
+static void *
+checker_main(void *arg)
+{
+	net *s = arg;
+	int fails = 0;
+	while (!s->stop) {
+		for (int i = 0; i < 20 && !s->stop; i++)
+			usleep(100000);
+		if (s->stop)
+			break;
+		if (self_ping(s) == 0) {
+			fails = 0;
+			continue;
+		}
+		if (++fails < 2 || s->stop)
+			continue;
+		LOG(LOG_WARN, "selfcheck",
+		    "IPC listener does not answer new connections: re-opening");
+		pthread_mutex_lock(&s->lmx);
+		nng_listener_close(s->ipc);
+		int rv = ipc_listen(s);
+		pthread_mutex_unlock(&s->lmx);
+		if (rv)
+			LOG(LOG_ERR, "selfcheck", "re-open of %s failed: %s",
+			    s->ipc_url, nng_strerror(rv));
+		s->reopens++;
+		fails = 0;
+	}
+	return NULL;
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+// The TCP address clients can dial: the configured URL, with the port the
+// kernel chose when it named port 0.
+static void
+bound_url(net *s)
+{
+	int port = 0;
+	size_t n = strlen(s->tcp_url);
+	snprintf(s->tcp_bound, sizeof(s->tcp_bound), "%s", s->tcp_url);
+	if (n >= 2 && strcmp(s->tcp_url + n - 2, ":0") == 0 &&
+	    nng_listener_get_int(s->tcp, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+		snprintf(s->tcp_bound, sizeof(s->tcp_bound), "%.*s:%d",
+		    (int)(n - 2), s->tcp_url, port);
+}
+
+int
+net_open(const net_opts *o, net **out)
+{
+	net *s;
+	int rv;
+	*out = NULL;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return CPL_ENOMEM;
+	s->disp = o->disp;
+	s->uid = getuid();
+	s->max_msg = o->max_msg ? o->max_msg : (64u << 20);
+	pthread_mutex_init(&s->lmx, NULL);
+	snprintf(s->ipc_url, sizeof(s->ipc_url), "%s", o->ipc_url);
+	if (o->token_len > sizeof(s->token)) {
+		free(s);
+		return CPL_EINVAL;
+	}
+	memcpy(s->token, o->token, o->token_len);
+	s->token_len = o->token_len;
+	*out = s;
+
+	if ((rv = nng_rep0_open(&s->sock)) != 0)
+		goto nngfail;
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->max_msg);
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
+	s->nworks = o->contexts > 0 ? o->contexts : 256;
+	s->works = calloc((size_t)s->nworks, sizeof(*s->works));
+	if (s->works == NULL) {
+		rv = NNG_ENOMEM;
+		goto nngfail;
+	}
+	for (int i = 0; i < s->nworks; i++) {
+		struct work *w = calloc(1, sizeof(*w));
+		if (w == NULL) {
+			rv = NNG_ENOMEM;
+			goto nngfail;
+		}
+		w->n = s;
+		s->works[i] = w;
+		if ((rv = nng_aio_alloc(&w->aio, work_cb, w)) != 0 ||
+		    (rv = nng_ctx_open(&w->ctx, s->sock)) != 0)
+			goto nngfail;
+	}
+	if ((rv = ipc_listen(s)) != 0) {
+		LOG(LOG_ERR, "listen", "cannot listen on %s: %s", s->ipc_url,
+		    nng_strerror(rv));
+		goto nngfail;
+	}
+	if (o->tcp_url && o->tcp_url[0]) {
+		if (s->token_len == 0) {
+			LOG(LOG_ERR, "listen", "TCP needs the database token");
+			rv = NNG_EINVAL;
+			goto nngfail;
+		}
+		snprintf(s->tcp_url, sizeof(s->tcp_url), "%s", o->tcp_url);
+		if ((rv = nng_listener_create(&s->tcp, s->sock, s->tcp_url)) != 0)
+			goto nngfail;
+		nng_listener_set_size(s->tcp, NNG_OPT_RECVMAXSZ, s->max_msg);
+		if ((rv = nng_listener_start(s->tcp, 0)) != 0) {
+			LOG(LOG_ERR, "listen", "cannot listen on %s: %s",
+			    s->tcp_url, nng_strerror(rv));
+			goto nngfail;
+		}
+		s->have_tcp = true;
+		bound_url(s);
+	}
+	s->no_selfcheck = o->no_selfcheck;
+	return 0;
+nngfail:
+	s->stop = 1;
+	return rv == NNG_EADDRINUSE ? CPL_EEXISTS : CPL_ECONNECT;
+}
+
+const char *
+net_ipc_url(const net *s)
+{
+	return s->ipc_url;
+}
+
+const char *
+net_tcp_url(const net *s)
+{
+	return s->tcp_bound;
+}
+
+void
+net_run(net *s)
+{
+	for (int i = 0; i < s->nworks; i++) {
+		s->works[i]->state = W_RECV;
+		nng_ctx_recv(s->works[i]->ctx, s->works[i]->aio);
+	}
+	if (!s->no_selfcheck) {
+		if (pthread_create(&s->checker, NULL, checker_main, s) == 0)
+			s->checker_started = true;
+	}
+	LOG(LOG_NOTICE, "start", "copal-broker %s serving %s%s%s with %d "
+	    "contexts", COPAL_VERSION, s->ipc_url, s->have_tcp ? " and " : "",
+	    s->tcp_bound, s->nworks);
+}
+
+void
+net_quiesce(net *s)
+{
+	if (s != NULL)
+		s->stop = 1;
+}
+
+void
+net_close(net *s)
+{
+	if (s == NULL)
+		return;
+	s->stop = 1;
+	if (s->checker_started)
+		pthread_join(s->checker, NULL);
+	nng_close(s->sock);
+	for (int i = 0; s->works && i < s->nworks; i++) {
+		struct work *w = s->works[i];
+		if (w == NULL)
+			continue;
+		if (w->aio) {
+			nng_aio_stop(w->aio);
+			nng_aio_free(w->aio);
+		}
+		if (w->r.req)
+			copal__request__free_unpacked(w->r.req, &w->bud.pa);
+		free(w->r.reply);
+		free(w);
+	}
+	free(s->works);
+	unlink(s->ipc_url + strlen("ipc://"));
+	pthread_mutex_destroy(&s->lmx);
+	free(s);
+}
+
+uint64_t
+net_reopens(net *s)
+{
+	return s->reopens;
+}

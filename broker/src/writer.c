@@ -1,0 +1,232 @@
+// The broker's single writer thread with group commit, and the lease
+// sweeper that runs on it (see writer.h).
+//
+// The writer takes every queued job, applies each in a nested transaction
+// of one write transaction, commits once, and only then completes the
+// jobs.
+#include <stdlib.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "broker.h"
+#include "writer.h"
+
+struct writer {
+	cpl_store *st;
+	pthread_mutex_t qmx;
+	pthread_cond_t qcv;
+	wjob *qhead, *qtail;
+	pthread_t thread;
+	bool started;
+	bool stop;       // asked to stop: drain the queue and exit
+	bool exited;     // the thread has left its loop: refuse jobs
+	writer_stats stats;
+};
+
+// ---------------------------------------------------------------- batches
+
+struct batch {
+	wjob *list;
+	size_t n, applied, replayed;
+};
+
+static int
+run_cb(cpl_txn *txn, void *arg)
+{
+	wjob *j = arg;
+	return j->ops->run(txn, j);
+}
+
+static int
+batch_cb(cpl_txn *txn, void *arg)
+{
+	struct batch *b = arg;
+	int rv;
+	b->applied = b->replayed = 0;
+	for (wjob *j = b->list; j; j = j->next) {
+		bool done = false;
+		if (j->ops->replay && (rv = j->ops->replay(txn, j, &done)) != 0)
+			return rv;
+		if (done) {
+			b->replayed++;
+			continue;
+		}
+		if ((rv = cpl_txn_error(txn)) != 0)
+			return rv;
+		rv = cpl_txn_sub(txn, run_cb, j);
+		if (cpl_txn_error(txn) != 0)
+			return cpl_txn_error(txn);
+		if (j->ops->after && (rv = j->ops->after(txn, j, rv)) != 0)
+			return rv;
+		b->applied++;
+	}
+	return 0;
+}
+
+// ---------------------------------------------------------------- sweep
+
+struct sweep {
+	uint64_t nleases, ntasks;
+	size_t pruned;
+};
+
+static int
+sweep_cb(cpl_txn *txn, void *arg)
+{
+	struct sweep *sw = arg;
+	int rv;
+	if ((rv = cpl_lease_expire(txn, &sw->nleases, &sw->ntasks)) != 0)
+		return rv;
+	// replies are kept for resends for ten minutes
+	uint64_t now = cpl_txn_now(txn);
+	if (now > WRITER_REPLY_KEEP_US)
+		rv = cpl_reply_prune(txn, now - WRITER_REPLY_KEEP_US,
+		    WRITER_PRUNE_MAX, &sw->pruned);
+	return rv;
+}
+
+static void
+do_sweep(writer *w)
+{
+	struct sweep sw = { 0, 0, 0 };
+	int rv = cpl_store_write(w->st, sweep_cb, &sw);
+	if (rv)
+		LOG(LOG_ERR, "sweep", "lease sweep failed: %s", cpl_strerror(rv));
+	else if (sw.nleases)
+		LOG(LOG_NOTICE, "lease", "expired %llu lease(s) holding %llu task(s)",
+		    (unsigned long long)sw.nleases,
+		    (unsigned long long)sw.ntasks);
+}
+
+// ---------------------------------------------------------------- thread
+
+static void *
+writer_main(void *arg)
+{
+	writer *w = arg;
+	uint64_t last_sweep = 0;
+	pthread_mutex_lock(&w->qmx);
+	for (;;) {
+		while (w->qhead == NULL && !w->stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += WRITER_IDLE_WAIT_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&w->qcv, &w->qmx, &ts);
+			if (cpl_mono_us() - last_sweep > WRITER_SWEEP_US)
+				break;
+		}
+		wjob *list = w->qhead;
+		w->qhead = w->qtail = NULL;
+		bool stop = w->stop;
+		pthread_mutex_unlock(&w->qmx);
+
+		struct batch b = { list, 0, 0, 0 };
+		int rv = 0;
+		bool swept = false;
+		if (list) {
+			rv = cpl_store_write(w->st, batch_cb, &b);
+			if (rv)
+				LOG(LOG_ERR, "commit", "group commit failed: %s",
+				    cpl_strerror(rv));
+			for (wjob *j = list, *n; j; j = n) {
+				n = j->next;
+				j->next = NULL;
+				j->ops->done(j, rv);
+			}
+		}
+		if (cpl_mono_us() - last_sweep > WRITER_SWEEP_US) {
+			do_sweep(w);
+			last_sweep = cpl_mono_us();
+			swept = true;
+		}
+		pthread_mutex_lock(&w->qmx);
+		if (list && rv) {
+			w->stats.failed++;
+		} else if (list) {
+			w->stats.batches++;
+			w->stats.applied += b.applied;
+			w->stats.replayed += b.replayed;
+		}
+		w->stats.sweeps += swept;
+		if (stop && w->qhead == NULL)
+			break;
+	}
+	w->exited = true;
+	pthread_mutex_unlock(&w->qmx);
+	return NULL;
+}
+
+// ---------------------------------------------------------------- api
+
+int
+writer_start(cpl_store *st, writer **out)
+{
+	writer *w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return CPL_ENOMEM;
+	w->st = st;
+	pthread_mutex_init(&w->qmx, NULL);
+	pthread_cond_init(&w->qcv, NULL);
+	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		writer_free(w);
+		return CPL_ENOMEM;
+	}
+	w->started = true;
+	*out = w;
+	return 0;
+}
+
+int
+writer_submit(writer *w, wjob *j)
+{
+	pthread_mutex_lock(&w->qmx);
+	if (w->exited) {
+		pthread_mutex_unlock(&w->qmx);
+		return CPL_ESHUTDOWN;
+	}
+	j->next = NULL;
+	if (w->qtail)
+		w->qtail->next = j;
+	else
+		w->qhead = j;
+	w->qtail = j;
+	pthread_cond_signal(&w->qcv);
+	pthread_mutex_unlock(&w->qmx);
+	return 0;
+}
+
+void
+writer_stop(writer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->qmx);
+	w->stop = true;
+	pthread_cond_broadcast(&w->qcv);
+	pthread_mutex_unlock(&w->qmx);
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	w->started = false;
+}
+
+void
+writer_stats_get(writer *w, writer_stats *out)
+{
+	pthread_mutex_lock(&w->qmx);
+	*out = w->stats;
+	pthread_mutex_unlock(&w->qmx);
+}
+
+void
+writer_free(writer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_destroy(&w->qmx);
+	pthread_cond_destroy(&w->qcv);
+	free(w);
+}

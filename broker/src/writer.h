@@ -1,0 +1,80 @@
+// The broker's single writer (internal): every mutation runs on one thread,
+// in batches that share one write transaction and one durable commit
+// (group commit). Jobs come from any thread; each runs in a nested
+// transaction of its batch, so a job that fails undoes only itself. Once
+// the batch's commit is done (or has failed) every job of it is completed,
+// in order, through its own done callback: the writer knows nothing of
+// who submitted the job nor how it is answered.
+//
+// Between batches, and at least every WRITER_SWEEP_US, the writer expires
+// leases whose deadline passed and prunes stored replies.
+#ifndef COPAL_BROKER_WRITER_H
+#define COPAL_BROKER_WRITER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "copal/store.h"
+
+// There is no cap on the jobs of a batch: a batch is every job queued
+// when the writer takes the queue.
+
+// How long the idle writer sleeps before it looks whether a sweep is due.
+#define WRITER_IDLE_WAIT_MS 250
+// How often expired leases are swept and old replies pruned.
+#define WRITER_SWEEP_US 1000000u
+// How long replies are kept for resent requests.
+#define WRITER_REPLY_KEEP_US 600000000u
+// The most replies one sweep prunes.
+#define WRITER_PRUNE_MAX 10000u
+
+typedef struct writer writer;
+typedef struct wjob wjob;
+
+// The steps of a job. All but done run on the writer thread inside the
+// batch's write transaction; a non-zero return of replay or after fails
+// the whole batch (nothing of it is committed).
+typedef struct wjob_ops {
+	// Optional, first: sets *done when the job needs no run (a resent
+	// request whose answer is stored); such a job is completed as is.
+	int (*replay)(cpl_txn *txn, wjob *j, bool *done);
+	// The job, in a nested transaction: non-zero undoes what it did,
+	// and only that; the batch goes on.
+	int (*run)(cpl_txn *txn, wjob *j);
+	// Optional, after run (what it does is kept even when run was
+	// undone), with run's result.
+	int (*after)(cpl_txn *txn, wjob *j, int rv);
+	// After the commit, outside the transaction and every lock of the
+	// writer: rv is 0 or the error that lost the batch. Called exactly
+	// once for every job the writer accepted.
+	void (*done)(wjob *j, int rv);
+} wjob_ops;
+
+struct wjob {
+	const wjob_ops *ops;
+	void *arg;      // the submitter's
+	wjob *next;     // the writer's queue
+};
+
+// Counts, brought up to date after each batch's jobs are completed.
+typedef struct writer_stats {
+	uint64_t batches;   // write transactions of jobs committed
+	uint64_t failed;    // batches lost (their jobs got the error)
+	uint64_t applied;   // jobs run in committed batches
+	uint64_t replayed;  // jobs answered by replay in committed batches
+	uint64_t sweeps;    // lease sweeps run
+} writer_stats;
+
+// Starts the writer thread on st. Errors: CPL_ENOMEM.
+int writer_start(cpl_store *st, writer **out);
+// Queues j (from any thread). Errors: CPL_ESHUTDOWN once the writer has
+// stopped: j is then not run and not completed.
+int writer_submit(writer *w, wjob *j);
+// Stops: runs and completes what is queued, then joins the thread.
+// Jobs submitted later are refused.
+void writer_stop(writer *w);
+void writer_stats_get(writer *w, writer_stats *out);
+// Frees a stopped writer.
+void writer_free(writer *w);
+
+#endif

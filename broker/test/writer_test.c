@@ -1,0 +1,451 @@
+// Unit test of the broker's single writer (broker/src/writer.c) on a real
+// store in a temporary directory, without NNG: jobs from several threads
+// are each completed exactly once through their done callback; jobs queued
+// together share one commit; a failing job is undone without undoing the
+// others of its batch; a failure outside the nested transactions loses
+// the whole batch; a replayed job does not run; stop runs and completes
+// what is queued, and refuses what comes after.
+//
+// Each job registers an app named after it, so what was committed is read
+// back from the store.
+#include "copal/testing/util.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "writer.h"
+
+enum { NTHREADS = 4, PER_THREAD = 200 };
+
+// ------------------------------------------------------------ jobs
+
+struct tjob {
+	wjob j;
+	char name[32];
+	int fail;          // run writes its app, then returns this
+	int after_fail;    // after returns this
+	bool replay;       // replay says the job is done already
+	bool block;        // run waits for release (holds the batch open)
+	// outcomes (written on the writer thread, read after done)
+	int nrun, nafter, ndone;
+	int run_rv;        // what after saw
+	int done_rv;
+};
+
+// Completion: every done counts here; the test waits on it.
+static pthread_mutex_t mx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int ndone;
+static bool blocked, released;
+
+static int
+job_replay(cpl_txn *txn, wjob *j, bool *done)
+{
+	struct tjob *t = j->arg;
+	(void)txn;
+	*done = t->replay;
+	return 0;
+}
+
+static int
+job_run(cpl_txn *txn, wjob *j)
+{
+	struct tjob *t = j->arg;
+	Copal__App app = COPAL__APP__INIT;
+	t->nrun++;
+	if (t->block) {
+		pthread_mutex_lock(&mx);
+		blocked = true;
+		pthread_cond_broadcast(&cv);
+		while (!released)
+			pthread_cond_wait(&cv, &mx);
+		pthread_mutex_unlock(&mx);
+	}
+	app.name = t->name;
+	app.executable = "/bin/true";
+	int rv = cpl_app_put(txn, &app, false);
+	return rv ? rv : t->fail;
+}
+
+static int
+job_after(cpl_txn *txn, wjob *j, int rv)
+{
+	struct tjob *t = j->arg;
+	(void)txn;
+	t->nafter++;
+	t->run_rv = rv;
+	return t->after_fail;
+}
+
+static void
+job_done(wjob *j, int rv)
+{
+	struct tjob *t = j->arg;
+	t->done_rv = rv;
+	pthread_mutex_lock(&mx);
+	t->ndone++;
+	ndone++;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mx);
+}
+
+static const wjob_ops ops = { job_replay, job_run, job_after, job_done };
+
+static void
+job_init(struct tjob *t, const char *prefix, int i)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s%d", prefix, i);
+	t->j.ops = &ops;
+	t->j.arg = t;
+}
+
+static void
+reset(void)
+{
+	pthread_mutex_lock(&mx);
+	ndone = 0;
+	blocked = released = false;
+	pthread_mutex_unlock(&mx);
+}
+
+// Waits until n jobs in all are done (or 30 s).
+static void
+wait_done(int n)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 30;
+	pthread_mutex_lock(&mx);
+	while (ndone < n && pthread_cond_timedwait(&cv, &mx, &ts) == 0)
+		;
+	int got = ndone;
+	pthread_mutex_unlock(&mx);
+	if (got < n)
+		TU_FAIL("only %d of %d jobs completed", got, n);
+}
+
+// Waits until the blocking job runs (the writer is inside a batch).
+static void
+wait_blocked(void)
+{
+	pthread_mutex_lock(&mx);
+	while (!blocked)
+		pthread_cond_wait(&cv, &mx);
+	pthread_mutex_unlock(&mx);
+}
+
+static void
+release(void)
+{
+	pthread_mutex_lock(&mx);
+	released = true;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mx);
+}
+
+static bool
+app_exists(tu_env *e, const char *name)
+{
+	Copal__App *a = NULL;
+	int rv = tu_app_get(e, name, &a);
+	if (a)
+		copal__app__free_unpacked(a, NULL);
+	if (rv != 0 && rv != CPL_ENOTFOUND)
+		TU_FAIL("reading app %s: %s", name, cpl_strerror(rv));
+	return rv == 0;
+}
+
+// ------------------------------------------------------------ submitters
+
+struct submitter {
+	writer *w;
+	struct tjob *jobs;
+	int n;
+};
+
+static void *
+submit_main(void *arg)
+{
+	struct submitter *s = arg;
+	for (int i = 0; i < s->n; i++)
+		if (writer_submit(s->w, &s->jobs[i].j) != 0)
+			abort();
+	return NULL;
+}
+
+// Submits n jobs from NTHREADS threads and joins them.
+static void
+submit_threads(writer *w, struct tjob *jobs, int n)
+{
+	pthread_t th[NTHREADS];
+	struct submitter sub[NTHREADS];
+	int per = n / NTHREADS;
+	for (int t = 0; t < NTHREADS; t++) {
+		sub[t].w = w;
+		sub[t].jobs = jobs + t * per;
+		sub[t].n = t == NTHREADS - 1 ? n - t * per : per;
+		assert_int_equal(pthread_create(&th[t], NULL, submit_main,
+		    &sub[t]), 0);
+	}
+	for (int t = 0; t < NTHREADS; t++)
+		pthread_join(th[t], NULL);
+}
+
+// ------------------------------------------------------------ tests
+
+// Jobs from several threads: each runs and completes exactly once, and
+// what each did is committed.
+static void
+test_threads_complete_once(void **state)
+{
+	tu_env *e = *state;
+	enum { N = NTHREADS * PER_THREAD };
+	static struct tjob jobs[N];
+	writer *w;
+	writer_stats st;
+	reset();
+	for (int i = 0; i < N; i++)
+		job_init(&jobs[i], "t", i);
+	TU_OK(writer_start(e->s, &w));
+	submit_threads(w, jobs, N);
+	wait_done(N);
+	writer_stop(w);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(jobs[i].ndone, 1);
+		assert_int_equal(jobs[i].done_rv, 0);
+		assert_int_equal(jobs[i].nrun, 1);
+		assert_int_equal(jobs[i].run_rv, 0);
+		assert_true(app_exists(e, jobs[i].name));
+	}
+	assert_int_equal(ndone, N);
+	assert_int_equal(st.applied, N);
+	assert_int_equal(st.replayed, 0);
+	assert_int_equal(st.failed, 0);
+	assert_true(st.batches >= 1 && st.batches <= N);
+}
+
+// Jobs queued while the writer is busy with a batch all go into the next
+// one: one commit for all of them.
+static void
+test_queued_together_one_commit(void **state)
+{
+	tu_env *e = *state;
+	enum { N = 100 };
+	static struct tjob jobs[N];
+	struct tjob blocker;
+	writer *w;
+	writer_stats st;
+	reset();
+	job_init(&blocker, "blocker", 0);
+	blocker.block = true;
+	for (int i = 0; i < N; i++)
+		job_init(&jobs[i], "g", i);
+	TU_OK(writer_start(e->s, &w));
+	TU_OK(writer_submit(w, &blocker.j));
+	wait_blocked();
+	submit_threads(w, jobs, N);
+	release();
+	wait_done(N + 1);
+	writer_stop(w);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	assert_int_equal(st.batches, 2); // the blocker's, then all the rest
+	assert_int_equal(st.applied, N + 1);
+	assert_int_equal(blocker.ndone, 1);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(jobs[i].ndone, 1);
+		assert_int_equal(jobs[i].done_rv, 0);
+		assert_true(app_exists(e, jobs[i].name));
+	}
+}
+
+// A job that fails is undone (its nested transaction), the others of its
+// batch are committed; after sees each job's own result, and every job
+// completes with the commit's result (0).
+static void
+test_failing_job_undone_alone(void **state)
+{
+	tu_env *e = *state;
+	struct tjob blocker, a, bad, b;
+	writer *w;
+	writer_stats st;
+	reset();
+	job_init(&blocker, "blocker", 0);
+	blocker.block = true;
+	job_init(&a, "a", 0);
+	job_init(&bad, "bad", 0);
+	bad.fail = CPL_EBADSTATE;
+	job_init(&b, "b", 0);
+	TU_OK(writer_start(e->s, &w));
+	TU_OK(writer_submit(w, &blocker.j));
+	wait_blocked();
+	TU_OK(writer_submit(w, &a.j));
+	TU_OK(writer_submit(w, &bad.j));
+	TU_OK(writer_submit(w, &b.j));
+	release();
+	wait_done(4);
+	writer_stop(w);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	assert_int_equal(st.batches, 2);
+	assert_int_equal(st.applied, 4);
+	assert_int_equal(bad.nrun, 1);
+	assert_int_equal(bad.run_rv, CPL_EBADSTATE);
+	assert_int_equal(bad.ndone, 1);
+	assert_int_equal(bad.done_rv, 0);
+	assert_int_equal(a.run_rv, 0);
+	assert_int_equal(b.run_rv, 0);
+	assert_int_equal(a.done_rv, 0);
+	assert_int_equal(b.done_rv, 0);
+	assert_true(app_exists(e, "a0"));
+	assert_true(app_exists(e, "b0"));
+	assert_false(app_exists(e, "bad0"));
+}
+
+// A failure outside the nested transactions (after) loses the batch:
+// nothing of it is committed and every job of it completes with the error.
+// The batch before it stays committed.
+static void
+test_batch_lost(void **state)
+{
+	tu_env *e = *state;
+	struct tjob blocker, a, bad, b;
+	writer *w;
+	writer_stats st;
+	reset();
+	job_init(&blocker, "blocker", 0);
+	blocker.block = true;
+	job_init(&a, "a", 1);
+	job_init(&bad, "bad", 1);
+	bad.after_fail = CPL_EIO;
+	job_init(&b, "b", 1);
+	TU_OK(writer_start(e->s, &w));
+	TU_OK(writer_submit(w, &blocker.j));
+	wait_blocked();
+	TU_OK(writer_submit(w, &a.j));
+	TU_OK(writer_submit(w, &bad.j));
+	TU_OK(writer_submit(w, &b.j));
+	release();
+	wait_done(4);
+	writer_stop(w);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	assert_int_equal(st.batches, 1);
+	assert_int_equal(st.failed, 1);
+	assert_int_equal(blocker.done_rv, 0);
+	assert_true(app_exists(e, "blocker0"));
+	assert_int_equal(a.ndone, 1);
+	assert_int_equal(bad.ndone, 1);
+	assert_int_equal(b.ndone, 1);
+	assert_int_equal(a.done_rv, CPL_EIO);
+	assert_int_equal(bad.done_rv, CPL_EIO);
+	assert_int_equal(b.done_rv, CPL_EIO);
+	assert_int_equal(b.nrun, 0); // the batch stopped at bad
+	assert_false(app_exists(e, "a1"));
+	assert_false(app_exists(e, "bad1"));
+	assert_false(app_exists(e, "b1"));
+}
+
+// A job whose replay says it is done does not run and is completed.
+static void
+test_replay_skips_run(void **state)
+{
+	tu_env *e = *state;
+	struct tjob r, a;
+	writer *w;
+	writer_stats st;
+	reset();
+	job_init(&r, "r", 0);
+	r.replay = true;
+	job_init(&a, "a", 2);
+	TU_OK(writer_start(e->s, &w));
+	TU_OK(writer_submit(w, &r.j));
+	TU_OK(writer_submit(w, &a.j));
+	wait_done(2);
+	writer_stop(w);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	assert_int_equal(r.nrun, 0);
+	assert_int_equal(r.nafter, 0);
+	assert_int_equal(r.ndone, 1);
+	assert_int_equal(r.done_rv, 0);
+	assert_int_equal(a.ndone, 1);
+	assert_int_equal(st.replayed, 1);
+	assert_int_equal(st.applied, 1);
+	assert_false(app_exists(e, "r0"));
+	assert_true(app_exists(e, "a2"));
+}
+
+static void *
+stop_main(void *arg)
+{
+	writer_stop(arg);
+	return NULL;
+}
+
+// Stop while jobs are queued: they all run, commit and complete before
+// the thread ends; a job submitted after is refused and never completed.
+static void
+test_stop_drains(void **state)
+{
+	tu_env *e = *state;
+	enum { N = 100 };
+	static struct tjob jobs[N];
+	struct tjob blocker, late;
+	writer *w;
+	writer_stats st;
+	pthread_t th;
+	reset();
+	job_init(&blocker, "blocker", 2);
+	blocker.block = true;
+	for (int i = 0; i < N; i++)
+		job_init(&jobs[i], "s", i);
+	job_init(&late, "late", 0);
+	TU_OK(writer_start(e->s, &w));
+	TU_OK(writer_submit(w, &blocker.j));
+	wait_blocked();
+	submit_threads(w, jobs, N);
+	assert_int_equal(pthread_create(&th, NULL, stop_main, w), 0);
+	usleep(50000); // let stop be asked while the jobs wait
+	release();
+	pthread_join(th, NULL);
+	assert_int_equal(ndone, N + 1);
+	assert_int_equal(writer_submit(w, &late.j), CPL_ESHUTDOWN);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	assert_int_equal(st.applied, N + 1);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(jobs[i].ndone, 1);
+		assert_int_equal(jobs[i].done_rv, 0);
+		assert_true(app_exists(e, jobs[i].name));
+	}
+	assert_int_equal(late.nrun, 0);
+	assert_int_equal(late.ndone, 0);
+	assert_false(app_exists(e, "late0"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_threads_complete_once,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_queued_together_one_commit,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_failing_job_undone_alone,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_lost,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_replay_skips_run,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_stop_drains,
+		    tu_setup_bare, tu_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
