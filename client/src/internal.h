@@ -9,6 +9,8 @@
 // recording why a call failed for cpl_client_errmsg: 0 with *rep the reply,
 // its body checked against the request's, or an error with *rep NULL.
 // body is the request's body (the caller's): NULL is CPL_EINVAL.
+// Hidden: not part of the installed library's interface.
+__attribute__((visibility("hidden")))
 int cpl__call_typed(cpl_client *c, Copal__Request *req, const void *body,
     int once_ms, Copal__Reply **rep);
 
