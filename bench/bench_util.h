@@ -26,20 +26,18 @@ die(const char *what, int rv)
 	exit(1);
 }
 
-// One request that must succeed: exits with the broker's reason if not.
-static inline Copal__Reply *
-call(cpl_client *c, Copal__Request *rq)
+// The result rv of a typed call on c that must succeed: exits with the
+// broker's reason if not.
+static inline void
+must(cpl_client *c, int rv)
 {
-	Copal__Reply *r;
-	int rv;
-	rq->request_id = 0;
-	if ((rv = cpl_client_call(c, rq, &r)) != 0)
+	if (rv && !cpl_client_err_remote(c))
 		die("call", rv);
-	if (r->status) {
-		fprintf(stderr, "%s: request failed: %s\n", bench_name, r->error);
+	if (rv) {
+		fprintf(stderr, "%s: request failed: %s\n", bench_name,
+		    cpl_client_errmsg(c));
 		exit(1);
 	}
-	return r;
 }
 
 static inline int
@@ -53,17 +51,13 @@ cmp_d(const void *a, const void *b)
 static inline void
 wait_for_broker(cpl_client *c)
 {
-	Copal__PingRequest pr = COPAL__PING_REQUEST__INIT;
-	Copal__Request prq = COPAL__REQUEST__INIT;
-	prq.body_case = COPAL__REQUEST__BODY_PING;
-	prq.ping = &pr;
 	for (int i = 0;; i++) {
 		Copal__Reply *r;
-		prq.request_id = 0;
-		if (cpl_client_call_once(c, &prq, 200, &r) == 0) {
-			copal__reply__free_unpacked(r, NULL);
+		// any answer will do, a refusal too
+		int rv = cpl_call_ping_once(c, 200, &r);
+		cpl_reply_free(r);
+		if (rv == 0 || cpl_client_err_remote(c))
 			return;
-		}
 		if (i > 100)
 			die("broker did not start", CPL_ETIMEOUT);
 	}

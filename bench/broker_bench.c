@@ -145,14 +145,8 @@ report(cpl_client *c, uint64_t lease, Copal__ClaimReply *cr, int to,
 		}
 		sp[i] = &s[i];
 	}
-	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
-	rr.lease_id = lease;
-	rr.n_reports = n;
-	rr.reports = sp;
-	Copal__Request rq = COPAL__REQUEST__INIT;
-	rq.body_case = COPAL__REQUEST__BODY_REPORT;
-	rq.report = &rr;
-	Copal__Reply *r = call(c, &rq);
+	Copal__Reply *r;
+	must(c, cpl_call_report(c, lease, sp, n, &r));
 	for (size_t i = 0; i < r->report->n_status; i++) {
 		// a task that failed at RUN_DONE is FAILED: its FINISHED
 		// report is refused, as it should be
@@ -182,15 +176,10 @@ launcher_main(void *arg)
 	o.timeout_ms = 60000;
 	if ((rv = cpl_client_open(&o, &c)) != 0)
 		die("launcher open", rv);
-	Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
 	char owner[32];
 	snprintf(owner, sizeof(owner), "sim-launcher-%d", L->idx);
-	hb.owner = owner;
-	hb.ttl_ms = 600000;
-	Copal__Request rq = COPAL__REQUEST__INIT;
-	rq.body_case = COPAL__REQUEST__BODY_HEARTBEAT;
-	rq.heartbeat = &hb;
-	Copal__Reply *r = call(c, &rq);
+	Copal__Reply *r;
+	must(c, cpl_call_heartbeat(c, 0, owner, 600000, false, &r));
 	uint64_t lease = r->heartbeat->lease_id;
 	copal__reply__free_unpacked(r, NULL);
 
@@ -204,12 +193,9 @@ launcher_main(void *arg)
 	cl.max_tasks = (uint32_t)claim_max;
 	cl.n_nodes = (size_t)claim_max;
 	cl.nodes = ncp;
-	Copal__Request crq = COPAL__REQUEST__INIT;
-	crq.body_case = COPAL__REQUEST__BODY_CLAIM;
-	crq.claim = &cl;
 	for (;;) {
 		double t0 = now_s();
-		r = call(c, &crq);
+		must(c, cpl_call_claim(c, &cl, &r));
 		double dt = now_s() - t0;
 		if (L->nlat == L->caplat) {
 			L->caplat = L->caplat ? L->caplat * 2 : 1024;
@@ -286,10 +272,9 @@ creator_main(void *arg)
 		Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
 		cr.n_tasks = (size_t)n;
 		cr.tasks = sp;
-		Copal__Request crq = COPAL__REQUEST__INIT;
-		crq.body_case = COPAL__REQUEST__BODY_CREATE;
-		crq.create = &cr;
-		copal__reply__free_unpacked(call(c, &crq), NULL);
+		Copal__Reply *r;
+		must(c, cpl_call_create_tasks(c, &cr, &r));
+		cpl_reply_free(r);
 	}
 	free(specs);
 	free(sp);
@@ -352,12 +337,9 @@ bench(const char *transport, const char *self_dir)
 	Copal__App app = COPAL__APP__INIT;
 	app.name = "sim";
 	app.executable = "/bin/true";
-	Copal__AppRegisterRequest ar = COPAL__APP_REGISTER_REQUEST__INIT;
-	ar.app = &app;
-	Copal__Request arq = COPAL__REQUEST__INIT;
-	arq.body_case = COPAL__REQUEST__BODY_APP_REGISTER;
-	arq.app_register = &ar;
-	copal__reply__free_unpacked(call(c, &arq), NULL);
+	Copal__Reply *r;
+	must(c, cpl_call_app_register(c, &app, false, &r));
+	cpl_reply_free(r);
 
 	// bulk create: `submitters` threads, each with its own connection,
 	// keep that many batches in flight so that encoding overlaps the
@@ -379,13 +361,11 @@ bench(const char *transport, const char *self_dir)
 	long file1 = rss_kb_of(pid, "RssFile:");
 
 	// count by states at N (the `copal ls --by-states` request)
-	Copal__CountRequest cq = COPAL__COUNT_REQUEST__INIT;
-	Copal__Request cqq = COPAL__REQUEST__INIT;
-	cqq.body_case = COPAL__REQUEST__BODY_COUNT;
-	cqq.count = &cq;
 	t0 = now_s();
-	for (int i = 0; i < 200; i++)
-		copal__reply__free_unpacked(call(c, &cqq), NULL);
+	for (int i = 0; i < 200; i++) {
+		must(c, cpl_call_count(c, NULL, &r));
+		cpl_reply_free(r);
+	}
 	double count_ms = (now_s() - t0) / 200 * 1e3;
 
 	// the backlog walk of one service round (`copal service`, and `copal
@@ -398,15 +378,12 @@ bench(const char *transport, const char *self_dir)
 	bq.queues = &qlp;
 	bq.n_queues = 1;
 	bq.max_unfit_ids = 10;
-	Copal__Request bqq = COPAL__REQUEST__INIT;
-	bqq.body_case = COPAL__REQUEST__BODY_BACKLOG;
-	bqq.backlog = &bq;
 	uint64_t backlog_tasks = 0;
 	t0 = now_s();
 	for (int i = 0; i < 5; i++) {
-		Copal__Reply *br = call(c, &bqq);
-		backlog_tasks = br->backlog->tasks;
-		copal__reply__free_unpacked(br, NULL);
+		must(c, cpl_call_backlog(c, &bq, &r));
+		backlog_tasks = r->backlog->tasks;
+		cpl_reply_free(r);
 	}
 	double backlog_ms = (now_s() - t0) / 5 * 1e3;
 
@@ -444,22 +421,15 @@ bench(const char *transport, const char *self_dir)
 	Copal__Filter fl = COPAL__FILTER__INIT;
 	fl.n_states = 1;
 	fl.states = &fs;
-	Copal__QueryRequest qr = COPAL__QUERY_REQUEST__INIT;
-	qr.filter = &fl;
-	qr.limit = 50;
-	qr.with_spec = 1;
-	Copal__Request qrq = COPAL__REQUEST__INIT;
-	qrq.body_case = COPAL__REQUEST__BODY_QUERY;
-	qrq.query = &qr;
 	size_t nfailed = 0;
 	t0 = now_s();
 	for (int i = 0; i < 50; i++) {
-		Copal__Reply *r = call(c, &qrq);
+		must(c, cpl_call_query(c, &fl, 0, 50, true, &r));
 		nfailed = r->query->n_tasks;
-		copal__reply__free_unpacked(r, NULL);
+		cpl_reply_free(r);
 	}
 	double page_ms = (now_s() - t0) / 50 * 1e3;
-	Copal__Reply *r = call(c, &cqq);
+	must(c, cpl_call_count(c, NULL, &r));
 	uint64_t finished = r->count->by_state[COPAL__TASK_STATE__STATE_JOB_FINISHED];
 	uint64_t nfail = r->count->by_state[COPAL__TASK_STATE__STATE_FAILED];
 	copal__reply__free_unpacked(r, NULL);

@@ -137,12 +137,9 @@ main(int argc, char **argv)
 	Copal__App app = COPAL__APP__INIT;
 	app.name = "true";
 	app.executable = "/bin/true";
-	Copal__AppRegisterRequest ar = COPAL__APP_REGISTER_REQUEST__INIT;
-	ar.app = &app;
-	Copal__Request arq = COPAL__REQUEST__INIT;
-	arq.body_case = COPAL__REQUEST__BODY_APP_REGISTER;
-	arq.app_register = &ar;
-	copal__reply__free_unpacked(call(c, &arq), NULL);
+	Copal__Reply *r;
+	must(c, cpl_call_app_register(c, &app, false, &r));
+	cpl_reply_free(r);
 
 	// N tasks packed `conc` per node, so the one local node runs `conc`
 	// at once, as the reference does
@@ -164,10 +161,8 @@ main(int argc, char **argv)
 	Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
 	cr.n_tasks = (size_t)ntasks;
 	cr.tasks = sp;
-	Copal__Request crq = COPAL__REQUEST__INIT;
-	crq.body_case = COPAL__REQUEST__BODY_CREATE;
-	crq.create = &cr;
-	copal__reply__free_unpacked(call(c, &crq), NULL);
+	must(c, cpl_call_create_tasks(c, &cr, &r));
+	cpl_reply_free(r);
 
 	// 3. the launcher, timed until every task is JOB_FINISHED
 	char cbuf[16];
@@ -178,13 +173,9 @@ main(int argc, char **argv)
 	double t0 = now_s();
 	if (posix_spawn(&lpid, launcher, NULL, NULL, largv, environ) != 0)
 		die("spawn launcher", CPL_EIO);
-	Copal__CountRequest cq = COPAL__COUNT_REQUEST__INIT;
-	Copal__Request cqq = COPAL__REQUEST__INIT;
-	cqq.body_case = COPAL__REQUEST__BODY_COUNT;
-	cqq.count = &cq;
 	double t_done = 0;
 	for (;;) {
-		Copal__Reply *r = call(c, &cqq);
+		must(c, cpl_call_count(c, NULL, &r));
 		uint64_t fin = r->count->by_state[9], failed = r->count->by_state[13];
 		copal__reply__free_unpacked(r, NULL);
 		if (fin + failed >= (uint64_t)ntasks) {
@@ -224,10 +215,7 @@ main(int argc, char **argv)
 		Copal__ExportRequest er = COPAL__EXPORT_REQUEST__INIT;
 		er.after_seq = after;
 		er.limit = 50000;
-		Copal__Request erq = COPAL__REQUEST__INIT;
-		erq.body_case = COPAL__REQUEST__BODY_EXPORT;
-		erq.export = &er;
-		Copal__Reply *r = call(c, &erq);
+		must(c, cpl_call_export(c, &er, &r));
 		for (size_t i = 0; i < r->export->n_events; i++) {
 			Copal__Event *e = r->export->events[i];
 			// "started N us after claim"

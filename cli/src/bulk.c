@@ -195,7 +195,6 @@ error_line(const struct batch *b, const char *err)
 static int
 send_batch(struct load *l, struct batch *b)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
 	Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
 	Copal__Reply *r = NULL;
 	// placeholders of parents in earlier batches become ids
@@ -214,25 +213,22 @@ send_batch(struct load *l, struct batch *b)
 	cr.local_parent_child = b->lpc;
 	cr.local_parent_parent = b->lpp;
 	cr.n_local_parent_child = cr.n_local_parent_parent = b->nl;
-	req.body_case = COPAL__REQUEST__BODY_CREATE;
-	req.create = &cr;
-	int rv = cpl_client_call(l->sc, &req, &r);
-	if (rv) {
+	int rv = cpl_call_create_tasks(l->sc, &cr, &r);
+	if (rv && !cpl_client_err_remote(l->sc)) {
 		cli_err("no answer from the broker: %s (lines %" PRIu64 "-%" PRIu64
 		    " may or may not have been added)", cpl_strerror(rv),
 		    b->lines[0], b->lines[b->n - 1]);
 		return EXIT_ERR;
 	}
-	if (r->status) {
-		uint64_t line = error_line(b, r->error);
-		int code = cli_exit_for((int)r->status);
+	if (rv) {
+		const char *err = cpl_client_errmsg(l->sc);
+		uint64_t line = error_line(b, err);
 		if (line)
-			line_err(l, line, "%s", r->error);
+			line_err(l, line, "%s", err);
 		else
 			cli_err("%s: lines %" PRIu64 "-%" PRIu64 ": %s", l->path,
-			    b->lines[0], b->lines[b->n - 1], r->error);
-		copal__reply__free_unpacked(r, NULL);
-		return code;
+			    b->lines[0], b->lines[b->n - 1], err);
+		return cli_exit_for(rv);
 	}
 	l->first_ids = xrealloc(l->first_ids,
 	    (l->nbatches + 1) * sizeof(uint64_t));

@@ -112,10 +112,10 @@ int cli_db_find(char *out, size_t len);
 // (unless $COPAL_NO_AUTOSTART is set). With $COPAL_BROKER_URL the broker
 // named there is used as is.
 int cli_connect(cpl_client **out);
-// Sends req; on a transport failure or an error reply prints why and
-// returns an exit code (the reply is freed). On success *rep must be freed
-// with copal__reply__free_unpacked.
-int cli_call(cpl_client *c, Copal__Request *req, Copal__Reply **rep);
+// The exit code of a typed call on c that returned rv (cpl_call_*): 0, or
+// prints why it failed (the broker's message, or that it did not answer)
+// and returns the exit code for it.
+int cli_call_rc(cpl_client *c, int rv);
 
 // The pid of the running broker of db (from db/broker.pid, checked
 // against /proc), or 0.

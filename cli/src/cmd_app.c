@@ -111,14 +111,9 @@ cmd_app(const cli_verb *v, int argc, char **argv)
 	}
 	if ((rc = cli_connect(&c)) != 0)
 		goto out;
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__AppRegisterRequest ar = COPAL__APP_REGISTER_REQUEST__INIT;
 	Copal__Reply *rep;
-	ar.app = &app;
-	ar.replace = replace;
-	req.body_case = COPAL__REQUEST__BODY_APP_REGISTER;
-	req.app_register = &ar;
-	if ((rc = cli_call(c, &req, &rep)) != 0) {
+	if ((rc = cli_call_rc(c, cpl_call_app_register(c, &app, replace,
+	         &rep))) != 0) {
 		if (!replace)
 			fprintf(stderr, "(to change an app, add --replace)\n");
 		goto out;
@@ -185,16 +180,11 @@ int
 rm_app(const char *name)
 {
 	cpl_client *c = NULL;
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__AppDeleteRequest ad = COPAL__APP_DELETE_REQUEST__INIT;
 	Copal__Reply *rep;
 	int rc;
 	if ((rc = cli_connect(&c)) != 0)
 		return rc;
-	ad.name = (char *)name;
-	req.body_case = COPAL__REQUEST__BODY_APP_DELETE;
-	req.app_delete = &ad;
-	if ((rc = cli_call(c, &req, &rep)) == 0) {
+	if ((rc = cli_call_rc(c, cpl_call_app_delete(c, name, &rep))) == 0) {
 		copal__reply__free_unpacked(rep, NULL);
 		printf("Removed app %s\n", name);
 	}

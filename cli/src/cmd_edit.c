@@ -55,14 +55,9 @@ field_name(const char *in, char *buf, size_t len)
 static int
 count_tasks(cpl_client *c, filt *f, uint64_t *n)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__CountRequest cr = COPAL__COUNT_REQUEST__INIT;
 	Copal__Reply *rep;
 	int rc;
-	cr.filter = filt_wire(f);
-	req.body_case = COPAL__REQUEST__BODY_COUNT;
-	req.count = &cr;
-	if ((rc = cli_call(c, &req, &rep)) != 0)
+	if ((rc = cli_call_rc(c, cpl_call_count(c, filt_wire(f), &rep))) != 0)
 		return rc;
 	*n = rep->count->total;
 	copal__reply__free_unpacked(rep, NULL);
@@ -147,17 +142,9 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 		goto out;
 	if (by_id && (rc = add_prefixes(c, &f, ops, 1, uuid)) != 0)
 		goto out;
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__ModifyRequest mr = COPAL__MODIFY_REQUEST__INIT;
 	Copal__Reply *rep;
-	mr.filter = filt_wire(&f);
-	mr.field = (char *)field;
-	mr.value = (char *)value;
-	if (message)
-		mr.message = (char *)message;
-	req.body_case = COPAL__REQUEST__BODY_MODIFY;
-	req.modify = &mr;
-	rc = cli_call(c, &req, &rep);
+	rc = cli_call_rc(c, cpl_call_modify(c, filt_wire(&f), field, value,
+	    message, &rep));
 	free(norm);
 	if (rc)
 		goto out;
@@ -254,13 +241,8 @@ cmd_rm(const cli_verb *v, int argc, char **argv)
 	    (rc = cli_connect(&c)) != 0 ||
 	    (rc = select_tasks(c, &p, &f, yes, "remove", &n)) != 0)
 		goto out;
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__DeleteRequest dr = COPAL__DELETE_REQUEST__INIT;
 	Copal__Reply *rep;
-	dr.filter = filt_wire(&f);
-	req.body_case = COPAL__REQUEST__BODY_DELETE;
-	req.delete_ = &dr;
-	if ((rc = cli_call(c, &req, &rep)) != 0)
+	if ((rc = cli_call_rc(c, cpl_call_delete(c, filt_wire(&f), &rep))) != 0)
 		goto out;
 	printf("Removed %" PRIu64 " task%s\n", rep->delete_->deleted,
 	    rep->delete_->deleted == 1 ? "" : "s");
@@ -302,14 +284,9 @@ cmd_killjob(const cli_verb *v, int argc, char **argv)
 	    (rc = cli_connect(&c)) != 0 ||
 	    (rc = select_tasks(c, &p, &f, yes || p.nargs > 0, "kill", &n)) != 0)
 		goto out;
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__KillRequest kr = COPAL__KILL_REQUEST__INIT;
 	Copal__Reply *rep;
-	kr.filter = filt_wire(&f);
-	kr.recursive = recursive;
-	req.body_case = COPAL__REQUEST__BODY_KILL;
-	req.kill = &kr;
-	if ((rc = cli_call(c, &req, &rep)) != 0)
+	if ((rc = cli_call_rc(c, cpl_call_kill(c, filt_wire(&f), recursive,
+	         &rep))) != 0)
 		goto out;
 	uint64_t killed = rep->kill->killed;
 	if (killed == 0)

@@ -38,7 +38,6 @@ int
 create_batch(cpl_client *c, Copal__TaskSpec **specs, size_t n, uint32_t *lpc,
     uint32_t *lpp, size_t nl, bool want_uuids, Copal__Reply **rep)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
 	Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
 	cr.tasks = specs;
 	cr.n_tasks = n;
@@ -46,9 +45,7 @@ create_batch(cpl_client *c, Copal__TaskSpec **specs, size_t n, uint32_t *lpc,
 	cr.local_parent_parent = lpp;
 	cr.n_local_parent_child = cr.n_local_parent_parent = nl;
 	cr.want_uuids = want_uuids;
-	req.body_case = COPAL__REQUEST__BODY_CREATE;
-	req.create = &cr;
-	return cli_call(c, &req, rep);
+	return cli_call_rc(c, cpl_call_create_tasks(c, &cr, rep));
 }
 
 static int
@@ -277,30 +274,23 @@ cmd_dep(const cli_verb *v, int argc, char **argv)
 	    (rc = resolve_prefix(c, p.argv[p.first], &parent, pu)) != 0 ||
 	    (rc = resolve_prefix(c, p.argv[p.first + 1], &child, cu)) != 0)
 		goto out;
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__AddDependencyRequest ad = COPAL__ADD_DEPENDENCY_REQUEST__INIT;
 	Copal__Reply *rep;
-	ad.parent_id = parent;
-	ad.child_id = child;
-	req.body_case = COPAL__REQUEST__BODY_ADD_DEPENDENCY;
-	req.add_dependency = &ad;
 	// the broker's message names ids; the user knows uuids
-	int rv = cpl_client_call(c, &req, &rep);
-	if (rv) {
+	int rv = cpl_call_add_dependency(c, parent, child, &rep);
+	if (rv && !cpl_client_err_remote(c)) {
 		cli_err("no answer from the broker: %s", cpl_strerror(rv));
 		rc = EXIT_ERR;
 		goto out;
 	}
-	if (rep->status) {
-		cli_err("cannot add %s -> %s: %s%s", pu, cu,
-		    cpl_strerror((int)rep->status),
-		    rep->status == CPL_EBADSTATE ? ": the child has already "
+	if (rv) {
+		cli_err("cannot add %s -> %s: %s%s", pu, cu, cpl_strerror(rv),
+		    rv == CPL_EBADSTATE ? ": the child has already "
 		    "started" : "");
-		rc = cli_exit_for((int)rep->status);
+		rc = cli_exit_for(rv);
 	} else {
 		printf("Added dependency %s -> %s\n", pu, cu);
 	}
-	copal__reply__free_unpacked(rep, NULL);
+	cpl_reply_free(rep);
 out:
 	cpl_client_close(c);
 	cli_parse_free(&p);
@@ -320,28 +310,24 @@ ensure_dummy_app(cpl_client *c)
 	copal__reply__free_unpacked(apps, NULL);
 	if (have)
 		return 0;
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__AppRegisterRequest ar = COPAL__APP_REGISTER_REQUEST__INIT;
 	Copal__App app = COPAL__APP__INIT;
 	app.name = (char *)"dummy";
 	app.executable = (char *)"/bin/true";
 	app.description = (char *)"does nothing (copal make_dummies)";
-	ar.app = &app;
-	req.body_case = COPAL__REQUEST__BODY_APP_REGISTER;
-	req.app_register = &ar;
 	// a concurrent make_dummies may have registered it meanwhile
 	Copal__Reply *r = NULL;
-	int rv = cpl_client_call(c, &req, &r);
-	if (rv) {
+	int rv = cpl_call_app_register(c, &app, false, &r);
+	if (rv && !cpl_client_err_remote(c)) {
 		cli_err("no answer from the broker: %s", cpl_strerror(rv));
 		return EXIT_ERR;
 	}
 	rc = 0;
-	if (r->status != 0 && r->status != CPL_EEXISTS) {
-		cli_err("cannot register the dummy app: %s", r->error);
-		rc = cli_exit_for((int)r->status);
+	if (rv != 0 && rv != CPL_EEXISTS) {
+		cli_err("cannot register the dummy app: %s",
+		    cpl_client_errmsg(c));
+		rc = cli_exit_for(rv);
 	}
-	copal__reply__free_unpacked(r, NULL);
+	cpl_reply_free(r);
 	return rc;
 }
 

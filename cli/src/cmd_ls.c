@@ -42,18 +42,12 @@ for_each_page(cpl_client *c, filt *f, uint64_t limit, page_fn fn, void *arg)
 	uint64_t after = 0, seen = 0;
 	int rc = 0;
 	for (;;) {
-		Copal__Request req = COPAL__REQUEST__INIT;
-		Copal__QueryRequest q = COPAL__QUERY_REQUEST__INIT;
 		Copal__Reply *rep;
-		q.filter = filt_wire(f);
-		q.after_id = after;
-		q.limit = PAGE;
+		uint32_t n = PAGE;
 		if (limit && limit - seen < PAGE)
-			q.limit = (uint32_t)(limit - seen);
-		q.with_spec = 1;
-		req.body_case = COPAL__REQUEST__BODY_QUERY;
-		req.query = &q;
-		if ((rc = cli_call(c, &req, &rep)) != 0)
+			n = (uint32_t)(limit - seen);
+		if ((rc = cli_call_rc(c, cpl_call_query(c, filt_wire(f), after, n,
+		         true, &rep))) != 0)
 			return rc;
 		const Copal__QueryReply *qr = rep->query;
 		bool more = qr->more && qr->n_tasks > 0;
@@ -262,13 +256,8 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 	int rc;
 	for (size_t i = 0; i < qr->n_tasks; i++) {
 		const Copal__Task *t = qr->tasks[i];
-		Copal__Request req = COPAL__REQUEST__INIT;
-		Copal__HistoryRequest hr = COPAL__HISTORY_REQUEST__INIT;
 		Copal__Reply *rep;
-		hr.task_id = t->id;
-		req.body_case = COPAL__REQUEST__BODY_HISTORY;
-		req.history = &hr;
-		if ((rc = cli_call(c, &req, &rep)) != 0) {
+		if ((rc = cli_call_rc(c, cpl_call_history(c, t->id, &rep))) != 0) {
 			if (rc == EXIT_NOTFOUND)
 				continue; // deleted since the query
 			return rc;
@@ -353,15 +342,11 @@ ls_history(cpl_client *c, filt *f, uint64_t limit, out_fmt fmt,
 static int
 ls_by_states(cpl_client *c, filt *f, out_fmt fmt)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__CountRequest cr = COPAL__COUNT_REQUEST__INIT;
 	Copal__Reply *rep;
 	static const tcol cols[] = { { "state", COL_STR }, { "count", COL_INT } };
 	int rc;
-	cr.filter = f->set ? filt_wire(f) : NULL;
-	req.body_case = COPAL__REQUEST__BODY_COUNT;
-	req.count = &cr;
-	if ((rc = cli_call(c, &req, &rep)) != 0)
+	if ((rc = cli_call_rc(c, cpl_call_count(c, f->set ? filt_wire(f) : NULL,
+	         &rep))) != 0)
 		return rc;
 	const Copal__CountReply *r = rep->count;
 	table *t = table_open(fmt, cols, 2, stdout);

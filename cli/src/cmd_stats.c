@@ -501,18 +501,12 @@ page_weights(struct stats *st, const Copal__ExportReply *page)
 		return rc;
 	}
 	for (size_t off = 0; off < u && rc == 0; off += QUERY_IDS) {
-		Copal__Request req = COPAL__REQUEST__INIT;
-		Copal__QueryRequest q = COPAL__QUERY_REQUEST__INIT;
 		Copal__Filter f = COPAL__FILTER__INIT;
 		Copal__Reply *rep;
 		f.ids = ids + off;
 		f.n_ids = u - off < QUERY_IDS ? u - off : QUERY_IDS;
-		q.filter = &f;
-		q.limit = QUERY_IDS;
-		q.with_spec = 1;
-		req.body_case = COPAL__REQUEST__BODY_QUERY;
-		req.query = &q;
-		if ((rc = cli_call(st->qc, &req, &rep)) != 0)
+		if ((rc = cli_call_rc(st->qc, cpl_call_query(st->qc, &f, 0,
+		         QUERY_IDS, true, &rep))) != 0)
 			break;
 		for (size_t i = 0; i < rep->query->n_tasks; i++) {
 			const Copal__Task *t = rep->query->tasks[i];
@@ -800,28 +794,18 @@ write_plots(const struct stats *st, const char *dir)
 static int
 fetch_counts(cpl_client *c, const ev_window *w, Copal__Reply **rep)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__CountRequest cr = COPAL__COUNT_REQUEST__INIT;
 	Copal__Filter f = COPAL__FILTER__INIT;
-	if (w->workflow) {
+	if (w->workflow)
 		f.workflow = (char *)w->workflow;
-		cr.filter = &f;
-	}
-	req.body_case = COPAL__REQUEST__BODY_COUNT;
-	req.count = &cr;
-	return cli_call(c, &req, rep);
+	return cli_call_rc(c, cpl_call_count(c, w->workflow ? &f : NULL, rep));
 }
 
 static int
 fetch_workflows(struct stats *st)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__WorkflowListRequest wl = COPAL__WORKFLOW_LIST_REQUEST__INIT;
 	Copal__Reply *rep;
 	int rc;
-	req.body_case = COPAL__REQUEST__BODY_WORKFLOW_LIST;
-	req.workflow_list = &wl;
-	if ((rc = cli_call(st->c, &req, &rep)) != 0)
+	if ((rc = cli_call_rc(st->c, cpl_call_workflow_list(st->c, &rep))) != 0)
 		return rc;
 	for (size_t i = 0; i < rep->workflow_list->n_workflows; i++) {
 		const Copal__WorkflowCount *w = rep->workflow_list->workflows[i];

@@ -100,30 +100,17 @@ frame_free(struct frame *f)
 static int
 frame_fetch(cpl_client *c, const char *wf, struct frame *f)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__PingRequest pr = COPAL__PING_REQUEST__INIT;
-	Copal__CountRequest cr = COPAL__COUNT_REQUEST__INIT;
-	Copal__LeaseListRequest lr = COPAL__LEASE_LIST_REQUEST__INIT;
 	Copal__Filter flt = COPAL__FILTER__INIT;
 	int rc;
 	memset(f, 0, sizeof(*f));
-	req.body_case = COPAL__REQUEST__BODY_PING;
-	req.ping = &pr;
-	if ((rc = cli_call(c, &req, &f->ping)) != 0)
+	if ((rc = cli_call_rc(c, cpl_call_ping(c, &f->ping))) != 0)
 		return rc;
-	req = (Copal__Request)COPAL__REQUEST__INIT;
-	if (wf) {
+	if (wf)
 		flt.workflow = (char *)wf;
-		cr.filter = &flt;
-	}
-	req.body_case = COPAL__REQUEST__BODY_COUNT;
-	req.count = &cr;
-	if ((rc = cli_call(c, &req, &f->count)) != 0)
+	if ((rc = cli_call_rc(c, cpl_call_count(c, wf ? &flt : NULL,
+	         &f->count))) != 0)
 		return rc;
-	req = (Copal__Request)COPAL__REQUEST__INIT;
-	req.body_case = COPAL__REQUEST__BODY_LEASE_LIST;
-	req.lease_list = &lr;
-	return cli_call(c, &req, &f->leases);
+	return cli_call_rc(c, cpl_call_lease_list(c, &f->leases));
 }
 
 static uint64_t
@@ -144,7 +131,6 @@ recent_finished(cpl_client *c, const char *wf, uint64_t since_us,
 	*n = 0;
 	*until_us = now_us;
 	for (int page = 0; page < 2; page++) {
-		Copal__Request req = COPAL__REQUEST__INIT;
 		Copal__ExportRequest er = COPAL__EXPORT_REQUEST__INIT;
 		Copal__Reply *rep;
 		int rc;
@@ -152,9 +138,7 @@ recent_finished(cpl_client *c, const char *wf, uint64_t since_us,
 		er.since_us = since_us;
 		er.workflow = (char *)(wf ? wf : "");
 		er.limit = EV_PAGE;
-		req.body_case = COPAL__REQUEST__BODY_EXPORT;
-		req.export = &er;
-		if ((rc = cli_call(c, &req, &rep)) != 0)
+		if ((rc = cli_call_rc(c, cpl_call_export(c, &er, &rep))) != 0)
 			return rc;
 		const Copal__ExportReply *x = rep->export;
 		for (size_t i = 0; i < x->n_events; i++)

@@ -212,44 +212,28 @@ open_local(const char *db, cpl_client **out)
 static int
 ping(cpl_client *c, int timeout_ms, Copal__Reply **rep)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__PingRequest pr = COPAL__PING_REQUEST__INIT;
 	Copal__Reply *r = NULL;
-	req.body_case = COPAL__REQUEST__BODY_PING;
-	req.ping = &pr;
-	int rv = cpl_client_call_once(c, &req, timeout_ms, &r);
-	if (rv == 0 && r->status != 0) {
-		rv = (int)r->status;
-		copal__reply__free_unpacked(r, NULL);
-		return rv;
-	}
+	int rv = cpl_call_ping_once(c, timeout_ms, &r);
 	if (rv == 0 && rep)
 		*rep = r;
-	else if (rv == 0)
-		copal__reply__free_unpacked(r, NULL);
+	else
+		cpl_reply_free(r);
 	return rv;
 }
 
 int
-cli_call(cpl_client *c, Copal__Request *req, Copal__Reply **rep)
+cli_call_rc(cpl_client *c, int rv)
 {
-	Copal__Reply *r = NULL;
-	int rv = cpl_client_call(c, req, &r);
-	if (rv) {
+	if (rv == 0)
+		return 0;
+	if (!cpl_client_err_remote(c)) {
 		const char *db = cpl_client_db(c);
 		cli_err("no answer from the broker%s%s: %s", db[0] ? " of " : "",
-		    db, cpl_strerror(rv));
+		    db, cpl_client_errmsg(c));
 		return EXIT_ERR;
 	}
-	if (r->status) {
-		int code = cli_exit_for((int)r->status);
-		cli_err("%s", r->error && r->error[0] ? r->error :
-		                                        cpl_strerror((int)r->status));
-		copal__reply__free_unpacked(r, NULL);
-		return code;
-	}
-	*rep = r;
-	return 0;
+	cli_err("%s", cpl_client_errmsg(c));
+	return cli_exit_for(rv);
 }
 
 int

@@ -61,13 +61,9 @@ ev_window_opt(ev_window *w, int key, const char *arg, int *rc)
 int
 ev_broker_now(cpl_client *c, uint64_t *now_us)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__PingRequest pr = COPAL__PING_REQUEST__INIT;
 	Copal__Reply *rep;
 	int rc;
-	req.body_case = COPAL__REQUEST__BODY_PING;
-	req.ping = &pr;
-	if ((rc = cli_call(c, &req, &rep)) != 0)
+	if ((rc = cli_call_rc(c, cpl_call_ping(c, &rep))) != 0)
 		return rc;
 	*now_us = rep->ping->broker_time_us;
 	copal__reply__free_unpacked(rep, NULL);
@@ -329,7 +325,6 @@ fetch_main(void *arg)
 	struct fetch *f = arg;
 	uint64_t after = 0;
 	for (;;) {
-		Copal__Request req = COPAL__REQUEST__INIT;
 		Copal__ExportRequest er = COPAL__EXPORT_REQUEST__INIT;
 		Copal__Reply *rep = NULL;
 		// one page waits for the consumer at most: the next one is
@@ -346,9 +341,7 @@ fetch_main(void *arg)
 		er.until_us = f->w->until_us;
 		er.workflow = (char *)(f->w->workflow ? f->w->workflow : "");
 		er.limit = EV_PAGE;
-		req.body_case = COPAL__REQUEST__BODY_EXPORT;
-		req.export = &er;
-		int rc = cli_call(f->c, &req, &rep);
+		int rc = cli_call_rc(f->c, cpl_call_export(f->c, &er, &rep));
 		bool more = false;
 		if (rc == 0) {
 			const Copal__ExportReply *x = rep->export;

@@ -11,8 +11,6 @@
 int
 resolve_prefix(cpl_client *c, const char *prefix, uint64_t *id, char *uuid)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__QueryRequest q = COPAL__QUERY_REQUEST__INIT;
 	Copal__Filter f = COPAL__FILTER__INIT;
 	Copal__Reply *rep;
 	int rc;
@@ -22,12 +20,8 @@ resolve_prefix(cpl_client *c, const char *prefix, uint64_t *id, char *uuid)
 		return EXIT_USAGE;
 	}
 	f.uuid_prefix = (char *)prefix;
-	q.filter = &f;
-	q.limit = SHOW_MATCHES + 1;
-	q.with_spec = 1;
-	req.body_case = COPAL__REQUEST__BODY_QUERY;
-	req.query = &q;
-	if ((rc = cli_call(c, &req, &rep)) != 0)
+	if ((rc = cli_call_rc(c, cpl_call_query(c, &f, 0, SHOW_MATCHES + 1,
+	         true, &rep))) != 0)
 		return rc;
 	const Copal__QueryReply *qr = rep->query;
 	if (qr->n_tasks == 0) {
@@ -57,18 +51,11 @@ resolve_prefix(cpl_client *c, const char *prefix, uint64_t *id, char *uuid)
 int
 fetch_task(cpl_client *c, uint64_t id, Copal__Reply **rep, Copal__Task **out)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__QueryRequest q = COPAL__QUERY_REQUEST__INIT;
 	Copal__Filter f = COPAL__FILTER__INIT;
 	int rc;
 	f.ids = &id;
 	f.n_ids = 1;
-	q.filter = &f;
-	q.limit = 1;
-	q.with_spec = 1;
-	req.body_case = COPAL__REQUEST__BODY_QUERY;
-	req.query = &q;
-	if ((rc = cli_call(c, &req, rep)) != 0)
+	if ((rc = cli_call_rc(c, cpl_call_query(c, &f, 0, 1, true, rep))) != 0)
 		return rc;
 	if ((*rep)->query->n_tasks == 0) {
 		cli_err("no task with id %" PRIu64, id);
@@ -162,17 +149,12 @@ uuid_map_fetch(uuid_map *m, cpl_client *c, const uint64_t *ids, size_t n)
 		if (ids[i] && uuid_map_get(m, ids[i]) == NULL)
 			want[nw++] = ids[i];
 	for (size_t off = 0; off < nw && rc == 0; off += 10000) {
-		Copal__Request req = COPAL__REQUEST__INIT;
-		Copal__QueryRequest q = COPAL__QUERY_REQUEST__INIT;
 		Copal__Filter f = COPAL__FILTER__INIT;
 		Copal__Reply *rep;
 		f.ids = want + off;
 		f.n_ids = nw - off < 10000 ? nw - off : 10000;
-		q.filter = &f;
-		q.limit = (uint32_t)f.n_ids;
-		req.body_case = COPAL__REQUEST__BODY_QUERY;
-		req.query = &q;
-		if ((rc = cli_call(c, &req, &rep)) != 0)
+		if ((rc = cli_call_rc(c, cpl_call_query(c, &f, 0,
+		         (uint32_t)f.n_ids, false, &rep))) != 0)
 			break;
 		for (size_t i = 0; i < rep->query->n_tasks; i++)
 			uuid_map_put(m, rep->query->tasks[i]->id,
@@ -188,11 +170,7 @@ uuid_map_fetch(uuid_map *m, cpl_client *c, const uint64_t *ids, size_t n)
 int
 apps_fetch(cpl_client *c, Copal__Reply **rep)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__AppListRequest al = COPAL__APP_LIST_REQUEST__INIT;
-	req.body_case = COPAL__REQUEST__BODY_APP_LIST;
-	req.app_list = &al;
-	return cli_call(c, &req, rep);
+	return cli_call_rc(c, cpl_call_app_list(c, rep));
 }
 
 const Copal__App *

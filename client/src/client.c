@@ -14,6 +14,7 @@
 #include <nng/protocol/reqrep0/req.h>
 
 #include "copal/client.h"
+#include "internal.h"
 
 #define MAX_REPLY (256u << 20)
 
@@ -27,7 +28,26 @@ struct cpl_client {
 	int timeout_ms;
 	int attempts;
 	bool dialed;
+	// why the last call failed (cpl_client_errmsg): a static message or
+	// errbuf, the broker's text
+	const char *errmsg;
+	char *errbuf;
+	bool err_remote;
 };
+
+// Records the outcome of a call: code 0 clears it; text (may be NULL or
+// empty) is the broker's when remote.
+static void
+set_err(cpl_client *c, int code, bool remote, const char *text)
+{
+	free(c->errbuf);
+	c->errbuf = NULL;
+	c->err_remote = code != 0 && remote;
+	c->errmsg = code ? cpl_strerror(code) : "";
+	// without memory for the copy the status's message stands in
+	if (code && text && text[0] && (c->errbuf = strdup(text)) != NULL)
+		c->errmsg = c->errbuf;
+}
 
 uint64_t
 cpl_request_id(void)
@@ -55,6 +75,7 @@ cpl_client_open(const cpl_client_opts *o, cpl_client **out)
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return CPL_ENOMEM;
+	c->errmsg = "";
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
 	c->attempts = o->attempts > 0 ? o->attempts : 3;
 	const char *db = o->db_dir ? o->db_dir : getenv(CPL_ENV_DB);
@@ -127,6 +148,7 @@ cpl_client_close(cpl_client *c)
 	if (c == NULL)
 		return;
 	nng_close(c->sock);
+	free(c->errbuf);
 	free(c);
 }
 
@@ -136,8 +158,27 @@ cpl_client_db(const cpl_client *c)
 	return c->db;
 }
 
+const char *
+cpl_client_errmsg(const cpl_client *c)
+{
+	return c ? c->errmsg : cpl_strerror(CPL_EINVAL);
+}
+
+bool
+cpl_client_err_remote(const cpl_client *c)
+{
+	return c && c->err_remote;
+}
+
+void
+cpl_reply_free(Copal__Reply *rep)
+{
+	if (rep)
+		copal__reply__free_unpacked(rep, NULL);
+}
+
 static int
-call(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
+send_recv(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
     Copal__Reply **reply)
 {
 	Copal__Credentials cred = COPAL__CREDENTIALS__INIT;
@@ -198,6 +239,16 @@ call(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
 	return rv;
 }
 
+// A raw call: the reply as it came, or a local error (recorded).
+static int
+call(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
+    Copal__Reply **reply)
+{
+	int rv = send_recv(c, req, attempts, timeout_ms, reply);
+	set_err(c, rv, false, NULL);
+	return rv;
+}
+
 int
 cpl_client_call(cpl_client *c, Copal__Request *req, Copal__Reply **reply)
 {
@@ -213,4 +264,40 @@ cpl_client_call_once(cpl_client *c, Copal__Request *req, int timeout_ms,
 	if (c == NULL || req == NULL || reply == NULL)
 		return CPL_EINVAL;
 	return call(c, req, 1, timeout_ms, reply);
+}
+
+int
+cpl__call_typed(cpl_client *c, Copal__Request *req, const void *body,
+    int once_ms, Copal__Reply **rep)
+{
+	Copal__Reply *r = NULL;
+	int rv;
+	if (rep)
+		*rep = NULL;
+	if (c == NULL)
+		return CPL_EINVAL;
+	if (rep == NULL || body == NULL) {
+		set_err(c, CPL_EINVAL, false, NULL);
+		return CPL_EINVAL;
+	}
+	rv = once_ms > 0 ? call(c, req, 1, once_ms, &r) :
+	                   call(c, req, c->attempts, c->timeout_ms, &r);
+	if (rv != 0)
+		return rv;
+	if (r->status != 0) {
+		// a status this library does not know is still the broker's:
+		// cpl_strerror says "unknown error" for it
+		rv = r->status > INT_MAX ? CPL_EINTERNAL : (int)r->status;
+		set_err(c, rv, true, r->error);
+		copal__reply__free_unpacked(r, NULL);
+		return rv;
+	}
+	// the reply's body numbers are the request's (copal.proto)
+	if ((int)r->body_case != (int)req->body_case) {
+		set_err(c, CPL_EPROTO, false, NULL);
+		copal__reply__free_unpacked(r, NULL);
+		return CPL_EPROTO;
+	}
+	*rep = r;
+	return 0;
 }

@@ -40,12 +40,12 @@ wake(comm *c)
 		fprintf(stderr, "launcher: eventfd: %s\n", strerror(errno));
 }
 
+// The result rv of a typed call: a local failure is said here; a refusal
+// (the broker's status) is the caller's to explain.
 static int
-call(comm *c, Copal__Request *rq, Copal__Reply **rep)
+called(comm *c, int rv)
 {
-	rq->request_id = 0;
-	int rv = cpl_client_call(c->c, rq, rep);
-	if (rv)
+	if (rv && !cpl_client_err_remote(c->c))
 		fprintf(stderr, "launcher: broker request failed: %s\n",
 		    cpl_strerror(rv));
 	return rv;
@@ -99,35 +99,29 @@ send_reports(comm *c, struct report *r, size_t n)
 		s[i].node = r[i].node;
 		sp[i] = &s[i];
 	}
-	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
-	rr.lease_id = c->lease;
-	rr.n_reports = n;
-	rr.reports = sp;
-	Copal__Request rq = COPAL__REQUEST__INIT;
-	rq.body_case = COPAL__REQUEST__BODY_REPORT;
-	rq.report = &rr;
 	Copal__Reply *rep = NULL;
-	if ((rv = call(c, &rq, &rep)) == 0) {
-		if (rep->status == 0 && rep->report->n_kill_task_ids) {
+	rv = called(c, cpl_call_report(c->c, c->lease, sp, n, &rep));
+	if (rv == 0) {
+		if (rep->report->n_kill_task_ids) {
 			pthread_mutex_lock(&c->mx);
 			push_kills(c, rep->report->kill_task_ids,
 			    rep->report->n_kill_task_ids);
 			pthread_mutex_unlock(&c->mx);
 			wake(c);
 		}
-		if (rep->status == 0) {
-			for (size_t i = 0; i < rep->report->n_status && i < n; i++)
-				if (rep->report->status[i] != 0)
-					fprintf(stderr, "launcher: report of task %llu "
-					    "-> %s refused: %s\n",
-					    (unsigned long long)r[i].id,
-					    cpl_state_name(r[i].to),
-					    cpl_strerror((int)rep->report->status[i]));
-		} else {
-			fprintf(stderr, "launcher: reports refused: %s\n",
-			    rep->error);
-		}
-		copal__reply__free_unpacked(rep, NULL);
+		for (size_t i = 0; i < rep->report->n_status && i < n; i++)
+			if (rep->report->status[i] != 0)
+				fprintf(stderr, "launcher: report of task %llu "
+				    "-> %s refused: %s\n",
+				    (unsigned long long)r[i].id,
+				    cpl_state_name(r[i].to),
+				    cpl_strerror((int)rep->report->status[i]));
+		cpl_reply_free(rep);
+	} else if (cpl_client_err_remote(c->c)) {
+		// answered: the reports are not sent again
+		fprintf(stderr, "launcher: reports refused: %s\n",
+		    cpl_client_errmsg(c->c));
+		rv = 0;
 	}
 	free(s);
 	free(sp);
@@ -137,27 +131,22 @@ send_reports(comm *c, struct report *r, size_t n)
 static void
 heartbeat(comm *c, bool release)
 {
-	Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
 	char owner[256], host[128];
 	gethostname(host, sizeof(host));
 	host[sizeof(host) - 1] = '\0';
 	snprintf(owner, sizeof(owner), "launcher %s pid %d %s", host,
 	    (int)getpid(), c->o->mode == MODE_MPI ? "mpi" : "serial");
-	hb.lease_id = c->lease;
-	hb.owner = owner;
-	hb.ttl_ms = c->o->lease_ttl_ms;
-	hb.release = release;
-	Copal__Request rq = COPAL__REQUEST__INIT;
-	rq.body_case = COPAL__REQUEST__BODY_HEARTBEAT;
-	rq.heartbeat = &hb;
 	Copal__Reply *rep = NULL;
-	if (call(c, &rq, &rep) != 0)
+	int rv = called(c, cpl_call_heartbeat(c->c, c->lease, owner,
+	    c->o->lease_ttl_ms, release, &rep));
+	if (rv != 0 && !cpl_client_err_remote(c->c))
 		return;
 	pthread_mutex_lock(&c->mx);
-	if (rep->status != 0) {
+	if (rv != 0) {
 		if (!release) {
 			fprintf(stderr, "launcher: lease %llu lost: %s\n",
-			    (unsigned long long)c->lease, rep->error);
+			    (unsigned long long)c->lease,
+			    cpl_client_errmsg(c->c));
 			c->ev.lease_lost = true;
 			// reports under the old lease would be refused
 			free_reports(c->out, c->nout);
@@ -174,7 +163,7 @@ heartbeat(comm *c, bool release)
 		    rep->heartbeat->n_kill_task_ids);
 	}
 	pthread_mutex_unlock(&c->mx);
-	copal__reply__free_unpacked(rep, NULL);
+	cpl_reply_free(rep);
 	wake(c);
 }
 
@@ -201,16 +190,12 @@ do_claim(comm *c, uint32_t max, uint32_t rem, size_t n, const uint32_t *units,
 		cr.nodes = ncp;
 		cr.remaining_minutes = rem;
 		cr.workflow = (char *)(c->o->wf_filter ? c->o->wf_filter : "");
-		Copal__Request rq = COPAL__REQUEST__INIT;
-		rq.body_case = COPAL__REQUEST__BODY_CLAIM;
-		rq.claim = &cr;
-		if (call(c, &rq, &rep) == 0) {
-			if (rep->status == 0)
-				failed = false;
-			else
-				fprintf(stderr, "launcher: claim refused: %s\n",
-				    rep->error);
-		}
+		int rv = called(c, cpl_call_claim(c->c, &cr, &rep));
+		if (rv == 0)
+			failed = false;
+		else if (cpl_client_err_remote(c->c))
+			fprintf(stderr, "launcher: claim refused: %s\n",
+			    cpl_client_errmsg(c->c));
 	}
 	pthread_mutex_lock(&c->mx);
 	if (!failed)

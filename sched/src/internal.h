@@ -13,11 +13,9 @@ double sched_mono_s(void);
 // blank, trimmed, control characters as '?'.
 void sched_one_line(const char *text, char *out, size_t len);
 
-// jobs.c: a broker call that reports errors as text (the service logs
-// them) instead of printing them. Returns 0 and *rep, or a copal error
-// code with why.
-int sched_call(cpl_client *c, Copal__Request *req, Copal__Reply **rep,
-    char *why, size_t wl);
+// jobs.c: the result rv of a typed call on c with its error as text (the
+// service logs them) instead of printed: rv, and why when it is not 0.
+int sched_called(cpl_client *c, int rv, char *why, size_t wl);
 // jobs.c: whether a job in state s counts against the policy (SUBMITTING,
 // QUEUED, RUNNING).
 bool sched_job_active(Copal__BatchJobState s);

@@ -27,26 +27,15 @@ sched_job_active(Copal__BatchJobState s)
 }
 
 int
-sched_call(cpl_client *c, Copal__Request *req, Copal__Reply **rep,
-    char *why, size_t wl)
+sched_called(cpl_client *c, int rv, char *why, size_t wl)
 {
-	Copal__Reply *r = NULL;
-	int rv = cpl_client_call(c, req, &r);
-	if (rv) {
+	if (rv && !cpl_client_err_remote(c))
 		snprintf(why, wl, "no answer from the broker: %s",
 		    cpl_strerror(rv));
-		return rv;
-	}
-	if (r->status) {
-		rv = (int)r->status;
+	else if (rv)
 		// Cut to the caller's buffer on purpose (a log line).
-		snprintf(why, wl, "%s", r->error && r->error[0] ? r->error :
-		                                              cpl_strerror(rv));
-		copal__reply__free_unpacked(r, NULL);
-		return rv;
-	}
-	*rep = r;
-	return 0;
+		snprintf(why, wl, "%s", cpl_client_errmsg(c));
+	return rv;
 }
 
 int
@@ -54,7 +43,6 @@ sched_job_update(cpl_client *c, uint64_t id, Copal__BatchJobState st,
     const char *sid, const char *msg, const char *word, const char *script,
     Copal__BatchJob **out, char *why, size_t wl)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
 	Copal__BatchJobUpdateRequest u = COPAL__BATCH_JOB_UPDATE_REQUEST__INIT;
 	Copal__Reply *rep;
 	u.id = id;
@@ -63,9 +51,7 @@ sched_job_update(cpl_client *c, uint64_t id, Copal__BatchJobState st,
 	u.message = (char *)(msg ? msg : "");
 	u.sched_state = (char *)(word ? word : "");
 	u.script = (char *)(script ? script : "");
-	req.body_case = COPAL__REQUEST__BODY_BATCH_UPDATE;
-	req.batch_update = &u;
-	int rv = sched_call(c, &req, &rep, why, wl);
+	int rv = sched_called(c, cpl_call_bjob_update(c, &u, &rep), why, wl);
 	if (rv == 0) {
 		if (out) {
 			*out = rep->batch_update->job;
@@ -80,16 +66,10 @@ int
 sched_job_list(cpl_client *c, bool active_only, Copal__Reply **rep,
     char *why, size_t wl)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__BatchJobListRequest l = COPAL__BATCH_JOB_LIST_REQUEST__INIT;
-	Copal__BatchJobState act[] = { BJ(SUBMITTING), BJ(QUEUED), BJ(RUNNING) };
-	if (active_only) {
-		l.states = act;
-		l.n_states = 3;
-	}
-	req.body_case = COPAL__REQUEST__BODY_BATCH_LIST;
-	req.batch_list = &l;
-	return sched_call(c, &req, rep, why, wl);
+	static const Copal__BatchJobState act[] = { BJ(SUBMITTING), BJ(QUEUED),
+		BJ(RUNNING) };
+	return sched_called(c, cpl_call_bjob_list(c, active_only ? act : NULL,
+	    active_only ? 3 : 0, rep), why, wl);
 }
 
 // ------------------------------------------------------------ sync
@@ -177,7 +157,6 @@ int
 sched_backlog(cpl_client *c, const cpl_conf *conf, const char *wf,
     uint32_t max_ids, Copal__Reply **rep, char *why, size_t wl)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
 	Copal__BacklogRequest b = COPAL__BACKLOG_REQUEST__INIT;
 	Copal__QueueLimit lim[CPL_CONF_MAX_QUEUES], *lp[CPL_CONF_MAX_QUEUES];
 	for (size_t i = 0; i < conf->nqueues; i++) {
@@ -191,9 +170,7 @@ sched_backlog(cpl_client *c, const cpl_conf *conf, const char *wf,
 	b.queues = lp;
 	b.n_queues = conf->nqueues;
 	b.max_unfit_ids = max_ids;
-	req.body_case = COPAL__REQUEST__BODY_BACKLOG;
-	req.backlog = &b;
-	return sched_call(c, &req, rep, why, wl);
+	return sched_called(c, cpl_call_backlog(c, &b, rep), why, wl);
 }
 
 // "uuid8 name, uuid8 name, ..." of up to 10 tasks by id.
@@ -201,8 +178,6 @@ static void
 describe_tasks(cpl_client *c, const uint64_t *ids, size_t n, char *out,
     size_t len)
 {
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__QueryRequest q = COPAL__QUERY_REQUEST__INIT;
 	Copal__Filter f = COPAL__FILTER__INIT;
 	Copal__Reply *rep;
 	char why[256];
@@ -210,12 +185,8 @@ describe_tasks(cpl_client *c, const uint64_t *ids, size_t n, char *out,
 	out[0] = '\0';
 	f.ids = (uint64_t *)ids;
 	f.n_ids = n;
-	q.filter = &f;
-	q.limit = (uint32_t)n;
-	q.with_spec = true;
-	req.body_case = COPAL__REQUEST__BODY_QUERY;
-	req.query = &q;
-	if (sched_call(c, &req, &rep, why, sizeof(why)) != 0)
+	if (sched_called(c, cpl_call_query(c, &f, 0, (uint32_t)n, true, &rep),
+	        why, sizeof(why)) != 0)
 		return;
 	for (size_t i = 0; i < rep->query->n_tasks && off < len; i++) {
 		const Copal__Task *t = rep->query->tasks[i];

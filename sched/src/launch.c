@@ -219,8 +219,6 @@ sched_launch(cpl_client *c, const char *db, const cpl_conf *conf,
 		return CPL_ENOTFOUND;
 
 	// the record first: its id names the script
-	Copal__Request req = COPAL__REQUEST__INIT;
-	Copal__BatchJobAddRequest ar = COPAL__BATCH_JOB_ADD_REQUEST__INIT;
 	Copal__BatchJob j = COPAL__BATCH_JOB__INIT;
 	Copal__Reply *rep = NULL;
 	j.scheduler = (char *)conf->scheduler;
@@ -232,10 +230,7 @@ sched_launch(cpl_client *c, const char *db, const cpl_conf *conf,
 	j.wf_filter = (char *)(r->wf_filter ? r->wf_filter : "");
 	j.sched_flags = (char *)(r->flags ? r->flags : "");
 	j.origin = (char *)r->origin;
-	ar.job = &j;
-	req.body_case = COPAL__REQUEST__BODY_BATCH_ADD;
-	req.batch_add = &ar;
-	int rv = sched_call(c, &req, &rep, why, wl);
+	int rv = sched_called(c, cpl_call_bjob_add(c, &j, &rep), why, wl);
 	if (rv) {
 		free(text);
 		return rv;

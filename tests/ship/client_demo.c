@@ -13,18 +13,17 @@
 #include <copal/client.h>
 #include <copal/version.h>
 
+// The result rv of a typed call: 0, or -1 having said why.
 static int
-call(cpl_client *c, Copal__Request *req, Copal__Reply **rep)
+check(cpl_client *c, int rv)
 {
-	int rv = cpl_client_call(c, req, rep);
-	if (rv) {
+	if (rv && !cpl_client_err_remote(c)) {
 		fprintf(stderr, "client_demo: %s\n", cpl_strerror(rv));
 		return -1;
 	}
-	if ((*rep)->status != COPAL__STATUS__STATUS_OK) {
+	if (rv) {
 		fprintf(stderr, "client_demo: broker says %s: %s\n",
-		    cpl_errname((int)(*rep)->status), (*rep)->error);
-		copal__reply__free_unpacked(*rep, NULL);
+		    cpl_errname(rv), cpl_client_errmsg(c));
 		return -1;
 	}
 	return 0;
@@ -58,15 +57,9 @@ main(int argc, char **argv)
 	Copal__App app = COPAL__APP__INIT;
 	app.name = "demo";
 	app.executable = "/bin/true";
-	Copal__AppRegisterRequest ar = COPAL__APP_REGISTER_REQUEST__INIT;
-	ar.app = &app;
-	ar.replace = 1;
-	Copal__Request req = COPAL__REQUEST__INIT;
-	req.body_case = COPAL__REQUEST__BODY_APP_REGISTER;
-	req.app_register = &ar;
-	if (call(c, &req, &rep))
+	if (check(c, cpl_call_app_register(c, &app, true, &rep)))
 		return 1;
-	copal__reply__free_unpacked(rep, NULL);
+	cpl_reply_free(rep);
 
 	Copal__TaskSpec *specs = calloc((size_t)n, sizeof(*specs));
 	Copal__TaskSpec **sp = calloc((size_t)n, sizeof(*sp));
@@ -84,28 +77,20 @@ main(int argc, char **argv)
 	Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
 	cr.n_tasks = (size_t)n;
 	cr.tasks = sp;
-	req = (Copal__Request)COPAL__REQUEST__INIT;
-	req.body_case = COPAL__REQUEST__BODY_CREATE;
-	req.create = &cr;
-	if (call(c, &req, &rep))
+	if (check(c, cpl_call_create_tasks(c, &cr, &rep)))
 		return 1;
-	copal__reply__free_unpacked(rep, NULL);
+	cpl_reply_free(rep);
 
 	Copal__Filter f = COPAL__FILTER__INIT;
 	f.workflow = "installed";
-	Copal__CountRequest cnt = COPAL__COUNT_REQUEST__INIT;
-	cnt.filter = &f;
-	req = (Copal__Request)COPAL__REQUEST__INIT;
-	req.body_case = COPAL__REQUEST__BODY_COUNT;
-	req.count = &cnt;
-	if (call(c, &req, &rep))
+	if (check(c, cpl_call_count(c, &f, &rep)))
 		return 1;
 	const Copal__CountReply *cr2 = rep->count;
 	uint64_t ready = COPAL__TASK_STATE__STATE_READY < cr2->n_by_state ?
 	    cr2->by_state[COPAL__TASK_STATE__STATE_READY] : 0;
 	printf("READY %llu\ntotal %llu\n", (unsigned long long)ready,
 	    (unsigned long long)cr2->total);
-	copal__reply__free_unpacked(rep, NULL);
+	cpl_reply_free(rep);
 	cpl_client_close(c);
 	free(specs);
 	free(sp);

@@ -62,17 +62,14 @@ client(void)
 	return c;
 }
 
-static Copal__Reply *
-call(cpl_client *c, Copal__Request *rq)
+// The result rv of a typed call on c that must succeed.
+static void
+must(cpl_client *c, int rv)
 {
-	Copal__Reply *r;
-	int rv;
-	rq->request_id = 0;
-	if ((rv = cpl_client_call(c, rq, &r)) != 0)
+	if (rv && !cpl_client_err_remote(c))
 		die("call", cpl_strerror(rv));
-	if (r->status)
-		die("request refused", r->error);
-	return r;
+	if (rv)
+		die("request refused", cpl_client_errmsg(c));
 }
 
 // ---------------------------------------------------------------- launchers
@@ -120,14 +117,8 @@ report(cpl_client *c, uint64_t lease, const Copal__ClaimReply *cr, int to,
 		if (!(to == COPAL__TASK_STATE__STATE_JOB_FINISHED && err_every &&
 		        s[i].task_id % (uint64_t)err_every == 0))
 			sp[k++] = &s[i];
-	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
-	rr.lease_id = lease;
-	rr.n_reports = k;
-	rr.reports = sp;
-	Copal__Request rq = COPAL__REQUEST__INIT;
-	rq.body_case = COPAL__REQUEST__BODY_REPORT;
-	rq.report = &rr;
-	Copal__Reply *r = call(c, &rq);
+	Copal__Reply *r;
+	must(c, cpl_call_report(c, lease, sp, k, &r));
 	for (size_t i = 0; i < r->report->n_status; i++)
 		if (r->report->status[i] != 0)
 			die("report refused", cpl_strerror((int)r->report->status[i]));
@@ -146,13 +137,8 @@ launcher_main(void *arg)
 	char owner[64];
 	snprintf(owner, sizeof(owner), "launcher sim%d pid %d serial", L->idx,
 	    1000 + L->idx);
-	Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
-	hb.owner = owner;
-	hb.ttl_ms = 600000;
-	Copal__Request rq = COPAL__REQUEST__INIT;
-	rq.body_case = COPAL__REQUEST__BODY_HEARTBEAT;
-	rq.heartbeat = &hb;
-	Copal__Reply *r = call(c, &rq);
+	Copal__Reply *r;
+	must(c, cpl_call_heartbeat(c, 0, owner, 600000, false, &r));
 	uint64_t lease = r->heartbeat->lease_id;
 	copal__reply__free_unpacked(r, NULL);
 
@@ -167,11 +153,8 @@ launcher_main(void *arg)
 	cl.max_tasks = (uint32_t)claim_max;
 	cl.n_nodes = (size_t)nnodes;
 	cl.nodes = ncp;
-	Copal__Request crq = COPAL__REQUEST__INIT;
-	crq.body_case = COPAL__REQUEST__BODY_CLAIM;
-	crq.claim = &cl;
 	for (;;) {
-		r = call(c, &crq);
+		must(c, cpl_call_claim(c, &cl, &r));
 		if (r->claim->n_tasks == 0) {
 			copal__reply__free_unpacked(r, NULL);
 			break;
@@ -185,9 +168,8 @@ launcher_main(void *arg)
 		copal__reply__free_unpacked(r, NULL);
 	}
 	// release the lease: the launcher is gone
-	hb.lease_id = lease;
-	hb.release = 1;
-	copal__reply__free_unpacked(call(c, &rq), NULL);
+	must(c, cpl_call_heartbeat(c, lease, owner, 600000, true, &r));
+	cpl_reply_free(r);
 	free(ncp);
 	cpl_client_close(c);
 	return NULL;
@@ -231,13 +213,9 @@ main(int argc, char **argv)
 	Copal__App app = COPAL__APP__INIT;
 	app.name = "sim";
 	app.executable = "/bin/true";
-	Copal__AppRegisterRequest ar = COPAL__APP_REGISTER_REQUEST__INIT;
-	ar.app = &app;
-	ar.replace = 1;
-	Copal__Request arq = COPAL__REQUEST__INIT;
-	arq.body_case = COPAL__REQUEST__BODY_APP_REGISTER;
-	arq.app_register = &ar;
-	copal__reply__free_unpacked(call(c, &arq), NULL);
+	Copal__Reply *r;
+	must(c, cpl_call_app_register(c, &app, true, &r));
+	cpl_reply_free(r);
 
 	double t0 = now_s();
 	const int batch = 10000;
@@ -267,10 +245,8 @@ main(int argc, char **argv)
 		Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
 		cr.n_tasks = (size_t)n;
 		cr.tasks = sp;
-		Copal__Request crq = COPAL__REQUEST__INIT;
-		crq.body_case = COPAL__REQUEST__BODY_CREATE;
-		crq.create = &cr;
-		copal__reply__free_unpacked(call(c, &crq), NULL);
+		must(c, cpl_call_create_tasks(c, &cr, &r));
+		cpl_reply_free(r);
 	}
 	free(specs);
 	free(sp);
