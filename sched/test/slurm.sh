@@ -137,9 +137,12 @@ blocker=$(sbatch --parsable --exclusive -N1 -t 5 --wrap 'sleep 300')
 add_job w1 nap --args 1 >/dev/null
 OUT=$(copal service --once 2>&1)
 assert_contains "$OUT" "submitted qlaunch 5" "a job for the new task"
-sleep 3
+# the blocker holds the node; then squeue shows ours waiting behind it
+wait_for "[[ \$(squeue -h -j '$blocker' -o %T 2>/dev/null) == RUNNING ]]" 60 \
+    "the blocker job $blocker running"
+wait_for "[[ \$(job_field 5 sched_state) == PENDING ]]" 60 \
+    "qlaunch 5 PENDING in squeue"
 assert_eq QUEUED "$(job_field 5 state)" "waits behind the blocker"
-assert_eq PENDING "$(job_field 5 sched_state)" "squeue's word"
 t0=$SECONDS
 while :; do
 	OUT=$(copal service --once 2>&1)
