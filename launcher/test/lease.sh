@@ -31,8 +31,8 @@ end_orphans() {
 start_launcher a --job-mode serial --lease-ttl 2 --idle-ttl 30 -v
 A=$LPID
 for t in w1 w2; do
-	wait_for_state $t RUNNING 10
-	wait_for_file "$(workdir_of $t)/pid.1" 10
+	wait_for_state $t RUNNING 30
+	wait_for_file "$(workdir_of $t)/pid.1" 30
 	orphans+=("$(cat "$(workdir_of $t)/pid.1")")
 done
 kill -KILL "$A"
@@ -41,11 +41,14 @@ k0=$(elapsed_ms)
 log "launcher a (pid $A) killed with SIGKILL"
 
 for t in w1 w2; do
-	wait_for_state $t RESTART_READY 15
+	wait_for_state $t RESTART_READY 60
 done
 took=$(($(elapsed_ms) - k0))
 log "tasks back to RESTART_READY $took ms after the SIGKILL"
-((took < 8000)) || fail "lease ttl 2 s, yet the tasks came back only after $took ms"
+# the lease (2 s) expired and the sweep found it: well before the 300 s the
+# orphaned attempt would run, however loaded the machine (the message,
+# checked below, says why they came back)
+((took < 45000)) || fail "lease ttl 2 s, yet the tasks came back only after $took ms"
 for t in w1 w2; do
 	h=$(history_of $t)
 	assert_contains "$(grep '^RUNNING->RUN_TIMEOUT' <<<"$h")" "lease expired" \
@@ -56,9 +59,9 @@ done
 
 start_launcher b --job-mode serial --lease-ttl 2 --idle-ttl 1 -v
 for t in w1 w2; do
-	wait_for_state $t JOB_FINISHED 20
+	wait_for_state $t JOB_FINISHED 60
 done
-wait_launcher "$LPID" 30
+wait_launcher "$LPID" 60
 end_orphans
 
 for t in w1 w2; do

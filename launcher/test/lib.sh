@@ -254,6 +254,20 @@ wait_for_state() { # NAME STATE [TIMEOUT]
 	done
 }
 
+# Polls (every 0.2 s) until the shell command CONDITION succeeds; fails
+# after TIMEOUT seconds, naming WHAT (default: the condition). Timing
+# tests wait for what they need with a generous deadline rather than
+# sleeping a fixed time or bounding a duration tightly: a loaded 2-core
+# machine stretches every step.
+wait_for() { # CONDITION TIMEOUT [WHAT]
+	local cond=$1 to=$2 what=${3:-$1}
+	local deadline=$(($(elapsed_ms) + to * 1000))
+	until eval "$cond"; do
+		(($(elapsed_ms) <= deadline)) || fail "not after ${to}s: $what"
+		sleep 0.2
+	done
+}
+
 # Waits until FILE exists (tasks use files to say how far they got).
 wait_for_file() { # FILE [TIMEOUT]
 	local f=$1 to=${2:-30}

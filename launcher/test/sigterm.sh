@@ -15,12 +15,16 @@ start_launcher busy --job-mode serial --grace 2 --idle-ttl 60 -v
 BUSY=$LPID
 start_launcher idle --job-mode serial --persistent --wf-filter nothing -v
 IDLE=$LPID
-wait_for_state long RUNNING 10
-sleep 0.5
+wait_for_state long RUNNING 30
+# both have their signal handling in place once they log "started:" (a
+# SIGTERM before that would simply kill them)
+for l in busy idle; do
+	wait_for "grep -q 'started:' '$T/$l.log'" 30 "launcher $l started"
+done
 kill -TERM "$BUSY" "$IDLE"
-wait_launcher "$IDLE" 10
-wait_launcher "$BUSY" 10
-wait_for_state long RESTART_READY 10
+wait_launcher "$IDLE" 30
+wait_launcher "$BUSY" 30
+wait_for_state long RESTART_READY 30
 assert_eq "CREATED->READY READY->RUNNING RUNNING->RUN_TIMEOUT RUN_TIMEOUT->RESTART_READY" \
     "$(transitions_of long)" "history of long"
 assert_contains "$(history_of long | grep '^RUNNING->RUN_TIMEOUT')" "cut off" \

@@ -28,8 +28,9 @@ if copal modify "$esc" workdir ../escape >/dev/null 2>&1 &&
 	assert_eq ../escape "$(task_field escape workdir)" "workdir of escape after modify"
 else
 	# a CLI that refuses them in modify too leaves no way to hand them
-	# to the launcher from here: those two then simply run
-	log "copal modify refuses bad workdirs: the launcher's check is not reached"
+	# to the launcher from here: those two then simply run. The
+	# launcher's own check is tested by workdir_test (launcher/test).
+	log "copal modify refuses bad workdirs: the launcher's check is covered by workdir_test"
 	badwd=()
 fi
 
