@@ -19,7 +19,7 @@
 //
 //   powercut_test [--rounds N] [--seed S] [--only R]
 //
-// --rounds: rounds to run (default 200). --seed: repeat a run's kill times
+// --rounds: rounds to run (default 200, or $COPAL_PC_ROUNDS). --seed: repeat a run's kill times
 // (printed at the start; also COPAL_TEST_SEED). --only R: run round R of
 // that seed alone. COPAL_TEST_KEEP=1 keeps a failing round's directories.
 //
@@ -520,6 +520,9 @@ int
 main(int argc, char **argv)
 {
 	opt_seed = bh_seed();
+	const char *env_rounds = getenv("COPAL_PC_ROUNDS");
+	if (env_rounds && *env_rounds)
+		opt_rounds = atoi(env_rounds);
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 >= argc)
 			usage();
