@@ -1,12 +1,11 @@
 // Handlers of tasks: create, query, count, modify, delete, kill and
 // dependencies, with the wire filters they select tasks by.
 #include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#include "copal/spec.h"
 #include "handlers.h"
 
 #define DEFAULT_PAGE 100u
@@ -127,45 +126,15 @@ select_ids(hctx *h, cpl_txn *txn, const Copal__Filter *wf, cpl_ids *out)
 	return cpl_query(txn, &f, 0, 0, 0, ids_cb, out, NULL);
 }
 
-static int
-u32_parse(const char *s, uint32_t *out)
+// Whether the store refused a spec (rv) for breaking the rule book; if so
+// writes which rule into why. The store says only CPL_EINVAL or
+// CPL_ETOOBIG; the book says which field and which limit.
+static bool
+spec_refusal(int rv, const Copal__TaskSpec *sp, char *why, size_t len)
 {
-	char *end;
-	errno = 0;
-	if (s == NULL || *s == '\0' || *s == '-')
-		return CPL_EINVAL;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || *end || v > UINT32_MAX)
-		return CPL_EINVAL;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int
-i32_parse(const char *s, int32_t *out)
-{
-	char *end;
-	errno = 0;
-	if (s == NULL || *s == '\0')
-		return CPL_EINVAL;
-	long v = strtol(s, &end, 10);
-	if (errno || *end || v > INT32_MAX || v < INT32_MIN)
-		return CPL_EINVAL;
-	*out = (int32_t)v;
-	return 0;
-}
-
-static int
-bool_parse(const char *s, protobuf_c_boolean *out)
-{
-	if (!strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "yes"))
-		*out = 1;
-	else if (!strcasecmp(s, "false") || !strcmp(s, "0") ||
-	    !strcasecmp(s, "no"))
-		*out = 0;
-	else
-		return CPL_EINVAL;
-	return 0;
+	if (rv != CPL_EINVAL && rv != CPL_ETOOBIG)
+		return false;
+	return cpl_spec_check(sp, why, len) == rv;
 }
 
 // ---------------------------------------------------------------- create
@@ -176,6 +145,7 @@ h_create(hctx *h, cpl_txn *txn)
 	const Copal__CreateTasksRequest *r = h->req->create;
 	Copal__CreateTasksReply *rep =
 	    NEW(h, Copal__CreateTasksReply, COPAL__CREATE_TASKS_REPLY__INIT);
+	char why[256];
 	int rv = 0;
 	if (rep == NULL)
 		return CPL_ENOMEM;
@@ -218,6 +188,9 @@ h_create(hctx *h, cpl_txn *txn)
 			sp.n_parent_ids = n;
 		}
 		if ((rv = cpl_task_create(txn, &sp, &ids[i], uuid)) != 0) {
+			if (spec_refusal(rv, &sp, why, sizeof(why)))
+				FAIL(h, rv, "task %zu (%s): %s", i,
+				    sp.name ? sp.name : "", why);
 			if (rv != CPL_ENOTFOUND)
 				FAIL(h, rv, "task %zu (%s): %s", i,
 				    sp.name ? sp.name : "", cpl_strerror(rv));
@@ -394,94 +367,22 @@ h_count(hctx *h, cpl_txn *txn)
 
 // ---------------------------------------------------------------- modify
 
-enum ftype { F_STR, F_U32, F_I32, F_BOOL, F_RES_U32, F_RES_STR };
-
-static const struct field {
-	const char *name;
-	enum ftype type;
-	size_t off;
-} fields[] = {
-	{ "name", F_STR, offsetof(Copal__TaskSpec, name) },
-	{ "workflow", F_STR, offsetof(Copal__TaskSpec, workflow) },
-	{ "description", F_STR, offsetof(Copal__TaskSpec, description) },
-	{ "application", F_STR, offsetof(Copal__TaskSpec, application) },
-	{ "args", F_STR, offsetof(Copal__TaskSpec, args) },
-	{ "data", F_STR, offsetof(Copal__TaskSpec, data_json) },
-	{ "stage_in_url", F_STR, offsetof(Copal__TaskSpec, stage_in_url) },
-	{ "stage_out_files", F_STR, offsetof(Copal__TaskSpec, stage_out_files) },
-	{ "stage_out_url", F_STR, offsetof(Copal__TaskSpec, stage_out_url) },
-	{ "workdir", F_STR, offsetof(Copal__TaskSpec, workdir) },
-	{ "max_retries", F_U32, offsetof(Copal__TaskSpec, max_retries) },
-	{ "timeout_seconds", F_U32, offsetof(Copal__TaskSpec, timeout_seconds) },
-	{ "priority", F_I32, offsetof(Copal__TaskSpec, priority) },
-	{ "auto_timeout_retry", F_BOOL,
-	    offsetof(Copal__TaskSpec, auto_timeout_retry) },
-	{ "post_error_handler", F_BOOL,
-	    offsetof(Copal__TaskSpec, post_error_handler) },
-	{ "post_timeout_handler", F_BOOL,
-	    offsetof(Copal__TaskSpec, post_timeout_handler) },
-	{ "num_nodes", F_RES_U32, offsetof(Copal__Resources, num_nodes) },
-	{ "ranks_per_node", F_RES_U32, offsetof(Copal__Resources, ranks_per_node) },
-	{ "threads_per_rank", F_RES_U32,
-	    offsetof(Copal__Resources, threads_per_rank) },
-	{ "threads_per_core", F_RES_U32,
-	    offsetof(Copal__Resources, threads_per_core) },
-	{ "gpus_per_rank", F_RES_U32, offsetof(Copal__Resources, gpus_per_rank) },
-	{ "node_packing_count", F_RES_U32,
-	    offsetof(Copal__Resources, node_packing_count) },
-	{ "wall_time_minutes", F_RES_U32,
-	    offsetof(Copal__Resources, wall_time_minutes) },
-	{ "cpu_affinity", F_RES_STR, offsetof(Copal__Resources, cpu_affinity) },
-};
-
-static const struct field *
-field_find(const char *name)
-{
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		if (strcmp(fields[i].name, name) == 0)
-			return &fields[i];
-	return NULL;
-}
-
-// Sets one field on a copy of the spec (strings point at `value`).
-static int
-field_set(const struct field *fd, Copal__TaskSpec *sp, Copal__Resources *res,
-    const char *value)
-{
-	char *base = fd->type == F_RES_U32 || fd->type == F_RES_STR ?
-	    (char *)res : (char *)sp;
-	void *p = base + fd->off;
-	switch (fd->type) {
-	case F_STR:
-	case F_RES_STR:
-		*(const char **)p = value;
-		return 0;
-	case F_U32:
-	case F_RES_U32:
-		return u32_parse(value, p);
-	case F_I32:
-		return i32_parse(value, p);
-	case F_BOOL:
-		return bool_parse(value, p);
-	}
-	return CPL_EINVAL;
-}
-
 int
 h_modify(hctx *h, cpl_txn *txn)
 {
 	const Copal__ModifyRequest *r = h->req->modify;
 	cpl_ids sel = { NULL, 0, 0 };
-	const struct field *fd = NULL;
+	const cpl_spec_field *fd = NULL;
 	cpl_state st = CPL_STATE_NONE;
 	uint64_t changed = 0;
+	char why[256];
 	int rv;
 	if (r->field == NULL || r->value == NULL)
 		FAIL(h, CPL_EINVAL, "modify needs a field and a value");
 	if (strcmp(r->field, "state") == 0) {
 		if ((st = cpl_state_parse(r->value)) == CPL_STATE_NONE)
 			FAIL(h, CPL_EINVAL, "unknown state %s", r->value);
-	} else if ((fd = field_find(r->field)) == NULL) {
+	} else if ((fd = cpl_spec_find(r->field)) == NULL || !fd->modify) {
 		FAIL(h, CPL_EINVAL, "unknown or unmodifiable field %s", r->field);
 	}
 	if ((rv = select_ids(h, txn, r->filter, &sel)) != 0) {
@@ -507,12 +408,18 @@ h_modify(hctx *h, cpl_txn *txn)
 			if (sp.resources)
 				res = *sp.resources;
 			sp.resources = &res;
-			if ((rv = field_set(fd, &sp, &res, r->value)) != 0) {
+			if ((rv = cpl_spec_set(fd, &sp, r->value)) != 0) {
 				snprintf(h->err, sizeof(h->err),
-				    "bad value %s for %s", r->value, fd->name);
+				    "bad value %s for %s", r->value, fd->key);
 				break;
 			}
 			rv = cpl_task_update_spec(txn, sel.v[i], &sp);
+			if (spec_refusal(rv, &sp, why, sizeof(why))) {
+				char u[37];
+				cpl_uuid_format(t.uuid, u);
+				snprintf(h->err, sizeof(h->err),
+				    "task %s: %s (nothing was changed)", u, why);
+			}
 		}
 		if (rv == 0) {
 			changed++;

@@ -312,7 +312,7 @@ add_line(struct load *l, const char *text, size_t len, uint64_t line)
 	}
 	spec_init(b);
 	if (spec_from_json(b, bt->a, o, skip, err, sizeof(err)) != 0 ||
-	    spec_check(&b->sp, err, sizeof(err)) != 0) {
+	    cpl_spec_check(&b->sp, err, sizeof(err)) != 0) {
 		line_err(l, line, "%s", err);
 		goto out;
 	}

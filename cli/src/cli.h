@@ -3,8 +3,9 @@
 // Layout: copal.c holds the verb table and main(); opts.c parses options
 // from per-verb tables and prints help from the same tables; db.c finds the
 // database and talks to (or starts) its broker; resolve.c turns uuid prefixes
-// into task ids; filter.c builds task filters from options; spec.c is the
-// task-spec field table shared by `job` options and `job --from-file` JSON;
+// into task ids; filter.c builds task filters from options; spec.c makes
+// `job` options, `job --from-file` JSON and `modify` help from the task
+// spec's field table (copal/spec.h);
 // table.c prints tables, JSON and CSV. The cmd_*.c files and bulk.c hold the
 // verbs.
 #ifndef COPAL_CLI_H
@@ -18,6 +19,7 @@
 #include "copal/arena.h"
 #include "copal/client.h"
 #include "copal/common.h"
+#include "copal/spec.h"
 #include "copal/xalloc.h"
 
 // ------------------------------------------------------------ exit codes
@@ -250,9 +252,17 @@ typedef struct spec_buf {
 	size_t nparent_refs;
 } spec_buf;
 
-extern const cli_opt spec_opts[];  // one option per TaskSpec field
-enum { KEY_SPEC = 1000 };           // spec_opts keys: KEY_SPEC + field index
-// Defaults: max_retries 3, auto_timeout_retry true.
+// One option per field of the table (copal/spec.h), and other spellings;
+// keys from KEY_SPEC up. modify_more: the FIELD help of `copal modify`.
+// Both are filled by spec_cli_init, which main calls first.
+extern cli_opt spec_opts[];
+extern char modify_more[];
+enum { KEY_SPEC = 1000 };
+void spec_cli_init(void);
+// The field a user names: its key or alias, '-' read as '_'; with proto,
+// its schema name too (copal modify data_json). NULL if none.
+const cpl_spec_field *spec_field_named(const char *name, bool proto);
+// The defaults of the table (max_retries 3, auto_timeout_retry true).
 void spec_init(spec_buf *b);
 // Sets a field from a command-line option (key from spec_opts). Returns 0
 // or an exit code after printing why.
@@ -265,8 +275,6 @@ int spec_from_json(spec_buf *b, arena *a, struct json_t *obj,
     const char *const *skip, char *err, size_t errlen);
 // Adds a resolved parent id.
 void spec_add_parent(spec_buf *b, arena *a, uint64_t id);
-// Checks required fields; writes the reason.
-int spec_check(const Copal__TaskSpec *sp, char *err, size_t errlen);
 // Prints a key: value block (Balsam's confirmation). app, db, uuid and m
 // may be NULL; parents are shown by uuid when m knows them. all: every
 // field, not only the usual ones and those set.

@@ -29,25 +29,20 @@ const cli_opt killjob_opts[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-// Field names of `copal modify`, as the broker knows them, with the
-// spellings users may type.
-static const struct {
-	const char *alias, *field;
-} field_alias[] = {
-	{ "app", "application" }, { "wf", "workflow" },
-	{ "data_json", "data" }, { "job_state", "state" },
-};
-
+// The field name of `copal modify` as the broker knows it (the table's
+// key) for the spellings users may type.
 static const char *
 field_name(const char *in, char *buf, size_t len)
 {
+	const cpl_spec_field *f = spec_field_named(in, true);
+	if (f != NULL)
+		return f->key;
 	snprintf(buf, len, "%s", in);
 	for (char *p = buf; *p; p++)
 		if (*p == '-')
 			*p = '_';
-	for (size_t i = 0; i < sizeof(field_alias) / sizeof(field_alias[0]); i++)
-		if (strcmp(buf, field_alias[i].alias) == 0)
-			return field_alias[i].field;
+	if (strcmp(buf, "job_state") == 0)
+		return "state";
 	return buf;
 }
 
@@ -86,6 +81,7 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 	filt f;
 	cpl_client *c = NULL;
 	char fbuf[64], uuid[37] = "";
+	char *norm = NULL; // the compact JSON sent for data, printed after
 	int k, rc;
 	filt_init(&f);
 	if ((rc = cli_parse_init(&p, v, argc, argv)) != 0)
@@ -118,7 +114,6 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 	char **ops = p.argv + p.first;
 	const char *field = field_name(ops[by_id ? 1 : 0], fbuf, sizeof(fbuf));
 	const char *value = ops[by_id ? 2 : 1];
-	char *norm = NULL;
 	if (strcmp(field, "state") == 0) {
 		cpl_state s = cpl_state_parse(value);
 		if (s == CPL_STATE_NONE) {
@@ -126,11 +121,14 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 			goto out;
 		}
 		value = cpl_state_name(s);
-	} else if (strcmp(field, "data") == 0) {
+	} else if (cpl_spec_find(field) &&
+	    cpl_spec_find(field)->type == CPL_SPEC_JSON) {
+		// sent compact, as `copal job --data` does
 		json_error_t je;
 		json_t *j = json_loads(value, JSON_DECODE_ANY, &je);
 		if (j == NULL) {
-			rc = cli_usage("data: not valid JSON: %s", je.text);
+			rc = cli_usage("%s: not valid JSON: %s", field,
+			    je.text);
 			goto out;
 		}
 		norm = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -145,7 +143,6 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 	Copal__Reply *rep;
 	rc = cli_call_rc(c, cpl_call_modify(c, filt_wire(&f), field, value,
 	    message, &rep));
-	free(norm);
 	if (rc)
 		goto out;
 	const Copal__ModifyReply *r = rep->modify;
@@ -158,6 +155,7 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 		    r->matched, r->matched == 1 ? "" : "s", r->changed);
 	copal__reply__free_unpacked(rep, NULL);
 out:
+	free(norm);
 	cpl_client_close(c);
 	filt_free(&f);
 	cli_parse_free(&p);

@@ -172,7 +172,7 @@ cmd_job(const cli_verb *v, int argc, char **argv)
 			rc = bulk_create(c, from, batch);
 		goto out;
 	}
-	if (spec_check(&b.sp, err, sizeof(err)) != 0) {
+	if (cpl_spec_check(&b.sp, err, sizeof(err)) != 0) {
 		rc = cli_usage("%s", err);
 		goto out;
 	}
@@ -237,7 +237,7 @@ cmd_mkchild(const cli_verb *v, int argc, char **argv)
 	// a child belongs to its parent's workflow unless told otherwise
 	if (!wf_given && pt->spec)
 		b.sp.workflow = arena_strdup(a, pt->spec->workflow);
-	if (spec_check(&b.sp, err, sizeof(err)) != 0) {
+	if (cpl_spec_check(&b.sp, err, sizeof(err)) != 0) {
 		rc = cli_usage("%s", err);
 		goto out;
 	}

@@ -37,15 +37,8 @@ static const cli_verb verbs[] = {
 	    OPTS(ls_opts, filter_opts, format_opts), cmd_ls },
 	{ "modify", "ID FIELD VALUE  |  [filters] FIELD VALUE",
 	    "change a field (or the state) of one task or of every task a "
-	    "filter selects",
-	    "FIELD: state, name, workflow, description, application, args,\n"
-	    "data, stage_in_url, stage_out_files, stage_out_url, workdir,\n"
-	    "max_retries, priority, auto_timeout_retry, post_error_handler,\n"
-	    "post_timeout_handler, num_nodes, ranks_per_node, threads_per_rank,\n"
-	    "threads_per_core, gpus_per_rank, node_packing_count,\n"
-	    "wall_time_minutes, cpu_affinity. All selected tasks change, or\n"
-	    "none. Example: copal modify dda7 state RESTART_READY\n",
-	    OPTS(modify_opts, filter_opts), cmd_modify },
+	    "filter selects", modify_more, OPTS(modify_opts, filter_opts),
+	    cmd_modify },
 	{ "rm", "ID...  |  [filters]  |  app NAME",
 	    "remove tasks (or an application)", NULL, OPTS(rm_opts, filter_opts),
 	    cmd_rm },
@@ -206,6 +199,7 @@ main(int argc, char **argv)
 {
 	int i = 1;
 	cpl_set_oom_handler(cli_oom);
+	spec_cli_init(); // the options and help made from the spec's table
 	// options before the verb: --db, --help, --version
 	while (i < argc && argv[i][0] == '-') {
 		const char *a = argv[i];

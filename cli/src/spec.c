@@ -1,7 +1,7 @@
-// The fields of a task spec as one table: each row gives the command-line
-// option (`copal job --num-nodes 2`), the JSON key of `job --from-file`
-// lines ({"num_nodes": 2}), the type and where the value goes. Options,
-// JSON parsing and help all come from this table.
+// The task spec on the command line: the options of `copal job` (and
+// mkchild), the JSON lines of `job --from-file` and the FIELD help of
+// `copal modify`, all made from the rule book's field table
+// (copal/spec.h); and the spec printed for a confirmation or as JSON.
 #include <ctype.h>
 #include <inttypes.h>
 #include <stddef.h>
@@ -12,120 +12,124 @@
 
 #include "cli.h"
 
-enum sf_type {
-	SF_STR,      // string in the spec
-	SF_RES_STR,  // string in the resources
-	SF_U32,
-	SF_RES_U32,
-	SF_I32,
-	SF_BOOL,
-	SF_ENV,      // K=V, repeatable; JSON object
-	SF_DATA,     // a JSON document
-	SF_TAGS,     // comma-separated, repeatable; JSON array
-	SF_INPUTS,   // space-separated patterns, repeatable; JSON array
-	SF_PARENTS,  // uuid prefixes; JSON: prefixes or integer ids
-};
+#define NF CPL_SPEC_NFIELDS
 
-#define S(f) offsetof(Copal__TaskSpec, f)
-#define R(f) offsetof(Copal__Resources, f)
+// Option keys: KEY_SPEC + i sets field i; KEY_SPEC + NF + i too, under the
+// field's key when that is not its option (--application for --app);
+// KEY_SPEC + 2 NF + i clears a bool that starts true
+// (--no-auto-timeout-retry).
+enum { ALT = NF, NEG = 2 * NF };
 
-// X(id, option, json key, json alias, type, offset, metavar, help)
-#define SPEC_FIELDS(X)                                                        \
-	X(NAME, "name", "name", NULL, SF_STR, S(name), "NAME",                \
-	    "task name (required)")                                           \
-	X(WORKFLOW, "workflow", "workflow", "wf", SF_STR, S(workflow), "WF",  \
-	    "workflow the task belongs to")                                   \
-	X(DESCRIPTION, "description", "description", NULL, SF_STR,            \
-	    S(description), "TEXT", "free text")                              \
-	X(APP, "app", "application", "app", SF_STR, S(application), "APP",    \
-	    "application to run (required; see copal ls apps)")               \
-	X(ARGS, "args", "args", NULL, SF_STR, S(args), "ARGS",                \
-	    "arguments appended to the app's command line")                   \
-	X(ENV, "env", "env", "environ", SF_ENV, 0, "K=V",                     \
-	    "environment variable for the task (repeat)")                     \
-	X(DATA, "data", "data", NULL, SF_DATA, S(data_json), "JSON",          \
-	    "user JSON document kept with the task")                          \
-	X(TAGS, "tags", "tags", NULL, SF_TAGS, 0, "TAG,...", "tags (repeat)") \
-	X(NUM_NODES, "num-nodes", "num_nodes", NULL, SF_RES_U32,              \
-	    R(num_nodes), "N", "nodes per run (default 1)")                   \
-	X(RANKS_PER_NODE, "ranks-per-node", "ranks_per_node", NULL,           \
-	    SF_RES_U32, R(ranks_per_node), "N", "MPI ranks per node (1)")     \
-	X(THREADS_PER_RANK, "threads-per-rank", "threads_per_rank", NULL,     \
-	    SF_RES_U32, R(threads_per_rank), "N", "threads per rank (1)")     \
-	X(THREADS_PER_CORE, "threads-per-core", "threads_per_core", NULL,     \
-	    SF_RES_U32, R(threads_per_core), "N", "threads per core (1)")     \
-	X(CPU_AFFINITY, "cpu-affinity", "cpu_affinity", NULL, SF_RES_STR,     \
-	    R(cpu_affinity), "AFF", "none, depth, core, ...")                 \
-	X(GPUS_PER_RANK, "gpus-per-rank", "gpus_per_rank", NULL, SF_RES_U32,  \
-	    R(gpus_per_rank), "N", "GPUs per rank (0)")                       \
-	X(NODE_PACKING_COUNT, "node-packing-count", "node_packing_count",     \
-	    NULL, SF_RES_U32, R(node_packing_count), "N",                     \
-	    "tasks that may share one node (1)")                              \
-	X(WALL_TIME_MINUTES, "wall-time-minutes", "wall_time_minutes", NULL,  \
-	    SF_RES_U32, R(wall_time_minutes), "MIN",                          \
-	    "expected run time (0: unknown)")                                 \
-	X(PARENTS, "parents", "parents", NULL, SF_PARENTS, 0, "ID,...",       \
-	    "tasks to wait for: uuid prefixes (repeat or comma-separated)")   \
-	X(INPUT_FILES, "input-files", "input_files", NULL, SF_INPUTS, 0,      \
-	    "PATTERNS", "patterns of parents' files to link in")              \
-	X(STAGE_IN_URL, "stage-in-url", "stage_in_url", NULL, SF_STR,         \
-	    S(stage_in_url), "URL", "data to copy in before the run")         \
-	X(STAGE_OUT_FILES, "stage-out-files", "stage_out_files", NULL,        \
-	    SF_STR, S(stage_out_files), "PATTERNS",                           \
-	    "files to copy out after the run")                                \
-	X(STAGE_OUT_URL, "stage-out-url", "stage_out_url", NULL, SF_STR,      \
-	    S(stage_out_url), "URL", "where to copy them")                    \
-	X(WORKDIR, "workdir", "workdir", NULL, SF_STR, S(workdir), "DIR",     \
-	    "run directory under data/ (default WF/NAME_UUID8)")              \
-	X(AUTO_TIMEOUT_RETRY, "auto-timeout-retry", "auto_timeout_retry",     \
-	    NULL, SF_BOOL, S(auto_timeout_retry), "yes|no",                   \
-	    "rerun after a timeout (default yes)")                            \
-	X(POST_ERROR_HANDLER, "post-error-handler", "post_error_handler",     \
-	    NULL, SF_BOOL, S(post_error_handler), "yes|no",                   \
-	    "let the postprocess script handle errors")                       \
-	X(POST_TIMEOUT_HANDLER, "post-timeout-handler",                       \
-	    "post_timeout_handler", NULL, SF_BOOL, S(post_timeout_handler),   \
-	    "yes|no", "let the postprocess script handle timeouts")           \
-	X(MAX_RETRIES, "max-retries", "max_retries", NULL, SF_U32,            \
-	    S(max_retries), "N", "reruns after errors (default 3)")           \
-	X(PRIORITY, "priority", "priority", NULL, SF_I32, S(priority), "N",   \
-	    "higher runs first (default 0)")                                  \
-	X(TIMEOUT_SECONDS, "timeout-seconds", "timeout_seconds", NULL,        \
-	    SF_U32, S(timeout_seconds), "S",                                  \
-	    "kill the run after S seconds: RUN_TIMEOUT (0: never)")
+cli_opt spec_opts[3 * NF + 1];
+char modify_more[4096];
 
-enum {
-#define X(id, ...) F_##id,
-	SPEC_FIELDS(X)
-#undef X
-	F_COUNT,
-	// extra command-line spellings
-	F_APPLICATION = F_COUNT,
-	F_NO_AUTO_TIMEOUT_RETRY,
-};
+// Names and help lines of the extra options.
+static char extra_name[2 * NF][48], extra_help[2 * NF][64];
 
-static const struct spec_field {
-	const char *opt, *json, *alias;
-	enum sf_type type;
-	size_t off;
-} fields[] = {
-#define X(id, opt, json, alias, type, off, mv, help) { opt, json, alias, type, off },
-	SPEC_FIELDS(X)
-#undef X
-};
+static void
+dashed(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src);
+	for (char *p = dst; *p; p++)
+		if (*p == '_')
+			*p = '-';
+}
 
-const cli_opt spec_opts[] = {
-#define X(id, opt, json, alias, type, off, mv, help)                       \
-	{ opt, KEY_SPEC + F_##id,                                          \
-	    type == SF_BOOL ? OPT_OPTARG : OPT_ARG, mv, help },
-	SPEC_FIELDS(X)
-#undef X
-	{ "application", KEY_SPEC + F_APPLICATION, OPT_ARG, "APP",
-	    "same as --app" },
-	{ "no-auto-timeout-retry", KEY_SPEC + F_NO_AUTO_TIMEOUT_RETRY,
-	    OPT_NOARG, NULL, "same as --auto-timeout-retry=no" },
-	{ NULL, 0, 0, NULL, NULL },
-};
+static void
+more_add(size_t *n, const char *fmt, const char *s)
+{
+	if (*n < sizeof(modify_more))
+		*n += (size_t)snprintf(modify_more + *n,
+		    sizeof(modify_more) - *n, fmt, s);
+}
+
+// The FIELD part of `copal modify --help`.
+static void
+modify_help_init(void)
+{
+	size_t n = 0;
+	const char *sep = "";
+	more_add(&n, "%s", "FIELD: state, or a field below (with - or _; also ");
+	for (size_t i = 0; i < NF; i++) {
+		const cpl_spec_field *f = &cpl_spec_fields[i];
+		if (!f->modify)
+			continue;
+		if (f->alias) {
+			more_add(&n, "%s", sep);
+			more_add(&n, "%s", f->alias);
+			sep = ", ";
+		}
+		if (strcmp(f->proto, f->key) != 0) {
+			more_add(&n, "%s", sep);
+			more_add(&n, "%s", f->proto);
+			sep = ", ";
+		}
+	}
+	more_add(&n, "%s", ").\nAll selected tasks change, or none. Example:\n"
+	    "copal modify dda7 state RESTART_READY\n\nfields:\n");
+	for (size_t i = 0; i < NF; i++) {
+		const cpl_spec_field *f = &cpl_spec_fields[i];
+		char line[128];
+		if (!f->modify)
+			continue;
+		snprintf(line, sizeof(line), "  %-22s  %s\n", f->key, f->help);
+		more_add(&n, "%s", line);
+	}
+}
+
+void
+spec_cli_init(void)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < NF; i++) {
+		const cpl_spec_field *f = &cpl_spec_fields[i];
+		spec_opts[k++] = (cli_opt){ f->opt, KEY_SPEC + (int)i,
+			f->type == CPL_SPEC_BOOL ? OPT_OPTARG : OPT_ARG,
+			f->metavar, f->help };
+	}
+	for (size_t i = 0; i < NF; i++) {
+		const cpl_spec_field *f = &cpl_spec_fields[i];
+		dashed(extra_name[i], sizeof(extra_name[i]), f->key);
+		if (strcmp(extra_name[i], f->opt) == 0)
+			continue;
+		snprintf(extra_help[i], sizeof(extra_help[i]), "same as --%s",
+		    f->opt);
+		spec_opts[k++] = (cli_opt){ extra_name[i],
+			KEY_SPEC + ALT + (int)i, OPT_ARG, f->metavar,
+			extra_help[i] };
+	}
+	for (size_t i = 0; i < NF; i++) {
+		const cpl_spec_field *f = &cpl_spec_fields[i];
+		if (f->type != CPL_SPEC_BOOL || f->dflt == 0)
+			continue;
+		snprintf(extra_name[NF + i], sizeof(extra_name[NF + i]), "no-%s",
+		    f->opt);
+		snprintf(extra_help[NF + i], sizeof(extra_help[NF + i]),
+		    "same as --%s=no", f->opt);
+		spec_opts[k++] = (cli_opt){ extra_name[NF + i],
+			KEY_SPEC + NEG + (int)i, OPT_NOARG, NULL,
+			extra_help[NF + i] };
+	}
+	spec_opts[k] = (cli_opt){ NULL, 0, 0, NULL, NULL };
+	modify_help_init();
+}
+
+const cpl_spec_field *
+spec_field_named(const char *name, bool proto)
+{
+	char norm[64];
+	snprintf(norm, sizeof(norm), "%s", name);
+	for (char *p = norm; *p; p++)
+		if (*p == '-')
+			*p = '_';
+	for (size_t i = 0; i < NF; i++) {
+		const cpl_spec_field *f = &cpl_spec_fields[i];
+		if (!strcmp(f->key, norm) || (f->alias && !strcmp(f->alias, norm))
+		    || (proto && !strcmp(f->proto, norm)))
+			return f;
+	}
+	return NULL;
+}
 
 void
 spec_init(spec_buf *b)
@@ -134,16 +138,18 @@ spec_init(spec_buf *b)
 	copal__task_spec__init(&b->sp);
 	copal__resources__init(&b->res);
 	b->sp.resources = &b->res;
-	b->sp.max_retries = 3;
-	b->sp.auto_timeout_retry = 1;
-}
-
-static void *
-field_ptr(spec_buf *b, const struct spec_field *f)
-{
-	if (f->type == SF_RES_STR || f->type == SF_RES_U32)
-		return (char *)&b->res + f->off;
-	return (char *)&b->sp + f->off;
+	for (size_t i = 0; i < NF; i++) {
+		const cpl_spec_field *f = &cpl_spec_fields[i];
+		void *p = cpl_spec_member(f, &b->sp);
+		if (f->dflt == 0)
+			continue;
+		if (f->type == CPL_SPEC_UINT)
+			*(uint32_t *)p = (uint32_t)f->dflt;
+		else if (f->type == CPL_SPEC_INT)
+			*(int32_t *)p = (int32_t)f->dflt;
+		else if (f->type == CPL_SPEC_BOOL)
+			*(protobuf_c_boolean *)p = 1;
+	}
 }
 
 static char **
@@ -158,18 +164,18 @@ push_str(arena *a, char **arr, size_t *n, const char *s, size_t len)
 }
 
 static int
-add_env(spec_buf *b, arena *a, const char *k, size_t klen, const char *v)
+add_env(arena *a, Copal__EnvVar ***arr, size_t *n, const char *k, size_t klen,
+    const char *v)
 {
 	Copal__EnvVar *e = arena_alloc(a, sizeof(*e));
-	Copal__EnvVar **arr = arena_append(a, b->sp.environ, b->sp.n_environ,
-	    sizeof(*arr));
-	if (e == NULL || arr == NULL)
+	Copal__EnvVar **na = arena_append(a, *arr, *n, sizeof(*na));
+	if (e == NULL || na == NULL)
 		return -1;
 	copal__env_var__init(e);
 	e->name = arena_strndup(a, k, klen);
 	e->value = arena_strdup(a, v);
-	arr[b->sp.n_environ++] = e;
-	b->sp.environ = arr;
+	na[(*n)++] = e;
+	*arr = na;
 	return 0;
 }
 
@@ -230,69 +236,74 @@ json_norm(arena *a, const char *s, char *err, size_t errlen)
 	return out;
 }
 
+// Appends a uuid prefix of a parent, resolved later.
+static void
+push_ref(spec_buf *b, arena *a, const char *s, size_t len)
+{
+	char **refs = (char **)b->parent_refs;
+	refs = push_str(a, refs, &b->nparent_refs, s, len);
+	b->parent_refs = (const char **)refs;
+}
+
 int
 spec_set_opt(spec_buf *b, arena *a, int key, const char *arg)
 {
 	int idx = key - KEY_SPEC, rc = 0;
 	char opt[64], err[256];
-	if (idx == F_APPLICATION)
-		idx = F_APP;
-	if (idx == F_NO_AUTO_TIMEOUT_RETRY) {
-		b->sp.auto_timeout_retry = 0;
+	if (idx >= NEG && idx < NEG + NF) {
+		*(protobuf_c_boolean *)cpl_spec_member(&cpl_spec_fields[idx - NEG],
+		    &b->sp) = 0;
 		return 0;
 	}
-	if (idx < 0 || idx >= F_COUNT)
+	if (idx >= ALT && idx < ALT + NF)
+		idx -= ALT;
+	if (idx < 0 || idx >= NF)
 		return cli_usage("internal: unknown spec option %d", key);
-	const struct spec_field *f = &fields[idx];
-	void *p = field_ptr(b, f);
+	const cpl_spec_field *f = &cpl_spec_fields[idx];
+	void *p = cpl_spec_member(f, &b->sp);
+	size_t *n = cpl_spec_count(f, &b->sp);
 	snprintf(opt, sizeof(opt), "--%s", f->opt);
 	switch (f->type) {
-	case SF_STR:
-	case SF_RES_STR:
+	case CPL_SPEC_STRING:
 		*(char **)p = arena_strdup(a, arg);
 		break;
-	case SF_U32:
-	case SF_RES_U32:
+	case CPL_SPEC_UINT:
 		rc = cli_u32(opt, arg, p);
 		break;
-	case SF_I32:
+	case CPL_SPEC_INT:
 		rc = cli_i32(opt, arg, p);
 		break;
-	case SF_BOOL: {
+	case CPL_SPEC_BOOL: {
 		bool v;
 		if ((rc = cli_bool(opt, arg, &v)) == 0)
 			*(protobuf_c_boolean *)p = v;
 		break;
 	}
-	case SF_ENV: {
+	case CPL_SPEC_ENV: {
 		const char *eq = strchr(arg, '=');
 		if (eq == NULL || !env_name_ok(arg, (size_t)(eq - arg)))
-			return cli_usage("--env: %s is not NAME=VALUE", arg);
-		add_env(b, a, arg, (size_t)(eq - arg), eq + 1);
+			return cli_usage("%s: %s is not NAME=VALUE", opt, arg);
+		add_env(a, p, n, arg, (size_t)(eq - arg), eq + 1);
 		break;
 	}
-	case SF_DATA: {
+	case CPL_SPEC_JSON: {
 		char *d = json_norm(a, arg, err, sizeof(err));
 		if (d == NULL)
-			return cli_usage("--data: %s", err);
-		b->sp.data_json = d;
+			return cli_usage("%s: %s", opt, err);
+		*(char **)p = d;
 		break;
 	}
-	case SF_TAGS:
-		split_into(a, &b->sp.tags, &b->sp.n_tags, arg, ",");
+	case CPL_SPEC_LIST:
+		split_into(a, p, n, arg, f->sep);
 		break;
-	case SF_INPUTS:
-		split_into(a, &b->sp.input_files, &b->sp.n_input_files, arg,
-		    " \t\n");
-		break;
-	case SF_PARENTS: {
+	case CPL_SPEC_IDS: {
 		char **refs = (char **)b->parent_refs;
-		split_into(a, &refs, &b->nparent_refs, arg, ", \t\n");
+		split_into(a, &refs, &b->nparent_refs, arg, f->sep);
 		b->parent_refs = (const char **)refs;
 		for (size_t i = 0; i < b->nparent_refs; i++)
 			if (!is_uuid_prefix(b->parent_refs[i]))
-				return cli_usage("--parents: %s is not a task id "
-				    "(a uuid prefix)", b->parent_refs[i]);
+				return cli_usage("%s: %s is not a task id "
+				    "(a uuid prefix)", opt, b->parent_refs[i]);
 		break;
 	}
 	}
@@ -300,21 +311,6 @@ spec_set_opt(spec_buf *b, arena *a, int key, const char *arg)
 }
 
 // ------------------------------------------------------------ JSON lines
-
-static const struct spec_field *
-field_by_json(const char *key, char *norm, size_t len)
-{
-	// "num-nodes" and "num_nodes" both name num_nodes
-	snprintf(norm, len, "%s", key);
-	for (char *p = norm; *p; p++)
-		if (*p == '-')
-			*p = '_';
-	for (size_t i = 0; i < F_COUNT; i++)
-		if (!strcmp(fields[i].json, norm) ||
-		    (fields[i].alias && !strcmp(fields[i].alias, norm)))
-			return &fields[i];
-	return NULL;
-}
 
 static int
 json_u32(json_t *v, uint32_t *out)
@@ -347,13 +343,127 @@ json_strings(arena *a, json_t *v, char ***arr, size_t *n, const char *seps)
 	return 0;
 }
 
+// env: {"NAME": "value"}; numbers and booleans are written as JSON.
+static int
+json_env(arena *a, const cpl_spec_field *f, json_t *v, Copal__EnvVar ***arr,
+    size_t *n, char *err, size_t errlen)
+{
+	const char *k;
+	json_t *ev;
+	json_object_foreach(v, k, ev) {
+		if (!env_name_ok(k, strlen(k))) {
+			snprintf(err, errlen, "%s: %s is not a variable name",
+			    f->key, k);
+			return -1;
+		}
+		if (json_is_string(ev)) {
+			add_env(a, arr, n, k, strlen(k), json_string_value(ev));
+		} else if (json_is_number(ev) || json_is_boolean(ev)) {
+			char *d = json_dumps(ev, JSON_ENCODE_ANY);
+			add_env(a, arr, n, k, strlen(k), d ? d : "");
+			free(d);
+		} else {
+			snprintf(err, errlen, "%s: %s: the value must be a "
+			    "string", f->key, k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+// Sets field f from JSON value v. Returns 0, -1 with err written, or 1
+// when v has the wrong type (*want says what it must be).
+static int
+json_field(spec_buf *b, arena *a, const cpl_spec_field *f, json_t *v,
+    const char **want, char *err, size_t errlen)
+{
+	void *p = cpl_spec_member(f, &b->sp);
+	size_t *n = cpl_spec_count(f, &b->sp);
+	switch (f->type) {
+	case CPL_SPEC_STRING:
+		*want = "a string";
+		if (!json_is_string(v))
+			return 1;
+		*want = "a string without NUL bytes";
+		if (strlen(json_string_value(v)) != json_string_length(v))
+			return 1;
+		*(char **)p = arena_strndup(a, json_string_value(v),
+		    json_string_length(v));
+		return 0;
+	case CPL_SPEC_UINT:
+		*want = "a non-negative integer";
+		return json_u32(v, p) != 0;
+	case CPL_SPEC_INT:
+		*want = "a 32-bit integer";
+		if (!json_is_integer(v) || json_integer_value(v) < INT32_MIN ||
+		    json_integer_value(v) > INT32_MAX)
+			return 1;
+		*(int32_t *)p = (int32_t)json_integer_value(v);
+		return 0;
+	case CPL_SPEC_BOOL:
+		*want = "true or false";
+		if (!json_is_boolean(v))
+			return 1;
+		*(protobuf_c_boolean *)p = json_is_true(v);
+		return 0;
+	case CPL_SPEC_ENV:
+		*want = "an object {\"NAME\": \"value\"}";
+		if (!json_is_object(v))
+			return 1;
+		return json_env(a, f, v, p, n, err, errlen);
+	case CPL_SPEC_JSON: {
+		char *d = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		*(char **)p = d ? arena_strdup(a, d) : NULL;
+		free(d);
+		return 0;
+	}
+	case CPL_SPEC_LIST:
+		*want = "a list of strings";
+		if (json_is_object(v) && !f->resources &&
+		    f->off == offsetof(Copal__TaskSpec, tags)) {
+			// Balsam's tags were a dict: keep "key=value"
+			const char *k;
+			json_t *tv;
+			json_object_foreach(v, k, tv) {
+				char buf[512];
+				snprintf(buf, sizeof(buf), "%s=%s", k,
+				    json_is_string(tv) ? json_string_value(tv) :
+				                         "");
+				*(char ***)p = push_str(a, *(char ***)p, n, buf,
+				    strlen(buf));
+			}
+			return 0;
+		}
+		return json_strings(a, v, p, n, f->sep) != 0;
+	case CPL_SPEC_IDS: {
+		size_t i;
+		json_t *e;
+		*want = "a list of uuid prefixes or integer ids";
+		if (!json_is_array(v))
+			return 1;
+		json_array_foreach(v, i, e) {
+			if (json_is_integer(e) && json_integer_value(e) > 0)
+				spec_add_parent(b, a,
+				    (uint64_t)json_integer_value(e));
+			else if (json_is_string(e) &&
+			    is_uuid_prefix(json_string_value(e)))
+				push_ref(b, a, json_string_value(e),
+				    json_string_length(e));
+			else
+				return 1;
+		}
+		return 0;
+	}
+	}
+	return 0;
+}
+
 int
 spec_from_json(spec_buf *b, arena *a, json_t *obj, const char *const *skip,
     char *err, size_t errlen)
 {
 	const char *key;
 	json_t *v;
-	char norm[64];
 	if (!json_is_object(obj)) {
 		snprintf(err, errlen, "not a JSON object");
 		return -1;
@@ -364,133 +474,18 @@ spec_from_json(spec_buf *b, arena *a, json_t *obj, const char *const *skip,
 			skipped |= strcmp(*s, key) == 0;
 		if (skipped)
 			continue;
-		const struct spec_field *f = field_by_json(key, norm, sizeof(norm));
+		const cpl_spec_field *f = spec_field_named(key, false);
 		if (f == NULL) {
 			snprintf(err, errlen, "unknown field \"%s\"", key);
 			return -1;
 		}
-		void *p = field_ptr(b, f);
-		const char *want = NULL;
 		if (json_is_null(v))
 			continue;
-		switch (f->type) {
-		case SF_STR:
-		case SF_RES_STR:
-			if (!json_is_string(v)) {
-				want = "a string";
-				break;
-			}
-			if (strlen(json_string_value(v)) != json_string_length(v)) {
-				want = "a string without NUL bytes";
-				break;
-			}
-			*(char **)p = arena_strndup(a, json_string_value(v),
-			    json_string_length(v));
-			break;
-		case SF_U32:
-		case SF_RES_U32:
-			if (json_u32(v, p) != 0)
-				want = "a non-negative integer";
-			break;
-		case SF_I32:
-			if (!json_is_integer(v) ||
-			    json_integer_value(v) < INT32_MIN ||
-			    json_integer_value(v) > INT32_MAX)
-				want = "a 32-bit integer";
-			else
-				*(int32_t *)p = (int32_t)json_integer_value(v);
-			break;
-		case SF_BOOL:
-			if (!json_is_boolean(v))
-				want = "true or false";
-			else
-				*(protobuf_c_boolean *)p = json_is_true(v);
-			break;
-		case SF_ENV: {
-			const char *k;
-			json_t *ev;
-			if (!json_is_object(v)) {
-				want = "an object {\"NAME\": \"value\"}";
-				break;
-			}
-			json_object_foreach(v, k, ev) {
-				if (!env_name_ok(k, strlen(k))) {
-					snprintf(err, errlen, "env: %s is not a "
-					    "variable name", k);
-					return -1;
-				}
-				if (json_is_string(ev))
-					add_env(b, a, k, strlen(k),
-					    json_string_value(ev));
-				else if (json_is_number(ev) || json_is_boolean(ev)) {
-					char *d = json_dumps(ev, JSON_ENCODE_ANY);
-					add_env(b, a, k, strlen(k), d ? d : "");
-					free(d);
-				} else {
-					snprintf(err, errlen, "env: %s: the value "
-					    "must be a string", k);
-					return -1;
-				}
-			}
-			break;
-		}
-		case SF_DATA: {
-			char *d = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-			b->sp.data_json = d ? arena_strdup(a, d) : NULL;
-			free(d);
-			break;
-		}
-		case SF_TAGS:
-			if (json_is_object(v)) {
-				// Balsam's tags were a dict: keep "key=value"
-				const char *k;
-				json_t *tv;
-				json_object_foreach(v, k, tv) {
-					char buf[512];
-					snprintf(buf, sizeof(buf), "%s=%s", k,
-					    json_is_string(tv) ?
-					        json_string_value(tv) : "");
-					b->sp.tags = push_str(a, b->sp.tags,
-					    &b->sp.n_tags, buf, strlen(buf));
-				}
-			} else if (json_strings(a, v, &b->sp.tags, &b->sp.n_tags,
-			               ",") != 0) {
-				want = "a list of strings";
-			}
-			break;
-		case SF_INPUTS:
-			if (json_strings(a, v, &b->sp.input_files,
-			        &b->sp.n_input_files, " \t\n") != 0)
-				want = "a list of strings";
-			break;
-		case SF_PARENTS: {
-			size_t i;
-			json_t *e;
-			if (!json_is_array(v)) {
-				want = "a list of uuid prefixes or integer ids";
-				break;
-			}
-			json_array_foreach(v, i, e) {
-				if (json_is_integer(e) && json_integer_value(e) > 0) {
-					spec_add_parent(b, a,
-					    (uint64_t)json_integer_value(e));
-				} else if (json_is_string(e) &&
-				    is_uuid_prefix(json_string_value(e))) {
-					char **refs = (char **)b->parent_refs;
-					refs = push_str(a, refs, &b->nparent_refs,
-					    json_string_value(e),
-					    json_string_length(e));
-					b->parent_refs = (const char **)refs;
-				} else {
-					want = "a list of uuid prefixes or "
-					       "integer ids";
-					break;
-				}
-			}
-			break;
-		}
-		}
-		if (want) {
+		const char *want = NULL;
+		int rv = json_field(b, a, f, v, &want, err, errlen);
+		if (rv < 0)
+			return -1;
+		if (rv > 0) {
 			snprintf(err, errlen, "%s: must be %s", key, want);
 			return -1;
 		}
@@ -502,83 +497,6 @@ static uint32_t
 one(uint32_t v)
 {
 	return v ? v : 1;
-}
-
-int
-spec_check(const Copal__TaskSpec *sp, char *err, size_t errlen)
-{
-	if (sp->name == NULL || sp->name[0] == '\0') {
-		snprintf(err, errlen, "a task needs a name");
-		return -1;
-	}
-	if (sp->application == NULL || sp->application[0] == '\0') {
-		snprintf(err, errlen, "a task needs an app");
-		return -1;
-	}
-	if (strlen(sp->name) > 255 || strlen(sp->workflow) > 255 ||
-	    strlen(sp->application) > 255) {
-		snprintf(err, errlen, "name, workflow and app are at most 255 "
-		    "bytes");
-		return -1;
-	}
-	// the store's bounds (store.c spec_check), said by name here
-	const Copal__Resources *r = sp->resources;
-	if (r) {
-		static const struct {
-			const char *name;
-			size_t off;
-			uint32_t max;
-		} lim[] = {
-			{ "num_nodes", offsetof(Copal__Resources, num_nodes), 65535 },
-			{ "ranks_per_node", offsetof(Copal__Resources,
-			    ranks_per_node), 65535 },
-			{ "threads_per_rank", offsetof(Copal__Resources,
-			    threads_per_rank), 65535 },
-			{ "threads_per_core", offsetof(Copal__Resources,
-			    threads_per_core), 64 },
-			{ "node_packing_count", offsetof(Copal__Resources,
-			    node_packing_count), CPL_NODE_UNITS },
-		};
-		for (size_t i = 0; i < sizeof(lim) / sizeof(lim[0]); i++) {
-			uint32_t v = *(const uint32_t *)((const char *)r +
-			    lim[i].off);
-			if (v > lim[i].max) {
-				snprintf(err, errlen, "%s: at most %u", lim[i].name,
-				    lim[i].max);
-				return -1;
-			}
-		}
-		if (r->num_nodes > 1 && r->node_packing_count > 1) {
-			snprintf(err, errlen, "node_packing_count is for "
-			    "single-node tasks (num_nodes is %u)", r->num_nodes);
-			return -1;
-		}
-		if ((uint64_t)r->gpus_per_rank * one(r->ranks_per_node) > 65535) {
-			snprintf(err, errlen, "gpus_per_rank x ranks_per_node: at "
-			    "most 65535");
-			return -1;
-		}
-	}
-	char wd[1024];
-	if (sp->workdir && sp->workdir[0] &&
-	    cpl_workdir(sp->workflow, sp->name, "", sp->workdir, wd,
-	        sizeof(wd)) != 0) {
-		snprintf(err, errlen, "workdir: a path relative to data/, "
-		    "without \"..\"");
-		return -1;
-	}
-	if (sp->max_retries > 65535) {
-		snprintf(err, errlen, "max_retries: at most 65535");
-		return -1;
-	}
-	// the store keeps a spec of at most 1 MiB (its MAX_SPEC)
-	size_t packed = copal__task_spec__get_packed_size(sp);
-	if (packed > (1u << 20)) {
-		snprintf(err, errlen, "the task is too large: %zu bytes (at most "
-		    "1 MiB)", packed);
-		return -1;
-	}
-	return 0;
 }
 
 // ------------------------------------------------------------ printing

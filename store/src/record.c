@@ -16,23 +16,19 @@ cs_check_name(const char *s, bool allow_empty)
 	return 0;
 }
 
-// Validates a spec and derives the record fields it fixes.
+// The rule book's bounds are what lets the record keep these values in
+// 16 bits.
+_Static_assert(CPL_SPEC_NODES_MAX <= UINT16_MAX, "srec.nodes");
+_Static_assert(CPL_NODE_UNITS <= UINT16_MAX, "srec.packing");
+_Static_assert(CPL_SPEC_GPUS_MAX <= UINT16_MAX, "srec.gpus");
+_Static_assert(CPL_SPEC_RETRIES_MAX <= UINT16_MAX, "srec.max_retries");
+
 int
 cs_spec_check(const Copal__TaskSpec *sp, struct srec *r)
 {
 	int rv;
-	if (sp == NULL)
-		return CPL_EINVAL;
-	if ((rv = cs_check_name(sp->name, false)) != 0 ||
-	    (rv = cs_check_name(sp->workflow, true)) != 0 ||
-	    (rv = cs_check_name(sp->application, false)) != 0)
+	if ((rv = cpl_spec_check_fields(sp, NULL, 0)) != 0)
 		return rv;
-	if (sp->workdir && sp->workdir[0]) {
-		// relative to data/, never above it
-		char wd[1024];
-		if (cpl_workdir(NULL, NULL, NULL, sp->workdir, wd, sizeof(wd)))
-			return CPL_EINVAL;
-	}
 	uint32_t nodes = 1, packing = 1, rpn = 1, gpr = 0, wall = 0;
 	const Copal__Resources *res = sp->resources;
 	if (res != NULL) {
@@ -41,18 +37,7 @@ cs_spec_check(const Copal__TaskSpec *sp, struct srec *r)
 		rpn = res->ranks_per_node ? res->ranks_per_node : 1;
 		gpr = res->gpus_per_rank;
 		wall = res->wall_time_minutes;
-		if (res->ranks_per_node > 65535 || res->threads_per_rank > 65535 ||
-		    res->threads_per_core > 64)
-			return CPL_EINVAL;
 	}
-	if (nodes > MAX_NODES || packing > CPL_NODE_UNITS)
-		return CPL_EINVAL;
-	if (nodes > 1 && packing > 1)
-		return CPL_EINVAL; // packing is for single-node tasks
-	if ((uint64_t)gpr * rpn > 65535)
-		return CPL_EINVAL;
-	if (sp->max_retries > 65535)
-		return CPL_EINVAL;
 	r->nodes = (uint16_t)nodes;
 	r->packing = (uint16_t)packing;
 	r->gpus = (uint16_t)(gpr * rpn);

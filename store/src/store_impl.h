@@ -63,14 +63,19 @@
 
 #include <lmdb.h>
 
+#include "copal/spec.h"
 #include "copal/store.h"
 
 #define META_MAGIC 0x4c41504f43ull // "COPAL"
 #define META_VERSION 1u
-#define MAX_NAME 255u
+// Names (workflows and apps, interned under their bytes; batch jobs'
+// strings) are as long as a task spec's names may be; a record of a task
+// spec, an app or a batch job is as large as a packed task spec may be;
+// a batch job spans as many nodes as a task may ask for.
+#define MAX_NAME CPL_SPEC_NAME_MAX
 #define MAX_MSG 8192u
-#define MAX_SPEC (1u << 20)
-#define MAX_NODES 65535u
+#define MAX_SPEC CPL_SPEC_BYTES_MAX
+#define MAX_NODES CPL_SPEC_NODES_MAX
 
 enum {
 	DB_META, DB_SPEC, DB_STATE, DB_ST_IDX, DB_RUNQ, DB_UUID, DB_WF_IDX,
@@ -559,7 +564,9 @@ prefix_match(const uint8_t *u, const uint8_t *b, size_t nbytes, int half)
 
 // A name of at most MAX_NAME bytes; NULL or "" only if allow_empty.
 int cs_check_name(const char *s, bool allow_empty);
-// Validates a spec and derives the record fields it fixes into r.
+// Validates a spec against the rule book (copal/spec.h, all but the packed
+// size, which cs_spec_write measures) and derives the record fields it
+// fixes into r. Errors: CPL_EINVAL.
 int cs_spec_check(const Copal__TaskSpec *sp, struct srec *r);
 // Packs a spec under id (CPL_ETOOBIG beyond MAX_SPEC, nothing written).
 int cs_spec_write(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp,
