@@ -115,9 +115,12 @@ recv_next(struct work *w)
 }
 
 // Authenticate first, decode second: a TCP request is read no further
-// than its credentials until they are right, and a peer that has not yet
-// sent the token gets no more than PEER_UNAUTH_MAX bytes per frame.
-// Returns false when the request was answered or dropped here.
+// than its credentials (a walk over the request's top-level fields) until
+// they hold the token. A peer that has not yet sent the token gets its
+// connection closed on a frame over PEER_UNAUTH_MAX bytes without it, so
+// that it cannot send another on the same connection (NNG has read the
+// frame by then: under TLS only holders of the database's key get that
+// far). Returns false when the request was answered or dropped here.
 static bool
 tcp_admit(struct work *w, nng_msg *msg, nng_pipe p)
 {
@@ -126,31 +129,30 @@ tcp_admit(struct work *w, nng_msg *msg, nng_pipe p)
 	const uint8_t *body = nng_msg_body(msg);
 	bool authed = peers_authed(s->peers, p);
 	char addr[64];
+	// every request carries the token, not only the first
+	if (wire_token_ok(body, len, s->token, s->token_len)) {
+		if (!authed)
+			peers_set_authed(s->peers, p);
+		return true;
+	}
+	peer_addr(p, addr, sizeof(addr));
 	if (!authed && len > PEER_UNAUTH_MAX) {
-		peer_addr(p, addr, sizeof(addr));
 		ratelog_warn(&s->rl_big, "auth", "closed the connection of %s: "
-		    "a %zu-byte request before it sent the token (at most %u "
-		    "bytes until then)", addr, len, PEER_UNAUTH_MAX);
+		    "a %zu-byte request without the token before it sent the "
+		    "token (at most %u bytes until then)", addr, len,
+		    PEER_UNAUTH_MAX);
 		nng_msg_free(msg);
 		nng_pipe_close(p);
 		recv_next(w);
 		return false;
 	}
-	// every request carries the token, not only the first
-	if (!wire_token_ok(body, len, s->token, s->token_len)) {
-		uint64_t rid = len <= PEER_UNAUTH_MAX || authed ?
-		    wire_request_id(body, len) : 0;
-		peer_addr(p, addr, sizeof(addr));
-		ratelog_warn(&s->rl_token, "auth", "refused a request from %s: "
-		    "wrong or missing token", addr);
-		nng_msg_free(msg);
-		dispatch_error(&w->r, rid, CPL_EPERM, "wrong or missing token");
-		send_reply(w);
-		return false;
-	}
-	if (!authed)
-		peers_set_authed(s->peers, p);
-	return true;
+	uint64_t rid = wire_request_id(body, len);
+	ratelog_warn(&s->rl_token, "auth", "refused a request from %s: "
+	    "wrong or missing token", addr);
+	nng_msg_free(msg);
+	dispatch_error(&w->r, rid, CPL_EPERM, "wrong or missing token");
+	send_reply(w);
+	return false;
 }
 
 static void

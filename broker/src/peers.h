@@ -12,8 +12,9 @@
 
 #include <nng/nng.h>
 
-// A frame from a peer not yet authenticated may be at most this large;
-// a larger one closes its connection before anything in it is read.
+// A frame without the token from a peer not yet authenticated may be at
+// most this large: a larger one closes its connection, and nothing in it
+// past the credentials is read.
 #define PEER_UNAUTH_MAX (64u << 10)
 // A peer that has sent no request with the right token this long after
 // it connected is dropped.
