@@ -139,7 +139,7 @@ tcp_admit(struct work *w, nng_msg *msg, nng_pipe p)
 	if (!authed && len > PEER_UNAUTH_MAX) {
 		ratelog_warn(&s->rl_big, "auth", "closed the connection of %s: "
 		    "a %zu-byte request without the token before it sent the "
-		    "token (at most %u bytes until then)", addr, len,
+		    "token (at most %u bytes until one carries it)", addr, len,
 		    PEER_UNAUTH_MAX);
 		nng_msg_free(msg);
 		nng_pipe_close(p);
