@@ -2,7 +2,11 @@
 // simulated launchers that claim and report without spawning anything.
 //
 //   broker_bench [-n TASKS] [-b BATCH] [-s SUBMITTERS] [-l LAUNCHERS]
-//                [-c CLAIM] [-T ipc|tcp|both] [-q]
+//                [-c CLAIM] [-T ipc|tcp|tls|both|all] [-q]
+//
+// -T: ipc (the local socket), tcp (plain, broker_tcp_insecure), tls
+// (tls+tcp with the database's certificate, what launchers on other nodes
+// use), both (ipc and tcp) or all (default: ipc, tcp, tls).
 //
 // In the same run it measures the physical reference, a raw NNG REQ/REP
 // round trip (in-process echo server, same transport), and prints each
@@ -26,9 +30,12 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+#include <nng/transport/tls/tls.h>
 
 #include "bench_util.h"
 #include "copal/client.h"
+#include "copal/tlsgen.h"
 
 extern char **environ;
 
@@ -57,20 +64,77 @@ echo_main(void *arg)
 	}
 }
 
-// Raw REQ/REP round trips per second with a 100-byte message.
+// The whole of a small file, NUL-terminated.
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 65536);
+	if (f == NULL || buf == NULL)
+		die(path, CPL_EIO);
+	size_t n = fread(buf, 1, 65535, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+// A TLS configuration as the broker (server) or a client uses it: the
+// database's certificate shown, pinned and required.
+static nng_tls_config *
+tls_cfg(const char *dir, bool server)
+{
+	char cp[PATH_MAX + 16], kp[PATH_MAX + 16];
+	nng_tls_config *cfg;
+	cpl_dbpath(dir, CPL_DB_TLS_CERT, cp, sizeof(cp));
+	cpl_dbpath(dir, CPL_DB_TLS_KEY, kp, sizeof(kp));
+	char *cert = slurp(cp), *key = slurp(kp);
+	if (nng_tls_config_alloc(&cfg, server ? NNG_TLS_MODE_SERVER :
+	                                        NNG_TLS_MODE_CLIENT) ||
+	    nng_tls_config_own_cert(cfg, cert, key, NULL) ||
+	    nng_tls_config_ca_chain(cfg, cert, NULL) ||
+	    nng_tls_config_server_name(cfg, CPL_TLS_SERVER_NAME) ||
+	    nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED))
+		die("reference TLS configuration", CPL_EINVAL);
+	free(cert);
+	free(key);
+	return cfg;
+}
+
+// Raw REQ/REP round trips per second with a 100-byte message; with tls_dir,
+// over TLS with that database's certificate.
 static double
-raw_rtt(const char *url, int n)
+raw_rtt(const char *url, int n, const char *tls_dir)
 {
 	struct echo e;
 	nng_socket c;
 	pthread_t th;
 	char buf[100];
 	memset(buf, 'x', sizeof(buf));
-	if (nng_rep0_open(&e.s) || nng_listen(e.s, url, NULL, 0))
-		die("reference listen", CPL_ECONNECT);
-	pthread_create(&th, NULL, echo_main, &e);
-	if (nng_req0_open(&c) || nng_dial(c, url, NULL, 0))
-		die("reference dial", CPL_ECONNECT);
+	if (nng_rep0_open(&e.s) || nng_req0_open(&c))
+		die("reference open", CPL_ECONNECT);
+	if (tls_dir) {
+		nng_listener l;
+		nng_dialer d;
+		nng_tls_config *sc = tls_cfg(tls_dir, true);
+		nng_tls_config *cc = tls_cfg(tls_dir, false);
+		if (nng_listener_create(&l, e.s, url) ||
+		    nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, sc) ||
+		    nng_listener_start(l, 0))
+			die("reference listen", CPL_ECONNECT);
+		pthread_create(&th, NULL, echo_main, &e);
+		if (nng_dialer_create(&d, c, url) ||
+		    nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cc) ||
+		    nng_dialer_start(d, 0))
+			die("reference dial", CPL_ECONNECT);
+		nng_tls_config_free(sc);
+		nng_tls_config_free(cc);
+	} else {
+		if (nng_listen(e.s, url, NULL, 0))
+			die("reference listen", CPL_ECONNECT);
+		pthread_create(&th, NULL, echo_main, &e);
+		if (nng_dial(c, url, NULL, 0))
+			die("reference dial", CPL_ECONNECT);
+	}
 	double t0 = now_s();
 	for (int i = 0; i < n; i++) {
 		void *r;
@@ -301,18 +365,33 @@ bench(const char *transport, const char *self_dir)
 	fprintf(f, "benchmark-token-0123456789abcdef\n");
 	fclose(f);
 	chmod(path, 0600);
-	bool tcp = strcmp(transport, "tcp") == 0;
-	int port = 20000 + (int)(getpid() % 20000);
+	bool tls = strcmp(transport, "tls") == 0;
+	bool tcp = tls || strcmp(transport, "tcp") == 0;
+	int port = 20000 + (int)(getpid() % 20000) + (tls ? 2 : 0);
+	char err[PATH_MAX + 64];
+	if (cpl_tls_generate(dir, err, sizeof(err)) != 0) {
+		fprintf(stderr, "broker_bench: %s\n", err);
+		exit(1);
+	}
 	if (tcp)
-		snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+		snprintf(url, sizeof(url), "%s://127.0.0.1:%d",
+		    tls ? "tls+tcp" : "tcp", port);
+	if (tcp && !tls) {
+		// plain TCP only by name
+		cpl_dbpath(dir, CPL_DB_CONF, path, sizeof(path));
+		f = fopen(path, "a");
+		fprintf(f, "broker_tcp_insecure = true\n");
+		fclose(f);
+	}
 
 	// the reference: raw round trips on the same transport
 	char refurl[128];
 	if (tcp)
-		snprintf(refurl, sizeof(refurl), "tcp://127.0.0.1:%d", port + 1);
+		snprintf(refurl, sizeof(refurl), "%s://127.0.0.1:%d",
+		    tls ? "tls+tcp" : "tcp", port + 1);
 	else
 		snprintf(refurl, sizeof(refurl), "ipc://%s/ref", dir);
-	double rtt = raw_rtt(refurl, quick ? 5000 : 20000);
+	double rtt = raw_rtt(refurl, quick ? 5000 : 20000, tls ? dir : NULL);
 
 	snprintf(broker, sizeof(broker), "%s/../broker/copal-broker", self_dir);
 	char *argv[] = { broker, "--db", dir, "--tcp", url, NULL };
@@ -449,6 +528,19 @@ bench(const char *transport, const char *self_dir)
 	printf("%-44s %11.0f/s %10s %s  (%.1f tasks per raw round-trip time)\n",
 	    "drain: claim+RUNNING+RUN_DONE+JOB_FINISHED", dr_rate, ">=50000",
 	    dr_rate >= 50000 ? "PASS" : "MISS", dr_rate / rtt);
+	// TLS against plain TCP of the same run
+	static double tcp_drain, tcp_create;
+	if (tcp && !tls) {
+		tcp_drain = dr_rate;
+		tcp_create = cr_rate;
+	}
+	if (tls && tcp_drain > 0) {
+		printf("%-44s %12.2f %10s %s\n", "  TLS drain / plain TCP drain",
+		    dr_rate / tcp_drain, ">=0.80",
+		    dr_rate / tcp_drain >= 0.8 ? "PASS" : "MISS");
+		printf("%-44s %12.2f\n", "  TLS create / plain TCP create",
+		    cr_rate / tcp_create);
+	}
 	printf("%-44s %11.2f ms\n", "  claim latency p50", lat[nlat / 2] * 1e3);
 	printf("%-44s %11.2f ms\n", "  claim latency p99",
 	    lat[(size_t)(nlat * 0.99)] * 1e3);
@@ -489,7 +581,7 @@ int
 main(int argc, char **argv)
 {
 	bench_name = "broker_bench";
-	const char *transport = "both";
+	const char *transport = "all";
 	int opt;
 	while ((opt = getopt(argc, argv, "n:b:l:c:s:T:q")) != -1) {
 		switch (opt) {
@@ -521,7 +613,8 @@ main(int argc, char **argv)
 			break;
 		default:
 			fprintf(stderr, "usage: broker_bench [-n TASKS] [-b BATCH] "
-			    "[-s SUBMITTERS] [-l LAUNCHERS] [-c CLAIM] [-T ipc|tcp|both] [-q]\n");
+			    "[-s SUBMITTERS] [-l LAUNCHERS] [-c CLAIM] "
+			    "[-T ipc|tcp|tls|both|all] [-q]\n");
 			return 2;
 		}
 	}
@@ -536,9 +629,18 @@ main(int argc, char **argv)
 	self[n] = '\0';
 	*strrchr(self, '/') = '\0';
 	signal(SIGPIPE, SIG_IGN);
-	if (strcmp(transport, "tcp") != 0)
+	bool all = strcmp(transport, "all") == 0,
+	     both = strcmp(transport, "both") == 0;
+	if (!all && !both && strcmp(transport, "ipc") != 0 &&
+	    strcmp(transport, "tcp") != 0 && strcmp(transport, "tls") != 0) {
+		fprintf(stderr, "broker_bench: -T ipc, tcp, tls, both or all\n");
+		return 2;
+	}
+	if (all || both || strcmp(transport, "ipc") == 0)
 		bench("ipc", self);
-	if (strcmp(transport, "ipc") != 0)
+	if (all || both || strcmp(transport, "tcp") == 0)
 		bench("tcp", self);
+	if (all || strcmp(transport, "tls") == 0)
+		bench("tls", self);
 	return 0;
 }

@@ -19,6 +19,9 @@ PACKAGES=(
   liblmdb-dev
   lmdb-utils
   libnng-dev
+  # copal init makes the database's TLS key and certificate with
+  # OpenSSL's libcrypto; NNG's TLS (mbedTLS) reads them
+  libssl-dev
   libprotobuf-c-dev
   protobuf-c-compiler
   uuid-dev

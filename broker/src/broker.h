@@ -48,6 +48,10 @@ int validate_wire(const uint8_t *buf, size_t len, char *err, size_t errlen);
 // The request id of a request's wire bytes (0 if it cannot be read), so
 // that a refusal of a malformed request still reaches its caller.
 uint64_t wire_request_id(const uint8_t *buf, size_t len);
+// Whether a request's wire bytes carry credentials.token equal to token
+// (token_len > 0), read without decoding anything else.
+bool wire_token_ok(const uint8_t *buf, size_t len, const uint8_t *token,
+    size_t token_len);
 // Checks a decoded request: counts, enum values, version, body. Returns 0
 // or CPL_EPROTO with a reason in err.
 int validate_request(const Copal__Request *req, char *err, size_t errlen);

@@ -1,6 +1,6 @@
 // copal-broker: the daemon that owns a copal database.
 //
-//   copal-broker --db DIR [--tcp tcp://HOST:PORT] [--log-level LEVEL]
+//   copal-broker --db DIR [--tcp tls+tcp://HOST:PORT] [--log-level LEVEL]
 //                [--contexts N] [--log-stderr]
 //
 // Runs in the foreground (`copal server start` puts it in the background).
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,7 +27,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: copal-broker --db DIR [--tcp tcp://HOST:PORT] "
+	    "usage: copal-broker --db DIR [--tcp tls+tcp://HOST:PORT] "
 	    "[--log-level error|warn|notice|info|debug]\n"
 	    "                    [--contexts N] [--log-stderr] [--version]\n"
 	    "Serves the copal database in DIR until SIGTERM or SIGINT.\n");
@@ -153,6 +154,14 @@ main(int argc, char **argv)
 		}
 	}
 
+	// every descriptor the system lets us have: idle TCP peers must not
+	// take the last ones from local clients (net.c budgets them)
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
 	// signals are taken by sigwait in this thread only
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -187,6 +196,8 @@ main(int argc, char **argv)
 	o.db_dir = dir;
 	o.ipc_url = url;
 	o.tcp_url = tcp;
+	o.tcp_insecure = strcmp(conf.broker_tcp_insecure, "true") == 0;
+	o.max_conns = (int)conf.broker_max_connections;
 	o.token = token;
 	o.token_len = token_len;
 	o.contexts = contexts;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include "broker.h"
 #include "copal/version.h"
 #include "net.h"
+#include "peers.h"
 
 enum { W_RECV, W_WAIT, W_SEND };
 
@@ -61,6 +63,14 @@ struct net {
 	size_t max_msg;
 	bool no_selfcheck;
 	uint64_t reopens;
+	// TCP: connection state, the reaper of idle peers, rate-limited
+	// warnings by kind
+	char db[PATH_MAX];
+	bool tcp_insecure;
+	peers *peers;
+	pthread_t reaper;
+	bool reaper_started;
+	ratelog rl_token, rl_big, rl_cap, rl_idle, rl_size;
 };
 
 // ---------------------------------------------------------------- replies
@@ -97,17 +107,52 @@ send_reply(struct work *w)
 
 // ---------------------------------------------------------------- contexts
 
-static bool
-token_ok(net *s, const Copal__Request *req)
+static void
+recv_next(struct work *w)
 {
-	if (s->token_len == 0 || req->credentials == NULL ||
-	    req->credentials->token.len != s->token_len)
+	w->state = W_RECV;
+	nng_ctx_recv(w->ctx, w->aio);
+}
+
+// Authenticate first, decode second: a TCP request is read no further
+// than its credentials (a walk over the request's top-level fields) until
+// they hold the token. A peer that has not yet sent the token gets its
+// connection closed on a frame over PEER_UNAUTH_MAX bytes without it, so
+// that it cannot send another on the same connection (NNG has read the
+// frame by then: under TLS only holders of the database's key get that
+// far). Returns false when the request was answered or dropped here.
+static bool
+tcp_admit(struct work *w, nng_msg *msg, nng_pipe p)
+{
+	net *s = w->n;
+	size_t len = nng_msg_len(msg);
+	const uint8_t *body = nng_msg_body(msg);
+	bool authed = peers_authed(s->peers, p);
+	char addr[64];
+	// every request carries the token, not only the first
+	if (wire_token_ok(body, len, s->token, s->token_len)) {
+		if (!authed)
+			peers_set_authed(s->peers, p);
+		return true;
+	}
+	peer_addr(p, addr, sizeof(addr));
+	if (!authed && len > PEER_UNAUTH_MAX) {
+		ratelog_warn(&s->rl_big, "auth", "closed the connection of %s: "
+		    "a %zu-byte request without the token before it sent the "
+		    "token (at most %u bytes until one carries it)", addr, len,
+		    PEER_UNAUTH_MAX);
+		nng_msg_free(msg);
+		nng_pipe_close(p);
+		recv_next(w);
 		return false;
-	// constant time: no early exit on the first differing byte
-	unsigned char diff = 0;
-	for (size_t i = 0; i < s->token_len; i++)
-		diff |= req->credentials->token.data[i] ^ s->token[i];
-	return diff == 0;
+	}
+	uint64_t rid = wire_request_id(body, len);
+	ratelog_warn(&s->rl_token, "auth", "refused a request from %s: "
+	    "wrong or missing token", addr);
+	nng_msg_free(msg);
+	dispatch_error(&w->r, rid, CPL_EPERM, "wrong or missing token");
+	send_reply(w);
+	return false;
 }
 
 static void
@@ -115,12 +160,25 @@ handle_msg(struct work *w, nng_msg *msg)
 {
 	net *s = w->n;
 	size_t len = nng_msg_len(msg);
-	char err[512];
-	bool over_tcp = false;
-	if (s->have_tcp) {
-		nng_pipe p = nng_msg_get_pipe(msg);
-		nng_listener l = nng_pipe_listener(p);
-		over_tcp = nng_listener_id(l) == nng_listener_id(s->tcp);
+	char err[512], addr[64];
+	nng_pipe p = nng_msg_get_pipe(msg);
+	if (s->have_tcp && nng_listener_id(nng_pipe_listener(p)) ==
+	        nng_listener_id(s->tcp) && !tcp_admit(w, msg, p))
+		return;
+	// the transports take up to twice the limit, so that a request
+	// over it gets an answer that says so (NNG drops larger frames
+	// silently, closing the connection)
+	if (len > s->max_msg) {
+		uint64_t rid = wire_request_id(nng_msg_body(msg), len);
+		peer_addr(p, addr, sizeof(addr));
+		nng_msg_free(msg);
+		ratelog_warn(&s->rl_size, "proto", "refused a %zu-byte request "
+		    "from %s (at most %zu)", len, addr, s->max_msg);
+		snprintf(err, sizeof(err), "request of %zu bytes: larger than "
+		    "the broker's limit of %zu", len, s->max_msg);
+		dispatch_error(&w->r, rid, CPL_ETOOBIG, err);
+		send_reply(w);
+		return;
 	}
 	// strings are checked on the wire, before protobuf-c decodes them
 	// (it would cut a string at a NUL byte without a word)
@@ -148,12 +206,6 @@ handle_msg(struct work *w, nng_msg *msg)
 	if (validate_request(w->r.req, err, sizeof(err)) != 0) {
 		LOG(LOG_WARN, "proto", "invalid request: %s", err);
 		dispatch_error(&w->r, reqid, CPL_EPROTO, err);
-		send_reply(w);
-		return;
-	}
-	if (over_tcp && !token_ok(s, w->r.req)) {
-		LOG(LOG_WARN, "auth", "request over TCP with a wrong token");
-		dispatch_error(&w->r, reqid, CPL_EPERM, "wrong or missing token");
 		send_reply(w);
 		return;
 	}
@@ -219,16 +271,29 @@ work_cb(void *arg)
 // ---------------------------------------------------------------- listeners
 
 // Closes IPC connections from other users (the socket is 0600 in a 0700
-// directory; this is the second wall).
+// directory; this is the second wall). Counts TCP connections, and
+// closes those over the cap.
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	net *s = arg;
 	uint64_t uid;
-	(void)ev;
-	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0)
-		return; // not IPC
-	if (uid != (uint64_t)s->uid) {
+	char addr[64];
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0) {
+		if (s->peers == NULL)
+			return;
+		if (ev == NNG_PIPE_EV_REM_POST) {
+			peers_remove(s->peers, p);
+		} else if (ev == NNG_PIPE_EV_ADD_PRE && !peers_add(s->peers, p)) {
+			peer_addr(p, addr, sizeof(addr));
+			ratelog_warn(&s->rl_cap, "listen", "refused a connection "
+			    "from %s: %d are open (broker_max_connections)",
+			    addr, peers_count(s->peers));
+			nng_pipe_close(p);
+		}
+		return;
+	}
+	if (ev == NNG_PIPE_EV_ADD_PRE && uid != (uint64_t)s->uid) {
 		LOG(LOG_WARN, "auth", "closed IPC connection from uid %llu",
 		    (unsigned long long)uid);
 		nng_pipe_close(p);
@@ -243,7 +308,7 @@ ipc_listen(net *s)
 	unlink(s->ipc_url + strlen("ipc://"));
 	if ((rv = nng_listener_create(&s->ipc, s->sock, s->ipc_url)) != 0)
 		return rv;
-	nng_listener_set_size(s->ipc, NNG_OPT_RECVMAXSZ, s->max_msg);
+	nng_listener_set_size(s->ipc, NNG_OPT_RECVMAXSZ, 2 * s->max_msg);
 	nng_listener_set_int(s->ipc, NNG_OPT_IPC_PERMISSIONS, 0600);
 	if ((rv = nng_listener_start(s->ipc, 0)) != 0) {
 		nng_listener_close(s->ipc);
@@ -314,6 +379,19 @@ checker_main(void *arg)
 	return NULL;
 }
 
+// Drops TCP peers that have not sent the token in time.
+static void *
+reaper_main(void *arg)
+{
+	net *s = arg;
+	while (!s->stop) {
+		usleep(250000);
+		if (!s->stop)
+			peers_reap(s->peers, &s->rl_idle);
+	}
+	return NULL;
+}
+
 // ---------------------------------------------------------------- lifecycle
 
 // The TCP address clients can dial: the configured URL, with the port the
@@ -330,6 +408,59 @@ bound_url(net *s)
 		    (int)(n - 2), s->tcp_url, port);
 }
 
+// Descriptors kept for everything but TCP peers: IPC clients, the
+// database, the log, NNG's own.
+static int
+conn_budget(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 10000;
+	long n = (long)rl.rlim_cur, keep = n / 4 > 256 ? n / 4 : 256;
+	return n - keep > 16 ? (int)(n - keep) : 16;
+}
+
+// Creates the TCP listener (not started): TLS with the database's
+// certificate, or plain TCP when the user asked for it by name.
+static int
+tcp_listen(net *s, const net_opts *o)
+{
+	char err[PATH_MAX + 128];
+	int rv;
+	bool tls = strncmp(o->tcp_url, "tls+tcp://", 10) == 0;
+	if (s->token_len == 0) {
+		LOG(LOG_ERR, "listen", "TCP needs the database token");
+		return NNG_EINVAL;
+	}
+	if (!tls && !(strncmp(o->tcp_url, "tcp://", 6) == 0 &&
+	                 o->tcp_insecure)) {
+		LOG(LOG_ERR, "listen", "cannot listen on %s: only tls+tcp://"
+		    "HOST:PORT (plain tcp:// sends the token in clear; it needs "
+		    "broker_tcp_insecure = true in copal.conf)", o->tcp_url);
+		return NNG_EINVAL;
+	}
+	s->tcp_insecure = !tls;
+	snprintf(s->tcp_url, sizeof(s->tcp_url), "%s", o->tcp_url);
+	snprintf(s->db, sizeof(s->db), "%s", o->db_dir ? o->db_dir : ".");
+	int max = o->max_conns > 0 ? o->max_conns : conn_budget();
+	if ((rv = peers_new(max, &s->peers)) != 0)
+		return NNG_ENOMEM;
+	if ((rv = nng_listener_create(&s->tcp, s->sock, s->tcp_url)) != 0) {
+		LOG(LOG_ERR, "listen", "cannot listen on %s: %s", s->tcp_url,
+		    nng_strerror(rv));
+		return rv;
+	}
+	nng_listener_set_size(s->tcp, NNG_OPT_RECVMAXSZ, 2 * s->max_msg);
+	if (tls && (rv = peers_tls_listen(s->tcp, s->db, err,
+	                sizeof(err))) != 0) {
+		LOG(LOG_ERR, "listen", "cannot listen on %s: %s", s->tcp_url,
+		    err);
+		return rv;
+	}
+	LOG(LOG_INFO, "listen", "%s: at most %d connections", s->tcp_url, max);
+	return 0;
+}
+
 int
 net_open(const net_opts *o, net **out)
 {
@@ -341,6 +472,11 @@ net_open(const net_opts *o, net **out)
 	s->disp = o->disp;
 	s->uid = getuid();
 	s->max_msg = o->max_msg ? o->max_msg : (64u << 20);
+	pthread_mutex_init(&s->rl_token.mx, NULL);
+	pthread_mutex_init(&s->rl_big.mx, NULL);
+	pthread_mutex_init(&s->rl_cap.mx, NULL);
+	pthread_mutex_init(&s->rl_idle.mx, NULL);
+	pthread_mutex_init(&s->rl_size.mx, NULL);
 	pthread_mutex_init(&s->lmx, NULL);
 	snprintf(s->ipc_url, sizeof(s->ipc_url), "%s", o->ipc_url);
 	if (o->token_len > sizeof(s->token)) {
@@ -353,8 +489,9 @@ net_open(const net_opts *o, net **out)
 
 	if ((rv = nng_rep0_open(&s->sock)) != 0)
 		goto nngfail;
-	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, s->max_msg);
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 2 * s->max_msg);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
+	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
 	s->nworks = o->contexts > 0 ? o->contexts : 256;
 	s->works = calloc((size_t)s->nworks, sizeof(*s->works));
 	if (s->works == NULL) {
@@ -379,15 +516,8 @@ net_open(const net_opts *o, net **out)
 		goto nngfail;
 	}
 	if (o->tcp_url && o->tcp_url[0]) {
-		if (s->token_len == 0) {
-			LOG(LOG_ERR, "listen", "TCP needs the database token");
-			rv = NNG_EINVAL;
+		if ((rv = tcp_listen(s, o)) != 0)
 			goto nngfail;
-		}
-		snprintf(s->tcp_url, sizeof(s->tcp_url), "%s", o->tcp_url);
-		if ((rv = nng_listener_create(&s->tcp, s->sock, s->tcp_url)) != 0)
-			goto nngfail;
-		nng_listener_set_size(s->tcp, NNG_OPT_RECVMAXSZ, s->max_msg);
 		if ((rv = nng_listener_start(s->tcp, 0)) != 0) {
 			LOG(LOG_ERR, "listen", "cannot listen on %s: %s",
 			    s->tcp_url, nng_strerror(rv));
@@ -395,12 +525,18 @@ net_open(const net_opts *o, net **out)
 		}
 		s->have_tcp = true;
 		bound_url(s);
+		if (s->tcp_insecure)
+			LOG(LOG_WARN, "insecure", "%s is plain TCP "
+			    "(broker_tcp_insecure = true): the token and every "
+			    "request travel in clear, and clients cannot tell "
+			    "this broker from another", s->tcp_bound);
 	}
 	s->no_selfcheck = o->no_selfcheck;
 	return 0;
 nngfail:
 	s->stop = 1;
-	return rv == NNG_EADDRINUSE ? CPL_EEXISTS : CPL_ECONNECT;
+	return rv == NNG_EADDRINUSE ? CPL_EEXISTS : rv == NNG_EINVAL ?
+	    CPL_EINVAL : CPL_ECONNECT;
 }
 
 const char *
@@ -426,6 +562,9 @@ net_run(net *s)
 		if (pthread_create(&s->checker, NULL, checker_main, s) == 0)
 			s->checker_started = true;
 	}
+	if (s->peers &&
+	    pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
+		s->reaper_started = true;
 	LOG(LOG_NOTICE, "start", "copal-broker %s serving %s%s%s with %d "
 	    "contexts", COPAL_VERSION, s->ipc_url, s->have_tcp ? " and " : "",
 	    s->tcp_bound, s->nworks);
@@ -446,6 +585,8 @@ net_close(net *s)
 	s->stop = 1;
 	if (s->checker_started)
 		pthread_join(s->checker, NULL);
+	if (s->reaper_started)
+		pthread_join(s->reaper, NULL);
 	nng_close(s->sock);
 	for (int i = 0; s->works && i < s->nworks; i++) {
 		struct work *w = s->works[i];
@@ -463,6 +604,8 @@ net_close(net *s)
 	free(s->works);
 	unlink(s->ipc_url + strlen("ipc://"));
 	pthread_mutex_destroy(&s->lmx);
+	peers_free(s->peers);
+	explicit_bzero(s->token, sizeof(s->token));
 	free(s);
 }
 

@@ -14,7 +14,12 @@ typedef struct net net;
 
 typedef struct net_opts {
 	const char *ipc_url;
-	const char *tcp_url;     // NULL: no TCP listener
+	const char *tcp_url;     // tls+tcp://HOST:PORT, or tcp:// if
+	                         // tcp_insecure; NULL: no TCP listener
+	bool tcp_insecure;       // plain tcp:// allowed
+	const char *db_dir;      // where tls.crt and tls.key are
+	int max_conns;           // TCP connections at once; 0: from the
+	                         // descriptor limit
 	const uint8_t *token;    // the database secret (TCP clients send it)
 	size_t token_len;
 	int contexts;            // concurrent requests; 0: 256
@@ -24,7 +29,7 @@ typedef struct net_opts {
 } net_opts;
 
 // Opens the socket, its contexts and listeners; nothing is received yet.
-// Errors: CPL_EINVAL, CPL_ENOMEM (*out is then NULL), CPL_EEXISTS (the
+// Errors: CPL_EINVAL (also: plain tcp:// without tcp_insecure), CPL_ENOMEM (*out is then NULL), CPL_EEXISTS (the
 // address is in use), CPL_ECONNECT (other failures; *out is then set, for
 // net_close()).
 int net_open(const net_opts *o, net **out);

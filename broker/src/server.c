@@ -39,6 +39,9 @@ server_start(const server_opts *o, server **out)
 	net_opts no = {
 		.ipc_url = o->ipc_url,
 		.tcp_url = o->tcp_url,
+		.tcp_insecure = o->tcp_insecure,
+		.db_dir = o->db_dir,
+		.max_conns = o->max_conns,
 		.token = o->token,
 		.token_len = o->token_len,
 		.contexts = o->contexts,

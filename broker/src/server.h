@@ -15,6 +15,8 @@ typedef struct server_opts {
 	const char *db_dir;
 	const char *ipc_url;
 	const char *tcp_url;     // NULL: no TCP listener
+	bool tcp_insecure;       // plain tcp:// allowed (see net.h)
+	int max_conns;           // TCP connections at once; 0: automatic
 	const uint8_t *token;    // the database secret (TCP clients send it)
 	size_t token_len;
 	int contexts;            // concurrent requests; 0: 256

@@ -204,6 +204,86 @@ wire_request_id(const uint8_t *buf, size_t len)
 	return 0;
 }
 
+// The fields of the message in [p, end) with field number num and wire
+// type 2 (length-delimited): calls fn for each, in order. false when the
+// bytes are not a well-formed message.
+static bool
+wire_each_len(const uint8_t *p, const uint8_t *end, uint64_t num,
+    void (*fn)(const uint8_t *, size_t, void *), void *arg)
+{
+	while (p < end) {
+		uint64_t tag, v;
+		if (!varint(&p, end, &tag))
+			return false;
+		switch (tag & 7) {
+		case 0:
+			if (!varint(&p, end, &v))
+				return false;
+			break;
+		case 1:
+			if (end - p < 8)
+				return false;
+			p += 8;
+			break;
+		case 5:
+			if (end - p < 4)
+				return false;
+			p += 4;
+			break;
+		case 2:
+			if (!varint(&p, end, &v) || v > (uint64_t)(end - p))
+				return false;
+			if ((tag >> 3) == num)
+				fn(p, (size_t)v, arg);
+			p += v;
+			break;
+		default:
+			return false;
+		}
+	}
+	return true;
+}
+
+struct tokscan {
+	const uint8_t *tok;
+	size_t len;
+	bool bad;
+};
+
+static void
+tok_field(const uint8_t *p, size_t n, void *arg)
+{
+	struct tokscan *t = arg;
+	t->tok = p;
+	t->len = n;
+}
+
+static void
+cred_field(const uint8_t *p, size_t n, void *arg)
+{
+	struct tokscan *t = arg;
+	// Credentials.token = 1
+	if (!wire_each_len(p, p + n, 1, tok_field, t))
+		t->bad = true;
+}
+
+bool
+wire_token_ok(const uint8_t *buf, size_t len, const uint8_t *token,
+    size_t token_len)
+{
+	struct tokscan t = { NULL, 0, false };
+	// Request.credentials = 3; protobuf merges repeated occurrences of
+	// a message field, so the last token is the one decoding would see
+	if (token_len == 0 || !wire_each_len(buf, buf + len, 3, cred_field, &t) ||
+	    t.bad || t.tok == NULL || t.len != token_len)
+		return false;
+	// constant time: no early exit on the first differing byte
+	unsigned char diff = 0;
+	for (size_t i = 0; i < token_len; i++)
+		diff |= t.tok[i] ^ token[i];
+	return diff == 0;
+}
+
 int
 validate_wire(const uint8_t *buf, size_t len, char *err, size_t errlen)
 {

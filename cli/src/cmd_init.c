@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "copal/conf.h"
+#include "copal/tlsgen.h"
 #include "copal/tmpl.h"
 
 const cli_opt init_opts[] = { { NULL, 0, 0, NULL, NULL } };
@@ -192,6 +193,13 @@ cmd_init(const cli_verb *v, int argc, char **argv)
 	cpl_dbpath(abs, CPL_DB_SECRET, path, sizeof(path));
 	if (write_file(path, hex, 64, 0600) != 0) {
 		cli_err("cannot write %s: %s", path, strerror(errno));
+		goto out;
+	}
+	// the database's TLS identity: the broker's certificate on
+	// tls+tcp://, the one its clients pin and present (ECDSA P-256)
+	char terr[PATH_MAX + 64];
+	if (cpl_tls_generate(abs, terr, sizeof(terr)) != 0) {
+		cli_err("%s", terr);
 		goto out;
 	}
 	// the default job-script templates, for the site to edit

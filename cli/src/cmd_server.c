@@ -9,8 +9,8 @@ enum { KEY_TCP = 410 };
 
 const cli_opt server_opts[] = {
 	{ "tcp", KEY_TCP, OPT_ARG, "URL",
-	    "start: also listen on URL (tcp://HOST:PORT; default: copal.conf's "
-	    "broker_tcp)" },
+	    "start: also listen on URL (tls+tcp://HOST:PORT; default: "
+	    "copal.conf's broker_tcp)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -84,8 +84,14 @@ do_status(const char *db, const char *tcp)
 	printf("%-16s%" PRIu32 "\n", "pid:", p->pid);
 	printf("%-16s%s\n", "version:", p->version);
 	printf("%-16s%s\n", "database:", p->db_dir);
-	for (size_t i = 0; i < p->n_listen_urls; i++)
+	for (size_t i = 0; i < p->n_listen_urls; i++) {
 		printf("%-16s%s\n", i == 0 ? "listening:" : "", p->listen_urls[i]);
+		// the broker takes plain tcp:// only with broker_tcp_insecure
+		if (strncmp(p->listen_urls[i], "tcp://", 6) == 0)
+			printf("%-16s%s\n", "warning:", "plain TCP without TLS "
+			    "(broker_tcp_insecure = true): the token travels in "
+			    "clear");
+	}
 	fmt_time_us(p->started_us, t, sizeof(t));
 	uptime(p->broker_time_us > p->started_us ?
 	        p->broker_time_us - p->started_us : 0, buf, sizeof(buf));

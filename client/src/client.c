@@ -12,6 +12,8 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+#include <nng/transport/tls/tls.h>
 
 #include "copal/client.h"
 #include "internal.h"
@@ -28,6 +30,8 @@ struct cpl_client {
 	int timeout_ms;
 	int attempts;
 	bool dialed;
+	nng_tls_config *tls; // tls+tcp:// only
+	char tls_err[PATH_MAX + 128];
 	// why the last call failed (cpl_client_errmsg): a static message or
 	// errbuf, the broker's text
 	const char *errmsg;
@@ -112,7 +116,17 @@ cpl_client_open(const cpl_client_opts *o, cpl_client **out)
 		(void)cpl_read_secret(c->db, c->token, sizeof(c->token),
 		    &c->token_len);
 	}
+	if (strncmp(c->url, "tls+tcp://", 10) == 0 &&
+	    (rv = cpl__tls_client_config(c->db, o->tls_cert, o->tls_key,
+	         &c->tls, c->tls_err, sizeof(c->tls_err))) != 0) {
+		// the reason stays for cpl_client_errmsg of a call; open
+		// itself only returns the code
+		free(c);
+		return rv;
+	}
 	if ((rv = nng_req0_open(&c->sock)) != 0) {
+		if (c->tls)
+			nng_tls_config_free(c->tls);
 		free(c);
 		return CPL_ECONNECT;
 	}
@@ -134,7 +148,17 @@ connect_once(cpl_client *c)
 {
 	if (c->dialed)
 		return 0;
-	int rv = nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK);
+	int rv;
+	if (c->tls) {
+		// TLS both ways: the broker must show this database's
+		// certificate, or no connection is made and no request sent
+		if ((rv = nng_dialer_create(&c->dialer, c->sock, c->url)) == 0 &&
+		    (rv = nng_dialer_set_ptr(c->dialer, NNG_OPT_TLS_CONFIG,
+		         c->tls)) == 0)
+			rv = nng_dialer_start(c->dialer, NNG_FLAG_NONBLOCK);
+	} else {
+		rv = nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK);
+	}
 	if (rv != 0)
 		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP ? CPL_EINVAL :
 		                                                  CPL_ECONNECT;
@@ -148,6 +172,9 @@ cpl_client_close(cpl_client *c)
 	if (c == NULL)
 		return;
 	nng_close(c->sock);
+	if (c->tls)
+		nng_tls_config_free(c->tls);
+	explicit_bzero(c->token, sizeof(c->token));
 	free(c->errbuf);
 	free(c);
 }
@@ -245,6 +272,16 @@ call(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
     Copal__Reply **reply)
 {
 	int rv = send_recv(c, req, attempts, timeout_ms, reply);
+	if (rv == CPL_ETIMEOUT && c->tls) {
+		// NNG does not say why a TLS connection failed: name both
+		// possible reasons
+		char msg[PATH_MAX + 256];
+		snprintf(msg, sizeof(msg), "no answer from %s: no broker there, "
+		    "or it and this client do not hold the same database "
+		    "certificate (tls.crt)", c->url);
+		set_err(c, rv, false, msg);
+		return rv;
+	}
 	set_err(c, rv, false, NULL);
 	return rv;
 }

@@ -14,4 +14,15 @@ __attribute__((visibility("hidden")))
 int cpl__call_typed(cpl_client *c, Copal__Request *req, const void *body,
     int once_ms, Copal__Reply **rep);
 
+// A client TLS configuration for tls+tcp://: the certificate (pinned as
+// the broker's and shown as ours) and key from cert_path/key_path, else
+// $COPAL_TLS_CERT/$COPAL_TLS_KEY, else <db>/tls.crt and tls.key; a
+// certificate file without a key file may hold both. 0 with *out set (the
+// caller frees it), or an error with a reason in err.
+struct nng_tls_config;
+__attribute__((visibility("hidden")))
+int cpl__tls_client_config(const char *db, const char *cert_path,
+    const char *key_path, struct nng_tls_config **out, char *err,
+    size_t errlen);
+
 #endif

@@ -67,21 +67,30 @@ is_name_or_empty(const char *v)
 }
 
 static bool
+is_bool(const char *v)
+{
+	return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;
+}
+
+static bool
 is_any(const char *v)
 {
 	(void)v;
 	return true;
 }
 
-// "" or tcp://HOST:PORT: HOST empty or * (every interface), a name or
-// IPv4 address, or [IPv6]; PORT 1..65535. The broker hands the URL to
+// "" or [tls+]tcp://HOST:PORT: HOST empty or * (every interface), a name
+// or IPv4 address, or [IPv6]; PORT 1..65535. The broker hands the URL to
 // nng; checking it here makes a typo a message with a line number instead
-// of a broker that will not start.
+// of a broker that will not start. (Whether plain tcp:// may be used is
+// the broker's question: broker_tcp_insecure.)
 static bool
 is_tcp(const char *v)
 {
 	if (*v == '\0')
 		return true;
+	if (strncmp(v, "tls+", 4) == 0)
+		v += 4;
 	if (strncmp(v, "tcp://", 6) != 0)
 		return false;
 	const char *host = v + 6, *colon = strrchr(host, ':');
@@ -154,12 +163,23 @@ static const setting settings[] = {
 	    "into qsubmit/ for each job. Empty: job-templates/<scheduler>.tmpl\n"
 	    "(copal init wrote one per scheduler). A relative path is relative to\n"
 	    "this directory."),
-	STRING(broker_tcp, "", is_tcp, "empty, or tcp://HOST:PORT with PORT "
-	    "1..65535",
+	STRING(broker_tcp, "", is_tcp, "empty, or tls+tcp://HOST:PORT with PORT "
+	    "1..65535 (tcp://HOST:PORT with broker_tcp_insecure = true)",
 	    "TCP address the broker listens on besides its local socket\n"
-	    "(sock/broker), for launchers on other nodes, e.g. tcp://0.0.0.0:7555.\n"
-	    "Clients there authenticate with the token in the file `secret`.\n"
-	    "Empty: local socket only."),
+	    "(sock/broker), for launchers on other nodes, e.g.\n"
+	    "tls+tcp://0.0.0.0:7555. TLS is mutual: the broker shows tls.crt and\n"
+	    "takes only clients that hold tls.crt and tls.key (made by copal init);\n"
+	    "clients also send the token in the file `secret`. Empty: local socket\n"
+	    "only."),
+	STRING(broker_tcp_insecure, "false", is_bool, "true or false",
+	    "true: broker_tcp may be plain tcp://HOST:PORT, without TLS. The token\n"
+	    "and every request then travel in clear and clients cannot tell the\n"
+	    "broker from whoever holds the port: only for a network nobody else\n"
+	    "can reach. The broker's log and copal server status warn about it."),
+	NUMBER(broker_max_connections, 0, 1000000, 0,
+	    "Most connections the TCP listener keeps at once; more are closed\n"
+	    "at once (and logged). 0: sized to the broker's file descriptors,\n"
+	    "keeping enough for local clients. {range}."),
 	NUMBER(lease_ttl_seconds, 2, 86400, 30,
 	    "Seconds a launcher's lease lasts without a heartbeat (the default of\n"
 	    "copal launcher --lease-ttl). When it\n"

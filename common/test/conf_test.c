@@ -196,7 +196,8 @@ test_full_file(void **state)
 	MUST_LOAD("broker_tcp =\nproject = \nwf_filter=\n", &c);
 	assert_string_equal(c.broker_tcp, "");
 	assert_string_equal(c.project, "");
-	static const char *const tcp_ok[] = { "tcp://127.0.0.1:1",
+	static const char *const tcp_ok[] = { "tls+tcp://127.0.0.1:1",
+		"tls+tcp://[::1]:7555", "tcp://127.0.0.1:1",
 		"tcp://node-12.cluster.org:65535", "tcp://[::1]:7555",
 		"tcp://[fe80::1]:7555", "tcp://*:7555", "tcp://:7555" };
 	for (size_t i = 0; i < sizeof(tcp_ok) / sizeof(tcp_ok[0]); i++) {
@@ -206,6 +207,13 @@ test_full_file(void **state)
 		must_load(text, (size_t)n, &c);
 		assert_string_equal(c.broker_tcp, tcp_ok[i]);
 	}
+	MUST_LOAD("broker_tcp_insecure = true\nbroker_max_connections = 50\n",
+	    &c);
+	assert_string_equal(c.broker_tcp_insecure, "true");
+	assert_int_equal(c.broker_max_connections, 50);
+	MUST_FAIL("broker_tcp_insecure = yes\n", 1, "broker_tcp_insecure: "
+	    "\"yes\" is not allowed (true or false)");
+	MUST_FAIL("broker_tcp = tls+udp://h:1\n", 1, "is not allowed");
 }
 
 static void
@@ -308,7 +316,8 @@ test_syntax_errors(void **state)
 {
 	(void)state;
 	MUST_FAIL("scheduler = local\nfoo = 1\n", 2, "unknown key \"foo\" "
-	    "(scheduler, job_template, broker_tcp, lease_ttl_seconds");
+	    "(scheduler, job_template, broker_tcp, broker_tcp_insecure, "
+	    "broker_max_connections, lease_ttl_seconds");
 	MUST_FAIL("Scheduler = local\n", 1, "unknown key \"Scheduler\"");
 	MUST_FAIL("lease ttl = 3\n", 1, "unknown key \"lease ttl\"");
 	MUST_FAIL("\n\nscheduler local\n", 3, "not a setting: \"scheduler "
@@ -360,7 +369,8 @@ test_value_errors(void **state)
 	    "allowed");
 	MUST_FAIL("wf_filter = caf\xC3\xA9\n", 1, "is not allowed");
 	MUST_FAIL("broker_tcp = http://h:1\n", 1, "broker_tcp: \"http://h:1\" "
-	    "is not allowed (empty, or tcp://HOST:PORT with PORT 1..65535)");
+	    "is not allowed (empty, or tls+tcp://HOST:PORT with PORT 1..65535 "
+	    "(tcp://HOST:PORT with broker_tcp_insecure = true))");
 	MUST_FAIL("broker_tcp = tcp://host\n", 1, "is not allowed");
 	MUST_FAIL("broker_tcp = tcp://host:\n", 1, "is not allowed");
 	MUST_FAIL("broker_tcp = tcp://host:0\n", 1, "is not allowed");
@@ -531,7 +541,8 @@ test_default_file(void **state)
 	// every line a comment, blank or a setting; one setting per key,
 	// right after a comment
 	static const char *const keys[] = { "scheduler", "job_template",
-		"broker_tcp", "lease_ttl_seconds", "scheduler_timeout_seconds",
+		"broker_tcp", "broker_tcp_insecure", "broker_max_connections",
+		"lease_ttl_seconds", "scheduler_timeout_seconds",
 		"wall_time_margin_seconds", "project", "job_mode", "wf_filter",
 		"service_period_seconds", "service_max_queued_jobs",
 		"service_max_wait_minutes" };

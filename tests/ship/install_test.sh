@@ -88,7 +88,7 @@ mkdir -p "$HOME"
 unset COPAL_BROKER_BIN COPAL_LAUNCHER_BIN COPAL_BROKER_URL COPAL_TOKEN
 copal init "$DB" >/dev/null
 export COPAL_DB=$DB
-copal server start --tcp tcp://127.0.0.1:0 >/dev/null
+copal server start --tcp tls+tcp://127.0.0.1:0 >/dev/null
 pid=$(cat "$DB/broker.pid")
 exe=$(readlink -f "/proc/$pid/exe")
 [[ $exe == "$P/bin/copal-broker" ]] || fail "broker runs $exe, not the installed one"

@@ -27,11 +27,19 @@ extern "C" {
 #define CPL_PROTOCOL_VERSION 1u
 // CPL_ENV_DB, the variable naming the current database directory, is in
 // copal/dbdir.h.
-// Environment variable naming a broker URL (tcp://host:port) to use instead
-// of the database's local socket; the token is then read from
+// Environment variable naming a broker URL (tls+tcp://host:port) to use
+// instead of the database's local socket; the token is then read from
 // CPL_ENV_TOKEN or from the database directory's secret file.
 #define CPL_ENV_URL "COPAL_BROKER_URL"
 #define CPL_ENV_TOKEN "COPAL_TOKEN"
+// Over tls+tcp:// the client shows the database's certificate and key and
+// accepts only a broker that shows the same certificate. They are read
+// from the database directory (tls.crt, tls.key), or from the files these
+// variables name (a machine without the database directory); a
+// certificate file may hold the key too, then CPL_ENV_TLS_KEY is not
+// needed.
+#define CPL_ENV_TLS_CERT "COPAL_TLS_CERT"
+#define CPL_ENV_TLS_KEY "COPAL_TLS_KEY"
 
 typedef struct cpl_client cpl_client;
 
@@ -41,6 +49,11 @@ typedef struct cpl_client_opts {
 	const char *token;    // NULL: $COPAL_TOKEN, else <db_dir>/secret if readable
 	int timeout_ms;       // per attempt; 0: 10000
 	int attempts;         // sends of one request; 0: 3
+	// tls+tcp:// only: the database's certificate and our key (PEM
+	// files); NULL: $COPAL_TLS_CERT / $COPAL_TLS_KEY, else <db_dir>/tls.crt
+	// and tls.key
+	const char *tls_cert;
+	const char *tls_key;
 } cpl_client_opts;
 
 // cpl_db_socket_url(db_dir, buf, len), the URL of a database's local

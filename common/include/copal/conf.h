@@ -56,7 +56,11 @@ typedef struct cpl_conf {
 	// given or empty; a relative value is relative to DB. Absolute when
 	// DB is.
 	char job_template[4096];
-	char broker_tcp[256];    // "" or tcp://HOST:PORT (default "")
+	char broker_tcp[256];    // "" or [tls+]tcp://HOST:PORT (default "")
+	// "true": broker_tcp may be plain tcp:// (default "false")
+	char broker_tcp_insecure[8];
+	// most TCP connections at once; 0 (default): from the fd budget
+	uint32_t broker_max_connections;
 	uint32_t lease_ttl_seconds;         // default 30, 2..86400
 	// Longest a sbatch/squeue/scancel/qsub/qstat may take: default 30,
 	// 1..3600.

@@ -15,6 +15,11 @@ extern "C" {
 // `copal activate`).
 #define CPL_ENV_DB "COPAL_DB"
 
+// The name in the certificate of every database (its subject's common
+// name): clients check the broker's certificate against the database's
+// own (tls.crt, pinned), not against a host name.
+#define CPL_TLS_SERVER_NAME "copal-broker"
+
 // The parts of a database directory.
 typedef enum cpl_dbpart {
 	CPL_DB_CONF,        // copal.conf: the settings; marks a database
@@ -31,6 +36,8 @@ typedef enum cpl_dbpart {
 	CPL_DB_SERVICE_LOCK, // service.lock: one copal service per database
 	CPL_DB_LMDB_DATA,   // data.mdb: LMDB's data file (LMDB names it)
 	CPL_DB_LMDB_LOCK,   // lock.mdb: LMDB's lock file (LMDB names it)
+	CPL_DB_TLS_CERT,    // tls.crt: the database's certificate (PEM)
+	CPL_DB_TLS_KEY,     // tls.key: its private key, ECDSA P-256 (PEM)
 	CPL_DB_NPARTS
 } cpl_dbpart;
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "copal/testing/broker.h"
+#include "copal/tlsgen.h"
 
 // The broker of this build tree, set by tests/testing/CMakeLists.txt.
 #ifndef COPAL_BROKER
@@ -235,10 +236,27 @@ bh_init(bh_broker *b, bool tcp)
 		BH_FAIL("cpl_db_socket_url(%s) failed", b->dir);
 	snprintf(b->errpath, sizeof(b->errpath), "%s/broker.err", b->dir);
 	if (tcp) {
+		char err[256];
+		if (cpl_tls_generate(b->dir, err, sizeof(err)) != 0)
+			BH_FAIL("TLS identity for %s: %s", b->dir, err);
 		if ((b->port = bh_free_port()) < 0)
 			BH_FAIL("no free TCP port");
-		snprintf(b->tcp, sizeof(b->tcp), "tcp://127.0.0.1:%d", b->port);
+		snprintf(b->tcp, sizeof(b->tcp), "tls+tcp://127.0.0.1:%d",
+		    b->port);
 	}
+}
+
+void
+bh_plain_tcp(bh_broker *b)
+{
+	char path[160];
+	const char *line = "broker_tcp_insecure = true\n";
+	snprintf(b->tcp, sizeof(b->tcp), "tcp://127.0.0.1:%d", b->port);
+	snprintf(path, sizeof(path), "%s/copal.conf", b->dir);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 || write(fd, line, strlen(line)) != (ssize_t)strlen(line))
+		BH_FAIL("cannot write %s: %s", path, strerror(errno));
+	close(fd);
 }
 
 void
@@ -347,8 +365,13 @@ bh_client_opts(const bh_broker *b, bool tcp, const char *token,
 	cpl_client_opts o;
 	cpl_client *c = NULL;
 	memset(&o, 0, sizeof(o));
+	char cert[96], key[96];
+	snprintf(cert, sizeof(cert), "%s/tls.crt", b->dir);
+	snprintf(key, sizeof(key), "%s/tls.key", b->dir);
 	o.db_dir = tcp ? NULL : b->dir;
 	o.url = tcp ? b->tcp : NULL;
+	o.tls_cert = cert;
+	o.tls_key = key;
 	o.token = tcp ? (token ? token : b->token) : token;
 	o.timeout_ms = timeout_ms ? timeout_ms : 5000 * bh_slow();
 	o.attempts = attempts ? attempts : 1;
@@ -446,11 +469,14 @@ bh_start(bh_broker *b)
 			break;
 		bh_forget_pid(b->pid);
 		b->pid = 0;
-		if (!bh_log_contains(b, "cannot listen on tcp"))
+		if (!bh_log_contains(b, "cannot listen on tcp") &&
+		    !bh_log_contains(b, "cannot listen on tls+tcp"))
 			break;
 		if ((b->port = bh_free_port()) < 0)
 			BH_FAIL("no free TCP port");
-		snprintf(b->tcp, sizeof(b->tcp), "tcp://127.0.0.1:%d", b->port);
+		snprintf(b->tcp, sizeof(b->tcp), "%s://127.0.0.1:%d",
+		    strncmp(b->tcp, "tls+", 4) == 0 ? "tls+tcp" : "tcp",
+		    b->port);
 	}
 	if (b->pid == 0)
 		BH_FAIL("broker for %s could not start", b->dir);

@@ -130,7 +130,8 @@ void bh_describe_status(int status, char *buf, size_t len);
 typedef struct bh_broker {
 	char dir[64];        // the database directory (mkdtemp)
 	char url[160];       // ipc://DIR/sock/broker
-	char tcp[64];        // tcp://127.0.0.1:PORT, or "" for IPC only
+	char tcp[64];        // tls+tcp://127.0.0.1:PORT (tcp:// after
+	                     // bh_plain_tcp), or "" for IPC only
 	char token[33];      // the database secret
 	char errpath[96];    // DIR/broker.err
 	int port;
@@ -146,8 +147,16 @@ typedef struct bh_broker {
 // pid so that test programs running at once do not pick the same ones.
 int bh_free_port(void);
 
-// Makes a fresh database directory; with tcp, also picks a port.
+// Makes a fresh database directory; with tcp, also picks a port and
+// makes the database's TLS key and certificate (tls.key, tls.crt): the
+// broker listens on tls+tcp://127.0.0.1:PORT and bh_client_opts' TCP
+// clients use them.
 void bh_init(bh_broker *b, bool tcp);
+
+// After bh_init(b, true), before bh_start: plain tcp:// instead of TLS,
+// with broker_tcp_insecure = true in copal.conf (tests that write the
+// SP protocol on a raw TCP socket).
+void bh_plain_tcp(bh_broker *b);
 
 // Prints the last `max` bytes of the broker's stderr.
 void bh_log_tail(const bh_broker *b, size_t max);

@@ -1,0 +1,142 @@
+// A database's TLS identity, made with OpenSSL's libcrypto: NNG 1.5.2's
+// TLS (mbedTLS 2.28 on Debian) takes ECDSA P-256, not Ed25519.
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "copal/common.h"
+#include "copal/dbdir.h"
+#include "copal/tlsgen.h"
+
+static int
+add_ext(X509 *crt, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509V3_set_ctx_nodb(&ctx);
+	X509V3_set_ctx(&ctx, crt, crt, NULL, NULL, 0);
+	X509_EXTENSION *ex = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+	if (ex == NULL)
+		return -1;
+	int ok = X509_add_ext(crt, ex, -1);
+	X509_EXTENSION_free(ex);
+	return ok ? 0 : -1;
+}
+
+// The PEM text of mem into path, 0600, replacing it (written beside it
+// and renamed, so that a reader never sees half a key).
+static int
+write_pem(const char *path, BIO *mem, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX + 8];
+	char *data;
+	long n = BIO_get_mem_data(mem, &data);
+	if (snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp))
+		return CPL_ETOOBIG;
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto fail;
+	if (n < 0 || write(fd, data, (size_t)n) != (ssize_t)n ||
+	    fsync(fd) != 0) {
+		close(fd);
+		unlink(tmp);
+		goto fail;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		unlink(tmp);
+		goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+	return CPL_EIO;
+}
+
+int
+cpl_tls_generate_files(const char *cert_path, const char *key_path,
+    char *err, size_t errlen)
+{
+	EVP_PKEY *key = NULL;
+	X509 *crt = NULL;
+	BIO *kb = NULL, *cb = NULL;
+	BIGNUM *sn = NULL;
+	int rv = CPL_EINTERNAL;
+	unsigned char serial[16];
+
+	snprintf(err, errlen, "libcrypto could not make the key and "
+	    "certificate");
+	if ((key = EVP_EC_gen("P-256")) == NULL || (crt = X509_new()) == NULL)
+		goto out;
+	// a random positive serial: two databases never share an issuer and
+	// serial, even with the same name
+	if (RAND_bytes(serial, sizeof(serial)) != 1)
+		goto out;
+	serial[0] &= 0x7F;
+	if ((sn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
+	    BN_to_ASN1_INTEGER(sn, X509_get_serialNumber(crt)) == NULL)
+		goto out;
+	X509_NAME *name = X509_get_subject_name(crt);
+	if (!X509_set_version(crt, 2) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(crt), -3600) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(crt),
+	        (long)100 * 365 * 24 * 3600) ||
+	    !X509_set_pubkey(crt, key) ||
+	    !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+	        (const unsigned char *)"copal", -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	        (const unsigned char *)CPL_TLS_SERVER_NAME, -1, -1, 0) ||
+	    !X509_set_issuer_name(crt, name))
+		goto out;
+	// its own CA: the pin is the certificate itself, checked by
+	// signature (mbedTLS takes a trusted self-signed CA as a chain)
+	if (add_ext(crt, NID_basic_constraints, "critical,CA:TRUE") != 0 ||
+	    add_ext(crt, NID_key_usage,
+	        "critical,digitalSignature,keyCertSign") != 0 ||
+	    add_ext(crt, NID_ext_key_usage, "serverAuth,clientAuth") != 0 ||
+	    add_ext(crt, NID_subject_key_identifier, "hash") != 0 ||
+	    add_ext(crt, NID_subject_alt_name, "DNS:" CPL_TLS_SERVER_NAME) != 0)
+		goto out;
+	if (X509_sign(crt, key, EVP_sha256()) == 0)
+		goto out;
+	if ((kb = BIO_new(BIO_s_mem())) == NULL ||
+	    (cb = BIO_new(BIO_s_mem())) == NULL ||
+	    !PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) ||
+	    !PEM_write_bio_X509(cb, crt))
+		goto out;
+	err[0] = '\0';
+	// the key first: a certificate is never there without its key
+	if ((rv = write_pem(key_path, kb, err, errlen)) == 0)
+		rv = write_pem(cert_path, cb, err, errlen);
+out:
+	BIO_free(kb);
+	BIO_free(cb);
+	BN_free(sn);
+	X509_free(crt);
+	EVP_PKEY_free(key);
+	return rv;
+}
+
+int
+cpl_tls_generate(const char *db, char *err, size_t errlen)
+{
+	char cert[PATH_MAX], key[PATH_MAX];
+	if (cpl_dbpath(db, CPL_DB_TLS_CERT, cert, sizeof(cert)) != 0 ||
+	    cpl_dbpath(db, CPL_DB_TLS_KEY, key, sizeof(key)) != 0) {
+		snprintf(err, errlen, "%s: path too long", db);
+		return CPL_ETOOBIG;
+	}
+	return cpl_tls_generate_files(cert, key, err, errlen);
+}
