@@ -44,6 +44,7 @@ for i in $(seq 1 $N); do
 	wait_for_state d$i JOB_FINISHED 120
 done
 wait_launcher "$A" 60
+log "$(grep -c 'refused: input/output\|heartbeat of lease .* not taken' "$T/a.log" || true) request(s) refused for the full disk, sent again"
 assert_not_contains "$(cat "$T/a.log")" "lost" "the launcher's log"
 bad=""
 for i in $(seq 1 $N); do
