@@ -105,6 +105,18 @@ claim_adopt(launcher *L, Copal__ClaimedTask *ct, ltask **out)
 	uint32_t nodes = res && res->num_nodes ? res->num_nodes : 1;
 	t->units = nodes == 1 && packing > 1 ?
 	    (CPL_NODE_UNITS + packing - 1) / packing : CPL_NODE_UNITS;
+	if (!L->told_packing && L->o->mode == MODE_SERIAL && nodes == 1 &&
+	    packing == 1 && L->o->max_concurrent > L->nnodes) {
+		// the one reason --max-concurrent is not reached that the
+		// user cannot see: a task takes a whole node by default
+		logm(LL_NOTICE, "task %s %s has node_packing_count 1: it takes "
+		    "a whole node, so such tasks run %zu at a time here, not "
+		    "the %u of --max-concurrent; give tasks a "
+		    "node_packing_count to run several on one node",
+		    t->ct->task->uuid, sp->name, L->nnodes,
+		    L->o->max_concurrent);
+		L->told_packing = true;
+	}
 	t->gpus = res ? res->gpus_per_rank *
 	        (res->ranks_per_node ? res->ranks_per_node : 1) : 0;
 	t->nnodes = t->ct->n_node_index;

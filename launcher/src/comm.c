@@ -23,9 +23,17 @@ struct comm {
 	struct report *out;
 	size_t nout, capout;
 	bool claim_pending;
+	bool renew;            // heartbeat at once
 	uint32_t cl_max, cl_rem;
 	uint32_t *cl_units, *cl_gpus;
 	size_t cl_n, cl_cap;
+	// a report batch the broker did not take (a transient error): sent
+	// again, before anything newer, with the same request id, so that a
+	// batch whose first copy was committed is not applied twice
+	struct report *again;
+	size_t nagain;
+	uint64_t again_rid;
+	uint64_t again_lease;  // the lease the batch was made under
 	// comm -> main
 	comm_events ev;
 	size_t capt, capk;
@@ -49,6 +57,31 @@ called(comm *c, int rv)
 		fprintf(stderr, "launcher: broker request failed: %s\n",
 		    cpl_strerror(rv));
 	return rv;
+}
+
+// Whether a failed call may succeed when made again: a local failure (no
+// answer, no connection) or a broker that could not commit (disk full, an
+// I/O error, the map full, shutting down). A refusal of what was asked
+// (the lease is gone, a malformed request) is final.
+static bool
+transient(comm *c, int rv)
+{
+	if (!cpl_client_err_remote(c->c))
+		return true;
+	switch (rv) {
+	case CPL_ENOMEM:
+	case CPL_EMAPFULL:
+	case CPL_EPANIC:
+	case CPL_EIO:
+	case CPL_EINTERNAL:
+	case CPL_ETIMEOUT:
+	case CPL_ECONNECT:
+	case CPL_ESHUTDOWN:
+	case CPL_ELOCKED:
+		return true;
+	default:
+		return false;
+	}
 }
 
 // Adds kill notices for the main loop; called with the lock held.
@@ -76,9 +109,12 @@ free_reports(struct report *r, size_t n)
 	free(r);
 }
 
-// Sends reports; 0 when the broker answered (even with refusals).
+// Sends reports under request id rid (the same for every copy of one
+// batch); 0 when the broker took them (even with refusals of single
+// reports, or a refusal of the batch that sending it again cannot
+// change), else the error of a transient failure: keep and send again.
 static int
-send_reports(comm *c, struct report *r, size_t n)
+send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 {
 	Copal__StateReport *s = calloc(n, sizeof(*s));
 	Copal__StateReport **sp = calloc(n, sizeof(*sp));
@@ -99,9 +135,39 @@ send_reports(comm *c, struct report *r, size_t n)
 		s[i].node = r[i].node;
 		sp[i] = &s[i];
 	}
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
+	rr.lease_id = c->lease;
+	rr.n_reports = n;
+	rr.reports = sp;
+	req.body_case = COPAL__REQUEST__BODY_REPORT;
+	req.report = &rr;
+	req.request_id = rid;
 	Copal__Reply *rep = NULL;
-	rv = called(c, cpl_call_report(c->c, c->lease, sp, n, &rep));
-	if (rv == 0) {
+	rv = cpl_client_call(c->c, &req, &rep);
+	if (rv == 0 && rep->status != 0) {
+		rv = (int)rep->status;
+		fprintf(stderr, "launcher: reports refused: %s%s%s\n",
+		    cpl_strerror(rv), rep->error && rep->error[0] ? ": " : "",
+		    rep->error ? rep->error : "");
+		// a refusal of the whole batch: only a failed commit is
+		// worth sending again
+		bool again = rv == CPL_ENOMEM || rv == CPL_EMAPFULL ||
+		    rv == CPL_EPANIC || rv == CPL_EIO || rv == CPL_EINTERNAL ||
+		    rv == CPL_ESHUTDOWN;
+		cpl_reply_free(rep);
+		rep = NULL;
+		if (!again)
+			rv = 0;
+	} else if (rv == 0 && rep->report == NULL) {
+		cpl_reply_free(rep);
+		rep = NULL;
+		rv = CPL_EPROTO;
+	} else if (rv != 0) {
+		fprintf(stderr, "launcher: broker request failed: %s\n",
+		    cpl_strerror(rv));
+	}
+	if (rv == 0 && rep != NULL) {
 		if (rep->report->n_kill_task_ids) {
 			pthread_mutex_lock(&c->mx);
 			push_kills(c, rep->report->kill_task_ids,
@@ -117,11 +183,6 @@ send_reports(comm *c, struct report *r, size_t n)
 				    cpl_state_name(r[i].to),
 				    cpl_strerror((int)rep->report->status[i]));
 		cpl_reply_free(rep);
-	} else if (cpl_client_err_remote(c->c)) {
-		// answered: the reports are not sent again
-		fprintf(stderr, "launcher: reports refused: %s\n",
-		    cpl_client_errmsg(c->c));
-		rv = 0;
 	}
 	free(s);
 	free(sp);
@@ -137,10 +198,21 @@ heartbeat(comm *c, bool release)
 	snprintf(owner, sizeof(owner), "launcher %s pid %d %s", host,
 	    (int)getpid(), c->o->mode == MODE_MPI ? "mpi" : "serial");
 	Copal__Reply *rep = NULL;
+	// the broker's deadline counts from its commit, after this
+	uint64_t sent = cpl_mono_us();
 	int rv = called(c, cpl_call_heartbeat(c->c, c->lease, owner,
 	    c->o->lease_ttl_ms, release, &rep));
-	if (rv != 0 && !cpl_client_err_remote(c->c))
+	// only "no such lease" ends it: a timeout or a failed commit (disk
+	// full) leaves it as it was, unconfirmed, and it is renewed again
+	if (rv != 0 && (transient(c, rv) ||
+	    (rv != CPL_ENOTFOUND && rv != CPL_EEXPIRED && c->lease != 0))) {
+		if (cpl_client_err_remote(c->c))
+			fprintf(stderr, "launcher: heartbeat of lease %llu not "
+			    "taken: %s; trying again\n",
+			    (unsigned long long)c->lease,
+			    cpl_client_errmsg(c->c));
 		return;
+	}
 	pthread_mutex_lock(&c->mx);
 	if (rv != 0) {
 		if (!release) {
@@ -152,13 +224,20 @@ heartbeat(comm *c, bool release)
 			free_reports(c->out, c->nout);
 			c->out = NULL;
 			c->nout = c->capout = 0;
+			free_reports(c->again, c->nagain);
+			c->again = NULL;
+			c->nagain = 0;
 		}
 		c->lease = 0;
 		c->ev.have_lease = false;
+		c->ev.lease_until_us = 0;
 	} else if (!release) {
 		c->lease = rep->heartbeat->lease_id;
 		c->ev.lease = c->lease;
 		c->ev.have_lease = true;
+		c->ev.lease_sent_us = sent;
+		c->ev.lease_until_us = sent +
+		    (uint64_t)c->o->lease_ttl_ms * 1000u;
 		push_kills(c, rep->heartbeat->kill_task_ids,
 		    rep->heartbeat->n_kill_task_ids);
 	}
@@ -241,7 +320,7 @@ comm_main(void *arg)
 	size_t cap = 0;
 	pthread_mutex_lock(&c->mx);
 	for (;;) {
-		while (!c->stop && c->nout == 0 &&
+		while (!c->stop && c->nout == 0 && c->nagain == 0 && !c->renew &&
 		    !(c->claim_pending && c->lease) && cpl_mono_us() < next_hb) {
 			uint64_t left = next_hb - cpl_mono_us();
 			struct timespec ts;
@@ -255,12 +334,24 @@ comm_main(void *arg)
 			pthread_cond_timedwait(&c->cv, &c->mx, &ts);
 		}
 		bool stop = c->stop;
-		struct report *reps = c->out;
-		size_t nreps = c->nout;
-		c->out = NULL;
-		c->nout = c->capout = 0;
-		c->ev.pending = nreps;
+		// a batch not taken goes first, as it was; else what is queued
+		struct report *reps = c->again;
+		size_t nreps = c->nagain;
+		uint64_t rid = c->again_rid, blease = c->again_lease;
+		c->again = NULL;
+		c->nagain = 0;
+		if (nreps == 0) {
+			reps = c->out;
+			nreps = c->nout;
+			c->out = NULL;
+			c->nout = c->capout = 0;
+			rid = cpl_request_id();
+			blease = c->lease;
+		}
+		c->ev.pending = nreps + c->nout;
 		bool claim = c->claim_pending && c->lease && !stop;
+		bool renew = c->renew;
+		c->renew = false;
 		uint32_t max = c->cl_max, rem = c->cl_rem;
 		size_t n = c->cl_n;
 		if (claim && n > cap) {
@@ -281,7 +372,7 @@ comm_main(void *arg)
 		}
 		pthread_mutex_unlock(&c->mx);
 
-		if (c->lease == 0 || cpl_mono_us() >= next_hb) {
+		if (c->lease == 0 || renew || cpl_mono_us() >= next_hb) {
 			heartbeat(c, false);
 			// a third of the ttl, and at least every 2 s so that
 			// kill notices for quiet launchers arrive promptly
@@ -295,23 +386,18 @@ comm_main(void *arg)
 		if (claim)
 			do_claim(c, max, rem, n, units, gpus);
 		if (nreps) {
-			if (c->lease == 0 || send_reports(c, reps, nreps) != 0) {
-				// unreachable: keep them, in order, for later
+			if (c->lease == 0 || c->lease != blease ||
+			    send_reports(c, reps, nreps, rid) != 0) {
+				// not taken: kept, in order, to send again as
+				// the same request, unless their lease is gone
 				pthread_mutex_lock(&c->mx);
-				struct report *m = malloc((nreps + c->nout) *
-				    sizeof(*m));
-				if (m) {
-					memcpy(m, reps, nreps * sizeof(*m));
-					if (c->nout)
-						memcpy(m + nreps, c->out,
-						    c->nout * sizeof(*m));
-					free(c->out);
-					free(reps);
-					c->out = m;
-					c->nout += nreps;
-					c->capout = c->nout;
-				} else {
+				if (c->lease != blease) {
 					free_reports(reps, nreps);
+				} else {
+					c->again = reps;
+					c->nagain = nreps;
+					c->again_rid = rid;
+					c->again_lease = blease;
 				}
 				pthread_mutex_unlock(&c->mx);
 				if (!stop)
@@ -321,8 +407,8 @@ comm_main(void *arg)
 			}
 		}
 		pthread_mutex_lock(&c->mx);
-		c->ev.pending = c->nout;
-		if (stop && (c->nout == 0 || c->lease == 0))
+		c->ev.pending = c->nout + c->nagain;
+		if (stop && ((c->nout == 0 && c->nagain == 0) || c->lease == 0))
 			break;
 	}
 	pthread_mutex_unlock(&c->mx);
@@ -367,6 +453,7 @@ comm_stop(comm *c)
 	pthread_mutex_unlock(&c->mx);
 	pthread_join(c->th, NULL);
 	free_reports(c->out, c->nout);
+	free_reports(c->again, c->nagain);
 	comm_events_free(&c->ev);
 	free(c->cl_units);
 	free(c->cl_gpus);
@@ -402,7 +489,7 @@ comm_report(comm *c, struct report *r, size_t n)
 	}
 	memcpy(c->out + c->nout, r, n * sizeof(*r));
 	c->nout += n;
-	c->ev.pending = c->nout;
+	c->ev.pending = c->nout + c->nagain;
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mx);
 }
@@ -437,6 +524,15 @@ comm_claim(comm *c, const comm_claim_req *cl)
 	}
 	pthread_mutex_unlock(&c->mx);
 	return ok;
+}
+
+void
+comm_renew(comm *c)
+{
+	pthread_mutex_lock(&c->mx);
+	c->renew = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mx);
 }
 
 void

@@ -22,6 +22,34 @@
 
 static launcher L;
 
+// A turn of the loop sleeps at most 1 s; a gap this long means that the
+// process did not run (SIGSTOP, a suspended VM, a starved machine).
+#define STALL_US 3000000u
+
+// Whether the broker still holds our lease by our own clock: renewed by a
+// heartbeat sent less than a TTL ago (the broker counts from its commit,
+// later), and, after a stall, by one sent since. A launcher starts no task
+// otherwise: the broker may have expired the lease and given its tasks to
+// another launcher.
+static bool
+lease_ok(uint64_t now)
+{
+	return L.lease != 0 && now < L.lease_until_us &&
+	    L.lease_sent_us >= L.confirm_after_us;
+}
+
+// Starts a placed task, or holds it until the lease is confirmed.
+static void
+start_or_hold(ltask *t, uint64_t now)
+{
+	if (lease_ok(now)) {
+		t->held = false;
+		task_start(&L, t);
+	} else {
+		t->held = true;
+	}
+}
+
 // The wall-time limit or a SIGTERM: stop claiming, SIGTERM every task's
 // process group, SIGKILL after the grace period; cut tasks are reported
 // RUN_TIMEOUT and retried by the broker's policy.
@@ -115,6 +143,12 @@ launcher_run(const launcher_opts *o)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	// (forked here, before the client's threads)
+	if ((rv = proc_guard_start()) != 0) {
+		logm(LL_ERR, "cannot start the guard of task processes: %s",
+		    strerror(rv));
+		return CPL_ENOMEM;
+	}
 	memset(&co, 0, sizeof(co));
 	co.db_dir = L.db;
 	co.timeout_ms = 15000;
@@ -137,6 +171,18 @@ launcher_run(const launcher_opts *o)
 
 	for (;;) {
 		uint64_t now = cpl_mono_us();
+		if (L.prev_turn_us && now - L.prev_turn_us > STALL_US) {
+			// stopped time is not idle time, and the lease may
+			// have ended meanwhile: ask the broker before any start
+			logm(LL_WARN, "did not run for %.1f s: confirming lease "
+			    "%llu before starting anything",
+			    (double)(now - L.prev_turn_us) / 1e6,
+			    (unsigned long long)L.lease);
+			L.last_busy_us += now - L.prev_turn_us;
+			L.confirm_after_us = now;
+			comm_renew(L.cm);
+		}
+		L.prev_turn_us = now;
 		struct signalfd_siginfo si;
 		while (read(L.sigfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
@@ -145,12 +191,17 @@ launcher_run(const launcher_opts *o)
 		}
 		ltask *t;
 		int status;
-		while ((t = proc_reap(&L, &status)) != NULL)
+		while ((t = proc_reap(&L, &status)) != NULL) {
 			task_exited(&L, t, status);
+			L.next_claim_us = 0; // room may have come free
+		}
 		comm_events ev;
 		comm_take(L.cm, &ev);
-		if (ev.lease_lost)
+		if (ev.lease_lost) {
 			task_drop_all(&L, "lease lost");
+			// what the broker took back is work to claim again
+			L.last_busy_us = now;
+		}
 		if (ev.have_lease && !announced) {
 			logm(LL_NOTICE, "started: %s mode, %zu node(s), up to %u "
 			    "task(s), lease %llu", o->mode == MODE_MPI ? "mpi" :
@@ -160,6 +211,8 @@ launcher_run(const launcher_opts *o)
 			L.last_busy_us = now; // idleness counts from here
 		}
 		L.lease = ev.have_lease ? ev.lease : 0;
+		L.lease_sent_us = ev.lease_sent_us;
+		L.lease_until_us = ev.lease_until_us;
 		task_kill_notices(&L, ev.kills, ev.nkills);
 		for (size_t i = 0; i < ev.ntasks; i++) {
 			if (L.stopping) {
@@ -170,7 +223,7 @@ launcher_run(const launcher_opts *o)
 			if (claim_adopt(&L, ev.tasks[i], &t) != 0)
 				logm(LL_ERR, "could not take a claimed task");
 			else if (!t->queued)
-				task_start(&L, t);
+				start_or_hold(t, now);
 		}
 		if (ev.claim_answered) {
 			L.claim_inflight = false;
@@ -185,10 +238,16 @@ launcher_run(const launcher_opts *o)
 		}
 		free(ev.tasks); // the tasks themselves were adopted or freed
 		free(ev.kills);
-		// backlog tasks that now fit
-		for (size_t from = 0;
-		     (t = claim_next_queued(&L, &from)) != NULL;)
-			task_start(&L, t);
+		if (lease_ok(now)) {
+			// tasks held for the lease's renewal, then backlog
+			// tasks that now fit
+			for (size_t i = 0; i < L.ntasks; i++)
+				if (L.tasks[i]->held)
+					start_or_hold(L.tasks[i], now);
+			for (size_t from = 0;
+			     (t = claim_next_queued(&L, &from)) != NULL;)
+				task_start(&L, t);
+		}
 		task_check_timeouts(&L, now);
 		if (L.deadline_us && now >= L.deadline_us)
 			begin_cut("reached its wall-time limit");
@@ -201,8 +260,13 @@ launcher_run(const launcher_opts *o)
 			break;
 		}
 		if (L.lease && !L.stopping && !L.claim_inflight &&
-		    now >= L.next_claim_us)
+		    now >= L.next_claim_us) {
 			L.claim_inflight = claim_ask(&L);
+			// nothing to ask for (no room): not again until a task
+			// ends, or a second from now
+			if (!L.claim_inflight)
+				L.next_claim_us = now + 1000000u;
+		}
 		task_flush_reports(&L);
 		task_compact(&L);
 		size_t act = task_active(&L);

@@ -77,6 +77,9 @@ typedef struct comm_events {
 	bool lease_lost;            // tasks held so far are no longer ours
 	bool have_lease;
 	uint64_t lease;
+	// the lease is the broker's until lease_until_us (our monotonic
+	// clock): the renewal that confirmed it was sent at lease_sent_us
+	uint64_t lease_sent_us, lease_until_us;
 	size_t pending;             // reports not yet acknowledged
 } comm_events;
 
@@ -90,6 +93,9 @@ int comm_fd(comm *c);
 void comm_report(comm *c, struct report *r, size_t n);
 // Asks for a claim; false if one is in flight or there is no lease.
 bool comm_claim(comm *c, const comm_claim_req *cl);
+// Renews the lease now (after a stall: the main loop starts nothing until
+// a renewal sent from now on is answered).
+void comm_renew(comm *c);
 void comm_take(comm *c, comm_events *ev);
 void comm_events_free(comm_events *ev);
 

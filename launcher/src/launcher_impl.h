@@ -48,6 +48,7 @@ typedef struct ltask {
 	bool killed;            // a kill notice arrived
 	bool cut;               // cut off by the wall-time limit
 	bool queued;            // claimed ahead, waiting for a free slot
+	bool held;              // placed, waiting for the lease's renewal
 	// placement
 	uint32_t *nodes;        // indexes into the launcher's node table
 	size_t nnodes;
@@ -84,6 +85,11 @@ typedef struct launcher {
 	size_t nreps, capreps;
 	int sigfd;
 	uint64_t start_us, deadline_us, last_busy_us, next_claim_us;
+	// the lease is confirmed until lease_until_us by a renewal sent at
+	// lease_sent_us; after a stall only one sent after confirm_after_us
+	// counts (launcher.c: lease_ok)
+	uint64_t lease_sent_us, lease_until_us, confirm_after_us, prev_turn_us;
+	bool told_packing;  // said once why fewer tasks run than asked
 	bool stopping;      // no more claims
 	bool cutting;       // wall-time: SIGTERM sent, waiting for the grace
 	const char *cut_why;
@@ -116,6 +122,10 @@ enum {
 // t->pid. Returns 0 or an errno (ENOENT: the program is not there).
 int proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
     const char *extra2);
+// Starts the guard that kills the task processes still running when the
+// launcher ends (SIGKILL included). Call before any thread exists.
+// Returns 0 or an errno.
+int proc_guard_start(void);
 // Sends sig to the process group of the task's current stage, if any.
 void proc_kill(ltask *t, int sig);
 // Reaps one ended child of a task (WNOHANG): returns the task and its

@@ -1,6 +1,14 @@
 // Processes of tasks: each stage's process is started with posix_spawn in
 // a session of its own, so that a kill reaches everything it started;
 // children are reaped with waitpid(WNOHANG) from the loop.
+//
+// Tasks die with their launcher: a guard process, forked before any
+// thread exists, is told each task's process group as it starts and ends
+// (one pipe write each). When the launcher ends in any way, SIGKILL
+// included, the pipe reads end of file and the guard kills the groups
+// still running, before the broker hands their tasks to someone else.
+// (PR_SET_PDEATHSIG in the child would reach only the group's leader and
+// need a fork+exec path instead of posix_spawn.)
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -8,12 +16,103 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "launcher_impl.h"
 
 extern char **environ;
+
+static int guard_fd = -1; // write end of the guard's pipe
+
+// The guard: a set of process groups; +pgid adds, -pgid removes.
+static void __attribute__((noreturn))
+guard_main(int fd)
+{
+	pid_t *set = NULL;
+	size_t n = 0, cap = 0;
+	int32_t msg[256];
+	ssize_t got;
+	// the launcher's end is what matters: a ^C or a SIGTERM to its
+	// group leaves the guard to clean up after it
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	prctl(PR_SET_NAME, "copal-guard", 0, 0, 0);
+	while ((got = read(fd, msg, sizeof(msg))) != 0) {
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (size_t i = 0; i < (size_t)got / sizeof(msg[0]); i++) {
+			pid_t p = msg[i] > 0 ? msg[i] : -msg[i];
+			if (msg[i] < 0) {
+				for (size_t j = 0; j < n; j++)
+					if (set[j] == p) {
+						set[j] = set[--n];
+						break;
+					}
+				continue;
+			}
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 256;
+				pid_t *m = realloc(set, nc * sizeof(*m));
+				if (m == NULL)
+					continue;
+				set = m;
+				cap = nc;
+			}
+			set[n++] = p;
+		}
+	}
+	for (size_t j = 0; j < n; j++)
+		killpg(set[j], SIGKILL);
+	_exit(0);
+}
+
+int
+proc_guard_start(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return e;
+	}
+	if (pid == 0) {
+		// out of the launcher's group and session: a kill of that
+		// group does not take the guard with it
+		setsid();
+		close(p[1]);
+		int fd = p[0] == 3 ? 3 : dup2(p[0], 3);
+		closefrom(fd >= 0 ? 4 : 3);
+		int devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0) {
+			dup2(devnull, 0);
+			dup2(devnull, 1);
+			if (devnull > 2)
+				close(devnull);
+		}
+		guard_main(3);
+	}
+	close(p[0]);
+	guard_fd = p[1];
+	return 0;
+}
+
+static void
+guard_tell(int32_t v)
+{
+	if (guard_fd >= 0 && write(guard_fd, &v, sizeof(v)) != sizeof(v))
+		logm(LL_WARN, "the guard of task processes is gone: %s",
+		    strerror(errno));
+}
 
 void
 proc_kill(ltask *t, int sig)
@@ -180,8 +279,10 @@ proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
 	posix_spawnattr_destroy(&at);
 	env_free(env);
 	free(full);
-	if (rv == 0)
+	if (rv == 0) {
 		t->pid = pid;
+		guard_tell((int32_t)pid);
+	}
 	return rv;
 }
 
@@ -193,7 +294,9 @@ proc_reap(launcher *L, int *status)
 		if (pid <= 0)
 			return NULL;
 		for (size_t i = 0; i < L->ntasks; i++)
-			if (L->tasks[i]->pid == pid)
+			if (L->tasks[i]->pid == pid) {
+				guard_tell(-(int32_t)pid);
 				return L->tasks[i];
+			}
 	}
 }

@@ -3,8 +3,8 @@
 # its lease expires the broker makes its RUNNING tasks RUN_TIMEOUT ("lease
 # expired") and retries them (--auto-timeout-retry); a second launcher runs
 # attempt 2 to JOB_FINISHED.
-# The processes of attempt 1 outlive their launcher (nothing is left to stop
-# them); the test ends them itself.
+# The launcher's guard kills the processes of attempt 1 with it (orphans.sh
+# checks that); the test still ends them itself, should any be left.
 source "$(dirname "$0")/lib.sh"
 setup_db
 
