@@ -24,6 +24,8 @@ PACKAGES=(
   uuid-dev
   libcmocka-dev
   libjansson-dev
+  # the broker's request digests (SHA-256)
+  libssl-dev
   # launcher tests (launcher/test): mpirun for the mpi mode, jq to read
   # copal ls --format json, ps/pgrep to check for processes left behind
   openmpi-bin

@@ -48,6 +48,10 @@ int validate_wire(const uint8_t *buf, size_t len, char *err, size_t errlen);
 // The request id of a request's wire bytes (0 if it cannot be read), so
 // that a refusal of a malformed request still reaches its caller.
 uint64_t wire_request_id(const uint8_t *buf, size_t len);
+// The digest of a request's body (copal.proto, Request: its fields 10 and
+// up as they are on the wire): the first 16 bytes of their SHA-256. All
+// zero if the bytes cannot be walked (validate_wire refuses them).
+void wire_digest(const uint8_t *buf, size_t len, uint8_t digest[16]);
 // Checks a decoded request: counts, enum values, version, body. Returns 0
 // or CPL_EPROTO with a reason in err.
 int validate_request(const Copal__Request *req, char *err, size_t errlen);

@@ -39,7 +39,8 @@ extern "C" {
 	X(PERM, "permission denied")                                         \
 	X(TIMEOUT, "timed out")                                              \
 	X(CONNECT, "cannot reach the broker")                                \
-	X(SHUTDOWN, "broker is shutting down")
+	X(SHUTDOWN, "broker is shutting down")                               \
+	X(REUSED, "request id already used for a different request")
 
 typedef enum cpl_err {
 #define CPL_X_ENUM(name, msg) CPL_E##name,
