@@ -96,6 +96,8 @@ run_handler(dreq *r, cpl_txn *txn, int *status)
 	h.info = r->d->info;
 	h.req = r->req;
 	h.rep = &rep;
+	uint64_t now = cpl_mono_us();
+	h.waited_us = now > r->recv_us ? now - r->recv_us : 0;
 	if ((h.a = arena_new()) == NULL)
 		return CPL_ENOMEM;
 	rep.version = 1;
@@ -225,6 +227,7 @@ dispatch_request(const dispatch *d, dreq *r)
 {
 	uint64_t reqid = r->req->request_id;
 	r->d = d;
+	r->recv_us = cpl_mono_us();
 	r->h = handler_find(r->req->body_case);
 	if (r->h == NULL) {
 		dispatch_error(r, reqid, CPL_EPROTO, "unknown request");

@@ -188,6 +188,13 @@ lease_end(cpl_txn *t, uint64_t lid, uint64_t *ntasks)
 int
 cpl_lease_renew(cpl_txn *t, uint64_t id, uint32_t ttl_ms, uint64_t *deadline)
 {
+	return cpl_lease_renew_waited(t, id, ttl_ms, 0, deadline);
+}
+
+int
+cpl_lease_renew_waited(cpl_txn *t, uint64_t id, uint32_t ttl_ms,
+    uint64_t waited_us, uint64_t *deadline)
+{
 	struct lrec l;
 	uint8_t k[8];
 	MDB_val v;
@@ -205,7 +212,7 @@ cpl_lease_renew(cpl_txn *t, uint64_t id, uint32_t ttl_ms, uint64_t *deadline)
 	size_t n = v.mv_size;
 	memcpy(buf, v.mv_data, n);
 	memcpy(&l, buf, sizeof(l));
-	if (l.deadline < t->now) {
+	if (l.deadline + waited_us < t->now) {
 		if ((rv = lease_end(t, id, NULL)) != 0)
 			return rv;
 		return CPL_EEXPIRED;

@@ -385,6 +385,11 @@ int cpl_lease_grant(cpl_txn *txn, const char *owner, uint32_t ttl_ms,
 // cpl_lease_release (an exception to "a refusal writes nothing").
 int cpl_lease_renew(cpl_txn *txn, uint64_t id, uint32_t ttl_ms,
     uint64_t *deadline_us);
+// Same for a renewal that waited waited_us before txn (behind a writer busy
+// with other work): it is judged as of its arrival, so the lease is past
+// its deadline only if it was so waited_us before txn's time.
+int cpl_lease_renew_waited(cpl_txn *txn, uint64_t id, uint32_t ttl_ms,
+    uint64_t waited_us, uint64_t *deadline_us);
 // Reads a live lease (one past its deadline but not yet expired too).
 // Errors: CPL_EINVAL (txn or out NULL), CPL_ENOTFOUND, CPL_ENOMEM.
 int cpl_lease_get(cpl_txn *txn, uint64_t id, cpl_lease *out);
