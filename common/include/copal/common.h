@@ -121,6 +121,15 @@ uint64_t cpl_mono_us(void);
 // CPL_ETOOBIG.
 int cpl_workdir(const char *workflow, const char *name, const char *uuid,
     const char *workdir, char *buf, size_t len);
+// Every path the launcher writes below data/ is made with these two:
+// whether rel (a path relative to some directory: a workdir, a stage-out
+// pattern) stays below it: not absolute, no ".." component;
+bool cpl_path_inside(const char *rel);
+// and src as one path component (a task's name in its output file's
+// name): '/', control bytes and a leading '.' become '_'; src NULL or
+// empty is dflt. Returns the length written to dst (cap > 0).
+size_t cpl_path_component(char *dst, size_t cap, const char *src,
+    const char *dflt);
 
 #ifdef __cplusplus
 }
