@@ -107,6 +107,8 @@ run_handler(dreq *r, cpl_txn *txn, int *status)
 	if (rv != 0) {
 		// a failed request answers with its error only
 		rep.body_case = COPAL__REPLY__BODY__NOT_SET;
+		// formatted with user text into a fixed buffer: cut whole
+		h.err[cpl_utf8_cut(h.err, strlen(h.err))] = '\0';
 		rep.error = h.err[0] ? h.err : (char *)cpl_strerror(rv);
 	}
 	free(r->reply);

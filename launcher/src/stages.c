@@ -317,5 +317,12 @@ output_tail(ltask *t, char *buf, size_t len)
 	for (char *q = p; *q; q++) // keep the message valid text
 		if ((unsigned char)*q < 0x20 && *q != '\n' && *q != '\t')
 			*q = '?';
-	snprintf(buf, len, "%s", p);
+	// any bytes a program wrote, and a start that may fall inside a
+	// character: valid UTF-8 before it goes into a report, cut whole
+	cpl_utf8_clean(p);
+	size_t n2 = strlen(p);
+	if (n2 >= len)
+		n2 = cpl_utf8_cut(p, len - 1);
+	memcpy(buf, p, n2);
+	buf[n2] = '\0';
 }

@@ -131,6 +131,16 @@ bool cpl_path_inside(const char *rel);
 size_t cpl_path_component(char *dst, size_t cap, const char *src,
     const char *dflt);
 
+// ------------------------------------------------------------------ UTF-8
+// Where to cut the first n bytes of UTF-8 text s without splitting a
+// character: n, or less to drop an incomplete last character. Every cut
+// of user text (names, owners, messages, error texts) goes through it.
+size_t cpl_utf8_cut(const char *s, size_t n);
+// Makes s (NUL-terminated bytes, e.g. a program's output) valid UTF-8 in
+// place: each byte that does not begin a well-formed character becomes
+// '?'. Returns how many were replaced.
+size_t cpl_utf8_clean(char *s);
+
 #ifdef __cplusplus
 }
 #endif
