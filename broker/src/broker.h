@@ -52,6 +52,10 @@ uint64_t wire_request_id(const uint8_t *buf, size_t len);
 // (token_len > 0), read without decoding anything else.
 bool wire_token_ok(const uint8_t *buf, size_t len, const uint8_t *token,
     size_t token_len);
+// The digest of a request's body (copal.proto, Request: its fields 10 and
+// up as they are on the wire): the first 16 bytes of their SHA-256. All
+// zero if the bytes cannot be walked (validate_wire refuses them).
+void wire_digest(const uint8_t *buf, size_t len, uint8_t digest[16]);
 // Checks a decoded request: counts, enum values, version, body. Returns 0
 // or CPL_EPROTO with a reason in err.
 int validate_request(const Copal__Request *req, char *err, size_t errlen);

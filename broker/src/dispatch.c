@@ -3,9 +3,11 @@
 //
 // Reads are answered at once from a short read snapshot on the calling
 // thread. Mutations become jobs of the writer: each runs in a nested
-// transaction of the writer's batch; a resent request (same request id)
-// is answered with the reply stored the first time, and every reply of a
-// mutation is stored in the same transaction as its effect.
+// transaction of the writer's batch; a resent request (same client id,
+// request id and body digest) is answered with the reply stored the first
+// time, a reused id with another body is refused (CPL_EREUSED), and every
+// reply of a mutation is stored in the same transaction as its effect.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +96,8 @@ run_handler(dreq *r, cpl_txn *txn, int *status)
 	h.info = r->d->info;
 	h.req = r->req;
 	h.rep = &rep;
+	uint64_t now = cpl_mono_us();
+	h.waited_us = now > r->recv_us ? now - r->recv_us : 0;
 	if ((h.a = arena_new()) == NULL)
 		return CPL_ENOMEM;
 	rep.version = 1;
@@ -103,6 +107,8 @@ run_handler(dreq *r, cpl_txn *txn, int *status)
 	if (rv != 0) {
 		// a failed request answers with its error only
 		rep.body_case = COPAL__REPLY__BODY__NOT_SET;
+		// formatted with user text into a fixed buffer: cut whole
+		h.err[cpl_utf8_cut(h.err, strlen(h.err))] = '\0';
 		rep.error = h.err[0] ? h.err : (char *)cpl_strerror(rv);
 	}
 	free(r->reply);
@@ -127,14 +133,38 @@ read_cb(cpl_txn *txn, void *arg)
 
 // ---------------------------------------------------------------- writer jobs
 
+// The request's key in the reply cache (copal.proto, Request).
+static cpl_reqkey
+req_key(const dreq *r)
+{
+	cpl_reqkey k;
+	k.client = r->req->client_id.len == CPL_CLIENT_ID_LEN ?
+	    r->req->client_id.data : NULL;
+	k.id = r->req->request_id;
+	memcpy(k.digest, r->digest, sizeof(k.digest));
+	return k;
+}
+
 static int
 job_replay(cpl_txn *txn, wjob *j, bool *done)
 {
 	dreq *r = j->arg;
-	uint64_t reqid = r->req->request_id;
+	cpl_reqkey k = req_key(r);
 	const void *old;
 	size_t oldlen;
-	if (reqid != 0 && cpl_reply_get(txn, reqid, &old, &oldlen) == 0) {
+	if (k.id == 0)
+		return 0;
+	int rv = cpl_reply_get(txn, &k, &old, &oldlen);
+	if (rv == CPL_EREUSED) {
+		// never another request's reply; nothing is stored for this one
+		char msg[160];
+		snprintf(msg, sizeof(msg), "request id %llu of this client "
+		    "was already used for a different request; number each "
+		    "new request anew", (unsigned long long)k.id);
+		LOG(LOG_WARN, "request", "%s: %s", r->h->name, msg);
+		dispatch_error(r, k.id, CPL_EREUSED, msg);
+		*done = true;
+	} else if (rv == 0) {
 		// a resent request: answer as the first time
 		free(r->reply);
 		r->reply = malloc(oldlen ? oldlen : 1);
@@ -163,15 +193,15 @@ static int
 job_after(cpl_txn *txn, wjob *j, int rv)
 {
 	dreq *r = j->arg;
-	uint64_t reqid = r->req->request_id;
+	cpl_reqkey k = req_key(r);
 	if (r->reply == NULL) {
 		// run_handler could not even pack a reply
-		dispatch_error(r, reqid, rv ? rv : CPL_ENOMEM, NULL);
+		dispatch_error(r, k.id, rv ? rv : CPL_ENOMEM, NULL);
 		if (r->reply == NULL)
 			return CPL_ENOMEM;
 	}
-	if (reqid != 0 &&
-	    (rv = cpl_reply_put(txn, reqid, r->reply, r->reply_len)) != 0)
+	if (k.id != 0 &&
+	    (rv = cpl_reply_put(txn, &k, r->reply, r->reply_len)) != 0)
 		return rv;
 	return 0;
 }
@@ -199,6 +229,7 @@ dispatch_request(const dispatch *d, dreq *r)
 {
 	uint64_t reqid = r->req->request_id;
 	r->d = d;
+	r->recv_us = cpl_mono_us();
 	r->h = handler_find(r->req->body_case);
 	if (r->h == NULL) {
 		dispatch_error(r, reqid, CPL_EPROTO, "unknown request");

@@ -27,6 +27,8 @@ typedef struct dispatch {
 // One request on its way through the broker.
 struct dreq {
 	Copal__Request *req;   // decoded by the receiver, which frees it
+	uint8_t digest[CPL_DIGEST_LEN];   // of the request's body (wire_digest)
+	uint64_t recv_us;      // cpl_mono_us() when it was dispatched
 	uint8_t *reply;        // the packed reply (malloc'd); the receiver takes it
 	size_t reply_len;
 	const handler *h;

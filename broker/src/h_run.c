@@ -248,7 +248,10 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 		deadline = cpl_txn_now(txn) + (uint64_t)ttl * 1000u;
 		LOG(LOG_INFO, "lease", "granted lease %" PRIu64 " to %s", lease,
 		    r->owner ? r->owner : "");
-	} else if ((rv = cpl_lease_renew(txn, lease, ttl, &deadline)) != 0) {
+	} else if ((rv = cpl_lease_renew_waited(txn, lease, ttl, h->waited_us,
+	    &deadline)) != 0) {
+		// a heartbeat that waited for the writer is judged as of its
+		// arrival: another client's long request does not end the lease
 		FAIL(h, rv, "lease %" PRIu64 ": %s: stop its tasks and ask for "
 		    "a new lease", lease, cpl_strerror(rv));
 	}

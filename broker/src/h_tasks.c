@@ -165,25 +165,38 @@ h_create(hctx *h, cpl_txn *txn)
 	    arena_alloc(h->a, r->n_tasks * sizeof(char *)) : NULL;
 	if (ids == NULL || (r->want_uuids && uuids == NULL))
 		return CPL_ENOMEM;
-	// local dependencies sorted by child: a count per task and one pass
-	size_t *nloc = arena_alloc(h->a, r->n_tasks * sizeof(size_t));
-	if (nloc == NULL)
+	// local dependencies sorted by child (a counting sort: linear in
+	// tasks + dependencies): task i's local parents are
+	// lpar[first[i] .. first[i + 1] - 1]
+	size_t nd = r->n_local_parent_child;
+	size_t *first = arena_alloc(h->a, (r->n_tasks + 1) * sizeof(size_t));
+	uint32_t *lpar = arena_alloc(h->a, (nd ? nd : 1) * sizeof(uint32_t));
+	if (first == NULL || lpar == NULL)
 		return CPL_ENOMEM;
-	for (size_t i = 0; i < r->n_local_parent_child; i++)
-		nloc[r->local_parent_child[i]]++;
+	memset(first, 0, (r->n_tasks + 1) * sizeof(size_t));
+	for (size_t i = 0; i < nd; i++)
+		first[r->local_parent_child[i] + 1]++;
+	for (size_t i = 0; i < r->n_tasks; i++)
+		first[i + 1] += first[i];
+	for (size_t i = 0; i < nd; i++)
+		lpar[first[r->local_parent_child[i]]++] = r->local_parent_parent[i];
+	// the fill moved each start to the next task's: shift back
+	for (size_t i = r->n_tasks; i > 0; i--)
+		first[i] = first[i - 1];
+	first[0] = 0;
 	for (size_t i = 0; i < r->n_tasks; i++) {
 		Copal__TaskSpec sp = *r->tasks[i];
 		uint8_t uuid[16];
-		if (nloc[i]) {
-			size_t n = sp.n_parent_ids + nloc[i], k = sp.n_parent_ids;
+		size_t nloc = first[i + 1] - first[i];
+		if (nloc) {
+			size_t n = sp.n_parent_ids + nloc, k = sp.n_parent_ids;
 			uint64_t *pids = arena_alloc(h->a, n * sizeof(uint64_t));
 			if (pids == NULL)
 				return CPL_ENOMEM;
 			if (k)
 				memcpy(pids, sp.parent_ids, k * sizeof(uint64_t));
-			for (size_t j = 0; j < r->n_local_parent_child; j++)
-				if (r->local_parent_child[j] == i)
-					pids[k++] = ids[r->local_parent_parent[j]];
+			for (size_t j = first[i]; j < first[i + 1]; j++)
+				pids[k++] = ids[lpar[j]];
 			sp.parent_ids = pids;
 			sp.n_parent_ids = n;
 		}

@@ -28,6 +28,7 @@ typedef struct hctx {
 	Copal__Reply *rep;
 	arena *a;
 	char err[512];
+	uint64_t waited_us;   // from the request's arrival to the handler
 } hctx;
 
 typedef int (*handler_fn)(hctx *h, cpl_txn *txn);

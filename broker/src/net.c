@@ -191,6 +191,7 @@ handle_msg(struct work *w, nng_msg *msg)
 		return;
 	}
 	// a budget of 32 bytes of memory per wire byte bounds the expansion
+	wire_digest(nng_msg_body(msg), len, w->r.digest);
 	budget_init(&w->bud, 32 * len + (1u << 20));
 	w->r.req = copal__request__unpack(&w->bud.pa, len, nng_msg_body(msg));
 	nng_msg_free(msg);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "broker.h"
 
 #define MAX_DEPTH 8
@@ -373,5 +375,64 @@ validate_request(const Copal__Request *req, char *err, size_t errlen)
 		snprintf(err, errlen, "request has no body");
 		return CPL_EPROTO;
 	}
+	if (req->client_id.len != 0 && req->client_id.len != CPL_CLIENT_ID_LEN) {
+		snprintf(err, errlen, "client_id has %zu bytes (%d or none)",
+		    req->client_id.len, CPL_CLIENT_ID_LEN);
+		return CPL_EPROTO;
+	}
 	return 0;
+}
+
+// SHA-256 (OpenSSL's libcrypto: well kept, and fast with the CPU's SHA
+// instructions) rather than a 64-bit non-cryptographic hash: the digest is
+// what tells two requests of one id apart, so a collision must not be
+// something a client can make on purpose or meet by chance.
+void
+wire_digest(const uint8_t *buf, size_t len, uint8_t digest[16])
+{
+	const uint8_t *p = buf, *end = buf + len;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	memset(digest, 0, 16);
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		goto out;
+	while (p < end) {
+		const uint8_t *start = p;
+		uint64_t tag, v;
+		if (!varint(&p, end, &tag))
+			goto out;
+		switch (tag & 7) {
+		case 0:
+			if (!varint(&p, end, &v))
+				goto out;
+			break;
+		case 1:
+			if (end - p < 8)
+				goto out;
+			p += 8;
+			break;
+		case 5:
+			if (end - p < 4)
+				goto out;
+			p += 4;
+			break;
+		case 2:
+			if (!varint(&p, end, &v) || v > (uint64_t)(end - p))
+				goto out;
+			p += v;
+			break;
+		default:
+			goto out;
+		}
+		// the envelope (version, id, credentials, client id) is not
+		// the request: a resend may carry another token
+		if ((tag >> 3) >= 10 &&
+		    EVP_DigestUpdate(ctx, start, (size_t)(p - start)) != 1)
+			goto out;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen >= 16)
+		memcpy(digest, md, 16);
+out:
+	EVP_MD_CTX_free(ctx);
 }

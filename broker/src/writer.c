@@ -105,6 +105,7 @@ writer_main(void *arg)
 {
 	writer *w = arg;
 	uint64_t last_sweep = 0;
+	bool deferred = false;
 	pthread_mutex_lock(&w->qmx);
 	for (;;) {
 		while (w->qhead == NULL && !w->stop) {
@@ -138,10 +139,23 @@ writer_main(void *arg)
 				j->ops->done(j, rv);
 			}
 		}
-		if (cpl_mono_us() - last_sweep > WRITER_SWEEP_US) {
+		bool due = cpl_mono_us() - last_sweep > WRITER_SWEEP_US;
+		if (due && list && !deferred) {
+			// jobs that came while this batch ran (a heartbeat among
+			// them, judged as of its arrival) go before the sweep: a
+			// lease is not expired under a renewal waiting in the
+			// queue. Once only, so that a steady stream of jobs does
+			// not starve the sweep.
+			pthread_mutex_lock(&w->qmx);
+			deferred = w->qhead != NULL;
+			due = !deferred;
+			pthread_mutex_unlock(&w->qmx);
+		}
+		if (due) {
 			do_sweep(w);
 			last_sweep = cpl_mono_us();
 			swept = true;
+			deferred = false;
 		}
 		pthread_mutex_lock(&w->qmx);
 		if (list && rv) {

@@ -45,6 +45,19 @@ rank_state(int s)
 static const int rank_to_state[] = { 0, CPL_READY, CPL_RUNNING, CPL_RUN_DONE,
 	CPL_JOB_FINISHED };
 
+// The client identity of every request this test resends after a crash
+// (copal.proto, Request: ids are per client): the test is one client
+// whose connections (cpl_client objects) come and go with the broker.
+static uint8_t test_cid[16] = { 'c', 'r', 'a', 's', 'h', '-', 't', 'e',
+	's', 't', '-', 'c', 'i', 'd', '0', '1' };
+
+static void
+set_cid(Copal__Request *rq)
+{
+	rq->client_id.data = test_cid;
+	rq->client_id.len = sizeof(test_cid);
+}
+
 struct create_rec {
 	uint64_t rid;
 	int round, iter;
@@ -125,6 +138,7 @@ create_rq_init(struct create_rq *c, int round, int iter, uint64_t rid)
 	c->rq.body_case = COPAL__REQUEST__BODY_CREATE;
 	c->rq.create = &c->cr;
 	c->rq.request_id = rid;
+	set_cid(&c->rq);
 }
 
 static void *
@@ -192,6 +206,7 @@ claim_rq(Copal__ClaimRequest *cl, Copal__NodeCapacity *nc,
 	rq->body_case = COPAL__REQUEST__BODY_CLAIM;
 	rq->claim = cl;
 	rq->request_id = rid;
+	set_cid(rq);
 	return rq;
 }
 
@@ -219,6 +234,7 @@ report_rq(Copal__ReportRequest *rr, Copal__StateReport *s,
 	rq->body_case = COPAL__REQUEST__BODY_REPORT;
 	rq->report = rr;
 	rq->request_id = rid;
+	set_cid(rq);
 	return rq;
 }
 

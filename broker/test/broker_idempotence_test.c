@@ -248,6 +248,100 @@ test_request_id_zero(void **state)
 	bh_free(r2);
 }
 
+// Whether app name is registered.
+static bool
+has_app(cpl_client *c, const char *name)
+{
+	Copal__AppListRequest al = COPAL__APP_LIST_REQUEST__INIT;
+	BH_REQ(rq, APP_LIST, app_list, &al);
+	Copal__Reply *r = BH_OK(c, &rq);
+	bool found = false;
+	for (size_t i = 0; i < r->app_list->n_apps; i++)
+		found |= strcmp(r->app_list->apps[i]->name, name) == 0;
+	bh_free(r);
+	return found;
+}
+
+// Request ids are per client (issue 12): app_register id 7 of one client
+// and app_delete id 7 of another are two requests, both applied; the same
+// client reusing id 7 for another request is refused and told why, never
+// answered with the first reply; resending the first still gets its reply.
+static void
+test_ids_per_client(void **state)
+{
+	struct fx *f = *state;
+	cpl_client *other = bh_client(&f->b);
+	Copal__App app = COPAL__APP__INIT;
+	app.name = (char *)"seven";
+	app.executable = (char *)"/bin/true";
+	Copal__AppRegisterRequest ar = COPAL__APP_REGISTER_REQUEST__INIT;
+	ar.app = &app;
+	BH_REQ(reg, APP_REGISTER, app_register, &ar);
+	reg.request_id = 7;
+	Copal__Reply *r1 = BH_OK(f->c, &reg);
+	assert_true(has_app(f->c, "seven"));
+
+	Copal__AppDeleteRequest ad = COPAL__APP_DELETE_REQUEST__INIT;
+	ad.name = (char *)"seven";
+	BH_REQ(del, APP_DELETE, app_delete, &ad);
+	del.request_id = 7;
+	bh_free(BH_OK(other, &del));
+	BH_CHECK(!has_app(f->c, "seven"),
+	    "app_delete id 7 of another client was not applied");
+
+	// the first client reuses id 7 for another request
+	Copal__AppDeleteRequest ad2 = COPAL__APP_DELETE_REQUEST__INIT;
+	ad2.name = (char *)"app";
+	BH_REQ(del2, APP_DELETE, app_delete, &ad2);
+	del2.request_id = 7;
+	Copal__Reply *r = BH_CALL(f->c, &del2, CPL_EREUSED);
+	BH_CHECK(r->error && strstr(r->error, "already used for a different "
+	    "request") != NULL, "refusal says: %s", r->error ? r->error : "");
+	BH_EQ_U64(r->request_id, 7);
+	bh_free(r);
+	assert_true(has_app(f->c, "app"));
+	// a resend of the first request: its stored reply, not applied again
+	reg.request_id = 7;
+	Copal__Reply *r2 = BH_OK(f->c, &reg);
+	BH_SAME_REPLY(r1, r2);
+	bh_free(r1);
+	bh_free(r2);
+	BH_CHECK(!has_app(f->c, "seven"), "resent app_register applied again");
+	cpl_client_close(other);
+}
+
+// Requests without a client id (older clients) share one namespace of
+// request ids: the same id with another body is refused there too, and an
+// identical resend gets the stored reply.
+static void
+test_ids_without_client(void **state)
+{
+	struct fx *f = *state;
+	struct create_rq a, b;
+	create_rq_init(&a, 1, "na", "app", 77);
+	create_rq_init(&b, 1, "nb", "app", 77);
+	a.rq.version = b.rq.version = 1;
+	size_t la, lb;
+	uint8_t *ba = bh_pack_req(&a.rq, &la);
+	uint8_t *bb = bh_pack_req(&b.rq, &lb);
+	Copal__Reply *r1 = BH_RAW_EXPECT(f->b.url, ba, la, 0);
+	Copal__Reply *r2 = BH_RAW_EXPECT(f->b.url, ba, la, 0);
+	BH_SAME_REPLY(r1, r2);
+	Copal__Reply *r3 = BH_RAW_EXPECT(f->b.url, bb, lb, CPL_EREUSED);
+	BH_EQ_U64(bh_count(f->c, NULL, NULL), 1);
+	// a client id of the wrong length is malformed
+	a.rq.client_id.data = (uint8_t *)"short";
+	a.rq.client_id.len = 5;
+	uint8_t *bc = bh_pack_req(&a.rq, &la);
+	bh_free(BH_RAW_EXPECT(f->b.url, bc, la, CPL_EPROTO));
+	free(ba);
+	free(bb);
+	free(bc);
+	bh_free(r1);
+	bh_free(r2);
+	bh_free(r3);
+}
+
 // ------------------------------------------------------------ racing copies
 
 struct racer {
@@ -341,6 +435,9 @@ test_same_id_racing(void **state)
 
 // Replies of five mutations, kept with their requests to resend later.
 struct kept {
+	// the client's identity, kept by the test across the client's close
+	// and reopen (a client that lives on while the broker restarts)
+	uint8_t cid[16];
 	struct create_rq c;
 	Copal__StateReport s, *sp;
 	Copal__ReportRequest rr;
@@ -418,10 +515,16 @@ kept_run(struct fx *f, struct kept *k, int round)
 
 	Copal__Request *order[5] = { &k->rq_hb, &k->c.rq, &k->rq_claim,
 		&k->rq_report, &k->rq_modify };
+	for (size_t i = 0; i < sizeof(k->cid); i += 8) {
+		uint64_t v = cpl_request_id();
+		memcpy(k->cid + i, &v, 8);
+	}
 	for (int i = 0; i < 5; i++) {
 		k->all[i] = order[i];
 		k->ids[i] = cpl_request_id();
 		order[i]->request_id = k->ids[i];
+		order[i]->client_id.data = k->cid;
+		order[i]->client_id.len = sizeof(k->cid);
 		if (i == 2)
 			k->cl.lease_id = k->replies[0]->heartbeat->lease_id;
 		if (i == 3) {
@@ -492,6 +595,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_claim_heartbeat_twice, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_refused_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ids_per_client, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ids_without_client, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_request_id_zero, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_same_id_racing, setup,

@@ -32,6 +32,10 @@ struct cpl_client {
 	bool dialed;
 	nng_tls_config *tls; // tls+tcp:// only
 	char tls_err[PATH_MAX + 128];
+	// request identity (copal.proto, Request): random at open, then
+	// the requests' sequence
+	uint8_t client_id[16];
+	uint64_t seq;
 	// why the last call failed (cpl_client_errmsg): a static message or
 	// errbuf, the broker's text
 	const char *errmsg;
@@ -82,6 +86,10 @@ cpl_client_open(const cpl_client_opts *o, cpl_client **out)
 	c->errmsg = "";
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
 	c->attempts = o->attempts > 0 ? o->attempts : 3;
+	for (size_t i = 0; i < sizeof(c->client_id); i += 8) {
+		uint64_t v = cpl_request_id();
+		memcpy(c->client_id + i, &v, 8);
+	}
 	const char *db = o->db_dir ? o->db_dir : getenv(CPL_ENV_DB);
 	const char *url = o->url ? o->url : getenv(CPL_ENV_URL);
 	if (db && *db) {
@@ -214,8 +222,15 @@ send_recv(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
 		return rv;
 	rv = CPL_ETIMEOUT;
 	req->version = CPL_PROTOCOL_VERSION;
+	// the caller's own id (a resend) keeps it; the client's id goes with
+	// every request the caller did not give another
 	if (req->request_id == 0)
-		req->request_id = cpl_request_id();
+		req->request_id = ++c->seq;
+	bool own_cid = req->client_id.len == 0;
+	if (own_cid) {
+		req->client_id.data = c->client_id;
+		req->client_id.len = sizeof(c->client_id);
+	}
 	if (c->token_len && req->credentials == NULL) {
 		cred.token.data = c->token;
 		cred.token.len = c->token_len;
@@ -226,11 +241,19 @@ send_recv(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
 	if (buf == NULL) {
 		if (req->credentials == &cred)
 			req->credentials = NULL;
+		if (own_cid) {
+			req->client_id.data = NULL;
+			req->client_id.len = 0;
+		}
 		return CPL_ENOMEM;
 	}
 	copal__request__pack(req, buf);
 	if (req->credentials == &cred)
 		req->credentials = NULL;
+	if (own_cid) {
+		req->client_id.data = NULL;
+		req->client_id.len = 0;
+	}
 	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, timeout_ms);
 	nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, timeout_ms);
 	for (int a = 0; a < attempts; a++) {

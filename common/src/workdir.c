@@ -6,8 +6,8 @@
 
 // Copies a name as one path component: '/' and NUL-unsafe bytes become
 // '_', and a leading '.' too, so that no name can climb out of data/.
-static size_t
-component(char *dst, size_t cap, const char *src, const char *dflt)
+size_t
+cpl_path_component(char *dst, size_t cap, const char *src, const char *dflt)
 {
 	size_t n = 0;
 	if (src == NULL || src[0] == '\0')
@@ -22,30 +22,38 @@ component(char *dst, size_t cap, const char *src, const char *dflt)
 	return n;
 }
 
+bool
+cpl_path_inside(const char *rel)
+{
+	// relative, and no ".." component: it stays below where it is put
+	if (rel == NULL || rel[0] == '/')
+		return false;
+	for (const char *p = rel; *p;) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return false;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return true;
+}
+
 int
 cpl_workdir(const char *workflow, const char *name, const char *uuid,
     const char *workdir, char *buf, size_t len)
 {
 	if (workdir && workdir[0]) {
-		// a user-given relative path: no absolute path, no ".."
-		if (workdir[0] == '/')
+		if (!cpl_path_inside(workdir))
 			return CPL_EINVAL;
-		for (const char *p = workdir; *p;) {
-			const char *e = strchr(p, '/');
-			size_t n = e ? (size_t)(e - p) : strlen(p);
-			if (n == 2 && p[0] == '.' && p[1] == '.')
-				return CPL_EINVAL;
-			p += n;
-			if (*p == '/')
-				p++;
-		}
 		if ((size_t)snprintf(buf, len, "%s", workdir) >= len)
 			return CPL_ETOOBIG;
 		return 0;
 	}
 	char wf[256], nm[256];
-	component(wf, sizeof(wf), workflow, "default");
-	component(nm, sizeof(nm), name, "task");
+	cpl_path_component(wf, sizeof(wf), workflow, "default");
+	cpl_path_component(nm, sizeof(nm), name, "task");
 	if ((size_t)snprintf(buf, len, "%s/%s_%.8s", wf, nm,
 	        uuid ? uuid : "") >= len)
 		return CPL_ETOOBIG;

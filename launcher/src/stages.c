@@ -179,6 +179,12 @@ stage_out(ltask *t, char *err, size_t errlen)
 	     tok = strtok_r(NULL, " ", &save)) {
 		char pat[8192];
 		glob_t g;
+		// patterns name files of the workdir, nothing above it
+		if (!cpl_path_inside(tok)) {
+			snprintf(err, errlen, "stage out: %s: a pattern must be "
+			    "relative to the task's directory, without ..", tok);
+			return -1;
+		}
 		snprintf(pat, sizeof(pat), "%s/%s", t->workdir, tok);
 		if (glob(pat, 0, NULL, &g) != 0)
 			continue;
@@ -215,8 +221,11 @@ stage_workdir(launcher *L, ltask *t)
 	}
 	cpl_dbpath_file(L->db, CPL_DB_DATA_DIR, t->workdir, sizeof(t->workdir),
 	    "%s", rel);
-	snprintf(t->outpath, sizeof(t->outpath), "%s/%s.out", t->workdir,
-	    sp->name);
+	// the name as one component: a name such as ../../X or /abs does
+	// not take the output file out of the workdir
+	char nm[256];
+	cpl_path_component(nm, sizeof(nm), sp->name, "task");
+	snprintf(t->outpath, sizeof(t->outpath), "%s/%s.out", t->workdir, nm);
 	int e = mkdir_p(t->workdir);
 	if (e)
 		snprintf(t->outpath, sizeof(t->outpath), "/dev/null");
@@ -308,5 +317,12 @@ output_tail(ltask *t, char *buf, size_t len)
 	for (char *q = p; *q; q++) // keep the message valid text
 		if ((unsigned char)*q < 0x20 && *q != '\n' && *q != '\t')
 			*q = '?';
-	snprintf(buf, len, "%s", p);
+	// any bytes a program wrote, and a start that may fall inside a
+	// character: valid UTF-8 before it goes into a report, cut whole
+	cpl_utf8_clean(p);
+	size_t n2 = strlen(p);
+	if (n2 >= len)
+		n2 = cpl_utf8_cut(p, len - 1);
+	memcpy(buf, p, n2);
+	buf[n2] = '\0';
 }

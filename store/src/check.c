@@ -117,7 +117,7 @@ struct check_ctx {
 };
 
 enum { K_ST, K_RUNQ, K_UUID, K_UUID_NEW, K_WF, K_APP, K_CHILD, K_PARENT, K_LEASE,
-	K_TASKEV, K_NKSETS };
+	K_TASKEV, K_WRUNQ, K_NKSETS };
 
 static int
 check_cb(cpl_txn *t, void *arg)
@@ -135,11 +135,12 @@ check_cb(cpl_txn *t, void *arg)
 		[K_PARENT] = { 16, 0, 0, NULL },
 		[K_LEASE] = { 16, 0, 0, NULL },
 		[K_TASKEV] = { 16, 0, 0, NULL },
+		[K_WRUNQ] = { 16 + sizeof(struct fit), 0, 0, NULL },
 	};
 	static const int ks_db[K_NKSETS] = { DB_ST_IDX, DB_RUNQ, DB_UUID,
 		DB_UUID_NEW,
 		DB_WF_IDX, DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE_IDX,
-		DB_TASK_EV };
+		DB_TASK_EV, DB_WRUNQ };
 	uint64_t counts[CPL_NSTATES] = { 0 };
 	uint64_t *wfn = calloc(t->meta.next_wf + 1, sizeof(uint64_t));
 	uint64_t *appn = calloc(t->meta.next_app + 1, sizeof(uint64_t));
@@ -195,6 +196,10 @@ check_cb(cpl_txn *t, void *arg)
 			struct fit f = fit_of(&r);
 			runq_key(key, r.priority, id);
 			if ((rv = kset_add(&ks[K_RUNQ], key, 12, &f,
+			         sizeof(f))) != 0)
+				break;
+			wrunq_key(key, r.wf, r.priority, id);
+			if ((rv = kset_add(&ks[K_WRUNQ], key, 16, &f,
 			         sizeof(f))) != 0)
 				break;
 		}

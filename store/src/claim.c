@@ -1,5 +1,6 @@
 // copal store: the claim path. Runnable tasks are taken from the run queue
-// in priority order and placed on the nodes a launcher offers.
+// (a workflow's own queue for a filtered claim) in priority order and
+// placed on the nodes a launcher offers.
 #include <stdlib.h>
 
 #include "store_impl.h"
@@ -100,47 +101,66 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 		if (cap->nodes[i].free_units == CPL_NODE_UNITS)
 			p->full_nodes++;
 	}
-	if ((rv = tcursor(t, DB_RUNQ, &c)) != 0) {
+	// A filtered claim walks its workflow's queue (wf(4) ~prio(4) id),
+	// the others the whole queue (~prio(4) id); the entry of the other
+	// queue goes too.
+	int db = wf ? DB_WRUNQ : DB_RUNQ;
+	size_t kl = wf ? 16 : 12;
+	if ((rv = tcursor(t, db, &c)) != 0) {
 		free(p);
 		return rv;
 	}
 	// Skipping tasks that do not fit is bounded so that a claim never
 	// walks a million-entry queue.
 	size_t max_skip = 4096 + 4 * (size_t)cap->max_tasks;
-	MDB_cursor_op op = MDB_FIRST;
-	uint8_t seek[12];
+	MDB_cursor_op op = wf ? MDB_SET_RANGE : MDB_FIRST;
+	uint8_t seek[16];
+	be32(seek, wf);
+	memset(seek + 4, 0, sizeof(seek) - 4);
 	rc = 0;
 	while (n < cap->max_tasks && skipped < max_skip) {
 		struct fit f;
 		size_t got;
 		if (op == MDB_SET_RANGE) {
 			k.mv_data = seek;
-			k.mv_size = sizeof(seek);
+			k.mv_size = kl;
 		}
 		if ((rc = mdb_cursor_get(c, &k, &v, op)) != 0)
 			break;
 		op = MDB_NEXT;
-		if (k.mv_size != 12 || v.mv_size != sizeof(f)) {
+		if (k.mv_size != kl || v.mv_size != sizeof(f)) {
 			rv = fail(t, CPL_ECORRUPT);
 			break;
 		}
+		if (wf && rd32(k.mv_data) != wf)
+			break; // past the workflow's queue
 		memcpy(&f, v.mv_data, sizeof(f));
-		if ((wf && f.wf != wf) || (got = place(p, &f)) == 0) {
+		if ((got = place(p, &f)) == 0) {
 			skipped++;
 			continue;
 		}
-		uint64_t id = rd64((uint8_t *)k.mv_data + 4);
+		const uint8_t *rk = (const uint8_t *)k.mv_data + kl - 12;
+		uint64_t id = rd64(rk + 4);
 		struct srec r;
-		uint8_t lk[16];
+		uint8_t lk[16], ok[16];
+		// the key in the other queue
+		if (wf) {
+			memcpy(ok, rk, 12);
+		} else {
+			be32(ok, f.wf);
+			memcpy(ok + 4, rk, 12);
+		}
 		// After the delete, seek to the deleted key: that lands on its
 		// successor, the next candidate.
-		memcpy(seek, k.mv_data, sizeof(seek));
+		memcpy(seek, k.mv_data, kl);
 		op = MDB_SET_RANGE;
 		if ((rc = mdb_cursor_del(c, 0)) != 0) {
 			rv = fail(t, map_mdb(rc));
 			rc = 0;
 			break;
 		}
+		if ((rv = tdel(t, wf ? DB_RUNQ : DB_WRUNQ, ok, wf ? 12 : 16)) != 0)
+			break;
 		if ((rv = srec_get(t, id, &r)) != 0) {
 			rv = fail(t, CPL_ECORRUPT);
 			break;

@@ -19,7 +19,7 @@ const char *const cs_db_names[DB_COUNT] = {
 	"meta", "spec", "state", "st_idx", "runq", "uuid", "wf_idx",
 	"app_idx", "child", "parent", "lease", "lease_idx", "notice",
 	"event", "task_ev", "names", "app", "uuid_new", "reply", "reply_age",
-	"lease_log", "bjob",
+	"lease_log", "bjob", "wrunq",
 };
 
 static uint64_t
@@ -126,6 +126,38 @@ txn_commit(cpl_txn *t)
 	return map_mdb(rc);
 }
 
+// Builds the workflows' run queues of a database written before they
+// existed (wrunq empty, runq not): one entry per runq entry. Returns an
+// LMDB code.
+static int
+wrunq_fill(MDB_txn *txn, const cpl_store *s)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	MDB_stat st;
+	int rc;
+	if ((rc = mdb_stat(txn, s->dbi[DB_WRUNQ], &st)) != 0 ||
+	    st.ms_entries != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->dbi[DB_RUNQ], &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct fit f;
+		uint8_t wk[16];
+		if (k.mv_size != 12 || v.mv_size != sizeof(f))
+			continue; // cpl_store_check reports it
+		memcpy(&f, v.mv_data, sizeof(f));
+		be32(wk, f.wf);
+		memcpy(wk + 4, k.mv_data, 12);
+		MDB_val nk = { sizeof(wk), wk };
+		if ((rc = mdb_put(txn, s->dbi[DB_WRUNQ], &nk, &v, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 static int
 env_open(cpl_store *s)
 {
@@ -155,6 +187,10 @@ env_open(cpl_store *s)
 			mdb_txn_abort(txn);
 			goto fail;
 		}
+	}
+	if ((rc = wrunq_fill(txn, s)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)
 		goto fail;

@@ -13,8 +13,8 @@ cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     const char *node, bool newest)
 {
 	uint8_t k[8], tk[16];
-	size_t ml = msg ? strnlen(msg, MAX_MSG) : 0;
-	size_t nl = node ? strnlen(node, 255) : 0;
+	size_t ml = msg ? cpl_utf8_cut(msg, strnlen(msg, MAX_MSG)) : 0;
+	size_t nl = node ? cpl_utf8_cut(node, strnlen(node, 255)) : 0;
 	void *p = NULL;
 	int rv;
 	uint64_t seq = t->meta.next_seq++;

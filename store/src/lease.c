@@ -16,7 +16,7 @@ cpl_lease_grant(cpl_txn *t, const char *owner, uint32_t ttl_ms, uint64_t *id)
 		return CPL_EINVAL;
 	if (t->err)
 		return t->err;
-	size_t on = owner ? strnlen(owner, 127) : 0;
+	size_t on = owner ? cpl_utf8_cut(owner, strnlen(owner, 127)) : 0;
 	struct lrec l;
 	memset(&l, 0, sizeof(l));
 	l.created = t->now;
@@ -50,7 +50,8 @@ cpl_lease_owner(cpl_txn *t, uint64_t id, char *buf, size_t len)
 	be64(k, id);
 	if ((rv = tget(t, DB_LEASE_LOG, k, 8, &v)) != 0)
 		return rv;
-	size_t n = v.mv_size < len - 1 ? v.mv_size : len - 1;
+	size_t n = v.mv_size < len - 1 ? v.mv_size :
+	    cpl_utf8_cut(v.mv_data, len - 1);
 	memcpy(buf, v.mv_data, n);
 	buf[n] = '\0';
 	return 0;
@@ -103,7 +104,8 @@ cpl_lease_get(cpl_txn *t, uint64_t id, cpl_lease *out)
 	out->ttl_ms = l.ttl_ms;
 	size_t on = v.mv_size - sizeof(l);
 	if (on > sizeof(out->owner) - 1)
-		on = sizeof(out->owner) - 1;
+		on = cpl_utf8_cut((char *)v.mv_data + sizeof(l),
+		    sizeof(out->owner) - 1);
 	memcpy(out->owner, (char *)v.mv_data + sizeof(l), on);
 	out->owner[on] = '\0';
 	cpl_ids ids = { NULL, 0, 0 };
@@ -188,6 +190,13 @@ lease_end(cpl_txn *t, uint64_t lid, uint64_t *ntasks)
 int
 cpl_lease_renew(cpl_txn *t, uint64_t id, uint32_t ttl_ms, uint64_t *deadline)
 {
+	return cpl_lease_renew_waited(t, id, ttl_ms, 0, deadline);
+}
+
+int
+cpl_lease_renew_waited(cpl_txn *t, uint64_t id, uint32_t ttl_ms,
+    uint64_t waited_us, uint64_t *deadline)
+{
 	struct lrec l;
 	uint8_t k[8];
 	MDB_val v;
@@ -205,7 +214,7 @@ cpl_lease_renew(cpl_txn *t, uint64_t id, uint32_t ttl_ms, uint64_t *deadline)
 	size_t n = v.mv_size;
 	memcpy(buf, v.mv_data, n);
 	memcpy(&l, buf, sizeof(l));
-	if (l.deadline < t->now) {
+	if (l.deadline + waited_us < t->now) {
 		if ((rv = lease_end(t, id, NULL)) != 0)
 			return rv;
 		return CPL_EEXPIRED;

@@ -8,6 +8,8 @@
 //   state     id                 -> struct srec (rewritten per transition)
 //   st_idx    state(1) id        -> ""           tasks by state
 //   runq      ~prio(4) id        -> struct fit   runnable, not held
+//   wrunq     wf(4) ~prio(4) id  -> struct fit   the same, by workflow (a
+//                                                filtered claim's queue)
 //   uuid      uuid(16)           -> id
 //   wf_idx    wf(4) id           -> ""           tasks by workflow
 //   app_idx   app(4) id          -> ""           tasks by app
@@ -22,8 +24,8 @@
 //             'W'|'A' id(4)      -> name
 //   app       name               -> packed copal.App
 //   uuid_new  uuid(16)           -> id           new uuids (see UUID_MERGE_AT)
-//   reply     request id         -> time(8) || reply bytes
-//   reply_age time(8) request id -> ""           replies by age
+//   reply     [client(16)] request id -> time(8) || digest(16) || reply
+//   reply_age time(8) reply key  -> ""           replies by age
 //   lease_log lease id           -> owner        kept after the lease ends
 //   bjob      batch job id       -> packed copal.BatchJob
 //
@@ -81,7 +83,7 @@ enum {
 	DB_META, DB_SPEC, DB_STATE, DB_ST_IDX, DB_RUNQ, DB_UUID, DB_WF_IDX,
 	DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE, DB_LEASE_IDX, DB_NOTICE,
 	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
-	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_COUNT
+	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_COUNT
 };
 
 // Names of the sub-databases, indexed by DB_* (env.c).
@@ -262,6 +264,13 @@ be32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)v;
 		v >>= 8;
 	}
+}
+
+static inline uint32_t
+rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
 }
 
 static inline uint32_t
@@ -453,6 +462,13 @@ runq_key(uint8_t k[12], int32_t prio, uint64_t id)
 }
 
 static inline void
+wrunq_key(uint8_t k[16], uint32_t wf, int32_t prio, uint64_t id)
+{
+	be32(k, wf);
+	runq_key(k + 4, prio, id);
+}
+
+static inline void
 pair_key(uint8_t k[16], uint64_t a, uint64_t b)
 {
 	be64(k, a);
@@ -509,18 +525,26 @@ holds_lease(cpl_state s)
 static inline int
 runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 {
-	uint8_t k[12];
+	uint8_t k[12], wk[16];
 	struct fit f = fit_of(r);
+	int rv;
 	runq_key(k, r->priority, id);
-	return tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0);
+	wrunq_key(wk, r->wf, r->priority, id);
+	if ((rv = tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0)) != 0)
+		return rv;
+	return tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0);
 }
 
 static inline int
 runq_del(cpl_txn *t, uint64_t id, const struct srec *r)
 {
-	uint8_t k[12];
+	uint8_t k[12], wk[16];
+	int rv;
 	runq_key(k, r->priority, id);
-	return tdel(t, DB_RUNQ, k, 12);
+	wrunq_key(wk, r->wf, r->priority, id);
+	if ((rv = tdel(t, DB_RUNQ, k, 12)) != 0)
+		return rv;
+	return tdel(t, DB_WRUNQ, wk, 16);
 }
 
 static inline int

@@ -400,6 +400,53 @@ test_claim_workflow_filter(void **state)
 	free(cl);
 }
 
+// Many runnable tasks created in one transaction.
+struct many {
+	const char *wf;
+	size_t n;
+	int32_t prio;
+	uint32_t nodes;
+};
+
+static int
+many_cb(cpl_txn *txn, void *arg)
+{
+	struct many *m = arg;
+	tu_spec sp;
+	tu_spec_init(&sp, "many", m->wf, "app");
+	sp.spec.priority = m->prio;
+	sp.res.num_nodes = m->nodes;
+	for (size_t i = 0; i < m->n; i++) {
+		uint64_t id;
+		uint8_t u[16];
+		int rv = cpl_task_create(txn, &sp.spec, &id, u);
+		if (rv)
+			return rv;
+	}
+	return 0;
+}
+
+// A workflow-filtered claim finds its tasks however many runnable tasks
+// of other workflows come first in the run queue (issue 12: it skipped at
+// most 4096 + 4 x max_tasks of them and gave nothing).
+static void
+test_claim_workflow_behind_many(void **state)
+{
+	tu_env *e = *state;
+	struct many other = { "other", 20000, 9, 1 };
+	TU_OK(cpl_store_write(e->s, many_cb, &other));
+	uint64_t w1 = task_p(e, "w", 0, 1, 1, 0, 0);
+	uint64_t w2 = task_p(e, "w", 0, 1, 1, 0, 0);
+	uint64_t lease = tu_lease(e, TTL);
+	tu_claimed *cl = calloc(1, sizeof *cl);
+	TU_OK(tu_claim_wf(e, lease, "w", 10, cl));
+	assert_int_equal(cl->n, 2);
+	assert_int_equal(cl->id[0], w1);
+	assert_int_equal(cl->id[1], w2);
+	free(cl);
+	TU_CHECK(e);
+}
+
 static void
 test_claim_max_tasks(void **state)
 {
@@ -578,6 +625,8 @@ main(void)
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_claim_two_leases_no_duplicates, tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_workflow_behind_many,
+		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_lease_errors,
 		    tu_setup, tu_teardown),
 	};

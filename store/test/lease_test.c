@@ -151,6 +151,35 @@ test_lease_renew_expired(void **state)
 	assert_int_equal(nl, 0);
 }
 
+// A renewal that waited behind a busy writer is judged as of its arrival.
+struct waited_arg {
+	uint64_t lease, waited, deadline;
+};
+
+static int
+renew_waited_cb(cpl_txn *txn, void *arg)
+{
+	struct waited_arg *a = arg;
+	return cpl_lease_renew_waited(txn, a->lease, 0, a->waited,
+	    &a->deadline);
+}
+
+static void
+test_lease_renew_waited(void **state)
+{
+	tu_env *e = *state;
+	uint64_t lease = tu_lease(e, 1000);
+	tu_advance_ms(e, 3000);
+	// arrived 2.5 s ago, 0.5 s into its ttl: renewed from now
+	struct waited_arg a = { lease, 2500000, 0 };
+	TU_OK(cpl_store_write(e->s, renew_waited_cb, &a));
+	assert_int_equal(a.deadline, TU_T0 + 4000000);
+	tu_advance_ms(e, 3000);
+	// arrived 1.5 s ago, 0.5 s after its deadline: expired
+	a.waited = 1500000;
+	TU_ERR(cpl_store_write(e->s, renew_waited_cb, &a), CPL_EEXPIRED);
+}
+
 // ------------------------------------------------------------ expiry
 
 // Started tasks become RUN_TIMEOUT and the retry policy applies; the
@@ -661,6 +690,8 @@ main(void)
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_lease_renew, tu_setup,
 		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_lease_renew_waited,
+		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_lease_renew_expired,
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_expire_started_tasks,

@@ -8,6 +8,8 @@
 
 typedef struct rep_arg {
 	uint64_t id;
+	const uint8_t *client;   // NULL: a request without a client id
+	uint8_t digest;          // the digest's first byte; the rest 0
 	const void *data;
 	size_t len;
 	// get: a copy of what was found
@@ -19,6 +21,17 @@ typedef struct rep_arg {
 	int ret; // returned by the write callback after its work
 } rep_arg;
 
+static cpl_reqkey
+key_of(const rep_arg *a)
+{
+	cpl_reqkey k;
+	memset(&k, 0, sizeof k);
+	k.client = a->client;
+	k.id = a->id;
+	k.digest[0] = a->digest;
+	return k;
+}
+
 static int
 get_cb(cpl_txn *txn, void *arg)
 {
@@ -28,7 +41,8 @@ get_cb(cpl_txn *txn, void *arg)
 	free(a->got);
 	a->got = NULL;
 	a->got_len = 0;
-	int rv = cpl_reply_get(txn, a->id, &d, &len);
+	cpl_reqkey k = key_of(a);
+	int rv = cpl_reply_get(txn, &k, &d, &len);
 	if (rv != 0)
 		return rv;
 	// valid only until the transaction ends: copy now
@@ -51,7 +65,8 @@ static int
 put_cb(cpl_txn *txn, void *arg)
 {
 	rep_arg *a = arg;
-	int rv = cpl_reply_put(txn, a->id, a->data, a->len);
+	cpl_reqkey k = key_of(a);
+	int rv = cpl_reply_put(txn, &k, a->data, a->len);
 	return rv ? rv : a->ret;
 }
 
@@ -160,8 +175,11 @@ effects_fn(cpl_txn *txn, void *arg)
 	tu_spec_init(&sp, "req-task", "req", "app");
 	uint8_t u[16];
 	int rv = cpl_task_create(txn, &sp.spec, &w->task, u);
+	cpl_reqkey k;
+	memset(&k, 0, sizeof k);
+	k.id = w->req;
 	if (rv == 0)
-		rv = cpl_reply_put(txn, w->req, "ok", 2);
+		rv = cpl_reply_put(txn, &k, "ok", 2);
 	return rv ? rv : w->fail;
 }
 
@@ -259,6 +277,56 @@ test_reply_survives_reopen(void **state)
 	expect_reply(e, 42, "the answer", 10);
 }
 
+// Identity: the same request id of two clients (and of the shared
+// namespace of requests without a client id) names three requests; the
+// same key with another digest is refused, not answered with the reply.
+static void
+test_reply_identity(void **state)
+{
+	tu_env *e = *state;
+	static const uint8_t ca[CPL_CLIENT_ID_LEN] = { 1, 2, 3 };
+	static const uint8_t cb[CPL_CLIENT_ID_LEN] = { 1, 2, 4 };
+	rep_arg a;
+	memset(&a, 0, sizeof a);
+	a.id = 7;
+	a.client = ca;
+	a.digest = 0xaa;
+	a.data = "register";
+	a.len = 8;
+	TU_OK(cpl_store_write(e->s, put_cb, &a));
+	a.client = cb;
+	a.digest = 0xbb;
+	TU_ERR(cpl_store_read(e->s, get_cb, &a), CPL_ENOTFOUND);
+	a.data = "delete";
+	a.len = 6;
+	TU_OK(cpl_store_write(e->s, put_cb, &a));
+	TU_OK(cpl_store_read(e->s, get_cb, &a));
+	assert_int_equal(a.got_len, 6);
+	assert_memory_equal(a.got, "delete", 6);
+	// client a: its own reply for the same digest, a refusal for another
+	a.client = ca;
+	a.digest = 0xaa;
+	TU_OK(cpl_store_read(e->s, get_cb, &a));
+	assert_int_equal(a.got_len, 8);
+	assert_memory_equal(a.got, "register", 8);
+	a.digest = 0xbb;
+	TU_ERR(cpl_store_read(e->s, get_cb, &a), CPL_EREUSED);
+	// no client id: a namespace of its own, digest checked too
+	a.client = NULL;
+	a.digest = 0xaa;
+	TU_ERR(cpl_store_read(e->s, get_cb, &a), CPL_ENOTFOUND);
+	TU_OK(rput(e, 7, "legacy", 6));
+	expect_reply(e, 7, "legacy", 6);
+	a.digest = 0xcc;
+	TU_ERR(cpl_store_read(e->s, get_cb, &a), CPL_EREUSED);
+	free(a.got);
+	// all three are pruned by age
+	size_t n = 0;
+	TU_OK(rprune(e, UINT64_MAX, 100, &n));
+	assert_int_equal(n, 3);
+	expect_no_reply(e, 7);
+}
+
 int
 main(void)
 {
@@ -268,6 +336,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reply_atomic_with_effects,
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_reply_prune, tu_setup,
+		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_reply_identity, tu_setup,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_reply_survives_reopen,
 		    tu_setup_durable, tu_teardown),

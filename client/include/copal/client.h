@@ -68,7 +68,11 @@ void cpl_client_close(cpl_client *c);
 const char *cpl_client_db(const cpl_client *c);
 
 // Sends req and waits for its reply. The library sets req->version,
-// req->request_id (if 0) and req->credentials. On success *reply is the
+// req->request_id (if 0: the client's next sequence number; it stays in
+// req, so sending req again is a resend) and req->credentials, and sends
+// the client's id (picked at random at open) unless req->client_id is set
+// (copal.proto, Request: a reused id with another body is refused with
+// CPL_EREUSED). On success *reply is the
 // broker's answer (check (*reply)->status; free with cpl_reply_free or
 // copal__reply__free_unpacked(*reply, NULL)). Errors: CPL_ETIMEOUT (no
 // answer after every attempt), CPL_ECONNECT, CPL_EPROTO (unreadable reply),

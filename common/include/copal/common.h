@@ -39,7 +39,8 @@ extern "C" {
 	X(PERM, "permission denied")                                         \
 	X(TIMEOUT, "timed out")                                              \
 	X(CONNECT, "cannot reach the broker")                                \
-	X(SHUTDOWN, "broker is shutting down")
+	X(SHUTDOWN, "broker is shutting down")                               \
+	X(REUSED, "request id already used for a different request")
 
 typedef enum cpl_err {
 #define CPL_X_ENUM(name, msg) CPL_E##name,
@@ -120,6 +121,25 @@ uint64_t cpl_mono_us(void);
 // CPL_ETOOBIG.
 int cpl_workdir(const char *workflow, const char *name, const char *uuid,
     const char *workdir, char *buf, size_t len);
+// Every path the launcher writes below data/ is made with these two:
+// whether rel (a path relative to some directory: a workdir, a stage-out
+// pattern) stays below it: not absolute, no ".." component;
+bool cpl_path_inside(const char *rel);
+// and src as one path component (a task's name in its output file's
+// name): '/', control bytes and a leading '.' become '_'; src NULL or
+// empty is dflt. Returns the length written to dst (cap > 0).
+size_t cpl_path_component(char *dst, size_t cap, const char *src,
+    const char *dflt);
+
+// ------------------------------------------------------------------ UTF-8
+// Where to cut the first n bytes of UTF-8 text s without splitting a
+// character: n, or less to drop an incomplete last character. Every cut
+// of user text (names, owners, messages, error texts) goes through it.
+size_t cpl_utf8_cut(const char *s, size_t n);
+// Makes s (NUL-terminated bytes, e.g. a program's output) valid UTF-8 in
+// place: each byte that does not begin a well-formed character becomes
+// '?'. Returns how many were replaced.
+size_t cpl_utf8_clean(char *s);
 
 #ifdef __cplusplus
 }

@@ -385,6 +385,11 @@ int cpl_lease_grant(cpl_txn *txn, const char *owner, uint32_t ttl_ms,
 // cpl_lease_release (an exception to "a refusal writes nothing").
 int cpl_lease_renew(cpl_txn *txn, uint64_t id, uint32_t ttl_ms,
     uint64_t *deadline_us);
+// Same for a renewal that waited waited_us before txn (behind a writer busy
+// with other work): it is judged as of its arrival, so the lease is past
+// its deadline only if it was so waited_us before txn's time.
+int cpl_lease_renew_waited(cpl_txn *txn, uint64_t id, uint32_t ttl_ms,
+    uint64_t waited_us, uint64_t *deadline_us);
 // Reads a live lease (one past its deadline but not yet expired too).
 // Errors: CPL_EINVAL (txn or out NULL), CPL_ENOTFOUND, CPL_ENOMEM.
 int cpl_lease_get(cpl_txn *txn, uint64_t id, cpl_lease *out);
@@ -485,18 +490,31 @@ int cpl_history_note(cpl_txn *txn, uint64_t id, const char *message);
 
 // ------------------------------------------------------------------ replies
 // Stored replies of applied requests, so that a request resent by a client
-// (same request id) gets the first reply and is not applied twice, even
+// (same client id, request id and body) gets the first reply and is not applied twice, even
 // across a broker restart. Written in the same transaction as the request's
 // effects.
 
-// Finds the reply stored for request_id. *data is valid until the
-// transaction ends. Errors: CPL_EINVAL (an argument NULL), CPL_ENOTFOUND.
-int cpl_reply_get(cpl_txn *txn, uint64_t request_id, const void **data,
+// A request's identity (copal.proto, Request): the client's 16 random
+// bytes (NULL for a request without them: one namespace shared by all such
+// requests), its sequence number, and a digest of its body.
+#define CPL_CLIENT_ID_LEN 16
+#define CPL_DIGEST_LEN 16
+typedef struct cpl_reqkey {
+	const uint8_t *client;           // CPL_CLIENT_ID_LEN bytes, or NULL
+	uint64_t id;                     // not 0
+	uint8_t digest[CPL_DIGEST_LEN];  // of the request's body
+} cpl_reqkey;
+
+// Finds the reply stored for the request k. *data is valid until the
+// transaction ends. Errors: CPL_EINVAL (an argument NULL), CPL_ENOTFOUND,
+// CPL_EREUSED (a reply is stored under k's client and id for a request
+// with another digest).
+int cpl_reply_get(cpl_txn *txn, const cpl_reqkey *k, const void **data,
     size_t *len);
-// Stores the reply of request_id (replacing an older one).
+// Stores the reply of k with k's digest (replacing an older one).
 // Errors: CPL_EINVAL (txn NULL or read-only, data NULL with len),
 // CPL_ETOOBIG (len over 64 MiB).
-int cpl_reply_put(cpl_txn *txn, uint64_t request_id, const void *data,
+int cpl_reply_put(cpl_txn *txn, const cpl_reqkey *k, const void *data,
     size_t len);
 // Forgets replies stored before older_than_us, at most max of them;
 // *n (may be NULL) gets how many.
