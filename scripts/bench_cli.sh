@@ -59,7 +59,9 @@ T=$(mktemp -d "$PARENT/copal-bcli.XXXXXX")
 export HOME=$T
 cleanup() {
 	for db in "$T"/db1 "$T"/db2; do
-		[[ -d $db ]] && "$COPAL" --db "$db" server stop >/dev/null 2>&1 || true
+		if [[ -d $db ]]; then
+			"$COPAL" --db "$db" server stop >/dev/null 2>&1 || true
+		fi
 	done
 	rm -rf "$T"
 }
@@ -195,6 +197,7 @@ for f in jsonl csv chrome; do
 		fail "out.jsonl: not $EV events"
 	fi
 done
+# shellcheck disable=SC2016 # $1 is the inner shell's
 prof "export | wc -l (jsonl through a pipe)" 1 "$EV" bash -c '"$1" export --format jsonl | wc -l' _ "$COPAL"
 mkdir -p "$T/plots"
 prof "stats --plot DIR" 3 "$EV" "$COPAL" stats --plot "$T/plots"
