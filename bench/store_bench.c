@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +48,16 @@
 #define TARGET_CREATE 300000.0
 #define TARGET_LIFECYCLE 100000.0
 #define TARGET_PAGE_MS 1.0
+// cpl_count_states at N tasks may take at most this many times what it
+// takes in a SMALL_N-task store (see count_bound_why).
+#define COUNT_BOUND 1.5
+
+static const char count_bound_why[] =
+    "the state counts live in the store's meta record, which every read\n"
+    "transaction reads when it begins: neither the begin nor the call walks\n"
+    "anything that grows with the number of tasks. 1.5x leaves room for a\n"
+    "noisy machine (each figure is the fastest of 5 rounds); a count that\n"
+    "walked the state index would take about N / 10,000 times longer.";
 
 static double
 now_s(void)
@@ -430,8 +441,12 @@ count_many_fn(cpl_txn *txn, void *arg)
 	return 0;
 }
 
-// Average microseconds of one count: (a) its own read transaction each,
-// (b) many calls inside one read transaction.
+#define COUNT_ROUNDS 5
+
+// Microseconds of one count: (a) its own read transaction each, (b) many
+// calls inside one read transaction. reps calls in COUNT_ROUNDS rounds;
+// each figure is the average of its fastest round, so that another
+// process taking the CPU for a moment does not count against the store.
 static void
 time_count(cpl_store *s, size_t reps, double *per_txn_us, double *in_txn_us,
     uint64_t counts[CPL_NSTATES])
@@ -440,16 +455,40 @@ time_count(cpl_store *s, size_t reps, double *per_txn_us, double *in_txn_us,
 	memset(&c, 0, sizeof c);
 	for (size_t i = 0; i < 100; i++) // warm up
 		check(cpl_store_read(s, count_fn, &c), "count");
-	double t0 = now_s();
-	for (size_t i = 0; i < reps; i++)
-		check(cpl_store_read(s, count_fn, &c), "count");
-	*per_txn_us = (now_s() - t0) * 1e6 / (double)reps;
-	c.reps = reps;
-	t0 = now_s();
-	check(cpl_store_read(s, count_many_fn, &c), "count");
-	*in_txn_us = (now_s() - t0) * 1e6 / (double)reps;
+	size_t per = reps / COUNT_ROUNDS ? reps / COUNT_ROUNDS : 1;
+	*per_txn_us = *in_txn_us = -1;
+	for (int round = 0; round < COUNT_ROUNDS; round++) {
+		double t0 = now_s();
+		for (size_t i = 0; i < per; i++)
+			check(cpl_store_read(s, count_fn, &c), "count");
+		double us = (now_s() - t0) * 1e6 / (double)per;
+		if (*per_txn_us < 0 || us < *per_txn_us)
+			*per_txn_us = us;
+		c.reps = per;
+		t0 = now_s();
+		check(cpl_store_read(s, count_many_fn, &c), "count");
+		us = (now_s() - t0) * 1e6 / (double)per;
+		if (*in_txn_us < 0 || us < *in_txn_us)
+			*in_txn_us = us;
+	}
 	if (counts != NULL)
 		memcpy(counts, c.counts, sizeof c.counts);
+}
+
+// Dies unless the store counts exactly `want` tasks in state `st` and
+// none in any other.
+static void
+expect_all_in(cpl_store *s, cpl_state st, uint64_t want, const char *when)
+{
+	count_ctx c;
+	memset(&c, 0, sizeof c);
+	check(cpl_store_read(s, count_fn, &c), "count");
+	for (int k = 0; k < CPL_NSTATES; k++)
+		if (c.counts[k] != (k == (int)st ? want : 0))
+			die("%s: %" PRIu64 " tasks %s, expected %" PRIu64 " %s "
+			    "and no other", when, c.counts[k],
+			    k ? cpl_state_name(k) : "NONE", want,
+			    cpl_state_name(st));
 }
 
 typedef struct page_ctx {
@@ -741,6 +780,33 @@ machine_busy(void)
 	return (double)(b1 - b0) / (double)(t1 - t0);
 }
 
+// CPU seconds (user, system) this process has used so far.
+static void
+cpu_s(double *user, double *sys)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	*user = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6;
+	*sys = (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+// Bytes this process has caused to be written to storage so far
+// (write_bytes of /proc/self/io), -1 if unknown.
+static double
+written_bytes(void)
+{
+	char line[128];
+	double v = -1;
+	FILE *f = fopen("/proc/self/io", "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (strncmp(line, "write_bytes:", 12) == 0)
+			v = atof(line + 12);
+	fclose(f);
+	return v;
+}
+
 static void
 usage(void)
 {
@@ -844,13 +910,28 @@ main(int argc, char **argv)
 		die("out of memory");
 	cpl_store *s = open_store(big_dir);
 	progress("create: %zu tasks...\n", n);
+	double u0, s0, u1, s1;
+	double w0 = written_bytes();
+	cpu_s(&u0, &s0);
 	double dt = create_tasks(s, n, batch, ids);
+	cpu_s(&u1, &s1);
+	double w1 = written_bytes();
 	double create_rate = (double)n / dt;
 	progress("  %.0f tasks/s\n", create_rate);
 	r = add_row("create (cpl_task_create)", ">= 300,000 tasks/s",
 	    passmiss(create_rate >= TARGET_CREATE), "%.0f tasks/s",
 	    create_rate);
 	snprintf(r->ratio, sizeof r->ratio, "%.2f", create_rate / raw);
+	cpl_store_stats st;
+	check(cpl_store_stats_get(s, &st), "stats");
+	add_row("create: wall / CPU user + sys (share of one core)", NULL,
+	    NULL, "%.2f s / %.2f + %.2f s (%.0f%%)", dt, u1 - u0, s1 - s0,
+	    (u1 - u0 + s1 - s0) / dt * 100);
+	if (w0 >= 0 && w1 >= 0)
+		add_row("create: bytes written to disk / data.mdb size", NULL,
+		    NULL, "%.0f / %.0f MB", (w1 - w0) / 1e6,
+		    (double)st.file_bytes / 1e6);
+	expect_all_in(s, CPL_READY, n, "after create");
 
 	// 3. Reads at N tasks, all READY.
 	double cnt_big_txn, cnt_big_in, cnt_small_txn, cnt_small_in;
@@ -925,7 +1006,6 @@ main(int argc, char **argv)
 	progress("verify...\n");
 	uint64_t nevents = 0;
 	verify_all(s, ids, n, nfailed, &nevents);
-	cpl_store_stats st;
 	check(cpl_store_stats_get(s, &st), "stats");
 	if (st.ntasks != n || st.nevents != nevents)
 		die("stats: %" PRIu64 " tasks, %" PRIu64 " events; expected %zu, "
@@ -943,6 +1023,7 @@ main(int argc, char **argv)
 	progress("small store: %d tasks...\n", SMALL_N);
 	cpl_store *small = open_store(small_dir);
 	create_tasks(small, SMALL_N, batch, NULL);
+	expect_all_in(small, CPL_READY, SMALL_N, "small store");
 	time_count(small, 200000, &cnt_small_txn, &cnt_small_in, NULL);
 	cpl_store_close(small);
 
@@ -952,14 +1033,16 @@ main(int argc, char **argv)
 	    "cpl_count_states at %zu tasks (read txn + call)", n);
 	snprintf(count_small_label, sizeof count_small_label,
 	    "cpl_count_states at %d tasks (read txn + call)", SMALL_N);
-	bool count_ok = cnt_big_txn <= 1.5 * cnt_small_txn + 1.0 &&
-	    cnt_big_in <= 1.5 * cnt_small_in + 1.0;
-	add_row(count_big_label, "us, independent of N", passmiss(count_ok),
-	    "%.3f us", cnt_big_txn);
-	add_row(count_small_label, "us, independent of N", passmiss(count_ok),
-	    "%.3f us", cnt_small_txn);
-	add_row("cpl_count_states alone, at N / small", "", NULL,
-	    "%.3f / %.3f us", cnt_big_in, cnt_small_in);
+	bool count_ok = cnt_big_txn <= COUNT_BOUND * cnt_small_txn;
+	add_row(count_big_label, NULL, NULL, "%.3f us", cnt_big_txn);
+	add_row(count_small_label, NULL, NULL, "%.3f us", cnt_small_txn);
+	static char count_ratio_label[96];
+	snprintf(count_ratio_label, sizeof count_ratio_label,
+	    "cpl_count_states, %zu tasks / %d tasks", n, SMALL_N);
+	add_row(count_ratio_label, "<= 1.5", passmiss(count_ok), "%.2f",
+	    cnt_big_txn / cnt_small_txn);
+	add_row("cpl_count_states alone (inside one read txn), at N / small",
+	    NULL, NULL, "%.3f / %.3f us", cnt_big_in, cnt_small_in);
 	static char l1[96], l2[96], l3[96];
 	snprintf(l1, sizeof l1, "first page (50, with specs) READY (%zu tasks)",
 	    n);
@@ -983,6 +1066,9 @@ main(int argc, char **argv)
 	add_row("cpl_store_check of the whole store", NULL, NULL, "%.2f s",
 	    check_s);
 	print_table();
+	printf("\nThe count's bound: at %zu tasks, at most %.1f times its time "
+	       "at %d tasks, because\n%s\n", n, COUNT_BOUND, SMALL_N,
+	    count_bound_why);
 	printf("\nverified: %zu tasks JOB_FINISHED, %zu FAILED, %" PRIu64
 	       " history events, cpl_store_check clean\n",
 	    n - nfailed, nfailed, nevents);

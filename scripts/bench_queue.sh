@@ -8,6 +8,10 @@
 # Figures: raw `sbatch --parsable -H` vs `copal submit-launch` (held jobs,
 # so nothing runs), raw `squeue` vs `copal ls queues` (which syncs every
 # job's state from squeue first); averages of N=20 runs each.
+#
+# Exits non-zero if any timed command fails even once (a failing
+# submit-launch must not be timed as a fast one), or if Slurm does not end
+# up holding every job submitted and copal does not list each of its own.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 ROOT=$PWD
@@ -31,21 +35,32 @@ eval "$(bash scripts/slurm.sh start "$T/slurm" | tail -n 1)"
 sed -i 's/^scheduler = local/scheduler = slurm/' "$T/db/copal.conf"
 "$COPAL" server start >/dev/null
 
-ms_each() { # CMD...: average wall time of N runs, in ms
-	local s e
+ms_each() { # CMD...: average wall time of N runs, in us; fails if one does
+	local s e i
 	s=$(date +%s%N)
-	for _ in $(seq $N); do "$@" >/dev/null 2>&1; done
+	for ((i = 1; i <= N; i++)); do
+		if ! "$@" >/dev/null 2>"$T/err"; then
+			echo "bench_queue.sh: run $i of $N failed: $*" >&2
+			cat "$T/err" >&2
+			return 1
+		fi
+	done
 	e=$(date +%s%N)
-	echo $(((e - s) / N / 1000)) # microseconds
+	echo $(((e - s) / N / 1000))
 }
 fmt() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
 
-raw_sb=$(ms_each sbatch --parsable -H -N1 -t 1 -o /dev/null --wrap true)
-ours_sb=$(ms_each "$COPAL" submit-launch -A bench -q debug -n 1 -t 1 --sched-flags -H)
-raw_sq=$(ms_each squeue -h -a -t all -o '%i|%T')
-ours_sq=$(ms_each "$COPAL" ls queues)
+raw_sb=$(ms_each sbatch --parsable -H -N1 -t 1 -o /dev/null --wrap true) || exit 1
+ours_sb=$(ms_each "$COPAL" submit-launch -A bench -q debug -n 1 -t 1 --sched-flags -H) || exit 1
+raw_sq=$(ms_each squeue -h -a -t all -o '%i|%T') || exit 1
+ours_sq=$(ms_each "$COPAL" ls queues) || exit 1
 jobs=$("$COPAL" ls queues --format json | jq length)
+held=$(squeue -h -a -t PENDING -o '%i' | wc -l)
+if [[ $jobs != "$N" || $held != $((2 * N)) ]]; then
+	echo "bench_queue.sh: copal lists $jobs jobs (expected $N), Slurm holds $held (expected $((2 * N)))" >&2
+	exit 1
+fi
 printf '%-52s %10s\n' "raw sbatch --parsable (held job; reference)" "$(fmt "$raw_sb")"
 printf '%-52s %10s  %s of raw\n' "copal submit-launch (record, render, sbatch, update)" "$(fmt "$ours_sb")" "$(ratio "$ours_sb" "$raw_sb")"
 printf '%-52s %10s\n' "raw squeue (reference)" "$(fmt "$raw_sq")"

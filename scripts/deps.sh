@@ -38,6 +38,8 @@ PACKAGES=(
   openmpi-bin
   jq
   procps
+  # scripts/bench_cli.sh times whole commands with /usr/bin/time
+  time
   # Slurm tests (scripts/slurm.sh): a real single-node Slurm 22.05 with
   # munge auth; slurm-wlm-basic-plugins (a dependency) holds every plugin
   # slurm.sh configures, so --no-install-recommends is enough; ip (iproute2)
