@@ -124,8 +124,10 @@ int cli_call_rc(cpl_client *c, int rv);
 long cli_broker_pid(const char *db);
 // Starts the broker of db unless it runs; waits until it answers.
 // tcp: URL to listen on too, or NULL (copal.conf's broker_tcp).
-// *started: whether this call started it.
-int cli_broker_start(const char *db, const char *tcp, bool *started);
+// *started: whether this call started it; *pid (if not NULL): the pid
+// the broker gave in its answer, the one that runs.
+int cli_broker_start(const char *db, const char *tcp, bool *started,
+    long *pid);
 int cli_broker_stop(const char *db, bool *was_running);
 // One ping to the local broker of db with a short timeout: a copal error
 // code (0: *rep holds the reply).
