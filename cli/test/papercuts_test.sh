@@ -84,6 +84,62 @@ assert_eq 0 "$RC" "ls --wf alpha ($ERR)"
 assert_eq 2 "$(wc -l <<<"$OUT")" "ls --wf alpha: one task"
 log "2. ls --wf: ok"
 
+# ------------------------------------------------------------ 3. --wf-filter
+run copal launcher --job-mode serial --wf-filter alpah
+assert_eq 3 "$RC" "launcher --wf-filter alpah: exit status"
+assert_eq "copal launcher: --wf-filter alpah matches no task; did you mean: alpha, alpha2? (the workflows with tasks: alpha, alpha2, beta)
+copal launcher: to wait for tasks of alpah to come, give --persistent or --idle-ttl S" \
+    "$ERR" "launcher --wf-filter alpah"
+run copal launcher --job-mode serial --wf-filter zzz
+assert_eq 3 "$RC" "launcher --wf-filter zzz: exit status"
+assert_eq "copal launcher: --wf-filter zzz matches no task (the workflows with tasks: alpha, alpha2, beta)
+copal launcher: to wait for tasks of zzz to come, give --persistent or --idle-ttl S" \
+    "$ERR" "launcher --wf-filter zzz"
+# told to wait: it starts, and ends after its idle time
+run copal launcher --job-mode serial --wf-filter alpah --idle-ttl 1
+assert_eq 0 "$RC" "launcher --wf-filter alpah --idle-ttl 1 ($ERR)"
+assert_contains "$ERR" "done: 0 task(s) run" "the waiting launcher ran"
+start_launcher persistent --job-mode serial --wf-filter later --persistent
+wait_for 'grep -q "started: serial mode" "$T/persistent.log"' 30 \
+    "the --persistent launcher starts"
+add_job l1 hello --workflow later >/dev/null
+wait_for_state l1 JOB_FINISHED 30
+stop_launcher "$LPID"
+# a filter that matches is taken as before
+start_launcher alpha --job-mode serial --wf-filter alpha --idle-ttl 1
+wait_launcher "$LPID" 30
+assert_eq JOB_FINISHED "$(state_of a1)" "a1 run by --wf-filter alpha"
+log "3. --wf-filter: ok"
+
+# ------------------------------------------------------------ 4. unfit tasks
+huge=$(add_job huge hello --workflow big --num-nodes 64)
+# one node, no GPU: it says why it runs nothing, idle and at its end
+start_launcher big --job-mode serial --wf-filter big --idle-ttl 2
+wait_launcher "$LPID" 30
+want="1 runnable task(s) of workflow big fit no node of this launcher: the largest request is 64 node(s), 0 GPU(s) per node, no wall time; this launcher has 1 node(s), 0 GPU(s) per node, no wall-time limit"
+assert_eq 1 "$(grep -c "WARN *idle: $want\$" "$T/big.log")" "idle warning once: $(cat "$T/big.log")"
+assert_eq 1 "$(grep -c "WARN *done: $want\$" "$T/big.log")" "exit warning"
+assert_contains "$(tail -1 "$T/big.log")" "done: 0 task(s) run" "last line"
+assert_eq READY "$(state_of huge)" "huge stays READY"
+# GPUs and wall time are checked too
+add_job gpu hello --workflow gpus --gpus-per-rank 2 >/dev/null
+add_job long hello --workflow gpus --wall-time-minutes 30 >/dev/null
+start_launcher gpus --job-mode serial --wf-filter gpus --idle-ttl 2 \
+    --gpus-per-node 1 --time-limit-minutes 10
+wait_launcher "$LPID" 30
+assert_contains "$(cat "$T/gpus.log")" "WARN   done: 2 runnable task(s) of workflow gpus fit no node of this launcher: the largest request is 1 node(s), 2 GPU(s) per node, 30 minutes; this launcher has 1 node(s), 1 GPU(s) per node, " \
+    "GPU and wall-time warning"
+assert_match "$(grep 'WARN *done' "$T/gpus.log")" "1 GPU\(s\) per node, [0-9]+ minutes left$" \
+    "the wall time left"
+# copal ls says the same, now that launchers ran on this database: of
+# the shapes recorded, none fits huge or gpu (long fits the first: no
+# wall-time limit)
+run copal ls
+assert_eq 0 "$RC" "ls ($ERR)"
+assert_eq "copal ls: warning: 2 runnable task(s) fit no launcher that ran on this database: the largest request is 64 node(s), 2 GPU(s) per node, no wall time; the launchers had 1 node(s), 0 GPU(s) per node, no wall-time limit; 1 node(s), 1 GPU(s) per node, 10 minutes: ${huge:0:8} huge, $(uuid_of gpu | cut -c1-8) gpu" \
+    "$ERR" "ls warning"
+log "4. unfit tasks: ok"
+
 # ------------------------------------------------------------ 5. bulk load
 # Batches of 5 lines from a pipe: lines 1-10 go in and are acknowledged;
 # then the broker stops answering (SIGSTOP) and lines 11-15 go out as one

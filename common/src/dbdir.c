@@ -24,6 +24,7 @@ static const char *const names[CPL_DB_NPARTS] = {
 	[CPL_DB_SERVICE_LOCK] = "service.lock",
 	[CPL_DB_LMDB_DATA] = "data.mdb",
 	[CPL_DB_LMDB_LOCK] = "lock.mdb",
+	[CPL_DB_LAUNCHERS] = "launchers",
 };
 
 const char *

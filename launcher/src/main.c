@@ -16,7 +16,9 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: copal launcher --job-mode serial|mpi [options]\n"
 	    "  --db DIR                 database (default: $COPAL_DB)\n"
-	    "  --wf-filter W            only tasks of workflow W\n"
+	    "  --wf-filter W            only tasks of workflow W (refused when W\n"
+	    "                           has no task, unless --persistent or\n"
+	    "                           --idle-ttl is given)\n"
 	    "  --consume-all            any workflow (the default)\n"
 	    "  --time-limit-minutes M   stop after M minutes (fractions allowed)\n"
 	    "  --idle-ttl S             exit after S seconds with nothing to do "
@@ -77,6 +79,7 @@ main(int argc, char **argv)
 	double v;
 	int opt;
 	bool mode_set = false, max_set = false, ttl_set = false;
+	bool idle_set = false;
 	memset(&o, 0, sizeof(o));
 	o.idle_ttl_s = 10;
 	o.lease_ttl_ms = 30000;
@@ -118,6 +121,7 @@ main(int argc, char **argv)
 				    optarg);
 				return 2;
 			}
+			idle_set = true;
 			break;
 		case 'p':
 			o.persistent = true;
@@ -228,6 +232,10 @@ main(int argc, char **argv)
 		    getenv("SLURM_JOB_ID") ? "srun" : "openmpi";
 		o.mpi_template = mpi_template_for(st);
 	}
+	// a filter that matches nothing is a typo, unless told to wait
+	if (o.wf_filter && !o.persistent && !idle_set &&
+	    fit_check_filter(&o) == CPL_ENOTFOUND)
+		return 3;
 	int rv = launcher_run(&o);
 	if (rv) {
 		fprintf(stderr, "copal launcher: %s\n", cpl_strerror(rv));

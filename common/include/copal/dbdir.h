@@ -31,6 +31,7 @@ typedef enum cpl_dbpart {
 	CPL_DB_SERVICE_LOCK, // service.lock: one copal service per database
 	CPL_DB_LMDB_DATA,   // data.mdb: LMDB's data file (LMDB names it)
 	CPL_DB_LMDB_LOCK,   // lock.mdb: LMDB's lock file (LMDB names it)
+	CPL_DB_LAUNCHERS,   // launchers: the shapes of the launchers that ran
 	CPL_DB_NPARTS
 } cpl_dbpart;
 
