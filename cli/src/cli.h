@@ -303,6 +303,9 @@ int cmd_rm(const cli_verb *, int, char **);
 int cmd_killjob(const cli_verb *, int, char **);
 int cmd_make_dummies(const cli_verb *, int, char **);
 int cmd_launcher(const cli_verb *, int, char **);
+int cmd_completion(const cli_verb *, int, char **);
+// The verb table (copal.c), n rows.
+const cli_verb *cli_verb_table(size_t *n);
 
 // Sub-verbs reached through another verb: `ls apps`, `rm app`.
 int ls_apps(out_fmt fmt);
@@ -329,6 +332,6 @@ int create_batch(cpl_client *c, Copal__TaskSpec **specs, size_t n,
 extern const cli_opt init_opts[], activate_opts[], which_opts[], log_opts[],
     server_opts[], app_opts[], job_opts[], mkchild_opts[], dep_opts[],
     ls_opts[], history_opts[], modify_opts[], rm_opts[], killjob_opts[],
-    dummies_opts[], launcher_opts[];
+    dummies_opts[], launcher_opts[], completion_opts[];
 
 #endif // COPAL_CLI_H

@@ -174,4 +174,51 @@ run copal ls --wf bulk --name t15 --format csv
 assert_eq 0 "$RC" "ls of a maybe-added task ($ERR)"
 log "5. bulk load: ok"
 
+# ------------------------------------------------------------ 6. completion
+run command copal completion bash
+assert_eq 0 "$RC" "completion bash ($ERR)"
+script=$OUT
+run command copal completion zsh
+assert_eq 2 "$RC" "completion zsh"
+# complete WORD...: the completions of the last word, as bash's
+# programmable completion asks _copal for them
+complete_words() {
+	COMP_WORDS=("$@")
+	COMP_CWORD=$(($# - 1))
+	COMPREPLY=()
+	_copal
+	printf '%s\n' "${COMPREPLY[@]}" | sort | tr '\n' ' '
+}
+(
+	set +eu
+	eval "$script"
+	# every verb of the table is there (copal --help lists them)
+	for v in $(command copal --help | sed -n '/^verbs:/,/^$/p' | awk 'NF > 1 {print $1}'); do
+		[[ " $_copal_verbs " == *" $v "* ]] || fail "verb $v not completed"
+	done
+	assert_eq "launcher log ls " "$(complete_words copal l)" "copal l<TAB>"
+	assert_eq "launcher log ls " "$(complete_words copal --db /x l)" \
+	    "copal --db /x l<TAB>"
+	assert_eq "--db " "$(complete_words copal --d)" "copal --d<TAB>"
+	assert_eq "--wf --workflow " "$(complete_words copal ls --w)" \
+	    "copal ls --w<TAB>"
+	# the task spec's options, from common/src/spec.c's table
+	assert_eq "--name --no-auto-timeout-retry --node-packing-count --num-nodes " \
+	    "$(complete_words copal job --n)" "copal job --n<TAB>"
+	assert_eq "--gpus-per-rank " "$(complete_words copal mkchild --gp)" \
+	    "copal mkchild --gp<TAB>"
+	# the launcher's, from its own option table
+	assert_eq "--wf-filter " "$(complete_words copal launcher --wf)" \
+	    "copal launcher --wf<TAB>"
+	assert_eq "--persistent " "$(complete_words copal launcher --pe)" \
+	    "copal launcher --pe<TAB>"
+	# an option's value is a file name, not an option
+	touch "$T/values.jsonl"
+	assert_eq "$T/values.jsonl " \
+	    "$(complete_words copal job --from-file "$T/values.j")" \
+	    "copal job --from-file FILE<TAB>"
+	assert_eq "ls " "$(complete_words copal help ls)" "copal help ls<TAB>"
+) || exit 1
+log "6. completion: ok"
+
 pass

@@ -73,6 +73,8 @@ main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		// for `copal completion bash`: this table, one option a line
+		{ "list-options", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	launcher_opts o;
@@ -190,6 +192,12 @@ main(int argc, char **argv)
 			return 0;
 		case 'V':
 			printf("copal-launcher %s\n", COPAL_VERSION);
+			return 0;
+		case 'L': // "--NAME 1" when it takes a value, else "--NAME 0"
+			for (const struct option *p = lo; p->name; p++)
+				if (strcmp(p->name, "list-options") != 0)
+					printf("--%s %d\n", p->name,
+					    p->has_arg == required_argument);
 			return 0;
 		default:
 			usage(stderr);
