@@ -150,9 +150,9 @@ warn_unfit_launchers(cpl_client *c, const cpl_conf *conf,
 		    r->wall_time_minutes : big.minutes;
 	}
 	off += (size_t)snprintf(text, sizeof(text), "%" PRIu64 " runnable "
-	    "task(s) fit no launcher that ran on this database%s: the largest "
-	    "request is ", bl->unfit, conf->nqueues ? " nor any queue of "
-	    "copal.conf" : "");
+	    "task(s) can never run: no launcher that ran on this database%s "
+	    "fits them: the largest request is ", bl->unfit, conf->nqueues ?
+	    " nor any queue of copal.conf" : "");
 	off += (size_t)shape_text(text + off, sizeof(text) - off, &big,
 	    "no wall time");
 	off += (size_t)snprintf(text + off, sizeof(text) - off, "%s; the "

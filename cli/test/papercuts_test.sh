@@ -136,7 +136,7 @@ assert_match "$(grep 'WARN *done' "$T/gpus.log")" "1 GPU\(s\) per node, [0-9]+ m
 # wall-time limit)
 run copal ls
 assert_eq 0 "$RC" "ls ($ERR)"
-assert_eq "copal ls: warning: 2 runnable task(s) fit no launcher that ran on this database: the largest request is 64 node(s), 2 GPU(s) per node, no wall time; the launchers had 1 node(s), 0 GPU(s) per node, no wall-time limit; 1 node(s), 1 GPU(s) per node, 10 minutes: ${huge:0:8} huge, $(uuid_of gpu | cut -c1-8) gpu" \
+assert_eq "copal ls: warning: 2 runnable task(s) can never run: no launcher that ran on this database fits them: the largest request is 64 node(s), 2 GPU(s) per node, no wall time; the launchers had 1 node(s), 0 GPU(s) per node, no wall-time limit; 1 node(s), 1 GPU(s) per node, 10 minutes: ${huge:0:8} huge, $(uuid_of gpu | cut -c1-8) gpu" \
     "$ERR" "ls warning"
 log "4. unfit tasks: ok"
 
