@@ -48,6 +48,27 @@ parse_level(const char *s)
 	return -1;
 }
 
+// Writes this process's pid to path through a temporary file and a
+// rename. Returns 0, or -1 with errno set.
+static int
+write_pid_file(const char *path)
+{
+	char tmp[PATH_MAX + 64];
+	snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+	FILE *pf = fopen(tmp, "w");
+	if (pf == NULL)
+		return -1;
+	fprintf(pf, "%ld\n", (long)getpid());
+	int bad = ferror(pf);
+	if (fclose(pf) != 0 || bad || rename(tmp, path) != 0) {
+		int e = errno ? errno : EIO;
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -201,18 +222,21 @@ main(int argc, char **argv)
 	o.token = token;
 	o.token_len = token_len;
 	o.contexts = contexts;
+	// The pid file, whole, before the first ping can be answered: the
+	// store's lock makes this broker the only one of the database, and
+	// `copal server start` reads the file as soon as a ping answers. A
+	// reader sees the old file or the new one, never an empty one.
+	cpl_dbpath(dir, CPL_DB_BROKER_PID, path, sizeof(path));
+	if (write_pid_file(path) != 0)
+		LOG(LOG_WARN, "pid", "cannot write %s: %s", path,
+		    strerror(errno));
 	server *srv;
 	if ((rv = server_start(&o, &srv)) != 0) {
 		fprintf(stderr, "copal-broker: cannot listen: %s (see the log)\n",
 		    cpl_strerror(rv));
+		unlink(path);
 		cpl_store_close(st);
 		return 1;
-	}
-	cpl_dbpath(dir, CPL_DB_BROKER_PID, path, sizeof(path));
-	FILE *pf = fopen(path, "w");
-	if (pf) {
-		fprintf(pf, "%ld\n", (long)getpid());
-		fclose(pf);
 	}
 	int sig = 0;
 	sigwait(&sigs, &sig);

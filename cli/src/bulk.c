@@ -10,7 +10,10 @@
 // (one CreateTasksRequest each, all or nothing): a parent in the same batch
 // travels as a local dependency, one in an earlier batch as its id (a
 // batch's tasks get consecutive ids from first_id). A bad line stops the
-// load with FILE:LINE: reason; nothing of its batch is created.
+// load with FILE:LINE: reason; nothing of its batch is created. After a
+// failure the loader says what it knows: the lines the broker acknowledged,
+// those of a batch it sent without an answer (and how to look for them),
+// and from which line on nothing was added.
 #include <errno.h>
 #include <pthread.h>
 #include <inttypes.h>
@@ -146,6 +149,11 @@ struct load {
 	bool done;       // no more batches
 	int send_rc;     // first sender error
 	uint64_t created;
+	uint64_t acked_last;   // last line of the acknowledged batches
+	// a batch sent without an answer: its lines, and what finds its tasks
+	uint64_t unsure_first, unsure_last;
+	char *unsure_wf;       // the workflow of all its tasks, or NULL
+	char *unsure_names[2]; // the tasks of its first and last lines
 	// the sender's own
 	uint64_t *first_ids;
 	size_t nbatches;
@@ -215,9 +223,19 @@ send_batch(struct load *l, struct batch *b)
 	cr.n_local_parent_child = cr.n_local_parent_parent = b->nl;
 	int rv = cpl_call_create_tasks(l->sc, &cr, &r);
 	if (rv && !cpl_client_err_remote(l->sc)) {
-		cli_err("no answer from the broker: %s (lines %" PRIu64 "-%" PRIu64
-		    " may or may not have been added)", cpl_strerror(rv),
-		    b->lines[0], b->lines[b->n - 1]);
+		// sent, maybe committed: only the broker knows (bulk_report)
+		cli_err("no answer from the broker: %s", cpl_strerror(rv));
+		const char *wf = b->specs[0]->workflow;
+		for (size_t i = 1; i < b->n && wf; i++)
+			if (strcmp(b->specs[i]->workflow, wf) != 0)
+				wf = NULL;
+		pthread_mutex_lock(&l->mu);
+		l->unsure_first = b->lines[0];
+		l->unsure_last = b->lines[b->n - 1];
+		l->unsure_wf = wf ? xstrdup(wf) : NULL;
+		l->unsure_names[0] = xstrdup(b->specs[0]->name);
+		l->unsure_names[1] = xstrdup(b->specs[b->n - 1]->name);
+		pthread_mutex_unlock(&l->mu);
 		return EXIT_ERR;
 	}
 	if (rv) {
@@ -235,6 +253,66 @@ send_batch(struct load *l, struct batch *b)
 	l->first_ids[l->nbatches++] = r->create->first_id;
 	copal__reply__free_unpacked(r, NULL);
 	return 0;
+}
+
+// A word for a shell command line: as it is when it is plain, else quoted.
+static void
+shell_word(FILE *fp, const char *s)
+{
+	if (s[0] && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+	    "VWXYZ0123456789._@+-/=:,") == strlen(s)) {
+		fputs(s, fp);
+		return;
+	}
+	fputc('\'', fp);
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("'\\''", fp);
+		else
+			fputc(*s, fp);
+	}
+	fputc('\'', fp);
+}
+
+// What a failed load added, as far as this side knows: the lines the
+// broker acknowledged, the lines of a batch that got no answer (with the
+// command that shows whether they are there), and from which line on
+// nothing was. Lines are counted in the file (blank ones included).
+static void
+bulk_report(const struct load *l, uint64_t lines_read, bool read_all)
+{
+	fflush(stdout);
+	if (l->created)
+		fprintf(stderr, "%s: lines 1-%" PRIu64 " were added (%" PRIu64
+		    " tasks, acknowledged by the broker)\n", l->path,
+		    l->acked_last, l->created);
+	else
+		fprintf(stderr, "%s: no line was acknowledged by the broker\n",
+		    l->path);
+	uint64_t next = l->acked_last + 1;
+	if (l->unsure_first) {
+		fprintf(stderr, "%s: lines %" PRIu64 "-%" PRIu64 " may or may "
+		    "not have been added (sent, but the broker did not answer); "
+		    "look for the tasks of lines %" PRIu64 " and %" PRIu64
+		    " with:\n", l->path, l->unsure_first, l->unsure_last,
+		    l->unsure_first, l->unsure_last);
+		for (int i = 0; i < 2; i++) {
+			if (i && strcmp(l->unsure_names[0], l->unsure_names[1]) == 0)
+				break;
+			fputs("  copal ls", stderr);
+			if (l->unsure_wf && l->unsure_wf[0]) {
+				fputs(" --wf ", stderr);
+				shell_word(stderr, l->unsure_wf);
+			}
+			fputs(" --name ", stderr);
+			shell_word(stderr, l->unsure_names[i]);
+			fputc('\n', stderr);
+		}
+		next = l->unsure_last + 1;
+	}
+	if (next <= lines_read || !read_all)
+		fprintf(stderr, "%s: nothing from line %" PRIu64 " on was "
+		    "added\n", l->path, next);
 }
 
 static void *
@@ -255,6 +333,7 @@ sender(void *arg)
 		pthread_mutex_lock(&l->mu);
 		if (rc == 0) {
 			l->created += b->n;
+			l->acked_last = b->lines[b->n - 1];
 			if (isatty(STDERR_FILENO))
 				fprintf(stderr, "\r%" PRIu64 " tasks...", l->created);
 		} else if (l->send_rc == 0) {
@@ -427,7 +506,7 @@ bulk_create(cpl_client *c, const char *path, uint32_t batch)
 	ssize_t len;
 	uint64_t line = 0;
 	pthread_t th;
-	bool started = false;
+	bool started = false, read_all = false;
 	int rc = 0;
 
 	fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
@@ -477,6 +556,7 @@ bulk_create(cpl_client *c, const char *path, uint32_t batch)
 		cli_err("%s: %s", l.path, strerror(errno));
 		rc = EXIT_ERR;
 	}
+	read_all = rc == 0;
 	if (rc == 0 && l.b[l.cur].n)
 		rc = hand_over(&l);
 	// let the sender finish what it has, then stop it
@@ -495,8 +575,7 @@ bulk_create(cpl_client *c, const char *path, uint32_t batch)
 		printf("Added %" PRIu64 " tasks from %s in %.2f s (%.0f tasks/s)\n",
 		    l.created, l.path, dt, dt > 0 ? (double)l.created / dt : 0.0);
 	else
-		fprintf(stderr, "Nothing of the failing batch was added; %" PRIu64
-		    " tasks from earlier lines were added.\n", l.created);
+		bulk_report(&l, line, read_all);
 out:
 	if (started) {
 		pthread_mutex_lock(&l.mu);
@@ -519,6 +598,9 @@ out:
 		free(l.b[i].lpp);
 	}
 	free(l.first_ids);
+	free(l.unsure_wf);
+	free(l.unsure_names[0]);
+	free(l.unsure_names[1]);
 	free(buf);
 	pthread_mutex_destroy(&l.mu);
 	pthread_cond_destroy(&l.cv);

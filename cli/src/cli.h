@@ -124,8 +124,10 @@ int cli_call_rc(cpl_client *c, int rv);
 long cli_broker_pid(const char *db);
 // Starts the broker of db unless it runs; waits until it answers.
 // tcp: URL to listen on too, or NULL (copal.conf's broker_tcp).
-// *started: whether this call started it.
-int cli_broker_start(const char *db, const char *tcp, bool *started);
+// *started: whether this call started it; *pid (if not NULL): the pid
+// the broker gave in its answer, the one that runs.
+int cli_broker_start(const char *db, const char *tcp, bool *started,
+    long *pid);
 int cli_broker_stop(const char *db, bool *was_running);
 // One ping to the local broker of db with a short timeout: a copal error
 // code (0: *rep holds the reply).
@@ -301,6 +303,9 @@ int cmd_rm(const cli_verb *, int, char **);
 int cmd_killjob(const cli_verb *, int, char **);
 int cmd_make_dummies(const cli_verb *, int, char **);
 int cmd_launcher(const cli_verb *, int, char **);
+int cmd_completion(const cli_verb *, int, char **);
+// The verb table (copal.c), n rows.
+const cli_verb *cli_verb_table(size_t *n);
 
 // Sub-verbs reached through another verb: `ls apps`, `rm app`.
 int ls_apps(out_fmt fmt);
@@ -327,6 +332,6 @@ int create_batch(cpl_client *c, Copal__TaskSpec **specs, size_t n,
 extern const cli_opt init_opts[], activate_opts[], which_opts[], log_opts[],
     server_opts[], app_opts[], job_opts[], mkchild_opts[], dep_opts[],
     ls_opts[], history_opts[], modify_opts[], rm_opts[], killjob_opts[],
-    dummies_opts[], launcher_opts[];
+    dummies_opts[], launcher_opts[], completion_opts[];
 
 #endif // COPAL_CLI_H

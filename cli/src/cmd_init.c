@@ -305,10 +305,11 @@ cmd_activate(const cli_verb *v, int argc, char **argv)
 		if (pid == 0)
 			fprintf(stderr, "Launching the copal broker for %s ...",
 			    db);
-		if ((rc = cli_broker_start(db, NULL, &started)) != 0)
+		long now;
+		if ((rc = cli_broker_start(db, NULL, &started, &now)) != 0)
 			goto out;
 		if (pid == 0)
-			fprintf(stderr, " done (pid %ld)\n", cli_broker_pid(db));
+			fprintf(stderr, " done (pid %ld)\n", now);
 	}
 	const char *name = strrchr(db, '/');
 	name = name && name[1] ? name + 1 : db;

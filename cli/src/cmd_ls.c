@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "copal/suggest.h"
 
 #define PAGE 10000u
 
@@ -589,6 +590,59 @@ ls_workflows(cpl_client *c, filt *f, out_fmt fmt)
 	return rc;
 }
 
+// ------------------------------------------------------------ unknown --wf
+
+// A --wf that names no workflow with tasks is a typo more often than not:
+// an empty table would hide it. Says so with the closest names (or all,
+// when none is close) and returns EXIT_NOTFOUND; 0 when it exists.
+static int
+check_workflow(cpl_client *c, const char *wf)
+{
+	Copal__Reply *rep = NULL;
+	int rc = cli_call_rc(c, cpl_call_workflow_list(c, &rep));
+	if (rc)
+		return rc;
+	const Copal__WorkflowListReply *l = rep->workflow_list;
+	const char **names = xcalloc(l->n_workflows + 1, sizeof(char *));
+	size_t n = 0;
+	for (size_t i = 0; i < l->n_workflows; i++) {
+		if (l->workflows[i]->tasks == 0 || !l->workflows[i]->name[0])
+			continue;
+		if (strcmp(l->workflows[i]->name, wf) == 0)
+			goto out; // it exists
+		names[n++] = l->workflows[i]->name;
+	}
+	const char *close[5];
+	size_t nc = cpl_closest_names(wf, names, n, close, 5);
+	char list[1024];
+	size_t off = 0;
+	list[0] = '\0';
+	const char **show = nc ? close : names;
+	size_t ns = nc ? nc : n;
+	for (size_t i = 0; i < ns && off < sizeof(list); i++) {
+		int k = snprintf(list + off, sizeof(list) - off, "%s%s",
+		    i ? ", " : "", show[i]);
+		if (k < 0 || (size_t)k >= sizeof(list) - off ||
+		    (i == 9 && ns > 10)) {
+			snprintf(list + off, sizeof(list) - off, "%s...",
+			    i ? ", " : "");
+			break;
+		}
+		off += (size_t)k;
+	}
+	if (nc)
+		cli_err("no workflow named %s; did you mean: %s?", wf, list);
+	else if (n)
+		cli_err("no workflow named %s; the workflows are: %s", wf, list);
+	else
+		cli_err("no workflow named %s: no task has a workflow yet", wf);
+	rc = EXIT_NOTFOUND;
+out:
+	free(names);
+	copal__reply__free_unpacked(rep, NULL);
+	return rc;
+}
+
 // ------------------------------------------------------------ the verbs
 
 int
@@ -665,6 +719,9 @@ cmd_ls(const cli_verb *v, int argc, char **argv)
 		goto out;
 	}
 	if ((rc = cli_connect(&c)) != 0)
+		goto out;
+	if (f.f.workflow && f.f.workflow[0] &&
+	    (rc = check_workflow(c, f.f.workflow)) != 0)
 		goto out;
 	if (wf)
 		rc = ls_workflows(c, &f, fmt);

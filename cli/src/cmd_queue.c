@@ -18,6 +18,7 @@
 #include "copal/conf.h"
 #include "copal/log.h"
 #include "copal/sched.h"
+#include "copal/shapes.h"
 
 // ------------------------------------------------------------ helpers
 
@@ -76,11 +77,122 @@ say_warn(const char *fmt, ...)
 
 // ------------------------------------------------------------ unfit tasks
 
-// Warns on stderr about runnable tasks that no queue of conf's policy can
-// run. Silent without a policy.
-static void
-warn_unfit(cpl_client *c, const cpl_conf *conf)
+// "N node(s), G GPU(s) per node, M minutes|WHEN0" of a shape.
+static int
+shape_text(char *b, size_t len, const cpl_shape *s, const char *when0)
 {
+	char m[32];
+	if (s->minutes)
+		snprintf(m, sizeof(m), "%u minutes", s->minutes);
+	return snprintf(b, len, "%u node(s), %u GPU(s) per node, %s",
+	    s->nodes, s->gpus_per_node, s->minutes ? m : when0);
+}
+
+// Runnable tasks that fit neither a launcher that ran on this database
+// (copal/shapes.h) nor a queue of the policy: how many, the largest
+// request, the largest launchers, the first few tasks.
+static void
+warn_unfit_launchers(cpl_client *c, const cpl_conf *conf,
+    const cpl_shape *sh, size_t nsh)
+{
+	Copal__BacklogRequest b = COPAL__BACKLOG_REQUEST__INIT;
+	Copal__QueueLimit lim[CPL_CONF_MAX_QUEUES + CPL_SHAPES_MAX];
+	Copal__QueueLimit *lp[CPL_CONF_MAX_QUEUES + CPL_SHAPES_MAX];
+	Copal__Reply *rep = NULL, *q = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < conf->nqueues; i++, n++) {
+		lim[n] = (Copal__QueueLimit)COPAL__QUEUE_LIMIT__INIT;
+		lim[n].max_nodes = conf->queues[i].max_nodes;
+		lim[n].gpus_per_node = conf->queues[i].gpus_per_node;
+		lim[n].max_minutes = conf->queues[i].max_minutes;
+		lp[n] = &lim[n];
+	}
+	for (size_t i = 0; i < nsh; i++, n++) {
+		lim[n] = (Copal__QueueLimit)COPAL__QUEUE_LIMIT__INIT;
+		lim[n].max_nodes = sh[i].nodes;
+		lim[n].gpus_per_node = sh[i].gpus_per_node;
+		lim[n].max_minutes = sh[i].minutes;
+		lp[n] = &lim[n];
+	}
+	b.workflow = (char *)"";
+	b.queues = lp;
+	b.n_queues = n;
+	b.max_unfit_ids = 1000;
+	if (cpl_call_backlog(c, &b, &rep) != 0 || rep->backlog->unfit == 0)
+		goto out;
+	const Copal__BacklogReply *bl = rep->backlog;
+	Copal__Filter f = COPAL__FILTER__INIT;
+	f.ids = bl->unfit_ids;
+	f.n_ids = bl->n_unfit_ids;
+	if (cpl_call_query(c, &f, 0, (uint32_t)f.n_ids, true, &q) != 0)
+		goto out;
+	cpl_shape big = { 0, 0, 0 };
+	char who[1024], text[4096];
+	size_t off = 0, wo = 0;
+	who[0] = '\0';
+	for (size_t i = 0; i < q->query->n_tasks; i++) {
+		const Copal__Task *t = q->query->tasks[i];
+		const Copal__Resources *r = t->spec ? t->spec->resources : NULL;
+		if (i < 10 && wo < sizeof(who)) {
+			int k = snprintf(who + wo, sizeof(who) - wo, "%s%.8s %s",
+			    i ? ", " : "", t->uuid, t->spec ? t->spec->name : "");
+			wo += k > 0 ? (size_t)k : 0;
+		}
+		if (r == NULL)
+			continue;
+		uint32_t nodes = r->num_nodes ? r->num_nodes : 1;
+		uint32_t gpus = r->gpus_per_rank *
+		    (r->ranks_per_node ? r->ranks_per_node : 1);
+		big.nodes = nodes > big.nodes ? nodes : big.nodes;
+		big.gpus_per_node = gpus > big.gpus_per_node ? gpus :
+		    big.gpus_per_node;
+		big.minutes = r->wall_time_minutes > big.minutes ?
+		    r->wall_time_minutes : big.minutes;
+	}
+	off += (size_t)snprintf(text, sizeof(text), "%" PRIu64 " runnable "
+	    "task(s) can never run: no launcher that ran on this database%s "
+	    "fits them: the largest request is ", bl->unfit, conf->nqueues ?
+	    " nor any queue of copal.conf" : "");
+	off += (size_t)shape_text(text + off, sizeof(text) - off, &big,
+	    "no wall time");
+	off += (size_t)snprintf(text + off, sizeof(text) - off, "%s; the "
+	    "launchers had ", bl->unfit > q->query->n_tasks ? " (among the "
+	    "first 1000)" : "");
+	for (size_t i = 0; i < nsh && off < sizeof(text); i++) {
+		if (i)
+			off += (size_t)snprintf(text + off, sizeof(text) - off,
+			    "; ");
+		if (off < sizeof(text))
+			off += (size_t)shape_text(text + off,
+			    sizeof(text) - off, &sh[i], "no wall-time limit");
+	}
+	for (size_t i = 0; i < conf->nqueues && off < sizeof(text); i++)
+		off += (size_t)snprintf(text + off, sizeof(text) - off,
+		    "%s%s: <= %u nodes, %u GPUs per node, %u minutes",
+		    i ? "; " : "; the queues: ", conf->queues[i].name,
+		    conf->queues[i].max_nodes, conf->queues[i].gpus_per_node,
+		    conf->queues[i].max_minutes);
+	if (off < sizeof(text))
+		snprintf(text + off, sizeof(text) - off, ": %s%s", who,
+		    bl->unfit > 10 ? ", ..." : "");
+	cli_warn("%s", text);
+out:
+	cpl_reply_free(q);
+	cpl_reply_free(rep);
+}
+
+// Warns on stderr about runnable tasks that no queue of conf's policy can
+// run, nor any launcher that ran on the database db (NULL: the policy
+// only). Silent when neither is known.
+static void
+warn_unfit(cpl_client *c, const cpl_conf *conf, const char *db)
+{
+	cpl_shape sh[CPL_SHAPES_MAX];
+	size_t nsh = db ? cpl_shapes_read(db, sh, CPL_SHAPES_MAX) : 0;
+	if (nsh) {
+		warn_unfit_launchers(c, conf, sh, nsh);
+		return;
+	}
 	char why[512], text[3072];
 	Copal__Reply *rep;
 	if (conf->nqueues == 0 ||
@@ -99,7 +211,7 @@ ls_warn_unfit(cpl_client *c)
 	char db[PATH_MAX];
 	cpl_conf *conf = xcalloc(1, sizeof(*conf));
 	if (db_conf(db, sizeof(db), conf, true) == 0)
-		warn_unfit(c, conf);
+		warn_unfit(c, conf, db);
 	free(conf);
 }
 
@@ -163,7 +275,7 @@ ls_queues(cpl_client *c, out_fmt fmt)
 		}
 		printf("\n");
 		fflush(stdout);
-		warn_unfit(c, conf);
+		warn_unfit(c, conf, NULL);
 	}
 out:
 	if (rep)

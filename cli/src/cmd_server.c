@@ -18,16 +18,15 @@ static int
 do_start(const char *db, const char *tcp)
 {
 	bool started;
-	long before = cli_broker_pid(db);
-	int rc = cli_broker_start(db, tcp, &started);
+	long before = cli_broker_pid(db), pid;
+	int rc = cli_broker_start(db, tcp, &started, &pid);
 	if (rc)
 		return rc;
 	if (started)
-		printf("broker for %s started (pid %ld)\n", db, cli_broker_pid(db));
+		printf("broker for %s started (pid %ld)\n", db, pid);
 	else
 		printf("broker for %s already running (pid %ld)%s\n", db,
-		    cli_broker_pid(db),
-		    tcp && before ? ": --tcp ignored, stop it first" : "");
+		    pid, tcp && before ? ": --tcp ignored, stop it first" : "");
 	return 0;
 }
 

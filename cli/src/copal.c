@@ -146,9 +146,22 @@ static const cli_verb verbs[] = {
 	{ "make_dummies", "N [--wf WF]",
 	    "add N tasks of the app \"dummy\" (/bin/true), for testing", NULL,
 	    OPTS(dummies_opts), cmd_make_dummies },
+	{ "completion", "bash",
+	    "print a bash completion script of every verb and option",
+	    "Enable it in this shell: source <(copal completion bash)\n"
+	    "or for everyone: copal completion bash > "
+	    "/etc/bash_completion.d/copal\n",
+	    OPTS(completion_opts), cmd_completion },
 };
 
 #define NVERBS (sizeof(verbs) / sizeof(verbs[0]))
+
+const cli_verb *
+cli_verb_table(size_t *n)
+{
+	*n = NVERBS;
+	return verbs;
+}
 
 static void
 help(FILE *fp)

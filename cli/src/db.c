@@ -264,15 +264,16 @@ cli_connect(cpl_client **out)
 	if (cli_broker_pid(db) == 0) {
 		const char *no = getenv("COPAL_NO_AUTOSTART");
 		bool started;
+		long pid;
 		if (no && *no && strcmp(no, "0") != 0) {
 			cli_err("no broker for %s: run copal server start", db);
 			return EXIT_ERR;
 		}
-		if ((rc = cli_broker_start(db, NULL, &started)) != 0)
+		if ((rc = cli_broker_start(db, NULL, &started, &pid)) != 0)
 			return rc;
 		if (started)
 			fprintf(stderr, "copal: started the broker for %s "
-			    "(pid %ld)\n", db, cli_broker_pid(db));
+			    "(pid %ld)\n", db, pid);
 	}
 	return open_local(db, out);
 }
@@ -384,8 +385,10 @@ spawn_broker(const char *db, const char *tcp, pid_t *pid)
 }
 
 int
-cli_broker_start(const char *db, const char *tcp, bool *started)
+cli_broker_start(const char *db, const char *tcp, bool *started,
+    long *pidp)
 {
+	Copal__Reply *pong = NULL;
 	cpl_client *c = NULL;
 	char conf_tcp[512];
 	pid_t pid = 0;
@@ -429,7 +432,7 @@ cli_broker_start(const char *db, const char *tcp, bool *started)
 				*started = false;
 			}
 		}
-		if ((rv = ping(c, 250, NULL)) == 0)
+		if ((rv = ping(c, 250, &pong)) == 0)
 			break;
 		if (rv != CPL_ETIMEOUT && rv != CPL_ECONNECT)
 			break;
@@ -441,6 +444,11 @@ cli_broker_start(const char *db, const char *tcp, bool *started)
 		    cpl_strerror(rv), db, cpl_dbpart_name(CPL_DB_BROKER_LOG));
 		return EXIT_ERR;
 	}
+	// the pid of the broker that answered, not of a pid file that may
+	// be older than it
+	if (pidp)
+		*pidp = pong->ping ? (long)pong->ping->pid : 0;
+	cpl_reply_free(pong);
 	return 0;
 }
 

@@ -26,6 +26,7 @@ static const char *const names[CPL_DB_NPARTS] = {
 	[CPL_DB_LMDB_LOCK] = "lock.mdb",
 	[CPL_DB_TLS_CERT] = "tls.crt",
 	[CPL_DB_TLS_KEY] = "tls.key",
+	[CPL_DB_LAUNCHERS] = "launchers",
 };
 
 const char *

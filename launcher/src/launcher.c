@@ -131,6 +131,7 @@ launcher_run(const launcher_opts *o)
 	}
 	if ((rv = setup_nodes()) != 0)
 		return rv;
+	fit_note_shape(&L);
 	L.tasks = calloc(MAX_TASKS, sizeof(ltask *));
 	if (L.tasks == NULL)
 		return CPL_ENOMEM;
@@ -167,7 +168,7 @@ launcher_run(const launcher_opts *o)
 	L.last_busy_us = L.start_us;
 	if (o->time_limit_min > 0)
 		L.deadline_us = L.start_us + (uint64_t)(o->time_limit_min * 60e6);
-	bool announced = false;
+	bool announced = false, idle_warned = false;
 
 	for (;;) {
 		uint64_t now = cpl_mono_us();
@@ -230,7 +231,15 @@ launcher_run(const launcher_opts *o)
 			if (ev.ntasks > 0) {
 				L.last_busy_us = now;
 				L.next_claim_us = 0; // more may fit
+				idle_warned = false;
 			} else {
+				// idle: say why, when tasks are left that
+				// fit no node of ours (once per idle spell)
+				if (!ev.claim_failed && !idle_warned &&
+				    task_active(&L) == 0) {
+					fit_warn_unfit(&L, "idle");
+					idle_warned = true;
+				}
 				// nothing (or an error): back off
 				L.next_claim_us = now + (ev.claim_failed ?
 				    1000000u : 500000u);
@@ -298,6 +307,7 @@ launcher_run(const launcher_opts *o)
 	task_flush_reports(&L);
 	// the comm thread sends what is left and gives the lease back
 	comm_stop(L.cm);
+	fit_warn_unfit(&L, "done");
 	logm(LL_NOTICE, "done: %llu task(s) run", (unsigned long long)L.started);
 	cpl_client_close(L.c);
 	close(L.sigfd);

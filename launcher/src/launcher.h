@@ -40,6 +40,10 @@ int mpi_render(const char *tmpl, uint32_t ranks, uint32_t rpn,
 const char *mpi_template_for(const char *starter);
 
 int launcher_run(const launcher_opts *o);
+// A workflow filter that matches no task: says so on stderr, with the
+// workflows there are, and returns CPL_ENOTFOUND; 0 when it matches (or
+// the broker cannot be asked: launcher_run reports that). fit.c.
+int fit_check_filter(const launcher_opts *o);
 
 // ---------------------------------------------------------------- comm
 // All traffic with the broker runs on one thread, so that the main loop

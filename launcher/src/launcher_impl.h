@@ -175,6 +175,16 @@ ltask *claim_next_queued(launcher *L, size_t *from);
 // Gives a task's slot, units and GPUs back.
 void claim_give_back(launcher *L, ltask *t);
 
+// ---------------------------------------------------------------- fit.c
+// (with a client of its own: the comm thread owns L->c)
+
+// Adds this launcher's shape to the database's launchers (copal ls).
+void fit_note_shape(launcher *L);
+// Logs a warning when runnable tasks fit none of this launcher's nodes
+// (nodes, GPUs per node, wall time left): how many, the largest request,
+// what it has; `when` starts the line.
+void fit_warn_unfit(launcher *L, const char *when);
+
 // ---------------------------------------------------------------- task.c
 
 // Takes a placed task through stage in and preprocess to its run.

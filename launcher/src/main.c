@@ -16,7 +16,9 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: copal launcher --job-mode serial|mpi [options]\n"
 	    "  --db DIR                 database (default: $COPAL_DB)\n"
-	    "  --wf-filter W            only tasks of workflow W\n"
+	    "  --wf-filter W            only tasks of workflow W (refused when W\n"
+	    "                           has no task, unless --persistent or\n"
+	    "                           --idle-ttl is given)\n"
 	    "  --consume-all            any workflow (the default)\n"
 	    "  --time-limit-minutes M   stop after M minutes (fractions allowed)\n"
 	    "  --idle-ttl S             exit after S seconds with nothing to do "
@@ -71,12 +73,15 @@ main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		// for `copal completion bash`: this table, one option a line
+		{ "list-options", no_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 },
 	};
 	launcher_opts o;
 	double v;
 	int opt;
 	bool mode_set = false, max_set = false, ttl_set = false;
+	bool idle_set = false;
 	memset(&o, 0, sizeof(o));
 	o.idle_ttl_s = 10;
 	o.lease_ttl_ms = 30000;
@@ -118,6 +123,7 @@ main(int argc, char **argv)
 				    optarg);
 				return 2;
 			}
+			idle_set = true;
 			break;
 		case 'p':
 			o.persistent = true;
@@ -187,6 +193,12 @@ main(int argc, char **argv)
 		case 'V':
 			printf("copal-launcher %s\n", COPAL_VERSION);
 			return 0;
+		case 'L': // "--NAME 1" when it takes a value, else "--NAME 0"
+			for (const struct option *p = lo; p->name; p++)
+				if (strcmp(p->name, "list-options") != 0)
+					printf("--%s %d\n", p->name,
+					    p->has_arg == required_argument);
+			return 0;
 		default:
 			usage(stderr);
 			return 2;
@@ -228,6 +240,10 @@ main(int argc, char **argv)
 		    getenv("SLURM_JOB_ID") ? "srun" : "openmpi";
 		o.mpi_template = mpi_template_for(st);
 	}
+	// a filter that matches nothing is a typo, unless told to wait
+	if (o.wf_filter && !o.persistent && !idle_set &&
+	    fit_check_filter(&o) == CPL_ENOTFOUND)
+		return 3;
 	int rv = launcher_run(&o);
 	if (rv) {
 		fprintf(stderr, "copal launcher: %s\n", cpl_strerror(rv));

@@ -38,6 +38,7 @@ typedef enum cpl_dbpart {
 	CPL_DB_LMDB_LOCK,   // lock.mdb: LMDB's lock file (LMDB names it)
 	CPL_DB_TLS_CERT,    // tls.crt: the database's certificate (PEM)
 	CPL_DB_TLS_KEY,     // tls.key: its private key, ECDSA P-256 (PEM)
+	CPL_DB_LAUNCHERS,   // launchers: the shapes of the launchers that ran
 	CPL_DB_NPARTS
 } cpl_dbpart;
 
