@@ -9,6 +9,7 @@
 #include "copal/conf.h"
 #include "copal/version.h"
 #include "launcher.h"
+#include "reach.h"
 
 static void
 usage(FILE *fp)
@@ -228,7 +229,11 @@ main(int argc, char **argv)
 		    getenv("SLURM_JOB_ID") ? "srun" : "openmpi";
 		o.mpi_template = mpi_template_for(st);
 	}
-	int rv = launcher_run(&o);
+	// a broker it cannot reach: said now, not after a minute of waiting
+	int rv = launcher_reach(o.db_dir);
+	if (rv)
+		return 1;
+	rv = launcher_run(&o);
 	if (rv) {
 		fprintf(stderr, "copal launcher: %s\n", cpl_strerror(rv));
 		return rv == CPL_ENOTFOUND ? 3 : 1;
