@@ -4,6 +4,7 @@
 // waiting for a lease in silence, it says at once what it tried and why.
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,16 @@ launcher_reach(const char *db_dir)
 	} else {
 		snprintf(url, sizeof(url), "%s", env);
 	}
+	// NNG's threads, made by the first call below, outlive this client:
+	// they must block the signals the launcher takes from its signalfd
+	// (launcher_run blocks the same set), or a SIGTERM sent to one of
+	// them ends the launcher at once. One that comes now waits for it.
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	cpl_client_opts co;
 	memset(&co, 0, sizeof(co));
 	co.db_dir = db;
