@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "broker.h"
 #include "copal/conf.h"
 #include "copal/dbdir.h"
@@ -238,11 +239,17 @@ main(int argc, char **argv)
 		cpl_store_close(st);
 		return 1;
 	}
+	// where we are, for job scripts and launchers on other hosts
+	if (broker_addr_write(dir, server_tcp_url(srv),
+	        conf.broker_advertise) != 0)
+		LOG(LOG_WARN, "listen", "cannot write %s/%s",
+		    dir, cpl_dbpart_name(CPL_DB_BROKER_ADDR));
 	int sig = 0;
 	sigwait(&sigs, &sig);
 	LOG(LOG_NOTICE, "signal", "signal %d: stopping", sig);
 	server_stop(srv);
 	unlink(path);
+	broker_addr_remove(dir);
 	cpl_store_close(st);
 	cpl_log_close();
 	return 0;

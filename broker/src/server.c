@@ -95,3 +95,9 @@ server_reopens(server *s)
 {
 	return net_reopens(s->net);
 }
+
+const char *
+server_tcp_url(server *s)
+{
+	return s->info.tcp_url;
+}

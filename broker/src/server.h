@@ -28,5 +28,8 @@ int server_start(const server_opts *o, server **out);
 // Stops: answers what is queued for the writer, closes the socket.
 void server_stop(server *s);
 uint64_t server_reopens(server *s);
+// The TCP listener's bound URL (the port the kernel chose for :0), or
+// NULL / "" without one.
+const char *server_tcp_url(server *s);
 
 #endif

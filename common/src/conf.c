@@ -125,6 +125,38 @@ is_tcp(const char *v)
 	return true;
 }
 
+// "" or a host for broker_advertise: a name or IPv4 address (letters,
+// digits . - _), or [IPv6].
+static bool
+is_host_or_empty(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0)
+		return true;
+	if (n > 253)
+		return false;
+	if (v[0] == '[') {
+		if (n < 3 || v[n - 1] != ']')
+			return false;
+		for (size_t i = 1; i + 1 < n; i++)
+			if (strchr("0123456789abcdefABCDEF:.", v[i]) == NULL)
+				return false;
+		return true;
+	}
+	for (const char *p = v; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		        (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' ||
+		        *p == '_'))
+			return false;
+	return true;
+}
+
+static bool
+is_refuse_warn(const char *v)
+{
+	return strcmp(v, "refuse") == 0 || strcmp(v, "warn") == 0;
+}
+
 // ------------------------------------------------------------ the tables
 
 enum kind { STR, NUM };
@@ -192,6 +224,18 @@ static const setting settings[] = {
 	    "Seconds before the end of a job's wall time at which its launcher\n"
 	    "stops, so that tasks end and leases are returned before the\n"
 	    "scheduler kills the job. {range}."),
+	STRING(broker_advertise, "", is_host_or_empty, "empty, or a host name, "
+	    "IPv4 address or [IPv6 address]",
+	    "Host that launchers on other nodes dial to reach the broker's\n"
+	    "broker_tcp listener (the job scripts get it as {{ broker_url }}).\n"
+	    "Empty: broker_tcp's own host, or when that is a wildcard (0.0.0.0, *,\n"
+	    "[::]) an address of the broker's host (the one its name resolves to,\n"
+	    "else its first non-loopback IPv4 address)."),
+	STRING(submit_without_tcp, "refuse", is_refuse_warn, "refuse or warn",
+	    "What copal submit-launch and copal service do with a job of more than\n"
+	    "one node while the broker has no broker_tcp listener (launchers on\n"
+	    "other hosts cannot use the database's Unix socket): refuse it, or warn\n"
+	    "and submit it anyway."),
 	STRING(project, "", is_name_or_empty, "empty, or " NAME_CHARS,
 	    "Project (account) charged for the jobs of copal submit-launch (unless\n"
 	    "it gets --project) and of copal service. Empty: none. Characters\n"

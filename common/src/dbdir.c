@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@ static const char *const names[CPL_DB_NPARTS] = {
 	[CPL_DB_TLS_CERT] = "tls.crt",
 	[CPL_DB_TLS_KEY] = "tls.key",
 	[CPL_DB_LAUNCHERS] = "launchers",
+	[CPL_DB_BROKER_ADDR] = "broker.addr",
 };
 
 const char *
@@ -97,4 +99,32 @@ cpl_read_secret(const char *db, uint8_t *buf, size_t cap, size_t *len)
 		n--;
 	*len = (size_t)n;
 	return 0;
+}
+
+int
+cpl_read_broker_addr(const char *db, cpl_broker_addr *out)
+{
+	char path[PATH_MAX + 16], line[1024];
+	memset(out, 0, sizeof(*out));
+	int rv = cpl_dbpath(db, CPL_DB_BROKER_ADDR, path, sizeof(path));
+	if (rv)
+		return rv;
+	FILE *fp = fopen(path, "re");
+	if (fp == NULL)
+		return CPL_ENOTFOUND;
+	while (fgets(line, sizeof(line), fp)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		char *sp = strchr(line, ' ');
+		if (line[0] == '#' || sp == NULL)
+			continue;
+		*sp++ = '\0';
+		if (strcmp(line, "host") == 0)
+			snprintf(out->host, sizeof(out->host), "%s", sp);
+		else if (strcmp(line, "pid") == 0)
+			out->pid = strtol(sp, NULL, 10);
+		else if (strcmp(line, "tcp") == 0)
+			snprintf(out->tcp, sizeof(out->tcp), "%s", sp);
+	}
+	fclose(fp);
+	return out->host[0] ? 0 : CPL_EINVAL;
 }

@@ -214,6 +214,18 @@ test_full_file(void **state)
 	MUST_FAIL("broker_tcp_insecure = yes\n", 1, "broker_tcp_insecure: "
 	    "\"yes\" is not allowed (true or false)");
 	MUST_FAIL("broker_tcp = tls+udp://h:1\n", 1, "is not allowed");
+	// where launchers on other nodes dial, and what a multi-node job
+	// without TCP gets
+	MUST_LOAD("broker_advertise = login1.example.org\n"
+	    "submit_without_tcp = warn\n", &c);
+	assert_string_equal(c.broker_advertise, "login1.example.org");
+	assert_string_equal(c.submit_without_tcp, "warn");
+	MUST_LOAD("broker_advertise = [fd00::1]\n", &c);
+	assert_string_equal(c.broker_advertise, "[fd00::1]");
+	assert_string_equal(c.submit_without_tcp, "refuse");
+	MUST_FAIL("broker_advertise = a b\n", 1, "is not allowed");
+	MUST_FAIL("broker_advertise = tls+tcp://h:1\n", 1, "is not allowed");
+	MUST_FAIL("submit_without_tcp = maybe\n", 1, "refuse or warn");
 }
 
 static void
@@ -543,7 +555,8 @@ test_default_file(void **state)
 	static const char *const keys[] = { "scheduler", "job_template",
 		"broker_tcp", "broker_tcp_insecure", "broker_max_connections",
 		"lease_ttl_seconds", "scheduler_timeout_seconds",
-		"wall_time_margin_seconds", "project", "job_mode", "wf_filter",
+		"wall_time_margin_seconds", "broker_advertise",
+		"submit_without_tcp", "project", "job_mode", "wf_filter",
 		"service_period_seconds", "service_max_queued_jobs",
 		"service_max_wait_minutes" };
 	const size_t nkeys = sizeof(keys) / sizeof(keys[0]);

@@ -9,6 +9,7 @@
 #include "copal/conf.h"
 #include "copal/version.h"
 #include "launcher.h"
+#include "reach.h"
 
 static void
 usage(FILE *fp)
@@ -240,11 +241,15 @@ main(int argc, char **argv)
 		    getenv("SLURM_JOB_ID") ? "srun" : "openmpi";
 		o.mpi_template = mpi_template_for(st);
 	}
+	// a broker it cannot reach: said now, not after a minute of waiting
+	int rv = launcher_reach(o.db_dir);
+	if (rv)
+		return 1;
 	// a filter that matches nothing is a typo, unless told to wait
 	if (o.wf_filter && !o.persistent && !idle_set &&
 	    fit_check_filter(&o) == CPL_ENOTFOUND)
 		return 3;
-	int rv = launcher_run(&o);
+	rv = launcher_run(&o);
 	if (rv) {
 		fprintf(stderr, "copal launcher: %s\n", cpl_strerror(rv));
 		return rv == CPL_ENOTFOUND ? 3 : 1;

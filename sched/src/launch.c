@@ -122,6 +122,43 @@ copal_bin_dir(char *buf, size_t len)
 	return 0;
 }
 
+// The URL this job's launchers dial ("" when the broker has no TCP
+// listener: they use the database's Unix socket). The ping says whether
+// the running broker listens on TCP; its broker.addr (same pid) says where
+// other hosts reach it (a wildcard bind replaced by a routable address, or
+// broker_advertise). The URL goes into the script unquoted: checked.
+static int
+broker_url(cpl_client *c, const char *db, char *url, size_t len, char *why,
+    size_t wl)
+{
+	Copal__Reply *rep = NULL;
+	url[0] = '\0';
+	int rv = sched_called(c, cpl_call_ping(c, &rep), why, wl);
+	if (rv)
+		return rv;
+	const Copal__PingReply *p = rep->ping;
+	const char *bound = NULL;
+	for (size_t i = 0; i < p->n_listen_urls; i++)
+		if (strncmp(p->listen_urls[i], "ipc://", 6) != 0)
+			bound = p->listen_urls[i];
+	cpl_broker_addr ba;
+	if (bound && cpl_read_broker_addr(db, &ba) == 0 &&
+	    ba.pid == (long)p->pid && ba.tcp[0])
+		bound = ba.tcp;
+	if (bound)
+		snprintf(url, len, "%s", bound);
+	copal__reply__free_unpacked(rep, NULL);
+	for (const char *q = url; *q; q++)
+		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
+		        (*q >= '0' && *q <= '9') || strchr("._-+:/[]", *q))) {
+			snprintf(why, wl, "the broker's address %.400s has "
+			    "characters a job script cannot take unquoted",
+			    url);
+			return CPL_EINVAL;
+		}
+	return 0;
+}
+
 // ------------------------------------------------------------ submit
 
 // A database made before job templates existed has none: the default
@@ -213,6 +250,30 @@ sched_launch(cpl_client *c, const char *db, const cpl_conf *conf,
 		    copal_bin);
 		return CPL_EINVAL;
 	}
+	// Launchers on other hosts cannot use the database's Unix socket: a
+	// job of several nodes needs the broker's network listener (and a
+	// job of one node may land on another host too: then the launcher
+	// says why it cannot connect).
+	char burl[512];
+	int rv = broker_url(c, db, burl, sizeof(burl), why, wl);
+	if (rv)
+		return rv;
+	if (burl[0] == '\0' && r->nodes > 1 && so != sched_find("local")) {
+		static const char fmt[] = "a job of %u nodes needs the "
+		    "broker's network listener: launchers on other hosts "
+		    "cannot use the database's Unix socket. Set broker_tcp in "
+		    "%.600s/copal.conf (e.g. tls+tcp://0.0.0.0:7555) and "
+		    "restart the broker (copal server stop; copal server "
+		    "start)%s";
+		if (strcmp(conf->submit_without_tcp, "warn") != 0) {
+			snprintf(why, wl, fmt, r->nodes, db, ", or set "
+			    "submit_without_tcp = warn to submit it anyway");
+			return CPL_EINVAL;
+		}
+		char w[1024];
+		snprintf(w, sizeof(w), fmt, r->nodes, db, "");
+		warn("%s", w);
+	}
 	restore_default_template(db, conf, warn);
 	char *text = read_file(conf->job_template, MAX_TEMPLATE, why, wl);
 	if (text == NULL)
@@ -230,7 +291,7 @@ sched_launch(cpl_client *c, const char *db, const cpl_conf *conf,
 	j.wf_filter = (char *)(r->wf_filter ? r->wf_filter : "");
 	j.sched_flags = (char *)(r->flags ? r->flags : "");
 	j.origin = (char *)r->origin;
-	int rv = sched_called(c, cpl_call_bjob_add(c, &j, &rep), why, wl);
+	rv = sched_called(c, cpl_call_bjob_add(c, &j, &rep), why, wl);
 	if (rv) {
 		free(text);
 		return rv;
@@ -283,6 +344,7 @@ sched_launch(cpl_client *c, const char *db, const cpl_conf *conf,
 		{ "wf_filter_opt", s_wf }, { "copal_bin", copal_bin },
 		{ "db_path", db }, { "output", output }, { "script", script },
 		{ "template", conf->job_template },
+		{ "broker_url", burl },
 	};
 	char terr[512];
 	char *rendered = tmpl_render(text, vars, sizeof(vars) / sizeof(vars[0]),

@@ -331,10 +331,11 @@ golden_vars(tmpl_var *v, const char *sched, char *tpath, size_t len)
 		{ "output", "/home/u/proj/qsubmit/qlaunch7.out" },
 		{ "script", "/home/u/proj/qsubmit/qlaunch7.sh" },
 		{ "template", tpath },
+		{ "broker_url", "tls+tcp://10.1.2.3:7555" },
 	};
 	memcpy(v, fixed, sizeof(fixed));
 }
-#define NGOLDEN 15
+#define NGOLDEN 16
 
 static void
 test_golden(void **state)

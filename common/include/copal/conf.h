@@ -68,6 +68,12 @@ typedef struct cpl_conf {
 	// The launcher stops this much before the job's wall time: default
 	// 60, 0..3600.
 	uint32_t wall_time_margin_seconds;
+	// host launchers on other nodes dial for broker_tcp ("": its own,
+	// or the broker host's address for a wildcard)
+	char broker_advertise[256];
+	// a job of more than one node while the broker has no TCP listener:
+	// "refuse" (default) or "warn"
+	char submit_without_tcp[8];
 	char project[128];       // default -A / account ("" = none)
 	char job_mode[8];        // the service's job mode: serial | mpi
 	char wf_filter[128];     // the service's workflow filter ("" = all)

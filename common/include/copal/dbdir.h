@@ -39,6 +39,9 @@ typedef enum cpl_dbpart {
 	CPL_DB_TLS_CERT,    // tls.crt: the database's certificate (PEM)
 	CPL_DB_TLS_KEY,     // tls.key: its private key, ECDSA P-256 (PEM)
 	CPL_DB_LAUNCHERS,   // launchers: the shapes of the launchers that ran
+	// broker.addr: where the running broker is (its host, pid and the TCP
+	// URL launchers on other hosts dial); written once it listens
+	CPL_DB_BROKER_ADDR,
 	CPL_DB_NPARTS
 } cpl_dbpart;
 
@@ -70,6 +73,21 @@ int cpl_db_socket_url(const char *db_dir, char *buf, size_t len);
 // and sets *len. Errors: CPL_ENOTFOUND (no file, or not readable),
 // CPL_EINVAL (empty).
 int cpl_read_secret(const char *db, uint8_t *buf, size_t cap, size_t *len);
+
+// What <db>/broker.addr says about the broker that wrote it: lines
+// "host NAME", "pid N" and, when it has a TCP listener, "tcp URL" (the
+// URL launchers on other hosts dial: its bound address, with a wildcard
+// host replaced by a routable address of its host, or broker_advertise).
+// Lines starting with # and unknown keys are skipped.
+typedef struct cpl_broker_addr {
+	char host[256];
+	long pid;
+	char tcp[512]; // "" without a TCP listener
+} cpl_broker_addr;
+
+// Errors: CPL_ENOTFOUND (no file: no broker, or one from before the
+// file existed), CPL_EINVAL (no host line).
+int cpl_read_broker_addr(const char *db, cpl_broker_addr *out);
 
 #ifdef __cplusplus
 }

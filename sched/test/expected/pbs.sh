@@ -24,6 +24,12 @@ per_node="mpiexec -n 4 -ppn 1"
 cd /home/u/proj || exit 1
 export PATH=/opt/copal/bin:$PATH
 export COPAL_DB=/home/u/proj
+# The broker's network address (copal server status lists it), given to
+# the launchers; empty when the broker listens only on the database's Unix
+# socket, which only this host can use. The certificate and the token
+# (tls.crt, tls.key, secret) are read from the database directory.
+broker_url=tls+tcp://10.1.2.3:7555
+if [ -n "$broker_url" ]; then export COPAL_BROKER_URL=$broker_url; fi
 
 # pre-run commands here (module load ..., the environment the tasks need)
 
