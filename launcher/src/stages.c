@@ -280,8 +280,10 @@ int
 stage_start_handler(launcher *L, ltask *t)
 {
 	// the handler is the postprocess, told why it runs
+	// (not COPAL_TIMEOUT: that is the CLI's client timeout, and the
+	// handler may well call copal)
 	const char *flag = t->after == CPL_RUN_ERROR ? "COPAL_ERROR=1" :
-	                                               "COPAL_TIMEOUT=1";
+	                                               "COPAL_TIMED_OUT=1";
 	return proc_spawn(L, t, t->ct->app->postprocess, flag,
 	    "COPAL_STAGE=handler");
 }
@@ -296,6 +298,13 @@ output_tail(ltask *t, char *buf, size_t len)
 		return;
 	off_t end = lseek(fd, 0, SEEK_END);
 	off_t from = end > TAIL_BYTES ? end - TAIL_BYTES : 0;
+	// only the current stage's own output: not earlier attempts' lines
+	if (from < (off_t)t->out_from)
+		from = (off_t)t->out_from;
+	if (from >= end) {
+		close(fd);
+		return;
+	}
 	char tmp[TAIL_BYTES + 1];
 	ssize_t n = pread(fd, tmp, TAIL_BYTES, from);
 	close(fd);
