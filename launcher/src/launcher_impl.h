@@ -144,9 +144,11 @@ ltask *proc_reap(launcher *L, int *status);
 // refuses, or the errno of making it (the output path is then /dev/null).
 int stage_workdir(launcher *L, ltask *t);
 // Stage in: copies stage_in_url's files into the working directory and
-// links the parents' outputs that match input_files; *did tells whether
-// anything came in. Returns 0, or -1 with a message in err.
-int stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did);
+// links the parents' outputs that match input_files (a name taken gets
+// the parent's uuid prefix: NAME_<uuid8>, one line in note each); *did
+// tells whether anything came in. Returns 0, or -1 with a message in err.
+int stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
+    char *note, size_t notelen);
 // Stage out: copies files matching stage_out_files to stage_out_url.
 // Returns 0, or -1 with a message in err.
 int stage_out(ltask *t, char *err, size_t errlen);

@@ -77,12 +77,63 @@ mkdir_p(const char *path)
 	return 0;
 }
 
+// Whether dst is a symbolic link to src (linked by an earlier attempt, or
+// matched by two patterns).
+static bool
+links_to(const char *dst, const char *src)
+{
+	char buf[8192];
+	ssize_t n = readlink(dst, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return strcmp(buf, src) == 0;
+}
+
+// Links a parent's file into the task's directory. A name another
+// parent's file (or a staged-in file) already has gets the parent's
+// uuid prefix as a suffix, as Balsam does (square.dat_1a2b3c4d), and a
+// line in note for the history. Returns 0 or an errno.
+static int
+link_input(ltask *t, const char *src, const char *puuid, bool *did,
+    char *note, size_t notelen)
+{
+	const char *base = strrchr(src, '/') + 1;
+	char dst[8192], alt[8300];
+	snprintf(dst, sizeof(dst), "%s/%s", t->workdir, base);
+	if (symlink(src, dst) == 0) {
+		*did = true;
+		return 0;
+	}
+	if (errno != EEXIST)
+		return errno;
+	if (links_to(dst, src))
+		return 0;
+	snprintf(alt, sizeof(alt), "%s_%.8s", dst, puuid);
+	if (symlink(src, alt) != 0) {
+		if (errno != EEXIST)
+			return errno;
+		if (links_to(alt, src))
+			return 0;
+		return EEXIST; // never silently without a parent's file
+	}
+	*did = true;
+	size_t n = strlen(note);
+	if (n < notelen)
+		snprintf(note + n, notelen - n, "%s%s of parent %.8s linked as "
+		    "%s_%.8s (the name was taken)", n ? "\n" : "", base, puuid,
+		    base, puuid);
+	return 0;
+}
+
 // Stage in: copy each path or file:// URL of stage_in_url (space
 // separated, globs allowed) into the task's directory, and link parents'
 // outputs that match input_files. Returns 0 or fills err.
 int
-stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did)
+stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
+    char *note, size_t notelen)
 {
+	note[0] = '\0';
 	const Copal__TaskSpec *sp = t->ct->task->spec;
 	char list[8192];
 	*did = false;
@@ -131,14 +182,13 @@ stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did)
 			    glob(pat, 0, NULL, &g) != 0)
 				continue;
 			for (size_t i = 0; i < g.gl_pathc; i++) {
-				const char *base = strrchr(g.gl_pathv[i], '/') + 1;
-				char dst[8192];
-				snprintf(dst, sizeof(dst), "%s/%s", t->workdir, base);
-				if (symlink(g.gl_pathv[i], dst) == 0)
-					*did = true;
-				else if (errno != EEXIST) {
+				const char *pu = p < t->ct->n_parent_uuids ?
+				    t->ct->parent_uuids[p] : "";
+				int e = link_input(t, g.gl_pathv[i], pu, did,
+				    note, notelen);
+				if (e) {
 					snprintf(err, errlen, "link %s: %s",
-					    g.gl_pathv[i], strerror(errno));
+					    g.gl_pathv[i], strerror(e));
 					globfree(&g);
 					return -1;
 				}

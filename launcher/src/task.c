@@ -141,13 +141,16 @@ task_start(launcher *L, ltask *t)
 		start_post(L, t);
 		return;
 	}
-	if (stage_in(L, t, err, sizeof(err), &did) != 0) {
+	char note[2048];
+	if (stage_in(L, t, err, sizeof(err), &did, note, sizeof(note)) != 0) {
 		report(L, t, CPL_RUN_ERROR, -1, "%s", err);
 		t->after = CPL_RUN_ERROR;
 		start_post(L, t);
 		return;
 	}
-	if (did)
+	if (did && note[0])
+		report(L, t, CPL_STAGED_IN, 0, "%s", note);
+	else if (did)
 		report(L, t, CPL_STAGED_IN, 0, NULL);
 	const char *pre = t->ct->app->preprocess;
 	if (pre && pre[0]) {
