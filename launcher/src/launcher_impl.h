@@ -149,7 +149,8 @@ int stage_workdir(launcher *L, ltask *t);
 // tells whether anything came in. Returns 0, or -1 with a message in err.
 int stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
     char *note, size_t notelen);
-// Stage out: copies files matching stage_out_files to stage_out_url.
+// Stage out: copies files matching stage_out_files to stage_out_url (none:
+// they stay in the working directory).
 // Returns 0, or -1 with a message in err.
 int stage_out(ltask *t, char *err, size_t errlen);
 // The application's command line, through the MPI starter where needed.

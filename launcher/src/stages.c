@@ -199,7 +199,8 @@ stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
 	return 0;
 }
 
-// Stage out: copy files matching stage_out_files to stage_out_url.
+// Stage out: copy files matching stage_out_files to stage_out_url
+// (without one they stay where they are).
 int
 stage_out(ltask *t, char *err, size_t errlen)
 {
@@ -207,11 +208,9 @@ stage_out(ltask *t, char *err, size_t errlen)
 	char list[8192];
 	if (!sp->stage_out_files || !sp->stage_out_files[0])
 		return 0;
-	if (!sp->stage_out_url || !sp->stage_out_url[0]) {
-		snprintf(err, errlen, "stage out: stage_out_files without a "
-		    "stage_out_url");
-		return -1;
-	}
+	// no destination: the files stay in the working directory (Balsam)
+	if (!sp->stage_out_url || !sp->stage_out_url[0])
+		return 0;
 	const char *dest = strip_file_url(sp->stage_out_url);
 	if (strstr(sp->stage_out_url, "://") &&
 	    strncmp(sp->stage_out_url, "file://", 7)) {
