@@ -157,7 +157,9 @@ h_claim(hctx *h, cpl_txn *txn)
 		if (t.spec->n_parent_ids) {
 			ct->parent_dirs = arena_alloc(h->a,
 			    t.spec->n_parent_ids * sizeof(char *));
-			if (ct->parent_dirs == NULL)
+			ct->parent_uuids = arena_alloc(h->a,
+			    t.spec->n_parent_ids * sizeof(char *));
+			if (ct->parent_dirs == NULL || ct->parent_uuids == NULL)
 				return CPL_ENOMEM;
 			for (size_t j = 0; j < t.spec->n_parent_ids; j++) {
 				cpl_task pt;
@@ -166,6 +168,11 @@ h_claim(hctx *h, cpl_txn *txn)
 					continue; // a parent deleted since
 				ct->parent_dirs[ct->n_parent_dirs++] =
 				    workdir_of(h, pt.spec, pt.uuid);
+				char *u = arena_alloc(h->a, 37);
+				if (u == NULL)
+					return CPL_ENOMEM;
+				cpl_uuid_format(pt.uuid, u);
+				ct->parent_uuids[ct->n_parent_uuids++] = u;
 			}
 		}
 		rep->tasks[rep->n_tasks++] = ct;

@@ -392,6 +392,9 @@ h_modify(hctx *h, cpl_txn *txn)
 	int rv;
 	if (r->field == NULL || r->value == NULL)
 		FAIL(h, CPL_EINVAL, "modify needs a field and a value");
+	if (r->lease_id != 0 && strcmp(r->field, "state") == 0)
+		FAIL(h, CPL_EINVAL, "a task's own stage decides its state by its "
+		    "exit code, not by modify state (see launcher/README.md)");
 	if (strcmp(r->field, "state") == 0) {
 		if ((st = cpl_state_parse(r->value)) == CPL_STATE_NONE)
 			FAIL(h, CPL_EINVAL, "unknown state %s", r->value);
@@ -426,12 +429,28 @@ h_modify(hctx *h, cpl_txn *txn)
 				    "bad value %s for %s", r->value, fd->key);
 				break;
 			}
-			rv = cpl_task_update_spec(txn, sel.v[i], &sp);
+			// a stage of a held task edits its own spec with its
+			// launcher's lease (issue 22)
+			rv = cpl_task_update_spec_held(txn, sel.v[i], &sp,
+			    r->lease_id);
 			if (spec_refusal(rv, &sp, why, sizeof(why))) {
 				char u[37];
 				cpl_uuid_format(t.uuid, u);
 				snprintf(h->err, sizeof(h->err),
 				    "task %s: %s (nothing was changed)", u, why);
+			} else if (rv == CPL_EBUSY && r->lease_id != 0) {
+				char u[37];
+				cpl_uuid_format(t.uuid, u);
+				snprintf(h->err, sizeof(h->err), "task %s: held by "
+				    "another lease than %llu (nothing was "
+				    "changed)", u,
+				    (unsigned long long)r->lease_id);
+			} else if (rv == CPL_ESTALE) {
+				char u[37];
+				cpl_uuid_format(t.uuid, u);
+				snprintf(h->err, sizeof(h->err), "task %s: not held "
+				    "by lease %llu (nothing was changed)", u,
+				    (unsigned long long)r->lease_id);
 			}
 		}
 		if (rv == 0) {

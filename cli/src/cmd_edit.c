@@ -8,11 +8,14 @@
 
 #include "cli.h"
 
-enum { KEY_MESSAGE = 'm', KEY_RECURSIVE = 'r' };
+enum { KEY_MESSAGE = 'm', KEY_RECURSIVE = 'r', KEY_LEASE = 460 };
 
 const cli_opt modify_opts[] = {
 	{ "message", KEY_MESSAGE, OPT_ARG, "TEXT",
 	    "state changes: message for the history" },
+	{ "lease", KEY_LEASE, OPT_ARG, "ID",
+	    "from a handler, preprocess or postprocess: change its own task, "
+	    "held by this lease ($COPAL_LEASE_ID)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -78,6 +81,7 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 {
 	cli_parse p;
 	const char *arg, *message = NULL;
+	uint64_t lease = 0;
 	filt f;
 	cpl_client *c = NULL;
 	char fbuf[64], uuid[37] = "";
@@ -91,7 +95,13 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 			;
 		else if (k == KEY_MESSAGE)
 			message = arg;
-		else
+		else if (k == KEY_LEASE) {
+			char *end;
+			lease = strtoull(arg, &end, 10);
+			if (*arg == '\0' || *end != '\0' || lease == 0)
+				rc = cli_usage("--lease needs a lease id, "
+				    "not %s", arg);
+		} else
 			rc = EXIT_USAGE;
 		if (rc)
 			goto out;
@@ -141,8 +151,8 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 	if (by_id && (rc = add_prefixes(c, &f, ops, 1, uuid)) != 0)
 		goto out;
 	Copal__Reply *rep;
-	rc = cli_call_rc(c, cpl_call_modify(c, filt_wire(&f), field, value,
-	    message, &rep));
+	rc = cli_call_rc(c, cpl_call_modify_held(c, filt_wire(&f), field, value,
+	    message, lease, &rep));
 	if (rc)
 		goto out;
 	const Copal__ModifyReply *r = rep->modify;

@@ -113,11 +113,25 @@ negative_number(const char *s)
 	return true;
 }
 
+// copal modify ... FIELD VALUE: the value after the field name is taken
+// as it is, even one that starts with "--" (args "--sleep 0").
+static bool
+value_follows(const cli_verb *v, char **ops, int nops)
+{
+	if (nops == 0 || strcmp(v->name, "modify") != 0)
+		return false;
+	const char *f = ops[nops - 1];
+	return spec_field_named(f, true) != NULL || cpl_spec_find(f) != NULL ||
+	    strcmp(f, "state") == 0 || strcmp(f, "job_state") == 0 ||
+	    strcmp(f, "job-state") == 0;
+}
+
 // Puts options (with their values) first, then "--", then the operands in
 // their order, so that an operand such as "-5" is not taken for an option.
 static char **
 arrange(const cli_verb *v, int argc, char **argv, int *nargc)
 {
+	bool took_value = false;
 	char **out = calloc((size_t)argc + 2, sizeof(char *));
 	char **ops = calloc((size_t)argc + 1, sizeof(char *));
 	int n = 0, nops = 0, i = 1;
@@ -134,7 +148,9 @@ arrange(const cli_verb *v, int argc, char **argv, int *nargc)
 				ops[nops++] = argv[i];
 			break;
 		}
-		if (a[0] != '-' || a[1] == '\0' || negative_number(a)) {
+		if (a[0] != '-' || a[1] == '\0' || negative_number(a) ||
+		    (!took_value && value_follows(v, ops, nops))) {
+			took_value = took_value || value_follows(v, ops, nops);
 			ops[nops++] = argv[i];
 			continue;
 		}

@@ -116,6 +116,14 @@ int
 cpl_call_modify(cpl_client *c, const Copal__Filter *filter, const char *field,
     const char *value, const char *message, Copal__Reply **rep)
 {
+	return cpl_call_modify_held(c, filter, field, value, message, 0, rep);
+}
+
+int
+cpl_call_modify_held(cpl_client *c, const Copal__Filter *filter,
+    const char *field, const char *value, const char *message, uint64_t lease,
+    Copal__Reply **rep)
+{
 	Copal__Request req = COPAL__REQUEST__INIT;
 	Copal__ModifyRequest mr = COPAL__MODIFY_REQUEST__INIT;
 	mr.filter = UNCONST(Copal__Filter, filter);
@@ -125,6 +133,7 @@ cpl_call_modify(cpl_client *c, const Copal__Filter *filter, const char *field,
 		mr.value = UNCONST(char, value);
 	if (message)
 		mr.message = UNCONST(char, message);
+	mr.lease_id = lease;
 	req.body_case = COPAL__REQUEST__BODY_MODIFY;
 	req.modify = &mr;
 	return cpl__call_typed(c, &req, &mr, 0, rep);

@@ -51,11 +51,14 @@ static const unsigned char table[CPL_NSTATES][CPL_NSTATES] = {
 	[CPL_JOB_FINISHED] = {
 		[CPL_RESTART_READY] = U,
 	},
+	// a handler may judge the run good enough (issue 22)
 	[CPL_RUN_ERROR] = {
+		[CPL_JOB_FINISHED] = L,
 		[CPL_RESTART_READY] = L | B | U, [CPL_FAILED] = L | B | U,
 		[CPL_USER_KILLED] = U, [CPL_PARENT_KILLED] = B,
 	},
 	[CPL_RUN_TIMEOUT] = {
+		[CPL_JOB_FINISHED] = L,
 		[CPL_RESTART_READY] = L | B | U, [CPL_FAILED] = L | B | U,
 		[CPL_USER_KILLED] = U, [CPL_PARENT_KILLED] = B,
 	},

@@ -44,6 +44,8 @@ typedef struct ltask {
 	pid_t pid;              // process group leader of the current stage
 	uint64_t claimed_us;    // when the claim reply arrived
 	uint64_t run_start_us;
+	long long out_from;     // size of the output file when the current
+	                        // stage started: its own output's tail
 	int after;              // state the handler decides from
 	bool killed;            // a kill notice arrived
 	bool cut;               // cut off by the wall-time limit
@@ -118,8 +120,10 @@ enum {
 // Starts `cmd` through /bin/sh (or directly, when no shell is needed) in
 // the task's directory, output appended to its .out file, in a new
 // session (its own process group), with default signal handling; extra1
-// and extra2 (NULL or NAME=value) are added to its environment. Sets
-// t->pid. Returns 0 or an errno (ENOENT: the program is not there).
+// and extra2 (NULL or NAME=value) are added to its environment, and for
+// any stage but the run (extra1 set) COPAL_LEASE_ID, the credential of
+// `copal modify --lease` on its own task. Sets t->pid and t->out_from.
+// Returns 0 or an errno (ENOENT: the program is not there).
 int proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
     const char *extra2);
 // Starts the guard that kills the task processes still running when the
@@ -140,22 +144,27 @@ ltask *proc_reap(launcher *L, int *status);
 // refuses, or the errno of making it (the output path is then /dev/null).
 int stage_workdir(launcher *L, ltask *t);
 // Stage in: copies stage_in_url's files into the working directory and
-// links the parents' outputs that match input_files; *did tells whether
-// anything came in. Returns 0, or -1 with a message in err.
-int stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did);
-// Stage out: copies files matching stage_out_files to stage_out_url.
+// links the parents' outputs that match input_files (a name taken gets
+// the parent's uuid prefix: NAME_<uuid8>, one line in note each); *did
+// tells whether anything came in. Returns 0, or -1 with a message in err.
+int stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
+    char *note, size_t notelen);
+// Stage out: copies files matching stage_out_files to stage_out_url (none:
+// they stay in the working directory).
 // Returns 0, or -1 with a message in err.
 int stage_out(ltask *t, char *err, size_t errlen);
 // The application's command line, through the MPI starter where needed.
 // Returns 0, or -1 for a template that does not render.
 int stage_command(launcher *L, ltask *t, char *cmd, size_t len);
 // Start the task's preprocess, application, postprocess or handler
-// (error or timeout handler, as t->after says). Return 0 or an errno.
+// (error or timeout handler, as t->after says: COPAL_ERROR=1 or
+// COPAL_TIMED_OUT=1 in its environment). Return 0 or an errno.
 int stage_start_pre(launcher *L, ltask *t);
 int stage_start_run(launcher *L, ltask *t, const char *cmd);
 int stage_start_post(launcher *L, ltask *t);
 int stage_start_handler(launcher *L, ltask *t);
-// The last lines of a task's output, for the history message.
+// The last lines of a task's output since its current stage started, for
+// the history message.
 void output_tail(ltask *t, char *buf, size_t len);
 
 // ---------------------------------------------------------------- claim.c

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -179,8 +180,11 @@ task_env(launcher *L, ltask *t, const char *extra1, const char *extra2)
 	ADD("OMP_NUM_THREADS=%u", tpr);
 	if (t->gpu_list[0])
 		ADD("CUDA_VISIBLE_DEVICES=%s", t->gpu_list);
-	if (extra1)
+	if (extra1) {
+		// a stage around the run may edit its own task (issue 22)
+		ADD("COPAL_LEASE_ID=%llu", (unsigned long long)L->lease);
 		ADD("%s", extra1);
+	}
 	if (extra2)
 		ADD("%s", extra2);
 	for (size_t i = 0; i < sp->n_environ; i++)
@@ -248,6 +252,8 @@ proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
 		free(full);
 		return ENOMEM;
 	}
+	struct stat stb;
+	t->out_from = stat(t->outpath, &stb) == 0 ? (long long)stb.st_size : 0;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, t->outpath,

@@ -77,12 +77,63 @@ mkdir_p(const char *path)
 	return 0;
 }
 
+// Whether dst is a symbolic link to src (linked by an earlier attempt, or
+// matched by two patterns).
+static bool
+links_to(const char *dst, const char *src)
+{
+	char buf[8192];
+	ssize_t n = readlink(dst, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return false;
+	buf[n] = '\0';
+	return strcmp(buf, src) == 0;
+}
+
+// Links a parent's file into the task's directory. A name another
+// parent's file (or a staged-in file) already has gets the parent's
+// uuid prefix as a suffix, as Balsam does (square.dat_1a2b3c4d), and a
+// line in note for the history. Returns 0 or an errno.
+static int
+link_input(ltask *t, const char *src, const char *puuid, bool *did,
+    char *note, size_t notelen)
+{
+	const char *base = strrchr(src, '/') + 1;
+	char dst[8192], alt[8300];
+	snprintf(dst, sizeof(dst), "%s/%s", t->workdir, base);
+	if (symlink(src, dst) == 0) {
+		*did = true;
+		return 0;
+	}
+	if (errno != EEXIST)
+		return errno;
+	if (links_to(dst, src))
+		return 0;
+	snprintf(alt, sizeof(alt), "%s_%.8s", dst, puuid);
+	if (symlink(src, alt) != 0) {
+		if (errno != EEXIST)
+			return errno;
+		if (links_to(alt, src))
+			return 0;
+		return EEXIST; // never silently without a parent's file
+	}
+	*did = true;
+	size_t n = strlen(note);
+	if (n < notelen)
+		snprintf(note + n, notelen - n, "%s%s of parent %.8s linked as "
+		    "%s_%.8s (the name was taken)", n ? "\n" : "", base, puuid,
+		    base, puuid);
+	return 0;
+}
+
 // Stage in: copy each path or file:// URL of stage_in_url (space
 // separated, globs allowed) into the task's directory, and link parents'
 // outputs that match input_files. Returns 0 or fills err.
 int
-stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did)
+stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
+    char *note, size_t notelen)
 {
+	note[0] = '\0';
 	const Copal__TaskSpec *sp = t->ct->task->spec;
 	char list[8192];
 	*did = false;
@@ -131,14 +182,13 @@ stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did)
 			    glob(pat, 0, NULL, &g) != 0)
 				continue;
 			for (size_t i = 0; i < g.gl_pathc; i++) {
-				const char *base = strrchr(g.gl_pathv[i], '/') + 1;
-				char dst[8192];
-				snprintf(dst, sizeof(dst), "%s/%s", t->workdir, base);
-				if (symlink(g.gl_pathv[i], dst) == 0)
-					*did = true;
-				else if (errno != EEXIST) {
+				const char *pu = p < t->ct->n_parent_uuids ?
+				    t->ct->parent_uuids[p] : "";
+				int e = link_input(t, g.gl_pathv[i], pu, did,
+				    note, notelen);
+				if (e) {
 					snprintf(err, errlen, "link %s: %s",
-					    g.gl_pathv[i], strerror(errno));
+					    g.gl_pathv[i], strerror(e));
 					globfree(&g);
 					return -1;
 				}
@@ -149,7 +199,8 @@ stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did)
 	return 0;
 }
 
-// Stage out: copy files matching stage_out_files to stage_out_url.
+// Stage out: copy files matching stage_out_files to stage_out_url
+// (without one they stay where they are).
 int
 stage_out(ltask *t, char *err, size_t errlen)
 {
@@ -157,11 +208,9 @@ stage_out(ltask *t, char *err, size_t errlen)
 	char list[8192];
 	if (!sp->stage_out_files || !sp->stage_out_files[0])
 		return 0;
-	if (!sp->stage_out_url || !sp->stage_out_url[0]) {
-		snprintf(err, errlen, "stage out: stage_out_files without a "
-		    "stage_out_url");
-		return -1;
-	}
+	// no destination: the files stay in the working directory (Balsam)
+	if (!sp->stage_out_url || !sp->stage_out_url[0])
+		return 0;
 	const char *dest = strip_file_url(sp->stage_out_url);
 	if (strstr(sp->stage_out_url, "://") &&
 	    strncmp(sp->stage_out_url, "file://", 7)) {
@@ -280,8 +329,10 @@ int
 stage_start_handler(launcher *L, ltask *t)
 {
 	// the handler is the postprocess, told why it runs
+	// (not COPAL_TIMEOUT: that is the CLI's client timeout, and the
+	// handler may well call copal)
 	const char *flag = t->after == CPL_RUN_ERROR ? "COPAL_ERROR=1" :
-	                                               "COPAL_TIMEOUT=1";
+	                                               "COPAL_TIMED_OUT=1";
 	return proc_spawn(L, t, t->ct->app->postprocess, flag,
 	    "COPAL_STAGE=handler");
 }
@@ -296,6 +347,13 @@ output_tail(ltask *t, char *buf, size_t len)
 		return;
 	off_t end = lseek(fd, 0, SEEK_END);
 	off_t from = end > TAIL_BYTES ? end - TAIL_BYTES : 0;
+	// only the current stage's own output: not earlier attempts' lines
+	if (from < (off_t)t->out_from)
+		from = (off_t)t->out_from;
+	if (from >= end) {
+		close(fd);
+		return;
+	}
 	char tmp[TAIL_BYTES + 1];
 	ssize_t n = pread(fd, tmp, TAIL_BYTES, from);
 	close(fd);

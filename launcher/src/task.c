@@ -14,6 +14,10 @@
 
 #include "launcher_impl.h"
 
+// The exit code of an error or timeout handler that declares its task
+// finished (Balsam's handler setting JOB_FINISHED).
+#define HANDLER_FINISHED 3
+
 // ---------------------------------------------------------------- reports
 
 static void
@@ -137,13 +141,16 @@ task_start(launcher *L, ltask *t)
 		start_post(L, t);
 		return;
 	}
-	if (stage_in(L, t, err, sizeof(err), &did) != 0) {
+	char note[2048];
+	if (stage_in(L, t, err, sizeof(err), &did, note, sizeof(note)) != 0) {
 		report(L, t, CPL_RUN_ERROR, -1, "%s", err);
 		t->after = CPL_RUN_ERROR;
 		start_post(L, t);
 		return;
 	}
-	if (did)
+	if (did && note[0])
+		report(L, t, CPL_STAGED_IN, 0, "%s", note);
+	else if (did)
 		report(L, t, CPL_STAGED_IN, 0, NULL);
 	const char *pre = t->ct->app->preprocess;
 	if (pre && pre[0]) {
@@ -276,11 +283,20 @@ task_exited(launcher *L, ltask *t, int status)
 		break;
 	}
 	case ST_HANDLER:
-		// the handler's verdict: 0 = try again, anything else = fail
+		// the handler's verdict (launcher/README.md): 0 = try again,
+		// HANDLER_FINISHED = the run is good enough, anything else =
+		// fail; its own output goes with it into the history
+		output_tail(t, tail, sizeof(tail));
 		if (rc == 0)
-			report(L, t, CPL_RESTART_READY, 0, "handler: retry");
+			report(L, t, CPL_RESTART_READY, 0, "handler: retry%s%s",
+			    tail[0] ? "\n" : "", tail);
+		else if (rc == HANDLER_FINISHED)
+			report(L, t, CPL_JOB_FINISHED, 0,
+			    "handler: finished (exit %d)%s%s", rc,
+			    tail[0] ? "\n" : "", tail);
 		else
-			report(L, t, CPL_FAILED, rc, "handler returned %d", rc);
+			report(L, t, CPL_FAILED, rc, "handler returned %d%s%s",
+			    rc, tail[0] ? "\n" : "", tail);
 		release(L, t);
 		break;
 	default:

@@ -3,7 +3,7 @@
 # (RUN_TIMEOUT "killed after timeout_seconds=N"); the broker retries it
 # (--auto-timeout-retry) until --max-retries, then FAILED "retry limit
 # reached". Without auto retry a timeout is final; with
-# --post-timeout-handler the postprocess script (COPAL_TIMEOUT=1) decides.
+# --post-timeout-handler the postprocess script (COPAL_TIMED_OUT=1) decides.
 source "$(dirname "$0")/lib.sh"
 
 copal job --help | grep -q -- '--timeout-seconds' ||
@@ -11,7 +11,7 @@ copal job --help | grep -q -- '--timeout-seconds' ||
 setup_db
 
 cat >"$T/post.sh" <<'SH'
-echo "post stage=$COPAL_STAGE timeout=${COPAL_TIMEOUT:-0} attempt=$COPAL_ATTEMPT"
+echo "post stage=$COPAL_STAGE timeout=${COPAL_TIMED_OUT:-0} attempt=$COPAL_ATTEMPT"
 exit 0
 SH
 add_app sleeper 'sleep 30'

@@ -125,6 +125,13 @@ cpl_task_clear(cpl_task *tk)
 int
 cpl_task_update_spec(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp)
 {
+	return cpl_task_update_spec_held(t, id, sp, 0);
+}
+
+int
+cpl_task_update_spec_held(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp,
+    uint64_t lease)
+{
 	struct srec r, nr;
 	Copal__TaskSpec *old = NULL;
 	int rv;
@@ -135,8 +142,8 @@ cpl_task_update_spec(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp)
 		return t->err;
 	if ((rv = srec_get(t, id, &r)) != 0)
 		return rv;
-	if (r.lease != 0)
-		return CPL_EBUSY;
+	if (r.lease != lease)
+		return r.lease != 0 ? CPL_EBUSY : CPL_ESTALE;
 	nr = r;
 	if ((rv = cs_spec_check(sp, &nr)) != 0)
 		return rv;

@@ -93,11 +93,14 @@ static const allowed expected[] = {
 
 	{ CPL_JOB_FINISHED, CPL_RESTART_READY, U },
 
+	{ CPL_RUN_ERROR, CPL_JOB_FINISHED, L },
 	{ CPL_RUN_ERROR, CPL_RESTART_READY, L | B | U },
 	{ CPL_RUN_ERROR, CPL_FAILED, L | B | U },
 	{ CPL_RUN_ERROR, CPL_USER_KILLED, U },
 	{ CPL_RUN_ERROR, CPL_PARENT_KILLED, B },
 
+	// a handler's verdict "finished" (issue 22)
+	{ CPL_RUN_TIMEOUT, CPL_JOB_FINISHED, L },
 	{ CPL_RUN_TIMEOUT, CPL_RESTART_READY, L | B | U },
 	{ CPL_RUN_TIMEOUT, CPL_FAILED, L | B | U },
 	{ CPL_RUN_TIMEOUT, CPL_USER_KILLED, U },

@@ -177,6 +177,13 @@ int cpl_call_count(cpl_client *c, const Copal__Filter *filter,
 int cpl_call_modify(cpl_client *c, const Copal__Filter *filter,
     const char *field, const char *value, const char *message,
     Copal__Reply **rep);
+// The same from a stage (handler, preprocess, postprocess) of a task held
+// by lease: only spec fields, of tasks held by that lease.
+// Errors: as above; CPL_EBUSY (held by another lease), CPL_ESTALE (not
+// held), CPL_EINVAL (field "state").
+int cpl_call_modify_held(cpl_client *c, const Copal__Filter *filter,
+    const char *field, const char *value, const char *message, uint64_t lease,
+    Copal__Reply **rep);
 
 // Deletes the tasks filter selects (all or none). Reply: delete_.
 // Errors: CPL_EINVAL (no or bad filter), CPL_EBUSY (held by a launcher),

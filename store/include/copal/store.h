@@ -221,6 +221,12 @@ int cpl_task_kill(cpl_txn *txn, uint64_t id, const char *message,
 // cpl_task_create), CPL_ENOTFOUND (no such task, unknown app), CPL_EBUSY
 // (held by a launcher), CPL_ETOOBIG (packed spec over 1 MiB).
 int cpl_task_update_spec(cpl_txn *txn, uint64_t id, const Copal__TaskSpec *spec);
+// The same for a task held by lease (nonzero): a stage of the task (its
+// handler, preprocess or postprocess) edits its own spec; the launcher
+// sees the change at the next claim. Errors as above, and CPL_EBUSY
+// (held by another lease), CPL_ESTALE (not held).
+int cpl_task_update_spec_held(cpl_txn *txn, uint64_t id,
+    const Copal__TaskSpec *spec, uint64_t lease);
 
 // Deletes a task, its index entries and its links. Its history stays.
 // Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOTFOUND (no such task),
