@@ -15,147 +15,11 @@
 #include "copal/common.h"
 #include "copal/conf.h"
 #include "copal/dbdir.h"
+#include "conf_check.h"
 
 // A settings file is a page of text; anything this large is a mistake
 // (a log or a binary given as DB), not worth reading into memory.
 #define MAX_FILE (1u << 20)
-
-// ------------------------------------------------------------ value checks
-
-const char *const cpl_schedulers[] = { "local", "slurm", "pbs", "cobalt",
-	NULL };
-
-bool
-cpl_scheduler_known(const char *v)
-{
-	for (const char *const *s = cpl_schedulers; *s; s++)
-		if (strcmp(v, *s) == 0)
-			return true;
-	return false;
-}
-
-static bool
-is_job_mode(const char *v)
-{
-	return strcmp(v, "serial") == 0 || strcmp(v, "mpi") == 0;
-}
-
-static bool
-name_char(char ch)
-{
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-	    (ch >= '0' && ch <= '9') || strchr("._@+-", ch) != NULL;
-}
-
-// Names end up on scheduler command lines and in job scripts unquoted:
-// only characters that no shell treats specially.
-static bool
-is_name(const char *v)
-{
-	if (*v == '\0')
-		return false;
-	for (; *v; v++)
-		if (!name_char(*v))
-			return false;
-	return true;
-}
-
-static bool
-is_name_or_empty(const char *v)
-{
-	return *v == '\0' || is_name(v);
-}
-
-static bool
-is_bool(const char *v)
-{
-	return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;
-}
-
-static bool
-is_any(const char *v)
-{
-	(void)v;
-	return true;
-}
-
-// "" or [tls+]tcp://HOST:PORT: HOST empty or * (every interface), a name
-// or IPv4 address, or [IPv6]; PORT 1..65535. The broker hands the URL to
-// nng; checking it here makes a typo a message with a line number instead
-// of a broker that will not start. (Whether plain tcp:// may be used is
-// the broker's question: broker_tcp_insecure.)
-static bool
-is_tcp(const char *v)
-{
-	if (*v == '\0')
-		return true;
-	if (strncmp(v, "tls+", 4) == 0)
-		v += 4;
-	if (strncmp(v, "tcp://", 6) != 0)
-		return false;
-	const char *host = v + 6, *colon = strrchr(host, ':');
-	if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) > 5)
-		return false;
-	unsigned long port = 0;
-	for (const char *d = colon + 1; *d; d++) {
-		if (*d < '0' || *d > '9')
-			return false;
-		port = port * 10 + (unsigned long)(*d - '0');
-	}
-	if (port < 1 || port > 65535)
-		return false;
-	size_t hl = (size_t)(colon - host);
-	if (hl > 0 && host[0] == '[') {
-		if (hl < 3 || host[hl - 1] != ']')
-			return false;
-		for (size_t i = 1; i + 1 < hl; i++)
-			if (strchr("0123456789abcdefABCDEF:.", host[i]) == NULL)
-				return false;
-		return true;
-	}
-	if (hl == 1 && host[0] == '*')
-		return true;
-	for (size_t i = 0; i < hl; i++) {
-		char ch = host[i];
-		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-		        (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' ||
-		        ch == '_'))
-			return false;
-	}
-	return true;
-}
-
-// "" or a host for broker_advertise: a name or IPv4 address (letters,
-// digits . - _), or [IPv6].
-static bool
-is_host_or_empty(const char *v)
-{
-	size_t n = strlen(v);
-	if (n == 0)
-		return true;
-	if (n > 253)
-		return false;
-	if (v[0] == '[') {
-		if (n < 3 || v[n - 1] != ']')
-			return false;
-		for (size_t i = 1; i + 1 < n; i++)
-			if (strchr("0123456789abcdefABCDEF:.", v[i]) == NULL)
-				return false;
-		return true;
-	}
-	for (const char *p = v; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		        (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' ||
-		        *p == '_'))
-			return false;
-	return true;
-}
-
-static bool
-is_refuse_warn(const char *v)
-{
-	return strcmp(v, "refuse") == 0 || strcmp(v, "warn") == 0;
-}
 
 // ------------------------------------------------------------ the tables
 
@@ -189,13 +53,13 @@ static const setting settings[] = {
 	    "Batch scheduler that launcher jobs are submitted to:\n"
 	    "local (run on this machine), slurm, pbs or cobalt."),
 	// resolved against the database directory after the whole file
-	STRING(job_template, "", is_any, "a path; relative to the database "
+	STRING(job_template, "", conf_is_any, "a path; relative to the database "
 	    "directory unless absolute",
 	    "Job-script template that copal submit-launch and copal service render\n"
 	    "into qsubmit/ for each job. Empty: job-templates/<scheduler>.tmpl\n"
 	    "(copal init wrote one per scheduler). A relative path is relative to\n"
 	    "this directory."),
-	STRING(broker_tcp, "", is_tcp, "empty, or tls+tcp://HOST:PORT with PORT "
+	STRING(broker_tcp, "", conf_is_tcp, "empty, or tls+tcp://HOST:PORT with PORT "
 	    "1..65535 (tcp://HOST:PORT with broker_tcp_insecure = true)",
 	    "TCP address the broker listens on besides its local socket\n"
 	    "(sock/broker), for launchers on other nodes, e.g.\n"
@@ -203,7 +67,7 @@ static const setting settings[] = {
 	    "takes only clients that hold tls.crt and tls.key (made by copal init);\n"
 	    "clients also send the token in the file `secret`. Empty: local socket\n"
 	    "only."),
-	STRING(broker_tcp_insecure, "false", is_bool, "true or false",
+	STRING(broker_tcp_insecure, "false", conf_is_bool, "true or false",
 	    "true: broker_tcp may be plain tcp://HOST:PORT, without TLS. The token\n"
 	    "and every request then travel in clear and clients cannot tell the\n"
 	    "broker from whoever holds the port: only for a network nobody else\n"
@@ -224,25 +88,25 @@ static const setting settings[] = {
 	    "Seconds before the end of a job's wall time at which its launcher\n"
 	    "stops, so that tasks end and leases are returned before the\n"
 	    "scheduler kills the job. {range}."),
-	STRING(broker_advertise, "", is_host_or_empty, "empty, or a host name, "
+	STRING(broker_advertise, "", conf_is_host_or_empty, "empty, or a host name, "
 	    "IPv4 address or [IPv6 address]",
 	    "Host that launchers on other nodes dial to reach the broker's\n"
 	    "broker_tcp listener (the job scripts get it as {{ broker_url }}).\n"
 	    "Empty: broker_tcp's own host, or when that is a wildcard (0.0.0.0, *,\n"
 	    "[::]) an address of the broker's host (the one its name resolves to,\n"
 	    "else its first non-loopback IPv4 address)."),
-	STRING(submit_without_tcp, "refuse", is_refuse_warn, "refuse or warn",
+	STRING(submit_without_tcp, "refuse", conf_is_refuse_warn, "refuse or warn",
 	    "What copal submit-launch and copal service do with a job of more than\n"
 	    "one node while the broker has no broker_tcp listener (launchers on\n"
 	    "other hosts cannot use the database's Unix socket): refuse it, or warn\n"
 	    "and submit it anyway."),
-	STRING(project, "", is_name_or_empty, "empty, or " NAME_CHARS,
+	STRING(project, "", conf_is_name_or_empty, "empty, or " NAME_CHARS,
 	    "Project (account) charged for the jobs of copal submit-launch (unless\n"
 	    "it gets --project) and of copal service. Empty: none. Characters\n"
 	    "A-Z a-z 0-9 . _ @ + - only."),
-	STRING(job_mode, "serial", is_job_mode, "serial or mpi",
+	STRING(job_mode, "serial", conf_is_job_mode, "serial or mpi",
 	    "Job mode of the launchers that copal service submits: serial or mpi."),
-	STRING(wf_filter, "", is_name_or_empty, "empty, or " NAME_CHARS,
+	STRING(wf_filter, "", conf_is_name_or_empty, "empty, or " NAME_CHARS,
 	    "Workflow of the tasks that the service's launchers run. Empty: every\n"
 	    "workflow."),
 	NUMBER(service_period_seconds, 1, 86400, 10,
@@ -398,7 +262,7 @@ queue_setting(parser *p, const char *key, const char *v)
 		    shown(key), key);
 	size_t len = (size_t)(dot - name);
 	for (size_t i = 0; i < len; i++)
-		if (!name_char(name[i]))
+		if (!conf_name_char(name[i]))
 			return fail_at(p, p->line, "queue name \"%.*s\" not "
 			    "allowed (" NAME_CHARS ")", (int)len, name);
 	if (len >= sizeof(p->c.queues[0].name))
