@@ -3,9 +3,9 @@
 // directory and read with cpl_conf_load, as every program reads it.
 //
 // What must hold: a failure says where ("PATH:LINE: ..." or "PATH: ...")
-// and leaves the defaults; a success gives strings that are NUL-terminated
-// valid UTF-8 within their fields, numbers within their ranges, queues
-// within their bands; and writing the default file and reading it back
+// in valid UTF-8 and leaves the defaults; a success gives strings that
+// are NUL-terminated valid UTF-8 within their fields, numbers within
+// their ranges, queues within their bands; and writing the default file and reading it back
 // gives the defaults (checked once).
 #include <fcntl.h>
 #include <stdio.h>
@@ -81,6 +81,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    "\"%s\"", err);
 		FZ_ASSERT(memcmp(&c, &defaults, sizeof(c)) == 0,
 		    "a failed load left more than the defaults");
+		FZ_ASSERT(fz_utf8_ok(err, strlen(err), false),
+		    "the message is not valid UTF-8: \"%s\"", err);
 		// a small err buffer too: the message is cut, never overrun
 		char tiny[5];
 		FZ_ASSERT(cpl_conf_load(db, &c, tiny, sizeof(tiny)) == rv &&

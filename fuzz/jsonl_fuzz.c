@@ -2,8 +2,8 @@
 // cli/src/bulk.c and spec.c): an input is one line, read into a task spec
 // by bulk_parse_line, as bulk_create reads each line.
 //
-// What must hold: a refused line says why; an accepted line's spec packs
-// and unpacks to the same bytes, passes the rule book again once decoded,
+// What must hold: a refused line says why, in valid UTF-8; an accepted
+// line's spec packs and unpacks to the same bytes, passes the rule book again once decoded,
 // holds only valid UTF-8 without NUL bytes, and a CreateTasksRequest with
 // it passes the broker's checks of a request (validate_wire, the decode
 // with the broker's budget, validate_request): what the loader accepts,
@@ -62,6 +62,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != 0) {
 		FZ_ASSERT(b == NULL && err[0] != '\0', "a refusal without "
 		    "a reason");
+		FZ_ASSERT(fz_utf8_ok(err, strlen(err), false),
+		    "the reason is not valid UTF-8: \"%s\"", err);
 		arena_free(a);
 		return 0;
 	}

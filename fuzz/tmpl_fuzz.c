@@ -3,9 +3,10 @@
 // copal submit-launch passes (sched/src/launch.c).
 //
 // What must hold: a rendering that fails says why with its line
-// ("LINE: ..."); one that succeeds holds no "{{" (values here have no
-// brace, and every "{{" of the text is either replaced or an error), so
-// rendering it again changes nothing.
+// ("LINE: ..."), in valid UTF-8 whatever bytes the template has; one that
+// succeeds holds no "{{" (values here have no brace, and every "{{" of
+// the text is either replaced or an error), so rendering it again changes
+// nothing.
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *end;
 		FZ_ASSERT(strtoul(err, &end, 10) >= 1 && end[0] == ':',
 		    "a failure without its line: \"%s\"", err);
+		FZ_ASSERT(fz_utf8_ok(err, strlen(err), false),
+		    "the message is not valid UTF-8: \"%s\"", err);
 		free(text);
 		return 0;
 	}

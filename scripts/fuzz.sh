@@ -22,10 +22,11 @@ HARNESSES=("$@")
 B=$ROOT/build-fuzz
 
 echo "==> [build-fuzz] configure"
+mkdir -p "$B"
 if ! cmake -S "$ROOT" -B "$B" -DCMAKE_C_COMPILER=clang \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOPAL_FUZZ=ON -DCOPAL_TESTS=OFF \
-    -DCOPAL_SANITIZE=OFF -DCOPAL_WERROR=ON >"$B.configure.log" 2>&1; then
-  cat "$B.configure.log"
+    -DCOPAL_SANITIZE=OFF -DCOPAL_WERROR=ON >"$B/configure.log" 2>&1; then
+  cat "$B/configure.log"
   echo "fuzz: configure FAILED"
   exit 1
 fi
@@ -35,6 +36,12 @@ if ! cmake --build "$B" -j"$JOBS" --target "${HARNESSES[@]}"; then
   exit 1
 fi
 
+# The harnesses' private directories (a store, a settings file) in memory
+# when there is a /dev/shm: conf_fuzz writes a file per input
+tmp=$(mktemp -d -p /dev/shm copal-fuzz.XXXXXX 2>/dev/null ||
+  mktemp -d -p "$B" fuzz-tmp.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+export TMPDIR=$tmp
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 passed=0

@@ -304,6 +304,7 @@ bulk_parse_line(arena *a, const char *text, size_t len, spec_buf **out,
 	if (o == NULL) {
 		snprintf(err, errlen, "not JSON: %s (column %d)", je.text,
 		    je.column);
+		cpl_utf8_clean(err);
 		return EXIT_ERR;
 	}
 	spec_buf *b = arena_alloc(a, sizeof(*b));
@@ -313,8 +314,12 @@ bulk_parse_line(arena *a, const char *text, size_t len, spec_buf **out,
 	}
 	spec_init(b);
 	if (spec_from_json(b, a, o, skip, err, errlen) != 0 ||
-	    cpl_spec_check(&b->sp, err, errlen) != 0)
+	    cpl_spec_check(&b->sp, err, errlen) != 0) {
+		// the reason quotes the line, cut to fit err: never half a
+		// character (fuzz/corpus/jsonl_fuzz/regress-cut-key)
+		cpl_utf8_clean(err);
 		return EXIT_ERR;
+	}
 	*out = b;
 	return 0;
 }
