@@ -69,7 +69,7 @@ for h in "${HARNESSES[@]}"; do
     echo "$h: passed (${runs:-?} runs, ${speed:-?} exec/s, ${cov:-no stats})"
   else
     nfailed=$((nfailed + 1))
-    grep -E 'ERROR|SUMMARY|^fuzz: |runtime error' "$log" | head -n 20
+    grep -aE 'ERROR|SUMMARY|^fuzz: |runtime error' "$log" | head -n 20
     tail -n 40 "$log"
     echo "$h: FAILED (exit $rc; log $log; input in $B/fuzz-artifacts/)"
   fi
