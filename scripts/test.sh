@@ -9,6 +9,9 @@
 #                gcc: every test but "ship" (programs built outside the
 #                tree against an ASan library need the ASan runtime)
 #   build-clang/ Release (-O3), clang: every test
+# and then the fuzzing harnesses (scripts/fuzz.sh): build-fuzz/, clang
+# with libFuzzer, ASan and UBSan, each harness for $FUZZ_SECONDS (20 s)
+# from its corpus in fuzz/corpus/.
 # Every tree is always attempted; the script exits non-zero if any
 # configure, build or test step failed in any.
 #
@@ -118,9 +121,19 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 run_tree build-clang "" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Release \
   -DCOPAL_SANITIZE=OFF -DCOPAL_WERROR=ON || failed=1
 
+# The fuzzing harnesses, a fixed time each: a crash fails the run.
+echo "==> [build-fuzz] the fuzzing harnesses: bash scripts/fuzz.sh"
+fuzzlog=$(mktemp)
+trap 'rm -f "$runlog" "$fuzzlog"' EXIT
+if ! bash scripts/fuzz.sh 2>&1 | tee "$fuzzlog"; then
+  failed=1
+fi
+SUMMARY[fuzz]=$(grep -E '^fuzz: ' "$fuzzlog" | tail -n 1 || true)
+[[ -n ${SUMMARY[fuzz]} ]] || SUMMARY[fuzz]="fuzz: FAILED (no summary)"
+
 echo
 echo "==> test.sh summary"
-for dir in main build-rel build build-asan build-clang; do
+for dir in main build-rel build build-asan build-clang fuzz; do
   echo "${SUMMARY[$dir]:-$dir: not run}"
 done
 for dir in build-rel build build-asan build-clang; do

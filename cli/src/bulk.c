@@ -372,29 +372,50 @@ hand_over(struct load *l)
 	return rc;
 }
 
+int
+bulk_parse_line(arena *a, const char *text, size_t len, spec_buf **out,
+    void **obj, char *err, size_t errlen)
+{
+	static const char *const skip[] = { "key", "parent_keys", NULL };
+	json_error_t je;
+	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	*obj = o;
+	if (o == NULL) {
+		snprintf(err, errlen, "not JSON: %s (column %d)", je.text,
+		    je.column);
+		cpl_utf8_clean(err);
+		return EXIT_ERR;
+	}
+	spec_buf *b = arena_alloc(a, sizeof(*b));
+	if (b == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return EXIT_ERR;
+	}
+	spec_init(b);
+	if (spec_from_json(b, a, o, skip, err, errlen) != 0 ||
+	    cpl_spec_check(&b->sp, err, errlen) != 0) {
+		// the reason quotes the line, cut to fit err: never half a
+		// character (fuzz/corpus/jsonl_fuzz/regress-cut-key)
+		cpl_utf8_clean(err);
+		return EXIT_ERR;
+	}
+	*out = b;
+	return 0;
+}
+
 static int
 add_line(struct load *l, const char *text, size_t len, uint64_t line)
 {
-	static const char *const skip[] = { "key", "parent_keys", NULL };
 	struct batch *bt = &l->b[l->cur];
-	json_error_t je;
 	char err[256];
-	json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	void *obj;
+	spec_buf *b = NULL;
 	int rc = EXIT_ERR;
-	if (o == NULL)
-		return line_err(l, line, "not JSON: %s (column %d)", je.text,
-		    je.column);
-	spec_buf *b = arena_alloc(bt->a, sizeof(*b));
-	if (b == NULL) {
-		cli_err("out of memory");
-		goto out;
-	}
-	spec_init(b);
-	if (spec_from_json(b, bt->a, o, skip, err, sizeof(err)) != 0 ||
-	    cpl_spec_check(&b->sp, err, sizeof(err)) != 0) {
+	if (bulk_parse_line(bt->a, text, len, &b, &obj, err, sizeof(err)) != 0)
 		line_err(l, line, "%s", err);
+	json_t *o = obj;
+	if (b == NULL)
 		goto out;
-	}
 	if (apps_find(l->apps, b->sp.application) == NULL) {
 		line_err(l, line, "no app named %s (see copal ls apps)",
 		    b->sp.application);

@@ -322,6 +322,13 @@ int rm_app(const char *name);
 
 // Bulk creation from a JSON-lines file (job --from-file).
 int bulk_create(cpl_client *c, const char *path, uint32_t batch);
+// One line of such a file into a spec (in arena a): the JSON object
+// (a json_t * into *obj, NULL if the line is not JSON; the caller
+// decrefs it) read as the spec's fields and checked by the rule book; "key"
+// and "parent_keys" are left to the caller. Returns 0, or EXIT_ERR with
+// the reason in err.
+int bulk_parse_line(arena *a, const char *text, size_t len, spec_buf **out,
+    void **obj, char *err, size_t errlen);
 // Creates one batch of tasks (one CreateTasksRequest). Returns an exit
 // code; on success *rep holds the reply (first_id, count, uuids).
 int create_batch(cpl_client *c, Copal__TaskSpec **specs, size_t n,

@@ -411,3 +411,17 @@ cpl_store_check(cpl_store *s, char *report, size_t len)
 		report[0] = '\0';
 	return cpl_store_read(s, check_cb, &cc);
 }
+
+int
+cpl_txn_check(cpl_txn *txn, char *report, size_t len)
+{
+	struct check_ctx cc = { report, len };
+	if (txn == NULL)
+		return CPL_EINVAL;
+	if (report && len)
+		report[0] = '\0';
+	// check_cb clears the errors of its own lookups: never one from before
+	if (txn->err)
+		return txn->err;
+	return check_cb(txn, &cc);
+}

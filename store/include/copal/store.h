@@ -547,6 +547,11 @@ int cpl_store_stats_get(cpl_store *s, cpl_store_stats *out);
 // Errors: CPL_ECORRUPT, CPL_EINVAL (s NULL), CPL_ENOMEM, those of
 // cpl_store_read().
 int cpl_store_check(cpl_store *s, char *report, size_t len);
+// The same inside a transaction, over what it sees: a write transaction's
+// own changes too, before they are committed (the fuzzing harness checks
+// every mutation so, then aborts it). Errors: as cpl_store_check, and the
+// error that poisoned txn, if one did (nothing is checked then).
+int cpl_txn_check(cpl_txn *txn, char *report, size_t len);
 
 #ifdef __cplusplus
 }
