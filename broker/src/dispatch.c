@@ -103,6 +103,7 @@ run_handler(dreq *r, cpl_txn *txn, int *status)
 	rep.version = 1;
 	rep.request_id = r->req->request_id;
 	int rv = r->h->fn(&h, txn);
+	r->park_ms = rv == 0 ? h.park_ms : 0;
 	rep.status = (uint32_t)rv;
 	if (rv != 0) {
 		// a failed request answers with its error only
@@ -189,11 +190,28 @@ job_run(cpl_txn *txn, wjob *j)
 	return status;
 }
 
+// The deadline of a claim held open: from its arrival.
+static uint64_t
+park_until(const dreq *r)
+{
+	uint32_t ms = r->park_ms < DISPATCH_PARK_MAX_MS ? r->park_ms :
+	                                                 DISPATCH_PARK_MAX_MS;
+	return r->recv_us + (uint64_t)ms * 1000u;
+}
+
 static int
 job_after(cpl_txn *txn, wjob *j, int rv)
 {
 	dreq *r = j->arg;
 	cpl_reqkey k = req_key(r);
+	if (rv == 0 && r->reply != NULL && r->park_ms && r->d->pk &&
+	    cpl_mono_us() < park_until(r) && park_reserve(r->d->pk)) {
+		// held open and run again: its empty answer is not stored,
+		// so that the next run is not answered with it. Past the
+		// bound on held claims it is answered at once.
+		r->parking = true;
+		return 0;
+	}
 	if (r->reply == NULL) {
 		// run_handler could not even pack a reply
 		dispatch_error(r, k.id, rv ? rv : CPL_ENOMEM, NULL);
@@ -206,10 +224,39 @@ job_after(cpl_txn *txn, wjob *j, int rv)
 	return 0;
 }
 
+// Something changed while it was held: the claim runs again.
+static void
+park_again(pitem *it)
+{
+	dreq *r = it->arg;
+	if (writer_submit(r->d->wr, &r->job) != 0)
+		r->d->reply(r); // stopping: answered as it stands
+}
+
+// Its time is up: answered with what it found, nothing.
+static void
+park_expire(pitem *it)
+{
+	dreq *r = it->arg;
+	r->d->reply(r);
+}
+
 static void
 job_done(wjob *j, int rv)
 {
 	dreq *r = j->arg;
+	if (r->parking) {
+		r->parking = false;
+		if (rv == 0) {
+			r->pi.until_us = park_until(r);
+			r->pi.again = park_again;
+			r->pi.expire = park_expire;
+			r->pi.arg = r;
+			park_add(r->d->pk, &r->pi);
+			return;
+		}
+		park_unreserve(r->d->pk);
+	}
 	if (rv)
 		dispatch_error(r, r->req->request_id, rv, NULL);
 	r->d->reply(r);

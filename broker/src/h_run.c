@@ -173,6 +173,10 @@ h_claim(hctx *h, cpl_txn *txn)
 	if ((rv = take_notices(h, txn, r->lease_id, &rep->kill_task_ids,
 	         &rep->n_kill_task_ids)) != 0)
 		return rv;
+	// nothing to give: the claim may be held open and run again when a
+	// task becomes runnable (dispatch.c, park.c)
+	if (n == 0 && rep->n_kill_task_ids == 0)
+		h->park_ms = r->wait_ms;
 	h->rep->body_case = COPAL__REPLY__BODY_CLAIM;
 	h->rep->claim = rep;
 	return 0;

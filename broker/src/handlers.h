@@ -29,6 +29,8 @@ typedef struct hctx {
 	arena *a;
 	char err[512];
 	uint64_t waited_us;   // from the request's arrival to the handler
+	uint32_t park_ms;     // set by a handler whose answer found nothing:
+	                      // it may be held this long and run again
 } hctx;
 
 typedef int (*handler_fn)(hctx *h, cpl_txn *txn);

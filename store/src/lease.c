@@ -123,6 +123,8 @@ lease_end(cpl_txn *t, uint64_t lid, uint64_t *ntasks)
 	cpl_ids ids = { NULL, 0, 0 };
 	uint8_t k[16];
 	int rv;
+	// a claim held open under this lease must hear that it is gone
+	__atomic_add_fetch(&t->s->claimable_seq, 1, __ATOMIC_RELEASE);
 	if ((rv = cs_pair_walk(t, DB_LEASE_IDX, lid, cs_idvec_cb, &ids)) != 0) {
 		free(ids.v);
 		return rv == CPL_ENOMEM ? fail(t, rv) : rv;
@@ -281,6 +283,61 @@ cpl_lease_expire(cpl_txn *t, uint64_t *nleases, uint64_t *ntasks)
 			*nleases = due.n;
 		if (ntasks)
 			*ntasks = nt;
+	}
+	free(due.v);
+	return rv;
+}
+
+int
+cpl_lease_grace(cpl_txn *t, uint64_t *n)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	cpl_ids due = { NULL, 0, 0 };
+	int rc, rv = 0;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((rv = tcursor(t, DB_LEASE, &c)) != 0)
+		return rv;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct lrec l;
+		if (v.mv_size < sizeof(l) || k.mv_size != 8) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		memcpy(&l, v.mv_data, sizeof(l));
+		if (l.deadline < t->now + (uint64_t)l.ttl_ms * 1000u &&
+		    (rv = cpl_ids_push(&due, rd64(k.mv_data))) != 0)
+			break;
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		rv = fail(t, map_mdb(rc));
+	mdb_cursor_close(c);
+	// written after the walk: no cursor over what changes
+	for (size_t i = 0; i < due.n && rv == 0; i++) {
+		uint8_t key[8], buf[sizeof(struct lrec) + 128];
+		struct lrec l;
+		be64(key, due.v[i]);
+		if ((rv = tget(t, DB_LEASE, key, 8, &v)) != 0)
+			break;
+		if (v.mv_size < sizeof(l) || v.mv_size > sizeof(buf)) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		size_t len = v.mv_size;
+		memcpy(buf, v.mv_data, len);
+		memcpy(&l, buf, sizeof(l));
+		l.deadline = t->now + (uint64_t)l.ttl_ms * 1000u;
+		memcpy(buf, &l, sizeof(l));
+		rv = tput(t, DB_LEASE, key, 8, buf, len, 0);
+	}
+	if (rv == 0) {
+		t->lease_ok = false;
+		if (n)
+			*n = due.n;
 	}
 	free(due.v);
 	return rv;
