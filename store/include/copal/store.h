@@ -404,8 +404,10 @@ int cpl_lease_get(cpl_txn *txn, uint64_t id, cpl_lease *out);
 // or already ended), CPL_ENOMEM.
 int cpl_lease_release(cpl_txn *txn, uint64_t id);
 // Expires every lease whose deadline is before now. Tasks claimed but not
-// yet started go back to the run queue with their attempt number restored;
-// tasks that had started (STAGED_IN and later) become RUN_TIMEOUT and the
+// reported started go back to the run queue; the claim stays counted in
+// their attempt number and is an event of their history ("returned: lease
+// expired, attempt N", from and to their state), since their launcher may
+// have started them; tasks that had started (STAGED_IN and later) become RUN_TIMEOUT and the
 // retry policy applies.
 // *nleases and *ntasks (may be NULL) get what was expired.
 // Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOMEM.
