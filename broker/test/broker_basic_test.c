@@ -869,8 +869,12 @@ test_add_dependency(void **state)
 	Copal__Reply *r;
 	bh_free(add_dep(f->c, x, y, 0));
 	BH_STATE(f->c, y, CPL_AWAITING_PARENTS);
+	// tasks are named as the CLI can find them: uuid prefix and name
 	char msg[64];
-	snprintf(msg, sizeof(msg), "new parent %" PRIu64, x);
+	Copal__Task *xt;
+	Copal__Reply *xr = bh_query_id(f->c, x, false, &xt);
+	snprintf(msg, sizeof(msg), "new parent %.8s (d0)", xt->uuid);
+	bh_free(xr);
 	HAS_EVENT(f->c, y, CPL_READY, CPL_AWAITING_PARENTS, msg);
 	bh_free(add_dep(f->c, x, y, CPL_EEXISTS));
 	r = add_dep(f->c, y, x, CPL_ECYCLE);
@@ -880,7 +884,9 @@ test_add_dependency(void **state)
 	bh_snap before, after;
 	bh_snapshot(f->c, &before);
 	bh_free(add_dep(f->c, z, x, CPL_ECYCLE)); // x -> y -> z -> x
-	bh_free(add_dep(f->c, x, x, CPL_EINVAL));
+	r = add_dep(f->c, x, x, CPL_EINVAL);
+	ERR_HAS(r, "a task cannot depend on itself");
+	bh_free(r);
 	bh_free(add_dep(f->c, x, 7777777, CPL_ENOTFOUND));
 	bh_free(add_dep(f->c, 7777777, x, CPL_ENOTFOUND));
 	bh_snapshot(f->c, &after);

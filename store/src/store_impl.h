@@ -599,6 +599,10 @@ int cs_spec_write(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp,
     unsigned flags);
 // Unpacks a task's spec; a missing or unreadable one is corruption.
 int cs_spec_read(cpl_txn *t, uint64_t id, Copal__TaskSpec **out);
+// How messages name a task: the first 8 hex digits of its uuid and its
+// name ("1a2b3c4d (name)"), which the CLI can look up; uuid: the task's.
+void cs_task_label(cpl_txn *t, uint64_t id, const uint8_t uuid[16],
+    char *buf, size_t len);
 // Reads a lease record through the transaction's one-lease cache.
 int cs_lease_load(cpl_txn *t, uint64_t id, struct lrec *out);
 // 0 if the lease exists and its deadline has not passed: CPL_ENOTFOUND,
