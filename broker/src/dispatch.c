@@ -104,6 +104,8 @@ run_handler(dreq *r, cpl_txn *txn, int *status)
 	rep.request_id = r->req->request_id;
 	int rv = r->h->fn(&h, txn);
 	r->park_ms = rv == 0 ? h.park_ms : 0;
+	r->park_key = h.park_key;
+	r->unpark_key = rv == 0 ? h.unpark_key : 0;
 	rep.status = (uint32_t)rv;
 	if (rv != 0) {
 		// a failed request answers with its error only
@@ -183,9 +185,29 @@ job_run(cpl_txn *txn, wjob *j)
 {
 	dreq *r = j->arg;
 	int status = 0;
+	// a claim of a launcher that said it stops (a held one woken, or
+	// one on its way): answered empty, not run on what the launcher's
+	// last reports made runnable
+	if (r->req->body_case == COPAL__REQUEST__BODY_CLAIM && r->d->pk &&
+	    park_dropped(r->d->pk, r->req->claim->lease_id)) {
+		Copal__Reply rep = COPAL__REPLY__INIT;
+		Copal__ClaimReply cr = COPAL__CLAIM_REPLY__INIT;
+		rep.version = 1;
+		rep.request_id = r->req->request_id;
+		rep.body_case = COPAL__REPLY__BODY_CLAIM;
+		rep.claim = &cr;
+		free(r->reply);
+		r->reply = NULL;
+		r->park_ms = 0;
+		return pack_reply(&rep, &r->reply, &r->reply_len);
+	}
 	int rv = run_handler(r, txn, &status);
 	if (rv)
 		return rv;
+	// at once, not after the commit: a claim of that launcher later in
+	// this batch must not take what this request made runnable
+	if (status == 0 && r->unpark_key && r->d->pk)
+		park_drop_key(r->d->pk, r->unpark_key);
 	// a refused request is undone; its error reply is kept
 	return status;
 }
@@ -205,7 +227,8 @@ job_after(cpl_txn *txn, wjob *j, int rv)
 	dreq *r = j->arg;
 	cpl_reqkey k = req_key(r);
 	if (rv == 0 && r->reply != NULL && r->park_ms && r->d->pk &&
-	    cpl_mono_us() < park_until(r) && park_reserve(r->d->pk)) {
+	    cpl_mono_us() < park_until(r) &&
+	    park_reserve_key(r->d->pk, r->park_key)) {
 		// held open and run again: its empty answer is not stored,
 		// so that the next run is not answered with it. Past the
 		// bound on held claims it is answered at once.
@@ -252,11 +275,13 @@ job_done(wjob *j, int rv)
 			r->pi.again = park_again;
 			r->pi.expire = park_expire;
 			r->pi.arg = r;
+			r->pi.key = r->park_key;
 			park_add(r->d->pk, &r->pi);
 			return;
 		}
 		park_unreserve(r->d->pk);
 	}
+
 	if (rv)
 		dispatch_error(r, r->req->request_id, rv, NULL);
 	r->d->reply(r);
@@ -277,6 +302,10 @@ dispatch_request(const dispatch *d, dreq *r)
 	uint64_t reqid = r->req->request_id;
 	r->d = d;
 	r->recv_us = cpl_mono_us();
+	// (a context's dreq serves one request after another)
+	r->park_ms = 0;
+	r->park_key = r->unpark_key = 0;
+	r->parking = false;
 	r->h = handler_find(r->req->body_case);
 	if (r->h == NULL) {
 		dispatch_error(r, reqid, CPL_EPROTO, "unknown request");

@@ -41,6 +41,8 @@ struct dreq {
 	const dispatch *d;
 	wjob job;
 	uint32_t park_ms;      // set by its handler: its empty answer may wait
+	uint64_t park_key;     // the lease it is held under
+	uint64_t unpark_key;   // set by its handler: see hctx
 	bool parking;          // a place in the park is reserved for it
 	pitem pi;              // while held in the park
 };

@@ -175,8 +175,10 @@ h_claim(hctx *h, cpl_txn *txn)
 		return rv;
 	// nothing to give: the claim may be held open and run again when a
 	// task becomes runnable (dispatch.c, park.c)
-	if (n == 0 && rep->n_kill_task_ids == 0)
+	if (n == 0 && rep->n_kill_task_ids == 0) {
 		h->park_ms = r->wait_ms;
+		h->park_key = r->lease_id;
+	}
 	h->rep->body_case = COPAL__REPLY__BODY_CLAIM;
 	h->rep->claim = rep;
 	return 0;
@@ -212,6 +214,8 @@ h_report(hctx *h, cpl_txn *txn)
 	    &rep->n_kill_task_ids);
 	if (rv)
 		return rv;
+	if (r->stopping)
+		h->unpark_key = r->lease_id;
 	h->rep->body_case = COPAL__REPLY__BODY_REPORT;
 	h->rep->report = rep;
 	return 0;

@@ -18,6 +18,8 @@ struct park {
 	size_t places;    // reserved or held
 	size_t held;
 	pitem *list;
+	uint64_t dropped[64];   // keys of park_drop_key, the latest ones
+	size_t ndropped;
 };
 
 // Waits on p->cv until abs_us (cpl_mono_us() clock; 0: a second).
@@ -122,6 +124,49 @@ park_reserve(park *p)
 	}
 	pthread_mutex_unlock(&p->mx);
 	return ok;
+}
+
+bool
+park_dropped(park *p, uint64_t key)
+{
+	bool found = false;
+	pthread_mutex_lock(&p->mx);
+	for (size_t i = 0; i < p->ndropped && i < 64 && !found; i++)
+		found = p->dropped[i] == key;
+	pthread_mutex_unlock(&p->mx);
+	return found;
+}
+
+bool
+park_reserve_key(park *p, uint64_t key)
+{
+	return !park_dropped(p, key) && park_reserve(p);
+}
+
+void
+park_drop_key(park *p, uint64_t key)
+{
+	pitem *due = NULL;
+	pthread_mutex_lock(&p->mx);
+	p->dropped[p->ndropped++ % 64] = key;
+	for (pitem **pp = &p->list; *pp;) {
+		pitem *it = *pp;
+		if (it->key == key) {
+			*pp = it->next;
+			it->next = due;
+			due = it;
+			p->held--;
+			p->places--;
+		} else {
+			pp = &it->next;
+		}
+	}
+	pthread_mutex_unlock(&p->mx);
+	for (pitem *it = due, *n; it; it = n) {
+		n = it->next;
+		it->next = NULL;
+		it->expire(it);
+	}
 }
 
 void

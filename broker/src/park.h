@@ -19,6 +19,7 @@ struct pitem {
 	void (*again)(pitem *it);     // something changed: run it again
 	void (*expire)(pitem *it);    // its deadline passed, or the park stops
 	void *arg;                    // the owner's
+	uint64_t key;                 // the owner's grouping (a lease)
 	pitem *next;                  // the park's list
 };
 
@@ -39,6 +40,13 @@ void park_wake(park *p);
 // thread. park_free frees it.
 void park_stop(park *p);
 void park_free(park *p);
+// The owner of key stops: its items held are expired now (on the
+// caller's thread) and, from now on, park_reserve_key refuses it.
+void park_drop_key(park *p, uint64_t key);
+// park_reserve for an item of key.
+bool park_reserve_key(park *p, uint64_t key);
+// Whether park_drop_key(key) was called (of the latest 64 keys).
+bool park_dropped(park *p, uint64_t key);
 // Items held now.
 size_t park_count(park *p);
 

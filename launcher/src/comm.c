@@ -29,6 +29,7 @@ struct comm {
 	size_t nout, capout;
 	bool claim_pending;
 	bool renew;            // heartbeat at once
+	bool stopping;         // reports say so (no held claim runs again)
 	uint32_t cl_max, cl_rem, cl_wait;
 	uint32_t *cl_units, *cl_gpus;
 	size_t cl_n, cl_cap;
@@ -143,6 +144,9 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 	Copal__Request req = COPAL__REQUEST__INIT;
 	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
 	rr.lease_id = c->lease;
+	pthread_mutex_lock(&c->mx);
+	rr.stopping = c->stopping || c->stop;
+	pthread_mutex_unlock(&c->mx);
 	rr.n_reports = n;
 	rr.reports = sp;
 	req.body_case = COPAL__REQUEST__BODY_REPORT;
@@ -587,6 +591,14 @@ comm_claim(comm *c, const comm_claim_req *cl)
 	}
 	pthread_mutex_unlock(&c->mx);
 	return ok;
+}
+
+void
+comm_stopping(comm *c)
+{
+	pthread_mutex_lock(&c->mx);
+	c->stopping = true;
+	pthread_mutex_unlock(&c->mx);
 }
 
 void

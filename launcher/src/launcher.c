@@ -86,6 +86,7 @@ begin_cut(const char *why)
 	L.cutting = true;
 	L.cut_why = why;
 	L.kill_at_us = cpl_mono_us() + (uint64_t)(L.o->grace_s * 1e6);
+	comm_stopping(L.cm);
 	task_cut_all(&L);
 }
 

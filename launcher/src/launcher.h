@@ -102,6 +102,10 @@ bool comm_claim(comm *c, const comm_claim_req *cl);
 // Renews the lease now (after a stall: the main loop starts nothing until
 // a renewal sent from now on is answered).
 void comm_renew(comm *c);
+// The launcher stops: reports from now on tell the broker, which then
+// answers the claim it holds open for us instead of running it again on
+// what the reports make runnable (a task we cut and it retries).
+void comm_stopping(comm *c);
 void comm_take(comm *c, comm_events *ev);
 void comm_events_free(comm_events *ev);
 
