@@ -103,6 +103,9 @@ run_handler(dreq *r, cpl_txn *txn, int *status)
 	rep.version = 1;
 	rep.request_id = r->req->request_id;
 	int rv = r->h->fn(&h, txn);
+	r->park_ms = rv == 0 ? h.park_ms : 0;
+	r->park_key = h.park_key;
+	r->unpark_key = rv == 0 ? h.unpark_key : 0;
 	rep.status = (uint32_t)rv;
 	if (rv != 0) {
 		// a failed request answers with its error only
@@ -182,11 +185,40 @@ job_run(cpl_txn *txn, wjob *j)
 {
 	dreq *r = j->arg;
 	int status = 0;
+	// a claim of a launcher that said it stops (a held one woken, or
+	// one on its way): answered empty, not run on what the launcher's
+	// last reports made runnable
+	if (r->req->body_case == COPAL__REQUEST__BODY_CLAIM && r->d->pk &&
+	    park_dropped(r->d->pk, r->req->claim->lease_id)) {
+		Copal__Reply rep = COPAL__REPLY__INIT;
+		Copal__ClaimReply cr = COPAL__CLAIM_REPLY__INIT;
+		rep.version = 1;
+		rep.request_id = r->req->request_id;
+		rep.body_case = COPAL__REPLY__BODY_CLAIM;
+		rep.claim = &cr;
+		free(r->reply);
+		r->reply = NULL;
+		r->park_ms = 0;
+		return pack_reply(&rep, &r->reply, &r->reply_len);
+	}
 	int rv = run_handler(r, txn, &status);
 	if (rv)
 		return rv;
+	// at once, not after the commit: a claim of that launcher later in
+	// this batch must not take what this request made runnable
+	if (status == 0 && r->unpark_key && r->d->pk)
+		park_drop_key(r->d->pk, r->unpark_key);
 	// a refused request is undone; its error reply is kept
 	return status;
+}
+
+// The deadline of a claim held open: from its arrival.
+static uint64_t
+park_until(const dreq *r)
+{
+	uint32_t ms = r->park_ms < DISPATCH_PARK_MAX_MS ? r->park_ms :
+	                                                 DISPATCH_PARK_MAX_MS;
+	return r->recv_us + (uint64_t)ms * 1000u;
 }
 
 static int
@@ -194,6 +226,15 @@ job_after(cpl_txn *txn, wjob *j, int rv)
 {
 	dreq *r = j->arg;
 	cpl_reqkey k = req_key(r);
+	if (rv == 0 && r->reply != NULL && r->park_ms && r->d->pk &&
+	    cpl_mono_us() < park_until(r) &&
+	    park_reserve_key(r->d->pk, r->park_key)) {
+		// held open and run again: its empty answer is not stored,
+		// so that the next run is not answered with it. Past the
+		// bound on held claims it is answered at once.
+		r->parking = true;
+		return 0;
+	}
 	if (r->reply == NULL) {
 		// run_handler could not even pack a reply
 		dispatch_error(r, k.id, rv ? rv : CPL_ENOMEM, NULL);
@@ -206,10 +247,41 @@ job_after(cpl_txn *txn, wjob *j, int rv)
 	return 0;
 }
 
+// Something changed while it was held: the claim runs again.
+static void
+park_again(pitem *it)
+{
+	dreq *r = it->arg;
+	if (writer_submit(r->d->wr, &r->job) != 0)
+		r->d->reply(r); // stopping: answered as it stands
+}
+
+// Its time is up: answered with what it found, nothing.
+static void
+park_expire(pitem *it)
+{
+	dreq *r = it->arg;
+	r->d->reply(r);
+}
+
 static void
 job_done(wjob *j, int rv)
 {
 	dreq *r = j->arg;
+	if (r->parking) {
+		r->parking = false;
+		if (rv == 0) {
+			r->pi.until_us = park_until(r);
+			r->pi.again = park_again;
+			r->pi.expire = park_expire;
+			r->pi.arg = r;
+			r->pi.key = r->park_key;
+			park_add(r->d->pk, &r->pi);
+			return;
+		}
+		park_unreserve(r->d->pk);
+	}
+
 	if (rv)
 		dispatch_error(r, r->req->request_id, rv, NULL);
 	r->d->reply(r);
@@ -230,6 +302,10 @@ dispatch_request(const dispatch *d, dreq *r)
 	uint64_t reqid = r->req->request_id;
 	r->d = d;
 	r->recv_us = cpl_mono_us();
+	// (a context's dreq serves one request after another)
+	r->park_ms = 0;
+	r->park_key = r->unpark_key = 0;
+	r->parking = false;
 	r->h = handler_find(r->req->body_case);
 	if (r->h == NULL) {
 		dispatch_error(r, reqid, CPL_EPROTO, "unknown request");

@@ -10,7 +10,12 @@
 #include <stdint.h>
 
 #include "handlers.h"
+#include "park.h"
 #include "writer.h"
+
+// The longest a claim that found nothing is held open (its wait_ms is
+// cut to this).
+#define DISPATCH_PARK_MAX_MS 10000u
 
 typedef struct dreq dreq;
 
@@ -18,6 +23,7 @@ typedef struct dispatch {
 	cpl_store *st;
 	writer *wr;                       // runs the mutations
 	const struct broker_info *info;   // for the handlers
+	park *pk;                         // claims held open; NULL: none
 	// r->reply is ready (NULL if none could be packed): send it. Called
 	// on the dispatching thread for reads and refusals, on the writer's
 	// thread for mutations.
@@ -34,6 +40,11 @@ struct dreq {
 	const handler *h;
 	const dispatch *d;
 	wjob job;
+	uint32_t park_ms;      // set by its handler: its empty answer may wait
+	uint64_t park_key;     // the lease it is held under
+	uint64_t unpark_key;   // set by its handler: see hctx
+	bool parking;          // a place in the park is reserved for it
+	pitem pi;              // while held in the park
 };
 
 // Runs r->req (decoded and checked): finds its handler and runs it; hands

@@ -120,6 +120,7 @@ h_claim(hctx *h, cpl_txn *txn)
 	cap.nodes = nodes;
 	cap.nnodes = r->n_nodes;
 	cap.remaining_minutes = r->remaining_minutes;
+	cap.max_task_nodes = r->max_task_nodes;
 	cap.workflow = r->workflow && r->workflow[0] ? r->workflow : NULL;
 	if ((rv = cpl_claim(txn, r->lease_id, &cap, claim_cb, &cc, &n)) != 0)
 		FAIL(h, rv, "claim under lease %" PRIu64 ": %s", r->lease_id,
@@ -180,6 +181,12 @@ h_claim(hctx *h, cpl_txn *txn)
 	if ((rv = take_notices(h, txn, r->lease_id, &rep->kill_task_ids,
 	         &rep->n_kill_task_ids)) != 0)
 		return rv;
+	// nothing to give: the claim may be held open and run again when a
+	// task becomes runnable (dispatch.c, park.c)
+	if (n == 0 && rep->n_kill_task_ids == 0) {
+		h->park_ms = r->wait_ms;
+		h->park_key = r->lease_id;
+	}
 	h->rep->body_case = COPAL__REPLY__BODY_CLAIM;
 	h->rep->claim = rep;
 	return 0;
@@ -215,6 +222,8 @@ h_report(hctx *h, cpl_txn *txn)
 	    &rep->n_kill_task_ids);
 	if (rv)
 		return rv;
+	if (r->stopping)
+		h->unpark_key = r->lease_id;
 	h->rep->body_case = COPAL__REPLY__BODY_REPORT;
 	h->rep->report = rep;
 	return 0;

@@ -572,6 +572,8 @@ int
 h_add_dependency(hctx *h, cpl_txn *txn)
 {
 	const Copal__AddDependencyRequest *r = h->req->add_dependency;
+	if (r->parent_id == r->child_id)
+		FAIL(h, CPL_EINVAL, "a task cannot depend on itself");
 	int rv = cpl_dep_add(txn, r->parent_id, r->child_id);
 	if (rv)
 		FAIL(h, rv, "dependency %" PRIu64 " -> %" PRIu64 ": %s%s",

@@ -29,6 +29,11 @@ typedef struct hctx {
 	arena *a;
 	char err[512];
 	uint64_t waited_us;   // from the request's arrival to the handler
+	uint32_t park_ms;     // set by a handler whose answer found nothing:
+	                      // it may be held this long and run again
+	uint64_t park_key;    // ... under this lease
+	uint64_t unpark_key;  // set by a handler: claims held under this
+	                      // lease are answered now, and no more held
 } hctx;
 
 typedef int (*handler_fn)(hctx *h, cpl_txn *txn);

@@ -24,6 +24,13 @@ now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+// A commit may have made tasks claimable: held claims look again.
+static void
+claimable_cb(void *arg)
+{
+	park_wake(arg);
+}
+
 int
 server_start(const server_opts *o, server **out)
 {
@@ -63,6 +70,14 @@ server_start(const server_opts *o, server **out)
 		rv = CPL_ECONNECT;
 		goto fail;
 	}
+	// claims held open take at most half the contexts: the rest stay
+	// for reports, heartbeats and everyone else
+	int nctx = o->contexts > 0 ? o->contexts : 256;
+	if (park_start((size_t)nctx / 2, &s->disp.pk) != 0) {
+		rv = CPL_ENOMEM;
+		goto fail;
+	}
+	writer_on_claimable(s->disp.wr, claimable_cb, s->disp.pk);
 	net_run(s->net);
 	*out = s;
 	return 0;
@@ -82,10 +97,14 @@ server_stop(server *s)
 	//    NNG panics on);
 	// 3. then the socket closes. A client that misses an answer resends
 	//    to the next broker and gets the stored reply.
+	// Held claims are answered (empty) first; one the writer holds
+	// now is answered when it is done.
 	net_quiesce(s->net);
+	park_stop(s->disp.pk);
 	writer_stop(s->disp.wr);
 	net_close(s->net);
 	writer_free(s->disp.wr);
+	park_free(s->disp.pk);
 	LOG(LOG_NOTICE, "stop", "broker stopped");
 	free(s);
 }

@@ -21,6 +21,9 @@ struct writer {
 	bool stop;       // asked to stop: drain the queue and exit
 	bool exited;     // the thread has left its loop: refuse jobs
 	writer_stats stats;
+	void (*on_claimable)(void *);
+	void *on_claimable_arg;
+	uint64_t claimable_seen;
 };
 
 // ---------------------------------------------------------------- batches
@@ -98,14 +101,43 @@ do_sweep(writer *w)
 		    (unsigned long long)sw.ntasks);
 }
 
+static int
+grace_cb(cpl_txn *txn, void *arg)
+{
+	return cpl_lease_grace(txn, arg);
+}
+
+// The broker could not hear its launchers for a while (it was not
+// running, or stalled): their leases get one TTL from now, so that the
+// heartbeats queued or on their way are taken before any lease is swept.
+static void
+do_grace(writer *w, uint64_t gap_us)
+{
+	uint64_t n = 0;
+	int rv = cpl_store_write(w->st, grace_cb, &n);
+	if (rv)
+		LOG(LOG_ERR, "lease", "grace for leases failed: %s",
+		    cpl_strerror(rv));
+	else if (n && gap_us)
+		LOG(LOG_NOTICE, "lease", "did not run for %.1f s: %llu "
+		    "lease(s) get one TTL of grace", (double)gap_us / 1e6,
+		    (unsigned long long)n);
+	else if (n)
+		LOG(LOG_NOTICE, "lease", "started: %llu lease(s) of launchers "
+		    "get one TTL of grace to reach this broker",
+		    (unsigned long long)n);
+}
+
 // ---------------------------------------------------------------- thread
 
 static void *
 writer_main(void *arg)
 {
 	writer *w = arg;
-	uint64_t last_sweep = 0;
+	uint64_t last_sweep = 0, last_turn = 0;
 	bool deferred = false;
+	do_grace(w, 0);
+	last_turn = cpl_mono_us();
 	pthread_mutex_lock(&w->qmx);
 	for (;;) {
 		while (w->qhead == NULL && !w->stop) {
@@ -123,8 +155,14 @@ writer_main(void *arg)
 		wjob *list = w->qhead;
 		w->qhead = w->qtail = NULL;
 		bool stop = w->stop;
+		void (*on_claimable)(void *) = w->on_claimable;
+		void *on_claimable_arg = w->on_claimable_arg;
 		pthread_mutex_unlock(&w->qmx);
 
+		uint64_t turn = cpl_mono_us();
+		if (turn - last_turn > WRITER_STALL_US)
+			do_grace(w, turn - last_turn);
+		last_turn = turn;
 		struct batch b = { list, 0, 0, 0 };
 		int rv = 0;
 		bool swept = false;
@@ -157,6 +195,14 @@ writer_main(void *arg)
 			swept = true;
 			deferred = false;
 		}
+		// claims held open look again: a task became runnable, a
+		// lease ended
+		uint64_t seq = cpl_store_claimable_seq(w->st);
+		if (seq != w->claimable_seen) {
+			w->claimable_seen = seq;
+			if (on_claimable)
+				on_claimable(on_claimable_arg);
+		}
 		pthread_mutex_lock(&w->qmx);
 		if (list && rv) {
 			w->stats.failed++;
@@ -183,6 +229,7 @@ writer_start(cpl_store *st, writer **out)
 	if (w == NULL)
 		return CPL_ENOMEM;
 	w->st = st;
+	w->claimable_seen = cpl_store_claimable_seq(st);
 	pthread_mutex_init(&w->qmx, NULL);
 	pthread_cond_init(&w->qcv, NULL);
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
@@ -225,6 +272,15 @@ writer_stop(writer *w)
 	if (w->started)
 		pthread_join(w->thread, NULL);
 	w->started = false;
+}
+
+void
+writer_on_claimable(writer *w, void (*fn)(void *), void *arg)
+{
+	pthread_mutex_lock(&w->qmx);
+	w->on_claimable = fn;
+	w->on_claimable_arg = arg;
+	pthread_mutex_unlock(&w->qmx);
 }
 
 void

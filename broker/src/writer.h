@@ -7,7 +7,8 @@
 // who submitted the job nor how it is answered.
 //
 // Between batches, and at least every WRITER_SWEEP_US, the writer expires
-// leases whose deadline passed and prunes stored replies.
+// leases whose deadline passed and prunes stored replies. When it starts,
+// and after a stall, it first gives every lease one TTL of grace.
 #ifndef COPAL_BROKER_WRITER_H
 #define COPAL_BROKER_WRITER_H
 
@@ -23,6 +24,11 @@
 #define WRITER_IDLE_WAIT_MS 250
 // How often expired leases are swept and old replies pruned.
 #define WRITER_SWEEP_US 1000000u
+// A writer that did not come round for this long (the process stopped, a
+// commit that hung) gives every lease one TTL of grace before its next
+// sweep, as it does when it starts: launchers that could not reach it are
+// not at fault.
+#define WRITER_STALL_US 2000000u
 // How long replies are kept for resent requests.
 #define WRITER_REPLY_KEEP_US 600000000u
 // The most replies one sweep prunes.
@@ -74,6 +80,10 @@ int writer_submit(writer *w, wjob *j);
 // Jobs submitted later are refused.
 void writer_stop(writer *w);
 void writer_stats_get(writer *w, writer_stats *out);
+// Calls fn(arg) on the writer's thread after a commit (of a batch, once
+// its jobs are completed, or of a sweep) that may have changed what a
+// claim finds (cpl_store_claimable_seq moved). Set before any job.
+void writer_on_claimable(writer *w, void (*fn)(void *), void *arg);
 // Frees a stopped writer.
 void writer_free(writer *w);
 

@@ -869,8 +869,12 @@ test_add_dependency(void **state)
 	Copal__Reply *r;
 	bh_free(add_dep(f->c, x, y, 0));
 	BH_STATE(f->c, y, CPL_AWAITING_PARENTS);
+	// tasks are named as the CLI can find them: uuid prefix and name
 	char msg[64];
-	snprintf(msg, sizeof(msg), "new parent %" PRIu64, x);
+	Copal__Task *xt;
+	Copal__Reply *xr = bh_query_id(f->c, x, false, &xt);
+	snprintf(msg, sizeof(msg), "new parent %.8s (d0)", xt->uuid);
+	bh_free(xr);
 	HAS_EVENT(f->c, y, CPL_READY, CPL_AWAITING_PARENTS, msg);
 	bh_free(add_dep(f->c, x, y, CPL_EEXISTS));
 	r = add_dep(f->c, y, x, CPL_ECYCLE);
@@ -880,7 +884,9 @@ test_add_dependency(void **state)
 	bh_snap before, after;
 	bh_snapshot(f->c, &before);
 	bh_free(add_dep(f->c, z, x, CPL_ECYCLE)); // x -> y -> z -> x
-	bh_free(add_dep(f->c, x, x, CPL_EINVAL));
+	r = add_dep(f->c, x, x, CPL_EINVAL);
+	ERR_HAS(r, "a task cannot depend on itself");
+	bh_free(r);
 	bh_free(add_dep(f->c, x, 7777777, CPL_ENOTFOUND));
 	bh_free(add_dep(f->c, 7777777, x, CPL_ENOTFOUND));
 	bh_snapshot(f->c, &after);
@@ -1293,7 +1299,8 @@ test_report(void **state)
 }
 
 // A lease not renewed expires: started tasks time out and the retry
-// policy decides; claimed but unstarted tasks go back unused.
+// policy decides; claimed but unstarted tasks go back, the claim counted
+// and recorded.
 static void
 test_lease_expiry(void **state)
 {
@@ -1327,10 +1334,14 @@ test_lease_expiry(void **state)
 	HAS_EVENT(f->c, b, CPL_RUN_TIMEOUT, CPL_FAILED, "auto_timeout_retry");
 	HAS_EVENT(f->c, c, CPL_RESTART_READY, CPL_FAILED, "retry limit");
 	Copal__Task *t;
+	// claimed, not reported started: returned, the claim counted and
+	// on record (issue 13)
 	r = bh_query_id(f->c, d, false, &t);
-	BH_EQ_U64(t->status->attempt, 0);
+	BH_EQ_U64(t->status->attempt, 1);
 	BH_EQ_U64(t->status->lease_id, 0);
 	bh_free(r);
+	HAS_EVENT(f->c, d, CPL_READY, CPL_READY, "returned: lease expired, "
+	    "attempt 1");
 	r = bh_query_id(f->c, a, false, &t);
 	BH_EQ_U64(t->status->attempt, 1);
 	BH_EQ_U64(t->status->lease_id, 0);
@@ -1344,12 +1355,12 @@ test_lease_expiry(void **state)
 	bh_free(r);
 	BH_EQ_ERR(bh_report1(f->c, lease, a, 1, CPL_RUN_DONE, 0, NULL), CPL_ESTALE);
 
-	// a new launcher gets the retry (attempt 2) and the unstarted task
-	// (attempt 1)
+	// a new launcher gets the retry (attempt 2) and the returned task
+	// (attempt 2: its first claim counted)
 	uint64_t l2 = bh_lease(f->c, "expiry-test-2", 60000);
 	uint32_t att[4];
 	BH_EQ_U64(claim_ids(f->c, l2, "exp", 4, got, att), 2);
-	BH_CHECK(got[0] == a && att[0] == 2 && got[1] == d && att[1] == 1,
+	BH_CHECK(got[0] == a && att[0] == 2 && got[1] == d && att[1] == 2,
 	    "reclaimed %" PRIu64 "/%u and %" PRIu64 "/%u", got[0], att[0],
 	    got[1], att[1]);
 }
@@ -1453,9 +1464,11 @@ test_lease_release(void **state)
 	BH_STATE(f->c, c, CPL_FAILED);
 	Copal__Task *t;
 	r = bh_query_id(f->c, b, false, &t);
-	BH_EQ_U64(t->status->attempt, 0);
+	BH_EQ_U64(t->status->attempt, 1);
 	BH_EQ_U64(t->status->lease_id, 0);
 	bh_free(r);
+	HAS_EVENT(f->c, b, CPL_READY, CPL_READY, "returned: lease released, "
+	    "attempt 1");
 	// the lease is gone
 	bh_free(heartbeat(f->c, lease, 60000, CPL_ENOTFOUND));
 	BH_EQ_ERR(bh_report1(f->c, lease, a, 1, CPL_RUN_DONE, 0, NULL), CPL_ESTALE);

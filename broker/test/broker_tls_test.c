@@ -38,6 +38,22 @@ struct fx {
 	char other_crt[96], other_key[96]; // another database's identity
 };
 
+// The bound on what 4 x 63 MiB frames without credentials may cost the
+// broker: 16 MiB (the figure). A broker built with AddressSanitizer
+// keeps freed memory in quarantine and pads every allocation, so its
+// high-water mark says little there: 48 MiB still tells a bounded broker
+// from one that holds a frame (4 x 63 MiB).
+#if defined(__SANITIZE_ADDRESS__)
+#define UNAUTH_MEM_KIB (48 * 1024)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNAUTH_MEM_KIB (48 * 1024)
+#endif
+#endif
+#ifndef UNAUTH_MEM_KIB
+#define UNAUTH_MEM_KIB (16 * 1024)
+#endif
+
 static int
 setup_opts(void **state, bool plain, const char *conf_extra)
 {
@@ -365,7 +381,7 @@ test_unauth_memory(void **state)
 	print_message("4 x 63 MiB without credentials over tls+tcp: broker "
 	              "VmHWM %ld -> %ld KiB (+%ld), VmRSS %ld -> %ld KiB\n",
 	    hwm0, hwm1, hwm1 - hwm0, rss0, rss1);
-	BH_CHECK(hwm0 > 0 && hwm1 - hwm0 < 16 * 1024,
+	BH_CHECK(hwm0 > 0 && hwm1 - hwm0 < UNAUTH_MEM_KIB,
 	    "63 MiB requests without credentials cost the broker %ld KiB",
 	    hwm1 - hwm0);
 	cpl_client *t = bh_client_opts(&f->b, true, NULL, 0, 1);

@@ -283,9 +283,10 @@ cmd_dep(const cli_verb *v, int argc, char **argv)
 		goto out;
 	}
 	if (rv) {
-		cli_err("cannot add %s -> %s: %s%s", pu, cu, cpl_strerror(rv),
-		    rv == CPL_EBADSTATE ? ": the child has already "
-		    "started" : "");
+		cli_err("cannot add %s -> %s: %s%s", pu, cu,
+		    parent == child ? "a task cannot depend on itself" :
+		    cpl_strerror(rv), rv == CPL_EBADSTATE ? ": the child has "
+		    "already started" : "");
 		rc = cli_exit_for(rv);
 	} else {
 		printf("Added dependency %s -> %s\n", pu, cu);

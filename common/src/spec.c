@@ -107,7 +107,9 @@ const cpl_spec_field cpl_spec_fields[CPL_SPEC_NFIELDS] = {
 	    .help = "let the postprocess script handle timeouts" },
 	{ .key = "max_retries", .opt = "max-retries", SPEC(max_retries),
 	    U32_MAX(CPL_SPEC_RETRIES_MAX), .modify = true, .dflt = 3,
-	    .metavar = "N", .help = "reruns after errors (default 3)" },
+	    .metavar = "N", .help = "runs after the first, when a timeout "
+	    "(--auto-timeout-retry) or an error handler restarts the task; "
+	    "an error with no handler fails at once (default 3)" },
 	{ .key = "priority", .opt = "priority", SPEC(priority),
 	    .type = CPL_SPEC_INT, .min = INT32_MIN, .max = INT32_MAX,
 	    .modify = true, .metavar = "N",

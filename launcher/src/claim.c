@@ -186,7 +186,7 @@ claim_next_queued(launcher *L, size_t *from)
 // a slot freed by a finished task is refilled at once, without waiting
 // for a round trip to the broker.
 bool
-claim_ask(launcher *L)
+claim_ask(launcher *L, uint32_t wait_ms)
 {
 	uint32_t act = 0, queued_units = 0;
 	for (size_t i = 0; i < L->ntasks; i++) {
@@ -256,6 +256,9 @@ claim_ask(launcher *L)
 		cl.n = noff;
 		cl.units = units;
 		cl.gpus = gpus;
+		cl.wait_ms = wait_ms;
+		// the backlog's share is not nodes a multi-node task can use
+		cl.max_task_nodes = (uint32_t)L->nnodes;
 		if (L->deadline_us) {
 			uint64_t now = cpl_mono_us();
 			cl.remaining_min = L->deadline_us > now ?

@@ -1,5 +1,7 @@
-// The launcher's broker traffic on its own thread: batched reports,
-// claims, and the heartbeat that renews the lease of every task held.
+// The launcher's broker traffic on its own threads: batched reports and
+// the heartbeat that renews the lease of every task held on one; claims,
+// which the broker may hold open until a task becomes runnable, on the
+// other, with a client of their own.
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,10 +15,13 @@
 
 struct comm {
 	cpl_client *c;
+	cpl_client *cc;        // the claim thread's
 	const launcher_opts *o;
-	pthread_t th;
+	pthread_t th, cth;
+	bool cth_started;
 	pthread_mutex_t mx;
 	pthread_cond_t cv;
+	pthread_cond_t ccv;    // the claim thread waits on it
 	int evfd;
 	bool stop;
 	// main -> comm
@@ -24,7 +29,8 @@ struct comm {
 	size_t nout, capout;
 	bool claim_pending;
 	bool renew;            // heartbeat at once
-	uint32_t cl_max, cl_rem;
+	bool stopping;         // reports say so (no held claim runs again)
+	uint32_t cl_max, cl_rem, cl_wait, cl_maxnodes;
 	uint32_t *cl_units, *cl_gpus;
 	size_t cl_n, cl_cap;
 	// a report batch the broker did not take (a transient error): sent
@@ -138,6 +144,9 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 	Copal__Request req = COPAL__REQUEST__INIT;
 	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
 	rr.lease_id = c->lease;
+	pthread_mutex_lock(&c->mx);
+	rr.stopping = c->stopping || c->stop;
+	pthread_mutex_unlock(&c->mx);
 	rr.n_reports = n;
 	rr.reports = sp;
 	req.body_case = COPAL__REQUEST__BODY_REPORT;
@@ -240,6 +249,7 @@ heartbeat(comm *c, bool release)
 		    (uint64_t)c->o->lease_ttl_ms * 1000u;
 		push_kills(c, rep->heartbeat->kill_task_ids,
 		    rep->heartbeat->n_kill_task_ids);
+		pthread_cond_signal(&c->ccv); // a claim may wait for a lease
 	}
 	pthread_mutex_unlock(&c->mx);
 	cpl_reply_free(rep);
@@ -247,8 +257,8 @@ heartbeat(comm *c, bool release)
 }
 
 static void
-do_claim(comm *c, uint32_t max, uint32_t rem, size_t n, const uint32_t *units,
-    const uint32_t *gpus)
+do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
+    uint32_t maxnodes, size_t n, const uint32_t *units, const uint32_t *gpus)
 {
 	Copal__NodeCapacity *nc = calloc(n, sizeof(*nc));
 	Copal__NodeCapacity **ncp = calloc(n, sizeof(*ncp));
@@ -263,18 +273,30 @@ do_claim(comm *c, uint32_t max, uint32_t rem, size_t n, const uint32_t *units,
 			ncp[i] = &nc[i];
 		}
 		Copal__ClaimRequest cr = COPAL__CLAIM_REQUEST__INIT;
-		cr.lease_id = c->lease;
+		cr.lease_id = lease;
+		cr.wait_ms = wait;
 		cr.max_tasks = max;
 		cr.n_nodes = n;
 		cr.nodes = ncp;
 		cr.remaining_minutes = rem;
+		cr.max_task_nodes = maxnodes;
 		cr.workflow = (char *)(c->o->wf_filter ? c->o->wf_filter : "");
-		int rv = called(c, cpl_call_claim(c->c, &cr, &rep));
+		int rv = cpl_call_claim(c->cc, &cr, &rep);
+		pthread_mutex_lock(&c->mx);
+		bool stopping = c->stop;
+		pthread_mutex_unlock(&c->mx);
+		// a claim held open when the lease was given back is refused:
+		// nothing to say then
 		if (rv == 0)
 			failed = false;
-		else if (cpl_client_err_remote(c->c))
+		else if (stopping)
+			;
+		else if (cpl_client_err_remote(c->cc))
 			fprintf(stderr, "launcher: claim refused: %s\n",
-			    cpl_client_errmsg(c->c));
+			    cpl_client_errmsg(c->cc));
+		else
+			fprintf(stderr, "launcher: broker request failed: %s\n",
+			    cpl_strerror(rv));
 	}
 	pthread_mutex_lock(&c->mx);
 	if (!failed)
@@ -316,12 +338,10 @@ comm_main(void *arg)
 {
 	comm *c = arg;
 	uint64_t next_hb = 0;
-	uint32_t *units = NULL, *gpus = NULL;
-	size_t cap = 0;
 	pthread_mutex_lock(&c->mx);
 	for (;;) {
 		while (!c->stop && c->nout == 0 && c->nagain == 0 && !c->renew &&
-		    !(c->claim_pending && c->lease) && cpl_mono_us() < next_hb) {
+		    cpl_mono_us() < next_hb) {
 			uint64_t left = next_hb - cpl_mono_us();
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -349,27 +369,8 @@ comm_main(void *arg)
 			blease = c->lease;
 		}
 		c->ev.pending = nreps + c->nout;
-		bool claim = c->claim_pending && c->lease && !stop;
 		bool renew = c->renew;
 		c->renew = false;
-		uint32_t max = c->cl_max, rem = c->cl_rem;
-		size_t n = c->cl_n;
-		if (claim && n > cap) {
-			uint32_t *u = realloc(units, n * sizeof(*u));
-			uint32_t *g = u ? realloc(gpus, n * sizeof(*g)) : NULL;
-			if (u)
-				units = u;
-			if (g)
-				gpus = g;
-			if (u && g)
-				cap = n;
-			else
-				claim = false;
-		}
-		if (claim) {
-			memcpy(units, c->cl_units, n * sizeof(*units));
-			memcpy(gpus, c->cl_gpus, n * sizeof(*gpus));
-		}
 		pthread_mutex_unlock(&c->mx);
 
 		if (c->lease == 0 || renew || cpl_mono_us() >= next_hb) {
@@ -381,10 +382,6 @@ comm_main(void *arg)
 				every = 2000000u;
 			next_hb = cpl_mono_us() + (c->lease ? every : 500000u);
 		}
-		// the claim first: a slot may be waiting for it; reports only
-		// move the broker's view along
-		if (claim)
-			do_claim(c, max, rem, n, units, gpus);
 		if (nreps) {
 			if (c->lease == 0 || c->lease != blease ||
 			    send_reports(c, reps, nreps, rid) != 0) {
@@ -413,20 +410,75 @@ comm_main(void *arg)
 	}
 	pthread_mutex_unlock(&c->mx);
 	if (c->lease)
-		heartbeat(c, true); // give the lease back
-	free(units);
-	free(gpus);
+		heartbeat(c, true); // give the lease back (and end a claim
+		                    // the broker holds open)
 	wake(c);
 	return NULL;
 }
 
+// The claim thread: one claim at a time, as the main loop asks.
+static void *
+claim_main(void *arg)
+{
+	comm *c = arg;
+	uint32_t *units = NULL, *gpus = NULL;
+	size_t cap = 0;
+	pthread_mutex_lock(&c->mx);
+	for (;;) {
+		while (!c->stop && !(c->claim_pending && c->lease))
+			pthread_cond_wait(&c->ccv, &c->mx);
+		if (c->stop)
+			break;
+		uint32_t max = c->cl_max, rem = c->cl_rem, wait = c->cl_wait;
+		uint32_t maxnodes = c->cl_maxnodes;
+		uint64_t lease = c->lease;
+		size_t n = c->cl_n;
+		bool ok = true;
+		if (n > cap) {
+			uint32_t *u = realloc(units, n * sizeof(*u));
+			uint32_t *g = u ? realloc(gpus, n * sizeof(*g)) : NULL;
+			if (u)
+				units = u;
+			if (g)
+				gpus = g;
+			if (u && g)
+				cap = n;
+			else
+				ok = false;
+		}
+		if (ok) {
+			memcpy(units, c->cl_units, n * sizeof(*units));
+			memcpy(gpus, c->cl_gpus, n * sizeof(*gpus));
+		}
+		pthread_mutex_unlock(&c->mx);
+		if (ok) {
+			do_claim(c, lease, max, rem, wait, maxnodes, n,
+			    units, gpus);
+		} else {
+			pthread_mutex_lock(&c->mx);
+			c->ev.claim_answered = true;
+			c->ev.claim_failed = true;
+			c->claim_pending = false;
+			pthread_mutex_unlock(&c->mx);
+			wake(c);
+		}
+		pthread_mutex_lock(&c->mx);
+	}
+	pthread_mutex_unlock(&c->mx);
+	free(units);
+	free(gpus);
+	return NULL;
+}
+
 int
-comm_start(cpl_client *cl, const launcher_opts *o, comm **out)
+comm_start(cpl_client *cl, cpl_client *claims, const launcher_opts *o,
+    comm **out)
 {
 	comm *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return CPL_ENOMEM;
 	c->c = cl;
+	c->cc = claims;
 	c->o = o;
 	c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->evfd < 0) {
@@ -435,7 +487,19 @@ comm_start(cpl_client *cl, const launcher_opts *o, comm **out)
 	}
 	pthread_mutex_init(&c->mx, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->ccv, NULL);
+	if (pthread_create(&c->cth, NULL, claim_main, c) != 0) {
+		close(c->evfd);
+		free(c);
+		return CPL_ENOMEM;
+	}
+	c->cth_started = true;
 	if (pthread_create(&c->th, NULL, comm_main, c) != 0) {
+		pthread_mutex_lock(&c->mx);
+		c->stop = true;
+		pthread_cond_signal(&c->ccv);
+		pthread_mutex_unlock(&c->mx);
+		pthread_join(c->cth, NULL);
 		close(c->evfd);
 		free(c);
 		return CPL_ENOMEM;
@@ -450,8 +514,12 @@ comm_stop(comm *c)
 	pthread_mutex_lock(&c->mx);
 	c->stop = true;
 	pthread_cond_signal(&c->cv);
+	pthread_cond_signal(&c->ccv);
 	pthread_mutex_unlock(&c->mx);
+	// the comm thread gives the lease back, which ends a claim the
+	// broker holds open; then the claim thread is joined
 	pthread_join(c->th, NULL);
+	pthread_join(c->cth, NULL);
 	free_reports(c->out, c->nout);
 	free_reports(c->again, c->nagain);
 	comm_events_free(&c->ev);
@@ -460,6 +528,7 @@ comm_stop(comm *c)
 	close(c->evfd);
 	pthread_mutex_destroy(&c->mx);
 	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->ccv);
 	free(c);
 }
 
@@ -517,13 +586,23 @@ comm_claim(comm *c, const comm_claim_req *cl)
 			c->cl_n = cl->n;
 			c->cl_max = cl->max_tasks;
 			c->cl_rem = cl->remaining_min;
+			c->cl_wait = cl->wait_ms;
+			c->cl_maxnodes = cl->max_task_nodes;
 			c->claim_pending = true;
 			ok = true;
-			pthread_cond_signal(&c->cv);
+			pthread_cond_signal(&c->ccv);
 		}
 	}
 	pthread_mutex_unlock(&c->mx);
 	return ok;
+}
+
+void
+comm_stopping(comm *c)
+{
+	pthread_mutex_lock(&c->mx);
+	c->stopping = true;
+	pthread_mutex_unlock(&c->mx);
 }
 
 void

@@ -38,6 +38,29 @@ lease_ok(uint64_t now)
 	    L.lease_sent_us >= L.confirm_after_us;
 }
 
+// How long the broker may hold a claim that finds nothing: it answers as
+// soon as a task becomes runnable, so this only bounds how stale the
+// capacity offered may get, and how late the launcher notices that it
+// has been idle long enough.
+#define CLAIM_WAIT_MS 2000u
+// A claim answered empty at once (the broker had no room to hold it) is
+// sent again no sooner than this after the last.
+#define CLAIM_MIN_GAP_US 250000u
+
+static uint32_t
+claim_wait_ms(uint64_t now)
+{
+	uint64_t ttl = (uint64_t)(L.o->idle_ttl_s * 1e6), idle;
+	if (L.o->persistent || task_active(&L) > 0)
+		return CLAIM_WAIT_MS;
+	// answered by the time the launcher may end for idleness
+	idle = now - L.last_busy_us;
+	if (idle >= ttl)
+		return 1;
+	uint64_t left_ms = (ttl - idle) / 1000u + 1;
+	return left_ms < CLAIM_WAIT_MS ? (uint32_t)left_ms : CLAIM_WAIT_MS;
+}
+
 // Starts a placed task, or holds it until the lease is confirmed.
 static void
 start_or_hold(ltask *t, uint64_t now)
@@ -63,6 +86,7 @@ begin_cut(const char *why)
 	L.cutting = true;
 	L.cut_why = why;
 	L.kill_at_us = cpl_mono_us() + (uint64_t)(L.o->grace_s * 1e6);
+	comm_stopping(L.cm);
 	task_cut_all(&L);
 }
 
@@ -153,15 +177,18 @@ launcher_run(const launcher_opts *o)
 	memset(&co, 0, sizeof(co));
 	co.db_dir = L.db;
 	co.timeout_ms = 15000;
-	if ((rv = cpl_client_open(&co, &L.c)) != 0) {
+	if ((rv = cpl_client_open(&co, &L.c)) != 0 ||
+	    (rv = cpl_client_open(&co, &L.cc)) != 0) {
 		logm(LL_ERR, "cannot reach the broker of %s: %s", L.db,
 		    cpl_strerror(rv));
+		cpl_client_close(L.c);
 		return rv;
 	}
 	L.sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	signal(SIGPIPE, SIG_IGN);
-	if ((rv = comm_start(L.c, o, &L.cm)) != 0) {
+	if ((rv = comm_start(L.c, L.cc, o, &L.cm)) != 0) {
 		cpl_client_close(L.c);
+		cpl_client_close(L.cc);
 		return rv;
 	}
 	L.start_us = cpl_mono_us();
@@ -232,17 +259,21 @@ launcher_run(const launcher_opts *o)
 				L.last_busy_us = now;
 				L.next_claim_us = 0; // more may fit
 				idle_warned = false;
+			} else if (ev.claim_failed) {
+				L.next_claim_us = now + 1000000u;
 			} else {
 				// idle: say why, when tasks are left that
 				// fit no node of ours (once per idle spell)
-				if (!ev.claim_failed && !idle_warned &&
-				    task_active(&L) == 0) {
+				if (!idle_warned && task_active(&L) == 0) {
 					fit_warn_unfit(&L, "idle");
 					idle_warned = true;
 				}
-				// nothing (or an error): back off
-				L.next_claim_us = now + (ev.claim_failed ?
-				    1000000u : 500000u);
+				// nothing: the broker held the claim open
+				// until its wait ran out, so ask again at
+				// once; a claim it answered at once (no room
+				// to hold it) is not repeated too often
+				L.next_claim_us = L.claim_sent_us +
+				    CLAIM_MIN_GAP_US;
 			}
 		}
 		free(ev.tasks); // the tasks themselves were adopted or freed
@@ -268,27 +299,34 @@ launcher_run(const launcher_opts *o)
 			logm(LL_ERR, "no lease from the broker after 60 s");
 			break;
 		}
-		if (L.lease && !L.stopping && !L.claim_inflight &&
-		    now >= L.next_claim_us) {
-			L.claim_inflight = claim_ask(&L);
-			// nothing to ask for (no room): not again until a task
-			// ends, or a second from now
-			if (!L.claim_inflight)
-				L.next_claim_us = now + 1000000u;
-		}
-		task_flush_reports(&L);
-		task_compact(&L);
+		// idle: judged before the next claim, which would be in
+		// flight (held open by the broker) most of the time
 		size_t act = task_active(&L);
 		if (act)
 			L.last_busy_us = now;
-		if (L.stopping && act == 0)
-			break;
 		if (!o->persistent && act == 0 && !L.stopping && announced &&
 		    !L.claim_inflight &&
 		    now - L.last_busy_us > (uint64_t)(o->idle_ttl_s * 1e6)) {
 			logm(LL_NOTICE, "idle for %.0f s: done", o->idle_ttl_s);
 			break;
 		}
+		if (L.lease && !L.stopping && !L.claim_inflight &&
+		    now >= L.next_claim_us) {
+			L.claim_inflight = claim_ask(&L, claim_wait_ms(now));
+			// nothing to ask for (no room): not again until a task
+			// ends, or a second from now
+			if (!L.claim_inflight)
+				L.next_claim_us = now + 1000000u;
+			else
+				L.claim_sent_us = now;
+		}
+		task_flush_reports(&L);
+		task_compact(&L);
+		act = task_active(&L);
+		if (act)
+			L.last_busy_us = now;
+		if (L.stopping && act == 0)
+			break;
 		// sleep until a child ends, a signal, the comm thread, or a timer
 		int ms = 1000;
 		if (!L.stopping && !L.claim_inflight && L.lease) {
@@ -310,6 +348,7 @@ launcher_run(const launcher_opts *o)
 	fit_warn_unfit(&L, "done");
 	logm(LL_NOTICE, "done: %llu task(s) run", (unsigned long long)L.started);
 	cpl_client_close(L.c);
+	cpl_client_close(L.cc);
 	close(L.sigfd);
 	free(L.tasks);
 	free(L.reps);

@@ -67,6 +67,10 @@ typedef struct comm_claim {
 	size_t n;
 	const uint32_t *units;     // per offered node
 	const uint32_t *gpus;
+	uint32_t wait_ms;          // when nothing is runnable, the broker may
+	                           // hold the claim this long (0: answer now)
+	uint32_t max_task_nodes;   // the largest task this launcher can run
+	                           // (its real nodes; 0: no bound)
 } comm_claim_req;
 
 // What the comm thread has for the main loop; arrays owned by the caller
@@ -87,8 +91,12 @@ typedef struct comm_events {
 	size_t pending;             // reports not yet acknowledged
 } comm_events;
 
-// Starts the comm thread; it takes a lease at once. Errors: CPL_ENOMEM.
-int comm_start(cpl_client *c, const launcher_opts *o, comm **out);
+// Starts the comm thread, which takes a lease at once and sends reports
+// and heartbeats on c, and the claim thread, which sends claims on
+// claims: a claim the broker holds open does not hold up the reports
+// that may make tasks runnable. Errors: CPL_ENOMEM.
+int comm_start(cpl_client *c, cpl_client *claims, const launcher_opts *o,
+    comm **out);
 // Sends what is queued, gives the lease back, stops the thread.
 void comm_stop(comm *c);
 // Readable when comm_take has something.
@@ -100,6 +108,10 @@ bool comm_claim(comm *c, const comm_claim_req *cl);
 // Renews the lease now (after a stall: the main loop starts nothing until
 // a renewal sent from now on is answered).
 void comm_renew(comm *c);
+// The launcher stops: reports from now on tell the broker, which then
+// answers the claim it holds open for us instead of running it again on
+// what the reports make runnable (a task we cut and it retries).
+void comm_stopping(comm *c);
 void comm_take(comm *c, comm_events *ev);
 void comm_events_free(comm_events *ev);
 

@@ -75,6 +75,7 @@ typedef struct lnode {
 typedef struct launcher {
 	const launcher_opts *o;
 	cpl_client *c;
+	cpl_client *cc;             // claims' (comm.c's claim thread)
 	comm *cm;
 	bool claim_inflight;
 	uint64_t lease;             // for logs; comm owns the lease
@@ -87,6 +88,7 @@ typedef struct launcher {
 	size_t nreps, capreps;
 	int sigfd;
 	uint64_t start_us, deadline_us, last_busy_us, next_claim_us;
+	uint64_t claim_sent_us;     // when the claim in flight was asked for
 	// the lease is confirmed until lease_until_us by a renewal sent at
 	// lease_sent_us; after a stall only one sent after confirm_after_us
 	// counts (launcher.c: lease_ok)
@@ -171,7 +173,8 @@ void output_tail(ltask *t, char *buf, size_t len);
 
 // Asks the comm thread for as much work as fits the free capacity;
 // returns whether a claim is now in flight.
-bool claim_ask(launcher *L);
+// wait_ms: how long the broker may hold it when nothing is runnable.
+bool claim_ask(launcher *L, uint32_t wait_ms);
 // Makes a task of a claimed one, placed on the nodes the broker chose
 // (or queued, when claimed ahead), and adds it to L->tasks; the caller
 // starts it unless it is queued. Takes ownership of ct.

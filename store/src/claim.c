@@ -27,6 +27,8 @@ place(struct placer *p, const struct fit *f)
 		p->first_free++;
 	if (cap->remaining_minutes && f->wall_min > cap->remaining_minutes)
 		return 0;
+	if (cap->max_task_nodes && nodes > cap->max_task_nodes)
+		return 0;
 	if (nodes == 1 && packing > 1) {
 		uint32_t need = (CPL_NODE_UNITS + packing - 1) / packing;
 		for (size_t i = p->first_free; i < cap->nnodes; i++) {

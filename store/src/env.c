@@ -461,6 +461,12 @@ stats_cb(cpl_txn *t, void *arg)
 	return 0;
 }
 
+uint64_t
+cpl_store_claimable_seq(cpl_store *s)
+{
+	return __atomic_load_n(&s->claimable_seq, __ATOMIC_ACQUIRE);
+}
+
 int
 cpl_store_stats_get(cpl_store *s, cpl_store_stats *out)
 {

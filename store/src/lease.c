@@ -1,5 +1,6 @@
 // copal store: leases. A launcher holds one lease and every task it claims
 // is held under it; renewing the lease renews them all.
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "store_impl.h"
@@ -115,14 +116,17 @@ cpl_lease_get(cpl_txn *t, uint64_t id, cpl_lease *out)
 	return rv;
 }
 
-// Ends one lease: unstarted claims go back to the run queue, started tasks
-// time out. Then the lease and its notices are deleted.
+// Ends one lease (why: "expired" or "released"): claims not reported
+// started go back to the run queue, started tasks time out. Then the lease
+// and its notices are deleted.
 static int
-lease_end(cpl_txn *t, uint64_t lid, uint64_t *ntasks)
+lease_end(cpl_txn *t, uint64_t lid, const char *why, uint64_t *ntasks)
 {
 	cpl_ids ids = { NULL, 0, 0 };
 	uint8_t k[16];
 	int rv;
+	// a claim held open under this lease must hear that it is gone
+	__atomic_add_fetch(&t->s->claimable_seq, 1, __ATOMIC_RELEASE);
 	if ((rv = cs_pair_walk(t, DB_LEASE_IDX, lid, cs_idvec_cb, &ids)) != 0) {
 		free(ids.v);
 		return rv == CPL_ENOMEM ? fail(t, rv) : rv;
@@ -135,16 +139,22 @@ lease_end(cpl_txn *t, uint64_t lid, uint64_t *ntasks)
 			break;
 		}
 		if (r.state == CPL_READY || r.state == CPL_RESTART_READY) {
-			// claimed, never started: back to the queue; the
-			// claim does not count as an attempt
+			// claimed, not reported started: back to the queue.
+			// Its launcher may have started it all the same (its
+			// report lost with it), so the claim is an event of
+			// its own and its attempt counts: the next run is
+			// another attempt, and every start is on record.
+			char msg[96];
+			snprintf(msg, sizeof(msg), "returned: lease %s, "
+			    "attempt %u", why, r.attempt);
 			pair_key(k, lid, id);
 			if ((rv = tdel(t, DB_LEASE_IDX, k, 16)) != 0)
 				break;
 			r.lease = 0;
-			if (r.attempt > 0)
-				r.attempt--;
 			if ((rv = runq_add(t, id, &r)) != 0 ||
-			    (rv = srec_put(t, id, &r)) != 0)
+			    (rv = srec_put(t, id, &r)) != 0 ||
+			    (rv = cs_event_append(t, id, (cpl_state)r.state,
+			         (cpl_state)r.state, r.attempt, lid, 0, msg)) != 0)
 				break;
 		} else if (r.state == CPL_RUN_ERROR) {
 			rv = cs_transition(t, id, &r, CPL_FAILED, CPL_BY_BROKER,
@@ -215,7 +225,7 @@ cpl_lease_renew_waited(cpl_txn *t, uint64_t id, uint32_t ttl_ms,
 	memcpy(buf, v.mv_data, n);
 	memcpy(&l, buf, sizeof(l));
 	if (l.deadline + waited_us < t->now) {
-		if ((rv = lease_end(t, id, NULL)) != 0)
+		if ((rv = lease_end(t, id, "expired", NULL)) != 0)
 			return rv;
 		return CPL_EEXPIRED;
 	}
@@ -242,7 +252,7 @@ cpl_lease_release(cpl_txn *t, uint64_t id)
 		return t->err;
 	if ((rv = cs_lease_load(t, id, &l)) != 0)
 		return rv;
-	return lease_end(t, id, NULL);
+	return lease_end(t, id, "released", NULL);
 }
 
 int
@@ -275,12 +285,67 @@ cpl_lease_expire(cpl_txn *t, uint64_t *nleases, uint64_t *ntasks)
 		rv = fail(t, map_mdb(rc));
 	mdb_cursor_close(c);
 	for (size_t i = 0; i < due.n && rv == 0; i++)
-		rv = lease_end(t, due.v[i], &nt);
+		rv = lease_end(t, due.v[i], "expired", &nt);
 	if (rv == 0) {
 		if (nleases)
 			*nleases = due.n;
 		if (ntasks)
 			*ntasks = nt;
+	}
+	free(due.v);
+	return rv;
+}
+
+int
+cpl_lease_grace(cpl_txn *t, uint64_t *n)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	cpl_ids due = { NULL, 0, 0 };
+	int rc, rv = 0;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((rv = tcursor(t, DB_LEASE, &c)) != 0)
+		return rv;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct lrec l;
+		if (v.mv_size < sizeof(l) || k.mv_size != 8) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		memcpy(&l, v.mv_data, sizeof(l));
+		if (l.deadline < t->now + (uint64_t)l.ttl_ms * 1000u &&
+		    (rv = cpl_ids_push(&due, rd64(k.mv_data))) != 0)
+			break;
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		rv = fail(t, map_mdb(rc));
+	mdb_cursor_close(c);
+	// written after the walk: no cursor over what changes
+	for (size_t i = 0; i < due.n && rv == 0; i++) {
+		uint8_t key[8], buf[sizeof(struct lrec) + 128];
+		struct lrec l;
+		be64(key, due.v[i]);
+		if ((rv = tget(t, DB_LEASE, key, 8, &v)) != 0)
+			break;
+		if (v.mv_size < sizeof(l) || v.mv_size > sizeof(buf)) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		size_t len = v.mv_size;
+		memcpy(buf, v.mv_data, len);
+		memcpy(&l, buf, sizeof(l));
+		l.deadline = t->now + (uint64_t)l.ttl_ms * 1000u;
+		memcpy(buf, &l, sizeof(l));
+		rv = tput(t, DB_LEASE, key, 8, buf, len, 0);
+	}
+	if (rv == 0) {
+		t->lease_ok = false;
+		if (n)
+			*n = due.n;
 	}
 	free(due.v);
 	return rv;

@@ -1,6 +1,7 @@
 // copal store: the records of a task besides its state record (the spec,
 // checked and packed), lease records, and walks over the pair-keyed
 // indices (child, parent, lease_idx, notice, task_ev).
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "store_impl.h"
@@ -80,6 +81,26 @@ cs_spec_read(cpl_txn *t, uint64_t id, Copal__TaskSpec **out)
 	if (*out == NULL)
 		return fail(t, CPL_ECORRUPT);
 	return 0;
+}
+
+void
+cs_task_label(cpl_txn *t, uint64_t id, const uint8_t uuid[16], char *buf,
+    size_t len)
+{
+	Copal__TaskSpec *sp = NULL;
+	char u[37];
+	cpl_uuid_format(uuid, u);
+	u[8] = '\0';
+	if (cs_spec_read(t, id, &sp) == 0 && sp->name && sp->name[0]) {
+		// names are cut whole (UTF-8) to what fits
+		size_t room = len > 12 ? len - 12 : 0;
+		size_t n = cpl_utf8_cut(sp->name, strnlen(sp->name, room));
+		snprintf(buf, len, "%s (%.*s)", u, (int)n, sp->name);
+	} else {
+		snprintf(buf, len, "%s", u);
+	}
+	if (sp)
+		copal__task_spec__free_unpacked(sp, NULL);
 }
 
 // ------------------------------------------------------------ leases

@@ -192,6 +192,7 @@ struct cpl_store {
 	uint64_t map_size;
 	pthread_mutex_t wlock;     // one writer
 	pthread_rwlock_t envlock;  // readers shared; map resize / reopen exclusive
+	uint64_t claimable_seq;    // cpl_store_claimable_seq (atomic)
 };
 
 // A follow-up transition queued by bookkeeping (dependency release,
@@ -530,6 +531,7 @@ runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 	int rv;
 	runq_key(k, r->priority, id);
 	wrunq_key(wk, r->wf, r->priority, id);
+	__atomic_add_fetch(&t->s->claimable_seq, 1, __ATOMIC_RELEASE);
 	if ((rv = tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0)) != 0)
 		return rv;
 	return tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0);
@@ -597,6 +599,10 @@ int cs_spec_write(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp,
     unsigned flags);
 // Unpacks a task's spec; a missing or unreadable one is corruption.
 int cs_spec_read(cpl_txn *t, uint64_t id, Copal__TaskSpec **out);
+// How messages name a task: the first 8 hex digits of its uuid and its
+// name ("1a2b3c4d (name)"), which the CLI can look up; uuid: the task's.
+void cs_task_label(cpl_txn *t, uint64_t id, const uint8_t uuid[16],
+    char *buf, size_t len);
 // Reads a lease record through the transaction's one-lease cache.
 int cs_lease_load(cpl_txn *t, uint64_t id, struct lrec *out);
 // 0 if the lease exists and its deadline has not passed: CPL_ENOTFOUND,

@@ -393,8 +393,9 @@ cpl_dep_add(cpl_txn *t, uint64_t parent, uint64_t child)
 	cr.pending++;
 	if ((rv = srec_put(t, child, &cr)) != 0)
 		return rv;
-	char msg[64];
-	snprintf(msg, sizeof(msg), "new parent %llu", (unsigned long long)parent);
+	char msg[160], label[128];
+	cs_task_label(t, parent, pr.uuid, label, sizeof(label));
+	snprintf(msg, sizeof(msg), "new parent %s", label);
 	if (pr.state == CPL_FAILED || pr.state == CPL_USER_KILLED ||
 	    pr.state == CPL_PARENT_KILLED)
 		rv = cs_transition(t, child, &cr, CPL_PARENT_KILLED,

@@ -60,9 +60,14 @@ children_follow(cpl_txn *t, uint64_t id, cpl_state to, cpl_state from)
 	pair_key(start, id, 0);
 	if ((rv = tcursor(t, DB_CHILD, &c)) != 0)
 		return rv;
-	char msg[64];
-	snprintf(msg, sizeof(msg), "parent %llu %s", (unsigned long long)id,
-	    cpl_state_name(to));
+	char msg[160], label[128];
+	struct srec pr;
+	if ((rv = srec_get(t, id, &pr)) != 0) {
+		mdb_cursor_close(c);
+		return rv;
+	}
+	cs_task_label(t, id, pr.uuid, label, sizeof(label));
+	snprintf(msg, sizeof(msg), "parent %s %s", label, cpl_state_name(to));
 	for (rv = crange(t, c, MDB_SET_RANGE, pre, 8, start, 16, &k, &v, &ok);
 	     rv == 0 && ok;
 	     rv = crange(t, c, MDB_NEXT, pre, 8, NULL, 0, &k, &v, &ok)) {

@@ -375,6 +375,35 @@ test_claim_wall_time(void **state)
 	free(cl);
 }
 
+// A launcher's claim-ahead share is offered as extra nodes: max_task_nodes
+// keeps a multi-node task off them (a 1-node serial launcher offering 3
+// "nodes" must not claim a 3-node task), and the tasks behind it still go.
+static void
+test_claim_max_task_nodes(void **state)
+{
+	tu_env *e = *state;
+	uint64_t big = task_p(e, "wf", 9, 1, 3, 0, 0);
+	uint64_t small = task_p(e, "wf", 1, 1, 1, 0, 0);
+	uint64_t lease = tu_lease(e, TTL);
+	tu_claimed *cl = calloc(1, sizeof *cl);
+	cpl_node_cap nodes[3];
+	for (int i = 0; i < 3; i++)
+		nodes[i] = (cpl_node_cap){ CPL_NODE_UNITS, 0 };
+	cpl_capacity cap = cap_of(nodes, 3, 100);
+	cap.max_task_nodes = 1;
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 1);
+	assert_int_equal(cl->id[0], small);
+	// No bound: the 3-node task fits the 3 offered nodes.
+	for (int i = 0; i < 3; i++)
+		nodes[i] = (cpl_node_cap){ CPL_NODE_UNITS, 0 };
+	cap = cap_of(nodes, 3, 100);
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 1);
+	assert_int_equal(cl->id[0], big);
+	free(cl);
+}
+
 static void
 test_claim_workflow_filter(void **state)
 {
@@ -615,6 +644,8 @@ main(void)
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_gpus, tu_setup,
 		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_max_task_nodes,
+		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_wall_time, tu_setup,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_workflow_filter,

@@ -106,6 +106,12 @@ int cpl_store_write(cpl_store *s, cpl_txn_fn fn, void *arg);
 // Errors: CPL_EINVAL (s or fn NULL), CPL_EBUSY (all 512 reader slots are
 // taken), then as cpl_store_write() (nothing to commit).
 int cpl_store_read(cpl_store *s, cpl_txn_fn fn, void *arg);
+// A counter that moves whenever a write transaction may have changed what
+// a claim finds: a task entered a run queue, or a lease ended. Read after
+// a commit to learn whether claims that found nothing should look again
+// (it also moves for transactions later undone: a look too many, never
+// one too few). Any thread.
+uint64_t cpl_store_claimable_seq(cpl_store *s);
 // Inside a write transaction: runs fn in a nested transaction. If fn fails,
 // only what fn did is undone and its error returned; the outer transaction
 // goes on. Used to apply one client request among many in a group commit.
@@ -404,12 +410,19 @@ int cpl_lease_get(cpl_txn *txn, uint64_t id, cpl_lease *out);
 // or already ended), CPL_ENOMEM.
 int cpl_lease_release(cpl_txn *txn, uint64_t id);
 // Expires every lease whose deadline is before now. Tasks claimed but not
-// yet started go back to the run queue with their attempt number restored;
-// tasks that had started (STAGED_IN and later) become RUN_TIMEOUT and the
+// reported started go back to the run queue; the claim stays counted in
+// their attempt number and is an event of their history ("returned: lease
+// expired, attempt N", from and to their state), since their launcher may
+// have started them; tasks that had started (STAGED_IN and later) become RUN_TIMEOUT and the
 // retry policy applies.
 // *nleases and *ntasks (may be NULL) get what was expired.
 // Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOMEM.
 int cpl_lease_expire(cpl_txn *txn, uint64_t *nleases, uint64_t *ntasks);
+// One TTL of grace for every lease, for a broker that could not hear its
+// launchers (it was down, or stalled): a deadline before now + ttl is moved
+// there. *n (may be NULL) gets the number of leases moved.
+// Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOMEM.
+int cpl_lease_grace(cpl_txn *txn, uint64_t *n);
 // The owner a lease was granted to, also after the lease ended (for the
 // history: which launcher ran what), cut to fit buf.
 // Errors: CPL_EINVAL (txn or buf NULL, len 0), CPL_ENOTFOUND (never
@@ -440,6 +453,7 @@ typedef struct cpl_capacity {
 	size_t nnodes;
 	uint32_t remaining_minutes; // 0: no wall-time limit
 	const char *workflow;       // NULL: any workflow
+	uint32_t max_task_nodes;    // tasks of more nodes are skipped; 0: no bound
 } cpl_capacity;
 
 // Called for each claimed task. `nodes` lists the indexes into cap->nodes
