@@ -4,6 +4,7 @@
 // retry policy) is queued and drained without recursion.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "store_impl.h"
 
@@ -27,7 +28,13 @@ work_push(cpl_txn *t, uint64_t id, cpl_state to, cpl_actor actor,
 	w->actor = (uint8_t)actor;
 	w->only_from = only_from;
 	w->only_from_mask_set = only_from != 0;
-	snprintf(w->msg, sizeof(w->msg), "%s", msg ? msg : "");
+	// the message is cut to the record's field on purpose, at a
+	// character boundary (names in it are UTF-8)
+	size_t n = msg ? strlen(msg) : 0;
+	if (n > sizeof(w->msg) - 1)
+		n = cpl_utf8_cut(msg, sizeof(w->msg) - 1);
+	memcpy(w->msg, msg ? msg : "", n);
+	w->msg[n] = '\0';
 	return 0;
 }
 
