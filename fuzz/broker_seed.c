@@ -112,7 +112,7 @@ seed_cb(cpl_txn *txn, void *arg)
 	OK(cpl_lease_grant(txn, "nid002 pid 43 é", 600000, &l2));
 	cpl_node_cap nodes[3] = { { CPL_NODE_UNITS, 0 }, { CPL_NODE_UNITS, 0 },
 		{ CPL_NODE_UNITS, 0 } };
-	cpl_capacity cap = { 3, nodes, 3, 0, NULL };
+	cpl_capacity cap = { .max_tasks = 3, .nodes = nodes, .nnodes = 3 };
 	struct claimed c = { { 0 }, { 0 }, 0 };
 	size_t n = 0;
 	OK(cpl_claim(txn, l1, &cap, claim_cb, &c, &n));
