@@ -14,11 +14,9 @@ if (($(id -u) != 0)); then
 fi
 MNT=$(mktemp -d /tmp/copal-lt-diskfull-fs.XXXXXX)
 mount -t tmpfs -o size=48m tmpfs "$MNT" || { log "SKIP: cannot mount a tmpfs"; rmdir "$MNT"; exit 77; }
-# unmounted once this test (and its EXIT trap) is over
-(
-	while kill -0 $$ 2>/dev/null; do sleep 0.5; done
-	umount -l "$MNT" && rmdir "$MNT"
-) </dev/null >/dev/null 2>&1 &
+# unmounted by the EXIT trap, once the broker has stopped (a watcher
+# process could be killed with the test's process group and leave it)
+CLEANUP_LAST+=("umount -l '$MNT' && rmdir '$MNT'")
 DB=$MNT/db
 setup_db
 

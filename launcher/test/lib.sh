@@ -443,9 +443,15 @@ cleanup() {
 		dump_logs
 		rc=1
 	fi
+	# a test's own last steps (e.g. unmounting what it mounted), after
+	# the broker has stopped
+	for c in "${CLEANUP_LAST[@]}"; do
+		eval "$c"
+	done
 	rm -rf "$T"
 	exit "$rc"
 }
+CLEANUP_LAST=()
 trap cleanup EXIT
 # a signal ends the test through the EXIT trap too (nothing left behind)
 trap 'exit 129' HUP
