@@ -2,11 +2,12 @@
 
 from . import copal_pb2 as pb
 
-# STATES[n] is the name of TaskState n without "STATE_" ("" for 0)
+# STATES[n] is the name of TaskState n without "STATE_"; 0 is "NONE" as
+# in the copal command (the to_state of a deleted task's last event)
 STATES = tuple(
-    "" if n == 0 else pb.TaskState.Name(n)[len("STATE_"):]
+    "NONE" if n == 0 else pb.TaskState.Name(n)[len("STATE_"):]
     for n in range(max(pb.TaskState.values()) + 1))
-BY_NAME = {s: n for n, s in enumerate(STATES) if s}
+BY_NAME = {s: n for n, s in enumerate(STATES) if n}
 
 BJ_STATES = tuple(
     "" if n == 0 else pb.BatchJobState.Name(n)[len("BJ_"):]

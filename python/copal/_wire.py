@@ -185,19 +185,26 @@ class Connection:
             lib.copal__request__free_unpacked(creq, None)
             if rep:
                 lib.cpl_reply_free(rep)
-        r = pb.Reply()
-        # the strict decoder: invalid UTF-8 in a string field is an error
-        try:
-            r.ParseFromString(raw)
-        except Exception as e:
-            raise CopalError(pb.STATUS_PROTO,
-                             "the broker's reply does not decode: %s" % e,
-                             remote=False) from None
-        if r.status != 0:
-            raise CopalError(r.status, r.error or status_name(r.status),
-                             remote=True)
-        if r.WhichOneof("body") != field:
-            raise CopalError(pb.STATUS_PROTO,
-                             "the broker answered %s with %s" % (
-                                 field, r.WhichOneof("body")), remote=False)
-        return getattr(r, field)
+        return decode(raw, field)
+
+
+def decode(raw, field):
+    """The body ``field`` of the packed Reply raw; CopalError for a
+    refusal (the broker's status and message), a reply that does not
+    decode, or one with another body."""
+    r = pb.Reply()
+    # the strict decoder: invalid UTF-8 in a string field is an error
+    try:
+        r.ParseFromString(raw)
+    except Exception as e:
+        raise CopalError(pb.STATUS_PROTO,
+                         "the broker's reply does not decode: %s" % e,
+                         remote=False) from None
+    if r.status != 0:
+        raise CopalError(r.status, r.error or status_name(r.status),
+                         remote=True)
+    if r.WhichOneof("body") != field:
+        raise CopalError(pb.STATUS_PROTO,
+                         "the broker answered %s with %s" % (
+                             field, r.WhichOneof("body")), remote=False)
+    return getattr(r, field)
