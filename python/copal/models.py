@@ -5,6 +5,7 @@ import typing
 
 from . import copal_pb2 as pb
 from . import _state
+from . import _encode as enc
 from .errors import CopalError
 from .query import QuerySet, EventQuery, _ids_of, _state_num
 
@@ -123,7 +124,12 @@ _SPEC_F = tuple((f[0], f[3]) for f in _JOB_FIELDS if f[1] == "spec")
 _RES_F = tuple((f[0], f[3]) for f in _JOB_FIELDS if f[1] == "res")
 _RES_ZERO_IS_ONE = {"num_nodes", "ranks_per_node", "threads_per_rank",
                     "threads_per_core", "node_packing_count"}
-_LIST_FIELDS = ("environ", "tags", "input_files", "parent_ids", "data")
+_SPEC_PLAN, _RES_PLAN = enc.plan([f[0] for f in _SPEC_F],
+                                  [f[0] for f in _RES_F])
+_DEFAULTS = dict(_SPEC_F + _RES_F)
+_DEFAULTS.update(data=None, id=None, uuid=None, state="", attempt=0,
+                 lease_id=0, return_code=0, pending_parents=0, created_us=0,
+                 changed_us=0, _saved=None)
 _STATUS_FIELDS = ("id", "uuid", "state", "attempt", "lease_id",
                   "return_code", "pending_parents", "created_us",
                   "changed_us")
@@ -193,31 +199,35 @@ class Job:
     changed_us: int
 
     def __init__(self, **fields):
+        # the defaults are the class's (see _DEFAULTS below); the list and
+        # dict ones are made on first use (__getattr__): a job costs what
+        # it sets, a million of them go through bulk_create
         d = self.__dict__
-        for name, dflt in _SPEC_F:
-            d[name] = dflt
-        for name, dflt in _RES_F:
-            d[name] = dflt
-        d["environ"] = {}
-        d["data"] = None
-        d["tags"] = []
-        d["input_files"] = []
-        d["parent_ids"] = []
-        d["_parent_jobs"] = []
-        d["id"] = None
-        d["uuid"] = None
-        d["state"] = ""
-        d["attempt"] = d["lease_id"] = d["return_code"] = 0
-        d["pending_parents"] = d["created_us"] = d["changed_us"] = 0
-        d["_saved"] = None
         for k, v in fields.items():
-            if k == "parents":
+            f = _FIELD.get(k)
+            if f is not None and type(v) is f[2]:
+                d[k] = v  # the common case of __setattr__, inline
+            elif k == "parents":
                 self.parents = v
             elif k in _FIELD or k in ("environ", "data", "tags",
                                       "input_files"):
                 setattr(self, k, v)
             else:
                 raise TypeError("Job has no field %r" % k)
+
+    def __getattr__(self, k):
+        if k in _MUTABLE:
+            v = self.__dict__[k] = _MUTABLE[k]()
+            return v
+        raise AttributeError("Job has no attribute %r" % k)
+
+    def _all(self):
+        """Every attribute, defaults included, as a dict."""
+        d = dict(_DEFAULTS)
+        for k, mk in _MUTABLE.items():
+            d[k] = mk()
+        d.update(self.__dict__)
+        return d
 
     def __setattr__(self, k, v):
         if k == "parents":
@@ -313,11 +323,11 @@ class Job:
         d["pending_parents"] = st.pending_parents
         d["created_us"] = st.created_us
         d["changed_us"] = st.changed_us
-        d["_saved"] = j._snapshot()
+        d["_saved"] = t  # save() compares with it
         return j
 
     def _snapshot(self):
-        d = self.__dict__
+        d = self._all()
         snap = {f[0]: d[f[0]] for f in _JOB_FIELDS}
         snap["data"] = json.dumps(d["data"], sort_keys=True)
         snap["state"] = d["state"]
@@ -328,8 +338,8 @@ class Job:
 
     def _fill_spec(self, sp):
         """Writes this job's spec into the TaskSpec sp (only what is not
-        the schema's default: bulk_create calls it a million times)."""
-        d = self.__dict__
+        the schema's default)."""
+        d = self._all()
         if not d["name"]:
             raise ValueError("a task needs a name")
         if not d["application"]:
@@ -356,6 +366,57 @@ class Job:
             sp.input_files.extend(d["input_files"])
         if d["parent_ids"]:
             sp.parent_ids.extend(d["parent_ids"])
+
+    def _encode_spec(self, more_parents=()):
+        """This job's TaskSpec, packed: the bytes _fill_spec's message
+        packs to (see _encode.py), made ~5 times faster."""
+        d = self.__dict__
+        if not d.get("name"):
+            raise ValueError("a task needs a name")
+        if not d.get("application"):
+            raise ValueError("task %r: a task needs an application"
+                             % d["name"])
+        parts = []
+        add = parts.append
+        res = None
+        varint = enc.varint
+        for k, v in d.items():
+            p = _PLAN.get(k)
+            if p is None or (not v and (k != "data" or v is None)):
+                continue
+            where, kind, tag = p
+            if where == 1:  # Resources
+                if res is None:
+                    res = dict(_RES_DEFAULT)
+                res[k] = (tag + varint(v) if kind != "s" else
+                          enc.strfield(tag, v))
+            elif kind == "s":
+                b = v.encode()
+                add(tag + varint(len(b)) + b)
+            elif kind == "i":
+                add(tag + varint(v))
+            elif kind == "b":
+                add(tag + b"\x01")
+            elif k == "environ":
+                for ek, ev in v.items():
+                    add(enc.lenfield(enc.TAG_ENV, enc.strfield(
+                        enc.TAG_ENV_NAME, ek) + enc.strfield(
+                            enc.TAG_ENV_VALUE, ev)))
+            elif k == "data":
+                add(enc.strfield(enc.TAG_DATA, json.dumps(v)))
+            elif k in ("tags", "input_files"):
+                for t in v:
+                    add(enc.strfield(tag, t))
+        for k, b in _SPEC_DEFAULT_BYTES:
+            if k not in d:
+                add(b)
+        add(_RES_DEFAULT_BYTES if res is None else enc.lenfield(
+            enc.TAG_RES, b"".join(res.values())))
+        pids = d.get("parent_ids")
+        if pids or more_parents:
+            add(enc.packed(enc.TAG_PARENTS,
+                           list(pids or ()) + list(more_parents)))
+        return b"".join(parts)
 
     @staticmethod
     def _modify_value(k, v):
@@ -389,7 +450,7 @@ class Job:
             Job.objects.bulk_create([self], want_uuids=True)
             self.refresh_from_db()
             return self
-        old = self._saved or {}
+        old = Job._from_pb(self._saved)._snapshot() if self._saved else {}
         now = self._snapshot()
         for k in ("environ", "tags", "input_files"):
             if now[k] != old.get(k):
@@ -507,23 +568,25 @@ class JobManager:
         """Creates jobs in requests of ``batch_size`` (10,000) tasks, each
         all or none, and sets their ids (consecutive per request). A
         parent may be an unsaved Job earlier in the list. While one batch
-        is at the broker the next is encoded (another thread). Returns the
-        list. ``want_uuids``: also set their uuids (a larger reply; else
+        is at the broker the next is encoded (another thread).
+
+        Returns the list given; given another iterable (a generator), the
+        jobs are taken a batch at a time and not kept (a million Job
+        objects need over a GB), and the number created is returned.
+        ``want_uuids``: also set their uuids (a larger reply; else
         ``job.uuid`` is None until ``refresh_from_db()``).
 
-        On a refusal (CopalError naming "task I (NAME)" of the batch) the
+        On a refusal (CopalError naming "task I (NAME)" of its batch) the
         batches before it stay created: their jobs have ids."""
         import concurrent.futures
-        jobs = list(jobs)
+        import itertools
         bs = int(batch_size or self.batch_size)
         if bs <= 0:
             raise ValueError("batch_size must be positive")
-        for j in jobs:
-            if not isinstance(j, Job):
-                raise TypeError("bulk_create: %r is not a Job" % (j,))
-            if j.id is not None:
-                raise ValueError("bulk_create: %r is already saved" % (j,))
+        keep = isinstance(jobs, (list, tuple))
+        it = iter(jobs)
         conn = _conn()
+        total = 0
 
         def send(data, batch):
             c = conn.call_packed("create", data)
@@ -532,58 +595,83 @@ class JobManager:
                                  "broker made %d" % (len(batch), c.count),
                                  remote=False)
             for i, j in enumerate(batch):
-                j.__dict__["id"] = c.first_id + i
-                j.__dict__["state"] = ""
+                d = j.__dict__
+                d["id"] = c.first_id + i
+                if d.get("_parent_jobs"):
+                    d["parent_ids"] = d.get("parent_ids", []) + [
+                        p.id for p in d["_parent_jobs"]]
+                    d["_parent_jobs"] = []
             if want_uuids:
                 for j, u in zip(batch, c.uuids):
                     j.__dict__["uuid"] = u
 
         with concurrent.futures.ThreadPoolExecutor(1) as ex:
             fut = None
-            for start in range(0, len(jobs), bs):
-                batch = jobs[start:start + bs]
-                pos = {id(j): i for i, j in enumerate(batch)} if any(
-                    j._parent_jobs for j in batch) else None
-                if pos is not None and fut is not None and any(
+            start = 0
+            while True:
+                batch = list(itertools.islice(it, bs))
+                if not batch:
+                    break
+                for j in batch:
+                    if not isinstance(j, Job):
+                        raise TypeError("bulk_create: %r is not a Job" % (j,))
+                    if j.id is not None:
+                        raise ValueError("bulk_create: %r is already saved"
+                                         % (j,))
+                local = any(j.__dict__.get("_parent_jobs") for j in batch)
+                pos = {id(j): i for i, j in enumerate(batch)} if local else {}
+                if local and fut is not None and any(
                         id(p) not in pos for j in batch
-                        for p in j._parent_jobs):
+                        for p in j.__dict__.get("_parent_jobs", ())):
                     fut.result()  # a parent in the batch in flight
-                req = pb.Request()
-                cr = req.create
-                cr.want_uuids = want_uuids
-                tasks = cr.tasks
+                specs, lchild, lparent = [], [], []
                 for i, j in enumerate(batch):
-                    try:
-                        j._fill_spec(tasks.add())
-                    except (ValueError, TypeError) as e:
-                        raise type(e)("bulk_create: job %d: %s" % (
-                            start + i, e)) from None
-                    for p in j._parent_jobs:
-                        if id(p) in (pos or {}):
-                            cr.local_parent_child.append(i)
-                            cr.local_parent_parent.append(pos[id(p)])
+                    more = []
+                    for p in j.__dict__.get("_parent_jobs", ()):
+                        if id(p) in pos:
+                            lchild.append(i)
+                            lparent.append(pos[id(p)])
                         elif p.id is not None:
-                            tasks[i].parent_ids.append(p.id)
+                            more.append(p.id)
                         else:
                             raise ValueError(
                                 "bulk_create: job %d (%s): parent %r is not "
                                 "saved and not earlier in the list" % (
                                     start + i, j.name, p.name))
-                data = req.SerializeToString()
+                    try:
+                        specs.append(j._encode_spec(more))
+                    except (ValueError, TypeError) as e:
+                        raise type(e)("bulk_create: job %d: %s" % (
+                            start + i, e)) from None
+                data = enc.request(specs, lchild, lparent, want_uuids)
                 if fut is not None:
                     fut.result()
                 fut = ex.submit(send, data, batch)
+                start += len(batch)
+                total += len(batch)
             if fut is not None:
                 fut.result()
-        for j in jobs:
-            if j._parent_jobs:
-                j.__dict__["parent_ids"] = j.parent_ids + [
-                    p.id for p in j._parent_jobs]
-                j.__dict__["_parent_jobs"] = []
-        return jobs
+        return jobs if keep else total
 
 
 Job.objects = JobManager()
+for _k, _v in _DEFAULTS.items():
+    type.__setattr__(Job, _k, _v)
+_MUTABLE = {"environ": dict, "tags": list, "input_files": list,
+            "parent_ids": list, "_parent_jobs": list}
+# what _encode_spec writes: (0 TaskSpec | 1 Resources | 2 other, kind, tag)
+_PLAN = {n: (0, k, t) for n, k, t in _SPEC_PLAN}
+_PLAN.update({n: (1, k, t) for n, k, t in _RES_PLAN})
+_PLAN.update(environ=(2, "e", None), data=(2, "d", None),
+             tags=(2, "l", enc.TAG_TAGS), input_files=(2, "l", enc.TAG_INPUT))
+# a default the schema's zero is not, sent unless the job sets the field
+_SPEC_DEFAULT_BYTES = tuple(
+    (n, t + (b"\x01" if k == "b" else enc.varint(_DEFAULTS[n])))
+    for n, k, t in _SPEC_PLAN if _DEFAULTS[n])
+_RES_DEFAULT = {n: t + enc.varint(_DEFAULTS[n]) for n, k, t in _RES_PLAN
+                if _DEFAULTS[n] and k != "s"}
+_RES_DEFAULT_BYTES = enc.lenfield(enc.TAG_RES,
+                                  b"".join(_RES_DEFAULT.values()))
 
 
 # ------------------------------------------------------------ events

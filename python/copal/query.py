@@ -305,6 +305,44 @@ def _str(k, v):
 
 # ------------------------------------------------------------ the event log
 
+def _prefetched(gen):
+    """The items of gen, produced one ahead by another thread."""
+    import queue
+    import threading
+    q = queue.Queue(1)
+    stop = threading.Event()
+    END = object()
+
+    def run():
+        try:
+            for item in gen:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        pass
+                if stop.is_set():
+                    return
+            q.put((END, None))
+        except BaseException as e:  # handed to the reader
+            q.put((END, e))
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    try:
+        while True:
+            item, err = q.get()
+            if item is END:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+        th.join()
+
+
 def _time_us(k, t):
     if t is None:
         return 0
@@ -346,9 +384,7 @@ class EventQuery:
             _str("workflow", workflow)
         self.workflow = workflow or ""
 
-    def pages(self):
-        """The raw pages: lists of ``copal_pb2.Event`` (fastest)."""
-        from .models import Event  # noqa: F401 (import order)
+    def _fetch(self):
         conn = self._conn_fn()
         after = 0
         while True:
@@ -361,6 +397,14 @@ class EventQuery:
             if not rep.more or rep.last_seq <= after:
                 return
             after = rep.last_seq
+
+    def pages(self):
+        """The raw pages: sequences of ``copal_pb2.Event`` (fastest).
+
+        A thread fetches the next page while this one is read (the
+        client library releases the GIL while it waits for the broker):
+        one page waits at most."""
+        return _prefetched(self._fetch())
 
     def __iter__(self):
         from .models import Event

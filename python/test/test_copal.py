@@ -287,6 +287,43 @@ class TestCrud(BrokerCase):
         self.assertEqual(cm.exception.code, pb.STATUS_NOTFOUND)
         self.assertFalse(cm.exception.remote)
 
+    def test_encoder_matches_protobuf(self):
+        # bulk_create's own encoder (_encode.py) against the protobuf
+        # module's message built from the same jobs
+        J = copal.Job
+        jobs = [
+            J(name="plain", application="sim"),
+            J(name="all", workflow="w\u00e9", description="d", application="sim",
+              args="-x 1", environ={"A": "1", "B": "two"}, data={"k": [1]},
+              tags=["t1", "t2"], num_nodes=4, ranks_per_node=2,
+              threads_per_rank=3, threads_per_core=2, cpu_affinity="depth",
+              gpus_per_rank=1, node_packing_count=1, wall_time_minutes=30,
+              input_files=["*.dat"], stage_in_url="local:/in",
+              stage_out_files="*.out", stage_out_url="local:/out",
+              workdir="w/all", auto_timeout_retry=False,
+              post_error_handler=True, post_timeout_handler=True,
+              max_retries=0, priority=-5, timeout_seconds=600,
+              parents=[7, 9]),
+            J(name="zero", application="sim", data={}, num_nodes=1,
+              priority=2 ** 31 - 1),
+        ]
+        for j in jobs:
+            want = pb.TaskSpec()
+            j._fill_spec(want)
+            got = pb.TaskSpec()
+            got.ParseFromString(j._encode_spec())
+            self.assertEqual(got, want, j.name)
+        got = pb.TaskSpec()
+        got.ParseFromString(jobs[0]._encode_spec((3, 4)))
+        self.assertEqual(list(got.parent_ids), [3, 4])
+        req = pb.Request()
+        req.ParseFromString(copal._encode.request(
+            [j._encode_spec() for j in jobs], [2], [0], True))
+        self.assertEqual(len(req.create.tasks), 3)
+        self.assertEqual(list(req.create.local_parent_child), [2])
+        self.assertEqual(list(req.create.local_parent_parent), [0])
+        self.assertTrue(req.create.want_uuids)
+
     def test_strict_decoding(self):
         # every reply goes through _wire.decode, Python's protobuf: a
         # string that is not UTF-8 is refused, not passed on
