@@ -97,6 +97,14 @@ def library():
         lib.copal__reply__pack.restype = sz
         lib.cpl_reply_free.argtypes = [vp]
         lib.cpl_reply_free.restype = None
+        # a library before cpl_client_call_packed: unpack and repack
+        lib.copal_has_packed = hasattr(lib, "cpl_client_call_packed")
+        if lib.copal_has_packed:
+            lib.cpl_client_call_packed.argtypes = [
+                vp, cp, sz, ctypes.POINTER(vp), ctypes.POINTER(sz)]
+            lib.cpl_client_call_packed.restype = i
+            lib.cpl_packed_free.argtypes = [vp, sz]
+            lib.cpl_packed_free.restype = None
         _lib = lib
         return lib
 
@@ -165,6 +173,21 @@ class Connection:
         if not self._h:
             raise CopalError(pb.STATUS_INVAL, "the connection is closed",
                              remote=False)
+        if lib.copal_has_packed:
+            rep, n = ctypes.c_void_p(), ctypes.c_size_t()
+            with self._lock:
+                rv = lib.cpl_client_call_packed(self._h, data, len(data),
+                                                ctypes.byref(rep),
+                                                ctypes.byref(n))
+                if rv != 0:
+                    raise CopalError(rv,
+                                     lib.cpl_client_errmsg(self._h).decode(
+                                         "utf-8", "replace"), remote=False)
+            try:
+                raw = ctypes.string_at(rep, n.value)
+            finally:
+                lib.cpl_packed_free(rep, n)
+            return decode(raw, field)
         creq = lib.copal__request__unpack(None, len(data), data)
         if not creq:
             raise CopalError(pb.STATUS_PROTO, "the request does not encode",

@@ -299,30 +299,31 @@ class Job:
     def _from_pb(cls, t):
         j = cls.__new__(cls)
         d = j.__dict__
-        sp = t.spec
-        for name, _ in _SPEC_F:
-            d[name] = getattr(sp, name)
-        r = sp.resources
-        for name, _ in _RES_F:
-            v = getattr(r, name)
-            d[name] = v if v or name not in _RES_ZERO_IS_ONE else 1
-        d["environ"] = {e.name: e.value for e in sp.environ}
-        d["data"] = json.loads(sp.data_json) if sp.data_json else None
-        d["tags"] = list(sp.tags)
-        d["input_files"] = list(sp.input_files)
-        d["parent_ids"] = list(sp.parent_ids)
-        d["_parent_jobs"] = []
+        # only the fields the message has (ListFields, one call): the
+        # others are the class's defaults, but for those whose default
+        # is not the schema's zero
+        d.update(_ZERO_OVERRIDES)
+        for fd, v in t.spec.ListFields():
+            n = fd.name
+            if n == "resources":
+                for rfd, rv in v.ListFields():
+                    d[rfd.name] = rv
+            elif n == "environ":
+                d["environ"] = {e.name: e.value for e in v}
+            elif n == "data_json":
+                d["data"] = json.loads(v)
+            elif n in ("tags", "input_files", "parent_ids"):
+                d[n] = list(v)
+            else:
+                d[n] = v
         st = t.status
         d["id"] = t.id
         d["uuid"] = t.uuid
-        d["state"] = STATES[st.state] if st.state < len(STATES) else str(
-            st.state)
-        d["attempt"] = st.attempt
-        d["lease_id"] = st.lease_id
-        d["return_code"] = st.return_code
-        d["pending_parents"] = st.pending_parents
-        d["created_us"] = st.created_us
-        d["changed_us"] = st.changed_us
+        s = st.state
+        d["state"] = STATES[s] if s < len(STATES) else str(s)
+        for fd, v in st.ListFields():
+            if fd.name != "state":
+                d[fd.name] = v
         d["_saved"] = t  # save() compares with it
         return j
 
@@ -670,6 +671,7 @@ _SPEC_DEFAULT_BYTES = tuple(
     for n, k, t in _SPEC_PLAN if _DEFAULTS[n])
 _RES_DEFAULT = {n: t + enc.varint(_DEFAULTS[n]) for n, k, t in _RES_PLAN
                 if _DEFAULTS[n] and k != "s"}
+_ZERO_OVERRIDES = {n: type(v)() for n, v in _SPEC_F if v}
 _RES_DEFAULT_BYTES = enc.lenfield(enc.TAG_RES,
                                   b"".join(_RES_DEFAULT.values()))
 
