@@ -6,9 +6,12 @@ finds the database's socket or ``tls+tcp://`` URL, reads its token and
 TLS certificate, numbers requests under a random client id, and resends a
 request that got no answer with the *same* id (the broker answers a
 resent mutation with its stored reply). Python builds each request body
-with the schema's generated module (``copal_pb2``), the library unpacks it,
-adds the envelope and sends it; the reply comes back packed and is decoded
-by Python's protobuf, which refuses a string that is not valid UTF-8.
+with the schema's generated module (``copal_pb2``, or _encode.py for
+bulk_create) and hands it packed to ``cpl_client_call_packed``, which adds
+the envelope and sends it; the reply comes back packed and is decoded by
+Python's protobuf, which refuses a string that is not valid UTF-8. (A
+library without that call: the body is unpacked and the reply repacked
+by protobuf-c, the same messages.)
 
 ctypes releases the GIL during a call, so another thread can encode the
 next batch while one waits for the broker (``Job.objects.bulk_create``).

@@ -17,6 +17,13 @@ import tempfile
 import time
 import unittest
 
+try:
+    import google.protobuf  # noqa: F401 (Debian's python3-protobuf)
+except ImportError:
+    print("SKIP: %s has no google.protobuf (python3-protobuf)" %
+          sys.executable)
+    sys.exit(77)
+
 import copal
 from copal import copal_pb2 as pb
 
