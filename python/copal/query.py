@@ -222,7 +222,7 @@ class QuerySet:
         return self._conn_fn().call(
             "count", pb.CountRequest(filter=self._filter)).total
 
-    __len__ = count
+    # no __len__: list(qs) would ask the broker for a count first
 
     def by_state(self):
         """``{state name: count}`` of the selected tasks (nonzero only)."""
