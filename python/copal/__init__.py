@@ -22,7 +22,6 @@ the ``copal`` command. A request the broker refuses raises
 argument raises ValueError or TypeError before anything is sent.
 """
 
-import os
 import threading
 
 from ._wire import Connection

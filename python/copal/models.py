@@ -338,8 +338,9 @@ class Job:
         return snap
 
     def _fill_spec(self, sp):
-        """Writes this job's spec into the TaskSpec sp (only what is not
-        the schema's default)."""
+        """Writes this job's spec into the TaskSpec sp through the protobuf
+        module: the reference _encode_spec is tested against (only what is
+        not the schema's default)."""
         d = self._all()
         if not d["name"]:
             raise ValueError("a task needs a name")
