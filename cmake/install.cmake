@@ -99,5 +99,6 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # Build-time header users of the client library need at run time too:
 # copal.pb-c.h includes protobuf-c's header (libprotobuf-c-dev), but the
 # programs only need the shared libraries that shlibdeps finds.
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "libprotobuf-c-dev, libnng-dev, slurm-client")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS
+  "libprotobuf-c-dev, libnng-dev, slurm-client, python3-protobuf")
 include(CPack)

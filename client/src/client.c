@@ -289,12 +289,23 @@ send_recv(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
 	return rv;
 }
 
+// Records the outcome of a call's transport (0 or a local error).
+static void
+record_outcome(cpl_client *c, int rv);
+
 // A raw call: the reply as it came, or a local error (recorded).
 static int
 call(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
     Copal__Reply **reply)
 {
 	int rv = send_recv(c, req, attempts, timeout_ms, reply);
+	record_outcome(c, rv);
+	return rv;
+}
+
+static void
+record_outcome(cpl_client *c, int rv)
+{
 	if (rv == CPL_ETIMEOUT && c->tls) {
 		// NNG does not say why a TLS connection failed: name both
 		// possible reasons
@@ -303,10 +314,9 @@ call(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
 		    "or it and this client do not hold the same database "
 		    "certificate (tls.crt)", c->url);
 		set_err(c, rv, false, msg);
-		return rv;
+		return;
 	}
 	set_err(c, rv, false, NULL);
-	return rv;
 }
 
 int
@@ -360,4 +370,129 @@ cpl__call_typed(cpl_client *c, Copal__Request *req, const void *body,
 	}
 	*rep = r;
 	return 0;
+}
+
+// ---------------------------------------------------------------- packed
+
+// Reads a varint at p[*i..n); false when it runs past n or over 64 bits.
+static bool
+rd_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 64 && *i < n; shift += 7) {
+		uint8_t b = p[(*i)++];
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if ((b & 0x80) == 0)
+			return true;
+	}
+	return false;
+}
+
+// The request_id (field 2) of a packed Reply, found by skipping the other
+// top-level fields without unpacking them; 0 if absent or unreadable.
+static uint64_t
+packed_request_id(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+	uint64_t key, v, id = 0;
+	while (i < n) {
+		if (!rd_varint(p, n, &i, &key))
+			return 0;
+		switch (key & 7) {
+		case 0:
+			if (!rd_varint(p, n, &i, &v))
+				return 0;
+			if (key >> 3 == 2)
+				id = v; // the last one counts, as in protobuf
+			break;
+		case 1:
+			i += 8;
+			break;
+		case 2:
+			if (!rd_varint(p, n, &i, &v) || v > n - i)
+				return 0;
+			i += (size_t)v;
+			break;
+		case 5:
+			i += 4;
+			break;
+		default:
+			return 0;
+		}
+	}
+	return i == n ? id : 0;
+}
+
+int
+cpl_client_call_packed(cpl_client *c, const void *body, size_t body_len,
+    void **reply, size_t *reply_len)
+{
+	Copal__Request env = COPAL__REQUEST__INIT;
+	Copal__Credentials cred = COPAL__CREDENTIALS__INIT;
+	if (c == NULL || (body == NULL && body_len) || reply == NULL ||
+	    reply_len == NULL)
+		return CPL_EINVAL;
+	*reply = NULL;
+	*reply_len = 0;
+	int rv = connect_once(c);
+	if (rv != 0) {
+		record_outcome(c, rv);
+		return rv;
+	}
+	// the envelope packed alone, then the body: protobuf merges the
+	// fields of concatenated messages, so this is one Request
+	env.version = CPL_PROTOCOL_VERSION;
+	env.request_id = ++c->seq;
+	env.client_id.data = c->client_id;
+	env.client_id.len = sizeof(c->client_id);
+	if (c->token_len) {
+		cred.token.data = c->token;
+		cred.token.len = c->token_len;
+		env.credentials = &cred;
+	}
+	size_t head = copal__request__get_packed_size(&env);
+	uint8_t *buf = malloc(head + body_len);
+	if (buf == NULL) {
+		record_outcome(c, CPL_ENOMEM);
+		return CPL_ENOMEM;
+	}
+	copal__request__pack(&env, buf);
+	if (body_len)
+		memcpy(buf + head, body, body_len);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, c->timeout_ms);
+	nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, c->timeout_ms);
+	rv = CPL_ETIMEOUT;
+	// the same resend rule as send_recv: the same bytes, so the same
+	// request id and body
+	for (int a = 0; a < c->attempts; a++) {
+		void *rbuf = NULL;
+		size_t rlen = 0;
+		int e = nng_send(c->sock, buf, head + body_len, 0);
+		if (e == 0)
+			e = nng_recv(c->sock, &rbuf, &rlen, NNG_FLAG_ALLOC);
+		if (e != 0) {
+			rv = e == NNG_ETIMEDOUT ? CPL_ETIMEOUT : CPL_ECONNECT;
+			continue;
+		}
+		if (packed_request_id(rbuf, rlen) != env.request_id) {
+			nng_free(rbuf, rlen);
+			rv = CPL_EPROTO;
+			continue;
+		}
+		*reply = rbuf;
+		*reply_len = rlen;
+		rv = 0;
+		break;
+	}
+	explicit_bzero(buf, head);
+	free(buf);
+	record_outcome(c, rv);
+	return rv;
+}
+
+void
+cpl_packed_free(void *reply, size_t len)
+{
+	if (reply)
+		nng_free(reply, len);
 }

@@ -408,6 +408,96 @@ test_fake_broker(void **state)
 	pthread_join(th, NULL);
 }
 
+// cpl_client_call_packed: a body packed by the caller gets the envelope,
+// a request without an answer is resent byte for byte (the same client id
+// and request id), and the reply comes back packed.
+struct dropper {
+	nng_socket s;
+	void *first; // the first request, unanswered
+	size_t first_len;
+	bool same;   // the second request equals the first
+	uint64_t id;
+	size_t cid_len;
+	int body_case;
+};
+
+static void *
+dropper_main(void *arg)
+{
+	struct dropper *d = arg;
+	void *buf;
+	size_t len;
+	if (nng_recv(d->s, &d->first, &d->first_len, NNG_FLAG_ALLOC) != 0 ||
+	    nng_recv(d->s, &buf, &len, NNG_FLAG_ALLOC) != 0)
+		return NULL;
+	d->same = len == d->first_len && memcmp(buf, d->first, len) == 0;
+	Copal__Request *rq = copal__request__unpack(NULL, len, buf);
+	nng_free(buf, len);
+	if (rq == NULL)
+		return NULL;
+	d->id = rq->request_id;
+	d->cid_len = rq->client_id.len;
+	d->body_case = (int)rq->body_case;
+	Copal__Reply rep = COPAL__REPLY__INIT;
+	Copal__PingReply pr = COPAL__PING_REPLY__INIT;
+	pr.version = (char *)"fake";
+	rep.version = 1;
+	rep.request_id = rq->request_id;
+	rep.body_case = COPAL__REPLY__BODY_PING;
+	rep.ping = &pr;
+	copal__request__free_unpacked(rq, NULL);
+	uint8_t out[256];
+	size_t n = copal__reply__pack(&rep, out);
+	nng_send(d->s, out, n, 0);
+	return NULL;
+}
+
+static void
+test_packed_resend(void **state)
+{
+	(void)state;
+	struct dropper d;
+	pthread_t th;
+	char url[128];
+	memset(&d, 0, sizeof(d));
+	snprintf(url, sizeof(url), "ipc://%s/dropper", base);
+	assert_int_equal(nng_rep0_open(&d.s), 0);
+	assert_int_equal(nng_listen(d.s, url, NULL, 0), 0);
+	assert_int_equal(pthread_create(&th, NULL, dropper_main, &d), 0);
+	cpl_client *c = open_client(NULL, url, 300, 2);
+
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__PingRequest pq = COPAL__PING_REQUEST__INIT;
+	req.body_case = COPAL__REQUEST__BODY_PING;
+	req.ping = &pq;
+	uint8_t body[64];
+	size_t blen = copal__request__pack(&req, body);
+	void *rbuf;
+	size_t rlen;
+	assert_int_equal(cpl_client_call_packed(c, body, blen, &rbuf, &rlen), 0);
+	Copal__Reply *rep = copal__reply__unpack(NULL, rlen, rbuf);
+	cpl_packed_free(rbuf, rlen);
+	assert_non_null(rep);
+	assert_int_equal(rep->body_case, COPAL__REPLY__BODY_PING);
+	assert_string_equal(rep->ping->version, "fake");
+	assert_int_equal(rep->request_id, d.id);
+	cpl_reply_free(rep);
+	pthread_join(th, NULL);
+	assert_true(d.same);
+	assert_int_not_equal(d.id, 0);
+	assert_int_equal(d.cid_len, 16);
+	assert_int_equal(d.body_case, COPAL__REQUEST__BODY_PING);
+	nng_free(d.first, d.first_len);
+
+	// no answer after every attempt: the timeout, recorded as local
+	assert_int_equal(cpl_client_call_packed(c, body, blen, &rbuf, &rlen),
+	    CPL_ETIMEOUT);
+	assert_null(rbuf);
+	assert_false(cpl_client_err_remote(c));
+	cpl_client_close(c);
+	nng_close(d.s);
+}
+
 int
 main(void)
 {
@@ -416,6 +506,7 @@ main(void)
 		cmocka_unit_test(test_success_bodies),
 		cmocka_unit_test(test_no_broker),
 		cmocka_unit_test(test_fake_broker),
+		cmocka_unit_test(test_packed_resend),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -45,6 +45,11 @@ grep -qE '^\./usr/lib[^ ]*/libcopal-client\.so\.[0-9]+\.[0-9]+\.[0-9]+$' <<<"$li
 grep -qE '^\./usr/lib[^ ]*/libcopal-client\.a$' <<<"$list" || fail "package lacks the static library"
 grep -qE '^\./usr/lib[^ ]*/pkgconfig/copal-client\.pc$' <<<"$list" || fail "package lacks copal-client.pc"
 grep -qE '^\./usr/lib[^ ]*/cmake/copal/copalConfig\.cmake$' <<<"$list" || fail "package lacks the CMake config"
+# the Python package where Debian's python3 looks for /usr
+for f in __init__.py copal_pb2.py _config.py; do
+  grep -qxF "./usr/lib/python3/dist-packages/copal/$f" <<<"$list" ||
+    fail "package lacks usr/lib/python3/dist-packages/copal/$f"
+done
 ok "contents"
 
 # the programs run from the unpacked package
@@ -62,4 +67,13 @@ done
 libs=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --libs copal-client)
 [[ $libs == *"-L$T/root/usr/lib"* ]] || fail "pkg-config from the package: $libs"
 ok "programs and pkg-config from the unpacked package"
+# the Python package loads the package's own client library
+if /usr/bin/python3 -c 'import google.protobuf' 2>/dev/null; then
+  lib=$(cd / && PYTHONPATH=$T/root/usr/lib/python3/dist-packages \
+      /usr/bin/python3 -c 'import copal._wire as w; w.library(); print(w._library_path())') ||
+    fail "import copal from the unpacked package"
+  [[ $lib == "$T/root/usr/lib"*/libcopal-client.so.* && -e $lib ]] ||
+    fail "the packaged Python package loads $lib"
+  ok "import copal from the unpacked package"
+fi
 echo "deb_test: all passed"

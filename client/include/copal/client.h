@@ -84,6 +84,18 @@ int cpl_client_call(cpl_client *c, Copal__Request *req, Copal__Reply **reply);
 int cpl_client_call_once(cpl_client *c, Copal__Request *req, int timeout_ms,
     Copal__Reply **reply);
 
+// The same with the request and its reply packed: body is a packed
+// copal.Request holding its body only (fields 10 and up; programs in other
+// languages make it with their protobuf library); the library adds the
+// envelope (version, the next request id, client id, credentials) and
+// resends the same bytes like cpl_client_call. On success *reply is the
+// packed Reply (its request id checked, nothing else decoded; check its
+// status), freed with cpl_packed_free(*reply, *reply_len). Errors: as
+// cpl_client_call.
+int cpl_client_call_packed(cpl_client *c, const void *body, size_t body_len,
+    void **reply, size_t *reply_len);
+void cpl_packed_free(void *reply, size_t len);
+
 // A fresh random request id (never 0).
 uint64_t cpl_request_id(void);
 
