@@ -153,6 +153,7 @@ h_claim(hctx *h, cpl_txn *txn)
 				return CPL_ENOMEM;
 		}
 		ct->app = last_app;
+		ct->timeout_handler_due = t.timeout_handler_due;
 		ct->n_node_index = cc.v[i].nnodes;
 		ct->node_index = cc.v[i].nodes;
 		if (t.spec->n_parent_ids) {
@@ -210,7 +211,7 @@ h_report(hctx *h, cpl_txn *txn)
 		const Copal__StateReport *s = r->reports[i];
 		cpl_report cr = { s->task_id, r->lease_id, s->attempt,
 			(cpl_state)s->to_state, s->return_code, s->message,
-			s->node };
+			s->node, s->cut };
 		int rv = cpl_task_report(txn, &cr);
 		if (cpl_txn_error(txn))
 			return cpl_txn_error(txn);

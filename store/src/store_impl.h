@@ -115,13 +115,18 @@ struct meta {
 #define SF_AUTO_RETRY 1u
 #define SF_ERR_HANDLER 2u
 #define SF_TIMEOUT_HANDLER 4u
+// a wall-time cut interrupted the run: the timeout handler runs at the
+// next claim (issue 22)
+#define SF_HANDLER_DUE 8u
+// Cuts that do not count as attempts: at most this many (srec.cuts).
+#define CUTS_FREE_MAX 255u
 
 // The small record each transition rewrites.
 struct srec {
 	uint8_t ver;
 	uint8_t state;
 	uint8_t flags;
-	uint8_t pad;
+	uint8_t cuts;   // attempts cut by their launcher's end (not counted)
 	uint32_t attempt;
 	uint32_t pending;
 	int32_t priority;
@@ -220,6 +225,8 @@ struct cpl_txn {
 	size_t nwork, capwork;
 	// node of the launcher report being applied (for its event)
 	const char *node;
+	// the report being applied is a wall-time cut (cpl_report.cut)
+	bool cut;
 	// cached lease (reports come in batches under one lease)
 	uint64_t lease_id;
 	struct lrec lease;
@@ -575,6 +582,9 @@ task_fill(cpl_task *out, uint64_t id, const struct srec *r)
 	out->priority = r->priority;
 	out->created_us = r->created_us;
 	out->changed_us = r->changed_us;
+	out->cuts = r->cuts;
+	out->timeout_handler_due = (r->flags & SF_HANDLER_DUE) &&
+	    (r->flags & SF_TIMEOUT_HANDLER);
 }
 
 // Whether uuid u starts with a prefix parsed by cs_parse_prefix().

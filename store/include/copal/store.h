@@ -142,6 +142,12 @@ typedef struct cpl_task {
 	int32_t priority;
 	uint64_t created_us;
 	uint64_t changed_us;      // time of the last state change
+	// Attempts cut by their launcher's end (wall time, SIGTERM): they do
+	// not count against max_retries (at most 255 of them are free).
+	uint32_t cuts;
+	// The last run was cut before its timeout handler could run: the
+	// launcher that claims the task runs the handler first (issue 22).
+	bool timeout_handler_due;
 	// Filled only when asked (CPL_GET_SPEC); free with cpl_task_clear().
 	Copal__TaskSpec *spec;
 } cpl_task;
@@ -187,6 +193,12 @@ typedef struct cpl_report {
 	const char *message; // may be NULL; stored in the history event
 	const char *node;    // where it ran, e.g. "nid001/3" (node/slot);
 	                     // may be NULL; at most 255 bytes are kept
+	// RUN_TIMEOUT because the launcher ended (its wall time, SIGTERM),
+	// not the task's own timeout: not a failure. The attempt does not
+	// count against max_retries, the task goes back to RESTART_READY
+	// (whatever auto_timeout_retry says), and with a timeout handler the
+	// handler runs at its next claim (cpl_task.timeout_handler_due).
+	bool cut;
 } cpl_report;
 
 // Applies one report. Errors: CPL_EINVAL (txn or r NULL, txn read-only,
