@@ -380,6 +380,36 @@ h_count(hctx *h, cpl_txn *txn)
 
 // ---------------------------------------------------------------- modify
 
+// modify ID env K=V: sets K in the task's environment (replacing its
+// value), in a copy made in the request's arena (issue 22: a preprocess
+// sets its own task's environment).
+static int
+env_set(hctx *h, Copal__TaskSpec *sp, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	if (eq == NULL || eq == kv)
+		return CPL_EINVAL;
+	size_t nl = (size_t)(eq - kv);
+	Copal__EnvVar **v = arena_alloc(h->a,
+	    (sp->n_environ + 1) * sizeof(*v));
+	Copal__EnvVar *e = NEW(h, Copal__EnvVar, COPAL__ENV_VAR__INIT);
+	char *name = arena_alloc(h->a, nl + 1);
+	if (v == NULL || e == NULL || name == NULL)
+		return CPL_ENOMEM;
+	memcpy(name, kv, nl);
+	name[nl] = '\0';
+	e->name = name;
+	e->value = (char *)(eq + 1);
+	size_t n = 0;
+	for (size_t i = 0; i < sp->n_environ; i++)
+		if (strcmp(sp->environ[i]->name, name) != 0)
+			v[n++] = sp->environ[i];
+	v[n++] = e;
+	sp->environ = v;
+	sp->n_environ = n;
+	return 0;
+}
+
 int
 h_modify(hctx *h, cpl_txn *txn)
 {
@@ -398,7 +428,8 @@ h_modify(hctx *h, cpl_txn *txn)
 	if (strcmp(r->field, "state") == 0) {
 		if ((st = cpl_state_parse(r->value)) == CPL_STATE_NONE)
 			FAIL(h, CPL_EINVAL, "unknown state %s", r->value);
-	} else if ((fd = cpl_spec_find(r->field)) == NULL || !fd->modify) {
+	} else if ((fd = cpl_spec_find(r->field)) == NULL ||
+	    (!fd->modify && fd->type != CPL_SPEC_ENV)) {
 		FAIL(h, CPL_EINVAL, "unknown or unmodifiable field %s", r->field);
 	}
 	if ((rv = select_ids(h, txn, r->filter, &sel)) != 0) {
@@ -424,7 +455,9 @@ h_modify(hctx *h, cpl_txn *txn)
 			if (sp.resources)
 				res = *sp.resources;
 			sp.resources = &res;
-			if ((rv = cpl_spec_set(fd, &sp, r->value)) != 0) {
+			if ((rv = fd->type == CPL_SPEC_ENV ?
+			         env_set(h, &sp, r->value) :
+			         cpl_spec_set(fd, &sp, r->value)) != 0) {
 				snprintf(h->err, sizeof(h->err),
 				    "bad value %s for %s", r->value, fd->key);
 				break;

@@ -349,6 +349,7 @@ launcher_run(const launcher_opts *o)
 	logm(LL_NOTICE, "done: %llu task(s) run", (unsigned long long)L.started);
 	cpl_client_close(L.c);
 	cpl_client_close(L.cc);
+	task_reread_close();
 	close(L.sigfd);
 	free(L.tasks);
 	free(L.reps);

@@ -197,6 +197,16 @@ void fit_note_shape(launcher *L);
 // what it has; `when` starts the line.
 void fit_warn_unfit(launcher *L, const char *when);
 
+// ---------------------------------------------------------------- reread.c
+
+// After a preprocess: replaces the task's spec by the one the broker has
+// now (what the preprocess changed with `copal modify --lease`), keeping
+// the claim's placement (nodes, packing, GPUs). On failure the claimed
+// spec stays, with a warning. One query.
+void task_reread(launcher *L, ltask *t);
+// Closes reread's client (at the launcher's end).
+void task_reread_close(void);
+
 // ---------------------------------------------------------------- task.c
 
 // Takes a placed task through stage in and preprocess to its run.

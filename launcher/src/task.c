@@ -261,6 +261,7 @@ task_exited(launcher *L, ltask *t, int status)
 	case ST_PRE:
 		if (rc == 0) {
 			report(L, t, CPL_PREPROCESSED, 0, NULL);
+			task_reread(L, t); // its own edits apply to this run
 			start_run(L, t);
 		} else {
 			output_tail(t, tail, sizeof(tail));
