@@ -209,7 +209,8 @@ h_create(hctx *h, cpl_txn *txn)
 				    sp.name ? sp.name : "", cpl_strerror(rv));
 			// say which: the app or a parent
 			Copal__App *app = NULL;
-			if (cpl_app_get(txn, sp.application, &app) != 0)
+			if (sp.application && sp.application[0] &&
+			    cpl_app_get(txn, sp.application, &app) != 0)
 				FAIL(h, rv, "task %zu (%s): no app named %s", i,
 				    sp.name ? sp.name : "", sp.application);
 			copal__app__free_unpacked(app, NULL);

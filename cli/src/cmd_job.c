@@ -68,8 +68,10 @@ add_task(cpl_client *c, spec_buf *b, arena *a, bool yes, bool quiet,
 	int rc;
 	if ((rc = apps_fetch(c, &apps)) != 0)
 		goto out;
-	const Copal__App *app = apps_find(apps, b->sp.application);
-	if (app == NULL) {
+	// (a task with a direct command may have no app)
+	const Copal__App *app = b->sp.application && b->sp.application[0] ?
+	    apps_find(apps, b->sp.application) : NULL;
+	if (app == NULL && b->sp.application && b->sp.application[0]) {
 		rc = no_app(b->sp.application);
 		goto out;
 	}

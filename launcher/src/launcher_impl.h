@@ -155,7 +155,12 @@ int stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
 // they stay in the working directory).
 // Returns 0, or -1 with a message in err.
 int stage_out(ltask *t, char *err, size_t errlen);
-// The application's command line, through the MPI starter where needed.
+// The task's preprocess and postprocess (its own, or else its app's; may
+// be empty).
+const char *task_preprocess(const ltask *t);
+const char *task_postprocess(const ltask *t);
+// The application's command line (the task's direct command, or else its
+// app's executable, with its args), through the MPI starter where needed.
 // Returns 0, or -1 for a template that does not render.
 int stage_command(launcher *L, ltask *t, char *cmd, size_t len);
 // Start the task's preprocess, application, postprocess or handler

@@ -281,13 +281,35 @@ stage_workdir(launcher *L, ltask *t)
 	return e;
 }
 
+static bool
+set(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+const char *
+task_preprocess(const ltask *t)
+{
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	return set(sp->preprocess) ? sp->preprocess : t->ct->app->preprocess;
+}
+
+const char *
+task_postprocess(const ltask *t)
+{
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	return set(sp->postprocess) ? sp->postprocess : t->ct->app->postprocess;
+}
+
 int
 stage_command(launcher *L, ltask *t, char *cmd, size_t len)
 {
 	const Copal__TaskSpec *sp = t->ct->task->spec;
 	const Copal__Resources *res = sp->resources;
 	char base[16384];
-	snprintf(base, sizeof(base), "%s%s%s", t->ct->app->executable,
+	// a task's direct command is run instead of its app's executable
+	snprintf(base, sizeof(base), "%s%s%s",
+	    set(sp->command) ? sp->command : t->ct->app->executable,
 	    sp->args && sp->args[0] ? " " : "", sp->args ? sp->args : "");
 	uint32_t rpn = res && res->ranks_per_node ? res->ranks_per_node : 1;
 	uint32_t tpr = res && res->threads_per_rank ? res->threads_per_rank : 1;
@@ -308,7 +330,7 @@ stage_command(launcher *L, ltask *t, char *cmd, size_t len)
 int
 stage_start_pre(launcher *L, ltask *t)
 {
-	return proc_spawn(L, t, t->ct->app->preprocess,
+	return proc_spawn(L, t, task_preprocess(t),
 	    "COPAL_STAGE=preprocess", NULL);
 }
 
@@ -321,7 +343,7 @@ stage_start_run(launcher *L, ltask *t, const char *cmd)
 int
 stage_start_post(launcher *L, ltask *t)
 {
-	return proc_spawn(L, t, t->ct->app->postprocess,
+	return proc_spawn(L, t, task_postprocess(t),
 	    "COPAL_STAGE=postprocess", NULL);
 }
 
@@ -333,7 +355,7 @@ stage_start_handler(launcher *L, ltask *t)
 	// handler may well call copal)
 	const char *flag = t->after == CPL_RUN_ERROR ? "COPAL_ERROR=1" :
 	                                               "COPAL_TIMED_OUT=1";
-	return proc_spawn(L, t, t->ct->app->postprocess, flag,
+	return proc_spawn(L, t, task_postprocess(t), flag,
 	    "COPAL_STAGE=handler");
 }
 

@@ -178,7 +178,7 @@ task_start(launcher *L, ltask *t)
 		report(L, t, CPL_STAGED_IN, 0, "%s", note);
 	else if (did)
 		report(L, t, CPL_STAGED_IN, 0, NULL);
-	const char *pre = t->ct->app->preprocess;
+	const char *pre = task_preprocess(t);
 	if (pre && pre[0]) {
 		if ((e = stage_start_pre(L, t)) != 0) {
 			report(L, t, CPL_RUN_ERROR, -1,
@@ -199,7 +199,7 @@ static void
 start_post(launcher *L, ltask *t)
 {
 	const Copal__TaskSpec *sp = t->ct->task->spec;
-	const char *post = t->ct->app->postprocess;
+	const char *post = task_postprocess(t);
 	char err[1024];
 	int e;
 	if (t->after == CPL_RUN_DONE) {
@@ -227,7 +227,8 @@ start_post(launcher *L, ltask *t)
 	if (handler) {
 		if (!post || !post[0])
 			report(L, t, CPL_FAILED, -1, "a handler is asked for "
-			    "but app %s has no postprocess", t->ct->app->name);
+			    "but neither the task nor its app %s has a "
+			    "postprocess", t->ct->app->name);
 		else if ((e = stage_start_handler(L, t)) == 0) {
 			t->stage = ST_HANDLER;
 			return;
