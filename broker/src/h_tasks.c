@@ -602,17 +602,82 @@ h_kill(hctx *h, cpl_txn *txn)
 	return 0;
 }
 
+// The uuid of a task for a message, or "#ID" when it does not exist.
+static const char *
+dep_name(hctx *h, cpl_txn *txn, uint64_t id, char *buf)
+{
+	cpl_task t;
+	if (cpl_task_get(txn, id, 0, &t) == 0)
+		cpl_uuid_format(t.uuid, buf);
+	else
+		snprintf(buf, 37, "#%" PRIu64, id);
+	(void)h;
+	return buf;
+}
+
+// copal dep --remove / --replace (issue 22): all or nothing.
+static int
+dep_change(hctx *h, cpl_txn *txn, const Copal__AddDependencyRequest *r)
+{
+	char cu[37], pu[37];
+	cpl_task t;
+	int rv;
+	if (r->remove && r->replace)
+		FAIL(h, CPL_EINVAL, "remove or replace, not both");
+	if (cpl_task_get(txn, r->child_id, 0, &t) != 0)
+		FAIL(h, CPL_ENOTFOUND, "no task with id %" PRIu64, r->child_id);
+	dep_name(h, txn, r->child_id, cu);
+	if (r->remove) {
+		if (cpl_task_get(txn, r->parent_id, 0, &t) != 0)
+			FAIL(h, CPL_ENOTFOUND, "no task with id %" PRIu64,
+			    r->parent_id);
+		dep_name(h, txn, r->parent_id, pu);
+		if ((rv = cpl_dep_remove(txn, r->parent_id, r->child_id)) != 0)
+			FAIL(h, rv, "cannot remove %s -> %s: %s (nothing was "
+			    "changed)", pu, cu, rv == CPL_ENOTFOUND ?
+			    "it is not a parent of the task" :
+			    rv == CPL_EBADSTATE || rv == CPL_EBUSY ?
+			    "the child has already started" : cpl_strerror(rv));
+		return 0;
+	}
+	if (r->n_parent_ids > 65535)
+		FAIL(h, CPL_EINVAL, "more than 65535 parents");
+	for (size_t i = 0; i < r->n_parent_ids; i++) {
+		if (r->parent_ids[i] == r->child_id)
+			FAIL(h, CPL_EINVAL, "a task cannot depend on itself "
+			    "(nothing was changed)");
+		if (cpl_task_get(txn, r->parent_ids[i], 0, &t) != 0)
+			FAIL(h, CPL_ENOTFOUND, "no task with id %" PRIu64
+			    " (nothing was changed)", r->parent_ids[i]);
+	}
+	rv = cpl_dep_replace(txn, r->child_id, r->parent_ids, r->n_parent_ids);
+	if (rv)
+		FAIL(h, rv, "cannot replace the parents of %s: %s%s (nothing "
+		    "was changed)", cu, cpl_strerror(rv),
+		    rv == CPL_EBADSTATE || rv == CPL_EBUSY ?
+		    ": the task has already started" :
+		    rv == CPL_EINVAL ? ": a parent given twice" : "");
+	return 0;
+}
+
 int
 h_add_dependency(hctx *h, cpl_txn *txn)
 {
 	const Copal__AddDependencyRequest *r = h->req->add_dependency;
+	int rv;
+	if (r->remove || r->replace) {
+		if ((rv = dep_change(h, txn, r)) != 0)
+			return rv;
+		goto reply;
+	}
 	if (r->parent_id == r->child_id)
 		FAIL(h, CPL_EINVAL, "a task cannot depend on itself");
-	int rv = cpl_dep_add(txn, r->parent_id, r->child_id);
+	rv = cpl_dep_add(txn, r->parent_id, r->child_id);
 	if (rv)
 		FAIL(h, rv, "dependency %" PRIu64 " -> %" PRIu64 ": %s%s",
 		    r->parent_id, r->child_id, cpl_strerror(rv),
 		    rv == CPL_EBADSTATE ? ": the child has already started" : "");
+reply:;
 	Copal__AddDependencyReply *rep =
 	    NEW(h, Copal__AddDependencyReply, COPAL__ADD_DEPENDENCY_REPLY__INIT);
 	if (rep == NULL)

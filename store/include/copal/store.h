@@ -241,7 +241,7 @@ int cpl_task_kill(cpl_txn *txn, uint64_t id, const char *message,
 int cpl_task_update_spec(cpl_txn *txn, uint64_t id, const Copal__TaskSpec *spec);
 // The same for a task held by lease (nonzero): a stage of the task (its
 // handler, preprocess or postprocess) edits its own spec; the launcher
-// sees the change at the next claim. Errors as above, and CPL_EBUSY
+// reads it again after a preprocess, else sees it at the next claim. Errors as above, and CPL_EBUSY
 // (held by another lease), CPL_ESTALE (not held).
 int cpl_task_update_spec_held(cpl_txn *txn, uint64_t id,
     const Copal__TaskSpec *spec, uint64_t lease);
@@ -260,6 +260,20 @@ int cpl_task_delete(cpl_txn *txn, uint64_t id);
 // CPL_ECYCLE (child is an ancestor of parent), CPL_ENOMEM, CPL_ETOOBIG (the
 // child's spec would pass 1 MiB; this one poisons the transaction).
 int cpl_dep_add(cpl_txn *txn, uint64_t parent, uint64_t child);
+
+// Removes a dependency (issue 22). The child must not have started, as for
+// cpl_dep_add. A child left with no unfinished parent goes from
+// AWAITING_PARENTS to READY ("parent X removed"); otherwise the removal is
+// an event with no change of state. Errors: CPL_EINVAL, CPL_ENOTFOUND (no
+// such task, or parent is not a parent of child), CPL_EBUSY /
+// CPL_EBADSTATE (the child has started), CPL_ENOMEM.
+int cpl_dep_remove(cpl_txn *txn, uint64_t parent, uint64_t child);
+// Replaces child's parents by ids[0..n) (n may be 0): parents not in ids
+// are removed, new ones added (cpl_dep_remove, cpl_dep_add: their events
+// and state changes), all or nothing. Errors: those of both, and
+// CPL_EINVAL (a duplicate, or child itself, in ids), CPL_ECYCLE.
+int cpl_dep_replace(cpl_txn *txn, uint64_t child, const uint64_t *ids,
+    size_t n);
 
 // Calls fn for each child (or parent) id of a task, in id order. A non-zero
 // return from fn stops the walk and is returned. A task without links (or
