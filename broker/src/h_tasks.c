@@ -587,7 +587,10 @@ h_kill(hctx *h, cpl_txn *txn)
 	}
 	for (size_t i = 0; i < sel.n && rv == 0; i++) {
 		uint64_t n = 0;
-		rv = cpl_task_kill(txn, sel.v[i], "killed by user", &n);
+		// --recursive: the subtree is the user's kill (issue 22)
+		rv = h->req->kill->recursive ?
+		    cpl_task_kill_tree(txn, sel.v[i], "killed by user", &n) :
+		    cpl_task_kill(txn, sel.v[i], "killed by user", &n);
 		total += n;
 	}
 	free(sel.v);

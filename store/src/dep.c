@@ -163,3 +163,61 @@ cpl_dep_replace(cpl_txn *t, uint64_t child, const uint64_t *ids, size_t n)
 	// all or nothing: a refusal half way leaves the parents as they were
 	return cpl_txn_sub(t, replace_fn, &a);
 }
+
+int
+cpl_task_kill_tree(cpl_txn *t, uint64_t id, const char *msg, uint64_t *killed)
+{
+	cpl_ids q = { NULL, 0, 0 };
+	uint64_t n = 0;
+	int rv;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	struct srec r;
+	if ((rv = srec_get(t, id, &r)) != 0)
+		return rv;
+	// the task and every descendant (through finished ones too), each
+	// once: a DAG may reach a task by several paths
+	if ((rv = cpl_ids_push(&q, id)) != 0)
+		return rv;
+	for (size_t i = 0; i < q.n && rv == 0; i++) {
+		size_t before = q.n;
+		if ((rv = cs_pair_walk(t, DB_CHILD, q.v[i], cs_idvec_cb,
+		         &q)) != 0)
+			break;
+		size_t w = before;
+		for (size_t j = before; j < q.n; j++) {
+			bool dup = false;
+			for (size_t m = 0; m < w && !dup; m++)
+				dup = m != j && q.v[m] == q.v[j];
+			if (!dup)
+				q.v[w++] = q.v[j];
+		}
+		q.n = w;
+	}
+	char m[320], label[128];
+	cs_task_label(t, id, r.uuid, label, sizeof(label));
+	snprintf(m, sizeof(m), "%s (with its ancestor %s)",
+	    msg ? msg : "killed by user", label);
+	// All become USER_KILLED before the queued cascades run: those find
+	// the descendants final and pass (cs_drain's only_from mask).
+	for (size_t i = 0; i < q.n && rv == 0; i++) {
+		if ((rv = srec_get(t, q.v[i], &r)) != 0)
+			break;
+		if (cpl_state_is_final((cpl_state)r.state))
+			continue;
+		rv = cs_transition(t, q.v[i], &r, CPL_USER_KILLED, CPL_BY_USER,
+		    0, i == 0 ? (msg ? msg : "killed by user") : m);
+		if (rv == 0)
+			n++;
+	}
+	free(q.v);
+	if (rv)
+		return fail(t, rv);
+	if ((rv = cs_drain(t, NULL)) != 0)
+		return rv;
+	if (killed)
+		*killed = n;
+	return 0;
+}

@@ -274,6 +274,13 @@ int cpl_dep_remove(cpl_txn *txn, uint64_t parent, uint64_t child);
 // CPL_EINVAL (a duplicate, or child itself, in ids), CPL_ECYCLE.
 int cpl_dep_replace(cpl_txn *txn, uint64_t child, const uint64_t *ids,
     size_t n);
+// Kills a task and all its descendants (copal killjob --recursive, issue
+// 22): each unfinished one becomes USER_KILLED, as Balsam's kill of a
+// subtree; a failure's descendants still become PARENT_KILLED. Held tasks
+// get kill notices as for cpl_task_kill. *killed (may be NULL): how many
+// changed state. Errors: CPL_EINVAL, CPL_ENOTFOUND, CPL_ENOMEM.
+int cpl_task_kill_tree(cpl_txn *txn, uint64_t id, const char *message,
+    uint64_t *killed);
 
 // Calls fn for each child (or parent) id of a task, in id order. A non-zero
 // return from fn stops the walk and is returned. A task without links (or
