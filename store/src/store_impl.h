@@ -166,9 +166,16 @@ struct evrec {
 	uint8_t to;
 	uint16_t msglen;
 	uint8_t nodelen;
-	uint8_t pad[3];
+	uint8_t skipped;  // EV_SKIP_* stages a launcher's move passed over
+	uint8_t pad[2];
 	// node bytes, then message bytes follow, no NULs
 };
+// Stages a launcher's report jumped over (issue 22: Balsam records each
+// stage; copal records the skipped ones on the event that passed them,
+// at no cost: no extra write).
+#define EV_SKIP_STAGED_IN 1u
+#define EV_SKIP_PREPROCESSED 2u
+#define EV_SKIP_POSTPROCESSED 4u
 _Static_assert(sizeof(struct evrec) == 40, "evrec layout");
 
 struct lrec {
@@ -227,6 +234,8 @@ struct cpl_txn {
 	const char *node;
 	// the report being applied is a wall-time cut (cpl_report.cut)
 	bool cut;
+	// EV_SKIP_* of the next event written (cs_transition sets it)
+	uint8_t ev_skipped;
 	// cached lease (reports come in batches under one lease)
 	uint64_t lease_id;
 	struct lrec lease;

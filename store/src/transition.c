@@ -116,6 +116,36 @@ children_follow(cpl_txn *t, uint64_t id, cpl_state to, cpl_state from)
 	return rv;
 }
 
+// The stages of the path READY -> STAGED_IN -> PREPROCESSED -> RUNNING ->
+// RUN_DONE -> POSTPROCESSED -> JOB_FINISHED that a launcher's move from
+// one state of it to a later one passes over (EV_SKIP_*).
+static uint8_t
+skipped_stages(cpl_state from, cpl_state to)
+{
+	static const cpl_state path[] = { CPL_READY, CPL_STAGED_IN,
+		CPL_PREPROCESSED, CPL_RUNNING, CPL_RUN_DONE, CPL_POSTPROCESSED,
+		CPL_JOB_FINISHED };
+	int a = -1, b = -1;
+	if (from == CPL_RESTART_READY)
+		from = CPL_READY;
+	for (int i = 0; i < (int)(sizeof(path) / sizeof(path[0])); i++) {
+		if (path[i] == from)
+			a = i;
+		if (path[i] == to)
+			b = i;
+	}
+	uint8_t m = 0;
+	for (int i = a + 1; a >= 0 && i < b; i++) {
+		if (path[i] == CPL_STAGED_IN)
+			m |= EV_SKIP_STAGED_IN;
+		else if (path[i] == CPL_PREPROCESSED)
+			m |= EV_SKIP_PREPROCESSED;
+		else if (path[i] == CPL_POSTPROCESSED)
+			m |= EV_SKIP_POSTPROCESSED;
+	}
+	return m;
+}
+
 // The one place a task's state changes: history event, state index,
 // counters, run queue, lease, and queued bookkeeping. r is the task's
 // current record; it is updated and written.
@@ -129,6 +159,8 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 
 	if (!cpl_transition_allowed(from, to, actor))
 		return CPL_EBADSTATE;
+	if (actor == CPL_BY_LAUNCHER)
+		t->ev_skipped = skipped_stages(from, to);
 	// a launcher's report says where the task ran
 	if ((rv = cs_event_write(t, id, from, to, r->attempt, r->lease, rc, msg,
 	         actor == CPL_BY_LAUNCHER ? t->node : NULL, false)) != 0)

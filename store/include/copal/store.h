@@ -520,6 +520,10 @@ typedef struct cpl_event {
 	int32_t return_code;
 	const char *message;  // NUL-terminated, valid during the callback
 	const char *node;     // as reported ("" if none), same validity
+	// Stages this move of a launcher passed over (1u << state): READY ->
+	// RUNNING skips STAGED_IN and PREPROCESSED when there was nothing to
+	// stage in and no preprocess, RUN_DONE -> JOB_FINISHED POSTPROCESSED.
+	unsigned skipped;
 } cpl_event;
 
 typedef int (*cpl_event_fn)(const cpl_event *e, void *arg);
