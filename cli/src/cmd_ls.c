@@ -281,15 +281,7 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 				    "to", cpl_state_name((int)e->to_state),
 				    "attempt", (int)e->attempt, "return_code",
 				    (int)e->return_code, "message", e->message);
-				// stages the move passed over (issue 22)
-				if (ev && e->n_skipped) {
-					json_t *sk = json_array();
-					for (size_t s = 0; s < e->n_skipped; s++)
-						json_array_append_new(sk,
-						    json_string(cpl_state_name(
-						        (int)e->skipped[s])));
-					json_object_set_new(ev, "skipped", sk);
-				}
+				event_skipped_json(ev, e);
 				json_array_append_new(evs, ev);
 			}
 			json_object_set_new(o, "events", evs);
@@ -310,12 +302,8 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 				    cpl_state_name((int)e->from_state),
 				    cpl_state_name((int)e->to_state));
 				if (e->n_skipped) {
-					printf("[%s] %-34s(skipped", tb, tr);
-					for (size_t s = 0; s < e->n_skipped; s++)
-						printf("%s %s", s ? "," : "",
-						    cpl_state_name(
-						        (int)e->skipped[s]));
-					printf(")%s", e->message[0] ? " " : "");
+					printf("[%s] %-34s", tb, tr);
+					event_skipped_print(e);
 					if (e->message[0])
 						print_message(e->message);
 				} else if (e->message[0]) {
