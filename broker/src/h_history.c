@@ -122,6 +122,17 @@ ev_push(struct ev_ctx *c, const cpl_event *e)
 	w->attempt = e->attempt;
 	w->lease_id = e->lease;
 	w->return_code = e->return_code;
+	if (e->skipped) {
+		w->skipped = arena_alloc(c->h->a, 3 * sizeof(*w->skipped));
+		if (w->skipped == NULL)
+			return CPL_ENOMEM;
+		static const cpl_state stages[] = { CPL_STAGED_IN,
+			CPL_PREPROCESSED, CPL_POSTPROCESSED };
+		for (size_t i = 0; i < 3; i++)
+			if (e->skipped & (1u << stages[i]))
+				w->skipped[w->n_skipped++] =
+				    (Copal__TaskState)stages[i];
+	}
 	c->v[c->n++] = w;
 	return 0;
 }

@@ -143,7 +143,13 @@ h_claim(hctx *h, cpl_txn *txn)
 			return rv;
 		if ((ct->task = task_wire(h, &t, t.spec)) == NULL)
 			return CPL_ENOMEM;
-		if (last_app == NULL ||
+		if (t.spec->application == NULL ||
+		    t.spec->application[0] == '\0') {
+			// a direct command (TaskSpec.command): no app record
+			ct->app = NEW(h, Copal__App, COPAL__APP__INIT);
+			if (ct->app == NULL)
+				return CPL_ENOMEM;
+		} else if (last_app == NULL ||
 		    strcmp(last_app->name, t.spec->application) != 0) {
 			if ((rv = cpl_app_get(txn, t.spec->application,
 			         &last_app)) != 0)
@@ -151,8 +157,11 @@ h_claim(hctx *h, cpl_txn *txn)
 				    t.spec->application, t.id, cpl_strerror(rv));
 			if (arena_defer(h->a, free_app, last_app) != 0)
 				return CPL_ENOMEM;
+			ct->app = last_app;
+		} else {
+			ct->app = last_app;
 		}
-		ct->app = last_app;
+		ct->timeout_handler_due = t.timeout_handler_due;
 		ct->n_node_index = cc.v[i].nnodes;
 		ct->node_index = cc.v[i].nodes;
 		if (t.spec->n_parent_ids) {
@@ -210,7 +219,7 @@ h_report(hctx *h, cpl_txn *txn)
 		const Copal__StateReport *s = r->reports[i];
 		cpl_report cr = { s->task_id, r->lease_id, s->attempt,
 			(cpl_state)s->to_state, s->return_code, s->message,
-			s->node };
+			s->node, s->cut };
 		int rv = cpl_task_report(txn, &cr);
 		if (cpl_txn_error(txn))
 			return cpl_txn_error(txn);

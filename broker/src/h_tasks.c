@@ -209,7 +209,8 @@ h_create(hctx *h, cpl_txn *txn)
 				    sp.name ? sp.name : "", cpl_strerror(rv));
 			// say which: the app or a parent
 			Copal__App *app = NULL;
-			if (cpl_app_get(txn, sp.application, &app) != 0)
+			if (sp.application && sp.application[0] &&
+			    cpl_app_get(txn, sp.application, &app) != 0)
 				FAIL(h, rv, "task %zu (%s): no app named %s", i,
 				    sp.name ? sp.name : "", sp.application);
 			copal__app__free_unpacked(app, NULL);
@@ -380,6 +381,36 @@ h_count(hctx *h, cpl_txn *txn)
 
 // ---------------------------------------------------------------- modify
 
+// modify ID env K=V: sets K in the task's environment (replacing its
+// value), in a copy made in the request's arena (issue 22: a preprocess
+// sets its own task's environment).
+static int
+env_set(hctx *h, Copal__TaskSpec *sp, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	if (eq == NULL || eq == kv)
+		return CPL_EINVAL;
+	size_t nl = (size_t)(eq - kv);
+	Copal__EnvVar **v = arena_alloc(h->a,
+	    (sp->n_environ + 1) * sizeof(*v));
+	Copal__EnvVar *e = NEW(h, Copal__EnvVar, COPAL__ENV_VAR__INIT);
+	char *name = arena_alloc(h->a, nl + 1);
+	if (v == NULL || e == NULL || name == NULL)
+		return CPL_ENOMEM;
+	memcpy(name, kv, nl);
+	name[nl] = '\0';
+	e->name = name;
+	e->value = (char *)(eq + 1);
+	size_t n = 0;
+	for (size_t i = 0; i < sp->n_environ; i++)
+		if (strcmp(sp->environ[i]->name, name) != 0)
+			v[n++] = sp->environ[i];
+	v[n++] = e;
+	sp->environ = v;
+	sp->n_environ = n;
+	return 0;
+}
+
 int
 h_modify(hctx *h, cpl_txn *txn)
 {
@@ -398,7 +429,8 @@ h_modify(hctx *h, cpl_txn *txn)
 	if (strcmp(r->field, "state") == 0) {
 		if ((st = cpl_state_parse(r->value)) == CPL_STATE_NONE)
 			FAIL(h, CPL_EINVAL, "unknown state %s", r->value);
-	} else if ((fd = cpl_spec_find(r->field)) == NULL || !fd->modify) {
+	} else if ((fd = cpl_spec_find(r->field)) == NULL ||
+	    (!fd->modify && fd->type != CPL_SPEC_ENV)) {
 		FAIL(h, CPL_EINVAL, "unknown or unmodifiable field %s", r->field);
 	}
 	if ((rv = select_ids(h, txn, r->filter, &sel)) != 0) {
@@ -424,7 +456,9 @@ h_modify(hctx *h, cpl_txn *txn)
 			if (sp.resources)
 				res = *sp.resources;
 			sp.resources = &res;
-			if ((rv = cpl_spec_set(fd, &sp, r->value)) != 0) {
+			if ((rv = fd->type == CPL_SPEC_ENV ?
+			         env_set(h, &sp, r->value) :
+			         cpl_spec_set(fd, &sp, r->value)) != 0) {
 				snprintf(h->err, sizeof(h->err),
 				    "bad value %s for %s", r->value, fd->key);
 				break;
@@ -553,7 +587,10 @@ h_kill(hctx *h, cpl_txn *txn)
 	}
 	for (size_t i = 0; i < sel.n && rv == 0; i++) {
 		uint64_t n = 0;
-		rv = cpl_task_kill(txn, sel.v[i], "killed by user", &n);
+		// --recursive: the subtree is the user's kill (issue 22)
+		rv = h->req->kill->recursive ?
+		    cpl_task_kill_tree(txn, sel.v[i], "killed by user", &n) :
+		    cpl_task_kill(txn, sel.v[i], "killed by user", &n);
 		total += n;
 	}
 	free(sel.v);
@@ -568,17 +605,82 @@ h_kill(hctx *h, cpl_txn *txn)
 	return 0;
 }
 
+// The uuid of a task for a message, or "#ID" when it does not exist.
+static const char *
+dep_name(hctx *h, cpl_txn *txn, uint64_t id, char *buf)
+{
+	cpl_task t;
+	if (cpl_task_get(txn, id, 0, &t) == 0)
+		cpl_uuid_format(t.uuid, buf);
+	else
+		snprintf(buf, 37, "#%" PRIu64, id);
+	(void)h;
+	return buf;
+}
+
+// copal dep --remove / --replace (issue 22): all or nothing.
+static int
+dep_change(hctx *h, cpl_txn *txn, const Copal__AddDependencyRequest *r)
+{
+	char cu[37], pu[37];
+	cpl_task t;
+	int rv;
+	if (r->remove && r->replace)
+		FAIL(h, CPL_EINVAL, "remove or replace, not both");
+	if (cpl_task_get(txn, r->child_id, 0, &t) != 0)
+		FAIL(h, CPL_ENOTFOUND, "no task with id %" PRIu64, r->child_id);
+	dep_name(h, txn, r->child_id, cu);
+	if (r->remove) {
+		if (cpl_task_get(txn, r->parent_id, 0, &t) != 0)
+			FAIL(h, CPL_ENOTFOUND, "no task with id %" PRIu64,
+			    r->parent_id);
+		dep_name(h, txn, r->parent_id, pu);
+		if ((rv = cpl_dep_remove(txn, r->parent_id, r->child_id)) != 0)
+			FAIL(h, rv, "cannot remove %s -> %s: %s (nothing was "
+			    "changed)", pu, cu, rv == CPL_ENOTFOUND ?
+			    "it is not a parent of the task" :
+			    rv == CPL_EBADSTATE || rv == CPL_EBUSY ?
+			    "the child has already started" : cpl_strerror(rv));
+		return 0;
+	}
+	if (r->n_parent_ids > 65535)
+		FAIL(h, CPL_EINVAL, "more than 65535 parents");
+	for (size_t i = 0; i < r->n_parent_ids; i++) {
+		if (r->parent_ids[i] == r->child_id)
+			FAIL(h, CPL_EINVAL, "a task cannot depend on itself "
+			    "(nothing was changed)");
+		if (cpl_task_get(txn, r->parent_ids[i], 0, &t) != 0)
+			FAIL(h, CPL_ENOTFOUND, "no task with id %" PRIu64
+			    " (nothing was changed)", r->parent_ids[i]);
+	}
+	rv = cpl_dep_replace(txn, r->child_id, r->parent_ids, r->n_parent_ids);
+	if (rv)
+		FAIL(h, rv, "cannot replace the parents of %s: %s%s (nothing "
+		    "was changed)", cu, cpl_strerror(rv),
+		    rv == CPL_EBADSTATE || rv == CPL_EBUSY ?
+		    ": the task has already started" :
+		    rv == CPL_EINVAL ? ": a parent given twice" : "");
+	return 0;
+}
+
 int
 h_add_dependency(hctx *h, cpl_txn *txn)
 {
 	const Copal__AddDependencyRequest *r = h->req->add_dependency;
+	int rv;
+	if (r->remove || r->replace) {
+		if ((rv = dep_change(h, txn, r)) != 0)
+			return rv;
+		goto reply;
+	}
 	if (r->parent_id == r->child_id)
 		FAIL(h, CPL_EINVAL, "a task cannot depend on itself");
-	int rv = cpl_dep_add(txn, r->parent_id, r->child_id);
+	rv = cpl_dep_add(txn, r->parent_id, r->child_id);
 	if (rv)
 		FAIL(h, rv, "dependency %" PRIu64 " -> %" PRIu64 ": %s%s",
 		    r->parent_id, r->child_id, cpl_strerror(rv),
 		    rv == CPL_EBADSTATE ? ": the child has already started" : "");
+reply:;
 	Copal__AddDependencyReply *rep =
 	    NEW(h, Copal__AddDependencyReply, COPAL__ADD_DEPENDENCY_REPLY__INIT);
 	if (rep == NULL)

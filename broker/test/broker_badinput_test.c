@@ -434,7 +434,7 @@ test_nul_hidden_by_negative_int32(void **state)
 	UNCHANGED(f, "a NUL byte hidden by a 5-byte negative int32");
 }
 
-// A create of n empty TaskSpecs: 2 bytes each on the wire, about 200
+// A create of n empty TaskSpecs: 2 bytes each on the wire, about 230
 // bytes each once decoded.
 static void
 w_empty_specs(bh_wbuf *rq, int n, uint64_t reqid)
@@ -453,10 +453,10 @@ test_expansion(void **state)
 {
 	struct fx *f = *state;
 	bh_wbuf rq = { 0 };
-	// control: 5,000 of them (a 10 KB message, about 1 MB decoded) fit
-	// the budget's 1 MiB floor, decode, and are refused by the handler
-	// (empty names); so a refusal of 100,000 is the budget's
-	w_empty_specs(&rq, 5000, 3999);
+	// control: 4,000 of them (an 8 KB message, about 0.9 MB decoded)
+	// fit the budget's 1 MiB floor, decode, and are refused by the
+	// handler (empty names); so a refusal of 100,000 is the budget's
+	w_empty_specs(&rq, 4000, 3999);
 	bh_free(BH_RAW_EXPECT(f->b.url, rq.p, rq.n, CPL_EINVAL));
 	bh_w_free(&rq);
 	w_empty_specs(&rq, 100000, 4000);

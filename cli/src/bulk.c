@@ -416,7 +416,8 @@ add_line(struct load *l, const char *text, size_t len, uint64_t line)
 	json_t *o = obj;
 	if (b == NULL)
 		goto out;
-	if (apps_find(l->apps, b->sp.application) == NULL) {
+	if (b->sp.application && b->sp.application[0] &&
+	    apps_find(l->apps, b->sp.application) == NULL) {
 		line_err(l, line, "no app named %s (see copal ls apps)",
 		    b->sp.application);
 		rc = EXIT_NOTFOUND;

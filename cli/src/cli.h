@@ -119,6 +119,11 @@ int cli_connect(cpl_client **out);
 // and returns the exit code for it.
 int cli_call_rc(cpl_client *c, int rv);
 
+// The stages a history event passed over (skipped.c): added to a JSON
+// event object (a json_t *, NULL: nothing), or printed "(skipped A, B) ".
+void event_skipped_json(void *ev, const Copal__Event *e);
+void event_skipped_print(const Copal__Event *e);
+
 // The pid of the running broker of db (from db/broker.pid, checked
 // against /proc), or 0.
 long cli_broker_pid(const char *db);

@@ -26,7 +26,8 @@ const cli_opt rm_opts[] = {
 
 const cli_opt killjob_opts[] = {
 	{ "recursive", KEY_RECURSIVE, OPT_NOARG, NULL,
-	    "kill descendants too (they always become PARENT_KILLED)" },
+	    "kill descendants too: USER_KILLED, as the task (without it "
+	    "they become PARENT_KILLED)" },
 	{ "yes", KEY_YES, OPT_NOARG, NULL,
 	    "do not ask for confirmation (filters only)" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -301,9 +302,9 @@ cmd_killjob(const cli_verb *v, int argc, char **argv)
 		printf("Nothing to kill: the task%s already ended\n",
 		    n == 1 ? " has" : "s have");
 	else
-		printf("Killed %" PRIu64 " task%s (USER_KILLED; waiting "
-		    "descendants become PARENT_KILLED)\n", killed,
-		    killed == 1 ? "" : "s");
+		printf("Killed %" PRIu64 " task%s (USER_KILLED%s)\n", killed,
+		    killed == 1 ? "" : "s", recursive ? ", descendants "
+		    "included" : "; waiting descendants become PARENT_KILLED");
 	copal__reply__free_unpacked(rep, NULL);
 out:
 	cpl_client_close(c);

@@ -26,7 +26,15 @@ const cli_opt mkchild_opts[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
-const cli_opt dep_opts[] = { { NULL, 0, 0, NULL, NULL } };
+enum { KEY_DEP_REMOVE = 470, KEY_DEP_REPLACE };
+
+const cli_opt dep_opts[] = {
+	{ "remove", KEY_DEP_REMOVE, OPT_NOARG, NULL,
+	    "remove the dependency PARENT -> CHILD instead" },
+	{ "replace", KEY_DEP_REPLACE, OPT_NOARG, NULL,
+	    "CHILD [PARENT...]: make these the child's only parents" },
+	{ NULL, 0, 0, NULL, NULL },
+};
 
 const cli_opt dummies_opts[] = {
 	{ "wf", KEY_DWF, OPT_ARG, "WF", "workflow of the tasks (dummy)" },
@@ -68,8 +76,10 @@ add_task(cpl_client *c, spec_buf *b, arena *a, bool yes, bool quiet,
 	int rc;
 	if ((rc = apps_fetch(c, &apps)) != 0)
 		goto out;
-	const Copal__App *app = apps_find(apps, b->sp.application);
-	if (app == NULL) {
+	// (a task with a direct command may have no app)
+	const Copal__App *app = b->sp.application && b->sp.application[0] ?
+	    apps_find(apps, b->sp.application) : NULL;
+	if (app == NULL && b->sp.application && b->sp.application[0]) {
 		rc = no_app(b->sp.application);
 		goto out;
 	}
@@ -251,6 +261,43 @@ out:
 	return rc;
 }
 
+// copal dep --replace CHILD [PARENT...]
+static int
+dep_replace(cli_parse *p)
+{
+	cpl_client *c = NULL;
+	uint64_t child, *ids = NULL;
+	char cu[37];
+	int rc;
+	if (p->nargs < 1) {
+		return cli_usage("--replace: give CHILD and its new PARENTs "
+		    "(uuid prefixes; none: no parents)");
+	}
+	size_t n = (size_t)p->nargs - 1;
+	if ((ids = calloc(n ? n : 1, sizeof(*ids))) == NULL) {
+		cli_err("out of memory");
+		return EXIT_ERR;
+	}
+	if ((rc = cli_connect(&c)) != 0 ||
+	    (rc = resolve_prefix(c, p->argv[p->first], &child, cu)) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if ((rc = resolve_prefix(c, p->argv[p->first + 1 + (int)i],
+		         &ids[i], NULL)) != 0)
+			goto out;
+	Copal__Reply *rep;
+	rc = cli_call_rc(c, cpl_call_dep_replace(c, child, ids, n, &rep));
+	if (rc == 0) {
+		printf("Parents of %s replaced (%zu parent%s)\n", cu, n,
+		    n == 1 ? "" : "s");
+		cpl_reply_free(rep);
+	}
+out:
+	free(ids);
+	cpl_client_close(c);
+	return rc;
+}
+
 int
 cmd_dep(const cli_verb *v, int argc, char **argv)
 {
@@ -259,11 +306,28 @@ cmd_dep(const cli_verb *v, int argc, char **argv)
 	cpl_client *c = NULL;
 	uint64_t parent, child;
 	char pu[37], cu[37];
+	bool remove = false, replace = false;
 	int k, rc;
 	if ((rc = cli_parse_init(&p, v, argc, argv)) != 0)
 		return rc;
 	while ((k = cli_parse_next(&p, &arg)) != -1) {
+		if (k == KEY_DEP_REMOVE) {
+			remove = true;
+			continue;
+		}
+		if (k == KEY_DEP_REPLACE) {
+			replace = true;
+			continue;
+		}
 		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (remove && replace) {
+		rc = cli_usage("--remove or --replace, not both");
+		goto out;
+	}
+	if (replace) {
+		rc = dep_replace(&p);
 		goto out;
 	}
 	if (p.nargs != 2) {
@@ -275,6 +339,14 @@ cmd_dep(const cli_verb *v, int argc, char **argv)
 	    (rc = resolve_prefix(c, p.argv[p.first + 1], &child, cu)) != 0)
 		goto out;
 	Copal__Reply *rep;
+	if (remove) {
+		rc = cli_call_rc(c, cpl_call_dep_remove(c, parent, child, &rep));
+		if (rc == 0) {
+			printf("Removed dependency %s -> %s\n", pu, cu);
+			cpl_reply_free(rep);
+		}
+		goto out;
+	}
 	// the broker's message names ids; the user knows uuids
 	int rv = cpl_call_add_dependency(c, parent, child, &rep);
 	if (rv && !cpl_client_err_remote(c)) {

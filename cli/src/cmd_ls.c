@@ -275,12 +275,14 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 				const Copal__Event *e = hy->events[k];
 				char tb[40];
 				fmt_time_iso(e->time_us, tb, sizeof(tb));
-				json_array_append_new(evs, json_pack(
+				json_t *ev = json_pack(
 				    "{s:s, s:s, s:s, s:i, s:i, s:s}", "time", tb,
 				    "from", cpl_state_name((int)e->from_state),
 				    "to", cpl_state_name((int)e->to_state),
 				    "attempt", (int)e->attempt, "return_code",
-				    (int)e->return_code, "message", e->message));
+				    (int)e->return_code, "message", e->message);
+				event_skipped_json(ev, e);
+				json_array_append_new(evs, ev);
 			}
 			json_object_set_new(o, "events", evs);
 			json_item(h->j, o);
@@ -299,7 +301,12 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 				snprintf(tr, sizeof(tr), "%s -> %s",
 				    cpl_state_name((int)e->from_state),
 				    cpl_state_name((int)e->to_state));
-				if (e->message[0]) {
+				if (e->n_skipped) {
+					printf("[%s] %-34s", tb, tr);
+					event_skipped_print(e);
+					if (e->message[0])
+						print_message(e->message);
+				} else if (e->message[0]) {
 					printf("[%s] %-34s", tb, tr);
 					print_message(e->message);
 				} else {

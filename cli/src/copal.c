@@ -27,8 +27,11 @@ static const cli_verb verbs[] = {
 	    "\"parent_keys\" to depend on tasks named on earlier lines.\n"
 	    "Lines go to the broker in batches, each all or nothing.\n",
 	    OPTS(job_opts, spec_opts), cmd_job },
-	{ "dep", "PARENT CHILD", "add a dependency between two existing tasks",
-	    NULL, OPTS(dep_opts), cmd_dep },
+	{ "dep", "PARENT CHILD | --remove PARENT CHILD | --replace CHILD "
+	    "[PARENT...]", "add, remove or replace dependencies between "
+	    "existing tasks", "A child's parents change only before it "
+	    "starts; its state follows\n(AWAITING_PARENTS or READY) and "
+	    "each change is in its history.\n", OPTS(dep_opts), cmd_dep },
 	{ "ls", "[jobs|apps|wf|queues] [options]",
 	    "list tasks, applications, tasks by workflow, or batch jobs",
 	    "Default columns: job_id | name | workflow | application | state.\n"

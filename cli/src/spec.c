@@ -595,7 +595,13 @@ spec_print(FILE *fp, const Copal__TaskSpec *sp, const Copal__App *app,
 		kv(fp, "environ_vars", buf);
 	}
 	kv(fp, "application", sp->application);
+	if (all || (sp->command && sp->command[0]))
+		kv(fp, "command", sp->command);
 	kv(fp, "args", sp->args);
+	if (all || (sp->preprocess && sp->preprocess[0]))
+		kv(fp, "preprocess", sp->preprocess);
+	if (all || (sp->postprocess && sp->postprocess[0]))
+		kv(fp, "postprocess", sp->postprocess);
 	if (all || (sp->data_json && sp->data_json[0]))
 		kv(fp, "data", sp->data_json);
 	if (all || sp->n_tags)
@@ -621,12 +627,15 @@ spec_print(FILE *fp, const Copal__TaskSpec *sp, const Copal__App *app,
 	}
 	if (all || sp->timeout_seconds)
 		kvu(fp, "timeout_seconds", sp->timeout_seconds);
-	if (app) {
+	// the task's direct command, or else its app's executable
+	const char *exe = sp->command && sp->command[0] ? sp->command :
+	    app ? app->executable : NULL;
+	if (exe) {
 		// "echo Hello, " + "World 1!" reads "echo Hello, World 1!"
-		int n = (int)strlen(app->executable);
-		while (n > 0 && isspace((unsigned char)app->executable[n - 1]))
+		int n = (int)strlen(exe);
+		while (n > 0 && isspace((unsigned char)exe[n - 1]))
 			n--;
-		snprintf(buf, sizeof(buf), "%.*s%s%s", n, app->executable,
+		snprintf(buf, sizeof(buf), "%.*s%s%s", n, exe,
 		    sp->args && sp->args[0] ? " " : "", sp->args ? sp->args : "");
 		kv(fp, "  *** Executed command", buf);
 	}
@@ -664,6 +673,11 @@ task_json(const Copal__Task *t, const uuid_map *m)
 		json_object_set_new(o, "application",
 		    json_string(sp->application));
 		json_object_set_new(o, "args", json_string(sp->args));
+		json_object_set_new(o, "command", json_string(sp->command));
+		json_object_set_new(o, "preprocess",
+		    json_string(sp->preprocess));
+		json_object_set_new(o, "postprocess",
+		    json_string(sp->postprocess));
 		json_t *env = json_object();
 		for (size_t i = 0; i < sp->n_environ; i++)
 			json_object_set_new(env, sp->environ[i]->name,

@@ -177,6 +177,35 @@ cpl_call_add_dependency(cpl_client *c, uint64_t parent_id, uint64_t child_id,
 }
 
 int
+cpl_call_dep_remove(cpl_client *c, uint64_t parent_id, uint64_t child_id,
+    Copal__Reply **rep)
+{
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__AddDependencyRequest ad = COPAL__ADD_DEPENDENCY_REQUEST__INIT;
+	ad.parent_id = parent_id;
+	ad.child_id = child_id;
+	ad.remove = true;
+	req.body_case = COPAL__REQUEST__BODY_ADD_DEPENDENCY;
+	req.add_dependency = &ad;
+	return cpl__call_typed(c, &req, &ad, 0, rep);
+}
+
+int
+cpl_call_dep_replace(cpl_client *c, uint64_t child_id, const uint64_t *ids,
+    size_t n, Copal__Reply **rep)
+{
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__AddDependencyRequest ad = COPAL__ADD_DEPENDENCY_REQUEST__INIT;
+	ad.child_id = child_id;
+	ad.replace = true;
+	ad.parent_ids = (uint64_t *)ids;
+	ad.n_parent_ids = n;
+	req.body_case = COPAL__REQUEST__BODY_ADD_DEPENDENCY;
+	req.add_dependency = &ad;
+	return cpl__call_typed(c, &req, &ad, 0, rep);
+}
+
+int
 cpl_call_history(cpl_client *c, uint64_t task_id, Copal__Reply **rep)
 {
 	Copal__Request req = COPAL__REQUEST__INIT;

@@ -31,9 +31,9 @@ const cpl_spec_field cpl_spec_fields[CPL_SPEC_NFIELDS] = {
 	    .help = "free text" },
 	{ .key = "application", .alias = "app", .opt = "app",
 	    SPEC(application), .type = CPL_SPEC_STRING,
-	    .max_len = CPL_SPEC_NAME_MAX, .required = true, .modify = true,
+	    .max_len = CPL_SPEC_NAME_MAX, .modify = true,
 	    .metavar = "APP",
-	    .help = "application to run (required; see copal ls apps)" },
+	    .help = "application to run (see copal ls apps; or --command)" },
 	{ .key = "args", .opt = "args", SPEC(args), .type = CPL_SPEC_STRING,
 	    .modify = true, .metavar = "ARGS",
 	    .help = "arguments appended to the app's command line" },
@@ -117,6 +117,17 @@ const cpl_spec_field cpl_spec_fields[CPL_SPEC_NFIELDS] = {
 	{ .key = "timeout_seconds", .opt = "timeout-seconds",
 	    SPEC(timeout_seconds), U32, .modify = true, .metavar = "S",
 	    .help = "kill the run after S seconds: RUN_TIMEOUT (0: never)" },
+	// and a task needs an application or a command (issue 22)
+	{ .key = "command", .opt = "command", SPEC(command),
+	    .type = CPL_SPEC_STRING, .modify = true, .metavar = "CMD",
+	    .help = "command line to run instead of an app's (args appended)" },
+	{ .key = "preprocess", .opt = "preprocess", SPEC(preprocess),
+	    .type = CPL_SPEC_STRING, .modify = true, .metavar = "CMD",
+	    .help = "the task's own preprocess, instead of its app's" },
+	{ .key = "postprocess", .opt = "postprocess", SPEC(postprocess),
+	    .type = CPL_SPEC_STRING, .modify = true, .metavar = "CMD",
+	    .help = "the task's own postprocess and handler, instead of its "
+	            "app's" },
 };
 
 const cpl_spec_field *
@@ -292,6 +303,9 @@ cpl_spec_check_fields(const Copal__TaskSpec *sp, char *err, size_t errlen)
 	for (size_t i = 0; i < CPL_SPEC_NFIELDS; i++)
 		if ((rv = check_field(&cpl_spec_fields[i], sp, err, errlen)) != 0)
 			return rv;
+	if ((sp->application == NULL || sp->application[0] == '\0') &&
+	    (sp->command == NULL || sp->command[0] == '\0'))
+		FAIL("a task needs an application (app) or a command");
 	const Copal__Resources *r = sp->resources;
 	if (r != NULL) {
 		if (r->num_nodes > 1 && r->node_packing_count > 1)

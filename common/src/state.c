@@ -21,6 +21,7 @@ static const unsigned char table[CPL_NSTATES][CPL_NSTATES] = {
 	},
 	[CPL_READY] = {
 		[CPL_AWAITING_PARENTS] = B, [CPL_STAGED_IN] = L,
+		[CPL_RUN_TIMEOUT] = L, // cut during its preprocess
 		[CPL_PREPROCESSED] = L, [CPL_RUNNING] = L, [CPL_RUN_ERROR] = L,
 		[CPL_FAILED] = L, [CPL_USER_KILLED] = U, [CPL_PARENT_KILLED] = B,
 		[CPL_RESTART_READY] = U, // Balsam users reset by hand
@@ -62,8 +63,10 @@ static const unsigned char table[CPL_NSTATES][CPL_NSTATES] = {
 		[CPL_RESTART_READY] = L | B | U, [CPL_FAILED] = L | B | U,
 		[CPL_USER_KILLED] = U, [CPL_PARENT_KILLED] = B,
 	},
+	// (RUN_TIMEOUT: the timeout handler a wall-time cut did not let run)
 	[CPL_RESTART_READY] = {
 		[CPL_AWAITING_PARENTS] = B, [CPL_STAGED_IN] = L,
+		[CPL_RUN_TIMEOUT] = L,
 		[CPL_PREPROCESSED] = L, [CPL_RUNNING] = L, [CPL_RUN_ERROR] = L,
 		[CPL_FAILED] = L | B, [CPL_USER_KILLED] = U,
 		[CPL_PARENT_KILLED] = B,

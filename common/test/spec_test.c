@@ -290,7 +290,14 @@ test_required(void **state)
 	VERDICT(&b.sp, CPL_EINVAL, "a task needs a name");
 	base_init(&b);
 	b.sp.application = (char *)"";
-	VERDICT(&b.sp, CPL_EINVAL, "a task needs an application");
+	VERDICT(&b.sp, CPL_EINVAL,
+	    "a task needs an application (app) or a command");
+	b.sp.application = NULL;
+	VERDICT(&b.sp, CPL_EINVAL,
+	    "a task needs an application (app) or a command");
+	// a direct command instead of an app (issue 22)
+	b.sp.command = (char *)"echo hi";
+	VERDICT(&b.sp, 0, NULL);
 	// the workflow may be empty or absent, and so may the resources
 	base_init(&b);
 	b.sp.workflow = NULL;

@@ -137,6 +137,7 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 		s[i].attempt = r[i].attempt;
 		s[i].to_state = r[i].to;
 		s[i].return_code = r[i].rc;
+		s[i].cut = r[i].cut;
 		s[i].message = r[i].msg ? r[i].msg : "";
 		s[i].node = r[i].node;
 		sp[i] = &s[i];

@@ -75,7 +75,8 @@ start_or_hold(ltask *t, uint64_t now)
 
 // The wall-time limit or a SIGTERM: stop claiming, SIGTERM every task's
 // process group, SIGKILL after the grace period; cut tasks are reported
-// RUN_TIMEOUT and retried by the broker's policy.
+// RUN_TIMEOUT marked as cuts: the broker puts them back without counting
+// the attempt (launcher/README.md).
 static void
 begin_cut(const char *why)
 {
@@ -349,6 +350,7 @@ launcher_run(const launcher_opts *o)
 	logm(LL_NOTICE, "done: %llu task(s) run", (unsigned long long)L.started);
 	cpl_client_close(L.c);
 	cpl_client_close(L.cc);
+	task_reread_close();
 	close(L.sigfd);
 	free(L.tasks);
 	free(L.reps);

@@ -56,6 +56,7 @@ struct report {
 	int rc;
 	char *msg; // malloc'd or NULL
 	char node[128]; // "host/slot"
+	bool cut;       // RUN_TIMEOUT of the launcher's end, not a failure
 };
 
 typedef struct comm comm;

@@ -155,7 +155,12 @@ int stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
 // they stay in the working directory).
 // Returns 0, or -1 with a message in err.
 int stage_out(ltask *t, char *err, size_t errlen);
-// The application's command line, through the MPI starter where needed.
+// The task's preprocess and postprocess (its own, or else its app's; may
+// be empty).
+const char *task_preprocess(const ltask *t);
+const char *task_postprocess(const ltask *t);
+// The application's command line (the task's direct command, or else its
+// app's executable, with its args), through the MPI starter where needed.
 // Returns 0, or -1 for a template that does not render.
 int stage_command(launcher *L, ltask *t, char *cmd, size_t len);
 // Start the task's preprocess, application, postprocess or handler
@@ -196,6 +201,16 @@ void fit_note_shape(launcher *L);
 // (nodes, GPUs per node, wall time left): how many, the largest request,
 // what it has; `when` starts the line.
 void fit_warn_unfit(launcher *L, const char *when);
+
+// ---------------------------------------------------------------- reread.c
+
+// After a preprocess: replaces the task's spec by the one the broker has
+// now (what the preprocess changed with `copal modify --lease`), keeping
+// the claim's placement (nodes, packing, GPUs). On failure the claimed
+// spec stays, with a warning. One query.
+void task_reread(launcher *L, ltask *t);
+// Closes reread's client (at the launcher's end).
+void task_reread_close(void);
 
 // ---------------------------------------------------------------- task.c
 

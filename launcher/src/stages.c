@@ -1,6 +1,7 @@
 // What a task's stages do: its working directory, stage in and out, and
 // the start of its preprocess, application, postprocess and handlers.
 // What happens next, and what is reported, is task.c's business.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -16,12 +17,12 @@
 #define TAIL_LINES 12
 
 static int
-copy_file(const char *src, const char *dst)
+copy_file_mode(const char *src, const char *dst, mode_t mode)
 {
 	int in = open(src, O_RDONLY | O_CLOEXEC), out, rv = 0;
 	if (in < 0)
 		return errno;
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (out < 0) {
 		rv = errno;
 		close(in);
@@ -48,10 +49,81 @@ done:
 	return rv;
 }
 
+static int
+copy_file(const char *src, const char *dst)
+{
+	return copy_file_mode(src, dst, 0644);
+}
+
+// A local path of a stage-in entry: file:///p, local:/p (Balsam's
+// protocol name) and a plain path are the same.
 static const char *
 strip_file_url(const char *u)
 {
-	return strncmp(u, "file://", 7) == 0 ? u + 7 : u;
+	if (strncmp(u, "file://", 7) == 0)
+		return u + 7;
+	if (strncmp(u, "local:", 6) == 0)
+		return u + 6;
+	return u;
+}
+
+// Copies the contents of directory src into directory dst (made if
+// needed), recursively: files with their mode bits, symbolic links as
+// links, subdirectories. Depth is bounded by the path buffers. Returns 0
+// or an errno, with the path it failed on in bad.
+static int
+copy_tree(const char *src, const char *dst, char *bad, size_t badlen)
+{
+	DIR *d = opendir(src);
+	int rv = 0;
+	if (d == NULL) {
+		snprintf(bad, badlen, "%s", src);
+		return errno;
+	}
+	if (mkdir(dst, 0755) != 0 && errno != EEXIST) {
+		rv = errno;
+		snprintf(bad, badlen, "%s", dst);
+		closedir(d);
+		return rv;
+	}
+	struct dirent *e;
+	while (rv == 0 && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char s[PATH_MAX], t[PATH_MAX];
+		struct stat st;
+		if (snprintf(s, sizeof(s), "%s/%s", src, e->d_name) >=
+		        (int)sizeof(s) ||
+		    snprintf(t, sizeof(t), "%s/%s", dst, e->d_name) >=
+		        (int)sizeof(t)) {
+			snprintf(bad, badlen, "%s/%s", src, e->d_name);
+			rv = ENAMETOOLONG;
+			break;
+		}
+		if (lstat(s, &st) != 0) {
+			rv = errno;
+		} else if (S_ISDIR(st.st_mode)) {
+			rv = copy_tree(s, t, bad, badlen);
+			continue; // bad is set by the call
+		} else if (S_ISLNK(st.st_mode)) {
+			char l[PATH_MAX];
+			ssize_t n = readlink(s, l, sizeof(l) - 1);
+			if (n < 0) {
+				rv = errno;
+			} else {
+				l[n] = '\0';
+				(void)unlink(t);
+				if (symlink(l, t) != 0)
+					rv = errno;
+			}
+		} else if (S_ISREG(st.st_mode)) {
+			rv = copy_file_mode(s, t, st.st_mode & 0777);
+		} // sockets, fifos, devices: not data
+		if (rv)
+			snprintf(bad, badlen, "%s", s);
+	}
+	closedir(d);
+	return rv;
 }
 
 static int
@@ -145,8 +217,8 @@ stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
 			const char *pat = strip_file_url(tok);
 			if (strstr(tok, "://") && strncmp(tok, "file://", 7)) {
 				snprintf(err, errlen,
-				    "stage in: %s: only local paths and file:// "
-				    "URLs are supported", tok);
+				    "stage in: %s: only local paths, local: and "
+				    "file:// URLs are supported", tok);
 				return -1;
 			}
 			if (glob(pat, 0, NULL, &g) != 0) {
@@ -159,10 +231,25 @@ stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
 				char dst[8192];
 				base = base ? base + 1 : g.gl_pathv[i];
 				snprintf(dst, sizeof(dst), "%s/%s", t->workdir, base);
-				int e = copy_file(g.gl_pathv[i], dst);
+				struct stat st;
+				char bad[PATH_MAX];
+				int e;
+				snprintf(bad, sizeof(bad), "%s", g.gl_pathv[i]);
+				if (stat(g.gl_pathv[i], &st) == 0 &&
+				    S_ISDIR(st.st_mode)) {
+					// a directory named as such brings its
+					// contents (Balsam); one a pattern
+					// matched comes as itself
+					bool whole = !strpbrk(pat, "*?[");
+					e = copy_tree(g.gl_pathv[i],
+					    whole ? t->workdir : dst, bad,
+					    sizeof(bad));
+				} else {
+					e = copy_file(g.gl_pathv[i], dst);
+				}
 				if (e) {
 					snprintf(err, errlen, "stage in: %s: %s",
-					    g.gl_pathv[i], strerror(e));
+					    bad, strerror(e));
 					globfree(&g);
 					return -1;
 				}
@@ -281,13 +368,35 @@ stage_workdir(launcher *L, ltask *t)
 	return e;
 }
 
+static bool
+set(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+const char *
+task_preprocess(const ltask *t)
+{
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	return set(sp->preprocess) ? sp->preprocess : t->ct->app->preprocess;
+}
+
+const char *
+task_postprocess(const ltask *t)
+{
+	const Copal__TaskSpec *sp = t->ct->task->spec;
+	return set(sp->postprocess) ? sp->postprocess : t->ct->app->postprocess;
+}
+
 int
 stage_command(launcher *L, ltask *t, char *cmd, size_t len)
 {
 	const Copal__TaskSpec *sp = t->ct->task->spec;
 	const Copal__Resources *res = sp->resources;
 	char base[16384];
-	snprintf(base, sizeof(base), "%s%s%s", t->ct->app->executable,
+	// a task's direct command is run instead of its app's executable
+	snprintf(base, sizeof(base), "%s%s%s",
+	    set(sp->command) ? sp->command : t->ct->app->executable,
 	    sp->args && sp->args[0] ? " " : "", sp->args ? sp->args : "");
 	uint32_t rpn = res && res->ranks_per_node ? res->ranks_per_node : 1;
 	uint32_t tpr = res && res->threads_per_rank ? res->threads_per_rank : 1;
@@ -308,7 +417,7 @@ stage_command(launcher *L, ltask *t, char *cmd, size_t len)
 int
 stage_start_pre(launcher *L, ltask *t)
 {
-	return proc_spawn(L, t, t->ct->app->preprocess,
+	return proc_spawn(L, t, task_preprocess(t),
 	    "COPAL_STAGE=preprocess", NULL);
 }
 
@@ -321,7 +430,7 @@ stage_start_run(launcher *L, ltask *t, const char *cmd)
 int
 stage_start_post(launcher *L, ltask *t)
 {
-	return proc_spawn(L, t, t->ct->app->postprocess,
+	return proc_spawn(L, t, task_postprocess(t),
 	    "COPAL_STAGE=postprocess", NULL);
 }
 
@@ -333,7 +442,7 @@ stage_start_handler(launcher *L, ltask *t)
 	// handler may well call copal)
 	const char *flag = t->after == CPL_RUN_ERROR ? "COPAL_ERROR=1" :
 	                                               "COPAL_TIMED_OUT=1";
-	return proc_spawn(L, t, t->ct->app->postprocess, flag,
+	return proc_spawn(L, t, task_postprocess(t), flag,
 	    "COPAL_STAGE=handler");
 }
 

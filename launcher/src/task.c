@@ -21,6 +21,9 @@
 // ---------------------------------------------------------------- reports
 
 static void
+release(launcher *L, ltask *t);
+
+static void
 report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
@@ -50,6 +53,7 @@ report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
 	r->attempt = t->attempt;
 	r->to = to;
 	r->rc = rc;
+	r->cut = false;
 	r->msg = NULL;
 	if (fmt) {
 		va_list ap;
@@ -60,6 +64,19 @@ report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
 	}
 	logm(LL_DEBUG, "task %s %s -> %s", t->uuid, t->name,
 	    cpl_state_name(to));
+}
+
+// The launcher's end cut the task's stage: RUN_TIMEOUT, marked as a cut
+// (not a failure: the broker puts it back without counting the attempt,
+// and a timeout handler runs at its next claim).
+static void
+report_cut(launcher *L, ltask *t, int rc, const char *stage)
+{
+	report(L, t, CPL_RUN_TIMEOUT, rc, "cut off%s: launcher %s", stage,
+	    L->cut_why ? L->cut_why : "stopping");
+	if (L->nreps > 0 && L->reps[L->nreps - 1].id == t->id)
+		L->reps[L->nreps - 1].cut = true;
+	release(L, t);
 }
 
 void
@@ -141,6 +158,15 @@ task_start(launcher *L, ltask *t)
 		start_post(L, t);
 		return;
 	}
+	if (t->ct->timeout_handler_due) {
+		// the last run was cut before its timeout handler could run:
+		// the handler decides now (launcher/README.md)
+		report(L, t, CPL_RUN_TIMEOUT, 0, "timeout handler of the run "
+		    "cut off at attempt %u", t->attempt - 1);
+		t->after = CPL_RUN_TIMEOUT;
+		start_post(L, t);
+		return;
+	}
 	char note[2048];
 	if (stage_in(L, t, err, sizeof(err), &did, note, sizeof(note)) != 0) {
 		report(L, t, CPL_RUN_ERROR, -1, "%s", err);
@@ -152,7 +178,7 @@ task_start(launcher *L, ltask *t)
 		report(L, t, CPL_STAGED_IN, 0, "%s", note);
 	else if (did)
 		report(L, t, CPL_STAGED_IN, 0, NULL);
-	const char *pre = t->ct->app->preprocess;
+	const char *pre = task_preprocess(t);
 	if (pre && pre[0]) {
 		if ((e = stage_start_pre(L, t)) != 0) {
 			report(L, t, CPL_RUN_ERROR, -1,
@@ -173,7 +199,7 @@ static void
 start_post(launcher *L, ltask *t)
 {
 	const Copal__TaskSpec *sp = t->ct->task->spec;
-	const char *post = t->ct->app->postprocess;
+	const char *post = task_postprocess(t);
 	char err[1024];
 	int e;
 	if (t->after == CPL_RUN_DONE) {
@@ -199,12 +225,10 @@ start_post(launcher *L, ltask *t)
 	bool handler = (t->after == CPL_RUN_ERROR && sp->post_error_handler) ||
 	    (t->after == CPL_RUN_TIMEOUT && sp->post_timeout_handler);
 	if (handler) {
-		if (t->cut)
-			report(L, t, CPL_RESTART_READY, 0,
-			    "cut off before its handler could run");
-		else if (!post || !post[0])
+		if (!post || !post[0])
 			report(L, t, CPL_FAILED, -1, "a handler is asked for "
-			    "but app %s has no postprocess", t->ct->app->name);
+			    "but neither the task nor its app %s has a "
+			    "postprocess", t->ct->app->name);
 		else if ((e = stage_start_handler(L, t)) == 0) {
 			t->stage = ST_HANDLER;
 			return;
@@ -228,10 +252,17 @@ task_exited(launcher *L, ltask *t, int status)
 		release(L, t);
 		return;
 	}
+	if (t->cut && (t->stage == ST_PRE || t->stage == ST_RUN ||
+	                  t->stage == ST_POST)) {
+		report_cut(L, t, rc, t->stage == ST_PRE ? " in its preprocess" :
+		    t->stage == ST_POST ? " in its postprocess" : "");
+		return;
+	}
 	switch (t->stage) {
 	case ST_PRE:
 		if (rc == 0) {
 			report(L, t, CPL_PREPROCESSED, 0, NULL);
+			task_reread(L, t); // its own edits apply to this run
 			start_run(L, t);
 		} else {
 			output_tail(t, tail, sizeof(tail));
@@ -242,12 +273,7 @@ task_exited(launcher *L, ltask *t, int status)
 		}
 		break;
 	case ST_RUN:
-		if (t->cut) {
-			report(L, t, CPL_RUN_TIMEOUT, rc,
-			    "cut off: launcher %s",
-			    L->cut_why ? L->cut_why : "stopping");
-			t->after = CPL_RUN_TIMEOUT;
-		} else if (t->after == CPL_RUN_TIMEOUT) {
+		if (t->after == CPL_RUN_TIMEOUT) {
 			report(L, t, CPL_RUN_TIMEOUT, rc,
 			    "killed after timeout_seconds=%u",
 			    t->ct->task->spec->timeout_seconds);
@@ -287,7 +313,10 @@ task_exited(launcher *L, ltask *t, int status)
 		// HANDLER_FINISHED = the run is good enough, anything else =
 		// fail; its own output goes with it into the history
 		output_tail(t, tail, sizeof(tail));
-		if (rc == 0)
+		if (t->cut)
+			report(L, t, CPL_RESTART_READY, rc, "handler cut off: "
+			    "launcher %s", L->cut_why ? L->cut_why : "stopping");
+		else if (rc == 0)
 			report(L, t, CPL_RESTART_READY, 0, "handler: retry%s%s",
 			    tail[0] ? "\n" : "", tail);
 		else if (rc == HANDLER_FINISHED)

@@ -99,6 +99,9 @@ cs_name_count_flush(cpl_txn *t)
 int
 cs_name_count(cpl_txn *t, char kind, uint32_t id, int64_t delta)
 {
+	if (id == 0)
+		return 0; // a task with a direct command and no app
+
 	int rv;
 	for (size_t i = 0; i < t->nndelta; i++) {
 		if (t->ndelta[i].kind == kind && t->ndelta[i].id == id) {

@@ -33,6 +33,8 @@ cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 	e.to = (uint8_t)to;
 	e.msglen = (uint16_t)ml;
 	e.nodelen = (uint8_t)nl;
+	e.skipped = t->ev_skipped;
+	t->ev_skipped = 0;
 	memcpy(p, &e, sizeof(e));
 	if (nl)
 		memcpy((char *)p + sizeof(e), node, nl);
@@ -69,6 +71,13 @@ event_decode(const MDB_val *k, const MDB_val *v, cpl_event *e, char *buf)
 	e->attempt = r.attempt;
 	e->lease = r.lease;
 	e->return_code = r.rc;
+	e->skipped = 0;
+	if (r.skipped & EV_SKIP_STAGED_IN)
+		e->skipped |= 1u << CPL_STAGED_IN;
+	if (r.skipped & EV_SKIP_PREPROCESSED)
+		e->skipped |= 1u << CPL_PREPROCESSED;
+	if (r.skipped & EV_SKIP_POSTPROCESSED)
+		e->skipped |= 1u << CPL_POSTPROCESSED;
 	// buf holds the message, then the node: MAX_MSG + 1 + 256 bytes
 	memcpy(buf, (char *)v->mv_data + sizeof(r) + r.nodelen, r.msglen);
 	buf[r.msglen] = '\0';

@@ -115,13 +115,18 @@ struct meta {
 #define SF_AUTO_RETRY 1u
 #define SF_ERR_HANDLER 2u
 #define SF_TIMEOUT_HANDLER 4u
+// a wall-time cut interrupted the run: the timeout handler runs at the
+// next claim (issue 22)
+#define SF_HANDLER_DUE 8u
+// Cuts that do not count as attempts: at most this many (srec.cuts).
+#define CUTS_FREE_MAX 255u
 
 // The small record each transition rewrites.
 struct srec {
 	uint8_t ver;
 	uint8_t state;
 	uint8_t flags;
-	uint8_t pad;
+	uint8_t cuts;   // attempts cut by their launcher's end (not counted)
 	uint32_t attempt;
 	uint32_t pending;
 	int32_t priority;
@@ -161,9 +166,16 @@ struct evrec {
 	uint8_t to;
 	uint16_t msglen;
 	uint8_t nodelen;
-	uint8_t pad[3];
+	uint8_t skipped;  // EV_SKIP_* stages a launcher's move passed over
+	uint8_t pad[2];
 	// node bytes, then message bytes follow, no NULs
 };
+// Stages a launcher's report jumped over (issue 22: Balsam records each
+// stage; copal records the skipped ones on the event that passed them,
+// at no cost: no extra write).
+#define EV_SKIP_STAGED_IN 1u
+#define EV_SKIP_PREPROCESSED 2u
+#define EV_SKIP_POSTPROCESSED 4u
 _Static_assert(sizeof(struct evrec) == 40, "evrec layout");
 
 struct lrec {
@@ -220,6 +232,10 @@ struct cpl_txn {
 	size_t nwork, capwork;
 	// node of the launcher report being applied (for its event)
 	const char *node;
+	// the report being applied is a wall-time cut (cpl_report.cut)
+	bool cut;
+	// EV_SKIP_* of the next event written (cs_transition sets it)
+	uint8_t ev_skipped;
 	// cached lease (reports come in batches under one lease)
 	uint64_t lease_id;
 	struct lrec lease;
@@ -575,6 +591,9 @@ task_fill(cpl_task *out, uint64_t id, const struct srec *r)
 	out->priority = r->priority;
 	out->created_us = r->created_us;
 	out->changed_us = r->changed_us;
+	out->cuts = r->cuts;
+	out->timeout_handler_due = (r->flags & SF_HANDLER_DUE) &&
+	    (r->flags & SF_TIMEOUT_HANDLER);
 }
 
 // Whether uuid u starts with a prefix parsed by cs_parse_prefix().

@@ -7,6 +7,18 @@
 
 // ------------------------------------------------------------ tasks
 
+// The interned id of the task's app; 0 for a task with a direct command
+// and no app (issue 22; the spec check makes sure it has one or the other).
+static int
+app_of(cpl_txn *t, const Copal__TaskSpec *sp, uint32_t *id)
+{
+	if (sp->application == NULL || sp->application[0] == '\0') {
+		*id = 0;
+		return 0;
+	}
+	return cs_app_lookup(t, sp->application, id);
+}
+
 int
 cpl_task_create(cpl_txn *t, const Copal__TaskSpec *sp, uint64_t *idp,
     uint8_t uuidp[16])
@@ -22,7 +34,7 @@ cpl_task_create(cpl_txn *t, const Copal__TaskSpec *sp, uint64_t *idp,
 	memset(&r, 0, sizeof(r));
 	if ((rv = cs_spec_check(sp, &r)) != 0)
 		return rv;
-	if ((rv = cs_app_lookup(t, sp->application, &r.app)) != 0)
+	if ((rv = app_of(t, sp, &r.app)) != 0)
 		return rv;
 	// parents: all exist, no duplicates (a small quadratic check: a task
 	// has few parents)
@@ -147,7 +159,7 @@ cpl_task_update_spec_held(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp,
 	nr = r;
 	if ((rv = cs_spec_check(sp, &nr)) != 0)
 		return rv;
-	if ((rv = cs_app_lookup(t, sp->application, &nr.app)) != 0)
+	if ((rv = app_of(t, sp, &nr.app)) != 0)
 		return rv;
 	if ((rv = cs_spec_read(t, id, &old)) != 0)
 		return rv;

@@ -116,6 +116,36 @@ children_follow(cpl_txn *t, uint64_t id, cpl_state to, cpl_state from)
 	return rv;
 }
 
+// The stages of the path READY -> STAGED_IN -> PREPROCESSED -> RUNNING ->
+// RUN_DONE -> POSTPROCESSED -> JOB_FINISHED that a launcher's move from
+// one state of it to a later one passes over (EV_SKIP_*).
+static uint8_t
+skipped_stages(cpl_state from, cpl_state to)
+{
+	static const cpl_state path[] = { CPL_READY, CPL_STAGED_IN,
+		CPL_PREPROCESSED, CPL_RUNNING, CPL_RUN_DONE, CPL_POSTPROCESSED,
+		CPL_JOB_FINISHED };
+	int a = -1, b = -1;
+	if (from == CPL_RESTART_READY)
+		from = CPL_READY;
+	for (int i = 0; i < (int)(sizeof(path) / sizeof(path[0])); i++) {
+		if (path[i] == from)
+			a = i;
+		if (path[i] == to)
+			b = i;
+	}
+	uint8_t m = 0;
+	for (int i = a + 1; a >= 0 && i < b; i++) {
+		if (path[i] == CPL_STAGED_IN)
+			m |= EV_SKIP_STAGED_IN;
+		else if (path[i] == CPL_PREPROCESSED)
+			m |= EV_SKIP_PREPROCESSED;
+		else if (path[i] == CPL_POSTPROCESSED)
+			m |= EV_SKIP_POSTPROCESSED;
+	}
+	return m;
+}
+
 // The one place a task's state changes: history event, state index,
 // counters, run queue, lease, and queued bookkeeping. r is the task's
 // current record; it is updated and written.
@@ -129,6 +159,8 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 
 	if (!cpl_transition_allowed(from, to, actor))
 		return CPL_EBADSTATE;
+	if (actor == CPL_BY_LAUNCHER)
+		t->ev_skipped = skipped_stages(from, to);
 	// a launcher's report says where the task ran
 	if ((rv = cs_event_write(t, id, from, to, r->attempt, r->lease, rc, msg,
 	         actor == CPL_BY_LAUNCHER ? t->node : NULL, false)) != 0)
@@ -158,6 +190,18 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 		}
 		r->lease = 0;
 	}
+	// A wall-time cut is not a failure (cpl_report.cut): the attempt is
+	// not counted, nor is the claim that only runs the timeout handler
+	// the cut did not let run.
+	if (to == CPL_RUN_TIMEOUT && actor == CPL_BY_LAUNCHER &&
+	    (t->cut || from == CPL_RESTART_READY)) {
+		if (r->cuts < CUTS_FREE_MAX)
+			r->cuts++;
+		if (from == CPL_RESTART_READY)
+			r->flags &= (uint8_t)~SF_HANDLER_DUE;
+		else if (r->flags & SF_TIMEOUT_HANDLER)
+			r->flags |= SF_HANDLER_DUE;
+	}
 	r->state = (uint8_t)to;
 	r->changed_us = t->now;
 	if (actor == CPL_BY_LAUNCHER)
@@ -175,6 +219,14 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 	case CPL_PARENT_KILLED:
 		return children_follow(t, id, to, from);
 	case CPL_RUN_TIMEOUT:
+		if (t->cut && actor == CPL_BY_LAUNCHER) {
+			char m[128];
+			snprintf(m, sizeof(m), "cut %u: not counted as an "
+			    "attempt%s", r->cuts, (r->flags & SF_HANDLER_DUE) ?
+			    "; the timeout handler runs at the next claim" : "");
+			return work_push(t, id, CPL_RESTART_READY, CPL_BY_BROKER,
+			    BIT(CPL_RUN_TIMEOUT), m);
+		}
 		if ((r->flags & SF_TIMEOUT_HANDLER) && actor == CPL_BY_LAUNCHER)
 			return 0; // the launcher runs the handler and decides
 		if (r->flags & SF_AUTO_RETRY)
@@ -191,7 +243,8 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 		if (from == CPL_JOB_FINISHED &&
 		    (rv = children_follow(t, id, to, from)) != 0)
 			return rv;
-		if (actor != CPL_BY_USER && r->attempt > r->max_retries)
+		if (actor != CPL_BY_USER &&
+		    r->attempt > (uint32_t)r->max_retries + r->cuts)
 			return work_push(t, id, CPL_FAILED, CPL_BY_BROKER,
 			    BIT(CPL_RESTART_READY), "retry limit reached");
 		if (r->pending > 0)
@@ -256,9 +309,11 @@ cpl_task_report(cpl_txn *t, const cpl_report *rep)
 	        CPL_BY_LAUNCHER))
 		return CPL_EBADSTATE;
 	t->node = rep->node;
+	t->cut = rep->cut && rep->to == CPL_RUN_TIMEOUT;
 	rv = cs_transition(t, rep->task_id, &r, rep->to, CPL_BY_LAUNCHER,
 	    rep->return_code, rep->message);
 	t->node = NULL;
+	t->cut = false;
 	if (rv != 0)
 		return fail(t, rv);
 	return cs_drain(t, NULL);

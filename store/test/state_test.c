@@ -53,6 +53,7 @@ static const allowed expected[] = {
 	{ CPL_READY, CPL_USER_KILLED, U },
 	{ CPL_READY, CPL_PARENT_KILLED, B },
 	{ CPL_READY, CPL_RESTART_READY, U }, // reset by hand
+	{ CPL_READY, CPL_RUN_TIMEOUT, L }, // cut in its preprocess (issue 22)
 
 	{ CPL_STAGED_IN, CPL_PREPROCESSED, L },
 	{ CPL_STAGED_IN, CPL_RUNNING, L },
@@ -110,6 +111,8 @@ static const allowed expected[] = {
 	{ CPL_RESTART_READY, CPL_STAGED_IN, L },
 	{ CPL_RESTART_READY, CPL_PREPROCESSED, L },
 	{ CPL_RESTART_READY, CPL_RUNNING, L },
+	// the timeout handler a wall-time cut did not let run (issue 22)
+	{ CPL_RESTART_READY, CPL_RUN_TIMEOUT, L },
 	{ CPL_RESTART_READY, CPL_RUN_ERROR, L },
 	{ CPL_RESTART_READY, CPL_FAILED, L | B },
 	{ CPL_RESTART_READY, CPL_USER_KILLED, U },

@@ -214,6 +214,16 @@ int cpl_call_kill(cpl_client *c, const Copal__Filter *filter, bool recursive,
 // CPL_ECYCLE, CPL_EBUSY / CPL_EBADSTATE (the child has already started).
 int cpl_call_add_dependency(cpl_client *c, uint64_t parent_id,
     uint64_t child_id, Copal__Reply **rep);
+// Removes the dependency of child on parent. Reply: add_dependency.
+// Errors: CPL_ENOTFOUND (no such task, or not a parent), CPL_EBUSY /
+// CPL_EBADSTATE (the child has already started).
+int cpl_call_dep_remove(cpl_client *c, uint64_t parent_id, uint64_t child_id,
+    Copal__Reply **rep);
+// Replaces child's parents by ids[0..n), all or nothing. Reply:
+// add_dependency. Errors: those of both calls above, CPL_EINVAL (a parent
+// twice, or the child itself).
+int cpl_call_dep_replace(cpl_client *c, uint64_t child_id,
+    const uint64_t *ids, size_t n, Copal__Reply **rep);
 
 // The state changes of one task. Reply: history (events).
 // Errors: CPL_ENOTFOUND (no such task).

@@ -142,6 +142,12 @@ typedef struct cpl_task {
 	int32_t priority;
 	uint64_t created_us;
 	uint64_t changed_us;      // time of the last state change
+	// Attempts cut by their launcher's end (wall time, SIGTERM): they do
+	// not count against max_retries (at most 255 of them are free).
+	uint32_t cuts;
+	// The last run was cut before its timeout handler could run: the
+	// launcher that claims the task runs the handler first (issue 22).
+	bool timeout_handler_due;
 	// Filled only when asked (CPL_GET_SPEC); free with cpl_task_clear().
 	Copal__TaskSpec *spec;
 } cpl_task;
@@ -187,6 +193,12 @@ typedef struct cpl_report {
 	const char *message; // may be NULL; stored in the history event
 	const char *node;    // where it ran, e.g. "nid001/3" (node/slot);
 	                     // may be NULL; at most 255 bytes are kept
+	// RUN_TIMEOUT because the launcher ended (its wall time, SIGTERM),
+	// not the task's own timeout: not a failure. The attempt does not
+	// count against max_retries, the task goes back to RESTART_READY
+	// (whatever auto_timeout_retry says), and with a timeout handler the
+	// handler runs at its next claim (cpl_task.timeout_handler_due).
+	bool cut;
 } cpl_report;
 
 // Applies one report. Errors: CPL_EINVAL (txn or r NULL, txn read-only,
@@ -229,7 +241,7 @@ int cpl_task_kill(cpl_txn *txn, uint64_t id, const char *message,
 int cpl_task_update_spec(cpl_txn *txn, uint64_t id, const Copal__TaskSpec *spec);
 // The same for a task held by lease (nonzero): a stage of the task (its
 // handler, preprocess or postprocess) edits its own spec; the launcher
-// sees the change at the next claim. Errors as above, and CPL_EBUSY
+// reads it again after a preprocess, else sees it at the next claim. Errors as above, and CPL_EBUSY
 // (held by another lease), CPL_ESTALE (not held).
 int cpl_task_update_spec_held(cpl_txn *txn, uint64_t id,
     const Copal__TaskSpec *spec, uint64_t lease);
@@ -248,6 +260,27 @@ int cpl_task_delete(cpl_txn *txn, uint64_t id);
 // CPL_ECYCLE (child is an ancestor of parent), CPL_ENOMEM, CPL_ETOOBIG (the
 // child's spec would pass 1 MiB; this one poisons the transaction).
 int cpl_dep_add(cpl_txn *txn, uint64_t parent, uint64_t child);
+
+// Removes a dependency (issue 22). The child must not have started, as for
+// cpl_dep_add. A child left with no unfinished parent goes from
+// AWAITING_PARENTS to READY ("parent X removed"); otherwise the removal is
+// an event with no change of state. Errors: CPL_EINVAL, CPL_ENOTFOUND (no
+// such task, or parent is not a parent of child), CPL_EBUSY /
+// CPL_EBADSTATE (the child has started), CPL_ENOMEM.
+int cpl_dep_remove(cpl_txn *txn, uint64_t parent, uint64_t child);
+// Replaces child's parents by ids[0..n) (n may be 0): parents not in ids
+// are removed, new ones added (cpl_dep_remove, cpl_dep_add: their events
+// and state changes), all or nothing. Errors: those of both, and
+// CPL_EINVAL (a duplicate, or child itself, in ids), CPL_ECYCLE.
+int cpl_dep_replace(cpl_txn *txn, uint64_t child, const uint64_t *ids,
+    size_t n);
+// Kills a task and all its descendants (copal killjob --recursive, issue
+// 22): each unfinished one becomes USER_KILLED, as Balsam's kill of a
+// subtree; a failure's descendants still become PARENT_KILLED. Held tasks
+// get kill notices as for cpl_task_kill. *killed (may be NULL): how many
+// changed state. Errors: CPL_EINVAL, CPL_ENOTFOUND, CPL_ENOMEM.
+int cpl_task_kill_tree(cpl_txn *txn, uint64_t id, const char *message,
+    uint64_t *killed);
 
 // Calls fn for each child (or parent) id of a task, in id order. A non-zero
 // return from fn stops the walk and is returned. A task without links (or
@@ -487,6 +520,10 @@ typedef struct cpl_event {
 	int32_t return_code;
 	const char *message;  // NUL-terminated, valid during the callback
 	const char *node;     // as reported ("" if none), same validity
+	// Stages this move of a launcher passed over (1u << state): READY ->
+	// RUNNING skips STAGED_IN and PREPROCESSED when there was nothing to
+	// stage in and no preprocess, RUN_DONE -> JOB_FINISHED POSTPROCESSED.
+	unsigned skipped;
 } cpl_event;
 
 typedef int (*cpl_event_fn)(const cpl_event *e, void *arg);
