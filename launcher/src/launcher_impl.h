@@ -155,8 +155,10 @@ int stage_in(launcher *L, ltask *t, char *err, size_t errlen, bool *did,
 // they stay in the working directory).
 // Returns 0, or -1 with a message in err.
 int stage_out(ltask *t, char *err, size_t errlen);
-// The application's command line, through the MPI starter where needed.
-// Returns 0, or -1 for a template that does not render.
+// The application's command line (a parameterized app's template rendered
+// with the task's values), through the MPI starter where needed (with the
+// task's launch parameters). Returns 0, -1 for an MPI template that does
+// not render, -2 for an app template that does not.
 int stage_command(launcher *L, ltask *t, char *cmd, size_t len);
 // Start the task's preprocess, application, postprocess or handler
 // (error or timeout handler, as t->after says: COPAL_ERROR=1 or

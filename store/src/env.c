@@ -19,7 +19,7 @@ const char *const cs_db_names[DB_COUNT] = {
 	"meta", "spec", "state", "st_idx", "runq", "uuid", "wf_idx",
 	"app_idx", "child", "parent", "lease", "lease_idx", "notice",
 	"event", "task_ev", "names", "app", "uuid_new", "reply", "reply_age",
-	"lease_log", "bjob", "wrunq",
+	"lease_log", "bjob", "wrunq", "tags", "tag_idx", "tag_runq",
 };
 
 static uint64_t

@@ -47,7 +47,8 @@ cs_spec_check(const Copal__TaskSpec *sp, struct srec *r)
 	r->max_retries = (uint16_t)sp->max_retries;
 	r->flags = (uint8_t)((sp->auto_timeout_retry ? SF_AUTO_RETRY : 0) |
 	    (sp->post_error_handler ? SF_ERR_HANDLER : 0) |
-	    (sp->post_timeout_handler ? SF_TIMEOUT_HANDLER : 0));
+	    (sp->post_timeout_handler ? SF_TIMEOUT_HANDLER : 0) |
+	    (sp->n_tags ? SF_TAGGED : 0));
 	return 0;
 }
 

@@ -28,6 +28,10 @@
 //   reply_age time(8) reply key  -> ""           replies by age
 //   lease_log lease id           -> owner        kept after the lease ends
 //   bjob      batch job id       -> packed copal.BatchJob
+//   tags      id                 -> "k=v" NUL "k2=v2" NUL   a task's tags
+//   tag_idx   tag NUL id         -> ""           tasks by tag
+//   tag_runq  tag NUL ~prio(4) id -> struct fit  runnable, not held, by tag
+//                                                (a tag-filtered claim)
 //
 // A write transaction loads the meta record once, keeps counters in memory
 // and writes it back once at commit: counting by state is one read.
@@ -48,6 +52,8 @@
 //   record.c      spec and lease records, walks of pair-keyed indices
 //   bjob.c        batch job records
 //   reply.c       the reply cache
+//   tag.c         the tag indices (a task's tags, tasks by tag, runnable
+//                 tasks by tag)
 //
 // This header holds the record layouts, the key encoders and the small LMDB
 // wrappers as static inline functions: they sit on every hot path and the
@@ -83,7 +89,8 @@ enum {
 	DB_META, DB_SPEC, DB_STATE, DB_ST_IDX, DB_RUNQ, DB_UUID, DB_WF_IDX,
 	DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE, DB_LEASE_IDX, DB_NOTICE,
 	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
-	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_COUNT
+	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_TAGS, DB_TAG_IDX,
+	DB_TAG_RUNQ, DB_COUNT
 };
 
 // Names of the sub-databases, indexed by DB_* (env.c).
@@ -115,6 +122,7 @@ struct meta {
 #define SF_AUTO_RETRY 1u
 #define SF_ERR_HANDLER 2u
 #define SF_TIMEOUT_HANDLER 4u
+#define SF_TAGGED 8u // the task has tags (entries in tags, tag_idx)
 
 // The small record each transition rewrites.
 struct srec {
@@ -523,6 +531,21 @@ holds_lease(cpl_state s)
 	}
 }
 
+// ------------------------------------------------------------ tag.c
+// (declared here: the run queue's helpers below call it)
+
+// Adds (add) or removes a runnable task's entries in tag_runq.
+int cs_tag_runq(cpl_txn *t, uint64_t id, const struct srec *r, bool add);
+// Writes a new task's tags (tags, tag_idx); sp's tags are checked.
+int cs_tag_add(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp);
+// Removes a task's tags from tags and tag_idx (not tag_runq).
+int cs_tag_del(cpl_txn *t, uint64_t id);
+// Whether task id carries tag (a point lookup in tag_idx).
+int cs_tag_has(cpl_txn *t, uint64_t id, const char *tag, bool *has);
+// The key prefix of a tag in tag_idx and tag_runq: tag bytes, NUL.
+// Returns its length, or 0 for a tag over CPL_TAG_MAX bytes.
+size_t cs_tag_prefix(uint8_t *k, const char *tag);
+
 static inline int
 runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 {
@@ -532,9 +555,10 @@ runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 	runq_key(k, r->priority, id);
 	wrunq_key(wk, r->wf, r->priority, id);
 	__atomic_add_fetch(&t->s->claimable_seq, 1, __ATOMIC_RELEASE);
-	if ((rv = tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0)) != 0)
+	if ((rv = tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0)) != 0 ||
+	    (rv = tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0)) != 0)
 		return rv;
-	return tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0);
+	return (r->flags & SF_TAGGED) ? cs_tag_runq(t, id, r, true) : 0;
 }
 
 static inline int
@@ -544,9 +568,10 @@ runq_del(cpl_txn *t, uint64_t id, const struct srec *r)
 	int rv;
 	runq_key(k, r->priority, id);
 	wrunq_key(wk, r->wf, r->priority, id);
-	if ((rv = tdel(t, DB_RUNQ, k, 12)) != 0)
+	if ((rv = tdel(t, DB_RUNQ, k, 12)) != 0 ||
+	    (rv = tdel(t, DB_WRUNQ, wk, 16)) != 0)
 		return rv;
-	return tdel(t, DB_WRUNQ, wk, 16);
+	return (r->flags & SF_TAGGED) ? cs_tag_runq(t, id, r, false) : 0;
 }
 
 static inline int
