@@ -542,6 +542,11 @@ int cs_tag_add(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp);
 int cs_tag_del(cpl_txn *t, uint64_t id);
 // Whether task id carries tag (a point lookup in tag_idx).
 int cs_tag_has(cpl_txn *t, uint64_t id, const char *tag, bool *has);
+// cpl_store_check's look at one task (r, sp): its tag entries are all
+// there; adds to n[0..2] the entries of tags, tag_idx and tag_runq it
+// implies. CPL_ECORRUPT with the reason in why.
+int cs_tag_check_task(cpl_txn *t, uint64_t id, const struct srec *r,
+    const Copal__TaskSpec *sp, uint64_t n[3], char *why, size_t len);
 // The key prefix of a tag in tag_idx and tag_runq: tag bytes, NUL.
 // Returns its length, or 0 for a tag over CPL_TAG_MAX bytes.
 size_t cs_tag_prefix(uint8_t *k, const char *tag);

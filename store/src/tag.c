@@ -5,6 +5,7 @@
 // in claim order (tag_runq: tag NUL ~prio id -> fit, for a launcher that
 // claims only tagged work). All three change in the transaction that
 // changes the task.
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "copal/params.h"
@@ -201,4 +202,69 @@ cpl_task_has_tags(cpl_txn *t, uint64_t id, const char *const *tags,
 	for (size_t i = 0; i < ntags && *has && rv == 0; i++)
 		rv = cs_tag_has(t, id, tags[i], has);
 	return rv;
+}
+
+int
+cs_tag_check_task(cpl_txn *t, uint64_t id, const struct srec *r,
+    const Copal__TaskSpec *sp, uint64_t n[3], char *why, size_t len)
+{
+	const char *blob = NULL;
+	size_t blen = 0, want = 0;
+	int rv = tags_get(t, id, &blob, &blen);
+	if (rv && rv != CPL_ENOTFOUND)
+		return rv;
+	if (!(r->flags & SF_TAGGED)) {
+		// a task of a database before tags were indexed may have
+		// tags, but no entries
+		if (rv == 0) {
+			snprintf(why, len, "tag list of an untagged task");
+			return CPL_ECORRUPT;
+		}
+		return 0;
+	}
+	if (rv) {
+		snprintf(why, len, "tagged, but no tag list");
+		return CPL_ECORRUPT;
+	}
+	n[0]++;
+	for (size_t i = 0; i < sp->n_tags; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = strcmp(sp->tags[j], sp->tags[i]) == 0;
+		if (dup)
+			continue;
+		want += strlen(sp->tags[i]) + 1;
+		uint8_t k[TAGKEY_MAX];
+		MDB_val v;
+		size_t pl = cs_tag_prefix(k, sp->tags[i]);
+		if (pl == 0) {
+			snprintf(why, len, "malformed tag in its spec");
+			return CPL_ECORRUPT;
+		}
+		be64(k + pl, id);
+		if (tget(t, DB_TAG_IDX, k, pl + 8, &v) != 0) {
+			snprintf(why, len, "tag %s: no tag_idx entry",
+			    sp->tags[i]);
+			return CPL_ECORRUPT;
+		}
+		n[1]++;
+		if (runnable(r)) {
+			struct fit f = fit_of(r);
+			runq_key(k + pl, r->priority, id);
+			if (tget(t, DB_TAG_RUNQ, k, pl + 12, &v) != 0 ||
+			    v.mv_size != sizeof(f) ||
+			    memcmp(v.mv_data, &f, sizeof(f)) != 0) {
+				snprintf(why, len, "tag %s: no or a wrong "
+				    "tag_runq entry", sp->tags[i]);
+				return CPL_ECORRUPT;
+			}
+			n[2]++;
+		}
+	}
+	if (want != blen) {
+		snprintf(why, len, "tag list of %zu bytes, its spec's tags "
+		    "make %zu", blen, want);
+		return CPL_ECORRUPT;
+	}
+	return 0;
 }
