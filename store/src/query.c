@@ -38,6 +38,10 @@ struct qctx {
 	size_t pnb;
 	int phalf;
 	size_t tag_from; // tags before this one are known to match
+	// cursors kept across candidates (in id order: see cget)
+	MDB_cursor *sc;      // state records
+	MDB_cursor *tc[4];   // tag_idx, one per checked tag (the rest share
+	                     // the last)
 };
 
 #define Q_STOP_LIMIT 0x7fff0001 // internal: limit reached
@@ -51,21 +55,31 @@ q_consider(struct qctx *q, uint64_t id)
 	int rv;
 	if (id <= q->after)
 		return 0;
-	if ((rv = srec_get(q->t, id, &r)) != 0)
-		return rv == CPL_ENOTFOUND ? fail(q->t, CPL_ECORRUPT) : rv;
-	if (!filter_match_rec(q->f, &r, q->wf, q->app))
-		return 0;
-	if (q->f->uuid_prefix && !prefix_match(r.uuid, q->pb, q->pnb, q->phalf))
-		return 0;
+	// the other tags first: point checks that need no record
 	for (size_t i = q->tag_from; i < q->f->ntags; i++) {
 		bool has;
-		if (!(r.flags & SF_TAGGED))
-			return 0;
-		if ((rv = cs_tag_has(q->t, id, q->f->tags[i], &has)) != 0)
+		size_t ci = i - q->tag_from < 4 ? i - q->tag_from : 3;
+		if ((rv = cs_tag_has_c(q->t, &q->tc[ci], id, q->f->tags[i],
+		         &has)) != 0)
 			return rv;
 		if (!has)
 			return 0;
 	}
+	{
+		uint8_t k[8];
+		MDB_val v;
+		be64(k, id);
+		rv = cget(q->t, &q->sc, DB_STATE, k, 8, &v);
+		if (rv == 0 && v.mv_size != sizeof(r))
+			rv = CPL_ENOTFOUND;
+		if (rv)
+			return rv == CPL_ENOTFOUND ? fail(q->t, CPL_ECORRUPT) : rv;
+		memcpy(&r, v.mv_data, sizeof(r));
+	}
+	if (!filter_match_rec(q->f, &r, q->wf, q->app))
+		return 0;
+	if (q->f->uuid_prefix && !prefix_match(r.uuid, q->pb, q->pnb, q->phalf))
+		return 0;
 	task_fill(&tk, id, &r);
 	if (q->f->name || (q->flags & CPL_GET_SPEC)) {
 		if ((rv = cs_spec_read(q->t, id, &tk.spec)) != 0)
@@ -248,6 +262,11 @@ cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
 	} else {
 		rv = q_walk_idx(&q, DB_STATE, pre, 0);
 	}
+	if (q.sc)
+		mdb_cursor_close(q.sc);
+	for (int i = 0; i < 4; i++)
+		if (q.tc[i])
+			mdb_cursor_close(q.tc[i]);
 	return rv == Q_STOP_LIMIT ? 0 : rv;
 }
 

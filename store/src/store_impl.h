@@ -431,6 +431,30 @@ crange(cpl_txn *t, MDB_cursor *c, MDB_cursor_op op, const uint8_t *prefix,
 	return 0;
 }
 
+// A point lookup through a cursor kept open across lookups: for keys in
+// increasing order (a walk of an index in id order), LMDB finds the next
+// key on the page it is on without a descent from the root, several
+// times faster than mdb_get. *c is opened on first use (close it).
+static inline int
+cget(cpl_txn *t, MDB_cursor **c, int db, const void *k, size_t kl,
+    MDB_val *v)
+{
+	if (t->err)
+		return t->err;
+	if (*c == NULL) {
+		int orc = mdb_cursor_open(t->txn, t->s->dbi[db], c);
+		if (orc)
+			return fail(t, map_mdb(orc));
+	}
+	MDB_val key = { kl, (void *)k };
+	int rc = mdb_cursor_get(*c, &key, v, MDB_SET);
+	if (rc == MDB_NOTFOUND)
+		return CPL_ENOTFOUND;
+	if (rc)
+		return fail(t, map_mdb(rc));
+	return 0;
+}
+
 // ------------------------------------------------------------ records
 
 static inline int
@@ -540,8 +564,11 @@ int cs_tag_runq(cpl_txn *t, uint64_t id, const struct srec *r, bool add);
 int cs_tag_add(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp);
 // Removes a task's tags from tags and tag_idx (not tag_runq).
 int cs_tag_del(cpl_txn *t, uint64_t id);
-// Whether task id carries tag (a point lookup in tag_idx).
+// Whether task id carries tag (a point lookup in tag_idx; through *c as
+// cget() when c is not NULL).
 int cs_tag_has(cpl_txn *t, uint64_t id, const char *tag, bool *has);
+int cs_tag_has_c(cpl_txn *t, MDB_cursor **c, uint64_t id, const char *tag,
+    bool *has);
 // cpl_store_check's look at one task (r, sp): its tag entries are all
 // there; adds to n[0..2] the entries of tags, tag_idx and tag_runq it
 // implies. CPL_ECORRUPT with the reason in why.

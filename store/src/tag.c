@@ -144,6 +144,13 @@ cs_tag_del(cpl_txn *t, uint64_t id)
 int
 cs_tag_has(cpl_txn *t, uint64_t id, const char *tag, bool *has)
 {
+	return cs_tag_has_c(t, NULL, id, tag, has);
+}
+
+int
+cs_tag_has_c(cpl_txn *t, MDB_cursor **c, uint64_t id, const char *tag,
+    bool *has)
+{
 	uint8_t k[TAGKEY_MAX];
 	MDB_val v;
 	size_t pl = cs_tag_prefix(k, tag);
@@ -151,7 +158,8 @@ cs_tag_has(cpl_txn *t, uint64_t id, const char *tag, bool *has)
 	if (pl == 0)
 		return 0;
 	be64(k + pl, id);
-	int rv = tget(t, DB_TAG_IDX, k, pl + 8, &v);
+	int rv = c ? cget(t, c, DB_TAG_IDX, k, pl + 8, &v) :
+	             tget(t, DB_TAG_IDX, k, pl + 8, &v);
 	if (rv == CPL_ENOTFOUND)
 		return 0;
 	if (rv == 0)
@@ -171,22 +179,29 @@ cpl_count_tag(cpl_txn *t, const char *tag, uint64_t *counts)
 	    cpl_tag_check(tag, NULL, 0) != 0)
 		return CPL_EINVAL;
 	size_t pl = cs_tag_prefix(k, tag);
+	MDB_cursor *sc = NULL; // the state records, in id order
 	if ((rv = tcursor(t, DB_TAG_IDX, &c)) != 0)
 		return rv;
 	for (rv = crange(t, c, MDB_SET_RANGE, k, pl, k, pl, &key, &v, &ok);
 	     rv == 0 && ok;
 	     rv = crange(t, c, MDB_NEXT, k, pl, NULL, 0, &key, &v, &ok)) {
-		struct srec r;
+		MDB_val sv;
 		if (key.mv_size != pl + 8) {
 			rv = fail(t, CPL_ECORRUPT);
 			break;
 		}
-		if ((rv = srec_get(t, rd64((uint8_t *)key.mv_data + pl), &r)) != 0) {
+		rv = cget(t, &sc, DB_STATE, (uint8_t *)key.mv_data + pl, 8, &sv);
+		if (rv == 0 && sv.mv_size != sizeof(struct srec))
+			rv = CPL_ENOTFOUND;
+		if (rv) {
 			rv = rv == CPL_ENOTFOUND ? fail(t, CPL_ECORRUPT) : rv;
 			break;
 		}
-		counts[r.state < CPL_NSTATES ? r.state : 0]++;
+		uint8_t st = ((const struct srec *)sv.mv_data)->state;
+		counts[st < CPL_NSTATES ? st : 0]++;
 	}
+	if (sc)
+		mdb_cursor_close(sc);
 	mdb_cursor_close(c);
 	return rv;
 }
