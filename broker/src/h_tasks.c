@@ -398,10 +398,14 @@ h_count(hctx *h, cpl_txn *txn)
 	bool plain = !f.workflow && !f.application && !f.name &&
 	    !f.uuid_prefix && !f.min_nodes && !f.max_nodes && !f.ntags &&
 	    (wf == NULL || wf->n_ids == 0);
-	if (plain) {
-		// O(1): the stored counters
-		uint64_t all[CPL_NSTATES];
-		if ((rv = cpl_count_states(txn, all)) != 0)
+	bool one_tag = f.ntags == 1 && !f.workflow && !f.application &&
+	    !f.name && !f.uuid_prefix && !f.min_nodes && !f.max_nodes &&
+	    (wf == NULL || wf->n_ids == 0);
+	if (plain || one_tag) {
+		// O(1): the stored counters (of all tasks, or of one tag's)
+		uint64_t all[CPL_NSTATES] = { 0 };
+		if ((rv = plain ? cpl_count_states(txn, all) :
+		         cpl_count_tag(txn, f.tags[0], all)) != 0)
 			return rv;
 		for (int s = 1; s < CPL_NSTATES; s++) {
 			if (f.states && !(f.states & (1u << s)))

@@ -399,6 +399,13 @@ check_cb(cpl_txn *t, void *arg)
 			}
 		}
 	}
+	if (rv == 0) {
+		char why[300];
+		if (cs_tag_check_counts(t, why, sizeof(why)) != 0) {
+			t->err = 0;
+			say(&rep, "%s", why);
+		}
+	}
 	// every entry the tasks imply is there (above): equal totals mean
 	// none is left over
 	static const int tdb[3] = { DB_TAGS, DB_TAG_IDX, DB_TAG_RUNQ };

@@ -20,6 +20,7 @@ const char *const cs_db_names[DB_COUNT] = {
 	"app_idx", "child", "parent", "lease", "lease_idx", "notice",
 	"event", "task_ev", "names", "app", "uuid_new", "reply", "reply_age",
 	"lease_log", "bjob", "wrunq", "tags", "tag_idx", "tag_runq",
+	"tag_cnt",
 };
 
 static uint64_t

@@ -32,6 +32,7 @@
 //   tag_idx   tag NUL id         -> ""           tasks by tag
 //   tag_runq  tag NUL ~prio(4) id -> struct fit  runnable, not held, by tag
 //                                                (a tag-filtered claim)
+//   tag_cnt   tag                -> u64[CPL_NSTATES]  tasks of a tag by state
 //
 // A write transaction loads the meta record once, keeps counters in memory
 // and writes it back once at commit: counting by state is one read.
@@ -90,7 +91,7 @@ enum {
 	DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE, DB_LEASE_IDX, DB_NOTICE,
 	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
 	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_TAGS, DB_TAG_IDX,
-	DB_TAG_RUNQ, DB_COUNT
+	DB_TAG_RUNQ, DB_TAG_CNT, DB_COUNT
 };
 
 // Names of the sub-databases, indexed by DB_* (env.c).
@@ -562,6 +563,9 @@ holds_lease(cpl_state s)
 int cs_tag_runq(cpl_txn *t, uint64_t id, const struct srec *r, bool add);
 // Writes a new task's tags (tags, tag_idx); sp's tags are checked.
 int cs_tag_add(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp);
+// Moves a tagged task from state `from` to `to` in the counters of its
+// tags (CPL_STATE_NONE: it is new / it goes).
+int cs_tag_count(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to);
 // Removes a task's tags from tags and tag_idx (not tag_runq).
 int cs_tag_del(cpl_txn *t, uint64_t id);
 // Whether task id carries tag (a point lookup in tag_idx; through *c as
@@ -569,6 +573,9 @@ int cs_tag_del(cpl_txn *t, uint64_t id);
 int cs_tag_has(cpl_txn *t, uint64_t id, const char *tag, bool *has);
 int cs_tag_has_c(cpl_txn *t, MDB_cursor **c, uint64_t id, const char *tag,
     bool *has);
+// cpl_store_check's look at the tag counters: each equals a recount of
+// its tag's entries. CPL_ECORRUPT with the reason in why.
+int cs_tag_check_counts(cpl_txn *t, char *why, size_t len);
 // cpl_store_check's look at one task (r, sp): its tag entries are all
 // there; adds to n[0..2] the entries of tags, tag_idx and tag_runq it
 // implies. CPL_ECORRUPT with the reason in why.

@@ -170,39 +170,139 @@ cs_tag_has_c(cpl_txn *t, MDB_cursor **c, uint64_t id, const char *tag,
 int
 cpl_count_tag(cpl_txn *t, const char *tag, uint64_t *counts)
 {
-	uint8_t k[TAGKEY_MAX];
-	MDB_cursor *c;
-	MDB_val key, v;
-	bool ok;
+	uint64_t c[CPL_NSTATES];
+	MDB_val v;
 	int rv;
 	if (t == NULL || tag == NULL || counts == NULL ||
 	    cpl_tag_check(tag, NULL, 0) != 0)
 		return CPL_EINVAL;
-	size_t pl = cs_tag_prefix(k, tag);
-	MDB_cursor *sc = NULL; // the state records, in id order
-	if ((rv = tcursor(t, DB_TAG_IDX, &c)) != 0)
+	rv = tget(t, DB_TAG_CNT, tag, strlen(tag), &v);
+	if (rv == CPL_ENOTFOUND)
+		return 0;
+	if (rv)
 		return rv;
-	for (rv = crange(t, c, MDB_SET_RANGE, k, pl, k, pl, &key, &v, &ok);
-	     rv == 0 && ok;
-	     rv = crange(t, c, MDB_NEXT, k, pl, NULL, 0, &key, &v, &ok)) {
-		MDB_val sv;
-		if (key.mv_size != pl + 8) {
+	if (v.mv_size != sizeof(c))
+		return fail(t, CPL_ECORRUPT);
+	memcpy(c, v.mv_data, sizeof(c));
+	for (int i = 0; i < CPL_NSTATES; i++)
+		counts[i] += c[i];
+	return 0;
+}
+
+int
+cs_tag_count(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to)
+{
+	const char *blob;
+	size_t len;
+	int rv;
+	if ((rv = tags_get(t, id, &blob, &len)) != 0)
+		return rv == CPL_ENOTFOUND ? fail(t, CPL_ECORRUPT) : rv;
+	char *copy = malloc(len);
+	if (copy == NULL)
+		return fail(t, CPL_ENOMEM);
+	memcpy(copy, blob, len);
+	for (const char *p = copy; rv == 0 && p < copy + len;
+	     p += strlen(p) + 1) {
+		uint64_t c[CPL_NSTATES], total = 0;
+		MDB_val v;
+		size_t n = strlen(p);
+		rv = tget(t, DB_TAG_CNT, p, n, &v);
+		if (rv == CPL_ENOTFOUND) {
+			memset(c, 0, sizeof(c));
+			rv = 0;
+		} else if (rv == 0 && v.mv_size == sizeof(c)) {
+			memcpy(c, v.mv_data, sizeof(c));
+		} else {
+			rv = fail(t, rv ? rv : CPL_ECORRUPT);
+			break;
+		}
+		if ((from != CPL_STATE_NONE && c[from] == 0)) {
 			rv = fail(t, CPL_ECORRUPT);
 			break;
 		}
-		rv = cget(t, &sc, DB_STATE, (uint8_t *)key.mv_data + pl, 8, &sv);
-		if (rv == 0 && sv.mv_size != sizeof(struct srec))
-			rv = CPL_ENOTFOUND;
-		if (rv) {
-			rv = rv == CPL_ENOTFOUND ? fail(t, CPL_ECORRUPT) : rv;
+		if (from != CPL_STATE_NONE)
+			c[from]--;
+		if (to != CPL_STATE_NONE)
+			c[to]++;
+		for (int i = 0; i < CPL_NSTATES; i++)
+			total += c[i];
+		// a tag no task has any more leaves no record
+		rv = total ? tput(t, DB_TAG_CNT, p, n, c, sizeof(c), 0) :
+		             tdel(t, DB_TAG_CNT, p, n);
+	}
+	free(copy);
+	return rv;
+}
+
+int
+cs_tag_check_counts(cpl_txn *t, char *why, size_t len)
+{
+	MDB_cursor *c, *sc = NULL;
+	MDB_val k, v;
+	uint64_t cnt[CPL_NSTATES], ntags = 0;
+	char cur[CPL_TAG_MAX + 1] = "";
+	size_t curlen = 0;
+	MDB_stat st;
+	int rc, rv = 0;
+	// tag_idx is sorted by tag: recount each tag's run of entries
+	if ((rv = tcursor(t, DB_TAG_IDX, &c)) != 0)
+		return rv;
+	memset(cnt, 0, sizeof(cnt));
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);; 
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const uint8_t *kb = k.mv_data;
+		size_t tl = rc == 0 && k.mv_size > 9 ? k.mv_size - 9 : 0;
+		if (rc == 0 && (tl == 0 || kb[tl] != 0)) {
+			snprintf(why, len, "tag_idx: a malformed key");
+			rv = CPL_ECORRUPT;
 			break;
 		}
-		uint8_t st = ((const struct srec *)sv.mv_data)->state;
-		counts[st < CPL_NSTATES ? st : 0]++;
+		bool same = rc == 0 && tl == curlen && memcmp(kb, cur, tl) == 0;
+		if (!same && curlen) {
+			// the run of `cur` ended: compare with its counter
+			uint64_t s[CPL_NSTATES];
+			MDB_val cv;
+			ntags++;
+			if (tget(t, DB_TAG_CNT, cur, curlen, &cv) != 0 ||
+			    cv.mv_size != sizeof(s) ||
+			    (memcpy(s, cv.mv_data, sizeof(s)),
+			        memcmp(s, cnt, sizeof(s)) != 0)) {
+				t->err = 0;
+				snprintf(why, len, "tag %s: its counter differs "
+				    "from a recount", cur);
+				rv = CPL_ECORRUPT;
+				break;
+			}
+			memset(cnt, 0, sizeof(cnt));
+		}
+		if (rc != 0)
+			break;
+		if (!same) {
+			memcpy(cur, kb, tl);
+			cur[tl] = '\0';
+			curlen = tl;
+		}
+		MDB_val sv;
+		if (cget(t, &sc, DB_STATE, kb + tl + 1, 8, &sv) != 0 ||
+		    sv.mv_size != sizeof(struct srec)) {
+			t->err = 0;
+			snprintf(why, len, "tag %s: an entry of no task", cur);
+			rv = CPL_ECORRUPT;
+			break;
+		}
+		uint8_t s = ((const struct srec *)sv.mv_data)->state;
+		cnt[s < CPL_NSTATES ? s : 0]++;
 	}
 	if (sc)
 		mdb_cursor_close(sc);
 	mdb_cursor_close(c);
+	if (rv == 0 && mdb_stat(t->txn, t->s->dbi[DB_TAG_CNT], &st) == 0 &&
+	    st.ms_entries != ntags) {
+		snprintf(why, len, "tag_cnt: %llu counters for %llu tags",
+		    (unsigned long long)st.ms_entries,
+		    (unsigned long long)ntags);
+		rv = CPL_ECORRUPT;
+	}
 	return rv;
 }
 

@@ -196,6 +196,17 @@ test_claim_by_tag(void **state)
 	assert_int_equal(got.n, 2);
 	assert_true(got.id[0] == hi && got.id[1] == lo);
 	TU_CHECK(e);
+	// the tag's counters follow its tasks' transitions
+	TU_EQ_U64(count_tag(e, "g=1", CPL_READY), 2);
+	TU_OK(tu_report(e, lo, lease, tu_task_get(e, lo).attempt, CPL_RUNNING));
+	TU_EQ_U64(count_tag(e, "g=1", CPL_READY), 1);
+	TU_EQ_U64(count_tag(e, "g=1", CPL_RUNNING), 1);
+	uint64_t killed = 0;
+	TU_OK(tu_kill(e, hi, &killed));
+	TU_EQ_U64(count_tag(e, "g=1", CPL_READY), 0);
+	TU_EQ_U64(count_tag(e, "g=1", CPL_USER_KILLED), 1);
+	TU_EQ_U64(count_tag(e, "x=y", CPL_USER_KILLED), 1);
+	TU_CHECK(e);
 }
 
 static void

@@ -291,8 +291,8 @@ int cpl_task_has_tags(cpl_txn *txn, uint64_t id, const char *const *tags,
     size_t ntags, bool *has);
 
 // Number of tasks carrying a tag, by state (counts[CPL_NSTATES], added
-// to): one walk of the tag's index. Errors: CPL_EINVAL (an argument NULL,
-// a malformed tag), CPL_ENOMEM.
+// to): O(1), the tag's counters. Errors: CPL_EINVAL (an argument NULL, a
+// malformed tag).
 int cpl_count_tag(cpl_txn *txn, const char *tag, uint64_t *counts);
 
 // Number of tasks in each state, O(1): counts[CPL_NSTATES].
