@@ -9,6 +9,7 @@
 
 #include "copal.pb-c.h"
 #include "copal/client.h"
+#include "copal/params.h"
 #include "nodes.h"
 
 enum job_mode { MODE_SERIAL, MODE_MPI };
@@ -17,7 +18,7 @@ typedef struct launcher_opts {
 	enum job_mode mode;
 	const char *db_dir;
 	const char *wf_filter;      // NULL: consume all
-	char **tags;                // --tag K=V: claim only tasks with all
+	char *tags[CPL_TAGS_MAX];   // --tag K=V: claim only tasks with all
 	size_t ntags;               // of these (Balsam's filter_tags)
 	double time_limit_min;      // 0: none
 	double idle_ttl_s;          // exit after this long with nothing to do

@@ -200,10 +200,6 @@ main(int argc, char **argv)
 				    "--tag\n", CPL_TAGS_MAX);
 				return 2;
 			}
-			char **v = realloc(o.tags, (o.ntags + 1) * sizeof(*v));
-			if (v == NULL)
-				return 1;
-			o.tags = v;
 			o.tags[o.ntags++] = optarg;
 			break;
 		}

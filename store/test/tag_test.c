@@ -256,29 +256,35 @@ test_update_and_delete(void **state)
 	cpl_task t;
 	TU_OK(tu_get_spec(e, a, &t));
 	char *tags[2] = { "new=1", "more=2" };
+	char **own = t.spec->tags; // the unpacked spec's, freed with it
+	size_t nown = t.spec->n_tags;
 	t.spec->tags = tags;
 	t.spec->n_tags = 2;
 	TU_OK(tu_update_spec(e, a, t.spec));
-	t.spec->n_tags = 0;
-	t.spec->tags = NULL;
+	t.spec->n_tags = nown;
+	t.spec->tags = own;
 	cpl_task_clear(&t);
 	assert_int_equal(query_tags(e, old, 1, 0, &ids), 0);
 	assert_int_equal(query_tags(e, nw, 1, 0, &ids), 1);
 	TU_CHECK(e);
 	// an untagged task gains tags
 	TU_OK(tu_get_spec(e, b, &t));
+	own = t.spec->tags;
+	nown = t.spec->n_tags;
 	t.spec->tags = tags;
 	t.spec->n_tags = 1;
 	TU_OK(tu_update_spec(e, b, t.spec));
-	t.spec->n_tags = 0;
-	t.spec->tags = NULL;
+	t.spec->n_tags = nown;
+	t.spec->tags = own;
 	cpl_task_clear(&t);
 	assert_int_equal(query_tags(e, nw, 1, 0, &ids), 2);
 	TU_CHECK(e);
 	// and loses them
 	TU_OK(tu_get_spec(e, a, &t));
+	nown = t.spec->n_tags;
 	t.spec->n_tags = 0;
 	TU_OK(tu_update_spec(e, a, t.spec));
+	t.spec->n_tags = nown;
 	cpl_task_clear(&t);
 	assert_int_equal(query_tags(e, nw, 1, 0, &ids), 1);
 	TU_CHECK(e);
