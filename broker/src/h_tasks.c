@@ -2,6 +2,7 @@
 // dependencies, with the wire filters they select tasks by.
 #include <ctype.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -440,6 +441,32 @@ h_count(hctx *h, cpl_txn *txn)
 
 // ---------------------------------------------------------------- modify
 
+// Splits s at any of seps into words in the arena (empty ones dropped).
+static int
+split_list(hctx *h, const char *s, const char *seps, char ***out, size_t *n)
+{
+	size_t cap = 1;
+	for (const char *p = s; *p; p++)
+		cap += strchr(seps, *p) != NULL;
+	char **v = arena_alloc(h->a, cap * sizeof(char *));
+	if (v == NULL)
+		return CPL_ENOMEM;
+	*n = 0;
+	while (*s) {
+		s += strspn(s, seps);
+		size_t len = strcspn(s, seps);
+		if (len) {
+			if ((v[*n] = arena_alloc(h->a, len + 1)) == NULL)
+				return CPL_ENOMEM;
+			memcpy(v[*n], s, len);
+			v[(*n)++][len] = '\0';
+		}
+		s += len;
+	}
+	*out = v;
+	return 0;
+}
+
 int
 h_modify(hctx *h, cpl_txn *txn)
 {
@@ -458,6 +485,9 @@ h_modify(hctx *h, cpl_txn *txn)
 	if (strcmp(r->field, "state") == 0) {
 		if ((st = cpl_state_parse(r->value)) == CPL_STATE_NONE)
 			FAIL(h, CPL_EINVAL, "unknown state %s", r->value);
+	} else if (strcmp(r->field, "tags") == 0) {
+		// a list: the whole set is replaced, re-indexed by the store
+		fd = cpl_spec_find("tags");
 	} else if ((fd = cpl_spec_find(r->field)) == NULL || !fd->modify) {
 		FAIL(h, CPL_EINVAL, "unknown or unmodifiable field %s", r->field);
 	}
@@ -484,7 +514,13 @@ h_modify(hctx *h, cpl_txn *txn)
 			if (sp.resources)
 				res = *sp.resources;
 			sp.resources = &res;
-			if ((rv = cpl_spec_set(fd, &sp, r->value)) != 0) {
+			if (fd->type == CPL_SPEC_LIST &&
+			    fd->off == offsetof(Copal__TaskSpec, tags)) {
+				// the whole set: comma-separated, "" for none
+				if ((rv = split_list(h, r->value, fd->sep,
+				         &sp.tags, &sp.n_tags)) != 0)
+					break;
+			} else if ((rv = cpl_spec_set(fd, &sp, r->value)) != 0) {
 				snprintf(h->err, sizeof(h->err),
 				    "bad value %s for %s", r->value, fd->key);
 				break;

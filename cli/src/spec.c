@@ -76,6 +76,8 @@ modify_help_init(void)
 		snprintf(line, sizeof(line), "  %-22s  %s\n", f->key, f->help);
 		more_add(&n, "%s", line);
 	}
+	more_add(&n, "%s", "  tags                    all of a task's tags: "
+	    "K=V,K2=V2 (\"\" for none)\n");
 }
 
 void

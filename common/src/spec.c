@@ -45,6 +45,8 @@ const cpl_spec_field cpl_spec_fields[CPL_SPEC_NFIELDS] = {
 	    .modify = true, .metavar = "JSON",
 	    .help = "user JSON document kept with the task" },
 	// and each a well-formed key=value (copal/params.h)
+	// (a list, so not `modify` here: the broker's modify takes "tags"
+	// as a field of its own, "K=V,K2=V2" replacing them all)
 	{ .key = "tags", .opt = "tag", SPEC_N(tags), .type = CPL_SPEC_LIST,
 	    .max_len = CPL_TAGS_MAX, .sep = ",", .metavar = "K=V,...",
 	    .help = "key=value tags, indexed (repeat)" },

@@ -63,7 +63,16 @@ assert_eq 0 "$(count_tasks --name ok1)" "nothing of the batch was added"
 out=$(copal modify --tag system=H2O --tag run=3 priority 7 2>&1) || fail "modify --tag: $out"
 assert_eq 7 "$(task_field h2o_3 priority)" "modify by tag changed h2o_3"
 assert_eq 0 "$(task_field h2o_2 priority)" "modify by tag left h2o_2"
-# modify of the tags themselves re-indexes the task (via the spec field)
+# modify of the tags themselves: the whole set replaced, re-indexed
+out=$(copal modify "$(uuid_of plain)" tags "extra=1,system=none" 2>&1) || fail "modify tags: $out"
+assert_eq 1 "$(count_tasks --tag extra=1 --tag system=none)" "plain found by its new tags"
+if out=$(copal modify "$(uuid_of plain)" tags "extra=1,nokey" 2>&1); then
+	fail "modify to a malformed tag was accepted"
+fi
+assert_contains "$out" "nokey" "the message names the malformed tag"
+assert_eq 1 "$(count_tasks --tag extra=1)" "a refused modify changed nothing"
+out=$(copal modify "$(uuid_of plain)" tags "" 2>&1) || fail "modify tags to none: $out"
+assert_eq 0 "$(count_tasks --tag extra=1)" "tags removed by modify"
 
 # killjob by tag
 out=$(copal killjob --tag system=CO2 --yes 2>&1) || fail "killjob --tag: $out"
