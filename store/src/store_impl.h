@@ -202,6 +202,8 @@ struct cpl_store {
 	pthread_mutex_t wlock;     // one writer
 	pthread_rwlock_t envlock;  // readers shared; map resize / reopen exclusive
 	uint64_t claimable_seq;    // cpl_store_claimable_seq (atomic)
+	bool tags_fill;            // opened a database from before the tag
+	                           // indices: index its tasks' tags once
 };
 
 // A follow-up transition queued by bookkeeping (dependency release,
@@ -573,6 +575,11 @@ int cs_tag_del(cpl_txn *t, uint64_t id);
 int cs_tag_has(cpl_txn *t, uint64_t id, const char *tag, bool *has);
 int cs_tag_has_c(cpl_txn *t, MDB_cursor **c, uint64_t id, const char *tag,
     bool *has);
+// Indexes the tags of every task of a database written before the tag
+// indices existed (at open, once): tasks whose tags are all well formed
+// get SF_TAGGED and their entries; others stay unindexed (a `modify ID
+// tags K=V` fixes them).
+int cs_tag_fill(cpl_txn *t);
 // cpl_store_check's look at the tag counters: each equals a recount of
 // its tag's entries. CPL_ECORRUPT with the reason in why.
 int cs_tag_check_counts(cpl_txn *t, char *why, size_t len);

@@ -383,3 +383,42 @@ cs_tag_check_task(cpl_txn *t, uint64_t id, const struct srec *r,
 	}
 	return 0;
 }
+
+int
+cs_tag_fill(cpl_txn *t)
+{
+	cpl_ids ids = { NULL, 0, 0 };
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, rv;
+	// the tasks first, then the writes (no write under the walk)
+	if ((rv = tcursor(t, DB_STATE, &c)) != 0)
+		return rv;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && rv == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		if (k.mv_size == 8)
+			rv = cpl_ids_push(&ids, rd64(k.mv_data));
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < ids.n && rv == 0; i++) {
+		Copal__TaskSpec *sp = NULL;
+		struct srec r;
+		bool ok = true;
+		if ((rv = srec_get(t, ids.v[i], &r)) != 0 ||
+		    (rv = cs_spec_read(t, ids.v[i], &sp)) != 0)
+			break;
+		for (size_t j = 0; j < sp->n_tags && ok; j++)
+			ok = cpl_tag_check(sp->tags[j], NULL, 0) == 0;
+		if (ok && sp->n_tags && !(r.flags & SF_TAGGED)) {
+			r.flags |= SF_TAGGED;
+			if ((rv = cs_tag_add(t, ids.v[i], sp)) == 0 &&
+			    (rv = cs_tag_count(t, ids.v[i], CPL_STATE_NONE,
+			         (cpl_state)r.state)) == 0 &&
+			    (!runnable(&r) ||
+			        (rv = cs_tag_runq(t, ids.v[i], &r, true)) == 0))
+				rv = srec_put(t, ids.v[i], &r);
+		}
+		copal__task_spec__free_unpacked(sp, NULL);
+	}
+	free(ids.v);
+	return rv;
+}

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lmdb.h>
+
 // A task of workflow wf with the given tags (NULL-terminated) and priority.
 static uint64_t
 tagged(tu_env *e, const char *name, const char *wf, int32_t prio, ...)
@@ -294,6 +296,79 @@ test_update_and_delete(void **state)
 	TU_CHECK(e);
 }
 
+// Makes the database of e look as one written before the tag indices:
+// their four sub-databases dropped, and the "tagged" flag (bit 8 of the
+// third byte of a state record, store/src/store_impl.h) cleared.
+static void
+make_old(tu_env *e)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi d;
+	MDB_cursor *c;
+	MDB_val k, v;
+	static const char *const names[] = { "tags", "tag_idx", "tag_runq",
+		"tag_cnt" };
+	cpl_store_close(e->s);
+	e->s = NULL;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 64);
+	mdb_env_set_mapsize(env, 1u << 30);
+	assert_int_equal(mdb_env_open(env, e->dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(mdb_dbi_open(txn, names[i], 0, &d), 0);
+		assert_int_equal(mdb_drop(txn, d, 1), 0);
+	}
+	assert_int_equal(mdb_dbi_open(txn, "state", 0, &d), 0);
+	assert_int_equal(mdb_cursor_open(txn, d, &c), 0);
+	for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint8_t rec[80];
+		assert_int_equal(v.mv_size, sizeof rec);
+		memcpy(rec, v.mv_data, sizeof rec);
+		rec[2] &= (uint8_t)~8u;
+		MDB_val nv = { sizeof rec, rec };
+		assert_int_equal(mdb_cursor_put(c, &k, &nv, MDB_CURRENT), 0);
+	}
+	mdb_cursor_close(c);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void
+test_old_database_indexed_at_open(void **state)
+{
+	tu_env *e = *state;
+	uint64_t a = tagged(e, "a", "w", 0, "k=v", NULL);
+	uint64_t b = tagged(e, "b", "w", 3, "k=v", "z=1", NULL);
+	tu_task(e, "c", "w", 0);
+	uint64_t lease = tu_lease(e, 600000);
+	tu_finish(e, lease, "w2", tu_task(e, "done", "w2", 0));
+	make_old(e);
+	TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
+	tu_ids ids;
+	const char *kv[] = { "k=v" };
+	assert_int_equal(query_tags(e, kv, 1, 0, &ids), 2);
+	assert_true(ids.id[0] == a && ids.id[1] == b);
+	TU_EQ_U64(count_tag(e, "k=v", CPL_READY), 2);
+	TU_CHECK(e);
+	// and claimable by tag
+	cpl_node_cap nodes[2] = { { CPL_NODE_UNITS, 0 }, { CPL_NODE_UNITS, 0 } };
+	cpl_capacity cap;
+	tu_claimed got;
+	const char *z[] = { "z=1" };
+	memset(&cap, 0, sizeof cap);
+	cap.max_tasks = 2;
+	cap.nodes = nodes;
+	cap.nnodes = 2;
+	cap.tags = z;
+	cap.ntags = 1;
+	TU_OK(tu_claim(e, lease, &cap, &got));
+	assert_true(got.n == 1 && got.id[0] == b);
+	TU_CHECK(e);
+}
+
 int
 main(void)
 {
@@ -307,6 +382,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_claim_tags_and_workflow,
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_update_and_delete, tu_setup,
+		    tu_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_old_database_indexed_at_open, tu_setup_durable,
 		    tu_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
