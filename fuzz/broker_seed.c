@@ -34,7 +34,7 @@ put_task(cpl_txn *txn, const char *name, const char *wf, const char *app,
 	Copal__TaskSpec sp = COPAL__TASK_SPEC__INIT;
 	Copal__Resources res = COPAL__RESOURCES__INIT;
 	Copal__EnvVar ev = COPAL__ENV_VAR__INIT, *evs[1] = { &ev };
-	char *tags[] = { "tag1", "é" };
+	char *tags[] = { "k=tag1", "é=1" };
 	uint64_t id;
 	uint8_t uuid[16];
 	sp.name = (char *)name;

@@ -292,7 +292,7 @@ jsonl(void)
 	    "{\"name\": \"b\", \"workflow\": \"w\", \"app\": \"sim\", "
 	    "\"args\": \"-x 1\", \"key\": \"b\", \"parent_keys\": [\"a\"], "
 	    "\"env\": {\"X\": \"1\", \"OMP_NUM_THREADS\": \"4\"}, "
-	    "\"tags\": [\"t1\", \"é\"], \"parents\": [\"0796bd50\", 42], "
+	    "\"tags\": [\"t=1\", \"é=2\"], \"launch_params\": [\"-d\"], \"parents\": [\"0796bd50\", 42], "
 	    "\"num_nodes\": 2, \"ranks_per_node\": 4, \"threads_per_rank\": 2, "
 	    "\"gpus_per_rank\": 1, \"cpu_affinity\": \"depth\", "
 	    "\"node_packing_count\": 1, \"wall_time_minutes\": 30, "

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The copal command as a whole process, on large databases: what a user
 # waits for. Prints every figure of BENCHMARKS.md's "copal ls", "History
-# queries" and "Profiling verbs" tables.
+# queries", "Profiling verbs" and "Tags" tables.
 #
-#   bash scripts/bench_cli.sh [-q] [-n TASKS] [-d DIR] [BUILD_DIR]
+#   bash scripts/bench_cli.sh [-q] [-t] [-n TASKS] [-d DIR] [BUILD_DIR]
 #
 #   -n TASKS   tasks in each database (default 1,000,000)
 #   -q         quick: 100,000 tasks
+#   -t         only part 4 (tags)
 #   -d DIR     parent of the databases (default /var/tmp); about 4 KB per
 #              task is used at the peak and removed at the end
 #   BUILD_DIR  default build-rel (copal, copal-broker and mkevents: built
@@ -28,6 +29,13 @@
 #    per second, maximum RSS and CPU of copal (/usr/bin/time), and the
 #    broker's CPU (utime + stime of /proc/PID/stat, before and after).
 #    The references: `cat` of each exported file to /dev/null and to a copy.
+# 4. A third database: N tasks made by one `copal job --from-file` (timed)
+#    of JSON lines, each tagged sys=vK with K = i mod 100 (100 distinct
+#    values, N/100 tasks each). Then 20 runs each: /bin/true, `ls --state
+#    READY --limit 50` (no tag: the reference under the same load), the first
+#    page of one tag (`ls --tag sys=v42 --limit 50`), the count of one tag
+#    (`ls --tag sys=v42 --by-states`), two tags ANDed that no task has,
+#    and one tag with a state; target < 20 ms (median) as a whole command.
 #
 # Each timed command must succeed and print what it should (ls --by-states
 # counts N, each export has 4N events, the window is not empty): otherwise
@@ -38,9 +46,11 @@ cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
 N=1000000
 PARENT=/var/tmp
-while getopts qn:d: opt; do
+ONLY_TAGS=0
+while getopts qtn:d: opt; do
 	case $opt in
 	q) N=100000 ;;
+	t) ONLY_TAGS=1 ;;
 	n) N=$OPTARG ;;
 	d) PARENT=$OPTARG ;;
 	*) sed -n '6,13p' "$0" >&2; exit 2 ;;
@@ -58,7 +68,7 @@ export COPAL_BROKER_BIN=$BUILD/broker/copal-broker
 T=$(mktemp -d "$PARENT/copal-bcli.XXXXXX")
 export HOME=$T
 cleanup() {
-	for db in "$T"/db1 "$T"/db2; do
+	for db in "$T"/db1 "$T"/db2 "$T"/db3; do
 		if [[ -d $db ]]; then
 			"$COPAL" --db "$db" server stop >/dev/null 2>&1 || true
 		fi
@@ -93,6 +103,50 @@ med_max() {
 row() { printf '%-62s %s\n' "$1" "$2"; }
 
 echo "bench_cli.sh: $N tasks, in $T; load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
+
+# ------------------------------------------------------------ 4. tags
+tags_part() {
+	local DB=$T/db3 us k=$((N / 100))
+	"$COPAL" init "$DB" >/dev/null
+	export COPAL_DB=$DB
+	"$COPAL" server start >/dev/null
+	"$COPAL" app --name dummy --executable true >/dev/null
+	awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "{\"name\":\"t%d\",\"app\":\"dummy\",\"workflow\":\"tags\",\"tags\":{\"sys\":\"v%d\"}}\n", i, i % 100 }' >"$T/tags.jsonl"
+	local s=$EPOCHREALTIME
+	"$COPAL" job --from-file "$T/tags.jsonl" -q --yes >/dev/null || fail "job --from-file of $N tagged tasks"
+	local e=$EPOCHREALTIME
+	us=$((10#${e/./} - 10#${s/./}))
+	rm -f "$T/tags.jsonl"
+	n=$("$COPAL" ls --tag sys=v42 --by-states --format json | jq '.[] | select(.state == "READY") | .count')
+	[[ $n == "$k" ]] || fail "ls --tag sys=v42 --by-states counts ${n:-no} READY tasks, not $k"
+	n=$("$COPAL" ls --tag sys=v42 --limit 50 --format csv | tail -n +2 | wc -l)
+	[[ $n == 50 ]] || fail "ls --tag sys=v42 --limit 50 lists $n tasks"
+	n=$("$COPAL" ls --tag sys=v42 --tag sys=v43 --limit 50 --format csv | tail -n +2 | wc -l)
+	[[ $n == 0 ]] || fail "ls --tag sys=v42 --tag sys=v43 lists $n tasks"
+	echo
+	echo "== tags: $N READY tasks, 100 values of one tag ($k tasks each); 20 runs each: median / max; target < 20 ms =="
+	row "copal job --from-file, $N tagged tasks" "$(awk -v u="$us" -v n="$N" 'BEGIN { printf "%.2f s, %.0f tasks/s", u / 1e6, n / (u / 1e6) }')"
+	runs 20 /bin/true
+	row "/bin/true (starting a process; reference)" "$(med_max)"
+	local label
+	for label in "ls --state READY --limit 50" \
+	    "ls --tag sys=v42 --limit 50" "ls --tag sys=v42 --by-states" \
+	    "ls --tag sys=v42 --tag sys=v43 --limit 50" \
+	    "ls --tag sys=v99 --state READY --limit 50"; do
+		# shellcheck disable=SC2086 # the label is the command's words
+		runs 20 "$COPAL" $label
+		row "copal $label" "$(med_max) $(printf '%s\n' "${RUNS[@]}" | sort -n |
+		    awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] < 20000 ? "PASS" : "MISS" }')"
+	done
+	"$COPAL" server stop >/dev/null
+	rm -rf "$DB"
+}
+if ((ONLY_TAGS)); then
+	tags_part
+	echo
+	echo "bench_cli.sh: every command succeeded; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
 
 # ------------------------------------------------------------ 1. copal ls
 DB=$T/db1
@@ -217,5 +271,7 @@ for f in jsonl csv chrome; do
 	    "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f s / %.2f s", a / 1e6, b / 1e6 }')"
 done
 "$COPAL" server stop >/dev/null
+rm -rf "$DB"
+tags_part
 echo
 echo "bench_cli.sh: every command succeeded; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,6 +1,7 @@
 // Handlers of apps (register, list, delete) and of the workflow list.
 #include <string.h>
 
+#include "copal/params.h"
 #include "handlers.h"
 
 // ---------------------------------------------------------------- apps
@@ -9,8 +10,12 @@ int
 h_app_register(hctx *h, cpl_txn *txn)
 {
 	const Copal__AppRegisterRequest *r = h->req->app_register;
+	char why[300];
 	if (r->app == NULL)
 		FAIL(h, CPL_EINVAL, "no app given");
+	if (cpl_app_params_check(r->app, why, sizeof(why)) != 0)
+		FAIL(h, CPL_EINVAL, "app %s: %s", r->app->name ? r->app->name :
+		    "", why);
 	int rv = cpl_app_put(txn, r->app, r->replace);
 	if (rv == CPL_EEXISTS)
 		FAIL(h, rv, "app %s already exists (replace it to change it)",

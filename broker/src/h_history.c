@@ -2,6 +2,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "copal/params.h"
 #include "handlers.h"
 
 #define MAX_EXPORT 100000u
@@ -75,6 +76,8 @@ struct ev_ctx {
 	size_t n, cap;
 	uint64_t until;
 	const char *wf_name;  // export: workflow filter
+	const char *const *tags; // export: tags filter
+	size_t ntags;
 	uint64_t last_seq;
 	bool more;
 };
@@ -184,6 +187,15 @@ exportcb(const cpl_event *e, void *arg)
 		if (strcmp(ti->workflow, c->wf_name) != 0)
 			return 0;
 	}
+	if (c->ntags) {
+		bool has;
+		int rv = cpl_task_has_tags(c->txn, e->task_id, c->tags,
+		    c->ntags, &has);
+		if (rv)
+			return rv;
+		if (!has)
+			return 0;
+	}
 	return ev_push(c, e);
 }
 
@@ -202,6 +214,16 @@ h_export(hctx *h, cpl_txn *txn)
 	c.txn = txn;
 	c.until = r->until_us;
 	c.wf_name = r->workflow && r->workflow[0] ? r->workflow : NULL;
+	if (r->n_tags > CPL_TAGS_MAX)
+		FAIL(h, CPL_EINVAL, "%zu tags in an export filter, above the "
+		    "limit %u", r->n_tags, CPL_TAGS_MAX);
+	for (size_t i = 0; i < r->n_tags; i++) {
+		char why[200];
+		if (cpl_tag_check(r->tags[i], why, sizeof(why)) != 0)
+			FAIL(h, CPL_EINVAL, "export: %s", why);
+	}
+	c.tags = (const char *const *)r->tags;
+	c.ntags = r->n_tags;
 	if (r->since_us) {
 		uint64_t seq;
 		if ((rv = cpl_history_seek_time(txn, r->since_us, &seq)) != 0)

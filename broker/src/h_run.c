@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copal/params.h"
 #include "handlers.h"
 
 #define MAX_CLAIM 100000u
@@ -122,6 +123,16 @@ h_claim(hctx *h, cpl_txn *txn)
 	cap.remaining_minutes = r->remaining_minutes;
 	cap.max_task_nodes = r->max_task_nodes;
 	cap.workflow = r->workflow && r->workflow[0] ? r->workflow : NULL;
+	if (r->n_tags > CPL_TAGS_MAX)
+		FAIL(h, CPL_EINVAL, "%zu tags in a claim, above the limit %u",
+		    r->n_tags, CPL_TAGS_MAX);
+	for (size_t i = 0; i < r->n_tags; i++) {
+		char why[200];
+		if (cpl_tag_check(r->tags[i], why, sizeof(why)) != 0)
+			FAIL(h, CPL_EINVAL, "claim: %s", why);
+	}
+	cap.tags = (const char *const *)r->tags;
+	cap.ntags = r->n_tags;
 	if ((rv = cpl_claim(txn, r->lease_id, &cap, claim_cb, &cc, &n)) != 0)
 		FAIL(h, rv, "claim under lease %" PRIu64 ": %s", r->lease_id,
 		    cpl_strerror(rv));

@@ -2,9 +2,11 @@
 // dependencies, with the wire filters they select tasks by.
 #include <ctype.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "copal/params.h"
 #include "copal/spec.h"
 #include "handlers.h"
 
@@ -46,9 +48,19 @@ filter_from_wire(hctx *h, const Copal__Filter *wf, cpl_filter *f,
 		f->uuid_prefix = wf->uuid_prefix;
 	f->min_nodes = wf->min_nodes;
 	f->max_nodes = wf->max_nodes;
+	if (wf->n_tags > CPL_TAGS_MAX)
+		FAIL(h, CPL_EINVAL, "%zu tags in a filter, above the limit %u",
+		    wf->n_tags, CPL_TAGS_MAX);
+	for (size_t i = 0; i < wf->n_tags; i++) {
+		char why[200];
+		if (cpl_tag_check(wf->tags[i], why, sizeof(why)) != 0)
+			FAIL(h, CPL_EINVAL, "filter: %s", why);
+	}
+	f->tags = (const char *const *)wf->tags;
+	f->ntags = wf->n_tags;
 	bool empty = !f->states && !f->workflow && !f->application &&
 	    !f->name && !f->uuid_prefix && !f->min_nodes && !f->max_nodes &&
-	    wf->n_ids == 0;
+	    wf->n_ids == 0 && wf->n_tags == 0;
 	if (empty && !wf->all && !empty_ok)
 		FAIL(h, CPL_EINVAL,
 		    "the filter selects every task: say so explicitly (all)");
@@ -83,6 +95,13 @@ task_matches(hctx *h, cpl_txn *txn, uint64_t id, const cpl_filter *f,
 		return 0;
 	if (f->max_nodes && nodes > f->max_nodes)
 		return 0;
+	for (size_t i = 0; i < f->ntags; i++) {
+		bool has = false;
+		for (size_t j = 0; j < sp->n_tags && !has; j++)
+			has = strcmp(sp->tags[j], f->tags[i]) == 0;
+		if (!has)
+			return 0;
+	}
 	if (f->uuid_prefix) {
 		// compare hex digits, dashes ignored on both sides
 		const char *p = f->uuid_prefix, *q = u;
@@ -139,8 +158,36 @@ spec_refusal(int rv, const Copal__TaskSpec *sp, char *why, size_t len)
 
 // ---------------------------------------------------------------- create
 
-int
-h_create(hctx *h, cpl_txn *txn)
+// Checks a task's parameter values against its app (*app: the app of the
+// task before, reused when the name is the same, else replaced; NULL when
+// the task names no registered app, which the store then refuses).
+static int
+params_check(hctx *h, cpl_txn *txn, const Copal__TaskSpec *sp, size_t i,
+    Copal__App **app)
+{
+	char why[300];
+	int rv;
+	const char *name = sp->application ? sp->application : "";
+	if (*app == NULL || strcmp((*app)->name, name) != 0) {
+		if (*app)
+			copal__app__free_unpacked(*app, NULL);
+		*app = NULL;
+		rv = cpl_app_get(txn, name, app);
+		if (rv == CPL_ENOTFOUND || rv == CPL_EINVAL)
+			return 0;
+		if (rv)
+			return rv;
+	}
+	if (cpl_task_params_check(*app, sp, why, sizeof(why)) != 0)
+		FAIL(h, CPL_EINVAL, "task %zu (%s): %s", i,
+		    sp->name ? sp->name : "", why);
+	return 0;
+}
+
+// h_create's work; *app is the app record it last read (freed by the
+// caller, whatever the outcome).
+static int
+create_tasks(hctx *h, cpl_txn *txn, Copal__App **appp)
 {
 	const Copal__CreateTasksRequest *r = h->req->create;
 	Copal__CreateTasksReply *rep =
@@ -188,6 +235,8 @@ h_create(hctx *h, cpl_txn *txn)
 		Copal__TaskSpec sp = *r->tasks[i];
 		uint8_t uuid[16];
 		size_t nloc = first[i + 1] - first[i];
+		if ((rv = params_check(h, txn, &sp, i, appp)) != 0)
+			return rv;
 		if (nloc) {
 			size_t n = sp.n_parent_ids + nloc, k = sp.n_parent_ids;
 			uint64_t *pids = arena_alloc(h->a, n * sizeof(uint64_t));
@@ -208,12 +257,9 @@ h_create(hctx *h, cpl_txn *txn)
 				FAIL(h, rv, "task %zu (%s): %s", i,
 				    sp.name ? sp.name : "", cpl_strerror(rv));
 			// say which: the app or a parent
-			Copal__App *app = NULL;
-			if (sp.application && sp.application[0] &&
-			    cpl_app_get(txn, sp.application, &app) != 0)
+			if (sp.application && sp.application[0] && *appp == NULL)
 				FAIL(h, rv, "task %zu (%s): no app named %s", i,
 				    sp.name ? sp.name : "", sp.application);
-			copal__app__free_unpacked(app, NULL);
 			for (size_t j = 0; j < sp.n_parent_ids; j++) {
 				cpl_task pt;
 				if (cpl_task_get(txn, sp.parent_ids[j], 0, &pt) != 0)
@@ -237,6 +283,16 @@ h_create(hctx *h, cpl_txn *txn)
 	h->rep->body_case = COPAL__REPLY__BODY_CREATE;
 	h->rep->create = rep;
 	return 0;
+}
+
+int
+h_create(hctx *h, cpl_txn *txn)
+{
+	Copal__App *app = NULL; // the last task's app, for its parameters
+	int rv = create_tasks(h, txn, &app);
+	if (app)
+		copal__app__free_unpacked(app, NULL);
+	return rv;
 }
 
 // ---------------------------------------------------------------- query
@@ -341,12 +397,16 @@ h_count(hctx *h, cpl_txn *txn)
 		return CPL_ENOMEM;
 	const Copal__Filter *wf = h->req->count->filter;
 	bool plain = !f.workflow && !f.application && !f.name &&
-	    !f.uuid_prefix && !f.min_nodes && !f.max_nodes &&
+	    !f.uuid_prefix && !f.min_nodes && !f.max_nodes && !f.ntags &&
 	    (wf == NULL || wf->n_ids == 0);
-	if (plain) {
-		// O(1): the stored counters
-		uint64_t all[CPL_NSTATES];
-		if ((rv = cpl_count_states(txn, all)) != 0)
+	bool one_tag = f.ntags == 1 && !f.workflow && !f.application &&
+	    !f.name && !f.uuid_prefix && !f.min_nodes && !f.max_nodes &&
+	    (wf == NULL || wf->n_ids == 0);
+	if (plain || one_tag) {
+		// O(1): the stored counters (of all tasks, or of one tag's)
+		uint64_t all[CPL_NSTATES] = { 0 };
+		if ((rv = plain ? cpl_count_states(txn, all) :
+		         cpl_count_tag(txn, f.tags[0], all)) != 0)
 			return rv;
 		for (int s = 1; s < CPL_NSTATES; s++) {
 			if (f.states && !(f.states & (1u << s)))
@@ -411,6 +471,32 @@ env_set(hctx *h, Copal__TaskSpec *sp, const char *kv)
 	return 0;
 }
 
+// Splits s at any of seps into words in the arena (empty ones dropped).
+static int
+split_list(hctx *h, const char *s, const char *seps, char ***out, size_t *n)
+{
+	size_t cap = 1;
+	for (const char *p = s; *p; p++)
+		cap += strchr(seps, *p) != NULL;
+	char **v = arena_alloc(h->a, cap * sizeof(char *));
+	if (v == NULL)
+		return CPL_ENOMEM;
+	*n = 0;
+	while (*s) {
+		s += strspn(s, seps);
+		size_t len = strcspn(s, seps);
+		if (len) {
+			if ((v[*n] = arena_alloc(h->a, len + 1)) == NULL)
+				return CPL_ENOMEM;
+			memcpy(v[*n], s, len);
+			v[(*n)++][len] = '\0';
+		}
+		s += len;
+	}
+	*out = v;
+	return 0;
+}
+
 int
 h_modify(hctx *h, cpl_txn *txn)
 {
@@ -429,6 +515,9 @@ h_modify(hctx *h, cpl_txn *txn)
 	if (strcmp(r->field, "state") == 0) {
 		if ((st = cpl_state_parse(r->value)) == CPL_STATE_NONE)
 			FAIL(h, CPL_EINVAL, "unknown state %s", r->value);
+	} else if (strcmp(r->field, "tags") == 0) {
+		// a list: the whole set is replaced, re-indexed by the store
+		fd = cpl_spec_find("tags");
 	} else if ((fd = cpl_spec_find(r->field)) == NULL ||
 	    (!fd->modify && fd->type != CPL_SPEC_ENV)) {
 		FAIL(h, CPL_EINVAL, "unknown or unmodifiable field %s", r->field);
@@ -456,7 +545,13 @@ h_modify(hctx *h, cpl_txn *txn)
 			if (sp.resources)
 				res = *sp.resources;
 			sp.resources = &res;
-			if ((rv = fd->type == CPL_SPEC_ENV ?
+			if (fd->type == CPL_SPEC_LIST &&
+			    fd->off == offsetof(Copal__TaskSpec, tags)) {
+				// the whole set: comma-separated, "" for none
+				if ((rv = split_list(h, r->value, fd->sep,
+				         &sp.tags, &sp.n_tags)) != 0)
+					break;
+			} else if ((rv = fd->type == CPL_SPEC_ENV ?
 			         env_set(h, &sp, r->value) :
 			         cpl_spec_set(fd, &sp, r->value)) != 0) {
 				snprintf(h->err, sizeof(h->err),

@@ -107,7 +107,7 @@ valid_create(size_t *len, uint64_t reqid)
 	Copal__TaskSpec s[3], *sp[3];
 	Copal__EnvVar ev = COPAL__ENV_VAR__INIT, *evp = &ev;
 	Copal__Resources res = COPAL__RESOURCES__INIT;
-	char *tags[] = { (char *)"t1", (char *)"t2" };
+	char *tags[] = { (char *)"t=1", (char *)"t=2" };
 	uint64_t parent = 1;
 	ev.name = (char *)"OMP_NUM_THREADS";
 	ev.value = (char *)"4";
@@ -453,9 +453,10 @@ test_expansion(void **state)
 {
 	struct fx *f = *state;
 	bh_wbuf rq = { 0 };
-	// control: 4,000 of them (an 8 KB message, about 0.9 MB decoded)
-	// fit the budget's 1 MiB floor, decode, and are refused by the
-	// handler (empty names); so a refusal of 100,000 is the budget's
+	// control: 4,000 of them (an 8 KB message, about 1.1 MB decoded: a
+	// TaskSpec is some 270 bytes since params and launch_params) fit
+	// the budget's 1 MiB floor, decode, and are refused by the handler
+	// (empty names); so a refusal of 100,000 is the budget's
 	w_empty_specs(&rq, 4000, 3999);
 	bh_free(BH_RAW_EXPECT(f->b.url, rq.p, rq.n, CPL_EINVAL));
 	bh_w_free(&rq);

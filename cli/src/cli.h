@@ -209,6 +209,8 @@ typedef struct filt {
 	Copal__TaskState states[CPL_NSTATES];
 	uint64_t *ids;
 	size_t nids;
+	char **tags; // --tag K=V (all must match)
+	size_t ntags;
 	bool set;  // some option given
 } filt;
 void filt_init(filt *f);

@@ -1,20 +1,27 @@
 // Applications: copal app, copal ls apps, copal rm app.
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "copal/params.h"
 #include "cli.h"
 
 enum {
 	KEY_ANAME = 420, KEY_EXE, KEY_PRE, KEY_POST, KEY_ENVSCRIPT, KEY_ADESC,
-	KEY_REPLACE,
+	KEY_REPLACE, KEY_PARAM,
 };
 
 const cli_opt app_opts[] = {
 	{ "name", KEY_ANAME, OPT_ARG, "NAME", "app name (required)" },
 	{ "executable", KEY_EXE, OPT_ARG, "CMD",
 	    "command line to run; task args are appended (required)" },
+	{ "command", KEY_EXE, OPT_ARG, "CMD",
+	    "same as --executable; may hold {{ NAME }} for a --param" },
+	{ "param", KEY_PARAM, OPT_ARG, "NAME[=DEFAULT]",
+	    "a parameter of the command: tasks give --param NAME=VALUE, "
+	    "shell-quoted as one word at launch (repeat)" },
 	{ "preprocess", KEY_PRE, OPT_ARG, "CMD",
 	    "run in the task's directory before the app" },
 	{ "postprocess", KEY_POST, OPT_ARG, "CMD",
@@ -48,6 +55,14 @@ app_print(const Copal__App *a)
 		{ "postprocess", offsetof(Copal__App, postprocess), false },
 		{ "envscript", offsetof(Copal__App, envscript), false },
 	};
+	char pl[4096];
+	size_t pn = 0;
+	pl[0] = '\0';
+	for (size_t i = 0; i < a->n_params && pn < sizeof(pl); i++)
+		pn += (size_t)snprintf(pl + pn, sizeof(pl) - pn, "%s%s%s%s",
+		    i ? " " : "", a->params[i]->name,
+		    a->params[i]->has_default ? "=" : "",
+		    a->params[i]->has_default ? a->params[i]->default_value : "");
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const char *v = *(char *const *)((const char *)a + rows[i].off);
 		char key[32];
@@ -57,6 +72,8 @@ app_print(const Copal__App *a)
 		else if (rows[i].always)
 			printf("%s\n", key);
 	}
+	if (a->n_params)
+		printf("%-32s%s\n", "params:", pl);
 	putchar('\n');
 }
 
@@ -66,6 +83,8 @@ cmd_app(const cli_verb *v, int argc, char **argv)
 	cli_parse p;
 	const char *arg;
 	Copal__App app = COPAL__APP__INIT;
+	Copal__AppParam *par = NULL, **parp = NULL;
+	char why[300];
 	bool replace = false;
 	cpl_client *c = NULL;
 	int k, rc;
@@ -94,6 +113,25 @@ cmd_app(const cli_verb *v, int argc, char **argv)
 		case KEY_REPLACE:
 			replace = true;
 			break;
+		case KEY_PARAM: {
+			if (app.n_params == CPL_PARAMS_MAX) {
+				rc = cli_usage("--param: at most %u",
+				    CPL_PARAMS_MAX);
+				goto out;
+			}
+			par = xrealloc(par, (app.n_params + 1) * sizeof(*par));
+			Copal__AppParam *q = &par[app.n_params++];
+			copal__app_param__init(q);
+			// NAME=DEFAULT is cut in place (argv is ours)
+			char *eq = strchr(arg, '=');
+			q->name = (char *)arg;
+			if (eq) {
+				*eq = '\0';
+				q->default_value = eq + 1;
+				q->has_default = 1;
+			}
+			break;
+		}
 		default:
 			rc = EXIT_USAGE;
 			goto out;
@@ -107,6 +145,16 @@ cmd_app(const cli_verb *v, int argc, char **argv)
 	}
 	if (strlen(app.name) > 255) {
 		rc = cli_usage("--name: at most 255 bytes");
+		goto out;
+	}
+	if (app.n_params) {
+		parp = xcalloc(app.n_params, sizeof(*parp));
+		for (size_t i = 0; i < app.n_params; i++)
+			parp[i] = &par[i];
+		app.params = parp;
+	}
+	if (cpl_app_params_check(&app, why, sizeof(why)) != 0) {
+		rc = cli_usage("%s", why);
 		goto out;
 	}
 	if ((rc = cli_connect(&c)) != 0)
@@ -123,6 +171,8 @@ cmd_app(const cli_verb *v, int argc, char **argv)
 	printf(replace ? "Added or replaced app in database\n" :
 	                 "Added app to database\n");
 out:
+	free(parp);
+	free(par);
 	cpl_client_close(c);
 	cli_parse_free(&p);
 	return rc;
@@ -150,6 +200,15 @@ ls_apps(out_fmt fmt)
 			    "description", a->description, "preprocess",
 			    a->preprocess, "postprocess", a->postprocess,
 			    "envscript", a->envscript);
+			if (a->n_params) {
+				json_t *pv = json_object();
+				for (size_t k = 0; k < a->n_params; k++)
+					json_object_set_new(pv, a->params[k]->name,
+					    a->params[k]->has_default ?
+					    json_string(a->params[k]->default_value) :
+					    json_null());
+				json_object_set_new(o, "params", pv);
+			}
 			json_item(j, o);
 		}
 		json_close(j);

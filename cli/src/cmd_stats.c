@@ -29,7 +29,10 @@ fetch_counts(cpl_client *c, const ev_window *w, Copal__Reply **rep)
 	Copal__Filter f = COPAL__FILTER__INIT;
 	if (w->workflow)
 		f.workflow = (char *)w->workflow;
-	return cli_call_rc(c, cpl_call_count(c, w->workflow ? &f : NULL, rep));
+	f.tags = (char **)w->tags;
+	f.n_tags = w->ntags;
+	return cli_call_rc(c, cpl_call_count(c,
+	    w->workflow || w->ntags ? &f : NULL, rep));
 }
 
 static int
@@ -42,6 +45,10 @@ fetch_workflows(struct stats *st)
 	for (size_t i = 0; i < rep->workflow_list->n_workflows; i++) {
 		const Copal__WorkflowCount *w = rep->workflow_list->workflows[i];
 		if (st->w->workflow && strcmp(st->w->workflow, w->name) != 0)
+			continue;
+		// a workflow's task count is of all its tasks: under --tag,
+		// the rows come from the tagged tasks' events only
+		if (st->w->ntags)
 			continue;
 		stats_wf(st, w->name, NULL)->tasks = w->tasks;
 	}

@@ -19,6 +19,8 @@ const cli_opt window_opts[] = {
 	    "local time without a zone), -10m / -2h / -30s / -1d, or epoch "
 	    "seconds" },
 	{ "until", KEY_UNTIL, OPT_ARG, "T", "only events before T (same forms)" },
+	{ "tag", KEY_WTAG, OPT_ARG, "K=V",
+	    "only the tasks tagged K=V (repeat: all of them)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -32,6 +34,16 @@ ev_window_opt(ev_window *w, int key, const char *arg, int *rc)
 			*rc = cli_usage("--wf: give a workflow name");
 		w->workflow = arg;
 		return 1;
+	case KEY_WTAG: {
+		char why[200];
+		if (cpl_tag_check(arg, why, sizeof(why)) != 0)
+			*rc = cli_usage("--tag: %s", why);
+		else if (w->ntags == CPL_TAGS_MAX)
+			*rc = cli_usage("--tag: at most %u", CPL_TAGS_MAX);
+		else
+			w->tags[w->ntags++] = (char *)arg;
+		return 1;
+	}
 	case KEY_SINCE:
 	case KEY_UNTIL: {
 		// absolute times are final now; relative ones are checked
@@ -340,6 +352,8 @@ fetch_main(void *arg)
 		er.since_us = f->w->since_us;
 		er.until_us = f->w->until_us;
 		er.workflow = (char *)(f->w->workflow ? f->w->workflow : "");
+		er.tags = (char **)f->w->tags;
+		er.n_tags = f->w->ntags;
 		er.limit = EV_PAGE;
 		int rc = cli_call_rc(f->c, cpl_call_export(f->c, &er, &rep));
 		bool more = false;

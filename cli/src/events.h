@@ -18,13 +18,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "copal/params.h"
 #include "cli.h"
 
 #define EV_PAGE 100000u
 
-// --since, --until, --wf: the option table and the parsed values.
+// --since, --until, --wf, --tag: the option table and the parsed values.
 extern const cli_opt window_opts[];
-enum { KEY_WF = 600, KEY_SINCE, KEY_UNTIL };
+enum { KEY_WF = 600, KEY_SINCE, KEY_UNTIL, KEY_WTAG };
 
 typedef struct ev_window {
 	const char *since;    // as given (parsed once the broker's time is known)
@@ -32,6 +33,8 @@ typedef struct ev_window {
 	const char *workflow; // NULL: every workflow
 	uint64_t since_us;    // 0: from the start
 	uint64_t until_us;    // 0: to the end
+	char *tags[CPL_TAGS_MAX]; // --tag K=V: tasks with all of them
+	size_t ntags;
 } ev_window;
 
 // Handles a window option: 1 if key was one (*rc = 0 or an exit code).

@@ -1,14 +1,15 @@
-// Task filters from command-line options, shared by ls, modify, rm and
-// killjob. The broker insists that a filter selecting every task says so
+// Task filters from command-line options, shared by ls, modify, rm,
+// killjob, export and stats. The broker insists that a filter selecting every task says so
 // (--all).
 #include <stdlib.h>
 #include <string.h>
 
+#include "copal/params.h"
 #include "cli.h"
 
 enum {
 	KEY_STATE = 300, KEY_WF, KEY_NAME, KEY_ID, KEY_APP, KEY_MIN_NODES,
-	KEY_MAX_NODES, KEY_ALL,
+	KEY_MAX_NODES, KEY_ALL, KEY_TAG,
 };
 
 const cli_opt filter_opts[] = {
@@ -21,6 +22,8 @@ const cli_opt filter_opts[] = {
 	{ "app", KEY_APP, OPT_ARG, "APP", "tasks of this application" },
 	{ "min-nodes", KEY_MIN_NODES, OPT_ARG, "N", "tasks with num_nodes >= N" },
 	{ "max-nodes", KEY_MAX_NODES, OPT_ARG, "N", "tasks with num_nodes <= N" },
+	{ "tag", KEY_TAG, OPT_ARG, "K=V", "tasks tagged K=V (repeat: all of "
+	    "them)" },
 	{ "all", KEY_ALL, OPT_NOARG, NULL, "every task (needed when no other "
 	    "filter is given)" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -39,6 +42,9 @@ filt_free(filt *f)
 	free(f->ids);
 	f->ids = NULL;
 	f->nids = 0;
+	free(f->tags);
+	f->tags = NULL;
+	f->ntags = 0;
 }
 
 static int
@@ -102,6 +108,20 @@ filt_opt(filt *f, int key, const char *arg, int *rc)
 	case KEY_ALL:
 		f->f.all = 1;
 		break;
+	case KEY_TAG: {
+		char why[200];
+		if (cpl_tag_check(arg, why, sizeof(why)) != 0) {
+			*rc = cli_usage("--tag: %s", why);
+			break;
+		}
+		if (f->ntags == CPL_TAGS_MAX) {
+			*rc = cli_usage("--tag: at most %u", CPL_TAGS_MAX);
+			break;
+		}
+		f->tags = xrealloc(f->tags, (f->ntags + 1) * sizeof(char *));
+		f->tags[f->ntags++] = (char *)arg;
+		break;
+	}
 	default:
 		return 0;
 	}
@@ -124,6 +144,8 @@ filt_wire(filt *f)
 	f->f.states = f->f.n_states ? f->states : NULL;
 	f->f.ids = f->ids;
 	f->f.n_ids = f->nids;
+	f->f.tags = f->tags;
+	f->f.n_tags = f->ntags;
 	return &f->f;
 }
 
@@ -155,6 +177,8 @@ filt_describe(const filt *f, char *buf, size_t len)
 		ADD("%snum_nodes >= %u", n ? ", " : "", f->f.min_nodes);
 	if (f->f.max_nodes)
 		ADD("%snum_nodes <= %u", n ? ", " : "", f->f.max_nodes);
+	for (size_t i = 0; i < f->ntags; i++)
+		ADD("%stag %s", n ? ", " : "", f->tags[i]);
 	if (n == 0)
 		ADD("all tasks");
 #undef ADD

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "copal/params.h"
 #include "cli.h"
 
 #define NF CPL_SPEC_NFIELDS
@@ -75,6 +76,8 @@ modify_help_init(void)
 		snprintf(line, sizeof(line), "  %-22s  %s\n", f->key, f->help);
 		more_add(&n, "%s", line);
 	}
+	more_add(&n, "%s", "  tags                    all of a task's tags: "
+	    "K=V,K2=V2 (\"\" for none)\n");
 }
 
 void
@@ -294,6 +297,10 @@ spec_set_opt(spec_buf *b, arena *a, int key, const char *arg)
 		break;
 	}
 	case CPL_SPEC_LIST:
+		// a list of whole words (no separator): an empty one is
+		// refused, not dropped
+		if (f->sep[0] == '\0' && arg[0] == '\0')
+			return cli_usage("%s: %s: an empty word", opt, f->key);
 		split_into(a, p, n, arg, f->sep);
 		break;
 	case CPL_SPEC_IDS: {
@@ -606,6 +613,18 @@ spec_print(FILE *fp, const Copal__TaskSpec *sp, const Copal__App *app,
 		kv(fp, "data", sp->data_json);
 	if (all || sp->n_tags)
 		kvlist(fp, "tags", sp->tags, sp->n_tags, ",");
+	if (all || sp->n_params) {
+		size_t n = 0;
+		buf[0] = '\0';
+		for (size_t i = 0; i < sp->n_params && n < sizeof(buf); i++)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s=%s",
+			    i ? " " : "", sp->params[i]->name,
+			    sp->params[i]->value);
+		kv(fp, "params", buf);
+	}
+	if (all || sp->n_launch_params)
+		kvlist(fp, "launch_params", sp->launch_params,
+		    sp->n_launch_params, " ");
 	if (all || (sp->stage_in_url && sp->stage_in_url[0]))
 		kv(fp, "stage_in_url", sp->stage_in_url);
 	if (all || (sp->stage_out_files && sp->stage_out_files[0]))
@@ -627,9 +646,17 @@ spec_print(FILE *fp, const Copal__TaskSpec *sp, const Copal__App *app,
 	}
 	if (all || sp->timeout_seconds)
 		kvu(fp, "timeout_seconds", sp->timeout_seconds);
-	// the task's direct command, or else its app's executable
-	const char *exe = sp->command && sp->command[0] ? sp->command :
-	    app ? app->executable : NULL;
+	// the task's direct command, or else its app's executable (a
+	// parameterized app's template as the launcher renders it)
+	char cmd[4096];
+	const char *exe = NULL;
+	if (sp->command && sp->command[0])
+		exe = sp->command;
+	else if (app) {
+		if (cpl_cmd_render(app, sp, cmd, sizeof(cmd)) != 0)
+			snprintf(cmd, sizeof(cmd), "%s", app->executable);
+		exe = cmd;
+	}
 	if (exe) {
 		// "echo Hello, " + "World 1!" reads "echo Hello, World 1!"
 		int n = (int)strlen(exe);
@@ -691,6 +718,20 @@ task_json(const Copal__Task *t, const uuid_map *m)
 		for (size_t i = 0; i < sp->n_tags; i++)
 			json_array_append_new(tags, json_string(sp->tags[i]));
 		json_object_set_new(o, "tags", tags);
+		if (sp->n_params) {
+			json_t *pv = json_object();
+			for (size_t i = 0; i < sp->n_params; i++)
+				json_object_set_new(pv, sp->params[i]->name,
+				    json_string(sp->params[i]->value));
+			json_object_set_new(o, "params", pv);
+		}
+		if (sp->n_launch_params) {
+			json_t *lp = json_array();
+			for (size_t i = 0; i < sp->n_launch_params; i++)
+				json_array_append_new(lp,
+				    json_string(sp->launch_params[i]));
+			json_object_set_new(o, "launch_params", lp);
+		}
 		json_object_set_new(o, "num_nodes", json_integer(one(r->num_nodes)));
 		json_object_set_new(o, "ranks_per_node",
 		    json_integer(one(r->ranks_per_node)));

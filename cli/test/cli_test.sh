@@ -82,7 +82,7 @@ has 'READY -> RESTART_READY +modified by user'
 # ------------------------------------------------------------ jobs, DAG
 P=$("$COPAL" job -q --name parent --workflow dag --app say-hello) || fail "job -q"
 C=$("$COPAL" job -q --name child --workflow dag --app say-hello --parents "${P:0:8}" \
-	--env A=1 --data '{"k": [1, 2]}' --tags x,y --num-nodes 2 --priority -5) || fail "job child"
+	--env A=1 --data '{"k": [1, 2]}' --tags x=1,y=2 --num-nodes 2 --priority -5) || fail "job child"
 expect 0 ls --id "${C:0:8}" --format json
 has '"parents":\["'"$P"'"\]'
 has '"env":\{"A":"1"\}'

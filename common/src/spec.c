@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "copal/common.h"
+#include "copal/params.h"
 #include "copal/spec.h"
 
 // The member's schema name comes from the member itself, so a row cannot
@@ -43,8 +44,22 @@ const cpl_spec_field cpl_spec_fields[CPL_SPEC_NFIELDS] = {
 	{ .key = "data", .opt = "data", SPEC(data_json), .type = CPL_SPEC_JSON,
 	    .modify = true, .metavar = "JSON",
 	    .help = "user JSON document kept with the task" },
-	{ .key = "tags", .opt = "tags", SPEC_N(tags), .type = CPL_SPEC_LIST,
-	    .sep = ",", .metavar = "TAG,...", .help = "tags (repeat)" },
+	// and each a well-formed key=value (copal/params.h)
+	// (a list, so not `modify` here: the broker's modify takes "tags"
+	// as a field of its own, "K=V,K2=V2" replacing them all)
+	{ .key = "tags", .opt = "tag", SPEC_N(tags), .type = CPL_SPEC_LIST,
+	    .max_len = CPL_TAGS_MAX, .sep = ",", .metavar = "K=V,...",
+	    .help = "key=value tags, indexed (repeat)" },
+	// and each name declared by the app (checked against it at creation)
+	{ .key = "params", .opt = "param", SPEC_N(params),
+	    .type = CPL_SPEC_ENV, .max_len = CPL_PARAMS_MAX,
+	    .metavar = "NAME=VALUE",
+	    .help = "value of a parameter of the app's command (repeat)" },
+	// and none empty, each at most CPL_LPARAM_MAX bytes
+	{ .key = "launch_params", .opt = "launch-param", SPEC_N(launch_params),
+	    .type = CPL_SPEC_LIST, .max_len = CPL_LPARAMS_MAX, .sep = "",
+	    .metavar = "WORD",
+	    .help = "extra word for the MPI starter (repeat)" },
 	{ .key = "num_nodes", .opt = "num-nodes", RES(num_nodes),
 	    U32_MAX(CPL_SPEC_NODES_MAX), .zero_is_one = true, .modify = true,
 	    .metavar = "N", .help = "nodes per run (default 1)" },
@@ -316,6 +331,26 @@ cpl_spec_check_fields(const Copal__TaskSpec *sp, char *err, size_t errlen)
 		if (gpus > CPL_SPEC_GPUS_MAX)
 			FAIL("gpus_per_rank x ranks_per_node %" PRIu64 " is "
 			    "above the limit %u", gpus, CPL_SPEC_GPUS_MAX);
+	}
+	for (size_t i = 0; i < sp->n_tags; i++)
+		if ((rv = cpl_tag_check(sp->tags[i], err, errlen)) != 0)
+			return rv;
+	for (size_t i = 0; i < sp->n_params; i++) {
+		const Copal__EnvVar *v = sp->params[i];
+		if (v == NULL || !cpl_param_name_ok(v->name))
+			FAIL("parameter name \"%s\": letters, digits and _, "
+			    "not a digit first", v && v->name ? v->name : "");
+		if (v->value && strlen(v->value) > CPL_PARAM_VALUE_MAX)
+			FAIL("value of parameter %s is above the limit of %u "
+			    "bytes", v->name, CPL_PARAM_VALUE_MAX);
+	}
+	for (size_t i = 0; i < sp->n_launch_params; i++) {
+		size_t n = sp->launch_params[i] ? strlen(sp->launch_params[i]) : 0;
+		if (n == 0)
+			FAIL("launch_params: an empty word");
+		if (n > CPL_LPARAM_MAX)
+			FAIL("launch_params: a word of %zu bytes, above the "
+			    "limit %u", n, CPL_LPARAM_MAX);
 	}
 	if (sp->workdir && sp->workdir[0]) {
 		// its length is checked above

@@ -282,6 +282,8 @@ do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
 		cr.remaining_minutes = rem;
 		cr.max_task_nodes = maxnodes;
 		cr.workflow = (char *)(c->o->wf_filter ? c->o->wf_filter : "");
+		cr.tags = (char **)c->o->tags;
+		cr.n_tags = c->o->ntags;
 		int rv = cpl_call_claim(c->cc, &cr, &rep);
 		pthread_mutex_lock(&c->mx);
 		bool stopping = c->stop;

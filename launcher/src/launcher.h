@@ -9,6 +9,7 @@
 
 #include "copal.pb-c.h"
 #include "copal/client.h"
+#include "copal/params.h"
 #include "nodes.h"
 
 enum job_mode { MODE_SERIAL, MODE_MPI };
@@ -17,6 +18,8 @@ typedef struct launcher_opts {
 	enum job_mode mode;
 	const char *db_dir;
 	const char *wf_filter;      // NULL: consume all
+	char *tags[CPL_TAGS_MAX];   // --tag K=V: claim only tasks with all
+	size_t ntags;               // of these (Balsam's filter_tags)
 	double time_limit_min;      // 0: none
 	double idle_ttl_s;          // exit after this long with nothing to do
 	bool persistent;            // never exit for idleness
@@ -36,6 +39,11 @@ typedef struct launcher_opts {
 int mpi_render(const char *tmpl, uint32_t ranks, uint32_t rpn,
     uint32_t nnodes, uint32_t tpr, char *const *hosts, const char *cmd,
     char *out, size_t outlen);
+// The same with a task's launch parameters (nlp words, lparams may be NULL
+// when 0): each goes in as one shell-quoted word just before {cmd}.
+int mpi_render_lp(const char *tmpl, uint32_t ranks, uint32_t rpn,
+    uint32_t nnodes, uint32_t tpr, char *const *hosts, const char *cmd,
+    char *const *lparams, size_t nlp, char *out, size_t outlen);
 // The default template of a starter name; NULL if unknown.
 const char *mpi_template_for(const char *starter);
 

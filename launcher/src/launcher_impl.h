@@ -160,8 +160,10 @@ int stage_out(ltask *t, char *err, size_t errlen);
 const char *task_preprocess(const ltask *t);
 const char *task_postprocess(const ltask *t);
 // The application's command line (the task's direct command, or else its
-// app's executable, with its args), through the MPI starter where needed.
-// Returns 0, or -1 for a template that does not render.
+// app's executable: a parameterized app's template rendered with the
+// task's values; with its args), through the MPI starter where needed
+// (with the task's launch parameters). Returns 0, -1 for an MPI template
+// that does not render, -2 for an app template that does not.
 int stage_command(launcher *L, ltask *t, char *cmd, size_t len);
 // Start the task's preprocess, application, postprocess or handler
 // (error or timeout handler, as t->after says: COPAL_ERROR=1 or

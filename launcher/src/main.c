@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "copal/conf.h"
+#include "copal/params.h"
 #include "copal/version.h"
 #include "launcher.h"
 #include "reach.h"
@@ -21,6 +22,8 @@ usage(FILE *fp)
 	    "                           has no task, unless --persistent or\n"
 	    "                           --idle-ttl is given)\n"
 	    "  --consume-all            any workflow (the default)\n"
+	    "  --tag K=V                only tasks tagged K=V (repeat: all of "
+	    "them)\n"
 	    "  --time-limit-minutes M   stop after M minutes (fractions allowed)\n"
 	    "  --idle-ttl S             exit after S seconds with nothing to do "
 	    "(default 10)\n"
@@ -60,6 +63,7 @@ main(int argc, char **argv)
 		{ "db", required_argument, NULL, 'd' },
 		{ "wf-filter", required_argument, NULL, 'w' },
 		{ "consume-all", no_argument, NULL, 'a' },
+		{ "tag", required_argument, NULL, 'k' },
 		{ "time-limit-minutes", required_argument, NULL, 't' },
 		{ "idle-ttl", required_argument, NULL, 'i' },
 		{ "persistent", no_argument, NULL, 'p' },
@@ -185,6 +189,20 @@ main(int argc, char **argv)
 		case 'T':
 			o.mpi_template = optarg;
 			break;
+		case 'k': {
+			char why[200];
+			if (cpl_tag_check(optarg, why, sizeof(why)) != 0) {
+				fprintf(stderr, "copal launcher: --tag: %s\n", why);
+				return 2;
+			}
+			if (o.ntags == CPL_TAGS_MAX) {
+				fprintf(stderr, "copal launcher: more than %u "
+				    "--tag\n", CPL_TAGS_MAX);
+				return 2;
+			}
+			o.tags[o.ntags++] = optarg;
+			break;
+		}
 		case 'v':
 			o.log_level = 7;
 			break;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "copal/common.h"
+#include "copal/params.h"
 #include "launcher.h"
 
 static const struct {
@@ -45,6 +46,15 @@ int
 mpi_render(const char *tmpl, uint32_t ranks, uint32_t rpn, uint32_t nnodes,
     uint32_t tpr, char *const *hosts, const char *cmd, char *out,
     size_t outlen)
+{
+	return mpi_render_lp(tmpl, ranks, rpn, nnodes, tpr, hosts, cmd, NULL,
+	    0, out, outlen);
+}
+
+int
+mpi_render_lp(const char *tmpl, uint32_t ranks, uint32_t rpn,
+    uint32_t nnodes, uint32_t tpr, char *const *hosts, const char *cmd,
+    char *const *lparams, size_t nlp, char *out, size_t outlen)
 {
 	size_t pos = 0;
 	int rv;
@@ -92,7 +102,14 @@ mpi_render(const char *tmpl, uint32_t ranks, uint32_t rpn, uint32_t nnodes,
 				}
 			}
 		} else if (n == 3 && !memcmp(key, "cmd", 3)) {
-			rv = put(out, outlen, &pos, cmd, strlen(cmd));
+			// the starter's own flags go right before the command
+			rv = 0;
+			for (size_t i = 0; i < nlp && rv == 0; i++)
+				if ((rv = cpl_shell_word(out, outlen, &pos,
+				         lparams[i])) == 0)
+					rv = put(out, outlen, &pos, " ", 1);
+			if (rv == 0)
+				rv = put(out, outlen, &pos, cmd, strlen(cmd));
 		} else {
 			return CPL_EINVAL;
 		}

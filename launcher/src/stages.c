@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "copal/params.h"
 #include "launcher_impl.h"
 
 // the failure message's output tail: at most this many lines
@@ -393,20 +394,29 @@ stage_command(launcher *L, ltask *t, char *cmd, size_t len)
 {
 	const Copal__TaskSpec *sp = t->ct->task->spec;
 	const Copal__Resources *res = sp->resources;
-	char base[16384];
-	// a task's direct command is run instead of its app's executable
-	snprintf(base, sizeof(base), "%s%s%s",
-	    set(sp->command) ? sp->command : t->ct->app->executable,
-	    sp->args && sp->args[0] ? " " : "", sp->args ? sp->args : "");
+	char base[16384], app[16384];
+	// a task's direct command is run instead of its app's executable; a
+	// parameterized app's template is rendered with the task's values
+	// (checked at creation; an app replaced since may not fit them)
+	if (set(sp->command))
+		snprintf(app, sizeof(app), "%s", sp->command);
+	else if (cpl_cmd_render(t->ct->app, sp, app, sizeof(app)) != 0)
+		return -2;
+	if (snprintf(base, sizeof(base), "%s%s%s", app,
+	        sp->args && sp->args[0] ? " " : "",
+	        sp->args ? sp->args : "") >= (int)sizeof(base))
+		return -2;
 	uint32_t rpn = res && res->ranks_per_node ? res->ranks_per_node : 1;
 	uint32_t tpr = res && res->threads_per_rank ? res->threads_per_rank : 1;
 	uint32_t nn = (uint32_t)t->nnodes;
-	if (L->o->mode == MODE_MPI && (nn > 1 || rpn > 1)) {
+	if (L->o->mode == MODE_MPI &&
+	    (nn > 1 || rpn > 1 || sp->n_launch_params)) {
 		char *hosts[4096];
 		for (uint32_t i = 0; i < nn && i < 4096; i++)
 			hosts[i] = L->nodes[t->nodes[i]].name;
-		if (mpi_render(L->o->mpi_template, nn * rpn, rpn, nn, tpr, hosts,
-		        base, cmd, len) != 0)
+		if (mpi_render_lp(L->o->mpi_template, nn * rpn, rpn, nn, tpr,
+		        hosts, base, sp->launch_params, sp->n_launch_params, cmd,
+		        len) != 0)
 			return -1;
 	} else {
 		snprintf(cmd, len, "%s", base);

@@ -108,7 +108,17 @@ static void
 start_run(launcher *L, ltask *t)
 {
 	char cmd[20000];
-	if (stage_command(L, t, cmd, sizeof(cmd)) != 0) {
+	int sc = stage_command(L, t, cmd, sizeof(cmd));
+	if (sc == -2) {
+		report(L, t, CPL_RUN_ERROR, -1, "app %s: its command template "
+		    "does not render with this task's parameters (app replaced "
+		    "since the task was made?), or is too long",
+		    t->ct->app->name);
+		t->after = CPL_RUN_ERROR;
+		start_post(L, t);
+		return;
+	}
+	if (sc != 0) {
 		report(L, t, CPL_RUN_ERROR, -1, "bad MPI template: %s",
 		    L->o->mpi_template);
 		t->after = CPL_RUN_ERROR;

@@ -149,6 +149,7 @@ check_cb(cpl_txn *t, void *arg)
 	uint8_t key[24];
 	int rc, rv = 0;
 	uint64_t nspec = 0, ntask = 0;
+	uint64_t ntag[3] = { 0 }; // entries tags, tag_idx, tag_runq must have
 
 	if (wfn == NULL || appn == NULL) {
 		rv = CPL_ENOMEM;
@@ -236,6 +237,15 @@ check_cb(cpl_txn *t, void *arg)
 			say(&rep, "task %llu: spec missing or unreadable",
 			    (unsigned long long)id);
 			continue;
+		}
+		{
+			char why[200];
+			if (cs_tag_check_task(t, id, &r, sp, ntag, why,
+			        sizeof(why)) != 0) {
+				t->err = 0;
+				say(&rep, "task %llu: %s", (unsigned long long)id,
+				    why);
+			}
 		}
 		uint32_t pending = 0;
 		for (size_t i = 0; i < sp->n_parent_ids; i++) {
@@ -388,6 +398,25 @@ check_cb(cpl_txn *t, void *arg)
 				    (unsigned long long)arr[id]);
 			}
 		}
+	}
+	if (rv == 0) {
+		char why[300];
+		if (cs_tag_check_counts(t, why, sizeof(why)) != 0) {
+			t->err = 0;
+			say(&rep, "%s", why);
+		}
+	}
+	// every entry the tasks imply is there (above): equal totals mean
+	// none is left over
+	static const int tdb[3] = { DB_TAGS, DB_TAG_IDX, DB_TAG_RUNQ };
+	for (int i = 0; i < 3 && rv == 0; i++) {
+		MDB_stat st;
+		if (mdb_stat(t->txn, t->s->dbi[tdb[i]], &st) == 0 &&
+		    st.ms_entries != ntag[i])
+			say(&rep, "%s: %llu entries, the tasks imply %llu",
+			    cs_db_names[tdb[i]],
+			    (unsigned long long)st.ms_entries,
+			    (unsigned long long)ntag[i]);
 	}
 out:
 	if (c)

@@ -3,6 +3,7 @@
 // placed on the nodes a launcher offers.
 #include <stdlib.h>
 
+#include "copal/params.h"
 #include "store_impl.h"
 
 // ------------------------------------------------------------ claims
@@ -78,6 +79,11 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 		return CPL_EINVAL;
 	if (t->err)
 		return t->err;
+	if (cap->ntags && cap->tags == NULL)
+		return CPL_EINVAL;
+	for (size_t i = 0; i < cap->ntags; i++)
+		if (cpl_tag_check(cap->tags[i], NULL, 0) != 0)
+			return CPL_EINVAL;
 	if ((rv = cs_lease_live(t, lease)) != 0)
 		return rv;
 	if (cap->workflow) {
@@ -103,11 +109,25 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 		if (cap->nodes[i].free_units == CPL_NODE_UNITS)
 			p->full_nodes++;
 	}
-	// A filtered claim walks its workflow's queue (wf(4) ~prio(4) id),
-	// the others the whole queue (~prio(4) id); the entry of the other
-	// queue goes too.
-	int db = wf ? DB_WRUNQ : DB_RUNQ;
-	size_t kl = wf ? 16 : 12;
+	// A tag-filtered claim walks the runnable tasks of its first tag
+	// (tag NUL ~prio(4) id), a workflow-filtered one its workflow's queue
+	// (wf(4) ~prio(4) id), the others the whole queue (~prio(4) id); the
+	// entries of the other queues go too.
+	uint8_t seek[CPL_TAG_MAX + 1 + 12];
+	size_t pl = 0; // the walked queue's key prefix: seek[0..pl)
+	int db;
+	if (cap->ntags) {
+		db = DB_TAG_RUNQ;
+		pl = cs_tag_prefix(seek, cap->tags[0]);
+	} else if (wf) {
+		db = DB_WRUNQ;
+		be32(seek, wf);
+		pl = 4;
+	} else {
+		db = DB_RUNQ;
+	}
+	size_t kl = pl + 12;
+	memset(seek + pl, 0, 12);
 	if ((rv = tcursor(t, db, &c)) != 0) {
 		free(p);
 		return rv;
@@ -115,10 +135,7 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 	// Skipping tasks that do not fit is bounded so that a claim never
 	// walks a million-entry queue.
 	size_t max_skip = 4096 + 4 * (size_t)cap->max_tasks;
-	MDB_cursor_op op = wf ? MDB_SET_RANGE : MDB_FIRST;
-	uint8_t seek[16];
-	be32(seek, wf);
-	memset(seek + 4, 0, sizeof(seek) - 4);
+	MDB_cursor_op op = pl ? MDB_SET_RANGE : MDB_FIRST;
 	rc = 0;
 	while (n < cap->max_tasks && skipped < max_skip) {
 		struct fit f;
@@ -130,42 +147,69 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 		if ((rc = mdb_cursor_get(c, &k, &v, op)) != 0)
 			break;
 		op = MDB_NEXT;
+		if (pl && (k.mv_size < pl || memcmp(k.mv_data, seek, pl) != 0))
+			break; // past the workflow's or the tag's queue
 		if (k.mv_size != kl || v.mv_size != sizeof(f)) {
 			rv = fail(t, CPL_ECORRUPT);
 			break;
 		}
-		if (wf && rd32(k.mv_data) != wf)
-			break; // past the workflow's queue
 		memcpy(&f, v.mv_data, sizeof(f));
+		const uint8_t *rk = (const uint8_t *)k.mv_data + kl - 12;
+		uint64_t id = rd64(rk + 4);
+		if (cap->ntags) {
+			// the tag's queue holds every workflow: the workflow
+			// and the other tags are point checks
+			bool has = !wf || f.wf == wf;
+			for (size_t i = 1; i < cap->ntags && has && rv == 0; i++)
+				rv = cs_tag_has(t, id, cap->tags[i], &has);
+			if (rv)
+				break;
+			if (!has) {
+				skipped++;
+				continue;
+			}
+		}
 		if ((got = place(p, &f)) == 0) {
 			skipped++;
 			continue;
 		}
-		const uint8_t *rk = (const uint8_t *)k.mv_data + kl - 12;
-		uint64_t id = rd64(rk + 4);
 		struct srec r;
 		uint8_t lk[16], ok[16];
-		// the key in the other queue
-		if (wf) {
-			memcpy(ok, rk, 12);
-		} else {
-			be32(ok, f.wf);
-			memcpy(ok + 4, rk, 12);
-		}
 		// After the delete, seek to the deleted key: that lands on its
 		// successor, the next candidate.
 		memcpy(seek, k.mv_data, kl);
 		op = MDB_SET_RANGE;
-		if ((rc = mdb_cursor_del(c, 0)) != 0) {
-			rv = fail(t, map_mdb(rc));
-			rc = 0;
-			break;
-		}
-		if ((rv = tdel(t, wf ? DB_RUNQ : DB_WRUNQ, ok, wf ? 12 : 16)) != 0)
-			break;
-		if ((rv = srec_get(t, id, &r)) != 0) {
-			rv = fail(t, CPL_ECORRUPT);
-			break;
+		if (cap->ntags) {
+			// every queue's entry, this one's too, by its record
+			if ((rv = srec_get(t, id, &r)) != 0) {
+				rv = fail(t, CPL_ECORRUPT);
+				break;
+			}
+			if ((rv = runq_del(t, id, &r)) != 0)
+				break;
+		} else {
+			// the key in the other queue
+			if (wf) {
+				memcpy(ok, rk, 12);
+			} else {
+				be32(ok, f.wf);
+				memcpy(ok + 4, rk, 12);
+			}
+			if ((rc = mdb_cursor_del(c, 0)) != 0) {
+				rv = fail(t, map_mdb(rc));
+				rc = 0;
+				break;
+			}
+			if ((rv = tdel(t, wf ? DB_RUNQ : DB_WRUNQ, ok,
+			         wf ? 12 : 16)) != 0)
+				break;
+			if ((rv = srec_get(t, id, &r)) != 0) {
+				rv = fail(t, CPL_ECORRUPT);
+				break;
+			}
+			if ((r.flags & SF_TAGGED) &&
+			    (rv = cs_tag_runq(t, id, &r, false)) != 0)
+				break;
 		}
 		r.lease = lease;
 		r.attempt++;

@@ -19,7 +19,8 @@ const char *const cs_db_names[DB_COUNT] = {
 	"meta", "spec", "state", "st_idx", "runq", "uuid", "wf_idx",
 	"app_idx", "child", "parent", "lease", "lease_idx", "notice",
 	"event", "task_ev", "names", "app", "uuid_new", "reply", "reply_age",
-	"lease_log", "bjob", "wrunq",
+	"lease_log", "bjob", "wrunq", "tags", "tag_idx", "tag_runq",
+	"tag_cnt",
 };
 
 static uint64_t
@@ -181,6 +182,11 @@ env_open(cpl_store *s)
 		s->map_size = info.me_mapsize;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		goto fail;
+	// the last sub-database added: absent in a database written before
+	// the tag indices, whose tasks' tags are then indexed once
+	MDB_dbi probe;
+	s->tags_fill = mdb_dbi_open(txn, cs_db_names[DB_TAG_CNT], 0,
+	    &probe) == MDB_NOTFOUND;
 	for (int i = 0; i < DB_COUNT; i++) {
 		if ((rc = mdb_dbi_open(txn, cs_db_names[i], MDB_CREATE,
 		         &s->dbi[i])) != 0) {
@@ -277,6 +283,11 @@ cpl_store_open(const char *dir, const cpl_store_opts *opts, cpl_store **out)
 	// check (and on a new database, write) the meta record
 	cpl_txn t;
 	if ((rv = txn_begin(s, true, &t)) != 0) {
+		mdb_env_close(s->env);
+		goto fail_locks;
+	}
+	if (s->tags_fill && (rv = cs_tag_fill(&t)) != 0) {
+		mdb_txn_abort(t.txn);
 		mdb_env_close(s->env);
 		goto fail_locks;
 	}

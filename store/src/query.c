@@ -2,6 +2,7 @@
 // state, and the runnable backlog against queue limits.
 #include <stdlib.h>
 
+#include "copal/params.h"
 #include "store_impl.h"
 
 // ------------------------------------------------------------ queries
@@ -36,6 +37,11 @@ struct qctx {
 	uint8_t pb[16];
 	size_t pnb;
 	int phalf;
+	size_t tag_from; // tags before this one are known to match
+	// cursors kept across candidates (in id order: see cget)
+	MDB_cursor *sc;      // state records
+	MDB_cursor *tc[4];   // tag_idx, one per checked tag (the rest share
+	                     // the last)
 };
 
 #define Q_STOP_LIMIT 0x7fff0001 // internal: limit reached
@@ -49,8 +55,27 @@ q_consider(struct qctx *q, uint64_t id)
 	int rv;
 	if (id <= q->after)
 		return 0;
-	if ((rv = srec_get(q->t, id, &r)) != 0)
-		return rv == CPL_ENOTFOUND ? fail(q->t, CPL_ECORRUPT) : rv;
+	// the other tags first: point checks that need no record
+	for (size_t i = q->tag_from; i < q->f->ntags; i++) {
+		bool has;
+		size_t ci = i - q->tag_from < 4 ? i - q->tag_from : 3;
+		if ((rv = cs_tag_has_c(q->t, &q->tc[ci], id, q->f->tags[i],
+		         &has)) != 0)
+			return rv;
+		if (!has)
+			return 0;
+	}
+	{
+		uint8_t k[8];
+		MDB_val v;
+		be64(k, id);
+		rv = cget(q->t, &q->sc, DB_STATE, k, 8, &v);
+		if (rv == 0 && v.mv_size != sizeof(r))
+			rv = CPL_ENOTFOUND;
+		if (rv)
+			return rv == CPL_ENOTFOUND ? fail(q->t, CPL_ECORRUPT) : rv;
+		memcpy(&r, v.mv_data, sizeof(r));
+	}
 	if (!filter_match_rec(q->f, &r, q->wf, q->app))
 		return 0;
 	if (q->f->uuid_prefix && !prefix_match(r.uuid, q->pb, q->pnb, q->phalf))
@@ -92,7 +117,7 @@ q_walk_idx(struct qctx *q, int db, const uint8_t *pre, size_t plen)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	uint8_t start[16];
+	uint8_t start[CPL_TAG_MAX + 1 + 8];
 	bool ok;
 	int rv, frv = 0;
 	memcpy(start, pre, plen);
@@ -165,7 +190,8 @@ int
 cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
     unsigned flags, cpl_task_fn fn, void *arg, bool *more)
 {
-	static const cpl_filter all = { 0, NULL, NULL, NULL, NULL, 0, 0 };
+	static const cpl_filter all = { 0, NULL, NULL, NULL, NULL, 0, 0, NULL,
+		0 };
 	struct qctx q;
 	int rv;
 	if (t == NULL || fn == NULL)
@@ -185,6 +211,11 @@ cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
 	q.more = more;
 	if (f->states & ~((1u << CPL_NSTATES) - 1))
 		return CPL_EINVAL;
+	if (f->ntags && f->tags == NULL)
+		return CPL_EINVAL;
+	for (size_t i = 0; i < f->ntags; i++)
+		if (cpl_tag_check(f->tags[i], NULL, 0) != 0)
+			return CPL_EINVAL;
 	if (f->uuid_prefix &&
 	    (rv = cs_parse_prefix(f->uuid_prefix, q.pb, &q.pnb, &q.phalf)) != 0)
 		return rv;
@@ -214,6 +245,12 @@ cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
 				rv = q_consider(&q, ids.v[i]);
 		}
 		free(ids.v);
+	} else if (f->ntags) {
+		// a tag is the most selective index but a uuid prefix
+		uint8_t tp[CPL_TAG_MAX + 1];
+		size_t pl = cs_tag_prefix(tp, f->tags[0]);
+		q.tag_from = 1;
+		rv = q_walk_idx(&q, DB_TAG_IDX, tp, pl);
 	} else if (f->states) {
 		rv = q_walk_states(&q);
 	} else if (f->workflow) {
@@ -225,6 +262,11 @@ cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
 	} else {
 		rv = q_walk_idx(&q, DB_STATE, pre, 0);
 	}
+	if (q.sc)
+		mdb_cursor_close(q.sc);
+	for (int i = 0; i < 4; i++)
+		if (q.tc[i])
+			mdb_cursor_close(q.tc[i]);
 	return rv == Q_STOP_LIMIT ? 0 : rv;
 }
 

@@ -49,7 +49,8 @@ cs_spec_check(const Copal__TaskSpec *sp, struct srec *r)
 	r->flags = (uint8_t)((r->flags & SF_HANDLER_DUE) |
 	    (sp->auto_timeout_retry ? SF_AUTO_RETRY : 0) |
 	    (sp->post_error_handler ? SF_ERR_HANDLER : 0) |
-	    (sp->post_timeout_handler ? SF_TIMEOUT_HANDLER : 0));
+	    (sp->post_timeout_handler ? SF_TIMEOUT_HANDLER : 0) |
+	    (sp->n_tags ? SF_TAGGED : 0));
 	return 0;
 }
 

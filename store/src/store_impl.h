@@ -28,6 +28,11 @@
 //   reply_age time(8) reply key  -> ""           replies by age
 //   lease_log lease id           -> owner        kept after the lease ends
 //   bjob      batch job id       -> packed copal.BatchJob
+//   tags      id                 -> "k=v" NUL "k2=v2" NUL   a task's tags
+//   tag_idx   tag NUL id         -> ""           tasks by tag
+//   tag_runq  tag NUL ~prio(4) id -> struct fit  runnable, not held, by tag
+//                                                (a tag-filtered claim)
+//   tag_cnt   tag                -> u64[CPL_NSTATES]  tasks of a tag by state
 //
 // A write transaction loads the meta record once, keeps counters in memory
 // and writes it back once at commit: counting by state is one read.
@@ -48,6 +53,8 @@
 //   record.c      spec and lease records, walks of pair-keyed indices
 //   bjob.c        batch job records
 //   reply.c       the reply cache
+//   tag.c         the tag indices (a task's tags, tasks by tag, runnable
+//                 tasks by tag)
 //
 // This header holds the record layouts, the key encoders and the small LMDB
 // wrappers as static inline functions: they sit on every hot path and the
@@ -83,7 +90,8 @@ enum {
 	DB_META, DB_SPEC, DB_STATE, DB_ST_IDX, DB_RUNQ, DB_UUID, DB_WF_IDX,
 	DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE, DB_LEASE_IDX, DB_NOTICE,
 	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
-	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_COUNT
+	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_TAGS, DB_TAG_IDX,
+	DB_TAG_RUNQ, DB_TAG_CNT, DB_COUNT
 };
 
 // Names of the sub-databases, indexed by DB_* (env.c).
@@ -120,6 +128,7 @@ struct meta {
 #define SF_HANDLER_DUE 8u
 // Cuts that do not count as attempts: at most this many (srec.cuts).
 #define CUTS_FREE_MAX 255u
+#define SF_TAGGED 16u // the task has tags (entries in tags, tag_idx)
 
 // The small record each transition rewrites.
 struct srec {
@@ -205,6 +214,8 @@ struct cpl_store {
 	pthread_mutex_t wlock;     // one writer
 	pthread_rwlock_t envlock;  // readers shared; map resize / reopen exclusive
 	uint64_t claimable_seq;    // cpl_store_claimable_seq (atomic)
+	bool tags_fill;            // opened a database from before the tag
+	                           // indices: index its tasks' tags once
 };
 
 // A follow-up transition queued by bookkeeping (dependency release,
@@ -439,6 +450,30 @@ crange(cpl_txn *t, MDB_cursor *c, MDB_cursor_op op, const uint8_t *prefix,
 	return 0;
 }
 
+// A point lookup through a cursor kept open across lookups: for keys in
+// increasing order (a walk of an index in id order), LMDB finds the next
+// key on the page it is on without a descent from the root, several
+// times faster than mdb_get. *c is opened on first use (close it).
+static inline int
+cget(cpl_txn *t, MDB_cursor **c, int db, const void *k, size_t kl,
+    MDB_val *v)
+{
+	if (t->err)
+		return t->err;
+	if (*c == NULL) {
+		int orc = mdb_cursor_open(t->txn, t->s->dbi[db], c);
+		if (orc)
+			return fail(t, map_mdb(orc));
+	}
+	MDB_val key = { kl, (void *)k };
+	int rc = mdb_cursor_get(*c, &key, v, MDB_SET);
+	if (rc == MDB_NOTFOUND)
+		return CPL_ENOTFOUND;
+	if (rc)
+		return fail(t, map_mdb(rc));
+	return 0;
+}
+
 // ------------------------------------------------------------ records
 
 static inline int
@@ -539,6 +574,40 @@ holds_lease(cpl_state s)
 	}
 }
 
+// ------------------------------------------------------------ tag.c
+// (declared here: the run queue's helpers below call it)
+
+// Adds (add) or removes a runnable task's entries in tag_runq.
+int cs_tag_runq(cpl_txn *t, uint64_t id, const struct srec *r, bool add);
+// Writes a new task's tags (tags, tag_idx); sp's tags are checked.
+int cs_tag_add(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp);
+// Moves a tagged task from state `from` to `to` in the counters of its
+// tags (CPL_STATE_NONE: it is new / it goes).
+int cs_tag_count(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to);
+// Removes a task's tags from tags and tag_idx (not tag_runq).
+int cs_tag_del(cpl_txn *t, uint64_t id);
+// Whether task id carries tag (a point lookup in tag_idx; through *c as
+// cget() when c is not NULL).
+int cs_tag_has(cpl_txn *t, uint64_t id, const char *tag, bool *has);
+int cs_tag_has_c(cpl_txn *t, MDB_cursor **c, uint64_t id, const char *tag,
+    bool *has);
+// Indexes the tags of every task of a database written before the tag
+// indices existed (at open, once): tasks whose tags are all well formed
+// get SF_TAGGED and their entries; others stay unindexed (a `modify ID
+// tags K=V` fixes them).
+int cs_tag_fill(cpl_txn *t);
+// cpl_store_check's look at the tag counters: each equals a recount of
+// its tag's entries. CPL_ECORRUPT with the reason in why.
+int cs_tag_check_counts(cpl_txn *t, char *why, size_t len);
+// cpl_store_check's look at one task (r, sp): its tag entries are all
+// there; adds to n[0..2] the entries of tags, tag_idx and tag_runq it
+// implies. CPL_ECORRUPT with the reason in why.
+int cs_tag_check_task(cpl_txn *t, uint64_t id, const struct srec *r,
+    const Copal__TaskSpec *sp, uint64_t n[3], char *why, size_t len);
+// The key prefix of a tag in tag_idx and tag_runq: tag bytes, NUL.
+// Returns its length, or 0 for a tag over CPL_TAG_MAX bytes.
+size_t cs_tag_prefix(uint8_t *k, const char *tag);
+
 static inline int
 runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 {
@@ -548,9 +617,10 @@ runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 	runq_key(k, r->priority, id);
 	wrunq_key(wk, r->wf, r->priority, id);
 	__atomic_add_fetch(&t->s->claimable_seq, 1, __ATOMIC_RELEASE);
-	if ((rv = tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0)) != 0)
+	if ((rv = tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0)) != 0 ||
+	    (rv = tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0)) != 0)
 		return rv;
-	return tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0);
+	return (r->flags & SF_TAGGED) ? cs_tag_runq(t, id, r, true) : 0;
 }
 
 static inline int
@@ -560,9 +630,10 @@ runq_del(cpl_txn *t, uint64_t id, const struct srec *r)
 	int rv;
 	runq_key(k, r->priority, id);
 	wrunq_key(wk, r->wf, r->priority, id);
-	if ((rv = tdel(t, DB_RUNQ, k, 12)) != 0)
+	if ((rv = tdel(t, DB_RUNQ, k, 12)) != 0 ||
+	    (rv = tdel(t, DB_WRUNQ, wk, 16)) != 0)
 		return rv;
-	return tdel(t, DB_WRUNQ, wk, 16);
+	return (r->flags & SF_TAGGED) ? cs_tag_runq(t, id, r, false) : 0;
 }
 
 static inline int

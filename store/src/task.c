@@ -94,6 +94,11 @@ cpl_task_create(cpl_txn *t, const Copal__TaskSpec *sp, uint64_t *idp,
 		if ((rv = tput(t, DB_PARENT, k, 16, "", 0, 0)) != 0)
 			return rv;
 	}
+	if ((rv = cs_tag_add(t, id, sp)) != 0)
+		return rv;
+	if ((r.flags & SF_TAGGED) &&
+	    (rv = cs_tag_count(t, id, CPL_STATE_NONE, st)) != 0)
+		return rv;
 	if (st == CPL_READY && (rv = runq_add(t, id, &r)) != 0)
 		return rv;
 	t->meta.counts[st]++;
@@ -199,6 +204,16 @@ cpl_task_update_spec_held(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp,
 		    (rv = cs_name_count(t, 'a', nr.app, 1)) != 0)
 			return rv;
 	}
+	// the old tags leave with the old run queue entries, the new ones
+	// come before the new
+	if ((r.flags & SF_TAGGED) && (rv = cs_tag_count(t, id,
+	         (cpl_state)r.state, CPL_STATE_NONE)) != 0)
+		return rv;
+	if ((rv = cs_tag_del(t, id)) != 0 || (rv = cs_tag_add(t, id, sp)) != 0)
+		return rv;
+	if ((nr.flags & SF_TAGGED) && (rv = cs_tag_count(t, id,
+	         CPL_STATE_NONE, (cpl_state)nr.state)) != 0)
+		return rv;
 	if (runnable(&nr) && (rv = runq_add(t, id, &nr)) != 0)
 		return rv;
 	return srec_put(t, id, &nr);
@@ -270,6 +285,11 @@ cpl_task_delete(cpl_txn *t, uint64_t id)
 			goto out;
 	}
 	if (runnable(&r) && (rv = runq_del(t, id, &r)) != 0)
+		goto out;
+	if ((r.flags & SF_TAGGED) && (rv = cs_tag_count(t, id,
+	         (cpl_state)r.state, CPL_STATE_NONE)) != 0)
+		goto out;
+	if ((rv = cs_tag_del(t, id)) != 0)
 		goto out;
 	st_key(k, (cpl_state)r.state, id);
 	if ((rv = tdel(t, DB_ST_IDX, k, 9)) != 0)

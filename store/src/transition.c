@@ -175,6 +175,8 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 		return rv;
 	t->meta.counts[from]--;
 	t->meta.counts[to]++;
+	if ((r->flags & SF_TAGGED) && (rv = cs_tag_count(t, id, from, to)) != 0)
+		return rv;
 
 	// Entering READY or RESTART_READY hands the task back to the queue;
 	// a lease is kept only by the stages a launcher is still working on.

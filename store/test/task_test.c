@@ -18,7 +18,7 @@ test_create_get_spec_roundtrip(void **state)
 	Copal__Resources res = COPAL__RESOURCES__INIT;
 	Copal__EnvVar ev1 = COPAL__ENV_VAR__INIT, ev2 = COPAL__ENV_VAR__INIT;
 	Copal__EnvVar *envs[2] = { &ev1, &ev2 };
-	char *tags[3] = { "alpha", "beta", "gamma" };
+	char *tags[3] = { "greek=alpha", "greek=beta", "greek=gamma" };
 	char *inputs[2] = { "*.dat", "out/*.json" };
 
 	ev1.name = "OMP_PROC_BIND";

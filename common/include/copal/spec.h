@@ -69,7 +69,7 @@ typedef struct cpl_spec_field {
 
 // Every field of TaskSpec and Resources but TaskSpec.resources itself, in
 // the order of the command line's help.
-#define CPL_SPEC_NFIELDS 31
+#define CPL_SPEC_NFIELDS 33
 extern const cpl_spec_field cpl_spec_fields[CPL_SPEC_NFIELDS];
 
 // The field whose key is exactly name, or NULL.

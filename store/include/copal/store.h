@@ -298,6 +298,10 @@ typedef struct cpl_filter {
 	const char *uuid_prefix;  // hex digits; NULL: any
 	uint32_t min_nodes;       // num_nodes >= this; 0: no bound
 	uint32_t max_nodes;       // num_nodes <= this; 0: no bound
+	// "key=value" tags a task must all carry (NULL/0: any); the walk
+	// then goes through the tag index of the first
+	const char *const *tags;
+	size_t ntags;
 } cpl_filter;
 
 typedef int (*cpl_task_fn)(const cpl_task *t, void *arg);
@@ -313,6 +317,16 @@ typedef int (*cpl_task_fn)(const cpl_task *t, void *arg);
 // bad uuid_prefix as for cpl_task_lookup), CPL_ENOMEM.
 int cpl_query(cpl_txn *txn, const cpl_filter *f, uint64_t after_id,
     size_t limit, unsigned flags, cpl_task_fn fn, void *arg, bool *more);
+
+// Whether task id carries every one of tags[0..ntags) (*has; false for
+// an unknown id): point lookups in the tag index. Errors: CPL_EINVAL.
+int cpl_task_has_tags(cpl_txn *txn, uint64_t id, const char *const *tags,
+    size_t ntags, bool *has);
+
+// Number of tasks carrying a tag, by state (counts[CPL_NSTATES], added
+// to): O(1), the tag's counters. Errors: CPL_EINVAL (an argument NULL, a
+// malformed tag).
+int cpl_count_tag(cpl_txn *txn, const char *tag, uint64_t *counts);
 
 // Number of tasks in each state, O(1): counts[CPL_NSTATES].
 // Errors: CPL_EINVAL (txn or counts NULL).
@@ -487,6 +501,10 @@ typedef struct cpl_capacity {
 	uint32_t remaining_minutes; // 0: no wall-time limit
 	const char *workflow;       // NULL: any workflow
 	uint32_t max_task_nodes;    // tasks of more nodes are skipped; 0: no bound
+	// "key=value" tags a task must all carry (NULL/0: any): the claim
+	// walks the runnable tasks of the first tag, in priority order
+	const char *const *tags;
+	size_t ntags;
 } cpl_capacity;
 
 // Called for each claimed task. `nodes` lists the indexes into cap->nodes
