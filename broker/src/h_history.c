@@ -119,6 +119,7 @@ ev_push(struct ev_ctx *c, const cpl_event *e)
 	w->from_state = (Copal__TaskState)e->from;
 	w->to_state = (Copal__TaskState)e->to;
 	w->time_us = e->time_us;
+	w->event_us = e->event_us;
 	w->attempt = e->attempt;
 	w->lease_id = e->lease;
 	w->return_code = e->return_code;

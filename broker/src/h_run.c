@@ -210,7 +210,7 @@ h_report(hctx *h, cpl_txn *txn)
 		const Copal__StateReport *s = r->reports[i];
 		cpl_report cr = { s->task_id, r->lease_id, s->attempt,
 			(cpl_state)s->to_state, s->return_code, s->message,
-			s->node };
+			s->node, s->event_us };
 		int rv = cpl_task_report(txn, &cr);
 		if (cpl_txn_error(txn))
 			return cpl_txn_error(txn);

@@ -139,6 +139,7 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 		s[i].return_code = r[i].rc;
 		s[i].message = r[i].msg ? r[i].msg : "";
 		s[i].node = r[i].node;
+		s[i].event_us = r[i].event_us;
 		sp[i] = &s[i];
 	}
 	Copal__Request req = COPAL__REQUEST__INIT;

@@ -56,6 +56,7 @@ struct report {
 	int rc;
 	char *msg; // malloc'd or NULL
 	char node[128]; // "host/slot"
+	uint64_t event_us; // wall clock at the change (StateReport.event_us)
 };
 
 typedef struct comm comm;

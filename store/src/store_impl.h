@@ -161,9 +161,13 @@ struct evrec {
 	uint8_t to;
 	uint16_t msglen;
 	uint8_t nodelen;
-	uint8_t pad[3];
-	// node bytes, then message bytes follow, no NULs
+	uint8_t flags;         // EVF_*; 0 in records written before them
+	uint8_t pad[2];
+	// node bytes, then message bytes follow, no NULs; then, with
+	// EVF_ETIME, the event time (8 bytes, host order)
 };
+// the record carries the launcher's time of the event (StateReport.event_us)
+#define EVF_ETIME 0x01u
 _Static_assert(sizeof(struct evrec) == 40, "evrec layout");
 
 struct lrec {
@@ -220,6 +224,8 @@ struct cpl_txn {
 	size_t nwork, capwork;
 	// node of the launcher report being applied (for its event)
 	const char *node;
+	// and its event time, clamped (0: none)
+	uint64_t etime;
 	// cached lease (reports come in batches under one lease)
 	uint64_t lease_id;
 	struct lrec lease;
@@ -643,10 +649,11 @@ void cs_cache_clear(cpl_txn *t);
 
 // ------------------------------------------------------------ history.c
 
-// Appends one history event; newest: the task was just created.
+// Appends one history event; newest: the task was just created; etime:
+// the launcher's time of the event (0: none, the commit time stands).
 int cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     uint32_t attempt, uint64_t lease, int32_t rc, const char *msg,
-    const char *node, bool newest);
+    const char *node, uint64_t etime, bool newest);
 // cs_event_write() without a node, for a task that is not the newest.
 int cs_event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     uint32_t attempt, uint64_t lease, int32_t rc, const char *msg);

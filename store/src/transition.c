@@ -130,8 +130,9 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 	if (!cpl_transition_allowed(from, to, actor))
 		return CPL_EBADSTATE;
 	// a launcher's report says where the task ran
+	bool byl = actor == CPL_BY_LAUNCHER;
 	if ((rv = cs_event_write(t, id, from, to, r->attempt, r->lease, rc, msg,
-	         actor == CPL_BY_LAUNCHER ? t->node : NULL, false)) != 0)
+	         byl ? t->node : NULL, byl ? t->etime : 0, false)) != 0)
 		return rv;
 	if (runnable(r) && (rv = runq_del(t, id, r)) != 0)
 		return rv;
@@ -159,7 +160,9 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 		r->lease = 0;
 	}
 	r->state = (uint8_t)to;
-	r->changed_us = t->now;
+	// the time of the change: by the launcher's clock for its reports
+	// (the lower bound of the task's next event time)
+	r->changed_us = byl && t->etime ? t->etime : t->now;
 	if (actor == CPL_BY_LAUNCHER)
 		r->rc = rc;
 	if (runnable(r) && (rv = runq_add(t, id, r)) != 0)
@@ -235,6 +238,24 @@ cs_drain(cpl_txn *t, uint64_t *changed)
 	return rv;
 }
 
+// A launcher's time of an event, clamped into [the task's last change,
+// now]: a launcher clock ahead of ours cannot put an event after its
+// commit, one behind cannot put it before the event it follows (a
+// task's events stay in order). More than CPL_EVENT_SKEW_US off, the
+// clock is wrong, not late: 0, the commit time stands.
+static uint64_t
+event_time(const cpl_txn *t, const struct srec *r, uint64_t us)
+{
+	if (us == 0 || us > t->now + CPL_EVENT_SKEW_US ||
+	    us + CPL_EVENT_SKEW_US < t->now)
+		return 0;
+	if (us > t->now)
+		us = t->now;
+	if (us < r->changed_us)
+		us = r->changed_us;
+	return us;
+}
+
 int
 cpl_task_report(cpl_txn *t, const cpl_report *rep)
 {
@@ -256,9 +277,11 @@ cpl_task_report(cpl_txn *t, const cpl_report *rep)
 	        CPL_BY_LAUNCHER))
 		return CPL_EBADSTATE;
 	t->node = rep->node;
+	t->etime = event_time(t, &r, rep->event_us);
 	rv = cs_transition(t, rep->task_id, &r, rep->to, CPL_BY_LAUNCHER,
 	    rep->return_code, rep->message);
 	t->node = NULL;
+	t->etime = 0;
 	if (rv != 0)
 		return fail(t, rv);
 	return cs_drain(t, NULL);

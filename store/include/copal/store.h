@@ -187,7 +187,15 @@ typedef struct cpl_report {
 	const char *message; // may be NULL; stored in the history event
 	const char *node;    // where it ran, e.g. "nid001/3" (node/slot);
 	                     // may be NULL; at most 255 bytes are kept
+	uint64_t event_us;   // the launcher's clock at the change (0: none);
+	                     // kept clamped: not after the commit, not
+	                     // before the task's previous event, ignored if
+	                     // more than CPL_EVENT_SKEW_US from the commit
 } cpl_report;
+
+// A launcher's event time further than this from the broker's clock is
+// not kept (one day).
+#define CPL_EVENT_SKEW_US (86400ull * 1000000ull)
 
 // Applies one report. Errors: CPL_EINVAL (txn or r NULL, txn read-only,
 // r->to not a state), CPL_ENOTFOUND (no such task), CPL_ESTALE (the task is
@@ -487,6 +495,9 @@ typedef struct cpl_event {
 	int32_t return_code;
 	const char *message;  // NUL-terminated, valid during the callback
 	const char *node;     // as reported ("" if none), same validity
+	// when it happened: the launcher's clock for its reports (see
+	// cpl_report.event_us), else time_us (the commit time, log order)
+	uint64_t event_us;
 } cpl_event;
 
 typedef int (*cpl_event_fn)(const cpl_event *e, void *arg);
