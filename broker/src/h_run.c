@@ -109,10 +109,14 @@ h_claim(hctx *h, cpl_txn *txn)
 	if (nodes == NULL || cc.v == NULL)
 		return CPL_ENOMEM;
 	for (size_t i = 0; i < r->n_nodes; i++) {
-		if (r->nodes[i]->free_units > CPL_NODE_UNITS)
+		if (r->node_parts && r->nodes[i]->free_parts > CPL_NODE_PARTS)
+			FAIL(h, CPL_EINVAL, "node %zu: free_parts above %u", i,
+			    CPL_NODE_PARTS);
+		if (!r->node_parts && r->nodes[i]->free_units > CPL_NODE_UNITS)
 			FAIL(h, CPL_EINVAL, "node %zu: free_units above %u", i,
 			    CPL_NODE_UNITS);
-		nodes[i].free_units = r->nodes[i]->free_units;
+		nodes[i].free_units = r->node_parts ? r->nodes[i]->free_parts :
+		    r->nodes[i]->free_units;
 		nodes[i].free_gpus = r->nodes[i]->free_gpus;
 	}
 	memset(&cap, 0, sizeof(cap));
@@ -121,6 +125,7 @@ h_claim(hctx *h, cpl_txn *txn)
 	cap.nnodes = r->n_nodes;
 	cap.remaining_minutes = r->remaining_minutes;
 	cap.max_task_nodes = r->max_task_nodes;
+	cap.parts = r->node_parts;
 	cap.workflow = r->workflow && r->workflow[0] ? r->workflow : NULL;
 	if ((rv = cpl_claim(txn, r->lease_id, &cap, claim_cb, &cc, &n)) != 0)
 		FAIL(h, rv, "claim under lease %" PRIu64 ": %s", r->lease_id,

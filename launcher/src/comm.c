@@ -269,7 +269,10 @@ do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
 		for (size_t i = 0; i < n; i++) {
 			Copal__NodeCapacity x = COPAL__NODE_CAPACITY__INIT;
 			nc[i] = x;
-			nc[i].free_units = units[i];
+			// exact packing; free_units for a broker that
+			// reads no parts
+			nc[i].free_parts = units[i];
+			nc[i].free_units = units[i] / CPL_NODE_UNITS;
 			nc[i].free_gpus = gpus[i];
 			ncp[i] = &nc[i];
 		}
@@ -278,6 +281,7 @@ do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
 		cr.wait_ms = wait;
 		cr.max_tasks = max;
 		cr.n_nodes = n;
+		cr.node_parts = true;
 		cr.nodes = ncp;
 		cr.remaining_minutes = rem;
 		cr.max_task_nodes = maxnodes;

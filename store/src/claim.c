@@ -29,12 +29,14 @@ place(struct placer *p, const struct fit *f)
 		return 0;
 	if (cap->max_task_nodes && nodes > cap->max_task_nodes)
 		return 0;
+	uint32_t whole = cap->parts ? CPL_NODE_PARTS : CPL_NODE_UNITS;
 	if (nodes == 1 && packing > 1) {
-		uint32_t need = (CPL_NODE_UNITS + packing - 1) / packing;
+		uint32_t need = cap->parts ? cpl_packing_parts(packing) :
+		    (CPL_NODE_UNITS + packing - 1) / packing;
 		for (size_t i = p->first_free; i < cap->nnodes; i++) {
 			cpl_node_cap *n = &cap->nodes[i];
 			if (n->free_units >= need && n->free_gpus >= f->gpus) {
-				if (n->free_units == CPL_NODE_UNITS)
+				if (n->free_units == whole)
 					p->full_nodes--;
 				n->free_units -= need;
 				n->free_gpus -= f->gpus;
@@ -49,7 +51,7 @@ place(struct placer *p, const struct fit *f)
 	size_t got = 0;
 	for (size_t i = p->first_free; i < cap->nnodes && got < nodes; i++) {
 		cpl_node_cap *n = &cap->nodes[i];
-		if (n->free_units == CPL_NODE_UNITS && n->free_gpus >= f->gpus)
+		if (n->free_units == whole && n->free_gpus >= f->gpus)
 			p->idx[got++] = (uint32_t)i;
 	}
 	if (got < nodes)
@@ -95,12 +97,13 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 	p->cap = cap;
 	p->first_free = 0;
 	p->full_nodes = 0;
+	uint32_t whole = cap->parts ? CPL_NODE_PARTS : CPL_NODE_UNITS;
 	for (size_t i = 0; i < cap->nnodes; i++) {
-		if (cap->nodes[i].free_units > CPL_NODE_UNITS) {
+		if (cap->nodes[i].free_units > whole) {
 			free(p);
 			return CPL_EINVAL;
 		}
-		if (cap->nodes[i].free_units == CPL_NODE_UNITS)
+		if (cap->nodes[i].free_units == whole)
 			p->full_nodes++;
 	}
 	// A filtered claim walks its workflow's queue (wf(4) ~prio(4) id),

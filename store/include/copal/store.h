@@ -451,7 +451,7 @@ int cpl_lease_take_notices(cpl_txn *txn, uint64_t id, cpl_id_fn fn, void *arg);
 // (copal/common.h).
 
 typedef struct cpl_node_cap {
-	uint32_t free_units; // 0..CPL_NODE_UNITS
+	uint32_t free_units; // 0..CPL_NODE_UNITS (CPL_NODE_PARTS with parts)
 	uint32_t free_gpus;
 } cpl_node_cap;
 
@@ -462,6 +462,8 @@ typedef struct cpl_capacity {
 	uint32_t remaining_minutes; // 0: no wall-time limit
 	const char *workflow;       // NULL: any workflow
 	uint32_t max_task_nodes;    // tasks of more nodes are skipped; 0: no bound
+	bool parts;                 // free_units are in 1/CPL_NODE_PARTS of a
+	                            // node (exact packing, cpl_packing_parts)
 } cpl_capacity;
 
 // Called for each claimed task. `nodes` lists the indexes into cap->nodes
@@ -478,7 +480,7 @@ typedef int (*cpl_claim_fn)(const cpl_task *t, const uint32_t *nodes,
 // An unknown cap->workflow claims nothing (not an error).
 // Errors: CPL_EINVAL (txn NULL or read-only, cap NULL, max_tasks 0, nodes
 // NULL with nnodes, nnodes over 65535, a node's free_units over
-// CPL_NODE_UNITS), CPL_ENOTFOUND / CPL_EEXPIRED (lease 0 or gone / past its
+// CPL_NODE_UNITS, or CPL_NODE_PARTS with parts), CPL_ENOTFOUND / CPL_EEXPIRED (lease 0 or gone / past its
 // deadline), CPL_ENOMEM.
 int cpl_claim(cpl_txn *txn, uint64_t lease, cpl_capacity *cap,
     cpl_claim_fn fn, void *arg, size_t *nclaimed);
