@@ -401,20 +401,31 @@ h_modify(hctx *h, cpl_txn *txn)
 	} else if ((fd = cpl_spec_find(r->field)) == NULL || !fd->modify) {
 		FAIL(h, CPL_EINVAL, "unknown or unmodifiable field %s", r->field);
 	}
+	if (r->recursive && st != CPL_RESTART_READY)
+		FAIL(h, CPL_EINVAL, "recursive is for state RESTART_READY (it "
+		    "brings PARENT_KILLED descendants back), not %s %s",
+		    r->field, r->value);
 	if ((rv = select_ids(h, txn, r->filter, &sel)) != 0) {
 		free(sel.v);
 		return rv;
 	}
 	for (size_t i = 0; i < sel.n && rv == 0; i++) {
+		uint64_t self = 1; // the task itself changed
 		if (fd == NULL) {
 			cpl_task t;
 			if ((rv = cpl_task_get(txn, sel.v[i], 0, &t)) != 0)
 				break;
-			if (t.state == st)
+			self = t.state != st;
+			if (!self && !r->recursive)
 				continue;
-			rv = cpl_task_set_state(txn, sel.v[i], st,
-			    r->message && r->message[0] ? r->message :
-			                                  "modified by user");
+			if (self)
+				rv = cpl_task_set_state(txn, sel.v[i], st,
+				    r->message && r->message[0] ? r->message :
+				                                  "modified by user");
+			uint64_t nrev = 0;
+			if (rv == 0 && r->recursive &&
+			    (rv = cpl_task_revive(txn, sel.v[i], &nrev)) == 0)
+				changed += nrev;
 		} else {
 			cpl_task t;
 			Copal__Resources res = COPAL__RESOURCES__INIT;
@@ -454,7 +465,7 @@ h_modify(hctx *h, cpl_txn *txn)
 			}
 		}
 		if (rv == 0) {
-			changed++;
+			changed += self;
 		} else if (h->err[0] == '\0') {
 			cpl_task t;
 			char u[37] = "?";

@@ -340,3 +340,76 @@ cpl_task_kill(cpl_txn *t, uint64_t id, const char *msg, uint64_t *killed)
 	return 0;
 }
 
+
+// ------------------------------------------------------------ revival
+
+// Whether every parent of a task is alive: none FAILED or killed.
+static int
+parents_alive(cpl_txn *t, uint64_t id, bool *alive)
+{
+	cpl_ids ps = { NULL, 0, 0 };
+	int rv = cs_pair_walk(t, DB_PARENT, id, cs_idvec_cb, &ps);
+	*alive = true;
+	for (size_t i = 0; i < ps.n && rv == 0 && *alive; i++) {
+		struct srec pr;
+		if ((rv = srec_get(t, ps.v[i], &pr)) != 0)
+			break;
+		if (pr.state == CPL_FAILED || pr.state == CPL_USER_KILLED ||
+		    pr.state == CPL_PARENT_KILLED)
+			*alive = false;
+	}
+	free(ps.v);
+	return rv == CPL_ENOTFOUND ? fail(t, CPL_ECORRUPT) : rv;
+}
+
+int
+cpl_task_revive(cpl_txn *t, uint64_t id, uint64_t *revived)
+{
+	cpl_ids q = { NULL, 0, 0 };
+	uint64_t n = 0;
+	int rv;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	struct srec r;
+	if ((rv = srec_get(t, id, &r)) != 0)
+		return rv;
+	char label[128], msg[160];
+	cs_task_label(t, id, r.uuid, label, sizeof(label));
+	snprintf(msg, sizeof(msg), "revived: ancestor %s restarted", label);
+	if ((rv = cs_pair_walk(t, DB_CHILD, id, cs_idvec_cb, &q)) != 0)
+		goto out;
+	// breadth first; a task reached while another of its parents is
+	// still dead is reached again from that parent once it is revived
+	for (size_t i = 0; i < q.n && rv == 0; i++) {
+		uint64_t c = q.v[i];
+		struct srec cr;
+		bool alive;
+		if ((rv = srec_get(t, c, &cr)) != 0)
+			break;
+		if (cr.state != CPL_PARENT_KILLED)
+			continue;
+		if ((rv = parents_alive(t, c, &alive)) != 0 || !alive)
+			continue;
+		// PARENT_KILLED -> RESTART_READY -> AWAITING_PARENTS (or
+		// runnable when every parent has finished meanwhile)
+		if ((rv = cs_transition(t, c, &cr, CPL_RESTART_READY,
+		         CPL_BY_USER, 0, msg)) != 0) {
+			rv = fail(t, rv);
+			break;
+		}
+		if ((rv = cs_drain(t, NULL)) != 0)
+			break;
+		n++;
+		if ((rv = cs_pair_walk(t, DB_CHILD, c, cs_idvec_cb, &q)) != 0)
+			break;
+	}
+out:
+	free(q.v);
+	if (rv == CPL_ENOMEM)
+		rv = fail(t, rv);
+	if (rv == 0 && revived)
+		*revived = n;
+	return rv;
+}

@@ -228,6 +228,15 @@ int cpl_task_set_state(cpl_txn *txn, uint64_t id, cpl_state to,
 int cpl_task_kill(cpl_txn *txn, uint64_t id, const char *message,
     uint64_t *killed);
 
+// After a user restarted task id (copal modify state RESTART_READY
+// --recursive): its PARENT_KILLED descendants whose parents are all
+// alive again (none FAILED or killed) go back, breadth first, through
+// RESTART_READY to AWAITING_PARENTS (or stay runnable if every parent has
+// finished), each with history events naming task id. *revived (may be
+// NULL) gets how many. Errors: CPL_EINVAL (txn NULL or read-only),
+// CPL_ENOTFOUND (no such task), CPL_ENOMEM.
+int cpl_task_revive(cpl_txn *txn, uint64_t id, uint64_t *revived);
+
 // Replaces a task's spec (copal modify of a field). Indices follow the new
 // workflow, app and priority. Parents cannot change here (see
 // cpl_dep_add); spec->parent_ids is ignored and the stored list kept.
