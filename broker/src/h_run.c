@@ -152,8 +152,9 @@ h_claim(hctx *h, cpl_txn *txn)
 		    strcmp(last_app->name, t.spec->application) != 0) {
 			if ((rv = cpl_app_get(txn, t.spec->application,
 			         &last_app)) != 0)
-				FAIL(h, rv, "app %s of task %" PRIu64 ": %s",
-				    t.spec->application, t.id, cpl_strerror(rv));
+				FAIL(h, rv, "app %s of task %s: %s",
+				    t.spec->application,
+				    task_label(h, txn, t.id), cpl_strerror(rv));
 			if (arena_defer(h->a, free_app, last_app) != 0)
 				return CPL_ENOMEM;
 		}

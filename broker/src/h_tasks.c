@@ -116,8 +116,8 @@ select_ids(hctx *h, cpl_txn *txn, const Copal__Filter *wf, cpl_ids *out)
 		for (size_t i = 0; i < wf->n_ids; i++) {
 			bool ok;
 			if ((rv = task_matches(h, txn, wf->ids[i], &f, &ok)) != 0)
-				FAIL(h, rv, "task id %" PRIu64 ": %s", wf->ids[i],
-				    cpl_strerror(rv));
+				FAIL(h, rv, "%s: %s", task_label(h, txn,
+				    wf->ids[i]), cpl_strerror(rv));
 			if (ok && (rv = cpl_ids_push(out, wf->ids[i])) != 0)
 				return rv;
 		}
@@ -216,9 +216,9 @@ h_create(hctx *h, cpl_txn *txn)
 			for (size_t j = 0; j < sp.n_parent_ids; j++) {
 				cpl_task pt;
 				if (cpl_task_get(txn, sp.parent_ids[j], 0, &pt) != 0)
-					FAIL(h, rv, "task %zu (%s): no parent task "
-					    "with id %" PRIu64, i,
-					    sp.name ? sp.name : "", sp.parent_ids[j]);
+					FAIL(h, rv, "task %zu (%s): its parent "
+					    "%zu does not exist", i,
+					    sp.name ? sp.name : "", j + 1);
 			}
 			FAIL(h, rv, "task %zu (%s): %s", i, sp.name ? sp.name : "",
 			    cpl_strerror(rv));
@@ -587,8 +587,9 @@ h_add_dependency(hctx *h, cpl_txn *txn)
 		FAIL(h, CPL_EINVAL, "a task cannot depend on itself");
 	int rv = cpl_dep_add(txn, r->parent_id, r->child_id);
 	if (rv)
-		FAIL(h, rv, "dependency %" PRIu64 " -> %" PRIu64 ": %s%s",
-		    r->parent_id, r->child_id, cpl_strerror(rv),
+		FAIL(h, rv, "dependency %s -> %s: %s%s",
+		    task_label(h, txn, r->parent_id),
+		    task_label(h, txn, r->child_id), cpl_strerror(rv),
 		    rv == CPL_EBADSTATE ? ": the child has already started" : "");
 	Copal__AddDependencyReply *rep =
 	    NEW(h, Copal__AddDependencyReply, COPAL__ADD_DEPENDENCY_REPLY__INIT);

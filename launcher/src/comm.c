@@ -187,9 +187,8 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 		}
 		for (size_t i = 0; i < rep->report->n_status && i < n; i++)
 			if (rep->report->status[i] != 0)
-				fprintf(stderr, "launcher: report of task %llu "
-				    "-> %s refused: %s\n",
-				    (unsigned long long)r[i].id,
+				fprintf(stderr, "launcher: report of task %s "
+				    "-> %s refused: %s\n", r[i].who,
 				    cpl_state_name(r[i].to),
 				    cpl_strerror((int)rep->report->status[i]));
 		cpl_reply_free(rep);

@@ -53,6 +53,9 @@ report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	r->event_us = (uint64_t)ts.tv_sec * 1000000u +
 	    (uint64_t)ts.tv_nsec / 1000u;
+	const char *nm = t->name ? t->name : "";
+	int nl = (int)cpl_utf8_cut(nm, strnlen(nm, sizeof(r->who) - 12));
+	snprintf(r->who, sizeof(r->who), "%.8s (%.*s)", t->uuid, nl, nm);
 	r->id = t->id;
 	r->attempt = t->attempt;
 	r->to = to;
