@@ -49,15 +49,15 @@ task_get_owned(hctx *h, cpl_txn *txn, uint64_t id, cpl_task *t)
 }
 
 // How messages name a task: its uuid prefix and name ("1a2b3c4d (name)"),
-// which the CLI can look up, never the internal id; "a task that no
-// longer exists" for an id that names none.
+// which the CLI can look up, never the internal id; "(a task that does
+// not exist)" for an id that names none.
 const char *
 task_label(hctx *h, cpl_txn *txn, uint64_t id)
 {
 	cpl_task t;
 	char u[37], buf[160];
 	if (cpl_task_get(txn, id, CPL_GET_SPEC, &t) != 0)
-		return "a task that no longer exists";
+		return "(a task that does not exist)";
 	cpl_uuid_format(t.uuid, u);
 	u[8] = '\0';
 	const char *name = t.spec && t.spec->name ? t.spec->name : "";

@@ -586,6 +586,13 @@ h_add_dependency(hctx *h, cpl_txn *txn)
 	if (r->parent_id == r->child_id)
 		FAIL(h, CPL_EINVAL, "a task cannot depend on itself");
 	int rv = cpl_dep_add(txn, r->parent_id, r->child_id);
+	cpl_task t;
+	if (rv == CPL_ENOTFOUND &&
+	    cpl_task_get(txn, r->parent_id, 0, &t) == CPL_ENOTFOUND)
+		FAIL(h, rv, "the parent task does not exist");
+	if (rv == CPL_ENOTFOUND &&
+	    cpl_task_get(txn, r->child_id, 0, &t) == CPL_ENOTFOUND)
+		FAIL(h, rv, "the child task does not exist");
 	if (rv)
 		FAIL(h, rv, "dependency %s -> %s: %s%s",
 		    task_label(h, txn, r->parent_id),

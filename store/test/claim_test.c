@@ -536,6 +536,57 @@ test_claim_workflow_behind_many(void **state)
 	TU_CHECK(e);
 }
 
+// Tasks that cannot fit a launcher's nodes do not hide those that can
+// (issue 12): 100,000 runnable 4-node tasks of higher priority ahead of
+// 1-node ones; a claim on one node takes the 1-node ones at once,
+// filtered by workflow or not. Offered 5 nodes, a claim still goes by
+// priority across node counts: a 4-node task first, then the 1-node ones
+// on the fifth node.
+static void
+test_claim_small_behind_big(void **state)
+{
+	tu_env *e = *state;
+	struct many big = { "w", 100000, 9, 4 };
+	TU_OK(cpl_store_write(e->s, many_cb, &big));
+	uint64_t small[30];
+	for (int i = 0; i < 30; i++)
+		small[i] = task_p(e, "w", 0, 10, 1, 0, 0);
+	uint64_t lease = tu_lease(e, TTL);
+	tu_claimed *cl = calloc(1, sizeof *cl);
+	cpl_node_cap node = { CPL_NODE_UNITS, 0 };
+	cpl_capacity cap = cap_of(&node, 1, 100);
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 10);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(cl->id[i], small[i]);
+	node.free_units = CPL_NODE_UNITS;
+	cap = cap_of(&node, 1, 100);
+	cap.workflow = "w";
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 10);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(cl->id[i], small[10 + i]);
+	cpl_node_cap five[5];
+	for (int i = 0; i < 5; i++)
+		five[i] = (cpl_node_cap){ CPL_NODE_UNITS, 0 };
+	cap = cap_of(five, 5, 100);
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 11);
+	assert_int_equal(cl->nnodes[0], 4);
+	assert_int_equal(cl->priority[0], 9);
+	for (int i = 1; i < 11; i++)
+		assert_int_equal(cl->id[i], small[19 + i]);
+	// with max_task_nodes 1, five nodes take no 4-node task
+	for (int i = 0; i < 5; i++)
+		five[i] = (cpl_node_cap){ CPL_NODE_UNITS, 0 };
+	cap = cap_of(five, 5, 100);
+	cap.max_task_nodes = 1;
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 0);
+	free(cl);
+	TU_CHECK(e);
+}
+
 static void
 test_claim_max_tasks(void **state)
 {
@@ -695,6 +746,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_claim_holds_and_attempts,
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_packing_units,
+		    tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_small_behind_big,
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_exact_parts,
 		    tu_setup, tu_teardown),
