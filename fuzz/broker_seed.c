@@ -65,7 +65,7 @@ static int
 report(cpl_txn *txn, uint64_t task, uint64_t lease, uint32_t attempt,
     cpl_state to)
 {
-	cpl_report r = { task, lease, attempt, to, 0, "seeded", "nid001/0", false };
+	cpl_report r = { task, lease, attempt, to, 0, "seeded", "nid001/0", false, 0 };
 	return cpl_task_report(txn, &r);
 }
 

@@ -1,4 +1,6 @@
 // Helpers shared by the handler families: tasks on the wire.
+#include <string.h>
+
 #include "handlers.h"
 
 // ---------------------------------------------------------------- helpers
@@ -44,4 +46,27 @@ task_get_owned(hctx *h, cpl_txn *txn, uint64_t id, cpl_task *t)
 	if (arena_defer(h->a, free_spec, t->spec) != 0)
 		return CPL_ENOMEM;
 	return 0;
+}
+
+// How messages name a task: its uuid prefix and name ("1a2b3c4d (name)"),
+// which the CLI can look up, never the internal id; "(a task that does
+// not exist)" for an id that names none.
+const char *
+task_label(hctx *h, cpl_txn *txn, uint64_t id)
+{
+	cpl_task t;
+	char u[37], buf[160];
+	if (cpl_task_get(txn, id, CPL_GET_SPEC, &t) != 0)
+		return "(a task that does not exist)";
+	cpl_uuid_format(t.uuid, u);
+	u[8] = '\0';
+	const char *name = t.spec && t.spec->name ? t.spec->name : "";
+	size_t n = cpl_utf8_cut(name, strnlen(name, 120));
+	if (n)
+		snprintf(buf, sizeof(buf), "%s (%.*s)", u, (int)n, name);
+	else
+		snprintf(buf, sizeof(buf), "%s", u);
+	cpl_task_clear(&t);
+	const char *l = arena_strdup(h->a, buf);
+	return l ? l : "a task"; // out of memory: still a message
 }

@@ -122,6 +122,7 @@ ev_push(struct ev_ctx *c, const cpl_event *e)
 	w->from_state = (Copal__TaskState)e->from;
 	w->to_state = (Copal__TaskState)e->to;
 	w->time_us = e->time_us;
+	w->event_us = e->event_us;
 	w->attempt = e->attempt;
 	w->lease_id = e->lease;
 	w->return_code = e->return_code;
@@ -156,8 +157,8 @@ h_history(hctx *h, cpl_txn *txn)
 	c.h = h;
 	c.txn = txn;
 	if ((rv = cpl_task_get(txn, h->req->history->task_id, 0, &t)) != 0)
-		FAIL(h, rv, "task %" PRIu64 ": %s", h->req->history->task_id,
-		    cpl_strerror(rv));
+		FAIL(h, rv, "%s: %s", task_label(h, txn,
+		    h->req->history->task_id), cpl_strerror(rv));
 	if ((rv = cpl_history_task(txn, t.id, hist_cb, &c)) != 0)
 		return rv;
 	Copal__HistoryReply *rep =

@@ -110,10 +110,14 @@ h_claim(hctx *h, cpl_txn *txn)
 	if (nodes == NULL || cc.v == NULL)
 		return CPL_ENOMEM;
 	for (size_t i = 0; i < r->n_nodes; i++) {
-		if (r->nodes[i]->free_units > CPL_NODE_UNITS)
+		if (r->node_parts && r->nodes[i]->free_parts > CPL_NODE_PARTS)
+			FAIL(h, CPL_EINVAL, "node %zu: free_parts above %u", i,
+			    CPL_NODE_PARTS);
+		if (!r->node_parts && r->nodes[i]->free_units > CPL_NODE_UNITS)
 			FAIL(h, CPL_EINVAL, "node %zu: free_units above %u", i,
 			    CPL_NODE_UNITS);
-		nodes[i].free_units = r->nodes[i]->free_units;
+		nodes[i].free_units = r->node_parts ? r->nodes[i]->free_parts :
+		    r->nodes[i]->free_units;
 		nodes[i].free_gpus = r->nodes[i]->free_gpus;
 	}
 	memset(&cap, 0, sizeof(cap));
@@ -122,6 +126,7 @@ h_claim(hctx *h, cpl_txn *txn)
 	cap.nnodes = r->n_nodes;
 	cap.remaining_minutes = r->remaining_minutes;
 	cap.max_task_nodes = r->max_task_nodes;
+	cap.parts = r->node_parts;
 	cap.workflow = r->workflow && r->workflow[0] ? r->workflow : NULL;
 	if (r->n_tags > CPL_TAGS_MAX)
 		FAIL(h, CPL_EINVAL, "%zu tags in a claim, above the limit %u",
@@ -164,8 +169,9 @@ h_claim(hctx *h, cpl_txn *txn)
 		    strcmp(last_app->name, t.spec->application) != 0) {
 			if ((rv = cpl_app_get(txn, t.spec->application,
 			         &last_app)) != 0)
-				FAIL(h, rv, "app %s of task %" PRIu64 ": %s",
-				    t.spec->application, t.id, cpl_strerror(rv));
+				FAIL(h, rv, "app %s of task %s: %s",
+				    t.spec->application,
+				    task_label(h, txn, t.id), cpl_strerror(rv));
 			if (arena_defer(h->a, free_app, last_app) != 0)
 				return CPL_ENOMEM;
 			ct->app = last_app;
@@ -230,7 +236,7 @@ h_report(hctx *h, cpl_txn *txn)
 		const Copal__StateReport *s = r->reports[i];
 		cpl_report cr = { s->task_id, r->lease_id, s->attempt,
 			(cpl_state)s->to_state, s->return_code, s->message,
-			s->node, s->cut };
+			s->node, s->cut, s->event_us };
 		int rv = cpl_task_report(txn, &cr);
 		if (cpl_txn_error(txn))
 			return cpl_txn_error(txn);

@@ -135,8 +135,8 @@ select_ids(hctx *h, cpl_txn *txn, const Copal__Filter *wf, cpl_ids *out)
 		for (size_t i = 0; i < wf->n_ids; i++) {
 			bool ok;
 			if ((rv = task_matches(h, txn, wf->ids[i], &f, &ok)) != 0)
-				FAIL(h, rv, "task id %" PRIu64 ": %s", wf->ids[i],
-				    cpl_strerror(rv));
+				FAIL(h, rv, "%s: %s", task_label(h, txn,
+				    wf->ids[i]), cpl_strerror(rv));
 			if (ok && (rv = cpl_ids_push(out, wf->ids[i])) != 0)
 				return rv;
 		}
@@ -263,9 +263,9 @@ create_tasks(hctx *h, cpl_txn *txn, Copal__App **appp)
 			for (size_t j = 0; j < sp.n_parent_ids; j++) {
 				cpl_task pt;
 				if (cpl_task_get(txn, sp.parent_ids[j], 0, &pt) != 0)
-					FAIL(h, rv, "task %zu (%s): no parent task "
-					    "with id %" PRIu64, i,
-					    sp.name ? sp.name : "", sp.parent_ids[j]);
+					FAIL(h, rv, "task %zu (%s): its parent "
+					    "%zu does not exist", i,
+					    sp.name ? sp.name : "", j + 1);
 			}
 			FAIL(h, rv, "task %zu (%s): %s", i, sp.name ? sp.name : "",
 			    cpl_strerror(rv));
@@ -522,20 +522,31 @@ h_modify(hctx *h, cpl_txn *txn)
 	    (!fd->modify && fd->type != CPL_SPEC_ENV)) {
 		FAIL(h, CPL_EINVAL, "unknown or unmodifiable field %s", r->field);
 	}
+	if (r->recursive && st != CPL_RESTART_READY)
+		FAIL(h, CPL_EINVAL, "recursive is for state RESTART_READY (it "
+		    "brings PARENT_KILLED descendants back), not %s %s",
+		    r->field, r->value);
 	if ((rv = select_ids(h, txn, r->filter, &sel)) != 0) {
 		free(sel.v);
 		return rv;
 	}
 	for (size_t i = 0; i < sel.n && rv == 0; i++) {
+		uint64_t self = 1; // the task itself changed
 		if (fd == NULL) {
 			cpl_task t;
 			if ((rv = cpl_task_get(txn, sel.v[i], 0, &t)) != 0)
 				break;
-			if (t.state == st)
+			self = t.state != st;
+			if (!self && !r->recursive)
 				continue;
-			rv = cpl_task_set_state(txn, sel.v[i], st,
-			    r->message && r->message[0] ? r->message :
-			                                  "modified by user");
+			if (self)
+				rv = cpl_task_set_state(txn, sel.v[i], st,
+				    r->message && r->message[0] ? r->message :
+				                                  "modified by user");
+			uint64_t nrev = 0;
+			if (rv == 0 && r->recursive &&
+			    (rv = cpl_task_revive(txn, sel.v[i], &nrev)) == 0)
+				changed += nrev;
 		} else {
 			cpl_task t;
 			Copal__Resources res = COPAL__RESOURCES__INIT;
@@ -583,7 +594,7 @@ h_modify(hctx *h, cpl_txn *txn)
 			}
 		}
 		if (rv == 0) {
-			changed++;
+			changed += self;
 		} else if (h->err[0] == '\0') {
 			cpl_task t;
 			char u[37] = "?";
@@ -771,9 +782,17 @@ h_add_dependency(hctx *h, cpl_txn *txn)
 	if (r->parent_id == r->child_id)
 		FAIL(h, CPL_EINVAL, "a task cannot depend on itself");
 	rv = cpl_dep_add(txn, r->parent_id, r->child_id);
+	cpl_task t;
+	if (rv == CPL_ENOTFOUND &&
+	    cpl_task_get(txn, r->parent_id, 0, &t) == CPL_ENOTFOUND)
+		FAIL(h, rv, "the parent task does not exist");
+	if (rv == CPL_ENOTFOUND &&
+	    cpl_task_get(txn, r->child_id, 0, &t) == CPL_ENOTFOUND)
+		FAIL(h, rv, "the child task does not exist");
 	if (rv)
-		FAIL(h, rv, "dependency %" PRIu64 " -> %" PRIu64 ": %s%s",
-		    r->parent_id, r->child_id, cpl_strerror(rv),
+		FAIL(h, rv, "dependency %s -> %s: %s%s",
+		    task_label(h, txn, r->parent_id),
+		    task_label(h, txn, r->child_id), cpl_strerror(rv),
 		    rv == CPL_EBADSTATE ? ": the child has already started" : "");
 reply:;
 	Copal__AddDependencyReply *rep =

@@ -65,6 +65,9 @@ typedef struct handler {
 Copal__Task *task_wire(hctx *h, const cpl_task *t, Copal__TaskSpec *spec);
 // Reads a task with its spec; the spec lives until the arena is freed.
 int task_get_owned(hctx *h, cpl_txn *txn, uint64_t id, cpl_task *t);
+// How messages name a task: "1a2b3c4d (name)" (uuid prefix and name, in
+// the arena), never the internal id the CLI cannot look up.
+const char *task_label(hctx *h, cpl_txn *txn, uint64_t id);
 
 // ---------------------------------------------------------------- h_tasks.c
 int h_create(hctx *h, cpl_txn *txn);

@@ -874,11 +874,20 @@ test_add_dependency(void **state)
 	Copal__Task *xt;
 	Copal__Reply *xr = bh_query_id(f->c, x, false, &xt);
 	snprintf(msg, sizeof(msg), "new parent %.8s (d0)", xt->uuid);
+	char xlabel[32];
+	snprintf(xlabel, sizeof(xlabel), "-> %.8s (d0)", xt->uuid);
 	bh_free(xr);
 	HAS_EVENT(f->c, y, CPL_READY, CPL_AWAITING_PARENTS, msg);
 	bh_free(add_dep(f->c, x, y, CPL_EEXISTS));
 	r = add_dep(f->c, y, x, CPL_ECYCLE);
 	ERR_HAS(r, "cycle");
+	// refusals name tasks by uuid prefix and name, not internal ids
+	ERR_HAS(r, "(d1) ");
+	ERR_HAS(r, xlabel);
+	char ids[64];
+	snprintf(ids, sizeof(ids), "%" PRIu64 " -> %" PRIu64, y, x);
+	BH_CHECK(strstr(r->error, ids) == NULL, "error text \"%s\" names "
+	    "internal ids", r->error);
 	bh_free(r);
 	bh_free(add_dep(f->c, y, z, 0));
 	bh_snap before, after;

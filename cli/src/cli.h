@@ -196,6 +196,13 @@ void fmt_time_us(uint64_t us, char *buf, size_t len);
 // UTC ISO 8601 "2024-05-01T12:00:00.123456Z" (JSON output); "" for 0.
 void fmt_time_iso(uint64_t us, char *buf, size_t len);
 double now_s(void);
+// When an event happened: the launcher's clock for its reports (event_us),
+// else the commit time (time_us; also for a broker that sends no event_us).
+static inline uint64_t
+ev_time(const Copal__Event *e)
+{
+	return e->event_us ? e->event_us : e->time_us;
+}
 // Asks "prompt [y/n]: " on stdout, reads stdin. True for y/yes.
 bool confirm(const char *prompt);
 // Writes s single-quoted for a POSIX shell.

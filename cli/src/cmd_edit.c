@@ -16,6 +16,9 @@ const cli_opt modify_opts[] = {
 	{ "lease", KEY_LEASE, OPT_ARG, "ID",
 	    "from a handler, preprocess or postprocess: change its own task, "
 	    "held by this lease ($COPAL_LEASE_ID)" },
+	{ "recursive", KEY_RECURSIVE, OPT_NOARG, NULL,
+	    "with state RESTART_READY: PARENT_KILLED descendants go back to "
+	    "AWAITING_PARENTS (those whose parents are all alive again)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -83,6 +86,7 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 	cli_parse p;
 	const char *arg, *message = NULL;
 	uint64_t lease = 0;
+	bool recursive = false;
 	filt f;
 	cpl_client *c = NULL;
 	char fbuf[64], uuid[37] = "";
@@ -96,6 +100,8 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 			;
 		else if (k == KEY_MESSAGE)
 			message = arg;
+		else if (k == KEY_RECURSIVE)
+			recursive = true;
 		else if (k == KEY_LEASE) {
 			char *end;
 			lease = strtoull(arg, &end, 10);
@@ -132,7 +138,20 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 			goto out;
 		}
 		value = cpl_state_name(s);
-	} else if (cpl_spec_find(field) &&
+	}
+	if (recursive && (strcmp(field, "state") != 0 ||
+	    strcmp(value, "RESTART_READY") != 0)) {
+		rc = cli_usage("--recursive is for state RESTART_READY (it "
+		    "brings PARENT_KILLED descendants back), not %s %s", field,
+		    value);
+		goto out;
+	}
+	if (recursive && lease) {
+		rc = cli_usage("--recursive changes states, which --lease "
+		    "cannot");
+		goto out;
+	}
+	if (strcmp(field, "state") != 0 && cpl_spec_find(field) &&
 	    cpl_spec_find(field)->type == CPL_SPEC_JSON) {
 		// sent compact, as `copal job --data` does
 		json_error_t je;
@@ -152,12 +171,19 @@ cmd_modify(const cli_verb *v, int argc, char **argv)
 	if (by_id && (rc = add_prefixes(c, &f, ops, 1, uuid)) != 0)
 		goto out;
 	Copal__Reply *rep;
-	rc = cli_call_rc(c, cpl_call_modify_held(c, filt_wire(&f), field, value,
-	    message, lease, &rep));
+	rc = cli_call_rc(c, recursive ?
+	    cpl_call_modify_recursive(c, filt_wire(&f), field, value, message,
+	        true, &rep) :
+	    cpl_call_modify_held(c, filt_wire(&f), field, value, message, lease,
+	        &rep));
 	if (rc)
 		goto out;
 	const Copal__ModifyReply *r = rep->modify;
-	if (by_id && r->changed)
+	if (by_id && recursive)
+		printf("task %s: %s %s; changed %" PRIu64 " task%s with its "
+		    "descendants\n", uuid, field, value, r->changed,
+		    r->changed == 1 ? "" : "s");
+	else if (by_id && r->changed)
 		printf("task %s: %s changed to: %s\n", uuid, field, value);
 	else if (by_id)
 		printf("task %s: %s already %s\n", uuid, field, value);

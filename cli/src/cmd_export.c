@@ -141,7 +141,7 @@ jl_event(FILE *fp, const Copal__Event *e, const char *iso)
 	fputs_unlocked("\",\"time\":\"", fp);
 	fputs_unlocked(iso, fp);
 	fputs_unlocked("\",\"time_us\":", fp);
-	put_u64(fp, e->time_us);
+	put_u64(fp, ev_time(e));
 	fputs_unlocked(",\"launcher\":", fp);
 	json_str(fp, e->launcher);
 	fputs_unlocked(",\"lease\":", fp);
@@ -154,13 +154,15 @@ jl_event(FILE *fp, const Copal__Event *e, const char *iso)
 	put_i64(fp, e->return_code);
 	fputs_unlocked(",\"message\":", fp);
 	json_str(fp, e->message);
+	fputs_unlocked(",\"commit_us\":", fp);
+	put_u64(fp, e->time_us);
 	fputs_unlocked("}\n", fp);
 }
 
 // ------------------------------------------------------------ CSV
 
 static const char csv_header[] = "seq,task,uuid,name,workflow,from,to,time,"
-    "time_us,launcher,lease,node,attempt,return_code,message\r\n";
+    "time_us,launcher,lease,node,attempt,return_code,message,commit_us\r\n";
 
 static void
 csv_event(FILE *fp, const Copal__Event *e, const char *iso)
@@ -181,7 +183,7 @@ csv_event(FILE *fp, const Copal__Event *e, const char *iso)
 	putc_unlocked(',', fp);
 	fputs_unlocked(iso, fp);
 	putc_unlocked(',', fp);
-	put_u64(fp, e->time_us);
+	put_u64(fp, ev_time(e));
 	putc_unlocked(',', fp);
 	csv_field(fp, e->launcher ? e->launcher : "");
 	putc_unlocked(',', fp);
@@ -194,6 +196,8 @@ csv_event(FILE *fp, const Copal__Event *e, const char *iso)
 	put_i64(fp, e->return_code);
 	putc_unlocked(',', fp);
 	csv_field(fp, e->message ? e->message : "");
+	putc_unlocked(',', fp);
+	put_u64(fp, e->time_us);
 	fputs_unlocked("\r\n", fp);
 }
 
@@ -350,16 +354,17 @@ orun_clear(struct orun *r)
 static void
 chrome_event(struct chrome *c, const Copal__Event *e)
 {
+	uint64_t t = ev_time(e);
 	if (c->first_us == 0)
-		c->first_us = e->time_us;
-	if (e->time_us > c->last_us)
-		c->last_us = e->time_us;
+		c->first_us = t;
+	if (t > c->last_us)
+		c->last_us = t;
 	struct orun *r = u64map_get(&c->open, e->task_id);
 	if (r) {
 		// any change of a task that runs ends its run; a second
 		// RUNNING without an end ends the first one too
 		int to = (int)e->to_state;
-		chrome_span(c, r, e->time_us, e->name, e->workflow, e->uuid,
+		chrome_span(c, r, t, e->name, e->workflow, e->uuid,
 		    to == CPL_RUNNING ? CPL_STATE_NONE : to, e->return_code);
 		orun_clear(r);
 		u64map_del(&c->open, e->task_id);
@@ -371,12 +376,12 @@ chrome_event(struct chrome *c, const Copal__Event *e)
 		w.lease = e->lease_id;
 		w.attempt = e->attempt;
 		w.tid = chrome_thread(c, e->lease_id, e->launcher, e->node);
-		chrome_span(c, &w, e->time_us, e->name, e->workflow, e->uuid,
+		chrome_span(c, &w, t, e->name, e->workflow, e->uuid,
 		    (int)e->to_state, e->return_code);
 	}
 	if (e->to_state == COPAL__TASK_STATE__STATE_RUNNING) {
 		r = u64map_put(&c->open, e->task_id, NULL);
-		r->start_us = e->time_us;
+		r->start_us = t;
 		r->lease = e->lease_id;
 		r->attempt = e->attempt;
 		r->tid = chrome_thread(c, e->lease_id, e->launcher, e->node);
@@ -420,11 +425,11 @@ exp_page(const Copal__ExportReply *page, void *arg)
 		const Copal__Event *e = page->events[i];
 		switch (x->fmt) {
 		case EXP_JSONL:
-			iso_us(&x->iso, e->time_us, iso);
+			iso_us(&x->iso, ev_time(e), iso);
 			jl_event(x->fp, e, iso);
 			break;
 		case EXP_CSV:
-			iso_us(&x->iso, e->time_us, iso);
+			iso_us(&x->iso, ev_time(e), iso);
 			csv_event(x->fp, e, iso);
 			break;
 		case EXP_CHROME:

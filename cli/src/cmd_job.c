@@ -347,7 +347,7 @@ cmd_dep(const cli_verb *v, int argc, char **argv)
 		}
 		goto out;
 	}
-	// the broker's message names ids; the user knows uuids
+	// the broker's message names the tasks by uuid prefix and name
 	int rv = cpl_call_add_dependency(c, parent, child, &rep);
 	if (rv && !cpl_client_err_remote(c)) {
 		cli_err("no answer from the broker: %s", cpl_strerror(rv));
@@ -355,10 +355,14 @@ cmd_dep(const cli_verb *v, int argc, char **argv)
 		goto out;
 	}
 	if (rv) {
-		cli_err("cannot add %s -> %s: %s%s", pu, cu,
-		    parent == child ? "a task cannot depend on itself" :
-		    cpl_strerror(rv), rv == CPL_EBADSTATE ? ": the child has "
-		    "already started" : "");
+		const char *why = cpl_client_errmsg(c);
+		if (why && why[0])
+			cli_err("%s", why);
+		else
+			cli_err("cannot add %s -> %s: %s%s", pu, cu,
+			    parent == child ? "a task cannot depend on itself" :
+			    cpl_strerror(rv), rv == CPL_EBADSTATE ? ": the "
+			    "child has already started" : "");
 		rc = cli_exit_for(rv);
 	} else {
 		printf("Added dependency %s -> %s\n", pu, cu);

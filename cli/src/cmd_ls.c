@@ -273,10 +273,12 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 			json_object_set_new(o, "state", json_string(state_of(t)));
 			for (size_t k = 0; k < hy->n_events; k++) {
 				const Copal__Event *e = hy->events[k];
-				char tb[40];
-				fmt_time_iso(e->time_us, tb, sizeof(tb));
+				char tb[40], cb[40];
+				fmt_time_iso(ev_time(e), tb, sizeof(tb));
+				fmt_time_iso(e->time_us, cb, sizeof(cb));
 				json_t *ev = json_pack(
-				    "{s:s, s:s, s:s, s:i, s:i, s:s}", "time", tb,
+				    "{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "time",
+				    tb, "commit_time", cb,
 				    "from", cpl_state_name((int)e->from_state),
 				    "to", cpl_state_name((int)e->to_state),
 				    "attempt", (int)e->attempt, "return_code",
@@ -297,7 +299,7 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 			for (size_t k = 0; k < hy->n_events; k++) {
 				const Copal__Event *e = hy->events[k];
 				char tb[40], tr[64];
-				fmt_time_us(e->time_us, tb, sizeof(tb));
+				fmt_time_us(ev_time(e), tb, sizeof(tb));
 				snprintf(tr, sizeof(tr), "%s -> %s",
 				    cpl_state_name((int)e->from_state),
 				    cpl_state_name((int)e->to_state));

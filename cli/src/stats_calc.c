@@ -300,12 +300,14 @@ count_minute(struct stats *st, uint64_t t)
 static void
 stats_event(struct stats *st, const Copal__Event *e)
 {
-	uint64_t t = e->time_us;
+	uint64_t t = ev_time(e);
 	int to = (int)e->to_state;
 	uint32_t wi;
 	struct wfstat *w = stats_wf(st, e->workflow, &wi);
 	st->events++;
-	if (st->first_us == 0)
+	// event times come in log (commit) order, a launcher's a little
+	// earlier than its commit: the first is the least
+	if (st->first_us == 0 || t < st->first_us)
 		st->first_us = t;
 	if (t > st->last_us)
 		st->last_us = t;
@@ -330,7 +332,7 @@ stats_event(struct stats *st, const Copal__Event *e)
 		if (wu && *wu)
 			units = *wu - 1;
 		level_to(st, t);
-		if (st->act_start == 0)
+		if (st->act_start == 0 || t < st->act_start)
 			st->act_start = t;
 		if (t > st->act_end)
 			st->act_end = t;
@@ -381,7 +383,7 @@ stats_event(struct stats *st, const Copal__Event *e)
 		w->finished++;
 		st->ser.done[series_at(&st->ser, t)] += 1;
 		count_minute(st, t);
-		if (st->act_start == 0)
+		if (st->act_start == 0 || t < st->act_start)
 			st->act_start = t;
 		if (t > st->act_end)
 			st->act_end = t;

@@ -43,6 +43,9 @@ expect() {
 has() {
 	grep -qE -- "$1" <<<"$OUT" || fail "output lacks /$1/: $OUT"
 }
+hasnt() {
+	! grep -qE -- "$1" <<<"$OUT" || fail "output has /$1/: $OUT"
+}
 
 # ------------------------------------------------------------ walkthrough
 expect 0 init "$DB"
@@ -95,6 +98,12 @@ expect 0 ls wf
 has '^dag +\| +2 '
 expect 1 dep "${C:0:8}" "${P:0:8}"
 has 'cycle'
+# the refusal names both tasks as users know them: uuid prefix and name,
+# never the broker's internal ids
+has "${C:0:8} \\(child\\) -> ${P:0:8} \\(parent\\)"
+hasnt 'dependency [0-9]+ -> [0-9]+'
+expect 1 dep "${P:0:8}" "${C:0:8}"
+has "${P:0:8} \\(parent\\) -> ${C:0:8} \\(child\\)"
 COPAL_TASK_ID=$("$COPAL" ls --id "${P:0:8}" --format csv --verbose | sed -n 2p | cut -d, -f6)
 export COPAL_TASK_ID
 expect 0 mkchild --name kid --app say-hello

@@ -112,9 +112,12 @@ seqs = [e["seq"] for e in ev]
 assert all(a < b for a, b in zip(seqs, seqs[1:])), "seq not increasing"
 keys = ["seq", "task", "uuid", "name", "workflow", "from", "to", "time",
         "time_us", "launcher", "lease", "node", "attempt", "return_code",
-        "message"]
+        "message", "commit_us"]
 for e in ev:
     assert list(e) == keys, e
+    # time_us: when it happened (a launcher's clock for its reports), at
+    # or before its commit
+    assert e["time_us"] <= e["commit_us"], e
 # each task's events: exactly its history, in order
 hist = json.load(open(T + "/hist.json"))
 for h in hist:

@@ -119,9 +119,30 @@ cpl_call_modify(cpl_client *c, const Copal__Filter *filter, const char *field,
 	return cpl_call_modify_held(c, filter, field, value, message, 0, rep);
 }
 
+static int
+modify_call(cpl_client *c, const Copal__Filter *filter, const char *field,
+    const char *value, const char *message, uint64_t lease, bool recursive,
+    Copal__Reply **rep);
+
 int
 cpl_call_modify_held(cpl_client *c, const Copal__Filter *filter,
     const char *field, const char *value, const char *message, uint64_t lease,
+    Copal__Reply **rep)
+{
+	return modify_call(c, filter, field, value, message, lease, false, rep);
+}
+
+int
+cpl_call_modify_recursive(cpl_client *c, const Copal__Filter *filter,
+    const char *field, const char *value, const char *message, bool recursive,
+    Copal__Reply **rep)
+{
+	return modify_call(c, filter, field, value, message, 0, recursive, rep);
+}
+
+static int
+modify_call(cpl_client *c, const Copal__Filter *filter, const char *field,
+    const char *value, const char *message, uint64_t lease, bool recursive,
     Copal__Reply **rep)
 {
 	Copal__Request req = COPAL__REQUEST__INIT;
@@ -134,6 +155,7 @@ cpl_call_modify_held(cpl_client *c, const Copal__Filter *filter,
 	if (message)
 		mr.message = UNCONST(char, message);
 	mr.lease_id = lease;
+	mr.recursive = recursive;
 	req.body_case = COPAL__REQUEST__BODY_MODIFY;
 	req.modify = &mr;
 	return cpl__call_typed(c, &req, &mr, 0, rep);

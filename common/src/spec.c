@@ -83,7 +83,7 @@ const cpl_spec_field cpl_spec_fields[CPL_SPEC_NFIELDS] = {
 	{ .key = "node_packing_count", .opt = "node-packing-count",
 	    RES(node_packing_count), U32_MAX(CPL_NODE_UNITS),
 	    .zero_is_one = true, .modify = true, .metavar = "N",
-	    .help = "tasks that may share one node (1)" },
+	    .help = "tasks that share one node, exactly, 1..5040 (1)" },
 	{ .key = "wall_time_minutes", .opt = "wall-time-minutes",
 	    RES(wall_time_minutes), U32, .modify = true, .metavar = "MIN",
 	    .help = "expected run time (0: unknown)" },

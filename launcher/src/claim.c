@@ -41,8 +41,8 @@ claim_give_back(launcher *L, ltask *t)
 	for (size_t i = 0; i < t->nnodes; i++) {
 		lnode *n = &L->nodes[t->nodes[i]];
 		n->free_units += t->units;
-		if (n->free_units > CPL_NODE_UNITS)
-			n->free_units = CPL_NODE_UNITS;
+		if (n->free_units > CPL_NODE_PARTS)
+			n->free_units = CPL_NODE_PARTS;
 	}
 	if (t->gpu_list[0] && t->nnodes) {
 		// give the GPUs back (same ids on every node of the task)
@@ -103,8 +103,8 @@ claim_adopt(launcher *L, Copal__ClaimedTask *ct, ltask **out)
 	uint32_t packing = res && res->node_packing_count ?
 	    res->node_packing_count : 1;
 	uint32_t nodes = res && res->num_nodes ? res->num_nodes : 1;
-	t->units = nodes == 1 && packing > 1 ?
-	    (CPL_NODE_UNITS + packing - 1) / packing : CPL_NODE_UNITS;
+	// exact packing: p tasks of count p fill a node (copal/common.h)
+	t->units = nodes == 1 ? cpl_packing_parts(packing) : CPL_NODE_PARTS;
 	if (!L->told_packing && L->o->mode == MODE_SERIAL && nodes == 1 &&
 	    packing == 1 && L->o->max_concurrent > L->nnodes) {
 		// the one reason --max-concurrent is not reached that the
@@ -188,7 +188,8 @@ claim_next_queued(launcher *L, size_t *from)
 bool
 claim_ask(launcher *L, uint32_t wait_ms)
 {
-	uint32_t act = 0, queued_units = 0;
+	uint32_t act = 0;
+	uint64_t queued_units = 0;
 	for (size_t i = 0; i < L->ntasks; i++) {
 		if (L->tasks[i]->stage == ST_DONE)
 			continue;
@@ -201,21 +202,22 @@ claim_ask(launcher *L, uint32_t wait_ms)
 	uint32_t cap = limit > act ? limit - act : 0;
 	if (cap == 0 || L->ntasks + cap > MAX_TASKS)
 		return false;
-	uint32_t backlog = 0; // units to claim ahead
+	uint32_t backlog = 0; // parts (1/CPL_NODE_PARTS node) to claim ahead
 	if (L->o->mode == MODE_SERIAL &&
-	    queued_units < BACKLOG_NODES * CPL_NODE_UNITS)
-		backlog = BACKLOG_NODES * CPL_NODE_UNITS - queued_units;
+	    queued_units < BACKLOG_NODES * CPL_NODE_PARTS)
+		backlog = BACKLOG_NODES * CPL_NODE_PARTS -
+		    (uint32_t)queued_units;
 	uint64_t real_free = 0;
 	for (size_t i = 0; i < L->nnodes; i++)
 		real_free += L->nodes[i].free_units;
 	// wait while the backlog is more than half full: it fills free
 	// slots first, and one claim then brings many tasks
 	if (queued_units > 0 &&
-	    backlog < BACKLOG_NODES * CPL_NODE_UNITS / 2)
+	    backlog < BACKLOG_NODES * CPL_NODE_PARTS / 2)
 		return false;
 	if (real_free == 0 && backlog == 0)
 		return false;
-	size_t nback = (backlog + CPL_NODE_UNITS - 1) / CPL_NODE_UNITS;
+	size_t nback = (backlog + CPL_NODE_PARTS - 1) / CPL_NODE_PARTS;
 	size_t noff = L->nnodes + nback;
 	Copal__NodeCapacity *nc = calloc(noff, sizeof(*nc));
 	Copal__NodeCapacity **ncp = calloc(noff, sizeof(*ncp));
@@ -229,7 +231,7 @@ claim_ask(launcher *L, uint32_t wait_ms)
 		nc[i] = x;
 		ncp[i] = &nc[i];
 		if (i >= L->nnodes) { // the backlog's share, node by node
-			uint32_t u = backlog > CPL_NODE_UNITS ? CPL_NODE_UNITS :
+			uint32_t u = backlog > CPL_NODE_PARTS ? CPL_NODE_PARTS :
 			                                        backlog;
 			backlog -= u;
 			nc[i].free_units = u;

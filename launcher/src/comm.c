@@ -140,6 +140,7 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 		s[i].cut = r[i].cut;
 		s[i].message = r[i].msg ? r[i].msg : "";
 		s[i].node = r[i].node;
+		s[i].event_us = r[i].event_us;
 		sp[i] = &s[i];
 	}
 	Copal__Request req = COPAL__REQUEST__INIT;
@@ -187,9 +188,8 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 		}
 		for (size_t i = 0; i < rep->report->n_status && i < n; i++)
 			if (rep->report->status[i] != 0)
-				fprintf(stderr, "launcher: report of task %llu "
-				    "-> %s refused: %s\n",
-				    (unsigned long long)r[i].id,
+				fprintf(stderr, "launcher: report of task %s "
+				    "-> %s refused: %s\n", r[i].who,
 				    cpl_state_name(r[i].to),
 				    cpl_strerror((int)rep->report->status[i]));
 		cpl_reply_free(rep);
@@ -269,7 +269,10 @@ do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
 		for (size_t i = 0; i < n; i++) {
 			Copal__NodeCapacity x = COPAL__NODE_CAPACITY__INIT;
 			nc[i] = x;
-			nc[i].free_units = units[i];
+			// exact packing; free_units for a broker that
+			// reads no parts
+			nc[i].free_parts = units[i];
+			nc[i].free_units = units[i] / CPL_NODE_UNITS;
 			nc[i].free_gpus = gpus[i];
 			ncp[i] = &nc[i];
 		}
@@ -278,6 +281,7 @@ do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
 		cr.wait_ms = wait;
 		cr.max_tasks = max;
 		cr.n_nodes = n;
+		cr.node_parts = true;
 		cr.nodes = ncp;
 		cr.remaining_minutes = rem;
 		cr.max_task_nodes = maxnodes;

@@ -123,7 +123,7 @@ setup_nodes(void)
 	size_t pos = 0;
 	for (size_t i = 0; i < L.nnodes; i++) {
 		L.nodes[i].name = L.nl.names[i];
-		L.nodes[i].free_units = CPL_NODE_UNITS;
+		L.nodes[i].free_units = CPL_NODE_PARTS;
 		L.nodes[i].ngpus = L.o->gpus_per_node;
 		int n = snprintf(L.self_hosts + pos, sizeof(L.self_hosts) - pos,
 		    "%s%s", i ? "," : "", L.nodes[i].name);

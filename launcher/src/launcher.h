@@ -65,6 +65,8 @@ struct report {
 	char *msg; // malloc'd or NULL
 	char node[128]; // "host/slot"
 	bool cut;       // RUN_TIMEOUT of the launcher's end, not a failure
+	uint64_t event_us; // wall clock at the change (StateReport.event_us)
+	char who[80];      // "uuid8 (name)" for messages
 };
 
 typedef struct comm comm;

@@ -54,7 +54,7 @@ typedef struct ltask {
 	// placement
 	uint32_t *nodes;        // indexes into the launcher's node table
 	size_t nnodes;
-	uint32_t units;         // per node
+	uint32_t units;         // per node, in 1/CPL_NODE_PARTS of a node
 	uint32_t gpus;          // per node
 	char gpu_list[256];     // CUDA_VISIBLE_DEVICES
 	int slot;               // on its first node; -1: none yet

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "launcher_impl.h"
 
@@ -49,6 +50,15 @@ report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
 		    L->nodes[t->nodes[0]].name);
 	else
 		r->node[0] = '\0';
+	// reports are made as the change happens (a process just started,
+	// just reaped): this is the change's time, sent beside it
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r->event_us = (uint64_t)ts.tv_sec * 1000000u +
+	    (uint64_t)ts.tv_nsec / 1000u;
+	const char *nm = t->name ? t->name : "";
+	int nl = (int)cpl_utf8_cut(nm, strnlen(nm, sizeof(r->who) - 12));
+	snprintf(r->who, sizeof(r->who), "%.8s (%.*s)", t->uuid, nl, nm);
 	r->id = t->id;
 	r->attempt = t->attempt;
 	r->to = to;

@@ -117,7 +117,7 @@ struct check_ctx {
 };
 
 enum { K_ST, K_RUNQ, K_UUID, K_UUID_NEW, K_WF, K_APP, K_CHILD, K_PARENT, K_LEASE,
-	K_TASKEV, K_WRUNQ, K_NKSETS };
+	K_TASKEV, K_WRUNQ, K_MRUNQ, K_WMRUNQ, K_NKSETS };
 
 static int
 check_cb(cpl_txn *t, void *arg)
@@ -136,11 +136,13 @@ check_cb(cpl_txn *t, void *arg)
 		[K_LEASE] = { 16, 0, 0, NULL },
 		[K_TASKEV] = { 16, 0, 0, NULL },
 		[K_WRUNQ] = { 16 + sizeof(struct fit), 0, 0, NULL },
+		[K_MRUNQ] = { 16 + sizeof(struct fit), 0, 0, NULL },
+		[K_WMRUNQ] = { 20 + sizeof(struct fit), 0, 0, NULL },
 	};
 	static const int ks_db[K_NKSETS] = { DB_ST_IDX, DB_RUNQ, DB_UUID,
 		DB_UUID_NEW,
 		DB_WF_IDX, DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE_IDX,
-		DB_TASK_EV, DB_WRUNQ };
+		DB_TASK_EV, DB_WRUNQ, DB_MRUNQ, DB_WMRUNQ };
 	uint64_t counts[CPL_NSTATES] = { 0 };
 	uint64_t *wfn = calloc(t->meta.next_wf + 1, sizeof(uint64_t));
 	uint64_t *appn = calloc(t->meta.next_app + 1, sizeof(uint64_t));
@@ -194,14 +196,17 @@ check_cb(cpl_txn *t, void *arg)
 		if ((rv = kset_add(&ks[K_ST], key, 9, NULL, 0)) != 0)
 			break;
 		if (runnable(&r)) {
+			// one node: runq and wrunq; more: mrunq and wmrunq
 			struct fit f = fit_of(&r);
-			runq_key(key, r.priority, id);
-			if ((rv = kset_add(&ks[K_RUNQ], key, 12, &f,
-			         sizeof(f))) != 0)
-				break;
-			wrunq_key(key, r.wf, r.priority, id);
-			if ((rv = kset_add(&ks[K_WRUNQ], key, 16, &f,
-			         sizeof(f))) != 0)
+			uint8_t wk[20];
+			int db[2];
+			size_t len[2];
+			runq_keys(&r, id, db, key, wk, len);
+			bool m = db[0] == DB_MRUNQ;
+			if ((rv = kset_add(&ks[m ? K_MRUNQ : K_RUNQ], key,
+			         len[0], &f, sizeof(f))) != 0 ||
+			    (rv = kset_add(&ks[m ? K_WMRUNQ : K_WRUNQ], wk,
+			         len[1], &f, sizeof(f))) != 0)
 				break;
 		}
 		// a uuid lives in exactly one of the two trees
@@ -304,7 +309,8 @@ check_cb(cpl_txn *t, void *arg)
 			say(&rep, "event: seq %llu where %llu expected",
 			    (unsigned long long)seq, (unsigned long long)want);
 		want = seq + 1;
-		if (v.mv_size != sizeof(e) + e.nodelen + e.msglen)
+		if ((e.flags & ~EVF_ETIME) || v.mv_size != sizeof(e) +
+		    e.nodelen + e.msglen + ((e.flags & EVF_ETIME) ? 8 : 0))
 			say(&rep, "event %llu: bad message length",
 			    (unsigned long long)seq);
 		pair_key(key, e.task, seq);

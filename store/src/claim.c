@@ -30,12 +30,14 @@ place(struct placer *p, const struct fit *f)
 		return 0;
 	if (cap->max_task_nodes && nodes > cap->max_task_nodes)
 		return 0;
+	uint32_t whole = cap->parts ? CPL_NODE_PARTS : CPL_NODE_UNITS;
 	if (nodes == 1 && packing > 1) {
-		uint32_t need = (CPL_NODE_UNITS + packing - 1) / packing;
+		uint32_t need = cap->parts ? cpl_packing_parts(packing) :
+		    (CPL_NODE_UNITS + packing - 1) / packing;
 		for (size_t i = p->first_free; i < cap->nnodes; i++) {
 			cpl_node_cap *n = &cap->nodes[i];
 			if (n->free_units >= need && n->free_gpus >= f->gpus) {
-				if (n->free_units == CPL_NODE_UNITS)
+				if (n->free_units == whole)
 					p->full_nodes--;
 				n->free_units -= need;
 				n->free_gpus -= f->gpus;
@@ -50,7 +52,7 @@ place(struct placer *p, const struct fit *f)
 	size_t got = 0;
 	for (size_t i = p->first_free; i < cap->nnodes && got < nodes; i++) {
 		cpl_node_cap *n = &cap->nodes[i];
-		if (n->free_units == CPL_NODE_UNITS && n->free_gpus >= f->gpus)
+		if (n->free_units == whole && n->free_gpus >= f->gpus)
 			p->idx[got++] = (uint32_t)i;
 	}
 	if (got < nodes)
@@ -64,16 +66,128 @@ place(struct placer *p, const struct fit *f)
 	return got;
 }
 
+// One run queue a claim walks: runq or wrunq (tasks of one node), the
+// part of mrunq or wmrunq of one node count, or, for a tag-filtered
+// claim, the tag's part of tag_runq (every node count and workflow). Its head is the next
+// candidate, read by key so that deletes through other queues never
+// leave a cursor on a stale position.
+struct src {
+	int db;
+	size_t plen, kl;       // key prefix (workflow, node count or tag),
+	                       // key length
+	uint32_t nodes;        // 1 for tag_runq (its node counts are mixed)
+	bool live;
+	uint8_t key[CPL_TAG_MAX + 1 + 12]; // the head's key; its prefix stays
+	struct fit f;
+};
+
+// A claim merges at most this many queues (node counts); higher node
+// counts wait for another claim.
+#define MAX_SRCS 64
+
+// Reads the first entry of s's queue at or after s->key (after it with
+// skip): its head, or not live past its prefix.
+static int
+src_fill(cpl_txn *t, MDB_cursor *c, struct src *s, bool skip)
+{
+	MDB_val k = { s->kl, s->key }, v;
+	int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && skip && k.mv_size == s->kl &&
+	    memcmp(k.mv_data, s->key, s->kl) == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	s->live = false;
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return fail(t, map_mdb(rc));
+	if (k.mv_size < s->plen || memcmp(k.mv_data, s->key, s->plen) != 0)
+		return 0; // past its prefix
+	if (k.mv_size != s->kl || v.mv_size != sizeof(s->f))
+		return fail(t, CPL_ECORRUPT);
+	memcpy(s->key, k.mv_data, s->kl);
+	memcpy(&s->f, v.mv_data, sizeof(s->f));
+	s->live = true;
+	return 0;
+}
+
+// The queues of a claim: the one-node queue, then, if the offered nodes
+// can take tasks of more than one, each node count up to limit that has
+// runnable tasks (found by seeking from count to count). wf: the
+// workflow filter (0: none).
+static int
+srcs_open(cpl_txn *t, MDB_cursor *cs[2], uint32_t wf, uint32_t limit,
+    const cpl_capacity *cap, struct src *v, size_t *nv)
+{
+	size_t pre = wf ? 4 : 0;
+	int rv;
+	struct src *s = &v[0];
+	memset(s, 0, sizeof(*s));
+	if (cap->ntags) {
+		// the first tag's queue (tag NUL ~prio(4) id) holds every
+		// workflow and node count: one source, the rest point checks
+		s->db = DB_TAG_RUNQ;
+		s->plen = cs_tag_prefix(s->key, cap->tags[0]);
+		s->kl = s->plen + 12;
+		s->nodes = 1;
+		*nv = 1;
+		return src_fill(t, cs[0], s, false);
+	}
+	s->db = wf ? DB_WRUNQ : DB_RUNQ;
+	s->plen = pre;
+	s->kl = pre + 12;
+	s->nodes = 1;
+	be32(s->key, wf);
+	if ((rv = src_fill(t, cs[0], s, false)) != 0)
+		return rv;
+	*nv = 1;
+	for (uint32_t n = 2; n <= limit && *nv < MAX_SRCS;) {
+		s = &v[*nv];
+		memset(s, 0, sizeof(*s));
+		s->db = wf ? DB_WMRUNQ : DB_MRUNQ;
+		s->plen = pre; // the workflow only, while seeking a count
+		s->kl = pre + 16;
+		be32(s->key, wf);
+		be32(s->key + pre, n);
+		if ((rv = src_fill(t, cs[1], s, false)) != 0)
+			return rv;
+		if (!s->live)
+			break;
+		s->nodes = rd32(s->key + pre);
+		if (s->nodes > limit)
+			break;
+		s->plen = pre + 4; // from here: this count only
+		(*nv)++;
+		if (s->nodes == UINT32_MAX)
+			break;
+		n = s->nodes + 1;
+	}
+	return 0;
+}
+
+// The other queue's key of a task (wrunq for runq, mrunq for wmrunq, ...)
+static size_t
+pair_of(const struct src *s, uint32_t wf, int *db, uint8_t out[20])
+{
+	bool multi = s->db == DB_MRUNQ || s->db == DB_WMRUNQ;
+	if (wf) { // filtered: drop the workflow
+		*db = multi ? DB_MRUNQ : DB_RUNQ;
+		memcpy(out, s->key + 4, s->kl - 4);
+		return s->kl - 4;
+	}
+	*db = multi ? DB_WMRUNQ : DB_WRUNQ;
+	be32(out, s->f.wf);
+	memcpy(out + 4, s->key, s->kl);
+	return s->kl + 4;
+}
+
 int
 cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
     void *arg, size_t *nclaimed)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
 	struct placer *p;
 	uint32_t wf = 0;
 	size_t n = 0, skipped = 0;
-	int rc, rv;
+	int rv;
 	if (t == NULL || !t->write || cap == NULL || cap->max_tasks == 0 ||
 	    (cap->nnodes > 0 && cap->nodes == NULL) || cap->nnodes > MAX_NODES)
 		return CPL_EINVAL;
@@ -101,85 +215,79 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 	p->cap = cap;
 	p->first_free = 0;
 	p->full_nodes = 0;
+	uint32_t whole = cap->parts ? CPL_NODE_PARTS : CPL_NODE_UNITS;
 	for (size_t i = 0; i < cap->nnodes; i++) {
-		if (cap->nodes[i].free_units > CPL_NODE_UNITS) {
+		if (cap->nodes[i].free_units > whole) {
 			free(p);
 			return CPL_EINVAL;
 		}
-		if (cap->nodes[i].free_units == CPL_NODE_UNITS)
+		if (cap->nodes[i].free_units == whole)
 			p->full_nodes++;
 	}
-	// A tag-filtered claim walks the runnable tasks of its first tag
-	// (tag NUL ~prio(4) id), a workflow-filtered one its workflow's queue
-	// (wf(4) ~prio(4) id), the others the whole queue (~prio(4) id); the
-	// entries of the other queues go too.
-	uint8_t seek[CPL_TAG_MAX + 1 + 12];
-	size_t pl = 0; // the walked queue's key prefix: seek[0..pl)
-	int db;
-	if (cap->ntags) {
-		db = DB_TAG_RUNQ;
-		pl = cs_tag_prefix(seek, cap->tags[0]);
-	} else if (wf) {
-		db = DB_WRUNQ;
-		be32(seek, wf);
-		pl = 4;
-	} else {
-		db = DB_RUNQ;
-	}
-	size_t kl = pl + 12;
-	memset(seek + pl, 0, 12);
-	if ((rv = tcursor(t, db, &c)) != 0) {
+	// A tag-filtered claim walks its first tag's queue (tag_runq); a
+	// workflow-filtered one its workflow's queues (wrunq, wmrunq), the
+	// others the whole ones (runq, mrunq); only node counts that the
+	// offered nodes can take, merged in priority order: tasks that
+	// cannot fit by their node count never hide those that can.
+	uint32_t limit = p->full_nodes;
+	if (cap->max_task_nodes && cap->max_task_nodes < limit)
+		limit = cap->max_task_nodes;
+	struct src *srcs = malloc(MAX_SRCS * sizeof(*srcs));
+	MDB_cursor *cs[2] = { NULL, NULL };
+	size_t nsrc = 0;
+	if (srcs == NULL) {
 		free(p);
-		return rv;
+		return CPL_ENOMEM;
 	}
-	// Skipping tasks that do not fit is bounded so that a claim never
-	// walks a million-entry queue.
+	if ((rv = tcursor(t, cap->ntags ? DB_TAG_RUNQ : wf ? DB_WRUNQ :
+	         DB_RUNQ, &cs[0])) != 0 ||
+	    (rv = tcursor(t, wf ? DB_WMRUNQ : DB_MRUNQ, &cs[1])) != 0 ||
+	    (rv = srcs_open(t, cs, wf, limit, cap, srcs, &nsrc)) != 0)
+		goto done;
+	// Skipping tasks that do not fit otherwise (GPUs, wall time, a
+	// share of a node) is bounded so that a claim never walks a
+	// million-entry queue.
 	size_t max_skip = 4096 + 4 * (size_t)cap->max_tasks;
-	MDB_cursor_op op = pl ? MDB_SET_RANGE : MDB_FIRST;
-	rc = 0;
 	while (n < cap->max_tasks && skipped < max_skip) {
-		struct fit f;
-		size_t got;
-		if (op == MDB_SET_RANGE) {
-			k.mv_data = seek;
-			k.mv_size = kl;
+		struct src *s = NULL;
+		for (size_t i = 0; i < nsrc; i++) {
+			struct src *x = &srcs[i];
+			if (x->live && x->nodes > 1 && x->nodes > p->full_nodes)
+				x->live = false; // no longer fits: not walked
+			if (x->live && (s == NULL || memcmp(x->key + x->kl - 12,
+			    s->key + s->kl - 12, 12) < 0))
+				s = x;
 		}
-		if ((rc = mdb_cursor_get(c, &k, &v, op)) != 0)
+		if (s == NULL)
 			break;
-		op = MDB_NEXT;
-		if (pl && (k.mv_size < pl || memcmp(k.mv_data, seek, pl) != 0))
-			break; // past the workflow's or the tag's queue
-		if (k.mv_size != kl || v.mv_size != sizeof(f)) {
-			rv = fail(t, CPL_ECORRUPT);
-			break;
-		}
-		memcpy(&f, v.mv_data, sizeof(f));
-		const uint8_t *rk = (const uint8_t *)k.mv_data + kl - 12;
+		MDB_cursor *c = cs[s->db == DB_MRUNQ || s->db == DB_WMRUNQ];
+		const uint8_t *rk = s->key + s->kl - 12;
 		uint64_t id = rd64(rk + 4);
-		if (cap->ntags) {
-			// the tag's queue holds every workflow: the workflow
-			// and the other tags are point checks
-			bool has = !wf || f.wf == wf;
+		size_t got;
+		if (s->db == DB_TAG_RUNQ) {
+			// the workflow and the other tags are point checks
+			bool has = !wf || s->f.wf == wf;
 			for (size_t i = 1; i < cap->ntags && has && rv == 0; i++)
 				rv = cs_tag_has(t, id, cap->tags[i], &has);
 			if (rv)
 				break;
 			if (!has) {
 				skipped++;
+				if ((rv = src_fill(t, c, s, true)) != 0)
+					break;
 				continue;
 			}
 		}
-		if ((got = place(p, &f)) == 0) {
+		if ((got = place(p, &s->f)) == 0) {
 			skipped++;
+			if ((rv = src_fill(t, c, s, true)) != 0)
+				break;
 			continue;
 		}
 		struct srec r;
-		uint8_t lk[16], ok[16];
-		// After the delete, seek to the deleted key: that lands on its
-		// successor, the next candidate.
-		memcpy(seek, k.mv_data, kl);
-		op = MDB_SET_RANGE;
-		if (cap->ntags) {
+		uint8_t lk[16], ok[20];
+		int odb;
+		if (s->db == DB_TAG_RUNQ) {
 			// every queue's entry, this one's too, by its record
 			if ((rv = srec_get(t, id, &r)) != 0) {
 				rv = fail(t, CPL_ECORRUPT);
@@ -188,20 +296,9 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 			if ((rv = runq_del(t, id, &r)) != 0)
 				break;
 		} else {
-			// the key in the other queue
-			if (wf) {
-				memcpy(ok, rk, 12);
-			} else {
-				be32(ok, f.wf);
-				memcpy(ok + 4, rk, 12);
-			}
-			if ((rc = mdb_cursor_del(c, 0)) != 0) {
-				rv = fail(t, map_mdb(rc));
-				rc = 0;
-				break;
-			}
-			if ((rv = tdel(t, wf ? DB_RUNQ : DB_WRUNQ, ok,
-			         wf ? 12 : 16)) != 0)
+			size_t okl = pair_of(s, wf, &odb, ok);
+			if ((rv = tdel(t, s->db, s->key, s->kl)) != 0 ||
+			    (rv = tdel(t, odb, ok, okl)) != 0)
 				break;
 			if ((rv = srec_get(t, id, &r)) != 0) {
 				rv = fail(t, CPL_ECORRUPT);
@@ -226,10 +323,15 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 				break;
 			}
 		}
+		// the deleted key's successor is the next candidate
+		if ((rv = src_fill(t, c, s, false)) != 0)
+			break;
 	}
-	if (rv == 0 && rc && rc != MDB_NOTFOUND)
-		rv = fail(t, map_mdb(rc));
-	mdb_cursor_close(c);
+done:
+	for (int i = 0; i < 2; i++)
+		if (cs[i])
+			mdb_cursor_close(cs[i]);
+	free(srcs);
 	free(p);
 	if (rv == 0 && nclaimed)
 		*nclaimed = n;

@@ -20,7 +20,7 @@ const char *const cs_db_names[DB_COUNT] = {
 	"app_idx", "child", "parent", "lease", "lease_idx", "notice",
 	"event", "task_ev", "names", "app", "uuid_new", "reply", "reply_age",
 	"lease_log", "bjob", "wrunq", "tags", "tag_idx", "tag_runq",
-	"tag_cnt",
+	"tag_cnt", "mrunq", "wmrunq",
 };
 
 static uint64_t
@@ -159,6 +159,78 @@ wrunq_fill(MDB_txn *txn, const cpl_store *s)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+// Moves one queue's entries of tasks of more than one node to its
+// by-node-count queue (kl: the key length of from; to's key puts the
+// node count after a workflow prefix of pre bytes): the keys are found
+// first, then moved. Returns an LMDB code.
+static int
+mrunq_move(MDB_txn *txn, const cpl_store *s, int from, int to, size_t kl,
+    size_t pre)
+{
+	struct mv {
+		uint8_t k[20];
+		struct fit f;
+	} *m = NULL;
+	size_t n = 0, cap = 0;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+	if ((rc = mdb_cursor_open(txn, s->dbi[from], &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct fit f;
+		if (k.mv_size != kl || v.mv_size != sizeof(f))
+			continue; // cpl_store_check reports it
+		memcpy(&f, v.mv_data, sizeof(f));
+		if (nodes_class(f.nodes) == 1)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			struct mv *nm = realloc(m, cap * sizeof(*m));
+			if (nm == NULL) {
+				rc = ENOMEM;
+				break;
+			}
+			m = nm;
+		}
+		memcpy(m[n].k, k.mv_data, kl);
+		m[n++].f = f;
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		uint8_t nk[24];
+		MDB_val ok = { kl, m[i].k }, fv = { sizeof(m[i].f), &m[i].f };
+		memcpy(nk, m[i].k, pre);
+		be32(nk + pre, m[i].f.nodes);
+		memcpy(nk + pre + 4, m[i].k + pre, kl - pre);
+		MDB_val nkv = { kl + 4, nk };
+		if ((rc = mdb_put(txn, s->dbi[to], &nkv, &fv, 0)) == 0)
+			rc = mdb_del(txn, s->dbi[from], &ok, NULL);
+	}
+	free(m);
+	return rc;
+}
+
+// Databases written before the by-node-count queues keep runnable
+// multi-node tasks in runq and wrunq: moved once, then marked in meta.
+static int
+mrunq_fill(MDB_txn *txn, const cpl_store *s)
+{
+	MDB_val k = { 5, "mrunq" }, v;
+	int rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mrunq_move(txn, s, DB_RUNQ, DB_MRUNQ, 12, 0)) != 0 ||
+	    (rc = mrunq_move(txn, s, DB_WRUNQ, DB_WMRUNQ, 16, 4)) != 0)
+		return rc;
+	v.mv_size = 0;
+	v.mv_data = "";
+	return mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
+}
+
 static int
 env_open(cpl_store *s)
 {
@@ -194,7 +266,8 @@ env_open(cpl_store *s)
 			goto fail;
 		}
 	}
-	if ((rc = wrunq_fill(txn, s)) != 0) {
+	if ((rc = wrunq_fill(txn, s)) != 0 ||
+	    (rc = mrunq_fill(txn, s)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
 	}

@@ -10,7 +10,7 @@
 int
 cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     uint32_t attempt, uint64_t lease, int32_t rc, const char *msg,
-    const char *node, bool newest)
+    const char *node, uint64_t etime, bool newest)
 {
 	uint8_t k[8], tk[16];
 	size_t ml = msg ? cpl_utf8_cut(msg, strnlen(msg, MAX_MSG)) : 0;
@@ -19,8 +19,9 @@ cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 	int rv;
 	uint64_t seq = t->meta.next_seq++;
 	be64(k, seq);
-	if ((rv = treserve(t, DB_EVENT, k, 8, sizeof(struct evrec) + nl + ml,
-	         MDB_APPEND, &p)) != 0)
+	size_t xl = etime ? 8 : 0;
+	if ((rv = treserve(t, DB_EVENT, k, 8,
+	         sizeof(struct evrec) + nl + ml + xl, MDB_APPEND, &p)) != 0)
 		return rv;
 	struct evrec e;
 	memset(&e, 0, sizeof(e));
@@ -35,11 +36,14 @@ cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 	e.nodelen = (uint8_t)nl;
 	e.skipped = t->ev_skipped;
 	t->ev_skipped = 0;
+	e.flags = etime ? EVF_ETIME : 0;
 	memcpy(p, &e, sizeof(e));
 	if (nl)
 		memcpy((char *)p + sizeof(e), node, nl);
 	if (ml)
 		memcpy((char *)p + sizeof(e) + nl, msg, ml);
+	if (xl)
+		memcpy((char *)p + sizeof(e) + nl + ml, &etime, 8);
 	pair_key(tk, id, seq);
 	return tput(t, DB_TASK_EV, tk, 16, "", 0, newest ? MDB_APPEND : 0);
 }
@@ -49,7 +53,7 @@ cs_event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     uint32_t attempt, uint64_t lease, int32_t rc, const char *msg)
 {
 	return cs_event_write(t, id, from, to, attempt, lease, rc, msg, NULL,
-	    false);
+	    0, false);
 }
 
 // ------------------------------------------------------------ history
@@ -61,13 +65,19 @@ event_decode(const MDB_val *k, const MDB_val *v, cpl_event *e, char *buf)
 	if (k->mv_size != 8 || v->mv_size < sizeof(r))
 		return CPL_ECORRUPT;
 	memcpy(&r, v->mv_data, sizeof(r));
-	if (v->mv_size != sizeof(r) + r.nodelen + r.msglen)
+	size_t xl = (r.flags & EVF_ETIME) ? 8 : 0;
+	if ((r.flags & ~EVF_ETIME) ||
+	    v->mv_size != sizeof(r) + r.nodelen + r.msglen + xl)
 		return CPL_ECORRUPT;
 	e->seq = rd64(k->mv_data);
 	e->task_id = r.task;
 	e->from = (cpl_state)r.from;
 	e->to = (cpl_state)r.to;
 	e->time_us = r.time;
+	e->event_us = r.time;
+	if (xl)
+		memcpy(&e->event_us,
+		    (char *)v->mv_data + sizeof(r) + r.nodelen + r.msglen, 8);
 	e->attempt = r.attempt;
 	e->lease = r.lease;
 	e->return_code = r.rc;

@@ -318,33 +318,20 @@ limit_fits(const cpl_queue_limit *q, const struct fit *f)
 	    (q->max_minutes == 0 || f->wall_min <= q->max_minutes);
 }
 
-int
-cpl_backlog_get(cpl_txn *t, const char *workflow,
+// Adds one run queue (runq: key length 12, mrunq: 16) to a backlog.
+static int
+backlog_walk(cpl_txn *t, int db, size_t kl, uint32_t wf,
     const cpl_queue_limit *limits, size_t nlimits, cpl_backlog *out)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	uint32_t wf = 0;
-	int rc, rv;
-	if (t == NULL || out == NULL || (nlimits && limits == NULL) ||
-	    (out->max_unfit && out->unfit_ids == NULL))
-		return CPL_EINVAL;
-	out->tasks = out->node_units = out->unfit = 0;
-	out->max_nodes = out->max_minutes = 0;
-	out->nunfit_ids = 0;
-	if (workflow && workflow[0]) {
-		rv = cs_name_id(t, 'w', workflow, false, &wf);
-		if (rv == CPL_ENOTFOUND || rv == CPL_EINVAL)
-			return 0; // no such workflow: no backlog
-		if (rv)
-			return rv;
-	}
-	if ((rv = tcursor(t, DB_RUNQ, &c)) != 0)
+	int rc, rv = 0;
+	if ((rv = tcursor(t, db, &c)) != 0)
 		return rv;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		struct fit f;
-		if (k.mv_size != 12 || v.mv_size != sizeof(f)) {
+		if (k.mv_size != kl || v.mv_size != sizeof(f)) {
 			rv = fail(t, CPL_ECORRUPT);
 			break;
 		}
@@ -357,7 +344,7 @@ cpl_backlog_get(cpl_txn *t, const char *workflow,
 		if (!ok) {
 			// the run queue is in priority order; ids are kept
 			// smallest first
-			uint64_t id = rd64((uint8_t *)k.mv_data + 4);
+			uint64_t id = rd64((uint8_t *)k.mv_data + kl - 8);
 			out->unfit++;
 			keep_smallest(out, id);
 			continue;
@@ -373,11 +360,34 @@ cpl_backlog_get(cpl_txn *t, const char *workflow,
 		if (f.wall_min > out->max_minutes)
 			out->max_minutes = f.wall_min;
 	}
-	if (rc && rc != MDB_NOTFOUND)
+	if (rv == 0 && rc && rc != MDB_NOTFOUND)
 		rv = fail(t, map_mdb(rc));
-	else
-		rv = 0;
 	mdb_cursor_close(c);
 	return rv;
+}
+
+int
+cpl_backlog_get(cpl_txn *t, const char *workflow,
+    const cpl_queue_limit *limits, size_t nlimits, cpl_backlog *out)
+{
+	uint32_t wf = 0;
+	int rv;
+	if (t == NULL || out == NULL || (nlimits && limits == NULL) ||
+	    (out->max_unfit && out->unfit_ids == NULL))
+		return CPL_EINVAL;
+	out->tasks = out->node_units = out->unfit = 0;
+	out->max_nodes = out->max_minutes = 0;
+	out->nunfit_ids = 0;
+	if (workflow && workflow[0]) {
+		rv = cs_name_id(t, 'w', workflow, false, &wf);
+		if (rv == CPL_ENOTFOUND || rv == CPL_EINVAL)
+			return 0; // no such workflow: no backlog
+		if (rv)
+			return rv;
+	}
+	// tasks of one node (runq), then of more (mrunq, by node count)
+	if ((rv = backlog_walk(t, DB_RUNQ, 12, wf, limits, nlimits, out)) != 0)
+		return rv;
+	return backlog_walk(t, DB_MRUNQ, 16, wf, limits, nlimits, out);
 }
 

@@ -7,9 +7,18 @@
 //   spec      id                 -> packed copal.TaskSpec (written once)
 //   state     id                 -> struct srec (rewritten per transition)
 //   st_idx    state(1) id        -> ""           tasks by state
-//   runq      ~prio(4) id        -> struct fit   runnable, not held
+//   runq      ~prio(4) id        -> struct fit   runnable, not held,
+//                                                of one node
 //   wrunq     wf(4) ~prio(4) id  -> struct fit   the same, by workflow (a
 //                                                filtered claim's queue)
+//   mrunq     nodes(4) ~prio(4) id -> struct fit runnable tasks of more
+//                                                than one node, by count
+//   wmrunq    wf(4) nodes(4) ~prio(4) id -> struct fit  the same, by
+//                                                workflow
+//             (a claim walks only the node counts that can fit its nodes,
+//             merged in priority order: tasks that cannot fit never hide
+//             those that can; meta "mrunq" says older databases' multi-node
+//             entries were moved out of runq/wrunq)
 //   uuid      uuid(16)           -> id
 //   wf_idx    wf(4) id           -> ""           tasks by workflow
 //   app_idx   app(4) id          -> ""           tasks by app
@@ -91,7 +100,7 @@ enum {
 	DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE, DB_LEASE_IDX, DB_NOTICE,
 	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
 	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_TAGS, DB_TAG_IDX,
-	DB_TAG_RUNQ, DB_TAG_CNT, DB_COUNT
+	DB_TAG_RUNQ, DB_TAG_CNT, DB_MRUNQ, DB_WMRUNQ, DB_COUNT
 };
 
 // Names of the sub-databases, indexed by DB_* (env.c).
@@ -176,8 +185,10 @@ struct evrec {
 	uint16_t msglen;
 	uint8_t nodelen;
 	uint8_t skipped;  // EV_SKIP_* stages a launcher's move passed over
-	uint8_t pad[2];
-	// node bytes, then message bytes follow, no NULs
+	uint8_t flags;    // EVF_*; 0 in records written before them
+	uint8_t pad[1];
+	// node bytes, then message bytes follow, no NULs; then, with
+	// EVF_ETIME, the event time (8 bytes, host order)
 };
 // Stages a launcher's report jumped over (issue 22: Balsam records each
 // stage; copal records the skipped ones on the event that passed them,
@@ -185,6 +196,8 @@ struct evrec {
 #define EV_SKIP_STAGED_IN 1u
 #define EV_SKIP_PREPROCESSED 2u
 #define EV_SKIP_POSTPROCESSED 4u
+// the record carries the launcher's time of the event (StateReport.event_us)
+#define EVF_ETIME 0x01u
 _Static_assert(sizeof(struct evrec) == 40, "evrec layout");
 
 struct lrec {
@@ -247,6 +260,8 @@ struct cpl_txn {
 	bool cut;
 	// EV_SKIP_* of the next event written (cs_transition sets it)
 	uint8_t ev_skipped;
+	// and its event time, clamped (0: none)
+	uint64_t etime;
 	// cached lease (reports come in batches under one lease)
 	uint64_t lease_id;
 	struct lrec lease;
@@ -520,6 +535,29 @@ wrunq_key(uint8_t k[16], uint32_t wf, int32_t prio, uint64_t id)
 	runq_key(k + 4, prio, id);
 }
 
+// The node count a task's run queues are kept by: 1 for every task of one
+// node (packed or not), else its num_nodes.
+static inline uint32_t
+nodes_class(uint32_t nodes)
+{
+	return nodes > 1 ? nodes : 1;
+}
+
+static inline void
+mrunq_key(uint8_t k[16], uint32_t nodes, int32_t prio, uint64_t id)
+{
+	be32(k, nodes);
+	runq_key(k + 4, prio, id);
+}
+
+static inline void
+wmrunq_key(uint8_t k[20], uint32_t wf, uint32_t nodes, int32_t prio,
+    uint64_t id)
+{
+	be32(k, wf);
+	mrunq_key(k + 4, nodes, prio, id);
+}
+
 static inline void
 pair_key(uint8_t k[16], uint64_t a, uint64_t b)
 {
@@ -608,17 +646,38 @@ int cs_tag_check_task(cpl_txn *t, uint64_t id, const struct srec *r,
 // Returns its length, or 0 for a tag over CPL_TAG_MAX bytes.
 size_t cs_tag_prefix(uint8_t *k, const char *tag);
 
+// The keys of a runnable task in its two queues (runq and wrunq, or
+// mrunq and wmrunq for more than one node): dbs, keys, key lengths.
+static inline void
+runq_keys(const struct srec *r, uint64_t id, int db[2], uint8_t k[16],
+    uint8_t wk[20], size_t len[2])
+{
+	uint32_t n = nodes_class(r->nodes);
+	if (n == 1) {
+		db[0] = DB_RUNQ, db[1] = DB_WRUNQ;
+		runq_key(k, r->priority, id);
+		wrunq_key(wk, r->wf, r->priority, id);
+		len[0] = 12, len[1] = 16;
+	} else {
+		db[0] = DB_MRUNQ, db[1] = DB_WMRUNQ;
+		mrunq_key(k, n, r->priority, id);
+		wmrunq_key(wk, r->wf, n, r->priority, id);
+		len[0] = 16, len[1] = 20;
+	}
+}
+
 static inline int
 runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 {
-	uint8_t k[12], wk[16];
+	uint8_t k[16], wk[20];
+	int db[2];
+	size_t len[2];
 	struct fit f = fit_of(r);
 	int rv;
-	runq_key(k, r->priority, id);
-	wrunq_key(wk, r->wf, r->priority, id);
+	runq_keys(r, id, db, k, wk, len);
 	__atomic_add_fetch(&t->s->claimable_seq, 1, __ATOMIC_RELEASE);
-	if ((rv = tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0)) != 0 ||
-	    (rv = tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0)) != 0)
+	if ((rv = tput(t, db[0], k, len[0], &f, sizeof(f), 0)) != 0 ||
+	    (rv = tput(t, db[1], wk, len[1], &f, sizeof(f), 0)) != 0)
 		return rv;
 	return (r->flags & SF_TAGGED) ? cs_tag_runq(t, id, r, true) : 0;
 }
@@ -626,12 +685,13 @@ runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 static inline int
 runq_del(cpl_txn *t, uint64_t id, const struct srec *r)
 {
-	uint8_t k[12], wk[16];
+	uint8_t k[16], wk[20];
+	int db[2];
+	size_t len[2];
 	int rv;
-	runq_key(k, r->priority, id);
-	wrunq_key(wk, r->wf, r->priority, id);
-	if ((rv = tdel(t, DB_RUNQ, k, 12)) != 0 ||
-	    (rv = tdel(t, DB_WRUNQ, wk, 16)) != 0)
+	runq_keys(r, id, db, k, wk, len);
+	if ((rv = tdel(t, db[0], k, len[0])) != 0 ||
+	    (rv = tdel(t, db[1], wk, len[1])) != 0)
 		return rv;
 	return (r->flags & SF_TAGGED) ? cs_tag_runq(t, id, r, false) : 0;
 }
@@ -733,10 +793,11 @@ void cs_cache_clear(cpl_txn *t);
 
 // ------------------------------------------------------------ history.c
 
-// Appends one history event; newest: the task was just created.
+// Appends one history event; newest: the task was just created; etime:
+// the launcher's time of the event (0: none, the commit time stands).
 int cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     uint32_t attempt, uint64_t lease, int32_t rc, const char *msg,
-    const char *node, bool newest);
+    const char *node, uint64_t etime, bool newest);
 // cs_event_write() without a node, for a task that is not the newest.
 int cs_event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     uint32_t attempt, uint64_t lease, int32_t rc, const char *msg);

@@ -103,7 +103,7 @@ cpl_task_create(cpl_txn *t, const Copal__TaskSpec *sp, uint64_t *idp,
 		return rv;
 	t->meta.counts[st]++;
 	if ((rv = cs_event_write(t, id, CPL_CREATED, st, 0, 0, 0,
-	         killed ? "created: a parent failed" : "created", NULL,
+	         killed ? "created: a parent failed" : "created", NULL, 0,
 	         true)) != 0)
 		return rv;
 	if (idp)

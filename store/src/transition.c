@@ -162,8 +162,9 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 	if (actor == CPL_BY_LAUNCHER)
 		t->ev_skipped = skipped_stages(from, to);
 	// a launcher's report says where the task ran
+	bool byl = actor == CPL_BY_LAUNCHER;
 	if ((rv = cs_event_write(t, id, from, to, r->attempt, r->lease, rc, msg,
-	         actor == CPL_BY_LAUNCHER ? t->node : NULL, false)) != 0)
+	         byl ? t->node : NULL, byl ? t->etime : 0, false)) != 0)
 		return rv;
 	if (runnable(r) && (rv = runq_del(t, id, r)) != 0)
 		return rv;
@@ -205,7 +206,9 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 			r->flags |= SF_HANDLER_DUE;
 	}
 	r->state = (uint8_t)to;
-	r->changed_us = t->now;
+	// the time of the change: by the launcher's clock for its reports
+	// (the lower bound of the task's next event time)
+	r->changed_us = byl && t->etime ? t->etime : t->now;
 	if (actor == CPL_BY_LAUNCHER)
 		r->rc = rc;
 	if (runnable(r) && (rv = runq_add(t, id, r)) != 0)
@@ -290,6 +293,24 @@ cs_drain(cpl_txn *t, uint64_t *changed)
 	return rv;
 }
 
+// A launcher's time of an event, clamped into [the task's last change,
+// now]: a launcher clock ahead of ours cannot put an event after its
+// commit, one behind cannot put it before the event it follows (a
+// task's events stay in order). More than CPL_EVENT_SKEW_US off, the
+// clock is wrong, not late: 0, the commit time stands.
+static uint64_t
+event_time(const cpl_txn *t, const struct srec *r, uint64_t us)
+{
+	if (us == 0 || us > t->now + CPL_EVENT_SKEW_US ||
+	    us + CPL_EVENT_SKEW_US < t->now)
+		return 0;
+	if (us > t->now)
+		us = t->now;
+	if (us < r->changed_us)
+		us = r->changed_us;
+	return us;
+}
+
 int
 cpl_task_report(cpl_txn *t, const cpl_report *rep)
 {
@@ -312,10 +333,12 @@ cpl_task_report(cpl_txn *t, const cpl_report *rep)
 		return CPL_EBADSTATE;
 	t->node = rep->node;
 	t->cut = rep->cut && rep->to == CPL_RUN_TIMEOUT;
+	t->etime = event_time(t, &r, rep->event_us);
 	rv = cs_transition(t, rep->task_id, &r, rep->to, CPL_BY_LAUNCHER,
 	    rep->return_code, rep->message);
 	t->node = NULL;
 	t->cut = false;
+	t->etime = 0;
 	if (rv != 0)
 		return fail(t, rv);
 	return cs_drain(t, NULL);
@@ -374,3 +397,76 @@ cpl_task_kill(cpl_txn *t, uint64_t id, const char *msg, uint64_t *killed)
 	return 0;
 }
 
+
+// ------------------------------------------------------------ revival
+
+// Whether every parent of a task is alive: none FAILED or killed.
+static int
+parents_alive(cpl_txn *t, uint64_t id, bool *alive)
+{
+	cpl_ids ps = { NULL, 0, 0 };
+	int rv = cs_pair_walk(t, DB_PARENT, id, cs_idvec_cb, &ps);
+	*alive = true;
+	for (size_t i = 0; i < ps.n && rv == 0 && *alive; i++) {
+		struct srec pr;
+		if ((rv = srec_get(t, ps.v[i], &pr)) != 0)
+			break;
+		if (pr.state == CPL_FAILED || pr.state == CPL_USER_KILLED ||
+		    pr.state == CPL_PARENT_KILLED)
+			*alive = false;
+	}
+	free(ps.v);
+	return rv == CPL_ENOTFOUND ? fail(t, CPL_ECORRUPT) : rv;
+}
+
+int
+cpl_task_revive(cpl_txn *t, uint64_t id, uint64_t *revived)
+{
+	cpl_ids q = { NULL, 0, 0 };
+	uint64_t n = 0;
+	int rv;
+	if (t == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	struct srec r;
+	if ((rv = srec_get(t, id, &r)) != 0)
+		return rv;
+	char label[128], msg[160];
+	cs_task_label(t, id, r.uuid, label, sizeof(label));
+	snprintf(msg, sizeof(msg), "revived: ancestor %s restarted", label);
+	if ((rv = cs_pair_walk(t, DB_CHILD, id, cs_idvec_cb, &q)) != 0)
+		goto out;
+	// breadth first; a task reached while another of its parents is
+	// still dead is reached again from that parent once it is revived
+	for (size_t i = 0; i < q.n && rv == 0; i++) {
+		uint64_t c = q.v[i];
+		struct srec cr;
+		bool alive;
+		if ((rv = srec_get(t, c, &cr)) != 0)
+			break;
+		if (cr.state != CPL_PARENT_KILLED)
+			continue;
+		if ((rv = parents_alive(t, c, &alive)) != 0 || !alive)
+			continue;
+		// PARENT_KILLED -> RESTART_READY -> AWAITING_PARENTS (or
+		// runnable when every parent has finished meanwhile)
+		if ((rv = cs_transition(t, c, &cr, CPL_RESTART_READY,
+		         CPL_BY_USER, 0, msg)) != 0) {
+			rv = fail(t, rv);
+			break;
+		}
+		if ((rv = cs_drain(t, NULL)) != 0)
+			break;
+		n++;
+		if ((rv = cs_pair_walk(t, DB_CHILD, c, cs_idvec_cb, &q)) != 0)
+			break;
+	}
+out:
+	free(q.v);
+	if (rv == CPL_ENOMEM)
+		rv = fail(t, rv);
+	if (rv == 0 && revived)
+		*revived = n;
+	return rv;
+}

@@ -46,6 +46,10 @@ populate(tu_env *e)
 	tu_run_to(e, y, lease, ay, CPL_STAGED_IN);
 	TU_OK(tu_kill(e, y, NULL)); // a notice for the lease
 	TU_OK(tu_note(e, z, "a note"));
+	// a runnable task of two nodes (the by-node-count queues)
+	tu_spec_init(&sp, "m", "w8", "app");
+	sp.res.num_nodes = 2;
+	tu_task_spec(e, &sp);
 	TU_CHECK(e);
 }
 
@@ -301,6 +305,91 @@ test_check_clean(void **state)
 	TU_CHECK(e);
 }
 
+// A database from before the by-node-count queues keeps runnable tasks of
+// more than one node in runq and wrunq: made here by moving the entries
+// of mrunq and wmrunq back (keys without the node count) and dropping
+// the meta marker. Opening it moves them again; it checks clean, and a
+// claim of two nodes takes the task.
+static int
+to_old_layout(const char *dir)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi d[5];
+	const char *names[5] = { "mrunq", "wmrunq", "runq", "wrunq", "meta" };
+	int rc;
+	if ((rc = mdb_env_create(&env)) != 0)
+		return lmdb_fail(rc, "env_create");
+	mdb_env_set_maxdbs(env, MAXDB);
+	mdb_env_set_mapsize(env, 64u << 20);
+	if ((rc = mdb_env_open(env, dir, 0, 0644)) != 0 ||
+	    (rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0) {
+		mdb_env_close(env);
+		return lmdb_fail(rc, "open");
+	}
+	for (int i = 0; i < 5 && rc == 0; i++)
+		rc = mdb_dbi_open(txn, names[i], 0, &d[i]);
+	int moved = 0;
+	for (int q = 0; q < 2 && rc == 0; q++) {
+		size_t pre = q ? 4 : 0; // wmrunq: the workflow first
+		MDB_cursor *c;
+		MDB_val k, v;
+		if ((rc = mdb_cursor_open(txn, d[q], &c)) != 0)
+			break;
+		while ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+			uint8_t ok[16];
+			memcpy(ok, k.mv_data, pre);
+			memcpy(ok + pre, (uint8_t *)k.mv_data + pre + 4, 12);
+			MDB_val okv = { pre + 12, ok };
+			if ((rc = mdb_put(txn, d[2 + q], &okv, &v, 0)) != 0 ||
+			    (rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+			moved++;
+		}
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	MDB_val mk = { 5, "mrunq" };
+	if (rc == 0)
+		rc = mdb_del(txn, d[4], &mk, NULL);
+	if (rc == 0 && moved != 2)
+		rc = MDB_NOTFOUND; // one entry in each expected
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc ? lmdb_fail(rc, "to the old layout") : 0;
+}
+
+static void
+test_check_mrunq_from_old_layout(void **state)
+{
+	(void)state;
+	tu_env *e = fresh();
+	assert_int_equal(to_old_layout(e->dir), 0);
+	TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
+	TU_CHECK(e);
+	uint64_t lease = tu_lease(e, TTL);
+	tu_claimed *cl = calloc(1, sizeof *cl);
+	cpl_node_cap nodes[2] = { { CPL_NODE_UNITS, 0 }, { CPL_NODE_UNITS, 0 } };
+	cpl_capacity cap;
+	memset(&cap, 0, sizeof cap);
+	cap.max_tasks = 10;
+	cap.nodes = nodes;
+	cap.nnodes = 2;
+	cap.workflow = "w8";
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 1);
+	assert_int_equal(cl->nnodes[0], 2);
+	free(cl);
+	TU_CHECK(e);
+	cpl_store_close(e->s);
+	e->s = NULL;
+	done(e);
+}
+
 int
 main(void)
 {
@@ -311,6 +400,8 @@ main(void)
 		    remove_leftover),
 		cmocka_unit_test_setup_teardown(test_check_clean, tu_setup,
 		    tu_teardown),
+		cmocka_unit_test_teardown(test_check_mrunq_from_old_layout,
+		    remove_leftover),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

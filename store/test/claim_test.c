@@ -234,6 +234,66 @@ test_claim_units_per_packing(void **state)
 	free(cl);
 }
 
+// Exact packing (capacity in parts, cpl_packing_parts): for every count p
+// in 1..5040, p tasks fit a node and p + 1 do not; claims place exactly p
+// on a node for counts that do not divide 5040 (11, 32, 64, 128, 5039).
+static void
+test_claim_exact_parts(void **state)
+{
+	tu_env *e = *state;
+	for (uint64_t p = 1; p <= CPL_NODE_UNITS; p++) {
+		uint64_t q = cpl_packing_parts((uint32_t)p);
+		if (p * q > CPL_NODE_PARTS || (p + 1) * q <= CPL_NODE_PARTS)
+			fail_msg("packing %llu: %llu parts each",
+			    (unsigned long long)p, (unsigned long long)q);
+	}
+	const uint32_t packs[] = { 11, 32, 64, 128, 1000, 5039 };
+	uint64_t lease = tu_lease(e, TTL);
+	tu_claimed *cl = calloc(1, sizeof *cl);
+	for (size_t i = 0; i < sizeof packs / sizeof packs[0]; i++) {
+		uint32_t p = packs[i];
+		char wf[16];
+		snprintf(wf, sizeof wf, "x%u", p);
+		for (uint32_t k = 0; k < p + 1; k++)
+			task_p(e, wf, 0, p, 1, 0, 0);
+		// two nodes: p on the first, the last one on the second
+		cpl_node_cap nodes[2] = { { CPL_NODE_PARTS, 0 },
+			{ CPL_NODE_PARTS, 0 } };
+		size_t got = 0, on0 = 0;
+		while (got < p + 1) {
+			cpl_capacity cap = cap_of(nodes, 2, TU_MAX_CLAIM);
+			cap.workflow = wf;
+			cap.parts = true;
+			TU_OK(tu_claim(e, lease, &cap, cl));
+			if (cl->n == 0)
+				break;
+			for (size_t j = 0; j < cl->n; j++)
+				on0 += cl->nodes[j][0] == 0;
+			got += cl->n;
+		}
+		assert_int_equal(got, p + 1);
+		assert_int_equal(on0, p);
+		assert_true(nodes[0].free_units < cpl_packing_parts(p));
+		assert_int_equal(nodes[1].free_units,
+		    CPL_NODE_PARTS - cpl_packing_parts(p));
+		// whole nodes in parts: a one-node task takes all of them
+		task_p(e, wf, 0, 1, 1, 0, 0);
+		cpl_node_cap whole = { CPL_NODE_PARTS, 0 };
+		cpl_capacity cap = cap_of(&whole, 1, 10);
+		cap.workflow = wf;
+		cap.parts = true;
+		TU_OK(tu_claim(e, lease, &cap, cl));
+		assert_int_equal(cl->n, 1);
+		assert_int_equal(whole.free_units, 0);
+	}
+	// more than a node of parts is refused
+	cpl_node_cap over = { CPL_NODE_PARTS + 1, 0 };
+	cpl_capacity cap = cap_of(&over, 1, 10);
+	cap.parts = true;
+	TU_ERR(tu_claim(e, lease, &cap, cl), CPL_EINVAL);
+	free(cl);
+}
+
 // A task that does not fit is skipped; later ones that fit are taken.
 static void
 test_claim_skips_unfit(void **state)
@@ -476,6 +536,57 @@ test_claim_workflow_behind_many(void **state)
 	TU_CHECK(e);
 }
 
+// Tasks that cannot fit a launcher's nodes do not hide those that can
+// (issue 12): 100,000 runnable 4-node tasks of higher priority ahead of
+// 1-node ones; a claim on one node takes the 1-node ones at once,
+// filtered by workflow or not. Offered 5 nodes, a claim still goes by
+// priority across node counts: a 4-node task first, then the 1-node ones
+// on the fifth node.
+static void
+test_claim_small_behind_big(void **state)
+{
+	tu_env *e = *state;
+	struct many big = { "w", 100000, 9, 4 };
+	TU_OK(cpl_store_write(e->s, many_cb, &big));
+	uint64_t small[30];
+	for (int i = 0; i < 30; i++)
+		small[i] = task_p(e, "w", 0, 10, 1, 0, 0);
+	uint64_t lease = tu_lease(e, TTL);
+	tu_claimed *cl = calloc(1, sizeof *cl);
+	cpl_node_cap node = { CPL_NODE_UNITS, 0 };
+	cpl_capacity cap = cap_of(&node, 1, 100);
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 10);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(cl->id[i], small[i]);
+	node.free_units = CPL_NODE_UNITS;
+	cap = cap_of(&node, 1, 100);
+	cap.workflow = "w";
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 10);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(cl->id[i], small[10 + i]);
+	cpl_node_cap five[5];
+	for (int i = 0; i < 5; i++)
+		five[i] = (cpl_node_cap){ CPL_NODE_UNITS, 0 };
+	cap = cap_of(five, 5, 100);
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 11);
+	assert_int_equal(cl->nnodes[0], 4);
+	assert_int_equal(cl->priority[0], 9);
+	for (int i = 1; i < 11; i++)
+		assert_int_equal(cl->id[i], small[19 + i]);
+	// with max_task_nodes 1, five nodes take no 4-node task
+	for (int i = 0; i < 5; i++)
+		five[i] = (cpl_node_cap){ CPL_NODE_UNITS, 0 };
+	cap = cap_of(five, 5, 100);
+	cap.max_task_nodes = 1;
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 0);
+	free(cl);
+	TU_CHECK(e);
+}
+
 static void
 test_claim_max_tasks(void **state)
 {
@@ -635,6 +746,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_claim_holds_and_attempts,
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_packing_units,
+		    tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_small_behind_big,
+		    tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_exact_parts,
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_units_per_packing,
 		    tu_setup, tu_teardown),

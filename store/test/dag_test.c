@@ -204,6 +204,72 @@ test_dag_user_kill_cascades(void **state)
 	TU_COUNTS_CONSISTENT(e);
 }
 
+typedef struct revive_arg {
+	uint64_t id, n;
+} revive_arg;
+
+static int
+revive_cb(cpl_txn *txn, void *arg)
+{
+	revive_arg *a = arg;
+	return cpl_task_revive(txn, a->id, &a->n);
+}
+
+// Restarting a killed task and reviving: its PARENT_KILLED descendants
+// whose parents are alive again go back through RESTART_READY to
+// AWAITING_PARENTS, with the pending counts they had; one with another
+// dead parent stays; the diamond's sink is revived once both sides are.
+static void
+test_dag_revive(void **state)
+{
+	tu_env *e = *state;
+	dag g;
+	make_dag(e, &g);
+	uint64_t lease = tu_lease(e, TTL);
+	uint64_t x = tu_task(e, "X", "wX", 0);          // another parent of G
+	TU_OK(tu_dep_add(e, x, g.f3));
+	uint64_t killed = 0;
+	TU_OK(tu_kill(e, x, &killed));
+	TU_OK(tu_kill(e, g.a, &killed));
+	expect(e, g.d, CPL_PARENT_KILLED, 0);
+	expect(e, g.f3, CPL_PARENT_KILLED, 0);
+	TU_OK(tu_set_state(e, g.a, CPL_RESTART_READY, NULL));
+	revive_arg ra = { g.a, 0 };
+	TU_OK(cpl_store_write(e->s, revive_cb, &ra));
+	assert_int_equal(ra.n, 5); // B, C, D, E, F; not G (X is dead)
+	expect(e, g.a, CPL_RESTART_READY, 0);
+	expect(e, g.b, CPL_AWAITING_PARENTS, 1);
+	expect(e, g.c, CPL_AWAITING_PARENTS, 1);
+	expect(e, g.d, CPL_AWAITING_PARENTS, 2);
+	expect(e, g.f1, CPL_AWAITING_PARENTS, 1);
+	expect(e, g.f2, CPL_AWAITING_PARENTS, 1);
+	expect(e, g.f3, CPL_PARENT_KILLED, 0);
+	last_event(e, g.d, CPL_RESTART_READY, CPL_AWAITING_PARENTS);
+	// then X: G follows
+	TU_OK(tu_set_state(e, x, CPL_RESTART_READY, NULL));
+	ra.id = x;
+	TU_OK(cpl_store_write(e->s, revive_cb, &ra));
+	assert_int_equal(ra.n, 1);
+	expect(e, g.f3, CPL_AWAITING_PARENTS, 2);
+	// and it all runs to the end
+	tu_finish(e, lease, "wA", g.a);
+	tu_finish(e, lease, "wX", x);
+	tu_finish(e, lease, "wB", g.b);
+	tu_finish(e, lease, "wC", g.c);
+	tu_finish(e, lease, "wD", g.d);
+	tu_finish(e, lease, "wE", g.f1);
+	tu_finish(e, lease, "wF", g.f2);
+	tu_finish(e, lease, "wG", g.f3);
+	expect(e, g.f3, CPL_JOB_FINISHED, 0);
+	// nothing to revive: 0; an unknown task: CPL_ENOTFOUND
+	ra.id = g.a;
+	TU_OK(cpl_store_write(e->s, revive_cb, &ra));
+	assert_int_equal(ra.n, 0);
+	ra.id = 999999;
+	TU_ERR(cpl_store_write(e->s, revive_cb, &ra), CPL_ENOTFOUND);
+	TU_COUNTS_CONSISTENT(e);
+}
+
 // A kill of a running task with running siblings: the killed one gets a
 // notice, its descendants die, the sibling finishes normally.
 static void
@@ -500,6 +566,8 @@ main(void)
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_children_parents_walk,
 		    tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_revive, tu_setup,
+		    tu_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

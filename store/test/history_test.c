@@ -439,6 +439,77 @@ test_broker_time(void **state)
 	seqs_free(&all);
 }
 
+// Event times: a launcher's report keeps its clock's time of the event
+// beside the commit time, clamped: not after the commit, not before the
+// task's previous event; more than a day off, the commit time stands.
+// Events without one (and records from before event times) read with
+// event_us == time_us; the store checks clean.
+static void
+test_history_event_time(void **state)
+{
+	tu_env *e = *state;
+	uint64_t lease = tu_lease(e, TTL);
+	uint64_t id = tu_task(e, "t", "w", 0);
+	uint64_t t_ready = e->now_us;
+	tu_advance_ms(e, 10);
+	uint32_t a = tu_claim_task(e, lease, "w", id);
+	tu_advance_ms(e, 2000);
+	uint64_t ran = e->now_us - 1500000; // started 1.5 s before the commit
+	TU_OK(tu_report_at(e, id, lease, a, CPL_RUNNING, ran));
+	uint64_t c_run = e->now_us;
+	tu_advance_ms(e, 3000);
+	uint64_t ended = ran + 1000000;     // a 1 s run, committed late
+	TU_OK(tu_report_at(e, id, lease, a, CPL_RUN_DONE, ended));
+	uint64_t c_done = e->now_us;
+	tu_advance_ms(e, 5);
+	// a clock 2 s ahead: not after the commit
+	TU_OK(tu_report_at(e, id, lease, a, CPL_POSTPROCESSED,
+	    e->now_us + 2000000));
+	uint64_t c_post = e->now_us;
+	tu_advance_ms(e, 5);
+	// a clock far behind (two days): ignored, the commit time stands
+	TU_OK(tu_report_at(e, id, lease, a, CPL_JOB_FINISHED,
+	    e->now_us - 2 * CPL_EVENT_SKEW_US));
+	uint64_t c_fin = e->now_us;
+
+	// a second task: an event time before its previous event (READY)
+	uint64_t id2 = tu_task(e, "t2", "w", 0);
+	uint64_t t2_ready = e->now_us;
+	tu_advance_ms(e, 10);
+	uint32_t a2 = tu_claim_task(e, lease, "w", id2);
+	tu_advance_ms(e, 10);
+	TU_OK(tu_report_at(e, id2, lease, a2, CPL_RUNNING, t2_ready - 60000000));
+
+	tu_evs *h = calloc(1, sizeof *h);
+	TU_OK(tu_history(e, id, h));
+	assert_int_equal(h->n, 5);
+	TU_EQ_U64(h->e[0].ev.time_us, t_ready);
+	TU_EQ_U64(h->e[0].ev.event_us, t_ready);
+	TU_EQ_STATE(h->e[1].ev.to, CPL_RUNNING);
+	TU_EQ_U64(h->e[1].ev.time_us, c_run);
+	TU_EQ_U64(h->e[1].ev.event_us, ran);
+	TU_EQ_U64(h->e[2].ev.time_us, c_done);
+	TU_EQ_U64(h->e[2].ev.event_us, ended);
+	TU_EQ_U64(h->e[3].ev.event_us, c_post);
+	TU_EQ_U64(h->e[4].ev.time_us, c_fin);
+	TU_EQ_U64(h->e[4].ev.event_us, c_fin);
+	cpl_task t = tu_task_get(e, id);
+	TU_EQ_U64(t.changed_us, c_fin);
+	memset(h, 0, sizeof *h);
+	TU_OK(tu_history(e, id2, h));
+	assert_int_equal(h->n, 2);
+	TU_EQ_U64(h->e[1].ev.event_us, t2_ready);
+	TU_EQ_U64(h->e[1].ev.time_us, t2_ready + 20000);
+	free(h);
+	// the global log reads the same records
+	seqs sq;
+	memset(&sq, 0, sizeof sq);
+	TU_OK(scan(e, 0, 0, &sq));
+	assert_int_equal(sq.n, 7);
+	seqs_free(&sq);
+	TU_CHECK(e);
+}
+
 int
 main(void)
 {
@@ -459,6 +530,8 @@ main(void)
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_broker_time, tu_setup,
 		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_history_event_time,
+		    tu_setup, tu_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

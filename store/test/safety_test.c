@@ -121,7 +121,7 @@ sub_fn(cpl_txn *txn, void *arg)
 	}
 	if (a->report_task) {
 		cpl_report r = { a->report_task, a->report_lease,
-			a->report_attempt, CPL_STAGED_IN, 0, "in sub", NULL, false };
+			a->report_attempt, CPL_STAGED_IN, 0, "in sub", NULL, false, 0 };
 		int rv = cpl_task_report(txn, &r);
 		if (rv != 0)
 			return rv;
@@ -225,7 +225,7 @@ refuse_cb(cpl_txn *txn, void *arg)
 		return rv;
 	tu_spec_init(&sp, "bad", "w", "no-app");
 	r->rv_bad_create = cpl_task_create(txn, &sp.spec, &r->b, u);
-	cpl_report rep = { r->t, r->lease, 1, CPL_JOB_FINISHED, 0, NULL, NULL, false };
+	cpl_report rep = { r->t, r->lease, 1, CPL_JOB_FINISHED, 0, NULL, NULL, false, 0 };
 	r->rv_bad_report = cpl_task_report(txn, &rep);
 	r->rv_bad_dep = cpl_dep_add(txn, r->a, r->a);
 	r->rv_bad_delete = cpl_task_delete(txn, r->t);

@@ -197,6 +197,14 @@ int cpl_call_modify_held(cpl_client *c, const Copal__Filter *filter,
     const char *field, const char *value, const char *message, uint64_t lease,
     Copal__Reply **rep);
 
+// cpl_call_modify of field "state" to RESTART_READY that also brings the
+// PARENT_KILLED descendants of the tasks back (recursive), or any modify
+// (recursive false). Errors: as cpl_call_modify; CPL_EINVAL (recursive
+// with another field or state).
+int cpl_call_modify_recursive(cpl_client *c, const Copal__Filter *filter,
+    const char *field, const char *value, const char *message, bool recursive,
+    Copal__Reply **rep);
+
 // Deletes the tasks filter selects (all or none). Reply: delete_.
 // Errors: CPL_EINVAL (no or bad filter), CPL_EBUSY (held by a launcher),
 // CPL_EINUSE (a task has children outside the selection).

@@ -101,6 +101,22 @@ bool cpl_state_is_final(cpl_state s);
 // by every packing count from 1 to 10 and by 12, 14, 15, 16, ...
 #define CPL_NODE_UNITS 5040u
 
+// Exact packing: claims and launchers place tasks in parts of a node,
+// CPL_NODE_PARTS = 5040^2 to a node, a task with node_packing_count p
+// taking floor(CPL_NODE_PARTS / p) of them. Exactly p such tasks fit on a
+// node for every p in 1..5040: with q = floor(P/p) >= 5040 >= p and
+// r = P - p*q < p <= q, p*q <= P < (p+1)*q. Counts that divide 5040 take
+// exact shares, so mixes of them fill a node exactly; any other mix is
+// off by less than one part per task (a node never takes one task more
+// than the exact shares allow). CPL_NODE_UNITS stays the unit of figures
+// (backlog, stats) and of claims from launchers that send no parts.
+#define CPL_NODE_PARTS (CPL_NODE_UNITS * CPL_NODE_UNITS)
+static inline uint32_t
+cpl_packing_parts(uint32_t packing)
+{
+	return packing > 1 ? CPL_NODE_PARTS / packing : CPL_NODE_PARTS;
+}
+
 // ------------------------------------------------------------------ helpers
 // A growable array of ids. Start with { NULL, 0, 0 }; free(v) when done.
 typedef struct cpl_ids {

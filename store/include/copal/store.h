@@ -199,7 +199,15 @@ typedef struct cpl_report {
 	// (whatever auto_timeout_retry says), and with a timeout handler the
 	// handler runs at its next claim (cpl_task.timeout_handler_due).
 	bool cut;
+	uint64_t event_us;   // the launcher's clock at the change (0: none);
+	                     // kept clamped: not after the commit, not
+	                     // before the task's previous event, ignored if
+	                     // more than CPL_EVENT_SKEW_US from the commit
 } cpl_report;
+
+// A launcher's event time further than this from the broker's clock is
+// not kept (one day).
+#define CPL_EVENT_SKEW_US (86400ull * 1000000ull)
 
 // Applies one report. Errors: CPL_EINVAL (txn or r NULL, txn read-only,
 // r->to not a state), CPL_ENOTFOUND (no such task), CPL_ESTALE (the task is
@@ -231,6 +239,15 @@ int cpl_task_set_state(cpl_txn *txn, uint64_t id, cpl_state to,
 // Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOTFOUND (no such task).
 int cpl_task_kill(cpl_txn *txn, uint64_t id, const char *message,
     uint64_t *killed);
+
+// After a user restarted task id (copal modify state RESTART_READY
+// --recursive): its PARENT_KILLED descendants whose parents are all
+// alive again (none FAILED or killed) go back, breadth first, through
+// RESTART_READY to AWAITING_PARENTS (or stay runnable if every parent has
+// finished), each with history events naming task id. *revived (may be
+// NULL) gets how many. Errors: CPL_EINVAL (txn NULL or read-only),
+// CPL_ENOTFOUND (no such task), CPL_ENOMEM.
+int cpl_task_revive(cpl_txn *txn, uint64_t id, uint64_t *revived);
 
 // Replaces a task's spec (copal modify of a field). Indices follow the new
 // workflow, app and priority. Parents cannot change here (see
@@ -490,7 +507,7 @@ int cpl_lease_take_notices(cpl_txn *txn, uint64_t id, cpl_id_fn fn, void *arg);
 // (copal/common.h).
 
 typedef struct cpl_node_cap {
-	uint32_t free_units; // 0..CPL_NODE_UNITS
+	uint32_t free_units; // 0..CPL_NODE_UNITS (CPL_NODE_PARTS with parts)
 	uint32_t free_gpus;
 } cpl_node_cap;
 
@@ -505,6 +522,8 @@ typedef struct cpl_capacity {
 	// walks the runnable tasks of the first tag, in priority order
 	const char *const *tags;
 	size_t ntags;
+	bool parts;                 // free_units are in 1/CPL_NODE_PARTS of a
+	                            // node (exact packing, cpl_packing_parts)
 } cpl_capacity;
 
 // Called for each claimed task. `nodes` lists the indexes into cap->nodes
@@ -521,7 +540,7 @@ typedef int (*cpl_claim_fn)(const cpl_task *t, const uint32_t *nodes,
 // An unknown cap->workflow claims nothing (not an error).
 // Errors: CPL_EINVAL (txn NULL or read-only, cap NULL, max_tasks 0, nodes
 // NULL with nnodes, nnodes over 65535, a node's free_units over
-// CPL_NODE_UNITS), CPL_ENOTFOUND / CPL_EEXPIRED (lease 0 or gone / past its
+// CPL_NODE_UNITS, or CPL_NODE_PARTS with parts), CPL_ENOTFOUND / CPL_EEXPIRED (lease 0 or gone / past its
 // deadline), CPL_ENOMEM.
 int cpl_claim(cpl_txn *txn, uint64_t lease, cpl_capacity *cap,
     cpl_claim_fn fn, void *arg, size_t *nclaimed);
@@ -542,6 +561,9 @@ typedef struct cpl_event {
 	// RUNNING skips STAGED_IN and PREPROCESSED when there was nothing to
 	// stage in and no preprocess, RUN_DONE -> JOB_FINISHED POSTPROCESSED.
 	unsigned skipped;
+	// when it happened: the launcher's clock for its reports (see
+	// cpl_report.event_us), else time_us (the commit time, log order)
+	uint64_t event_us;
 } cpl_event;
 
 typedef int (*cpl_event_fn)(const cpl_event *e, void *arg);

@@ -249,6 +249,20 @@ tu_report_full(tu_env *e, uint64_t id, uint64_t lease, uint32_t attempt,
 }
 
 int
+tu_report_at(tu_env *e, uint64_t id, uint64_t lease, uint32_t attempt,
+    cpl_state to, uint64_t event_us)
+{
+	tu_report_arg a;
+	memset(&a, 0, sizeof a);
+	a.r.task_id = id;
+	a.r.lease = lease;
+	a.r.attempt = attempt;
+	a.r.to = to;
+	a.r.event_us = event_us;
+	return cpl_store_write(e->s, tu_report_cb, &a);
+}
+
+int
 tu_report(tu_env *e, uint64_t id, uint64_t lease, uint32_t attempt,
     cpl_state to)
 {

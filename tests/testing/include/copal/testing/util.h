@@ -252,6 +252,9 @@ cpl_task tu_task_get(tu_env *e, uint64_t id);
 // A launcher report with return code and message.
 int tu_report_full(tu_env *e, uint64_t id, uint64_t lease, uint32_t attempt,
     cpl_state to, int32_t rc, const char *msg);
+// A launcher report carrying the launcher's time of the event.
+int tu_report_at(tu_env *e, uint64_t id, uint64_t lease, uint32_t attempt,
+    cpl_state to, uint64_t event_us);
 
 // A launcher report (return code 0, no message).
 int tu_report(tu_env *e, uint64_t id, uint64_t lease, uint32_t attempt,
