@@ -683,8 +683,11 @@ class Event:
     """One state change of one task (an entry of the event log).
 
     Attributes: seq, task_id, uuid, name, workflow, from_state, to_state
-    (names), time_us (broker time), timestamp (epoch seconds), attempt,
-    lease_id, launcher, node, return_code, message.
+    (names), time_us (when it happened: the launcher's clock for its
+    reports, else the broker's commit time, as `copal export` gives it),
+    timestamp (time_us in epoch seconds), commit_us (the broker's commit
+    time, the log's order), attempt, lease_id, launcher, node, return_code,
+    message.
     """
 
     __slots__ = ("_m",)
@@ -699,8 +702,9 @@ class Event:
     workflow = property(lambda s: s._m.workflow)
     from_state = property(lambda s: STATES[s._m.from_state])
     to_state = property(lambda s: STATES[s._m.to_state])
-    time_us = property(lambda s: s._m.time_us)
-    timestamp = property(lambda s: s._m.time_us / 1e6)
+    time_us = property(lambda s: s._m.event_us or s._m.time_us)
+    timestamp = property(lambda s: (s._m.event_us or s._m.time_us) / 1e6)
+    commit_us = property(lambda s: s._m.time_us)
     attempt = property(lambda s: s._m.attempt)
     lease_id = property(lambda s: s._m.lease_id)
     launcher = property(lambda s: s._m.launcher)

@@ -3,8 +3,8 @@
 A QuerySet holds its criteria only; the broker is asked when it is
 iterated (one page at a time, ``after_id`` paging: never all tasks at
 once), counted, updated or deleted. Criteria the protocol's Filter carries
-are sent to the broker; the others (``tags``, ``parents``,
-``name__contains``) are applied here to the pages as they come, so a query
+are sent to the broker; the others (``parents``, ``name__contains``)
+are applied here to the pages as they come, so a query
 with one of them reads every task the broker-side part selects.
 """
 
@@ -54,8 +54,8 @@ def _ids_of(refs, what):
 # keyword -> how it goes into the query: ("broker", setter) or ("local", fn)
 _SERVER_KEYS = {"state", "state__in", "workflow", "application", "app",
                 "name", "uuid", "uuid__startswith", "id", "pk", "id__in",
-                "num_nodes__gte", "num_nodes__lte", "num_nodes"}
-_LOCAL_KEYS = {"tags", "parents", "name__contains"}
+                "num_nodes__gte", "num_nodes__lte", "num_nodes", "tags"}
+_LOCAL_KEYS = {"parents", "name__contains"}
 
 
 class QuerySet:
@@ -69,8 +69,8 @@ class QuerySet:
     ``state__in``, ``workflow``, ``application`` (or ``app``), ``name``,
     ``uuid`` / ``uuid__startswith`` (a hex prefix), ``id`` / ``pk`` /
     ``id__in``, ``num_nodes`` / ``num_nodes__gte`` / ``num_nodes__lte``,
-    and, checked here rather than by the broker, ``tags`` (a tag or a list:
-    tasks having all of them), ``parents`` (Jobs or ids: tasks waiting for
+    ``tags`` (a "key=value" tag or a list: tasks having all of them), and,
+    checked here rather than by the broker, ``parents`` (Jobs or ids: tasks waiting for
     all of them) and ``name__contains``.
     """
 
@@ -119,12 +119,15 @@ class QuerySet:
                 if k != "num_nodes__gte":
                     f.max_nodes = v
             elif k == "tags":
+                # "key=value" tags, all of which a task must carry: the
+                # broker walks the first one's index (Filter.tags)
                 tags = [v] if isinstance(v, str) else list(v)
+                if not tags:
+                    raise ValueError("tags: give at least one key=value")
                 for t in tags:
-                    _str(k, t)
-                want = frozenset(tags)
-                local.append(lambda j, w=want: w.issubset(j.tags))
-                continue
+                    if "=" not in _str(k, t) or t.startswith("="):
+                        raise ValueError("tags: %r is not key=value" % t)
+                f.tags.extend(tags)
             elif k == "parents":
                 want = frozenset(_ids_of(v, k))
                 local.append(lambda j, w=want: w.issubset(j.parent_ids))
@@ -146,7 +149,12 @@ class QuerySet:
         """A QuerySet of the tasks that also meet these criteria."""
         crit = dict(self._crit)
         for k, v in criteria.items():
-            if k in crit and k not in ("tags",):
+            if k == "tags" and k in crit:
+                # tags add up: a task must carry all of them
+                old = crit[k]
+                old = [old] if isinstance(old, str) else list(old)
+                v = old + ([v] if isinstance(v, str) else list(v))
+            elif k in crit:
                 raise ValueError("filter: %s given twice" % k)
             crit[k] = v
         return QuerySet(self._conn_fn, crit)

@@ -153,7 +153,7 @@ class TestCrud(BrokerCase):
     def test_create_filter_update_delete(self):
         jobs = [copal.Job(name="t%d" % i, workflow="wa" if i % 2 else "wb",
                           application="sim", num_nodes=1 + i % 3,
-                          tags=["even"] if i % 2 == 0 else [],
+                          tags=["parity=even"] if i % 2 == 0 else [],
                           data={"i": i}) for i in range(250)]
         copal.Job.objects.bulk_create(jobs)
         self.assertEqual([j.id for j in jobs],
@@ -173,9 +173,9 @@ class TestCrud(BrokerCase):
         self.assertEqual(copal.Job.objects.filter(
             num_nodes__gte=3).count(), len([i for i in range(250)
                                             if 1 + i % 3 >= 3]))
-        self.assertEqual(copal.Job.objects.filter(tags="even").count(), 125)
+        self.assertEqual(copal.Job.objects.filter(tags="parity=even").count(), 125)
         self.assertEqual(copal.Job.objects.filter(
-            tags=["even"], workflow="wa").count(), 0)
+            tags=["parity=even"], workflow="wa").count(), 0)
         self.assertEqual(copal.Job.objects.filter(
             name__contains="t24").count(), 11)
         one = copal.Job.objects.get(name="t42")
@@ -200,7 +200,7 @@ class TestCrud(BrokerCase):
         self.assertEqual((again.args, again.max_retries), ("x y", 1))
         # a filter by a local criterion deletes exactly its matches
         self.assertEqual(copal.Job.objects.filter(
-            tags="even", workflow="wb").delete(), 125)
+            tags="parity=even", workflow="wb").delete(), 125)
         self.assertEqual(copal.Job.objects.count(), 125)
         self.assertEqual(wa.delete(), 125)
         self.assertEqual(copal.Job.objects.count(), 0)
@@ -442,7 +442,7 @@ open("spawned", "w").write("%d %d %d" % (k1.id, k2.id, doomed.id))
                 "time_us": e.time_us, "launcher": e.launcher,
                 "lease": e.lease_id, "node": e.node,
                 "attempt": e.attempt, "return_code": e.return_code,
-                "message": e.message}
+                "message": e.message, "commit_us": e.commit_us}
                for e in copal.EventLog.objects.all()]
         self.assertGreater(len(got), 10)
         for w in want:

@@ -297,7 +297,7 @@ test_update_and_delete(void **state)
 }
 
 // Makes the database of e look as one written before the tag indices:
-// their four sub-databases dropped, and the "tagged" flag (bit 8 of the
+// their four sub-databases dropped, and the "tagged" flag (bit 16 of the
 // third byte of a state record, store/src/store_impl.h) cleared.
 static void
 make_old(tu_env *e)
@@ -327,7 +327,7 @@ make_old(tu_env *e)
 		uint8_t rec[80];
 		assert_int_equal(v.mv_size, sizeof rec);
 		memcpy(rec, v.mv_data, sizeof rec);
-		rec[2] &= (uint8_t)~8u;
+		rec[2] &= (uint8_t)~16u;
 		MDB_val nv = { sizeof rec, rec };
 		assert_int_equal(mdb_cursor_put(c, &k, &nv, MDB_CURRENT), 0);
 	}
