@@ -115,7 +115,11 @@ h_claim(hctx *h, cpl_txn *txn)
 		nodes[i].free_units = r->nodes[i]->free_units;
 		nodes[i].free_gpus = r->nodes[i]->free_gpus;
 	}
+	if (r->order > CPL_ORDER_LONG_LARGE_FIRST)
+		FAIL(h, CPL_EINVAL, "claim order %u unknown (0 fifo, 1 "
+		    "long_large_first)", r->order);
 	memset(&cap, 0, sizeof(cap));
+	cap.order = (cpl_claim_order)r->order;
 	cap.max_tasks = r->max_tasks;
 	cap.nodes = nodes;
 	cap.nnodes = r->n_nodes;
@@ -211,7 +215,8 @@ h_report(hctx *h, cpl_txn *txn)
 		cpl_report cr = { s->task_id, r->lease_id, s->attempt,
 			(cpl_state)s->to_state, s->return_code, s->message,
 			s->node };
-		int rv = cpl_task_report(txn, &cr);
+		int rv = s->restart ? cpl_task_report_restart(txn, &cr) :
+		    cpl_task_report(txn, &cr);
 		if (cpl_txn_error(txn))
 			return cpl_txn_error(txn);
 		rep->status[i] = (uint32_t)rv; // refusals are per report
@@ -259,7 +264,24 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 		return 0;
 	}
 	if (lease == 0) {
-		if ((rv = cpl_lease_grant(txn, r->owner, ttl, &lease)) != 0)
+		if (r->scheduler_job_id && strlen(r->scheduler_job_id) > 127)
+			FAIL(h, CPL_EINVAL, "scheduler_job_id of more than 127 "
+			    "bytes");
+		if (r->batch_job_id) {
+			// a launcher of a batch job copal does not know is
+			// still a launcher: its tasks are recorded under the
+			// id it gave, which ls --batch-job finds
+			Copal__BatchJob *bj = NULL;
+			if (cpl_bjob_get(txn, r->batch_job_id, &bj) == 0)
+				copal__batch_job__free_unpacked(bj, NULL);
+			else
+				LOG(LOG_WARN, "lease", "%s says it runs in "
+				    "batch job %" PRIu64 ", which is not on "
+				    "record", r->owner ? r->owner : "",
+				    r->batch_job_id);
+		}
+		if ((rv = cpl_lease_grant_job(txn, r->owner, ttl,
+		         r->batch_job_id, r->scheduler_job_id, &lease)) != 0)
 			return rv;
 		deadline = cpl_txn_now(txn) + (uint64_t)ttl * 1000u;
 		LOG(LOG_INFO, "lease", "granted lease %" PRIu64 " to %s", lease,

@@ -8,7 +8,7 @@
 
 enum {
 	KEY_STATE = 300, KEY_WF, KEY_NAME, KEY_ID, KEY_APP, KEY_MIN_NODES,
-	KEY_MAX_NODES, KEY_ALL,
+	KEY_MAX_NODES, KEY_ALL, KEY_BATCH_JOB,
 };
 
 const cli_opt filter_opts[] = {
@@ -21,6 +21,8 @@ const cli_opt filter_opts[] = {
 	{ "app", KEY_APP, OPT_ARG, "APP", "tasks of this application" },
 	{ "min-nodes", KEY_MIN_NODES, OPT_ARG, "N", "tasks with num_nodes >= N" },
 	{ "max-nodes", KEY_MAX_NODES, OPT_ARG, "N", "tasks with num_nodes <= N" },
+	{ "batch-job", KEY_BATCH_JOB, OPT_ARG, "ID",
+	    "tasks that ran in batch job ID (copal ls queues)" },
 	{ "all", KEY_ALL, OPT_NOARG, NULL, "every task (needed when no other "
 	    "filter is given)" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -102,6 +104,14 @@ filt_opt(filt *f, int key, const char *arg, int *rc)
 	case KEY_ALL:
 		f->f.all = 1;
 		break;
+	case KEY_BATCH_JOB: {
+		uint32_t v = 0;
+		*rc = cli_u32("--batch-job", arg, &v);
+		if (*rc == 0 && v == 0)
+			*rc = cli_usage("--batch-job: batch job ids start at 1");
+		f->f.batch_job_id = v;
+		break;
+	}
 	default:
 		return 0;
 	}
@@ -155,6 +165,9 @@ filt_describe(const filt *f, char *buf, size_t len)
 		ADD("%snum_nodes >= %u", n ? ", " : "", f->f.min_nodes);
 	if (f->f.max_nodes)
 		ADD("%snum_nodes <= %u", n ? ", " : "", f->f.max_nodes);
+	if (f->f.batch_job_id)
+		ADD("%sbatch job %llu", n ? ", " : "",
+		    (unsigned long long)f->f.batch_job_id);
 	if (n == 0)
 		ADD("all tasks");
 #undef ADD

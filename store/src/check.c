@@ -117,7 +117,7 @@ struct check_ctx {
 };
 
 enum { K_ST, K_RUNQ, K_UUID, K_UUID_NEW, K_WF, K_APP, K_CHILD, K_PARENT, K_LEASE,
-	K_TASKEV, K_WRUNQ, K_NKSETS };
+	K_TASKEV, K_WRUNQ, K_RUNQ_LL, K_WRUNQ_LL, K_NKSETS };
 
 static int
 check_cb(cpl_txn *t, void *arg)
@@ -136,11 +136,13 @@ check_cb(cpl_txn *t, void *arg)
 		[K_LEASE] = { 16, 0, 0, NULL },
 		[K_TASKEV] = { 16, 0, 0, NULL },
 		[K_WRUNQ] = { 16 + sizeof(struct fit), 0, 0, NULL },
+		[K_RUNQ_LL] = { 20 + sizeof(struct fit), 0, 0, NULL },
+		[K_WRUNQ_LL] = { 24 + sizeof(struct fit), 0, 0, NULL },
 	};
 	static const int ks_db[K_NKSETS] = { DB_ST_IDX, DB_RUNQ, DB_UUID,
 		DB_UUID_NEW,
 		DB_WF_IDX, DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE_IDX,
-		DB_TASK_EV, DB_WRUNQ };
+		DB_TASK_EV, DB_WRUNQ, DB_RUNQ_LL, DB_WRUNQ_LL };
 	uint64_t counts[CPL_NSTATES] = { 0 };
 	uint64_t *wfn = calloc(t->meta.next_wf + 1, sizeof(uint64_t));
 	uint64_t *appn = calloc(t->meta.next_app + 1, sizeof(uint64_t));
@@ -200,6 +202,14 @@ check_cb(cpl_txn *t, void *arg)
 				break;
 			wrunq_key(key, r.wf, r.priority, id);
 			if ((rv = kset_add(&ks[K_WRUNQ], key, 16, &f,
+			         sizeof(f))) != 0)
+				break;
+			runq_ll_key(key, r.priority, fit_size(&f), id);
+			if ((rv = kset_add(&ks[K_RUNQ_LL], key, 20, &f,
+			         sizeof(f))) != 0)
+				break;
+			wrunq_ll_key(key, r.wf, r.priority, fit_size(&f), id);
+			if ((rv = kset_add(&ks[K_WRUNQ_LL], key, 24, &f,
 			         sizeof(f))) != 0)
 				break;
 		}

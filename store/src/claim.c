@@ -74,7 +74,9 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 	size_t n = 0, skipped = 0;
 	int rc, rv;
 	if (t == NULL || !t->write || cap == NULL || cap->max_tasks == 0 ||
-	    (cap->nnodes > 0 && cap->nodes == NULL) || cap->nnodes > MAX_NODES)
+	    (cap->nnodes > 0 && cap->nodes == NULL) || cap->nnodes > MAX_NODES ||
+	    (cap->order != CPL_ORDER_FIFO &&
+	        cap->order != CPL_ORDER_LONG_LARGE_FIRST))
 		return CPL_EINVAL;
 	if (t->err)
 		return t->err;
@@ -103,11 +105,12 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 		if (cap->nodes[i].free_units == CPL_NODE_UNITS)
 			p->full_nodes++;
 	}
-	// A filtered claim walks its workflow's queue (wf(4) ~prio(4) id),
-	// the others the whole queue (~prio(4) id); the entry of the other
-	// queue goes too.
-	int db = wf ? DB_WRUNQ : DB_RUNQ;
-	size_t kl = wf ? 16 : 12;
+	// A filtered claim walks its workflow's queue (wf(4) ...), the others
+	// the whole queue; fifo walks by ~prio(4) id, long_large_first by
+	// ~prio(4) ~size(8) id. The entries of the other queues go too.
+	bool ll = cap->order == CPL_ORDER_LONG_LARGE_FIRST;
+	int db = ll ? (wf ? DB_WRUNQ_LL : DB_RUNQ_LL) : (wf ? DB_WRUNQ : DB_RUNQ);
+	size_t kl = (wf ? 4 : 0) + (ll ? 20 : 12);
 	if ((rv = tcursor(t, db, &c)) != 0) {
 		free(p);
 		return rv;
@@ -116,7 +119,7 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 	// walks a million-entry queue.
 	size_t max_skip = 4096 + 4 * (size_t)cap->max_tasks;
 	MDB_cursor_op op = wf ? MDB_SET_RANGE : MDB_FIRST;
-	uint8_t seek[16];
+	uint8_t seek[24];
 	be32(seek, wf);
 	memset(seek + 4, 0, sizeof(seek) - 4);
 	rc = 0;
@@ -141,17 +144,12 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 			skipped++;
 			continue;
 		}
-		const uint8_t *rk = (const uint8_t *)k.mv_data + kl - 12;
-		uint64_t id = rd64(rk + 4);
+		// the queue key without its workflow: ~prio(4) [~size(8)] id(8)
+		const uint8_t *rk = (const uint8_t *)k.mv_data + (wf ? 4 : 0);
+		uint64_t id = rd64(rk + (ll ? 12 : 4));
+		int32_t prio = (int32_t)(~rd32(rk) ^ 0x80000000u);
 		struct srec r;
-		uint8_t lk[16], ok[16];
-		// the key in the other queue
-		if (wf) {
-			memcpy(ok, rk, 12);
-		} else {
-			be32(ok, f.wf);
-			memcpy(ok + 4, rk, 12);
-		}
+		uint8_t lk[16];
 		// After the delete, seek to the deleted key: that lands on its
 		// successor, the next candidate.
 		memcpy(seek, k.mv_data, kl);
@@ -161,7 +159,7 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 			rc = 0;
 			break;
 		}
-		if ((rv = tdel(t, wf ? DB_RUNQ : DB_WRUNQ, ok, wf ? 12 : 16)) != 0)
+		if ((rv = runq_del_but(t, id, prio, &f, db)) != 0)
 			break;
 		if ((rv = srec_get(t, id, &r)) != 0) {
 			rv = fail(t, CPL_ECORRUPT);

@@ -165,7 +165,7 @@ int
 cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
     unsigned flags, cpl_task_fn fn, void *arg, bool *more)
 {
-	static const cpl_filter all = { 0, NULL, NULL, NULL, NULL, 0, 0 };
+	static const cpl_filter all = { 0, NULL, NULL, NULL, NULL, 0, 0, 0 };
 	struct qctx q;
 	int rv;
 	if (t == NULL || fn == NULL)
@@ -202,8 +202,13 @@ cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
 		if (rv)
 			return rv;
 	}
-	uint8_t pre[4];
-	if (f->uuid_prefix) {
+	uint8_t pre[8];
+	if (f->batch_job) {
+		// the job's own index: usually far fewer tasks than the rest
+		// would select
+		be64(pre, f->batch_job);
+		rv = q_walk_idx(&q, DB_BJ_TASK, pre, 8);
+	} else if (f->uuid_prefix) {
 		// collect the matching ids, then visit them in id order
 		cpl_ids ids = { NULL, 0, 0 };
 		rv = cs_uuid_walk(t, f->uuid_prefix, cs_idvec_cb, &ids);

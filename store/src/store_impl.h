@@ -28,6 +28,14 @@
 //   reply_age time(8) reply key  -> ""           replies by age
 //   lease_log lease id           -> owner        kept after the lease ends
 //   bjob      batch job id       -> packed copal.BatchJob
+//   runq_ll   ~prio(4) ~ns(8) id -> struct fit   runq in long_large_first
+//   wrunq_ll  wf(4) ~prio ~ns id -> struct fit   wrunq in long_large_first
+//                                                order (ns: num_nodes x
+//                                                wall minutes)
+//   lease_bj  lease id           -> bjob id(8) + scheduler job id bytes
+//                                                (kept after the lease ends)
+//   bj_task   bjob id, task id   -> ""           tasks a batch job started
+//   bj_count  bjob id            -> struct bjcount
 //
 // A write transaction loads the meta record once, keeps counters in memory
 // and writes it back once at commit: counting by state is one read.
@@ -47,6 +55,8 @@
 //   uuid.c        the uuid index (two trees), uuid prefix lookup
 //   record.c      spec and lease records, walks of pair-keyed indices
 //   bjob.c        batch job records
+//   bjtask.c      tasks by batch job: the index and counters a RUNNING
+//                 task's lease keeps
 //   reply.c       the reply cache
 //
 // This header holds the record layouts, the key encoders and the small LMDB
@@ -83,7 +93,8 @@ enum {
 	DB_META, DB_SPEC, DB_STATE, DB_ST_IDX, DB_RUNQ, DB_UUID, DB_WF_IDX,
 	DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE, DB_LEASE_IDX, DB_NOTICE,
 	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
-	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_COUNT
+	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_RUNQ_LL, DB_WRUNQ_LL,
+	DB_LEASE_BJ, DB_BJ_TASK, DB_BJ_COUNT, DB_COUNT
 };
 
 // Names of the sub-databases, indexed by DB_* (env.c).
@@ -174,6 +185,13 @@ struct lrec {
 	// owner bytes follow, no NUL
 };
 
+// What a batch job's launchers did (bj_count).
+struct bjcount {
+	uint64_t ran;     // distinct tasks started
+	uint64_t running; // tasks in RUNNING now
+	uint64_t failed;  // runs that ended in RUN_ERROR or RUN_TIMEOUT
+};
+
 struct nrec {
 	uint32_t id;
 	uint32_t pad;
@@ -224,6 +242,8 @@ struct cpl_txn {
 	uint64_t lease_id;
 	struct lrec lease;
 	bool lease_ok;
+	// cached batch job of a lease (bjtask.c)
+	uint64_t bj_lease, bj_id;
 	// cached interned names (creates come in batches of one workflow)
 	char wf_name[MAX_NAME + 1];
 	uint32_t wf_id;
@@ -469,6 +489,31 @@ wrunq_key(uint8_t k[16], uint32_t wf, int32_t prio, uint64_t id)
 	runq_key(k + 4, prio, id);
 }
 
+// A task's footprint in node-minutes: the long_large_first queues sort by
+// it, largest first (a task of unknown wall time counts one minute).
+static inline uint64_t
+fit_size(const struct fit *f)
+{
+	return (uint64_t)(f->nodes ? f->nodes : 1) *
+	    (f->wall_min ? f->wall_min : 1);
+}
+
+static inline void
+runq_ll_key(uint8_t k[20], int32_t prio, uint64_t size, uint64_t id)
+{
+	be32(k, prio_key(prio));
+	be64(k + 4, ~size);
+	be64(k + 12, id);
+}
+
+static inline void
+wrunq_ll_key(uint8_t k[24], uint32_t wf, int32_t prio, uint64_t size,
+    uint64_t id)
+{
+	be32(k, wf);
+	runq_ll_key(k + 4, prio, size, id);
+}
+
 static inline void
 pair_key(uint8_t k[16], uint64_t a, uint64_t b)
 {
@@ -523,30 +568,57 @@ holds_lease(cpl_state s)
 	}
 }
 
+// A runnable task has one entry in each of the four run queues: by
+// priority then age (runq, and per workflow wrunq) and by priority then
+// size (runq_ll, wrunq_ll), so that either claim order is one walk.
 static inline int
 runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 {
-	uint8_t k[12], wk[16];
+	uint8_t k[12], wk[16], lk[20], wlk[24];
 	struct fit f = fit_of(r);
+	uint64_t sz = fit_size(&f);
 	int rv;
 	runq_key(k, r->priority, id);
 	wrunq_key(wk, r->wf, r->priority, id);
+	runq_ll_key(lk, r->priority, sz, id);
+	wrunq_ll_key(wlk, r->wf, r->priority, sz, id);
 	__atomic_add_fetch(&t->s->claimable_seq, 1, __ATOMIC_RELEASE);
-	if ((rv = tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0)) != 0)
+	if ((rv = tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0)) != 0 ||
+	    (rv = tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0)) != 0 ||
+	    (rv = tput(t, DB_RUNQ_LL, lk, 20, &f, sizeof(f), 0)) != 0)
 		return rv;
-	return tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0);
+	return tput(t, DB_WRUNQ_LL, wlk, 24, &f, sizeof(f), 0);
+}
+
+// Deletes the entries of a runnable task from the run queues, but for
+// the one of queue `skip` (a claim's cursor deletes that one; -1: none).
+static inline int
+runq_del_but(cpl_txn *t, uint64_t id, int32_t prio, const struct fit *f,
+    int skip)
+{
+	uint8_t k[12], wk[16], lk[20], wlk[24];
+	uint64_t sz = fit_size(f);
+	int rv = 0;
+	runq_key(k, prio, id);
+	wrunq_key(wk, f->wf, prio, id);
+	runq_ll_key(lk, prio, sz, id);
+	wrunq_ll_key(wlk, f->wf, prio, sz, id);
+	if (skip != DB_RUNQ && (rv = tdel(t, DB_RUNQ, k, 12)) != 0)
+		return rv;
+	if (skip != DB_WRUNQ && (rv = tdel(t, DB_WRUNQ, wk, 16)) != 0)
+		return rv;
+	if (skip != DB_RUNQ_LL && (rv = tdel(t, DB_RUNQ_LL, lk, 20)) != 0)
+		return rv;
+	if (skip != DB_WRUNQ_LL)
+		rv = tdel(t, DB_WRUNQ_LL, wlk, 24);
+	return rv;
 }
 
 static inline int
 runq_del(cpl_txn *t, uint64_t id, const struct srec *r)
 {
-	uint8_t k[12], wk[16];
-	int rv;
-	runq_key(k, r->priority, id);
-	wrunq_key(wk, r->wf, r->priority, id);
-	if ((rv = tdel(t, DB_RUNQ, k, 12)) != 0)
-		return rv;
-	return tdel(t, DB_WRUNQ, wk, 16);
+	struct fit f = fit_of(r);
+	return runq_del_but(t, id, r->priority, &f, -1);
 }
 
 static inline int
@@ -650,6 +722,16 @@ int cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 // cs_event_write() without a node, for a task that is not the newest.
 int cs_event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     uint32_t attempt, uint64_t lease, int32_t rc, const char *msg);
+
+// ------------------------------------------------------------ bjtask.c
+
+// The batch job of a lease (0: none, or a lease of a launcher started by
+// hand), through the transaction's cache.
+int cs_lease_bjob(cpl_txn *t, uint64_t lease, uint64_t *bjob);
+// Records a task's move into or out of RUNNING under its lease's batch
+// job: the bj_task index and the job's counters.
+int cs_bj_note(cpl_txn *t, uint64_t id, uint64_t lease, cpl_state from,
+    cpl_state to);
 
 // ------------------------------------------------------------ transition.c
 

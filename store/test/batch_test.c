@@ -58,7 +58,7 @@ static int
 update(tu_env *e, uint64_t id, Copal__BatchJobState st, const char *sid,
     Copal__BatchJob **out)
 {
-	cpl_bjob_change u = { id, st, sid, NULL, NULL, NULL };
+	cpl_bjob_change u = { id, st, sid, NULL, NULL, NULL, NULL };
 	bj_arg a = { NULL, &u, NULL };
 	int rv = cpl_store_write(e->s, upd_cb, &a);
 	if (out)
