@@ -270,15 +270,26 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 		if (r->batch_job_id) {
 			// a launcher of a batch job copal does not know is
 			// still a launcher: its tasks are recorded under the
-			// id it gave, which ls --batch-job finds
+			// id it gave, which ls --batch-job finds. One of a job
+			// that has ended (cancelled, or gone from the
+			// scheduler) is a straggler: its leases were ended
+			// with the job, and it gets no new one
 			Copal__BatchJob *bj = NULL;
-			if (cpl_bjob_get(txn, r->batch_job_id, &bj) == 0)
+			if (cpl_bjob_get(txn, r->batch_job_id, &bj) == 0) {
+				Copal__BatchJobState st = bj->state;
 				copal__batch_job__free_unpacked(bj, NULL);
-			else
+				if (st == COPAL__BATCH_JOB_STATE__BJ_FINISHED ||
+				    st == COPAL__BATCH_JOB_STATE__BJ_CANCELLED ||
+				    st == COPAL__BATCH_JOB_STATE__BJ_SUBMIT_FAILED)
+					FAIL(h, CPL_EBADSTATE, "batch job %" PRIu64
+					    " has ended: no new lease for its "
+					    "launchers", r->batch_job_id);
+			} else {
 				LOG(LOG_WARN, "lease", "%s says it runs in "
 				    "batch job %" PRIu64 ", which is not on "
 				    "record", r->owner ? r->owner : "",
 				    r->batch_job_id);
+			}
 		}
 		if ((rv = cpl_lease_grant_job(txn, r->owner, ttl,
 		         r->batch_job_id, r->scheduler_job_id, &lease)) != 0)

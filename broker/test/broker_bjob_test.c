@@ -204,6 +204,8 @@ test_tasks_by_batch_job(void **state)
 	assert_int_equal(j->tasks_running, 0);
 	assert_int_equal(j->tasks_failed, 2);
 	bh_free(r);
+	// a straggler of the ended job gets no new lease
+	lease_in_job(c, bj, "4242", CPL_EBADSTATE);
 }
 
 static void

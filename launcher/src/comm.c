@@ -224,6 +224,19 @@ heartbeat(comm *c, bool release)
 			    cpl_client_errmsg(c->c));
 		return;
 	}
+	if (rv == CPL_EBADSTATE && c->lease == 0 && !release &&
+	    cpl_client_err_remote(c->c)) {
+		// a new lease refused: our batch job has ended (cancelled);
+		// the loop stops
+		pthread_mutex_lock(&c->mx);
+		if (!c->ev.job_ended)
+			fprintf(stderr, "launcher: no new lease: %s\n",
+			    cpl_client_errmsg(c->c));
+		c->ev.job_ended = true;
+		pthread_mutex_unlock(&c->mx);
+		wake(c);
+		return;
+	}
 	pthread_mutex_lock(&c->mx);
 	if (rv != 0) {
 		if (!release) {

@@ -225,6 +225,8 @@ launcher_run(const launcher_opts *o)
 		}
 		comm_events ev;
 		comm_take(L.cm, &ev);
+		if (ev.job_ended && !L.stopping)
+			begin_cut("its batch job has ended");
 		if (ev.lease_lost) {
 			task_drop_all(&L, "lease lost");
 			// what the broker took back is work to claim again

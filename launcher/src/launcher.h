@@ -98,6 +98,8 @@ typedef struct comm_events {
 	bool claim_answered;        // the claim in flight came back
 	bool claim_failed;          // ... with an error (back off)
 	bool lease_lost;            // tasks held so far are no longer ours
+	bool job_ended;             // the broker says our batch job has
+	                            // ended: no new lease (sticky)
 	bool have_lease;
 	uint64_t lease;
 	// the lease is the broker's until lease_until_us (our monotonic

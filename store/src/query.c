@@ -36,6 +36,7 @@ struct qctx {
 	uint8_t pb[16];
 	size_t pnb;
 	int phalf;
+	bool skip_gone; // the index may name deleted tasks (bj_task)
 };
 
 #define Q_STOP_LIMIT 0x7fff0001 // internal: limit reached
@@ -49,8 +50,11 @@ q_consider(struct qctx *q, uint64_t id)
 	int rv;
 	if (id <= q->after)
 		return 0;
-	if ((rv = srec_get(q->t, id, &r)) != 0)
+	if ((rv = srec_get(q->t, id, &r)) != 0) {
+		if (rv == CPL_ENOTFOUND && q->skip_gone)
+			return 0;
 		return rv == CPL_ENOTFOUND ? fail(q->t, CPL_ECORRUPT) : rv;
+	}
 	if (!filter_match_rec(q->f, &r, q->wf, q->app))
 		return 0;
 	if (q->f->uuid_prefix && !prefix_match(r.uuid, q->pb, q->pnb, q->phalf))
@@ -205,8 +209,10 @@ cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
 	uint8_t pre[8];
 	if (f->batch_job) {
 		// the job's own index: usually far fewer tasks than the rest
-		// would select
+		// would select. It keeps the tasks a job ran after they are
+		// deleted (a record of the job, as its counters are)
 		be64(pre, f->batch_job);
+		q.skip_gone = true;
 		rv = q_walk_idx(&q, DB_BJ_TASK, pre, 8);
 	} else if (f->uuid_prefix) {
 		// collect the matching ids, then visit them in id order

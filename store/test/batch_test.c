@@ -384,6 +384,7 @@ test_tasks_by_batch_job(void **state)
 	assert_int_equal(n.ran, 3);
 	assert_int_equal(n.running, 1);
 	assert_int_equal(n.failed, 1);
+	// (x, below, makes it 4)
 	TU_EQ_U64(n.got_bjob, bj);
 	assert_string_equal(n.sid, "4242");
 	assert_int_equal(counts(e, bj, h.lease).lease_rv, CPL_ENOTFOUND);
@@ -393,6 +394,12 @@ test_tasks_by_batch_job(void **state)
 	TU_EQ_U64(ids[1], b);
 	TU_EQ_U64(ids[2], c);
 	assert_int_equal(in_job(e, bj + 1, ids, 8), 0);
+	// a deleted task drops out of the listing
+	uint64_t x = tu_task(e, "x", "wx", 0);
+	tu_finish(e, g.lease, "wx", x);
+	assert_int_equal(in_job(e, bj, ids, 8), 4);
+	TU_OK(tu_delete(e, x));
+	assert_int_equal(in_job(e, bj, ids, 8), 3);
 	// filters combine: the RUNNING one
 	cpl_filter f;
 	memset(&f, 0, sizeof(f));
@@ -412,7 +419,7 @@ test_tasks_by_batch_job(void **state)
 	cpl_task t = tu_task_get(e, b);
 	assert_int_equal(t.state, CPL_RESTART_READY);
 	n = counts(e, bj, g.lease);
-	assert_int_equal(n.ran, 3);
+	assert_int_equal(n.ran, 4); // x's run stays counted
 	assert_int_equal(n.running, 0);
 	assert_int_equal(n.failed, 2); // c's error, b's timeout
 	tu_evs *ev = calloc(1, sizeof(*ev));
