@@ -204,6 +204,10 @@ check_cb(cpl_txn *t, void *arg)
 			if ((rv = kset_add(&ks[K_WRUNQ], key, 16, &f,
 			         sizeof(f))) != 0)
 				break;
+		}
+		// the long_large_first queues, once kept (else empty)
+		if (runnable(&r) && (t->meta.flags & META_LL_QUEUES)) {
+			struct fit f = fit_of(&r);
 			runq_ll_key(key, r.priority, fit_size(&f), id);
 			if ((rv = kset_add(&ks[K_RUNQ_LL], key, 20, &f,
 			         sizeof(f))) != 0)

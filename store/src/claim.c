@@ -63,6 +63,38 @@ place(struct placer *p, const struct fit *f)
 	return got;
 }
 
+// The first claim in long_large_first order builds its queues from runq
+// (one pass over the runnable tasks); from then on every change of the
+// run queue keeps them (META_LL_QUEUES).
+static int
+ll_queues_build(cpl_txn *t)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, rv;
+	if ((rv = tcursor(t, DB_RUNQ, &c)) != 0)
+		return rv;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		struct fit f;
+		if (k.mv_size != 12 || v.mv_size != sizeof(f)) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		memcpy(&f, v.mv_data, sizeof(f));
+		const uint8_t *p = k.mv_data;
+		int32_t prio = (int32_t)(~rd32(p) ^ 0x80000000u);
+		if ((rv = runq_ll_put(t, rd64(p + 4), prio, &f)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rv == 0 && rc != MDB_NOTFOUND)
+		rv = fail(t, map_mdb(rc));
+	if (rv == 0)
+		t->meta.flags |= META_LL_QUEUES;
+	return rv;
+}
+
 int
 cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
     void *arg, size_t *nclaimed)
@@ -109,6 +141,11 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 	// the whole queue; fifo walks by ~prio(4) id, long_large_first by
 	// ~prio(4) ~size(8) id. The entries of the other queues go too.
 	bool ll = cap->order == CPL_ORDER_LONG_LARGE_FIRST;
+	if (ll && !(t->meta.flags & META_LL_QUEUES) &&
+	    (rv = ll_queues_build(t)) != 0) {
+		free(p);
+		return rv;
+	}
 	int db = ll ? (wf ? DB_WRUNQ_LL : DB_RUNQ_LL) : (wf ? DB_WRUNQ : DB_RUNQ);
 	size_t kl = (wf ? 4 : 0) + (ll ? 20 : 12);
 	if ((rv = tcursor(t, db, &c)) != 0) {

@@ -159,42 +159,6 @@ wrunq_fill(MDB_txn *txn, const cpl_store *s)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-// Builds the long_large_first run queues of a database written before
-// they existed (runq_ll empty, runq not), as wrunq_fill().
-static int
-runq_ll_fill(MDB_txn *txn, const cpl_store *s)
-{
-	MDB_cursor *c;
-	MDB_val k, v;
-	MDB_stat st;
-	int rc;
-	if ((rc = mdb_stat(txn, s->dbi[DB_RUNQ_LL], &st)) != 0 ||
-	    st.ms_entries != 0)
-		return rc;
-	if ((rc = mdb_cursor_open(txn, s->dbi[DB_RUNQ], &c)) != 0)
-		return rc;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		struct fit f;
-		uint8_t lk[20], wlk[24];
-		if (k.mv_size != 12 || v.mv_size != sizeof(f))
-			continue; // cpl_store_check reports it
-		memcpy(&f, v.mv_data, sizeof(f));
-		const uint8_t *p = k.mv_data;
-		memcpy(lk, p, 4);
-		be64(lk + 4, ~fit_size(&f));
-		memcpy(lk + 12, p + 4, 8);
-		be32(wlk, f.wf);
-		memcpy(wlk + 4, lk, 20);
-		MDB_val k1 = { sizeof(lk), lk }, k2 = { sizeof(wlk), wlk };
-		if ((rc = mdb_put(txn, s->dbi[DB_RUNQ_LL], &k1, &v, 0)) != 0 ||
-		    (rc = mdb_put(txn, s->dbi[DB_WRUNQ_LL], &k2, &v, 0)) != 0)
-			break;
-	}
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
 static int
 env_open(cpl_store *s)
 {
@@ -225,8 +189,7 @@ env_open(cpl_store *s)
 			goto fail;
 		}
 	}
-	if ((rc = wrunq_fill(txn, s)) != 0 ||
-	    (rc = runq_ll_fill(txn, s)) != 0) {
+	if ((rc = wrunq_fill(txn, s)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
 	}

@@ -31,7 +31,9 @@
 //   runq_ll   ~prio(4) ~ns(8) id -> struct fit   runq in long_large_first
 //   wrunq_ll  wf(4) ~prio ~ns id -> struct fit   wrunq in long_large_first
 //                                                order (ns: num_nodes x
-//                                                wall minutes)
+//                                                wall minutes); kept once
+//                                                meta.flags has
+//                                                META_LL_QUEUES
 //   lease_bj  lease id           -> bjob id(8) + scheduler job id bytes
 //                                                (kept after the lease ends)
 //   bj_task   bjob id, task id   -> ""           tasks a batch job started
@@ -108,10 +110,16 @@ extern const char *const cs_db_names[DB_COUNT];
 // merge touches each main page once. Lookups search both trees.
 #define UUID_MERGE_AT 65536u
 
+// meta.flags: the long_large_first run queues (runq_ll, wrunq_ll) are
+// kept. They are built by the first claim in that order and kept from
+// then on, so that a database whose launchers all claim fifo pays
+// nothing for them.
+#define META_LL_QUEUES 1u
+
 struct meta {
 	uint64_t magic;
 	uint32_t version;
-	uint32_t pad;
+	uint32_t flags;       // META_*
 	uint64_t next_task;
 	uint64_t next_seq;
 	uint64_t next_lease;
@@ -568,26 +576,38 @@ holds_lease(cpl_state s)
 	}
 }
 
-// A runnable task has one entry in each of the four run queues: by
-// priority then age (runq, and per workflow wrunq) and by priority then
-// size (runq_ll, wrunq_ll), so that either claim order is one walk.
+// A runnable task has one entry in each run queue: by priority then age
+// (runq, and per workflow wrunq) and, once a launcher has claimed in
+// long_large_first order (META_LL_QUEUES), by priority then size (runq_ll,
+// wrunq_ll), so that either claim order is one walk.
+static inline int
+runq_ll_put(cpl_txn *t, uint64_t id, int32_t prio, const struct fit *f)
+{
+	uint8_t lk[20], wlk[24];
+	uint64_t sz = fit_size(f);
+	int rv;
+	runq_ll_key(lk, prio, sz, id);
+	wrunq_ll_key(wlk, f->wf, prio, sz, id);
+	if ((rv = tput(t, DB_RUNQ_LL, lk, 20, f, sizeof(*f), 0)) != 0)
+		return rv;
+	return tput(t, DB_WRUNQ_LL, wlk, 24, f, sizeof(*f), 0);
+}
+
 static inline int
 runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 {
-	uint8_t k[12], wk[16], lk[20], wlk[24];
+	uint8_t k[12], wk[16];
 	struct fit f = fit_of(r);
-	uint64_t sz = fit_size(&f);
 	int rv;
 	runq_key(k, r->priority, id);
 	wrunq_key(wk, r->wf, r->priority, id);
-	runq_ll_key(lk, r->priority, sz, id);
-	wrunq_ll_key(wlk, r->wf, r->priority, sz, id);
 	__atomic_add_fetch(&t->s->claimable_seq, 1, __ATOMIC_RELEASE);
 	if ((rv = tput(t, DB_RUNQ, k, 12, &f, sizeof(f), 0)) != 0 ||
-	    (rv = tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0)) != 0 ||
-	    (rv = tput(t, DB_RUNQ_LL, lk, 20, &f, sizeof(f), 0)) != 0)
+	    (rv = tput(t, DB_WRUNQ, wk, 16, &f, sizeof(f), 0)) != 0)
 		return rv;
-	return tput(t, DB_WRUNQ_LL, wlk, 24, &f, sizeof(f), 0);
+	if (t->meta.flags & META_LL_QUEUES)
+		return runq_ll_put(t, id, r->priority, &f);
+	return 0;
 }
 
 // Deletes the entries of a runnable task from the run queues, but for
@@ -607,6 +627,8 @@ runq_del_but(cpl_txn *t, uint64_t id, int32_t prio, const struct fit *f,
 		return rv;
 	if (skip != DB_WRUNQ && (rv = tdel(t, DB_WRUNQ, wk, 16)) != 0)
 		return rv;
+	if (!(t->meta.flags & META_LL_QUEUES))
+		return 0;
 	if (skip != DB_RUNQ_LL && (rv = tdel(t, DB_RUNQ_LL, lk, 20)) != 0)
 		return rv;
 	if (skip != DB_WRUNQ_LL)
