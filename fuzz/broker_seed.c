@@ -106,9 +106,11 @@ seed_cb(cpl_txn *txn, void *arg)
 	uint64_t h = put_task(txn, "h", "wf3", "hello", 0, 1, 0);
 	put_task(txn, "ünï", "wf3", "hello", 0, 1, 0);
 
-	// lease 1 holds a (finished), d (running) and f (killed: a notice)
+	// lease 1 (a launcher in batch job 1, slurm job 12345) holds a
+	// (finished), d (running) and f (killed: a notice)
 	uint64_t l1, l2;
-	OK(cpl_lease_grant(txn, "nid001 pid 42 job 7", 600000, &l1));
+	OK(cpl_lease_grant_job(txn, "nid001 pid 42 job 7", 600000, 1, "12345",
+	    &l1));
 	OK(cpl_lease_grant(txn, "nid002 pid 43 é", 600000, &l2));
 	cpl_node_cap nodes[3] = { { CPL_NODE_UNITS, 0 }, { CPL_NODE_UNITS, 0 },
 		{ CPL_NODE_UNITS, 0 } };
@@ -137,7 +139,7 @@ seed_cb(cpl_txn *txn, void *arg)
 	bj.job_mode = "serial";
 	OK(cpl_bjob_add(txn, &bj, &out));
 	cpl_bjob_change ch = { out->id, COPAL__BATCH_JOB_STATE__BJ_QUEUED,
-		"12345", "queued", "PD", NULL };
+		"12345", "queued", "PD", NULL, "Resources" };
 	copal__batch_job__free_unpacked(out, NULL);
 	OK(cpl_bjob_update(txn, &ch, &out));
 	copal__batch_job__free_unpacked(out, NULL);

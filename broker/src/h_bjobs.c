@@ -70,7 +70,7 @@ h_batch_update(hctx *h, cpl_txn *txn)
 	const Copal__BatchJobUpdateRequest *u = h->req->batch_update;
 	Copal__BatchJob *out = NULL, *old = NULL;
 	cpl_bjob_change c = { u->id, u->state, u->scheduler_id, u->message,
-		u->sched_state, u->script };
+		u->sched_state, u->script, u->sched_reason };
 	int rv = cpl_bjob_update(txn, &c, &out);
 	if (rv == CPL_ENOTFOUND)
 		FAIL(h, rv, "no batch job %" PRIu64, u->id);
@@ -91,6 +91,23 @@ h_batch_update(hctx *h, cpl_txn *txn)
 		return rv;
 	if (arena_defer(h->a, free_bjob, out) != 0) // frees it on failure
 		return CPL_ENOMEM;
+	if (out->state == COPAL__BATCH_JOB_STATE__BJ_FINISHED ||
+	    out->state == COPAL__BATCH_JOB_STATE__BJ_CANCELLED) {
+		// the job is gone and its launchers with it: leases they did
+		// not give back are ended now, not after their TTL, so that
+		// their tasks run elsewhere
+		char msg[96];
+		uint64_t nl = 0, nt = 0;
+		snprintf(msg, sizeof(msg), "batch job %" PRIu64 " %s", u->id,
+		    out->state == COPAL__BATCH_JOB_STATE__BJ_CANCELLED ?
+		    "cancelled" : "ended");
+		if ((rv = cpl_lease_end_bjob(txn, u->id, msg, &nl, &nt)) != 0)
+			return rv;
+		if (nl)
+			LOG(LOG_INFO, "lease", "%s: ended %" PRIu64 " lease%s, "
+			    "%" PRIu64 " task%s", msg, nl, nl == 1 ? "" : "s",
+			    nt, nt == 1 ? "" : "s");
+	}
 	Copal__BatchJobUpdateReply *rep = NEW(h, Copal__BatchJobUpdateReply,
 	    COPAL__BATCH_JOB_UPDATE_REPLY__INIT);
 	if (rep == NULL)
@@ -103,6 +120,7 @@ h_batch_update(hctx *h, cpl_txn *txn)
 
 struct bjob_ctx {
 	hctx *h;
+	cpl_txn *txn;
 	const Copal__BatchJobListRequest *req;
 	Copal__BatchJobListReply *rep;
 	size_t cap;
@@ -138,6 +156,12 @@ bjob_cb(const Copal__BatchJob *j, void *arg)
 	Copal__BatchJob *copy = copal__batch_job__unpack(NULL, sz, buf);
 	if (copy == NULL)
 		return CPL_ENOMEM;
+	int rv = cpl_bjob_counts(c->txn, j->id, &copy->tasks_ran,
+	    &copy->tasks_running, &copy->tasks_failed);
+	if (rv) {
+		copal__batch_job__free_unpacked(copy, NULL);
+		return rv;
+	}
 	if (arena_defer(c->h->a, free_bjob, copy) != 0)
 		return CPL_ENOMEM;
 	c->rep->jobs[c->rep->n_jobs++] = copy;
@@ -151,7 +175,7 @@ h_batch_list(hctx *h, cpl_txn *txn)
 	    COPAL__BATCH_JOB_LIST_REPLY__INIT);
 	if (rep == NULL)
 		return CPL_ENOMEM;
-	struct bjob_ctx c = { h, h->req->batch_list, rep, 0 };
+	struct bjob_ctx c = { h, txn, h->req->batch_list, rep, 0 };
 	int rv = cpl_bjob_list(txn, bjob_cb, &c);
 	if (rv)
 		return rv;

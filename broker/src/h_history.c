@@ -72,6 +72,8 @@ struct ev_ctx {
 	struct tcache tasks;
 	uint64_t owner_lease;  // last lease whose owner was looked up
 	char *owner;
+	uint64_t bjob;         // ... and its batch job
+	char *sched_id;
 	Copal__Event **v;
 	size_t n, cap;
 	uint64_t until;
@@ -113,9 +115,19 @@ ev_push(struct ev_ctx *c, const cpl_event *e)
 				own[0] = '\0';
 			if ((c->owner = arena_strdup(c->h->a, own)) == NULL)
 				return CPL_ENOMEM;
+			char sid[128];
+			if (cpl_lease_batch_job(c->txn, e->lease, &c->bjob, sid,
+			        sizeof(sid)) != 0) {
+				c->bjob = 0;
+				sid[0] = '\0';
+			}
+			if ((c->sched_id = arena_strdup(c->h->a, sid)) == NULL)
+				return CPL_ENOMEM;
 			c->owner_lease = e->lease;
 		}
 		w->launcher = c->owner;
+		w->batch_job_id = c->bjob;
+		w->scheduler_job_id = c->sched_id;
 	}
 	w->seq = e->seq;
 	w->task_id = e->task_id;

@@ -120,7 +120,11 @@ h_claim(hctx *h, cpl_txn *txn)
 		    r->nodes[i]->free_units;
 		nodes[i].free_gpus = r->nodes[i]->free_gpus;
 	}
+	if (r->order > CPL_ORDER_LONG_LARGE_FIRST)
+		FAIL(h, CPL_EINVAL, "claim order %u unknown (0 fifo, 1 "
+		    "long_large_first)", r->order);
 	memset(&cap, 0, sizeof(cap));
+	cap.order = (cpl_claim_order)r->order;
 	cap.max_tasks = r->max_tasks;
 	cap.nodes = nodes;
 	cap.nnodes = r->n_nodes;
@@ -237,7 +241,8 @@ h_report(hctx *h, cpl_txn *txn)
 		cpl_report cr = { s->task_id, r->lease_id, s->attempt,
 			(cpl_state)s->to_state, s->return_code, s->message,
 			s->node, s->cut, s->event_us };
-		int rv = cpl_task_report(txn, &cr);
+		int rv = s->restart ? cpl_task_report_restart(txn, &cr) :
+		    cpl_task_report(txn, &cr);
 		if (cpl_txn_error(txn))
 			return cpl_txn_error(txn);
 		rep->status[i] = (uint32_t)rv; // refusals are per report
@@ -285,7 +290,35 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 		return 0;
 	}
 	if (lease == 0) {
-		if ((rv = cpl_lease_grant(txn, r->owner, ttl, &lease)) != 0)
+		if (r->scheduler_job_id && strlen(r->scheduler_job_id) > 127)
+			FAIL(h, CPL_EINVAL, "scheduler_job_id of more than 127 "
+			    "bytes");
+		if (r->batch_job_id) {
+			// a launcher of a batch job copal does not know is
+			// still a launcher: its tasks are recorded under the
+			// id it gave, which ls --batch-job finds. One of a job
+			// that has ended (cancelled, or gone from the
+			// scheduler) is a straggler: its leases were ended
+			// with the job, and it gets no new one
+			Copal__BatchJob *bj = NULL;
+			if (cpl_bjob_get(txn, r->batch_job_id, &bj) == 0) {
+				Copal__BatchJobState st = bj->state;
+				copal__batch_job__free_unpacked(bj, NULL);
+				if (st == COPAL__BATCH_JOB_STATE__BJ_FINISHED ||
+				    st == COPAL__BATCH_JOB_STATE__BJ_CANCELLED ||
+				    st == COPAL__BATCH_JOB_STATE__BJ_SUBMIT_FAILED)
+					FAIL(h, CPL_EBADSTATE, "batch job %" PRIu64
+					    " has ended: no new lease for its "
+					    "launchers", r->batch_job_id);
+			} else {
+				LOG(LOG_WARN, "lease", "%s says it runs in "
+				    "batch job %" PRIu64 ", which is not on "
+				    "record", r->owner ? r->owner : "",
+				    r->batch_job_id);
+			}
+		}
+		if ((rv = cpl_lease_grant_job(txn, r->owner, ttl,
+		         r->batch_job_id, r->scheduler_job_id, &lease)) != 0)
 			return rv;
 		deadline = cpl_txn_now(txn) + (uint64_t)ttl * 1000u;
 		LOG(LOG_INFO, "lease", "granted lease %" PRIu64 " to %s", lease,

@@ -24,8 +24,8 @@ ids_cb(const cpl_task *t, void *arg)
 // Translates a wire filter. Returns CPL_EINVAL for an empty filter unless
 // `all` is set or empty_ok.
 static int
-filter_from_wire(hctx *h, const Copal__Filter *wf, cpl_filter *f,
-    bool empty_ok)
+filter_from_wire(hctx *h, cpl_txn *txn, const Copal__Filter *wf,
+    cpl_filter *f, bool empty_ok)
 {
 	memset(f, 0, sizeof(*f));
 	if (wf == NULL) {
@@ -58,9 +58,20 @@ filter_from_wire(hctx *h, const Copal__Filter *wf, cpl_filter *f,
 	}
 	f->tags = (const char *const *)wf->tags;
 	f->ntags = wf->n_tags;
+	f->batch_job = wf->batch_job_id;
+	if (f->batch_job) {
+		Copal__BatchJob *bj = NULL;
+		int rv = cpl_bjob_get(txn, f->batch_job, &bj);
+		if (rv == CPL_ENOTFOUND)
+			FAIL(h, rv, "no batch job %" PRIu64 " (copal ls queues "
+			    "lists them)", f->batch_job);
+		if (rv)
+			return rv;
+		copal__batch_job__free_unpacked(bj, NULL);
+	}
 	bool empty = !f->states && !f->workflow && !f->application &&
 	    !f->name && !f->uuid_prefix && !f->min_nodes && !f->max_nodes &&
-	    wf->n_ids == 0 && wf->n_tags == 0;
+	    !f->batch_job && wf->n_ids == 0 && wf->n_tags == 0;
 	if (empty && !wf->all && !empty_ok)
 		FAIL(h, CPL_EINVAL,
 		    "the filter selects every task: say so explicitly (all)");
@@ -102,6 +113,8 @@ task_matches(hctx *h, cpl_txn *txn, uint64_t id, const cpl_filter *f,
 		if (!has)
 			return 0;
 	}
+	if (f->batch_job && !cpl_bjob_ran(txn, f->batch_job, id))
+		return 0;
 	if (f->uuid_prefix) {
 		// compare hex digits, dashes ignored on both sides
 		const char *p = f->uuid_prefix, *q = u;
@@ -128,7 +141,7 @@ select_ids(hctx *h, cpl_txn *txn, const Copal__Filter *wf, cpl_ids *out)
 {
 	cpl_filter f;
 	int rv;
-	if ((rv = filter_from_wire(h, wf, &f, false)) != 0)
+	if ((rv = filter_from_wire(h, txn, wf, &f, false)) != 0)
 		return rv;
 	if (wf->n_ids) {
 		// explicit ids: each must exist and match the rest
@@ -334,7 +347,7 @@ h_query(hctx *h, cpl_txn *txn)
 	uint32_t limit = r->limit ? r->limit : DEFAULT_PAGE;
 	if (limit > MAX_PAGE)
 		FAIL(h, CPL_EINVAL, "limit above %u per page", MAX_PAGE);
-	if ((rv = filter_from_wire(h, r->filter, &f, true)) != 0)
+	if ((rv = filter_from_wire(h, txn, r->filter, &f, true)) != 0)
 		return rv;
 	Copal__QueryReply *rep = NEW(h, Copal__QueryReply, COPAL__QUERY_REPLY__INIT);
 	if (rep == NULL ||
@@ -389,7 +402,7 @@ h_count(hctx *h, cpl_txn *txn)
 {
 	cpl_filter f;
 	int rv;
-	if ((rv = filter_from_wire(h, h->req->count->filter, &f, true)) != 0)
+	if ((rv = filter_from_wire(h, txn, h->req->count->filter, &f, true)) != 0)
 		return rv;
 	Copal__CountReply *rep = NEW(h, Copal__CountReply, COPAL__COUNT_REPLY__INIT);
 	uint64_t *by = arena_alloc(h->a, CPL_NSTATES * sizeof(uint64_t));
@@ -398,10 +411,11 @@ h_count(hctx *h, cpl_txn *txn)
 	const Copal__Filter *wf = h->req->count->filter;
 	bool plain = !f.workflow && !f.application && !f.name &&
 	    !f.uuid_prefix && !f.min_nodes && !f.max_nodes && !f.ntags &&
+	    !f.batch_job &&
 	    (wf == NULL || wf->n_ids == 0);
 	bool one_tag = f.ntags == 1 && !f.workflow && !f.application &&
 	    !f.name && !f.uuid_prefix && !f.min_nodes && !f.max_nodes &&
-	    (wf == NULL || wf->n_ids == 0);
+	    !f.batch_job && (wf == NULL || wf->n_ids == 0);
 	if (plain || one_tag) {
 		// O(1): the stored counters (of all tasks, or of one tag's)
 		uint64_t all[CPL_NSTATES] = { 0 };

@@ -327,11 +327,13 @@ int ls_apps(out_fmt fmt);
 // the scheduler library's, copal/sched.h)
 int cmd_submit_launch(const cli_verb *, int, char **);
 int cmd_service(const cli_verb *, int, char **);
-int ls_queues(cpl_client *c, out_fmt fmt);
+int ls_queues(cpl_client *c, out_fmt fmt, bool verbose);
+// copal queue rm ID...: cancels batch jobs (sched_job_cancel).
+int cmd_queue(const cli_verb *, int, char **);
 // Warns on stderr about runnable tasks that no queue of the settings'
 // policy can run.
 void ls_warn_unfit(cpl_client *c);
-extern const cli_opt submit_opts[], service_opts[];
+extern const cli_opt submit_opts[], service_opts[], queue_opts[];
 int rm_app(const char *name);
 
 // Bulk creation from a JSON-lines file (job --from-file).

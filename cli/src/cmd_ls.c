@@ -284,6 +284,13 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 				    "attempt", (int)e->attempt, "return_code",
 				    (int)e->return_code, "message", e->message);
 				event_skipped_json(ev, e);
+				if (e->batch_job_id) {
+					// the batch job the task's launcher ran in
+					json_object_set_new(ev, "batch_job",
+					    json_integer((json_int_t)e->batch_job_id));
+					json_object_set_new(ev, "scheduler_job_id",
+					    json_string(e->scheduler_job_id));
+				}
 				json_array_append_new(evs, ev);
 			}
 			json_object_set_new(o, "events", evs);
@@ -314,6 +321,13 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 				} else {
 					printf("[%s] %s", tb, tr);
 				}
+				if (e->to_state == COPAL__TASK_STATE__STATE_RUNNING &&
+				    e->batch_job_id)
+					printf("%s(batch job %" PRIu64 "%s%s)",
+					    e->message[0] ? " " : "  ",
+					    e->batch_job_id,
+					    e->scheduler_job_id[0] ? ", scheduler "
+					    "job " : "", e->scheduler_job_id);
 				putchar('\n');
 			}
 		}
@@ -710,11 +724,12 @@ cmd_ls(const cli_verb *v, int argc, char **argv)
 	}
 	if (!strcmp(what, "queues") || !strcmp(what, "queue")) {
 		if (f.set || history || by_states || tree) {
-			rc = cli_usage("ls queues takes only --format");
+			rc = cli_usage("ls queues takes only --format and "
+			    "--verbose");
 			goto out;
 		}
 		if ((rc = cli_connect(&c)) == 0)
-			rc = ls_queues(c, fmt);
+			rc = ls_queues(c, fmt, verbose);
 		goto out;
 	}
 	bool wf = !strcmp(what, "wf") || !strcmp(what, "workflows");

@@ -218,7 +218,7 @@ ls_warn_unfit(cpl_client *c)
 // ------------------------------------------------------------ ls queues
 
 int
-ls_queues(cpl_client *c, out_fmt fmt)
+ls_queues(cpl_client *c, out_fmt fmt, bool verbose)
 {
 	char db[PATH_MAX], why[1024];
 	cpl_conf *conf = xcalloc(1, sizeof(*conf));
@@ -239,14 +239,21 @@ ls_queues(cpl_client *c, out_fmt fmt)
 		{ "wall_minutes", COL_INT }, { "job_mode", COL_STR },
 		{ "wf_filter", COL_STR }, { "state", COL_STR },
 		{ "sched_state", COL_STR }, { "submitted", COL_STR },
-		{ "origin", COL_STR }, { "message", COL_STR },
+		{ "origin", COL_STR }, { "ran", COL_INT },
+		{ "running", COL_INT }, { "failed", COL_INT },
+		{ "message", COL_STR }, { "sched_reason", COL_STR },
 	};
-	table *t = table_open(fmt, cols, sizeof(cols) / sizeof(cols[0]),
-	    stdout);
+	// --verbose: the scheduler's longer words (squeue's reason, ...)
+	size_t ncols = sizeof(cols) / sizeof(cols[0]) - (verbose ? 0 : 1);
+	table *t = table_open(fmt, cols, ncols, stdout);
 	const Copal__BatchJobListReply *l = rep->batch_list;
 	for (size_t i = 0; i < l->n_jobs; i++) {
 		const Copal__BatchJob *j = l->jobs[i];
-		char id[24], nodes[16], mins[16], when[48];
+		char id[24], nodes[16], mins[16], when[48], ran[24], running[24],
+		    failed[24];
+		snprintf(ran, sizeof(ran), "%" PRIu64, j->tasks_ran);
+		snprintf(running, sizeof(running), "%" PRIu64, j->tasks_running);
+		snprintf(failed, sizeof(failed), "%" PRIu64, j->tasks_failed);
 		snprintf(id, sizeof(id), "%" PRIu64, j->id);
 		snprintf(nodes, sizeof(nodes), "%u", j->nodes);
 		snprintf(mins, sizeof(mins), "%u", j->wall_minutes);
@@ -259,7 +266,8 @@ ls_queues(cpl_client *c, out_fmt fmt)
 		const char *cells[] = { id, j->scheduler_id, j->scheduler,
 			j->project, j->queue, nodes, mins, j->job_mode,
 			j->wf_filter, sched_job_state_name(j->state), j->sched_state, when,
-			j->origin, j->message };
+			j->origin, ran, running, failed, j->message,
+			j->sched_reason };
 		table_row(t, cells);
 	}
 	table_close(t);
@@ -502,6 +510,79 @@ out:
 	cpl_log_close();
 	if (lockfd >= 0)
 		close(lockfd);
+	cli_parse_free(&p);
+	free(conf);
+	return rc;
+}
+
+// ------------------------------------------------------------ queue rm
+
+const cli_opt queue_opts[] = {
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+int
+cmd_queue(const cli_verb *v, int argc, char **argv)
+{
+	cli_parse p;
+	const char *arg;
+	char db[PATH_MAX];
+	cpl_conf *conf = xcalloc(1, sizeof(*conf));
+	cpl_client *c = NULL;
+	uint64_t *ids = NULL;
+	int k, rc;
+	if ((rc = cli_parse_init(&p, v, argc, argv)) != 0) {
+		free(conf);
+		return rc;
+	}
+	while ((k = cli_parse_next(&p, &arg)) != -1) {
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (p.nargs == 0 || strcmp(p.argv[p.first], "rm") != 0) {
+		rc = cli_usage("queue what? rm ID... (cancel batch jobs)");
+		goto out;
+	}
+	size_t n = (size_t)p.nargs - 1;
+	if (n == 0) {
+		rc = cli_usage("queue rm: which batch jobs? (ids from copal ls "
+		    "queues)");
+		goto out;
+	}
+	// every id is read before anything is cancelled
+	ids = xcalloc(n, sizeof(*ids));
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = cli_u64("queue rm", p.argv[p.first + 1 + i],
+		         &ids[i])) != 0)
+			goto out;
+		if (ids[i] == 0) {
+			rc = cli_usage("queue rm: batch job ids start at 1");
+			goto out;
+		}
+	}
+	if ((rc = db_conf(db, sizeof(db), conf, false)) != 0)
+		goto out;
+	if ((rc = cli_connect(&c)) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		char why[2048];
+		Copal__BatchJob *j = NULL;
+		int rv = sched_job_cancel(c, conf, ids[i], &j, why, sizeof(why));
+		if (rv == 0) {
+			printf("qlaunch %" PRIu64 " (%s job %s): cancelled\n",
+			    j->id, j->scheduler, j->scheduler_id);
+		} else {
+			cli_err("%s", why);
+			if (rc == 0 || rv == CPL_ENOTFOUND)
+				rc = rv == CPL_ENOTFOUND ? EXIT_NOTFOUND :
+				    EXIT_ERR;
+		}
+		if (j)
+			copal__batch_job__free_unpacked(j, NULL);
+	}
+out:
+	free(ids);
+	cpl_client_close(c);
 	cli_parse_free(&p);
 	free(conf);
 	return rc;

@@ -92,6 +92,16 @@ static const cli_verb verbs[] = {
 	    "SIGTERM to it. -A and -q are needed except with the local\n"
 	    "scheduler; -A defaults to copal.conf's project.\n",
 	    OPTS(submit_opts), cmd_submit_launch },
+	{ "queue", "rm ID...", "cancel batch jobs (copal ls queues lists them)",
+	    "rm: scancel (slurm), qdel (pbs, cobalt) or, for a local job,\n"
+	    "SIGTERM to its session (SIGKILL if it outlives half of\n"
+	    "scheduler_timeout_seconds); waits until the scheduler no longer\n"
+	    "runs it, then records it CANCELLED. The broker then ends the\n"
+	    "leases its launchers left: tasks claimed but not started go back\n"
+	    "to the queue, running ones become RUN_TIMEOUT and are retried by\n"
+	    "their policy (auto_timeout_retry). A job that has ended is an\n"
+	    "error, and nothing changes.\n",
+	    OPTS(queue_opts), cmd_queue },
 	{ "service", "[--once] [--period SECONDS]",
 	    "keep launcher jobs queued to match the backlog (elastic)",
 	    "Every period: syncs the batch jobs' states from the scheduler;\n"

@@ -9,7 +9,7 @@
 
 enum {
 	KEY_STATE = 300, KEY_WF, KEY_NAME, KEY_ID, KEY_APP, KEY_MIN_NODES,
-	KEY_MAX_NODES, KEY_ALL, KEY_TAG,
+	KEY_MAX_NODES, KEY_ALL, KEY_TAG, KEY_BATCH_JOB,
 };
 
 const cli_opt filter_opts[] = {
@@ -24,6 +24,8 @@ const cli_opt filter_opts[] = {
 	{ "max-nodes", KEY_MAX_NODES, OPT_ARG, "N", "tasks with num_nodes <= N" },
 	{ "tag", KEY_TAG, OPT_ARG, "K=V", "tasks tagged K=V (repeat: all of "
 	    "them)" },
+	{ "batch-job", KEY_BATCH_JOB, OPT_ARG, "ID",
+	    "tasks that ran in batch job ID (copal ls queues)" },
 	{ "all", KEY_ALL, OPT_NOARG, NULL, "every task (needed when no other "
 	    "filter is given)" },
 	{ NULL, 0, 0, NULL, NULL },
@@ -122,6 +124,14 @@ filt_opt(filt *f, int key, const char *arg, int *rc)
 		f->tags[f->ntags++] = (char *)arg;
 		break;
 	}
+	case KEY_BATCH_JOB: {
+		uint32_t v = 0;
+		*rc = cli_u32("--batch-job", arg, &v);
+		if (*rc == 0 && v == 0)
+			*rc = cli_usage("--batch-job: batch job ids start at 1");
+		f->f.batch_job_id = v;
+		break;
+	}
 	default:
 		return 0;
 	}
@@ -179,6 +189,9 @@ filt_describe(const filt *f, char *buf, size_t len)
 		ADD("%snum_nodes <= %u", n ? ", " : "", f->f.max_nodes);
 	for (size_t i = 0; i < f->ntags; i++)
 		ADD("%stag %s", n ? ", " : "", f->tags[i]);
+	if (f->f.batch_job_id)
+		ADD("%sbatch job %llu", n ? ", " : "",
+		    (unsigned long long)f->f.batch_job_id);
 	if (n == 0)
 		ADD("all tasks");
 #undef ADD

@@ -87,6 +87,26 @@ cpl_call_heartbeat(cpl_client *c, uint64_t lease_id, const char *owner,
 }
 
 int
+cpl_call_heartbeat_job(cpl_client *c, uint64_t lease_id, const char *owner,
+    uint32_t ttl_ms, bool release, uint64_t batch_job_id,
+    const char *scheduler_job_id, Copal__Reply **rep)
+{
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
+	hb.lease_id = lease_id;
+	if (owner)
+		hb.owner = UNCONST(char, owner);
+	hb.ttl_ms = ttl_ms;
+	hb.release = release;
+	hb.batch_job_id = batch_job_id;
+	if (scheduler_job_id)
+		hb.scheduler_job_id = UNCONST(char, scheduler_job_id);
+	req.body_case = COPAL__REQUEST__BODY_HEARTBEAT;
+	req.heartbeat = &hb;
+	return cpl__call_typed(c, &req, &hb, 0, rep);
+}
+
+int
 cpl_call_query(cpl_client *c, const Copal__Filter *filter, uint64_t after_id,
     uint32_t limit, bool with_spec, Copal__Reply **rep)
 {

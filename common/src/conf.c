@@ -119,8 +119,48 @@ static const setting settings[] = {
 	    "copal service: cancel a job it submitted that is still waiting in the\n"
 	    "queue (not yet running) after this many minutes. 0: never.\n"
 	    "{range}."),
+	STRING(claim_order, "fifo", conf_is_claim_order,
+	    "fifo or long_large_first",
+	    "Order in which launchers take tasks of equal priority (the default\n"
+	    "of copal launcher --order): fifo (oldest first) or long_large_first\n"
+	    "(largest num_nodes x wall_time_minutes first, so that big and long\n"
+	    "tasks start at once and small ones fill the nodes left over)."),
+	NUMBER(fast_fail_seconds, 0, 86400, 20,
+	    "A task whose process cannot start, dies by a signal or exits with\n"
+	    "one of fast_fail_codes within this many seconds is started again at\n"
+	    "once by its launcher, up to 3 times, before it becomes RUN_ERROR\n"
+	    "(copal launcher --fast-fail-seconds). {range}; 0: never."),
+	STRING(fast_fail_codes, "", conf_is_code_list,
+	    "empty, or exit codes 1..255 separated by commas",
+	    "Exit codes that count as a fast failure (see fast_fail_seconds),\n"
+	    "e.g. 1,127 (copal launcher --fast-fail-codes). Empty: only a failed\n"
+	    "start or a signal."),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+int
+cpl_code_list_parse(const char *s, uint8_t set[32])
+{
+	if (set)
+		memset(set, 0, 32);
+	while (*s) {
+		char *end;
+		if (*s < '0' || *s > '9')
+			return CPL_EINVAL;
+		errno = 0;
+		unsigned long v = strtoul(s, &end, 10);
+		if (errno || v < 1 || v > 255 || end - s > 3)
+			return CPL_EINVAL;
+		if (set)
+			set[v / 8] |= (uint8_t)(1u << (v % 8));
+		s = end;
+		if (*s == ',' && s[1] != '\0')
+			s++;
+		else if (*s)
+			return CPL_EINVAL;
+	}
+	return 0;
+}
 
 // One field of a queue policy: queue.NAME.<field>. example: its value in
 // the commented example of the file `copal init` writes.

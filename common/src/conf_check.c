@@ -55,6 +55,18 @@ conf_is_name_or_empty(const char *v)
 }
 
 bool
+conf_is_claim_order(const char *v)
+{
+	return strcmp(v, "fifo") == 0 || strcmp(v, "long_large_first") == 0;
+}
+
+bool
+conf_is_code_list(const char *v)
+{
+	return cpl_code_list_parse(v, NULL) == 0;
+}
+
+bool
 conf_is_bool(const char *v)
 {
 	return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;

@@ -154,6 +154,9 @@ test_full_file(void **state)
 	          "service_period_seconds = 86400\n"
 	          "service_max_queued_jobs = 1000\n"
 	          "service_max_wait_minutes = 720\n"
+	          "claim_order = long_large_first\n"
+	          "fast_fail_seconds = 5\n"
+	          "fast_fail_codes = 1,127,255\n"
 	          "\n"
 	          "# debug queue\n"
 	          "queue.debug.min_nodes = 1\n"
@@ -165,6 +168,15 @@ test_full_file(void **state)
 	          "queue.prod.large@site.max_nodes = 4096",
 	    &c);
 	assert_string_equal(c.scheduler, "slurm");
+	assert_string_equal(c.claim_order, "long_large_first");
+	assert_int_equal(c.fast_fail_seconds, 5);
+	assert_string_equal(c.fast_fail_codes, "1,127,255");
+	uint8_t codes[32];
+	assert_int_equal(cpl_code_list_parse(c.fast_fail_codes, codes), 0);
+	assert_true(codes[0] & 2);
+	assert_true(codes[127 / 8] & (1u << (127 % 8)));
+	assert_true(codes[31] & 0x80);
+	assert_false(codes[0] & 4);
 	assert_string_equal(c.job_template, "/site/templates/theta.tmpl");
 	assert_string_equal(c.broker_tcp, "tcp://0.0.0.0:7555");
 	assert_int_equal(c.lease_ttl_seconds, 120);
@@ -374,6 +386,15 @@ test_value_errors(void **state)
 	MUST_FAIL("scheduler = SLURM\n", 1, "is not allowed");
 	MUST_FAIL("job_mode = hybrid\n", 1, "job_mode: \"hybrid\" is not "
 	    "allowed (serial or mpi)");
+	MUST_FAIL("claim_order = lifo\n", 1, "claim_order: \"lifo\" is not "
+	    "allowed (fifo or long_large_first)");
+	MUST_FAIL("fast_fail_seconds = 86401\n", 1, "(0..86400)");
+	MUST_FAIL("fast_fail_codes = 0\n", 1, "fast_fail_codes: \"0\" is not "
+	    "allowed (empty, or exit codes 1..255 separated by commas)");
+	MUST_FAIL("fast_fail_codes = 256\n", 1, "is not allowed");
+	MUST_FAIL("fast_fail_codes = 1,\n", 1, "is not allowed");
+	MUST_FAIL("fast_fail_codes = 1 2\n", 1, "is not allowed");
+	MUST_FAIL("fast_fail_codes = 1,,2\n", 1, "is not allowed");
 	MUST_FAIL("project = a b\n", 1, "project: \"a b\" is not allowed "
 	    "(empty, or characters A-Z a-z 0-9 . _ @ + -)");
 	MUST_FAIL("project = x;rm\n", 1, "is not allowed");
@@ -558,7 +579,8 @@ test_default_file(void **state)
 		"wall_time_margin_seconds", "broker_advertise",
 		"submit_without_tcp", "project", "job_mode", "wf_filter",
 		"service_period_seconds", "service_max_queued_jobs",
-		"service_max_wait_minutes" };
+		"service_max_wait_minutes", "claim_order", "fast_fail_seconds",
+		"fast_fail_codes" };
 	const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
 	size_t nset = 0;
 	char example[1024] = "";

@@ -141,6 +141,7 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 		s[i].message = r[i].msg ? r[i].msg : "";
 		s[i].node = r[i].node;
 		s[i].event_us = r[i].event_us;
+		s[i].restart = r[i].restart;
 		sp[i] = &s[i];
 	}
 	Copal__Request req = COPAL__REQUEST__INIT;
@@ -210,8 +211,9 @@ heartbeat(comm *c, bool release)
 	Copal__Reply *rep = NULL;
 	// the broker's deadline counts from its commit, after this
 	uint64_t sent = cpl_mono_us();
-	int rv = called(c, cpl_call_heartbeat(c->c, c->lease, owner,
-	    c->o->lease_ttl_ms, release, &rep));
+	int rv = called(c, cpl_call_heartbeat_job(c->c, c->lease, owner,
+	    c->o->lease_ttl_ms, release, c->o->bjob_id, c->o->sched_job_id,
+	    &rep));
 	// only "no such lease" ends it: a timeout or a failed commit (disk
 	// full) leaves it as it was, unconfirmed, and it is renewed again
 	if (rv != 0 && (transient(c, rv) ||
@@ -221,6 +223,19 @@ heartbeat(comm *c, bool release)
 			    "taken: %s; trying again\n",
 			    (unsigned long long)c->lease,
 			    cpl_client_errmsg(c->c));
+		return;
+	}
+	if (rv == CPL_EBADSTATE && c->lease == 0 && !release &&
+	    cpl_client_err_remote(c->c)) {
+		// a new lease refused: our batch job has ended (cancelled);
+		// the loop stops
+		pthread_mutex_lock(&c->mx);
+		if (!c->ev.job_ended)
+			fprintf(stderr, "launcher: no new lease: %s\n",
+			    cpl_client_errmsg(c->c));
+		c->ev.job_ended = true;
+		pthread_mutex_unlock(&c->mx);
+		wake(c);
 		return;
 	}
 	pthread_mutex_lock(&c->mx);
@@ -285,6 +300,7 @@ do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
 		cr.nodes = ncp;
 		cr.remaining_minutes = rem;
 		cr.max_task_nodes = maxnodes;
+		cr.order = c->o->claim_order;
 		cr.workflow = (char *)(c->o->wf_filter ? c->o->wf_filter : "");
 		cr.tags = (char **)c->o->tags;
 		cr.n_tags = c->o->ntags;

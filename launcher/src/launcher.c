@@ -226,6 +226,8 @@ launcher_run(const launcher_opts *o)
 		}
 		comm_events ev;
 		comm_take(L.cm, &ev);
+		if (ev.job_ended && !L.stopping)
+			begin_cut("its batch job has ended");
 		if (ev.lease_lost) {
 			task_drop_all(&L, "lease lost");
 			// what the broker took back is work to claim again
@@ -305,14 +307,18 @@ launcher_run(const launcher_opts *o)
 		size_t act = task_active(&L);
 		if (act)
 			L.last_busy_us = now;
+		// (a claim that found nothing while tasks still held nodes
+		// says nothing of what fits now that they are free: one
+		// more claim first)
 		if (!o->persistent && act == 0 && !L.stopping && announced &&
-		    !L.claim_inflight &&
+		    !L.claim_inflight && L.claim_all &&
 		    now - L.last_busy_us > (uint64_t)(o->idle_ttl_s * 1e6)) {
 			logm(LL_NOTICE, "idle for %.0f s: done", o->idle_ttl_s);
 			break;
 		}
 		if (L.lease && !L.stopping && !L.claim_inflight &&
 		    now >= L.next_claim_us) {
+			L.claim_all = act == 0;
 			L.claim_inflight = claim_ask(&L, claim_wait_ms(now));
 			// nothing to ask for (no room): not again until a task
 			// ends, or a second from now

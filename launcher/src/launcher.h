@@ -13,6 +13,8 @@
 #include "nodes.h"
 
 enum job_mode { MODE_SERIAL, MODE_MPI };
+// ClaimRequest.order
+enum { ORDER_FIFO = 0, ORDER_LONG_LARGE_FIRST = 1 };
 
 typedef struct launcher_opts {
 	enum job_mode mode;
@@ -31,7 +33,19 @@ typedef struct launcher_opts {
 	const char *mpi_template;   // NULL: chosen from the environment
 	const char *starter;        // openmpi | mpich | srun | aprun
 	int log_level;
+	uint32_t claim_order;       // ORDER_FIFO | ORDER_LONG_LARGE_FIRST
+	// the batch job this launcher runs in ($COPAL_BATCH_JOB_ID and the
+	// scheduler's $SLURM_JOB_ID, ...; 0 and NULL: started by hand)
+	uint64_t bjob_id;
+	const char *sched_job_id;
+	// fast-failure relaunch: a start that fails within fast_fail_s
+	// (0: never) by a signal, a failed exec or an exit code in the set
+	// is started again, up to FAST_FAIL_RESTARTS times
+	double fast_fail_s;
+	uint8_t fast_fail_codes[32];
 } launcher_opts;
+
+#define FAST_FAIL_RESTARTS 3
 
 // Renders an MPI starter command from a template. Placeholders: {ranks}
 // {rpn} {nnodes} {tpr} {hosts} (comma list) {hostslots} (host:rpn,...)
@@ -67,6 +81,7 @@ struct report {
 	bool cut;       // RUN_TIMEOUT of the launcher's end, not a failure
 	uint64_t event_us; // wall clock at the change (StateReport.event_us)
 	char who[80];      // "uuid8 (name)" for messages
+	bool restart;   // a fast-failure relaunch (StateReport.restart)
 };
 
 typedef struct comm comm;
@@ -94,6 +109,8 @@ typedef struct comm_events {
 	bool claim_answered;        // the claim in flight came back
 	bool claim_failed;          // ... with an error (back off)
 	bool lease_lost;            // tasks held so far are no longer ours
+	bool job_ended;             // the broker says our batch job has
+	                            // ended: no new lease (sticky)
 	bool have_lease;
 	uint64_t lease;
 	// the lease is the broker's until lease_until_us (our monotonic

@@ -58,6 +58,7 @@ typedef struct ltask {
 	uint32_t gpus;          // per node
 	char gpu_list[256];     // CUDA_VISIBLE_DEVICES
 	int slot;               // on its first node; -1: none yet
+	uint32_t fast_restarts; // fast-failure relaunches so far
 } ltask;
 
 #define MAX_SLOTS 1024
@@ -78,6 +79,8 @@ typedef struct launcher {
 	cpl_client *cc;             // claims' (comm.c's claim thread)
 	comm *cm;
 	bool claim_inflight;
+	bool claim_all;             // the last claim offered every node: it
+	                            // was sent while no task ran
 	uint64_t lease;             // for logs; comm owns the lease
 	nodelist nl;
 	lnode *nodes;

@@ -39,6 +39,14 @@ usage(FILE *fp)
 	    "  --mpi-template T         starter command with {ranks} {rpn} "
 	    "{nnodes} {tpr}\n"
 	    "                           {hosts} {hostslots} {cmd}\n"
+	    "  --order fifo|long_large_first   tasks of equal priority: oldest\n"
+	    "                           first, or largest nodes x wall time first\n"
+	    "                           (default: copal.conf's claim_order)\n"
+	    "  --fast-fail-seconds S    a task that fails to start, dies by a\n"
+	    "                           signal or exits with a --fast-fail-codes\n"
+	    "                           code within S s is started again, up to\n"
+	    "                           3 times (default: copal.conf's, 20; 0: off)\n"
+	    "  --fast-fail-codes L      exit codes, e.g. 1,127 (default: copal.conf's)\n"
 	    "  -v, --verbose            log every state change\n"
 	    "  -V, --version            print the version and exit\n");
 }
@@ -75,6 +83,9 @@ main(int argc, char **argv)
 		{ "grace", required_argument, NULL, 'G' },
 		{ "starter", required_argument, NULL, 's' },
 		{ "mpi-template", required_argument, NULL, 'T' },
+		{ "order", required_argument, NULL, 'O' },
+		{ "fast-fail-seconds", required_argument, NULL, 'F' },
+		{ "fast-fail-codes", required_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -86,7 +97,8 @@ main(int argc, char **argv)
 	double v;
 	int opt;
 	bool mode_set = false, max_set = false, ttl_set = false;
-	bool idle_set = false;
+	bool idle_set = false, order_set = false, ff_set = false;
+	bool codes_set = false;
 	memset(&o, 0, sizeof(o));
 	o.idle_ttl_s = 10;
 	o.lease_ttl_ms = 30000;
@@ -203,6 +215,35 @@ main(int argc, char **argv)
 			o.tags[o.ntags++] = optarg;
 			break;
 		}
+		case 'O':
+			if (strcmp(optarg, "fifo") == 0)
+				o.claim_order = ORDER_FIFO;
+			else if (strcmp(optarg, "long_large_first") == 0)
+				o.claim_order = ORDER_LONG_LARGE_FIRST;
+			else {
+				fprintf(stderr, "copal launcher: --order is fifo "
+				    "or long_large_first, not %s\n", optarg);
+				return 2;
+			}
+			order_set = true;
+			break;
+		case 'F':
+			if (num(optarg, 0, 86400, &o.fast_fail_s)) {
+				fprintf(stderr, "copal launcher: --fast-fail-seconds "
+				    "0..86400\n");
+				return 2;
+			}
+			ff_set = true;
+			break;
+		case 'C':
+			if (cpl_code_list_parse(optarg, o.fast_fail_codes) != 0) {
+				fprintf(stderr, "copal launcher: --fast-fail-codes "
+				    "takes exit codes 1..255 separated by commas, "
+				    "not %s\n", optarg);
+				return 2;
+			}
+			codes_set = true;
+			break;
 		case 'v':
 			o.log_level = 7;
 			break;
@@ -239,17 +280,46 @@ main(int argc, char **argv)
 		    "activate one (copal activate DIR)\n");
 		return 3;
 	}
-	if (!ttl_set) {
-		// the database's lease_ttl_seconds, unless --lease-ttl; a
-		// database reached by URL alone may have no settings here
+	{
+		// the database's settings are the defaults of options not
+		// given; a database reached by URL alone may have none here
 		static cpl_conf conf;
 		char err[1024];
 		int crv = cpl_conf_load(o.db_dir, &conf, err, sizeof(err));
-		if (crv == 0) {
-			o.lease_ttl_ms = conf.lease_ttl_seconds * 1000u;
-		} else if (crv != CPL_ENOTFOUND) {
+		if (crv != 0 && crv != CPL_ENOTFOUND) {
 			fprintf(stderr, "copal launcher: %s\n", err);
 			return 2;
+		}
+		if (crv == CPL_ENOTFOUND)
+			cpl_conf_defaults(&conf, o.db_dir);
+		if (!ttl_set && crv == 0)
+			o.lease_ttl_ms = conf.lease_ttl_seconds * 1000u;
+		if (!order_set)
+			o.claim_order = strcmp(conf.claim_order,
+			    "long_large_first") == 0 ? ORDER_LONG_LARGE_FIRST :
+			    ORDER_FIFO;
+		if (!ff_set)
+			o.fast_fail_s = conf.fast_fail_seconds;
+		if (!codes_set)
+			cpl_code_list_parse(conf.fast_fail_codes,
+			    o.fast_fail_codes);
+	}
+	// the batch job this launcher runs in: the job script exports
+	// copal's id; the scheduler's comes from its own environment
+	const char *bj = getenv("COPAL_BATCH_JOB_ID");
+	if (bj && bj[0]) {
+		if (num(bj, 1, 1e15, &v) != 0) {
+			fprintf(stderr, "copal launcher: COPAL_BATCH_JOB_ID=%s "
+			    "is not a batch job id\n", bj);
+			return 2;
+		}
+		o.bjob_id = (uint64_t)v;
+		static const char *const ids[] = { "SLURM_JOB_ID", "PBS_JOBID",
+			"COBALT_JOBID", "COPAL_SCHED_JOB_ID", NULL };
+		for (size_t i = 0; ids[i] && o.sched_job_id == NULL; i++) {
+			const char *e = getenv(ids[i]);
+			if (e && e[0] && strlen(e) < 128)
+				o.sched_job_id = e;
 		}
 	}
 	if (!max_set)

@@ -65,6 +65,7 @@ report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
 	r->rc = rc;
 	r->cut = false;
 	r->msg = NULL;
+	r->restart = false;
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
@@ -112,6 +113,8 @@ release(launcher *L, ltask *t)
 
 static void
 start_post(launcher *L, ltask *t);
+static bool
+fast_restart(launcher *L, ltask *t, int rc, const char *why);
 
 // Runs the application.
 static void
@@ -136,6 +139,18 @@ start_run(launcher *L, ltask *t)
 		return;
 	}
 	int e = stage_start_run(L, t, cmd);
+	if (e && L->o->fast_fail_s > 0 && !L->stopping && !L->cutting) {
+		// a start that failed is a fast failure: on record as a
+		// start, and tried again on the spot
+		char why[160];
+		t->stage = ST_RUN;
+		t->run_start_us = cpl_mono_us();
+		L->started++;
+		report(L, t, CPL_RUNNING, 0, "could not start: %s", strerror(e));
+		snprintf(why, sizeof(why), "could not start: %s", strerror(e));
+		if (fast_restart(L, t, e == ENOENT ? 127 : -1, why))
+			return;
+	}
 	if (e == ENOENT) {
 		report(L, t, CPL_RUN_ERROR, 127,
 		    "return code 127\n%s: command not found", cmd);
@@ -259,6 +274,72 @@ start_post(launcher *L, ltask *t)
 	release(L, t);
 }
 
+// Balsam's serial-mode relaunch: a run that failed to start (the shell's
+// 126, 127), died by a signal or exited with one of the fast-failure
+// codes within fast_fail_s of its start is started again here, up to
+// FAST_FAIL_RESTARTS times; each start is an event in its history. A
+// kill, a timeout or the launcher's end is never a fast failure.
+static bool
+fast_failure(launcher *L, ltask *t, int status, char *why, size_t wl)
+{
+	const launcher_opts *o = L->o;
+	double ran_s = (double)(cpl_mono_us() - t->run_start_us) / 1e6;
+	if (o->fast_fail_s <= 0 || ran_s >= o->fast_fail_s || t->cut ||
+	    t->after == CPL_RUN_TIMEOUT || L->stopping || L->cutting ||
+	    t->fast_restarts >= FAST_FAIL_RESTARTS)
+		return false;
+	if (WIFSIGNALED(status)) {
+		snprintf(why, wl, "killed by signal %d after %.2f s",
+		    WTERMSIG(status), ran_s);
+		return true;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) == 0)
+		return false;
+	int rc = WEXITSTATUS(status);
+	if (rc != 126 && rc != 127 && !(o->fast_fail_codes[rc / 8] &
+	        (1u << (rc % 8))))
+		return false;
+	snprintf(why, wl, "%s %d after %.2f s", rc == 126 || rc == 127 ?
+	    "could not start: return code" : "return code", rc, ran_s);
+	return true;
+}
+
+// Starts a fast-failed run again, each start (or failure to start) an
+// event; false once FAST_FAIL_RESTARTS starts have failed to start.
+static bool
+fast_restart(launcher *L, ltask *t, int rc, const char *why)
+{
+	char cmd[20000], tail[TAIL_BYTES + 1];
+	output_tail(t, tail, sizeof(tail));
+	if (stage_command(L, t, cmd, sizeof(cmd)) != 0)
+		return false;
+	while (t->fast_restarts < FAST_FAIL_RESTARTS) {
+		int e = stage_start_run(L, t, cmd);
+		t->fast_restarts++;
+		t->run_start_us = cpl_mono_us();
+		size_t before = L->nreps;
+		if (e == 0)
+			report(L, t, CPL_RUNNING, rc, "fast failure (%s): "
+			    "started again, %u of %u%s%s", why,
+			    t->fast_restarts, FAST_FAIL_RESTARTS,
+			    tail[0] ? "\n" : "", tail);
+		else
+			report(L, t, CPL_RUNNING, rc, "fast failure (%s): "
+			    "could not start again, %u of %u: %s", why,
+			    t->fast_restarts, FAST_FAIL_RESTARTS, strerror(e));
+		if (L->nreps > before)
+			L->reps[L->nreps - 1].restart = true;
+		logm(LL_INFO, "task %s %s: fast failure (%s): %s (%u of %u)",
+		    t->uuid, t->name, why, e ? "could not start again" :
+		    "started again", t->fast_restarts, FAST_FAIL_RESTARTS);
+		if (e == 0)
+			return true;
+		rc = e == ENOENT ? 127 : -1;
+		tail[0] = '\0';
+	}
+	return false;
+}
+
 void
 task_exited(launcher *L, ltask *t, int status)
 {
@@ -292,7 +373,11 @@ task_exited(launcher *L, ltask *t, int status)
 			start_post(L, t);
 		}
 		break;
-	case ST_RUN:
+	case ST_RUN: {
+		char why[128];
+		if (rc != 0 && fast_failure(L, t, status, why, sizeof(why)) &&
+		    fast_restart(L, t, rc, why))
+			break;
 		if (t->after == CPL_RUN_TIMEOUT) {
 			report(L, t, CPL_RUN_TIMEOUT, rc,
 			    "killed after timeout_seconds=%u",
@@ -302,12 +387,14 @@ task_exited(launcher *L, ltask *t, int status)
 			t->after = CPL_RUN_DONE;
 		} else {
 			output_tail(t, tail, sizeof(tail));
-			report(L, t, CPL_RUN_ERROR, rc, "return code %d\n%s",
-			    rc, tail);
+			report(L, t, CPL_RUN_ERROR, rc, "return code %d%s\n%s",
+			    rc, t->fast_restarts ? " (after fast-failure "
+			    "relaunches)" : "", tail);
 			t->after = CPL_RUN_ERROR;
 		}
 		start_post(L, t);
 		break;
+	}
 	case ST_POST: {
 		char err[1024];
 		if (rc != 0) {

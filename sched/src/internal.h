@@ -26,5 +26,11 @@ bool sched_job_active(Copal__BatchJobState s);
 int sched_job_update(cpl_client *c, uint64_t id, Copal__BatchJobState st,
     const char *sid, const char *msg, const char *word, const char *script,
     Copal__BatchJob **out, char *why, size_t wl);
+// sched_job_update with the scheduler's longer words (reason: NULL or
+// "": unchanged).
+int sched_job_update_reason(cpl_client *c, uint64_t id,
+    Copal__BatchJobState st, const char *sid, const char *msg,
+    const char *word, const char *reason, const char *script,
+    Copal__BatchJob **out, char *why, size_t wl);
 
 #endif // COPAL_SCHED_INTERNAL_H

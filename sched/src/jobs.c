@@ -43,6 +43,15 @@ sched_job_update(cpl_client *c, uint64_t id, Copal__BatchJobState st,
     const char *sid, const char *msg, const char *word, const char *script,
     Copal__BatchJob **out, char *why, size_t wl)
 {
+	return sched_job_update_reason(c, id, st, sid, msg, word, NULL,
+	    script, out, why, wl);
+}
+
+int
+sched_job_update_reason(cpl_client *c, uint64_t id, Copal__BatchJobState st,
+    const char *sid, const char *msg, const char *word, const char *reason,
+    const char *script, Copal__BatchJob **out, char *why, size_t wl)
+{
 	Copal__BatchJobUpdateRequest u = COPAL__BATCH_JOB_UPDATE_REQUEST__INIT;
 	Copal__Reply *rep;
 	u.id = id;
@@ -51,6 +60,7 @@ sched_job_update(cpl_client *c, uint64_t id, Copal__BatchJobState st,
 	u.message = (char *)(msg ? msg : "");
 	u.sched_state = (char *)(word ? word : "");
 	u.script = (char *)(script ? script : "");
+	u.sched_reason = (char *)(reason ? reason : "");
 	int rv = sched_called(c, cpl_call_bjob_update(c, &u, &rep), why, wl);
 	if (rv == 0) {
 		if (out) {
@@ -132,10 +142,14 @@ sched_sync(cpl_client *c, const cpl_conf *conf, sched_say_fn say)
 			// tells
 			if (j->state == BJ(RUNNING) && to == BJ(QUEUED))
 				to = BJ(RUNNING);
-			if (to == j->state && strcmp(st[i].word, j->sched_state) == 0)
+			if (to == j->state &&
+			    strcmp(st[i].word, j->sched_state) == 0 &&
+			    (st[i].reason[0] == '\0' ||
+			        strcmp(st[i].reason, j->sched_reason) == 0))
 				continue;
-			if (sched_job_update(c, j->id, to, NULL, NULL, st[i].word, NULL,
-			        NULL, why, sizeof(why)) != 0) {
+			if (sched_job_update_reason(c, j->id, to, NULL, NULL,
+			        st[i].word, st[i].reason, NULL, NULL, why,
+			        sizeof(why)) != 0) {
 				say("qlaunch %" PRIu64 ": %s", j->id, why);
 				continue;
 			}

@@ -358,6 +358,10 @@ sched_launch(cpl_client *c, const char *db, const cpl_conf *conf,
 	if (rv != 0)
 		goto failed;
 	char sid[128];
+	// a template written before it named the job to its launchers
+	// ({{ qlaunch_id }} in COPAL_BATCH_JOB_ID) still does through the
+	// environment: sbatch passes it on, a local job inherits it
+	setenv("COPAL_BATCH_JOB_ID", s_id, 1);
 	if (sched_submit(so, script, output, r->flags,
 	        conf->scheduler_timeout_seconds, sid, sizeof(sid), why,
 	        wl) != 0)

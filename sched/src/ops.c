@@ -298,11 +298,12 @@ all_digits(const field *f)
 	return f->n > 0;
 }
 
-// squeue -h -o '%i|%T': "123|RUNNING"
+// squeue -h -o '%i|%T|%r': "123|PENDING|Resources" (the reason is
+// optional and may have blanks)
 static bool
 slurm_line(const field *f, size_t nf, sched_state *v, size_t n)
 {
-	if (nf != 2)
+	if (nf < 2)
 		return false;
 	// array and het jobs print 123_4 or 123+0: only plain ids are ours
 	size_t idn = strcspn(f[0].p, "_+|");
@@ -313,7 +314,13 @@ slurm_line(const field *f, size_t nf, sched_state *v, size_t n)
 		return false;
 	sched_state *s = find_job(v, n, f[0].p, f[0].n);
 	sched_state tmp;
-	return map_word(slurm_words, f[1].p, f[1].n, s ? s : &tmp);
+	if (!map_word(slurm_words, f[1].p, f[1].n, s ? s : &tmp))
+		return false;
+	if (s && nf > 2) {
+		size_t rn = (size_t)(f[nf - 1].p + f[nf - 1].n - f[2].p);
+		snprintf(s->reason, sizeof(s->reason), "%.*s", (int)rn, f[2].p);
+	}
+	return true;
 }
 
 size_t
@@ -374,6 +381,7 @@ run_status(char *const argv[], size_t (*parse)(const char *, sched_state *,
 	for (size_t i = 0; i < n; i++) {
 		v[i].state = COPAL__BATCH_JOB_STATE__BJ_UNSPECIFIED;
 		v[i].word[0] = '\0';
+		v[i].reason[0] = '\0';
 	}
 	if (sched_exec(argv, t, &r) != 0) {
 		sched_cmd_explain(argv[0], &r, why, wl);
@@ -393,6 +401,8 @@ run_status(char *const argv[], size_t (*parse)(const char *, sched_state *,
 		if (v[i].state == COPAL__BATCH_JOB_STATE__BJ_UNSPECIFIED) {
 			v[i].state = COPAL__BATCH_JOB_STATE__BJ_FINISHED;
 			snprintf(v[i].word, sizeof(v[i].word), "gone");
+			snprintf(v[i].reason, sizeof(v[i].reason), "no longer "
+			    "listed by %s", argv[0]);
 		}
 	}
 	return 0;
@@ -406,7 +416,7 @@ slurm_status(sched_state *v, size_t n, unsigned t, char *why, size_t wl)
 	char *argv[] = { (char *)"squeue", (char *)"-h", (char *)"-a",
 		(char *)"-t", (char *)"all", (char *)"-u", (char *)user_name(),
 		(char *)"-o",
-		(char *)"%i|%T", NULL };
+		(char *)"%i|%T|%r", NULL };
 	return run_status(argv, sched_parse_slurm, v, n, t, why, wl);
 }
 
@@ -438,6 +448,8 @@ local_status(sched_state *v, size_t n, unsigned t, char *why, size_t wl)
 		field id = { v[i].id, strlen(v[i].id) };
 		v[i].state = COPAL__BATCH_JOB_STATE__BJ_FINISHED;
 		snprintf(v[i].word, sizeof(v[i].word), "gone");
+		snprintf(v[i].reason, sizeof(v[i].reason), "no process %s",
+		    v[i].id);
 		if (!all_digits(&id) || id.n > 9)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%s/stat", v[i].id);
@@ -464,6 +476,8 @@ local_status(sched_state *v, size_t n, unsigned t, char *why, size_t wl)
 		if (match) {
 			v[i].state = COPAL__BATCH_JOB_STATE__BJ_RUNNING;
 			snprintf(v[i].word, sizeof(v[i].word), "running");
+			snprintf(v[i].reason, sizeof(v[i].reason), "session %s "
+			    "(state %c)", v[i].id, rp[2]);
 		}
 	}
 	return 0;

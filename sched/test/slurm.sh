@@ -2,9 +2,11 @@
 # Against a real single-node Slurm (munge, slurmctld, slurmd started by
 # scripts/slurm.sh in this test's directory): copal submit-launch queues a
 # launcher job that runs a batch of tasks to JOB_FINISHED; ls queues follows
-# the job from squeue; a refused submission keeps sbatch's words; the
-# service submits a job for a backlog, stops once it is covered, and
-# cancels its own job that waited in the queue too long.
+# the job from squeue and counts its tasks, ls --batch-job lists them and
+# their RUNNING events name the Slurm job; a refused submission keeps
+# sbatch's words; the service submits a job for a backlog, stops once it
+# is covered, and cancels its own job that waited in the queue too long;
+# copal queue rm cancels a running job (scancel) and its task is retried.
 # Exit 77 (skipped) only where Slurm cannot run at all: not root (the test
 # runs slurmctld and slurmd as SlurmUser=root and adds a loopback address).
 # As root, anything else that stops it (packages missing, a daemon that
@@ -82,6 +84,14 @@ assert_contains "$node" "$(hostname -s)/" "tasks ran on the Slurm node"
 # the launcher ends when idle; the job leaves the queue
 wait_job_state 1 FINISHED 60
 assert_eq COMPLETED "$(job_field 1 sched_state)" "squeue's word for it"
+# the job's tasks: listed, counted, and named in their RUNNING events
+assert_eq 9 "$(copal ls --batch-job 1 --format json | jq length)" "ls --batch-job 1"
+assert_eq 9 "$(job_field 1 ran)" "ran in job 1"
+assert_eq 0 "$(job_field 1 failed)" "failed in job 1"
+ev=$(copal history "$(uuid_of t3)" --format json |
+    jq -c '[.[0].events[] | select(.to == "RUNNING")] | last')
+assert_eq 1 "$(jq -r .batch_job <<<"$ev")" "t3's batch job"
+assert_eq "$sid" "$(jq -r .scheduler_job_id <<<"$ev")" "t3's Slurm job"
 assert_contains "$(cat "$DB/qsubmit/qlaunch1.out")" "launcher" "job output file"
 
 # ------------------------------------------------------------ mpi mode
@@ -156,4 +166,41 @@ st=$(squeue -h -t all -j "$sid5" -o %T 2>/dev/null || true)
 [[ -z $st || $st == CANCELLED ]] || fail "slurm job $sid5 is $st, not cancelled"
 scancel "$blocker"
 copal killjob --yes "$(uuid_of w1)" >/dev/null
+
+# ------------------------------------------------------------ queue rm
+# the service may have submitted another job for w1 meanwhile: cancel
+# whatever copal has queued or running (several ids at once)
+active=$(jobs_json | jq -r '.[] | select(.state == "QUEUED" or .state == "RUNNING") | .id')
+if [[ -n $active ]]; then
+	# shellcheck disable=SC2086
+	out=$(copal queue rm $active 2>&1) || fail "queue rm $active: $out"
+	for id in $active; do
+		assert_eq CANCELLED "$(job_field "$id" state)" "job $id after queue rm"
+	done
+fi
+add_job longrun nap --args 300 >/dev/null
+out=$(copal submit-launch -A chem -q debug -n 1 -t 2 --job-mode serial) ||
+    fail "submit: $out"
+qid=$(sed -n 's/^Submit OK: qlaunch \([0-9]*\)$/\1/p' <<<"$out")
+[[ -n $qid ]] || fail "no qlaunch id in: $out"
+wait_for_state longrun RUNNING 90
+sidq=$(job_field "$qid" scheduler_id)
+out=$(copal queue rm "$qid" 2>&1) || fail "queue rm $qid: $out"
+assert_contains "$out" "qlaunch $qid (slurm job $sidq): cancelled" "queue rm says"
+assert_eq CANCELLED "$(job_field "$qid" state)" "job $qid record"
+assert_contains "$(job_field "$qid" message)" "scancel $sidq" "message"
+st=$(state_of longrun)
+if [[ $st != RESTART_READY && $st != READY ]]; then
+	copal history "$(uuid_of longrun)" >&2 || true
+	copal ls queues --verbose >&2 || true
+	fail "longrun is $st after queue rm"
+fi
+assert_contains "$(copal history "$(uuid_of longrun)")" \
+    "(batch job $qid, scheduler job $sidq)" "its run in job $qid"
+copal killjob --yes "$(uuid_of longrun)" >/dev/null
+set +e
+out=$(copal queue rm 1 2>&1); rc=$?
+set -e
+assert_eq 1 "$rc" "queue rm of a finished job: $out"
+assert_contains "$out" "batch job 1 is FINISHED: nothing to cancel" "says why"
 pass

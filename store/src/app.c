@@ -165,6 +165,7 @@ cs_cache_clear(cpl_txn *t)
 	t->app_name[0] = '\0';
 	t->app_id = 0;
 	t->lease_ok = false;
+	t->bj_lease = 0;
 	t->lease_id = 0;
 }
 

@@ -92,6 +92,7 @@ cpl_bjob_add(cpl_txn *t, const Copal__BatchJob *job, Copal__BatchJob **out)
 	    !bjob_str_ok(job->sched_flags, MAX_BJOB_STR, true) ||
 	    !bjob_str_ok(job->origin, MAX_NAME, true) ||
 	    !bjob_str_ok(job->sched_state, MAX_NAME, true) ||
+	    !bjob_str_ok(job->sched_reason, MAX_MSG, true) ||
 	    job->nodes == 0 || job->nodes > MAX_NODES ||
 	    job->wall_minutes == 0)
 		return CPL_EINVAL;
@@ -146,6 +147,7 @@ cpl_bjob_update(cpl_txn *t, const cpl_bjob_change *u, Copal__BatchJob **out)
 	    !bjob_str_ok(u->message, MAX_MSG, true) ||
 	    !bjob_str_ok(u->sched_state, MAX_NAME, true) ||
 	    !bjob_str_ok(u->script, MAX_BJOB_STR, true) ||
+	    !bjob_str_ok(u->sched_reason, MAX_MSG, true) ||
 	    u->state == COPAL__BATCH_JOB_STATE__BJ_UNSPECIFIED)
 		return CPL_EINVAL;
 	if ((rv = cpl_bjob_get(t, u->id, &old)) != 0)
@@ -164,6 +166,8 @@ cpl_bjob_update(cpl_txn *t, const cpl_bjob_change *u, Copal__BatchJob **out)
 		j.sched_state = (char *)u->sched_state;
 	if (set_if(u->script))
 		j.script = (char *)u->script;
+	if (set_if(u->sched_reason))
+		j.sched_reason = (char *)u->sched_reason;
 	if (u->state != old->state) {
 		j.state = u->state;
 		if (u->state == COPAL__BATCH_JOB_STATE__BJ_RUNNING)

@@ -117,7 +117,8 @@ struct check_ctx {
 };
 
 enum { K_ST, K_RUNQ, K_UUID, K_UUID_NEW, K_WF, K_APP, K_CHILD, K_PARENT, K_LEASE,
-	K_TASKEV, K_WRUNQ, K_MRUNQ, K_WMRUNQ, K_NKSETS };
+	K_TASKEV, K_WRUNQ, K_MRUNQ, K_WMRUNQ, K_RUNQ_LL, K_WRUNQ_LL,
+	K_NKSETS };
 
 static int
 check_cb(cpl_txn *t, void *arg)
@@ -138,11 +139,14 @@ check_cb(cpl_txn *t, void *arg)
 		[K_WRUNQ] = { 16 + sizeof(struct fit), 0, 0, NULL },
 		[K_MRUNQ] = { 16 + sizeof(struct fit), 0, 0, NULL },
 		[K_WMRUNQ] = { 20 + sizeof(struct fit), 0, 0, NULL },
+		[K_RUNQ_LL] = { 20 + sizeof(struct fit), 0, 0, NULL },
+		[K_WRUNQ_LL] = { 24 + sizeof(struct fit), 0, 0, NULL },
 	};
 	static const int ks_db[K_NKSETS] = { DB_ST_IDX, DB_RUNQ, DB_UUID,
 		DB_UUID_NEW,
 		DB_WF_IDX, DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE_IDX,
-		DB_TASK_EV, DB_WRUNQ, DB_MRUNQ, DB_WMRUNQ };
+		DB_TASK_EV, DB_WRUNQ, DB_MRUNQ, DB_WMRUNQ, DB_RUNQ_LL,
+		DB_WRUNQ_LL };
 	uint64_t counts[CPL_NSTATES] = { 0 };
 	uint64_t *wfn = calloc(t->meta.next_wf + 1, sizeof(uint64_t));
 	uint64_t *appn = calloc(t->meta.next_app + 1, sizeof(uint64_t));
@@ -207,6 +211,18 @@ check_cb(cpl_txn *t, void *arg)
 			         len[0], &f, sizeof(f))) != 0 ||
 			    (rv = kset_add(&ks[m ? K_WMRUNQ : K_WRUNQ], wk,
 			         len[1], &f, sizeof(f))) != 0)
+				break;
+		}
+		// the long_large_first queues, once kept (else empty)
+		if (runnable(&r) && (t->meta.flags & META_LL_QUEUES)) {
+			struct fit f = fit_of(&r);
+			runq_ll_key(key, r.priority, fit_size(&f), id);
+			if ((rv = kset_add(&ks[K_RUNQ_LL], key, 20, &f,
+			         sizeof(f))) != 0)
+				break;
+			wrunq_ll_key(key, r.wf, r.priority, fit_size(&f), id);
+			if ((rv = kset_add(&ks[K_WRUNQ_LL], key, 24, &f,
+			         sizeof(f))) != 0)
 				break;
 		}
 		// a uuid lives in exactly one of the two trees

@@ -66,16 +66,55 @@ place(struct placer *p, const struct fit *f)
 	return got;
 }
 
+// The first claim in long_large_first order builds its queues from runq
+// and mrunq (one pass over the runnable tasks); from then on every change
+// of the run queues keeps them (META_LL_QUEUES).
+static int
+ll_queues_build(cpl_txn *t)
+{
+	static const int dbs[2] = { DB_RUNQ, DB_MRUNQ };
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = MDB_NOTFOUND, rv = 0;
+	for (int i = 0; i < 2 && rv == 0; i++) {
+		// runq: ~prio(4) id(8); mrunq: nodes(4) ~prio(4) id(8)
+		size_t off = i ? 4 : 0;
+		if ((rv = tcursor(t, dbs[i], &c)) != 0)
+			return rv;
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			struct fit f;
+			if (k.mv_size != off + 12 || v.mv_size != sizeof(f)) {
+				rv = fail(t, CPL_ECORRUPT);
+				break;
+			}
+			memcpy(&f, v.mv_data, sizeof(f));
+			const uint8_t *p = (const uint8_t *)k.mv_data + off;
+			int32_t prio = (int32_t)(~rd32(p) ^ 0x80000000u);
+			if ((rv = runq_ll_put(t, rd64(p + 4), prio, &f)) != 0)
+				break;
+		}
+		mdb_cursor_close(c);
+		if (rv == 0 && rc != MDB_NOTFOUND)
+			rv = fail(t, map_mdb(rc));
+	}
+	if (rv == 0)
+		t->meta.flags |= META_LL_QUEUES;
+	return rv;
+}
+
 // One run queue a claim walks: runq or wrunq (tasks of one node), the
-// part of mrunq or wmrunq of one node count, or, for a tag-filtered
-// claim, the tag's part of tag_runq (every node count and workflow). Its head is the next
-// candidate, read by key so that deletes through other queues never
+// part of mrunq or wmrunq of one node count; or, alone: for a
+// tag-filtered claim the tag's part of tag_runq, for a long_large_first
+// one runq_ll or the workflow's part of wrunq_ll (every node count, in
+// their order). Its head is the next candidate, read by key so that deletes through other queues never
 // leave a cursor on a stale position.
 struct src {
 	int db;
 	size_t plen, kl;       // key prefix (workflow, node count or tag),
 	                       // key length
-	uint32_t nodes;        // 1 for tag_runq (its node counts are mixed)
+	uint32_t nodes;        // 1 for tag_runq and the long_large_first
+	                       // queues (their node counts are mixed)
 	bool live;
 	uint8_t key[CPL_TAG_MAX + 1 + 12]; // the head's key; its prefix stays
 	struct fit f;
@@ -129,6 +168,17 @@ srcs_open(cpl_txn *t, MDB_cursor *cs[2], uint32_t wf, uint32_t limit,
 		s->plen = cs_tag_prefix(s->key, cap->tags[0]);
 		s->kl = s->plen + 12;
 		s->nodes = 1;
+		*nv = 1;
+		return src_fill(t, cs[0], s, false);
+	}
+	if (cap->order == CPL_ORDER_LONG_LARGE_FIRST) { // (no tags)
+		// (wf(4)) ~prio(4) ~size(8) id: one source whose order is
+		// the policy; tasks too big for the nodes are skipped
+		s->db = wf ? DB_WRUNQ_LL : DB_RUNQ_LL;
+		s->plen = pre;
+		s->kl = pre + 20;
+		s->nodes = 1;
+		be32(s->key, wf);
 		*nv = 1;
 		return src_fill(t, cs[0], s, false);
 	}
@@ -189,7 +239,9 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 	size_t n = 0, skipped = 0;
 	int rv;
 	if (t == NULL || !t->write || cap == NULL || cap->max_tasks == 0 ||
-	    (cap->nnodes > 0 && cap->nodes == NULL) || cap->nnodes > MAX_NODES)
+	    (cap->nnodes > 0 && cap->nodes == NULL) || cap->nnodes > MAX_NODES ||
+	    (cap->order != CPL_ORDER_FIFO &&
+	        cap->order != CPL_ORDER_LONG_LARGE_FIRST))
 		return CPL_EINVAL;
 	if (t->err)
 		return t->err;
@@ -224,7 +276,8 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 		if (cap->nodes[i].free_units == whole)
 			p->full_nodes++;
 	}
-	// A tag-filtered claim walks its first tag's queue (tag_runq); a
+	// A tag-filtered claim walks its first tag's queue (tag_runq), a
+	// long_large_first one runq_ll (its workflow's part of wrunq_ll); a
 	// workflow-filtered one its workflow's queues (wrunq, wmrunq), the
 	// others the whole ones (runq, mrunq); only node counts that the
 	// offered nodes can take, merged in priority order: tasks that
@@ -239,8 +292,13 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 		free(p);
 		return CPL_ENOMEM;
 	}
-	if ((rv = tcursor(t, cap->ntags ? DB_TAG_RUNQ : wf ? DB_WRUNQ :
-	         DB_RUNQ, &cs[0])) != 0 ||
+	bool ll = !cap->ntags && cap->order == CPL_ORDER_LONG_LARGE_FIRST;
+	if (ll && !(t->meta.flags & META_LL_QUEUES) &&
+	    (rv = ll_queues_build(t)) != 0)
+		goto done;
+	int db0 = cap->ntags ? DB_TAG_RUNQ : ll ? (wf ? DB_WRUNQ_LL :
+	    DB_RUNQ_LL) : wf ? DB_WRUNQ : DB_RUNQ;
+	if ((rv = tcursor(t, db0, &cs[0])) != 0 ||
 	    (rv = tcursor(t, wf ? DB_WMRUNQ : DB_MRUNQ, &cs[1])) != 0 ||
 	    (rv = srcs_open(t, cs, wf, limit, cap, srcs, &nsrc)) != 0)
 		goto done;
@@ -261,8 +319,7 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 		if (s == NULL)
 			break;
 		MDB_cursor *c = cs[s->db == DB_MRUNQ || s->db == DB_WMRUNQ];
-		const uint8_t *rk = s->key + s->kl - 12;
-		uint64_t id = rd64(rk + 4);
+		uint64_t id = rd64(s->key + s->kl - 8);
 		size_t got;
 		if (s->db == DB_TAG_RUNQ) {
 			// the workflow and the other tags are point checks
@@ -287,7 +344,7 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 		struct srec r;
 		uint8_t lk[16], ok[20];
 		int odb;
-		if (s->db == DB_TAG_RUNQ) {
+		if (s->db == DB_TAG_RUNQ || ll) {
 			// every queue's entry, this one's too, by its record
 			if ((rv = srec_get(t, id, &r)) != 0) {
 				rv = fail(t, CPL_ECORRUPT);

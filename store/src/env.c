@@ -20,7 +20,8 @@ const char *const cs_db_names[DB_COUNT] = {
 	"app_idx", "child", "parent", "lease", "lease_idx", "notice",
 	"event", "task_ev", "names", "app", "uuid_new", "reply", "reply_age",
 	"lease_log", "bjob", "wrunq", "tags", "tag_idx", "tag_runq",
-	"tag_cnt", "mrunq", "wmrunq",
+	"tag_cnt", "mrunq", "wmrunq", "runq_ll", "wrunq_ll",
+	"lease_bj", "bj_task", "bj_count",
 };
 
 static uint64_t

@@ -41,6 +41,24 @@ cpl_lease_grant(cpl_txn *t, const char *owner, uint32_t ttl_ms, uint64_t *id)
 }
 
 int
+cpl_lease_grant_job(cpl_txn *t, const char *owner, uint32_t ttl_ms,
+    uint64_t bjob, const char *sched_id, uint64_t *id)
+{
+	uint8_t k[8], v[8 + 128];
+	int rv;
+	size_t sn = sched_id ? strnlen(sched_id, 128) : 0;
+	if (sn == 128)
+		return CPL_EINVAL;
+	if ((rv = cpl_lease_grant(t, owner, ttl_ms, id)) != 0 || bjob == 0)
+		return rv;
+	be64(k, *id);
+	be64(v, bjob);
+	if (sn)
+		memcpy(v + 8, sched_id, sn);
+	return tput(t, DB_LEASE_BJ, k, 8, v, 8 + sn, MDB_APPEND);
+}
+
+int
 cpl_lease_owner(cpl_txn *t, uint64_t id, char *buf, size_t len)
 {
 	uint8_t k[8];
@@ -120,7 +138,8 @@ cpl_lease_get(cpl_txn *t, uint64_t id, cpl_lease *out)
 // started go back to the run queue, started tasks time out. Then the lease
 // and its notices are deleted.
 static int
-lease_end(cpl_txn *t, uint64_t lid, const char *why, uint64_t *ntasks)
+lease_end(cpl_txn *t, uint64_t lid, const char *why, const char *runmsg,
+    uint64_t *ntasks)
 {
 	cpl_ids ids = { NULL, 0, 0 };
 	uint8_t k[16];
@@ -167,7 +186,7 @@ lease_end(cpl_txn *t, uint64_t lid, const char *why, uint64_t *ntasks)
 			rv = cs_transition(t, id, &r, to, CPL_BY_BROKER, 0, m);
 		} else {
 			rv = cs_transition(t, id, &r, CPL_RUN_TIMEOUT,
-			    CPL_BY_BROKER, 0, "lease expired");
+			    CPL_BY_BROKER, 0, runmsg ? runmsg : "lease expired");
 		}
 		if (rv == 0)
 			rv = cs_drain(t, NULL);
@@ -225,7 +244,7 @@ cpl_lease_renew_waited(cpl_txn *t, uint64_t id, uint32_t ttl_ms,
 	memcpy(buf, v.mv_data, n);
 	memcpy(&l, buf, sizeof(l));
 	if (l.deadline + waited_us < t->now) {
-		if ((rv = lease_end(t, id, "expired", NULL)) != 0)
+		if ((rv = lease_end(t, id, "expired", NULL, NULL)) != 0)
 			return rv;
 		return CPL_EEXPIRED;
 	}
@@ -252,7 +271,7 @@ cpl_lease_release(cpl_txn *t, uint64_t id)
 		return t->err;
 	if ((rv = cs_lease_load(t, id, &l)) != 0)
 		return rv;
-	return lease_end(t, id, "released", NULL);
+	return lease_end(t, id, "released", NULL, NULL);
 }
 
 int
@@ -285,7 +304,7 @@ cpl_lease_expire(cpl_txn *t, uint64_t *nleases, uint64_t *ntasks)
 		rv = fail(t, map_mdb(rc));
 	mdb_cursor_close(c);
 	for (size_t i = 0; i < due.n && rv == 0; i++)
-		rv = lease_end(t, due.v[i], "expired", &nt);
+		rv = lease_end(t, due.v[i], "expired", NULL, &nt);
 	if (rv == 0) {
 		if (nleases)
 			*nleases = due.n;
@@ -374,3 +393,44 @@ cpl_lease_take_notices(cpl_txn *t, uint64_t id, cpl_id_fn fn, void *arg)
 	return rv;
 }
 
+int
+cpl_lease_end_bjob(cpl_txn *t, uint64_t bjob, const char *msg,
+    uint64_t *nleases, uint64_t *ntasks)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	cpl_ids ids = { NULL, 0, 0 };
+	int rc, rv = 0;
+	uint64_t nt = 0;
+	if (t == NULL || !t->write || bjob == 0)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	// the live leases are few (one per launcher): each one's batch job
+	if ((rv = tcursor(t, DB_LEASE, &c)) != 0)
+		return rv;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && rv == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		uint64_t b;
+		if (k.mv_size != 8) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		uint64_t lid = rd64(k.mv_data);
+		if ((rv = cs_lease_bjob(t, lid, &b)) == 0 && b == bjob)
+			rv = cpl_ids_push(&ids, lid);
+	}
+	if (rv == 0 && rc && rc != MDB_NOTFOUND)
+		rv = fail(t, map_mdb(rc));
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < ids.n && rv == 0; i++)
+		rv = lease_end(t, ids.v[i], "released", msg, &nt);
+	if (rv == 0) {
+		if (nleases)
+			*nleases = ids.n;
+		if (ntasks)
+			*ntasks = nt;
+	}
+	free(ids.v);
+	return rv;
+}

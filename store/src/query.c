@@ -42,6 +42,7 @@ struct qctx {
 	MDB_cursor *sc;      // state records
 	MDB_cursor *tc[4];   // tag_idx, one per checked tag (the rest share
 	                     // the last)
+	bool skip_gone; // the index may name deleted tasks (bj_task)
 };
 
 #define Q_STOP_LIMIT 0x7fff0001 // internal: limit reached
@@ -72,6 +73,8 @@ q_consider(struct qctx *q, uint64_t id)
 		rv = cget(q->t, &q->sc, DB_STATE, k, 8, &v);
 		if (rv == 0 && v.mv_size != sizeof(r))
 			rv = CPL_ENOTFOUND;
+		if (rv == CPL_ENOTFOUND && q->skip_gone)
+			return 0;
 		if (rv)
 			return rv == CPL_ENOTFOUND ? fail(q->t, CPL_ECORRUPT) : rv;
 		memcpy(&r, v.mv_data, sizeof(r));
@@ -191,7 +194,7 @@ cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
     unsigned flags, cpl_task_fn fn, void *arg, bool *more)
 {
 	static const cpl_filter all = { 0, NULL, NULL, NULL, NULL, 0, 0, NULL,
-		0 };
+		0, 0 };
 	struct qctx q;
 	int rv;
 	if (t == NULL || fn == NULL)
@@ -233,8 +236,15 @@ cpl_query(cpl_txn *t, const cpl_filter *f, uint64_t after_id, size_t limit,
 		if (rv)
 			return rv;
 	}
-	uint8_t pre[4];
-	if (f->uuid_prefix) {
+	uint8_t pre[8];
+	if (f->batch_job) {
+		// the job's own index: usually far fewer tasks than the rest
+		// would select. It keeps the tasks a job ran after they are
+		// deleted (a record of the job, as its counters are)
+		be64(pre, f->batch_job);
+		q.skip_gone = true;
+		rv = q_walk_idx(&q, DB_BJ_TASK, pre, 8);
+	} else if (f->uuid_prefix) {
 		// collect the matching ids, then visit them in id order
 		cpl_ids ids = { NULL, 0, 0 };
 		rv = cs_uuid_walk(t, f->uuid_prefix, cs_idvec_cb, &ids);

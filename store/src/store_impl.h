@@ -42,6 +42,16 @@
 //   tag_runq  tag NUL ~prio(4) id -> struct fit  runnable, not held, by tag
 //                                                (a tag-filtered claim)
 //   tag_cnt   tag                -> u64[CPL_NSTATES]  tasks of a tag by state
+//   runq_ll   ~prio(4) ~ns(8) id -> struct fit   runq in long_large_first
+//   wrunq_ll  wf(4) ~prio ~ns id -> struct fit   wrunq in long_large_first
+//                                                order (ns: num_nodes x
+//                                                wall minutes); kept once
+//                                                meta.flags has
+//                                                META_LL_QUEUES
+//   lease_bj  lease id           -> bjob id(8) + scheduler job id bytes
+//                                                (kept after the lease ends)
+//   bj_task   bjob id, task id   -> ""           tasks a batch job started
+//   bj_count  bjob id            -> struct bjcount
 //
 // A write transaction loads the meta record once, keeps counters in memory
 // and writes it back once at commit: counting by state is one read.
@@ -61,6 +71,8 @@
 //   uuid.c        the uuid index (two trees), uuid prefix lookup
 //   record.c      spec and lease records, walks of pair-keyed indices
 //   bjob.c        batch job records
+//   bjtask.c      tasks by batch job: the index and counters a RUNNING
+//                 task's lease keeps
 //   reply.c       the reply cache
 //   tag.c         the tag indices (a task's tags, tasks by tag, runnable
 //                 tasks by tag)
@@ -100,7 +112,8 @@ enum {
 	DB_APP_IDX, DB_CHILD, DB_PARENT, DB_LEASE, DB_LEASE_IDX, DB_NOTICE,
 	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
 	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_TAGS, DB_TAG_IDX,
-	DB_TAG_RUNQ, DB_TAG_CNT, DB_MRUNQ, DB_WMRUNQ, DB_COUNT
+	DB_TAG_RUNQ, DB_TAG_CNT, DB_MRUNQ, DB_WMRUNQ, DB_RUNQ_LL, DB_WRUNQ_LL,
+	DB_LEASE_BJ, DB_BJ_TASK, DB_BJ_COUNT, DB_COUNT
 };
 
 // Names of the sub-databases, indexed by DB_* (env.c).
@@ -114,10 +127,16 @@ extern const char *const cs_db_names[DB_COUNT];
 // merge touches each main page once. Lookups search both trees.
 #define UUID_MERGE_AT 65536u
 
+// meta.flags: the long_large_first run queues (runq_ll, wrunq_ll) are
+// kept. They are built by the first claim in that order and kept from
+// then on, so that a database whose launchers all claim fifo pays
+// nothing for them.
+#define META_LL_QUEUES 1u
+
 struct meta {
 	uint64_t magic;
 	uint32_t version;
-	uint32_t pad;
+	uint32_t flags;       // META_*
 	uint64_t next_task;
 	uint64_t next_seq;
 	uint64_t next_lease;
@@ -208,6 +227,13 @@ struct lrec {
 	// owner bytes follow, no NUL
 };
 
+// What a batch job's launchers did (bj_count).
+struct bjcount {
+	uint64_t ran;     // distinct tasks started
+	uint64_t running; // tasks in RUNNING now
+	uint64_t failed;  // runs that ended in RUN_ERROR or RUN_TIMEOUT
+};
+
 struct nrec {
 	uint32_t id;
 	uint32_t pad;
@@ -266,6 +292,8 @@ struct cpl_txn {
 	uint64_t lease_id;
 	struct lrec lease;
 	bool lease_ok;
+	// cached batch job of a lease (bjtask.c)
+	uint64_t bj_lease, bj_id;
 	// cached interned names (creates come in batches of one workflow)
 	char wf_name[MAX_NAME + 1];
 	uint32_t wf_id;
@@ -558,6 +586,31 @@ wmrunq_key(uint8_t k[20], uint32_t wf, uint32_t nodes, int32_t prio,
 	mrunq_key(k + 4, nodes, prio, id);
 }
 
+// A task's footprint in node-minutes: the long_large_first queues sort by
+// it, largest first (a task of unknown wall time counts one minute).
+static inline uint64_t
+fit_size(const struct fit *f)
+{
+	return (uint64_t)(f->nodes ? f->nodes : 1) *
+	    (f->wall_min ? f->wall_min : 1);
+}
+
+static inline void
+runq_ll_key(uint8_t k[20], int32_t prio, uint64_t size, uint64_t id)
+{
+	be32(k, prio_key(prio));
+	be64(k + 4, ~size);
+	be64(k + 12, id);
+}
+
+static inline void
+wrunq_ll_key(uint8_t k[24], uint32_t wf, int32_t prio, uint64_t size,
+    uint64_t id)
+{
+	be32(k, wf);
+	runq_ll_key(k + 4, prio, size, id);
+}
+
 static inline void
 pair_key(uint8_t k[16], uint64_t a, uint64_t b)
 {
@@ -666,6 +719,24 @@ runq_keys(const struct srec *r, uint64_t id, int db[2], uint8_t k[16],
 	}
 }
 
+// A runnable task has one entry in each run queue: by priority then age
+// (runq and per workflow wrunq, or mrunq and wmrunq for tasks of more
+// than one node), by tag (tag_runq, tagged tasks) and, once a launcher
+// has claimed in long_large_first order (META_LL_QUEUES), by priority then
+// size (runq_ll, wrunq_ll), so that either claim order is one walk.
+static inline int
+runq_ll_put(cpl_txn *t, uint64_t id, int32_t prio, const struct fit *f)
+{
+	uint8_t lk[20], wlk[24];
+	uint64_t sz = fit_size(f);
+	int rv;
+	runq_ll_key(lk, prio, sz, id);
+	wrunq_ll_key(wlk, f->wf, prio, sz, id);
+	if ((rv = tput(t, DB_RUNQ_LL, lk, 20, f, sizeof(*f), 0)) != 0)
+		return rv;
+	return tput(t, DB_WRUNQ_LL, wlk, 24, f, sizeof(*f), 0);
+}
+
 static inline int
 runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 {
@@ -679,7 +750,24 @@ runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 	if ((rv = tput(t, db[0], k, len[0], &f, sizeof(f), 0)) != 0 ||
 	    (rv = tput(t, db[1], wk, len[1], &f, sizeof(f), 0)) != 0)
 		return rv;
+	if ((t->meta.flags & META_LL_QUEUES) &&
+	    (rv = runq_ll_put(t, id, r->priority, &f)) != 0)
+		return rv;
 	return (r->flags & SF_TAGGED) ? cs_tag_runq(t, id, r, true) : 0;
+}
+
+// Deletes a runnable task's entries of the long_large_first queues.
+static inline int
+runq_ll_del(cpl_txn *t, uint64_t id, int32_t prio, const struct fit *f)
+{
+	uint8_t lk[20], wlk[24];
+	uint64_t sz = fit_size(f);
+	int rv;
+	runq_ll_key(lk, prio, sz, id);
+	wrunq_ll_key(wlk, f->wf, prio, sz, id);
+	if ((rv = tdel(t, DB_RUNQ_LL, lk, 20)) != 0)
+		return rv;
+	return tdel(t, DB_WRUNQ_LL, wlk, 24);
 }
 
 static inline int
@@ -693,6 +781,11 @@ runq_del(cpl_txn *t, uint64_t id, const struct srec *r)
 	if ((rv = tdel(t, db[0], k, len[0])) != 0 ||
 	    (rv = tdel(t, db[1], wk, len[1])) != 0)
 		return rv;
+	if (t->meta.flags & META_LL_QUEUES) {
+		struct fit f = fit_of(r);
+		if ((rv = runq_ll_del(t, id, r->priority, &f)) != 0)
+			return rv;
+	}
 	return (r->flags & SF_TAGGED) ? cs_tag_runq(t, id, r, false) : 0;
 }
 
@@ -801,6 +894,16 @@ int cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 // cs_event_write() without a node, for a task that is not the newest.
 int cs_event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
     uint32_t attempt, uint64_t lease, int32_t rc, const char *msg);
+
+// ------------------------------------------------------------ bjtask.c
+
+// The batch job of a lease (0: none, or a lease of a launcher started by
+// hand), through the transaction's cache.
+int cs_lease_bjob(cpl_txn *t, uint64_t lease, uint64_t *bjob);
+// Records a task's move into or out of RUNNING under its lease's batch
+// job: the bj_task index and the job's counters.
+int cs_bj_note(cpl_txn *t, uint64_t id, uint64_t lease, cpl_state from,
+    cpl_state to);
 
 // ------------------------------------------------------------ transition.c
 

@@ -179,6 +179,9 @@ cs_transition(cpl_txn *t, uint64_t id, struct srec *r, cpl_state to,
 	if ((r->flags & SF_TAGGED) && (rv = cs_tag_count(t, id, from, to)) != 0)
 		return rv;
 
+	if ((from == CPL_RUNNING || to == CPL_RUNNING) && r->lease != 0 &&
+	    (rv = cs_bj_note(t, id, r->lease, from, to)) != 0)
+		return rv;
 	// Entering READY or RESTART_READY hands the task back to the queue;
 	// a lease is kept only by the stages a launcher is still working on.
 	if (r->lease != 0 && (!holds_lease(to) || to == CPL_READY ||
@@ -342,6 +345,32 @@ cpl_task_report(cpl_txn *t, const cpl_report *rep)
 	if (rv != 0)
 		return fail(t, rv);
 	return cs_drain(t, NULL);
+}
+
+int
+cpl_task_report_restart(cpl_txn *t, const cpl_report *rep)
+{
+	struct srec r;
+	int rv;
+	if (t == NULL || rep == NULL || !t->write)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((rv = srec_get(t, rep->task_id, &r)) != 0)
+		return rv;
+	if (r.lease == 0 || r.lease != rep->lease || r.attempt != rep->attempt)
+		return CPL_ESTALE;
+	if ((rv = cs_lease_live(t, rep->lease)) != 0)
+		return rv == CPL_ENOTFOUND ? CPL_ESTALE : rv;
+	if (r.state != CPL_RUNNING || rep->to != CPL_RUNNING)
+		return CPL_EBADSTATE;
+	// an event of its own, as a returned claim's: the state stays; at
+	// the launcher's time of the new start
+	if ((rv = cs_event_write(t, rep->task_id, CPL_RUNNING, CPL_RUNNING,
+	         r.attempt, r.lease, rep->return_code, rep->message, rep->node,
+	         event_time(t, &r, rep->event_us), false)) != 0)
+		return fail(t, rv);
+	return 0;
 }
 
 int

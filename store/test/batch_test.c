@@ -3,6 +3,7 @@
 // queue of a policy can run).
 #include "copal/testing/util.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct bj_arg {
@@ -58,7 +59,7 @@ static int
 update(tu_env *e, uint64_t id, Copal__BatchJobState st, const char *sid,
     Copal__BatchJob **out)
 {
-	cpl_bjob_change u = { id, st, sid, NULL, NULL, NULL };
+	cpl_bjob_change u = { id, st, sid, NULL, NULL, NULL, NULL };
 	bj_arg a = { NULL, &u, NULL };
 	int rv = cpl_store_write(e->s, upd_cb, &a);
 	if (out)
@@ -283,6 +284,205 @@ test_backlog_unfit_ids_bounded(void **state)
 		assert_int_equal(a.ids[i], ids[i]);
 }
 
+// ------------------------------------------------------------ tasks by job
+
+struct grant_arg {
+	uint64_t bjob;
+	const char *sid;
+	uint64_t lease;
+};
+
+static int
+grant_cb(cpl_txn *txn, void *arg)
+{
+	struct grant_arg *g = arg;
+	return cpl_lease_grant_job(txn, "launcher in a job", 3600000u, g->bjob,
+	    g->sid, &g->lease);
+}
+
+struct counts_arg {
+	uint64_t bjob, ran, running, failed;
+	uint64_t lease;
+	uint64_t got_bjob;
+	char sid[128];
+	int lease_rv;
+};
+
+static int
+counts_cb(cpl_txn *txn, void *arg)
+{
+	struct counts_arg *c = arg;
+	c->lease_rv = cpl_lease_batch_job(txn, c->lease, &c->got_bjob, c->sid,
+	    sizeof(c->sid));
+	return cpl_bjob_counts(txn, c->bjob, &c->ran, &c->running, &c->failed);
+}
+
+static struct counts_arg
+counts(tu_env *e, uint64_t bjob, uint64_t lease)
+{
+	struct counts_arg c;
+	memset(&c, 0, sizeof(c));
+	c.bjob = bjob;
+	c.lease = lease;
+	TU_OK(cpl_store_read(e->s, counts_cb, &c));
+	return c;
+}
+
+struct end_arg {
+	uint64_t bjob, nl, nt;
+};
+
+static int
+end_cb(cpl_txn *txn, void *arg)
+{
+	struct end_arg *a = arg;
+	return cpl_lease_end_bjob(txn, a->bjob, "batch job gone", &a->nl, &a->nt);
+}
+
+static size_t
+in_job(tu_env *e, uint64_t bjob, uint64_t *ids, size_t max)
+{
+	cpl_filter f;
+	memset(&f, 0, sizeof(f));
+	f.batch_job = bjob;
+	tu_ids *out = calloc(1, sizeof(*out));
+	TU_OK(tu_query(e, &f, 0, 0, out, NULL));
+	size_t n = out->n < max ? out->n : max;
+	memcpy(ids, out->id, n * sizeof(uint64_t));
+	size_t all = out->n;
+	free(out);
+	return all;
+}
+
+// A lease taken in a batch job records every task it moves to RUNNING
+// under the job: the index (ls --batch-job), the counters (ls queues);
+// a lease of a launcher started by hand records nothing.
+static void
+test_tasks_by_batch_job(void **state)
+{
+	tu_env *e = *state;
+	uint64_t bj = add(e, 1, 10);
+	struct grant_arg g = { bj, "4242", 0 }, h = { 0, NULL, 0 };
+	TU_OK(cpl_store_write(e->s, grant_cb, &g));
+	TU_OK(cpl_store_write(e->s, grant_cb, &h));
+	uint64_t a = tu_task(e, "a", "wa", 0);
+	tu_spec sp;
+	tu_spec_init(&sp, "b", "wb", "app");
+	sp.spec.auto_timeout_retry = true;
+	sp.spec.max_retries = 3;
+	uint64_t b = tu_task_spec(e, &sp);
+	uint64_t c = tu_task(e, "c", "wc", 0);
+	uint64_t d = tu_task(e, "d", "wd", 0);
+	tu_finish(e, g.lease, "wa", a);
+	uint32_t at = tu_claim_task(e, g.lease, "wb", b);
+	tu_run_to(e, b, g.lease, at, CPL_RUNNING);
+	uint32_t ct = tu_claim_task(e, g.lease, "wc", c);
+	tu_run_to(e, c, g.lease, ct, CPL_RUNNING);
+	TU_OK(tu_report_full(e, c, g.lease, ct, CPL_RUN_ERROR, 2, "boom"));
+	tu_finish(e, h.lease, "wd", d); // by hand
+	struct counts_arg n = counts(e, bj, g.lease);
+	assert_int_equal(n.ran, 3);
+	assert_int_equal(n.running, 1);
+	assert_int_equal(n.failed, 1);
+	// (x, below, makes it 4)
+	TU_EQ_U64(n.got_bjob, bj);
+	assert_string_equal(n.sid, "4242");
+	assert_int_equal(counts(e, bj, h.lease).lease_rv, CPL_ENOTFOUND);
+	uint64_t ids[8];
+	assert_int_equal(in_job(e, bj, ids, 8), 3);
+	TU_EQ_U64(ids[0], a);
+	TU_EQ_U64(ids[1], b);
+	TU_EQ_U64(ids[2], c);
+	assert_int_equal(in_job(e, bj + 1, ids, 8), 0);
+	// a deleted task drops out of the listing
+	uint64_t x = tu_task(e, "x", "wx", 0);
+	tu_finish(e, g.lease, "wx", x);
+	assert_int_equal(in_job(e, bj, ids, 8), 4);
+	TU_OK(tu_delete(e, x));
+	assert_int_equal(in_job(e, bj, ids, 8), 3);
+	// filters combine: the RUNNING one
+	cpl_filter f;
+	memset(&f, 0, sizeof(f));
+	f.batch_job = bj;
+	f.states = 1u << CPL_RUNNING;
+	tu_ids *out = calloc(1, sizeof(*out));
+	TU_OK(tu_query(e, &f, 0, 0, out, NULL));
+	assert_int_equal(out->n, 1);
+	TU_EQ_U64(out->id[0], b);
+	free(out);
+
+	// the job is gone: its lease ends, b times out and is retried
+	struct end_arg ea = { bj, 0, 0 };
+	TU_OK(cpl_store_write(e->s, end_cb, &ea));
+	TU_EQ_U64(ea.nl, 1);
+	TU_EQ_U64(ea.nt, 1);
+	cpl_task t = tu_task_get(e, b);
+	assert_int_equal(t.state, CPL_RESTART_READY);
+	n = counts(e, bj, g.lease);
+	assert_int_equal(n.ran, 4); // x's run stays counted
+	assert_int_equal(n.running, 0);
+	assert_int_equal(n.failed, 2); // c's error, b's timeout
+	tu_evs *ev = calloc(1, sizeof(*ev));
+	TU_OK(tu_history(e, b, ev));
+	bool said = false;
+	for (size_t i = 0; i < ev->n; i++)
+		said |= ev->e[i].ev.to == CPL_RUN_TIMEOUT &&
+		    strcmp(ev->e[i].msg, "batch job gone") == 0;
+	assert_true(said);
+	free(ev);
+	// the lease by hand lives on; nothing else to end
+	ea = (struct end_arg){ bj, 0, 0 };
+	TU_OK(cpl_store_write(e->s, end_cb, &ea));
+	TU_EQ_U64(ea.nl, 0);
+	cpl_lease l;
+	TU_OK(tu_lease_get(e, h.lease, &l));
+	// bad input
+	ea = (struct end_arg){ 0, 0, 0 };
+	assert_int_equal(cpl_store_write(e->s, end_cb, &ea), CPL_EINVAL);
+	char longid[200];
+	memset(longid, '9', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	struct grant_arg bad = { bj, longid, 0 };
+	assert_int_equal(cpl_store_write(e->s, grant_cb, &bad), CPL_EINVAL);
+}
+
+// A fast-failure relaunch is an event of its own: RUNNING -> RUNNING, the
+// state and the job's counters stay.
+static int
+restart_cb(cpl_txn *txn, void *arg)
+{
+	return cpl_task_report_restart(txn, arg);
+}
+
+static void
+test_restart_event(void **state)
+{
+	tu_env *e = *state;
+	uint64_t bj = add(e, 1, 10);
+	struct grant_arg g = { bj, NULL, 0 };
+	TU_OK(cpl_store_write(e->s, grant_cb, &g));
+	uint64_t a = tu_task(e, "a", "wa", 0);
+	uint32_t at = tu_claim_task(e, g.lease, "wa", a);
+	cpl_report r = { a, g.lease, at, CPL_RUNNING, 9, "again", "n1/0", false, 0 };
+	// not yet RUNNING
+	assert_int_equal(cpl_store_write(e->s, restart_cb, &r), CPL_EBADSTATE);
+	tu_run_to(e, a, g.lease, at, CPL_RUNNING);
+	size_t n0 = tu_history_len(e, a);
+	TU_OK(cpl_store_write(e->s, restart_cb, &r));
+	assert_int_equal(tu_history_len(e, a), n0 + 1);
+	assert_int_equal(tu_task_get(e, a).state, CPL_RUNNING);
+	struct counts_arg n = counts(e, bj, g.lease);
+	assert_int_equal(n.ran, 1);
+	assert_int_equal(n.running, 1);
+	// stale attempt, another state
+	r.attempt = at + 1;
+	assert_int_equal(cpl_store_write(e->s, restart_cb, &r), CPL_ESTALE);
+	r.attempt = at;
+	r.to = CPL_RUN_DONE;
+	assert_int_equal(cpl_store_write(e->s, restart_cb, &r), CPL_EBADSTATE);
+	assert_int_equal(tu_history_len(e, a), n0 + 1);
+}
+
 int
 main(void)
 {
@@ -292,6 +492,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bjob_bad_records,
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_bjob_list, tu_setup,
+		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_tasks_by_batch_job,
+		    tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_restart_event, tu_setup,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_backlog, tu_setup,
 		    tu_teardown),

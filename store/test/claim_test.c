@@ -372,6 +372,100 @@ test_claim_multi_node(void **state)
 	free(cl);
 }
 
+// long_large_first: after priority, the largest num_nodes x wall minutes
+// first; small tasks fill what is left. fifo takes them by age.
+static void
+claim_ll(tu_env *e, const char *wf)
+{
+	uint64_t a = task_p(e, "wf", 0, 1, 1, 0, 10);  // 10 node-minutes
+	uint64_t b = task_p(e, "wf", 0, 1, 4, 0, 60);  // 240
+	uint64_t c = task_p(e, "wf", 0, 1, 2, 0, 30);  // 60
+	uint64_t d = task_p(e, "wf", 0, 1, 1, 0, 5);   // 5
+	uint64_t x = task_p(e, "wf", 0, 1, 4, 0, 60);  // 240, younger than b
+	uint64_t f = task_p(e, "wf", 5, 1, 1, 0, 1);   // priority first
+	uint64_t g = task_p(e, "wf", 0, 1, 1, 0, 0);   // unknown: 1 minute
+	uint64_t lease = tu_lease(e, TTL);
+	tu_claimed *cl = calloc(1, sizeof *cl);
+	cpl_node_cap six[6];
+	for (int i = 0; i < 6; i++)
+		six[i] = (cpl_node_cap){ CPL_NODE_UNITS, 0 };
+	cpl_capacity cap = cap_of(six, 6, 100);
+	cap.order = CPL_ORDER_LONG_LARGE_FIRST;
+	cap.workflow = wf;
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	// f (priority), b (the largest, older than x); x and c no longer
+	// fit the one node left: a, the largest that does
+	assert_int_equal(cl->n, 3);
+	TU_EQ_U64(cl->id[0], f);
+	TU_EQ_U64(cl->id[1], b);
+	TU_EQ_U64(cl->id[2], a);
+	// eight more nodes: x (4), c (2), d, g in that order
+	cpl_node_cap eight[8];
+	for (int i = 0; i < 8; i++)
+		eight[i] = (cpl_node_cap){ CPL_NODE_UNITS, 0 };
+	cap = cap_of(eight, 8, 100);
+	cap.order = CPL_ORDER_LONG_LARGE_FIRST;
+	cap.workflow = wf;
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 4);
+	TU_EQ_U64(cl->id[0], x);
+	TU_EQ_U64(cl->id[1], c);
+	TU_EQ_U64(cl->id[2], d);
+	TU_EQ_U64(cl->id[3], g);
+	free(cl);
+}
+
+static void
+test_claim_long_large_first(void **state)
+{
+	claim_ll(*state, NULL);
+}
+
+static void
+test_claim_long_large_first_wf(void **state)
+{
+	tu_env *e = *state;
+	task_p(e, "other", 0, 1, 64, 0, 600); // not of the workflow
+	claim_ll(e, "wf");
+}
+
+// The same tasks in fifo order: by age after priority; then the other
+// order takes the rest (the queues stay in step: the fixture's check).
+static void
+test_claim_fifo_then_ll(void **state)
+{
+	tu_env *e = *state;
+	uint64_t a = task_p(e, "wf", 0, 1, 1, 0, 10);
+	uint64_t b = task_p(e, "wf", 0, 1, 4, 0, 60);
+	uint64_t c = task_p(e, "wf", 0, 1, 2, 0, 30);
+	uint64_t d = task_p(e, "wf", 0, 1, 1, 0, 50);
+	uint64_t lease = tu_lease(e, TTL);
+	tu_claimed *cl = calloc(1, sizeof *cl);
+	cpl_node_cap n5[5];
+	for (int i = 0; i < 5; i++)
+		n5[i] = (cpl_node_cap){ CPL_NODE_UNITS, 0 };
+	cpl_capacity cap = cap_of(n5, 5, 100);
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 2); // a, b; c does not fit the one left
+	TU_EQ_U64(cl->id[0], a);
+	TU_EQ_U64(cl->id[1], b);
+	for (int i = 0; i < 5; i++)
+		n5[i] = (cpl_node_cap){ CPL_NODE_UNITS, 0 };
+	cap = cap_of(n5, 2, 1);
+	cap.order = CPL_ORDER_LONG_LARGE_FIRST;
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 1);
+	TU_EQ_U64(cl->id[0], c);
+	cap = cap_of(n5 + 2, 3, 100);
+	TU_OK(tu_claim(e, lease, &cap, cl));
+	assert_int_equal(cl->n, 1);
+	TU_EQ_U64(cl->id[0], d);
+	// an order that does not exist
+	cap.order = (cpl_claim_order)2;
+	assert_int_equal(tu_claim(e, lease, &cap, cl), CPL_EINVAL);
+	free(cl);
+}
+
 static void
 test_claim_gpus(void **state)
 {
@@ -757,6 +851,12 @@ main(void)
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_multi_node, tu_setup,
 		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_long_large_first,
+		    tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_long_large_first_wf,
+		    tu_setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_fifo_then_ll,
+		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_gpus, tu_setup,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_max_task_nodes,

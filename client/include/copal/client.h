@@ -168,6 +168,12 @@ int cpl_call_report(cpl_client *c, uint64_t lease_id,
 // CPL_ENOTFOUND / CPL_EEXPIRED (the lease is gone: stop its tasks).
 int cpl_call_heartbeat(cpl_client *c, uint64_t lease_id, const char *owner,
     uint32_t ttl_ms, bool release, Copal__Reply **rep);
+// cpl_call_heartbeat of a launcher that runs in a batch job: copal's id of
+// the job (0: none) and the scheduler's (NULL or "": none), recorded with
+// a new lease.
+int cpl_call_heartbeat_job(cpl_client *c, uint64_t lease_id,
+    const char *owner, uint32_t ttl_ms, bool release, uint64_t batch_job_id,
+    const char *scheduler_job_id, Copal__Reply **rep);
 
 // One page of the tasks filter selects (NULL: all), ids above after_id, at
 // most limit (0: the broker's page); with_spec adds their specs. Reply:

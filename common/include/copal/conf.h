@@ -84,6 +84,13 @@ typedef struct cpl_conf {
 	// Cancel a job still queued (not yet running) after this many
 	// minutes: default 0 = never, 0..525600.
 	uint32_t service_max_wait_minutes;
+	// launchers' order of tasks of equal priority: fifo |
+	// long_large_first (default fifo)
+	char claim_order[20];
+	// fast-failure relaunch: window (default 20, 0..86400; 0: off) and
+	// exit codes ("" or "1,127": 1..255 by commas)
+	uint32_t fast_fail_seconds;
+	char fast_fail_codes[256];
 	size_t nqueues;
 	// In the order of the file: the service prefers earlier queues.
 	cpl_queue_policy queues[CPL_CONF_MAX_QUEUES];
@@ -109,6 +116,10 @@ int cpl_conf_load(const char *db, cpl_conf *c, char *err, size_t errlen);
 // allows, and a commented example of a queue policy. cpl_conf_load reads
 // it back as the defaults. Errors: CPL_EIO (fp could not be written).
 int cpl_conf_write_default(FILE *fp);
+
+// Parses a list of exit codes "1,2,127" (1..255, by commas; "" is empty)
+// into a bit set (set may be NULL: only checks). Errors: CPL_EINVAL.
+int cpl_code_list_parse(const char *s, uint8_t set[32]);
 
 // The schedulers copal knows, NULL-terminated: local, slurm, pbs, cobalt.
 extern const char *const cpl_schedulers[];

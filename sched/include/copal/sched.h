@@ -73,6 +73,8 @@ typedef struct sched_state {
 	Copal__BatchJobState state;    // out: QUEUED, RUNNING, FINISHED, or
 	                               // UNSPECIFIED when unknown this time
 	char word[32];                 // out: the scheduler's word
+	char reason[128];              // out: its longer words, if any
+	                               // (squeue's reason; local: the pid)
 } sched_state;
 
 // Asks the scheduler about jobs v[0..n). A job the scheduler no longer
@@ -81,6 +83,19 @@ typedef struct sched_state {
 // command failed (every state stays UNSPECIFIED).
 int sched_status(const sched_ops *s, sched_state *v, size_t n,
     unsigned timeout_s, char *why, size_t whylen);
+
+// copal queue rm: cancels batch job id (scancel, qdel; local: SIGTERM
+// to the job's session, SIGKILL if it outlives the scheduler timeout)
+// and waits until the scheduler no longer runs it; then records it
+// CANCELLED, which makes the broker end the leases its launchers left,
+// so their tasks run elsewhere. A job still listed after the timeout
+// keeps its state with a note (a later sync ends it).
+// Errors (why filled): CPL_ENOTFOUND (no such job), CPL_EBADSTATE (the
+// job has ended, or was never submitted: nothing to cancel),
+// CPL_ETIMEOUT (still running after the timeout), CPL_EIO (the cancel
+// command failed), errors of the broker.
+int sched_job_cancel(cpl_client *c, const cpl_conf *conf, uint64_t id,
+    Copal__BatchJob **out, char *why, size_t wl);
 
 // Asks the scheduler to cancel (or, local: SIGTERM) a job.
 int sched_cancel(const sched_ops *s, const char *id, unsigned timeout_s,

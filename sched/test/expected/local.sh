@@ -11,6 +11,12 @@ per_node=
 cd /home/u/proj || exit 1
 export PATH=/opt/copal/bin:$PATH
 export COPAL_DB=/home/u/proj
+# The batch job the launchers run in: copal records each task they start
+# under it (copal ls --batch-job 7, copal ls queues).
+export COPAL_BATCH_JOB_ID=7
+# The job's id without a batch system (local): the pid of this shell. A
+# scheduler's own ($SLURM_JOB_ID, $PBS_JOBID, $COBALT_JOBID) comes first.
+export COPAL_SCHED_JOB_ID=$$
 # The broker's network address (copal server status lists it), given to
 # the launchers; empty when the broker listens only on the database's Unix
 # socket, which only this host can use. The certificate and the token

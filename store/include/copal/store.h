@@ -209,6 +209,12 @@ typedef struct cpl_report {
 // not kept (one day).
 #define CPL_EVENT_SKEW_US (86400ull * 1000000ull)
 
+// A launcher started a RUNNING task's process again on the spot (a fast
+// failure, rep->return_code its exit): one history event RUNNING ->
+// RUNNING with rep's message and node; the state does not change.
+// Errors: as cpl_task_report; CPL_EBADSTATE (the task is not RUNNING, or
+// rep->to is not RUNNING).
+int cpl_task_report_restart(cpl_txn *txn, const cpl_report *rep);
 // Applies one report. Errors: CPL_EINVAL (txn or r NULL, txn read-only,
 // r->to not a state), CPL_ENOTFOUND (no such task), CPL_ESTALE (the task is
 // not held under r->lease and r->attempt, or that lease is gone),
@@ -319,6 +325,7 @@ typedef struct cpl_filter {
 	// then goes through the tag index of the first
 	const char *const *tags;
 	size_t ntags;
+	uint64_t batch_job;       // tasks that ran in this batch job; 0: any
 } cpl_filter;
 
 typedef int (*cpl_task_fn)(const cpl_task *t, void *arg);
@@ -397,6 +404,7 @@ typedef struct cpl_bjob_change {
 	const char *message;        // NULL or "": unchanged
 	const char *sched_state;    // NULL or "": unchanged
 	const char *script;         // NULL or "": unchanged
+	const char *sched_reason;   // NULL or "": unchanged
 } cpl_bjob_change;
 // Applies a change; *out as for cpl_bjob_add. The move to c->state is
 // checked with cpl_bjob_move_ok(); a move to RUNNING sets started_us, to a
@@ -410,6 +418,20 @@ int cpl_bjob_update(cpl_txn *txn, const cpl_bjob_change *c,
 // Errors: CPL_EINVAL (txn or fn NULL), fn's non-zero return.
 typedef int (*cpl_bjob_fn)(const Copal__BatchJob *job, void *arg);
 int cpl_bjob_list(cpl_txn *txn, cpl_bjob_fn fn, void *arg);
+// What the launchers of batch job id did: distinct tasks they moved to
+// RUNNING, tasks RUNNING under them now, runs that ended in RUN_ERROR or
+// RUN_TIMEOUT (any pointer may be NULL; all 0 for a job that ran none).
+// Errors: CPL_EINVAL (txn NULL).
+int cpl_bjob_counts(cpl_txn *txn, uint64_t id, uint64_t *ran,
+    uint64_t *running, uint64_t *failed);
+// Whether task id was RUNNING in batch job bjob.
+bool cpl_bjob_ran(cpl_txn *txn, uint64_t bjob, uint64_t id);
+// The batch job a lease was taken in (cpl_lease_grant_job; kept after the
+// lease ends) and the scheduler's id for it (sid may be NULL).
+// Errors: CPL_EINVAL, CPL_ENOTFOUND (no such lease, or one taken by a
+// launcher started by hand).
+int cpl_lease_batch_job(cpl_txn *txn, uint64_t lease, uint64_t *bjob,
+    char *sid, size_t sidlen);
 // Whether a batch job may move from one state to another.
 bool cpl_bjob_move_ok(Copal__BatchJobState from, Copal__BatchJobState to);
 
@@ -469,6 +491,20 @@ int cpl_lease_renew_waited(cpl_txn *txn, uint64_t id, uint32_t ttl_ms,
 // Reads a live lease (one past its deadline but not yet expired too).
 // Errors: CPL_EINVAL (txn or out NULL), CPL_ENOTFOUND, CPL_ENOMEM.
 int cpl_lease_get(cpl_txn *txn, uint64_t id, cpl_lease *out);
+// cpl_lease_grant for a launcher that runs in batch job bjob (0: none)
+// whose scheduler calls it sched_id (NULL or at most 127 bytes): the tasks
+// the lease moves to RUNNING are recorded under the job (cpl_filter
+// batch_job, cpl_bjob_counts). Errors: as cpl_lease_grant; CPL_EINVAL
+// (sched_id too long).
+int cpl_lease_grant_job(cpl_txn *txn, const char *owner, uint32_t ttl_ms,
+    uint64_t bjob, const char *sched_id, uint64_t *id);
+// Ends every live lease taken in batch job bjob (the job is gone, its
+// launchers with it), as cpl_lease_release: unstarted claims go back to
+// the queue, RUNNING tasks become RUN_TIMEOUT with message msg (NULL:
+// "lease expired") and their policy applies. *nleases and *ntasks (may
+// be NULL) count what was ended. Errors: CPL_EINVAL (bjob 0, read-only).
+int cpl_lease_end_bjob(cpl_txn *txn, uint64_t bjob, const char *msg,
+    uint64_t *nleases, uint64_t *ntasks);
 // Ends a lease now, as if it expired (see cpl_lease_expire).
 // Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOTFOUND (never granted
 // or already ended), CPL_ENOMEM.
@@ -511,6 +547,15 @@ typedef struct cpl_node_cap {
 	uint32_t free_gpus;
 } cpl_node_cap;
 
+// The order of tasks of equal priority in a claim: oldest first (fifo), or
+// largest num_nodes x wall_time_minutes first, oldest of equal size first
+// (long_large_first: big and long tasks start at once and small ones
+// backfill the nodes left over).
+typedef enum cpl_claim_order {
+	CPL_ORDER_FIFO = 0,
+	CPL_ORDER_LONG_LARGE_FIRST = 1,
+} cpl_claim_order;
+
 typedef struct cpl_capacity {
 	uint32_t max_tasks;         // stop after this many (required, > 0)
 	cpl_node_cap *nodes;        // per node; updated in place as tasks are placed
@@ -524,6 +569,7 @@ typedef struct cpl_capacity {
 	size_t ntags;
 	bool parts;                 // free_units are in 1/CPL_NODE_PARTS of a
 	                            // node (exact packing, cpl_packing_parts)
+	cpl_claim_order order;      // after priority: oldest or largest first
 } cpl_capacity;
 
 // Called for each claimed task. `nodes` lists the indexes into cap->nodes
@@ -533,7 +579,8 @@ typedef int (*cpl_claim_fn)(const cpl_task *t, const uint32_t *nodes,
     size_t n, void *arg);
 
 // Claims runnable tasks (READY or RESTART_READY, not held) in priority order
-// (higher first, then oldest), taking only those that fit the capacity.
+// (higher first, then by cap->order), taking only those that fit the
+// capacity.
 // Each claimed task is held by the lease and its attempt number increased.
 // fn may be NULL; a non-zero return from it stops the claim, is returned
 // and poisons the transaction (the claims made would commit unreported).
