@@ -361,6 +361,9 @@ cpl_claim(cpl_txn *t, uint64_t lease, cpl_capacity *cap, cpl_claim_fn fn,
 				rv = fail(t, CPL_ECORRUPT);
 				break;
 			}
+			if ((t->meta.flags & META_LL_QUEUES) &&
+			    (rv = runq_ll_del(t, id, r.priority, &s->f)) != 0)
+				break;
 			if ((r.flags & SF_TAGGED) &&
 			    (rv = cs_tag_runq(t, id, &r, false)) != 0)
 				break;
