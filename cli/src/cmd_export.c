@@ -154,13 +154,15 @@ jl_event(FILE *fp, const Copal__Event *e, const char *iso)
 	put_i64(fp, e->return_code);
 	fputs_unlocked(",\"message\":", fp);
 	json_str(fp, e->message);
+	fputs_unlocked(",\"user\":", fp);
+	json_str(fp, e->user ? e->user : "");
 	fputs_unlocked("}\n", fp);
 }
 
 // ------------------------------------------------------------ CSV
 
 static const char csv_header[] = "seq,task,uuid,name,workflow,from,to,time,"
-    "time_us,launcher,lease,node,attempt,return_code,message\r\n";
+    "time_us,launcher,lease,node,attempt,return_code,message,user\r\n";
 
 static void
 csv_event(FILE *fp, const Copal__Event *e, const char *iso)
@@ -194,6 +196,8 @@ csv_event(FILE *fp, const Copal__Event *e, const char *iso)
 	put_i64(fp, e->return_code);
 	putc_unlocked(',', fp);
 	csv_field(fp, e->message ? e->message : "");
+	putc_unlocked(',', fp);
+	csv_field(fp, e->user ? e->user : "");
 	fputs_unlocked("\r\n", fp);
 }
 

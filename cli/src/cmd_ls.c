@@ -276,11 +276,12 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 				char tb[40];
 				fmt_time_iso(e->time_us, tb, sizeof(tb));
 				json_array_append_new(evs, json_pack(
-				    "{s:s, s:s, s:s, s:i, s:i, s:s}", "time", tb,
-				    "from", cpl_state_name((int)e->from_state),
+				    "{s:s, s:s, s:s, s:i, s:i, s:s, s:s}", "time",
+				    tb, "from", cpl_state_name((int)e->from_state),
 				    "to", cpl_state_name((int)e->to_state),
 				    "attempt", (int)e->attempt, "return_code",
-				    (int)e->return_code, "message", e->message));
+				    (int)e->return_code, "message", e->message,
+				    "user", e->user ? e->user : ""));
 			}
 			json_object_set_new(o, "events", evs);
 			json_item(h->j, o);
@@ -305,6 +306,9 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 				} else {
 					printf("[%s] %s", tb, tr);
 				}
+				// who did it, when a user did
+				if (e->user && e->user[0])
+					printf("  (by %s)", e->user);
 				putchar('\n');
 			}
 		}

@@ -294,7 +294,7 @@ check_cb(cpl_txn *t, void *arg)
 			say(&rep, "event: seq %llu where %llu expected",
 			    (unsigned long long)seq, (unsigned long long)want);
 		want = seq + 1;
-		if (v.mv_size != sizeof(e) + e.nodelen + e.msglen)
+		if (v.mv_size != sizeof(e) + e.nodelen + e.msglen + e.userlen)
 			say(&rep, "event %llu: bad message length",
 			    (unsigned long long)seq);
 		pair_key(key, e.task, seq);

@@ -161,8 +161,9 @@ struct evrec {
 	uint8_t to;
 	uint16_t msglen;
 	uint8_t nodelen;
-	uint8_t pad[3];
-	// node bytes, then message bytes follow, no NULs
+	uint8_t userlen;  // 0 in records from before users were recorded
+	uint8_t pad[2];
+	// node bytes, then message bytes, then user bytes follow, no NULs
 };
 _Static_assert(sizeof(struct evrec) == 40, "evrec layout");
 
@@ -220,6 +221,8 @@ struct cpl_txn {
 	size_t nwork, capwork;
 	// node of the launcher report being applied (for its event)
 	const char *node;
+	// the user whose request this is (for its events); NULL: none
+	const char *user;
 	// cached lease (reports come in batches under one lease)
 	uint64_t lease_id;
 	struct lrec lease;
