@@ -74,7 +74,7 @@ struct net {
 	users_env uenv;
 	pthread_t reaper;
 	bool reaper_started;
-	ratelog rl_token, rl_big, rl_cap, rl_idle, rl_size;
+	ratelog rl_token, rl_big, rl_cap, rl_idle, rl_size, rl_role;
 };
 
 // ---------------------------------------------------------------- replies
@@ -214,6 +214,7 @@ users_request(struct work *w)
 static bool
 role_refused(struct work *w, nng_pipe p)
 {
+	net *s = w->n;
 	Copal__Request__BodyCase b = w->r.req->body_case;
 	int need = role_needed(b);
 	char msg[256], addr[64];
@@ -222,7 +223,8 @@ role_refused(struct work *w, nng_pipe p)
 	peer_addr(p, addr, sizeof(addr));
 	snprintf(msg, sizeof(msg), "user %s has role %s: %s needs role %s",
 	    w->r.user, role_name(w->role), body_name(b), role_name(need));
-	LOG(LOG_WARN, "auth", "refused a request from %s: %s", addr, msg);
+	ratelog_warn(&s->rl_role, "auth", "refused a request from %s: %s",
+	    addr, msg);
 	dispatch_error(&w->r, w->r.req->request_id, CPL_EPERM, msg);
 	send_reply(w);
 	return true;
@@ -607,6 +609,7 @@ net_open(const net_opts *o, net **out)
 	pthread_mutex_init(&s->rl_cap.mx, NULL);
 	pthread_mutex_init(&s->rl_idle.mx, NULL);
 	pthread_mutex_init(&s->rl_size.mx, NULL);
+	pthread_mutex_init(&s->rl_role.mx, NULL);
 	pthread_mutex_init(&s->lmx, NULL);
 	snprintf(s->ipc_url, sizeof(s->ipc_url), "%s", o->ipc_url);
 	if (o->token_len > sizeof(s->token)) {

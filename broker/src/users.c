@@ -241,7 +241,8 @@ users_free(users *u)
 {
 	if (u == NULL)
 		return;
-	explicit_bzero(u->v, u->n * sizeof(*u->v));
+	if (u->v)
+		explicit_bzero(u->v, u->n * sizeof(*u->v));
 	free(u->v);
 	pthread_rwlock_destroy(&u->lk);
 	free(u);
@@ -449,7 +450,8 @@ user_add(users_env *env, const Copal__UserAddRequest *rq, Copal__Reply *rep,
 	if (rv == 0 && (v = malloc((u->n + 1) * sizeof(*v))) == NULL)
 		rv = CPL_ENOMEM;
 	if (rv == 0) {
-		memcpy(v, u->v, u->n * sizeof(*v));
+		if (u->n)
+			memcpy(v, u->v, u->n * sizeof(*v));
 		v[u->n] = e;
 		if ((rv = save(u, v, u->n + 1, err, errlen)) == 0) {
 			free(u->v);
@@ -577,7 +579,8 @@ user_list(users_env *env, Copal__Reply *rep, arena *a)
 	if (v == NULL || r->users == NULL) {
 		rv = CPL_ENOMEM;
 	} else {
-		memcpy(v, u->v, u->n * sizeof(*v));
+		if (u->n)
+			memcpy(v, u->v, u->n * sizeof(*v));
 		qsort(v, u->n, sizeof(*v), by_name);
 		struct user own;
 		memset(&own, 0, sizeof(own));

@@ -84,6 +84,16 @@ assert_eq "$before" "$(users_sum)" "users file after a duplicate add"
 run copal server --add-user cpl20-r2 --out "$T/r.cred"
 assert_eq 1 "$RC" "add onto an existing file"
 assert_eq "$before" "$(users_sum)" "users file after an add onto a file"
+# a users file the broker cannot read: it does not start (fails closed)
+copal server stop >/dev/null
+cp "$DB/users" "$T/users.good"
+echo "cpl20-r read notanumber" >>"$DB/users"
+run copal server start
+assert_eq 1 "$RC" "broker start with a damaged users file"
+grep -q "users:4: not NAME ROLE UID CREATED_US SHA256" "$DB/log/broker.log" ||
+    fail "the damaged users file is not named in the log"
+cp "$T/users.good" "$DB/users"
+copal server start >/dev/null
 log "1. bad input: ok"
 
 # ------------------------------------------------------------ 2. TLS
