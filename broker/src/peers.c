@@ -1,12 +1,14 @@
-// The broker's TCP peers: connection state by NNG pipe id, the cap, the
-// drop of peers that do not authenticate in time, rate-limited warnings
-// and the listener's TLS configuration.
+// The broker's peers: connection state by NNG pipe id (who it is, its
+// role, since when, how many requests), the cap on TCP connections, the
+// drop of TCP peers that do not authenticate in time, rate-limited
+// warnings and the listener's TLS configuration.
 //
 // NNG 1.5.2 cannot give one connection its own receive limit, and a pipe
-// cannot tell which client certificate it saw: a connection is
-// "authenticated" once one of its requests carried the database token
-// (checked on the wire bytes, before anything is decoded), and until then
-// net.c closes it on any frame larger than PEER_UNAUTH_MAX.
+// cannot tell which client certificate it saw: a TCP connection is
+// "authenticated" once one of its requests carried the database token or
+// a user's (checked on the wire bytes, before anything is decoded), and
+// until then net.c closes it on any frame larger than PEER_UNAUTH_MAX. A
+// local connection is known by its peer uid from the start.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

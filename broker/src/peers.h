@@ -1,7 +1,7 @@
-// The broker's TCP peers (internal): per-connection state kept by NNG pipe
-// id (authenticated yet, when it came), the cap on connections, the drop
-// of peers that do not authenticate in time, rate-limited warnings, and
-// the listener's TLS configuration.
+// The broker's peers (internal): per-connection state kept by NNG pipe id
+// (who, with what role, authenticated yet, when it came, requests), the
+// cap on TCP connections, the drop of TCP peers that do not authenticate
+// in time, rate-limited warnings, and the listener's TLS configuration.
 #ifndef COPAL_BROKER_PEERS_H
 #define COPAL_BROKER_PEERS_H
 
