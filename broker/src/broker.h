@@ -52,6 +52,10 @@ uint64_t wire_request_id(const uint8_t *buf, size_t len);
 // (token_len > 0), read without decoding anything else.
 bool wire_token_ok(const uint8_t *buf, size_t len, const uint8_t *token,
     size_t token_len);
+// The credentials.token of a request's wire bytes (false: none, or the
+// bytes cannot be walked); *tok points into buf.
+bool wire_token(const uint8_t *buf, size_t len, const uint8_t **tok,
+    size_t *tok_len);
 // The digest of a request's body (copal.proto, Request: its fields 10 and
 // up as they are on the wire): the first 16 bytes of their SHA-256. All
 // zero if the bytes cannot be walked (validate_wire refuses them).

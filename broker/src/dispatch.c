@@ -102,6 +102,13 @@ run_handler(dreq *r, cpl_txn *txn, int *status)
 		return CPL_ENOMEM;
 	rep.version = 1;
 	rep.request_id = r->req->request_id;
+	// what a user does is recorded as theirs; a launcher's claims and
+	// reports are its own (their events name its lease)
+	Copal__Request__BodyCase b = r->req->body_case;
+	if (r->h->mutates && b != COPAL__REQUEST__BODY_CLAIM &&
+	    b != COPAL__REQUEST__BODY_REPORT &&
+	    b != COPAL__REQUEST__BODY_HEARTBEAT)
+		cpl_txn_set_user(txn, r->user);
 	int rv = r->h->fn(&h, txn);
 	r->park_ms = rv == 0 ? h.park_ms : 0;
 	r->park_key = h.park_key;

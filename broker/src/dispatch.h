@@ -45,6 +45,8 @@ struct dreq {
 	uint64_t unpark_key;   // set by its handler: see hctx
 	bool parking;          // a place in the park is reserved for it
 	pitem pi;              // while held in the park
+	char user[33];         // who sent it (net.c): recorded in the events
+	                       // of its changes; "" for none
 };
 
 // Runs r->req (decoded and checked): finds its handler and runs it; hands

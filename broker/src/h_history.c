@@ -99,7 +99,8 @@ ev_push(struct ev_ctx *c, const cpl_event *e)
 	}
 	Copal__Event *w = NEW(c->h, Copal__Event, COPAL__EVENT__INIT);
 	if (w == NULL || (w->message = arena_strdup(c->h->a, e->message)) == NULL ||
-	    (w->node = arena_strdup(c->h->a, e->node)) == NULL)
+	    (w->node = arena_strdup(c->h->a, e->node)) == NULL ||
+	    (w->user = arena_strdup(c->h->a, e->user ? e->user : "")) == NULL)
 		return CPL_ENOMEM;
 	struct tinfo *ti = tinfo_get(c->h, c->txn, &c->tasks, e->task_id);
 	if (ti == NULL)

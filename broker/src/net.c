@@ -27,6 +27,7 @@
 #include "copal/version.h"
 #include "net.h"
 #include "peers.h"
+#include "users.h"
 
 enum { W_RECV, W_WAIT, W_SEND };
 
@@ -38,6 +39,7 @@ struct work {
 	nng_aio *aio;
 	nng_ctx ctx;
 	int state;
+	int role;      // of the request being read
 	budget bud;
 	dreq r;
 };
@@ -67,10 +69,12 @@ struct net {
 	// warnings by kind
 	char db[PATH_MAX];
 	bool tcp_insecure;
-	peers *peers;
+	peers *peers;     // every connection (local and TCP) and who it is
+	users *users;     // who besides the owner may connect
+	users_env uenv;
 	pthread_t reaper;
 	bool reaper_started;
-	ratelog rl_token, rl_big, rl_cap, rl_idle, rl_size;
+	ratelog rl_token, rl_big, rl_cap, rl_idle, rl_size, rl_role;
 };
 
 // ---------------------------------------------------------------- replies
@@ -121,20 +125,35 @@ recv_next(struct work *w)
 // that it cannot send another on the same connection (NNG has read the
 // frame by then: under TLS only holders of the database's key get that
 // far). Returns false when the request was answered or dropped here.
+//
+// The token names who sends the request: the database's own (the
+// owner's launchers and programs: admin), or one made for a user by
+// --add-user (compared by its digest). NNG 1.5.2 does not tell which
+// certificate a TLS peer showed, so the token, sent with every request,
+// is the user's identity, and its removal revokes the user at once.
 static bool
 tcp_admit(struct work *w, nng_msg *msg, nng_pipe p)
 {
 	net *s = w->n;
 	size_t len = nng_msg_len(msg);
-	const uint8_t *body = nng_msg_body(msg);
-	bool authed = peers_authed(s->peers, p);
+	const uint8_t *body = nng_msg_body(msg), *tok;
+	size_t tlen;
 	char addr[64];
 	// every request carries the token, not only the first
 	if (wire_token_ok(body, len, s->token, s->token_len)) {
-		if (!authed)
-			peers_set_authed(s->peers, p);
+		memcpy(w->r.user, users_owner(s->users), sizeof(w->r.user));
+		w->role = ROLE_ADMIN;
+		peers_set_ident(s->peers, p, w->r.user, w->role,
+		    "owner token");
 		return true;
 	}
+	if (wire_token(body, len, &tok, &tlen) &&
+	    users_by_token(s->users, tok, tlen, w->r.user, &w->role)) {
+		peers_set_ident(s->peers, p, w->r.user, w->role,
+		    "user token");
+		return true;
+	}
+	bool authed = peers_authed(s->peers, p);
 	peer_addr(p, addr, sizeof(addr));
 	if (!authed && len > PEER_UNAUTH_MAX) {
 		ratelog_warn(&s->rl_big, "auth", "closed the connection of %s: "
@@ -155,6 +174,62 @@ tcp_admit(struct work *w, nng_msg *msg, nng_pipe p)
 	return false;
 }
 
+// A user request (user_add, ...): run here, where the connections are.
+static void
+users_request(struct work *w)
+{
+	net *s = w->n;
+	Copal__Reply rep = COPAL__REPLY__INIT;
+	char err[512] = "";
+	arena *a = arena_new();
+	int rv = CPL_ENOMEM;
+	rep.version = 1;
+	rep.request_id = w->r.req->request_id;
+	if (a != NULL)
+		rv = users_handle(&s->uenv, w->r.req, w->r.user, &rep, a, err,
+		    sizeof(err));
+	if (rv) {
+		dispatch_error(&w->r, w->r.req->request_id, rv,
+		    err[0] ? err : NULL);
+	} else {
+		size_t n = copal__reply__get_packed_size(&rep);
+		free(w->r.reply);
+		if ((w->r.reply = malloc(n ? n : 1)) != NULL) {
+			copal__reply__pack(&rep, w->r.reply);
+			w->r.reply_len = n;
+		}
+	}
+	if (rv == 0 && rep.body_case == COPAL__REPLY__BODY_USER_ADD) {
+		// the user's key and token are not kept past their packing
+		Copal__UserAddReply *u = rep.user_add;
+		explicit_bzero(u->key_pem, strlen(u->key_pem));
+		explicit_bzero(u->token, strlen(u->token));
+	}
+	arena_free(a);
+	send_reply(w);
+}
+
+// A request of someone whose role does not allow it: refused, naming the
+// role that was missing.
+static bool
+role_refused(struct work *w, nng_pipe p)
+{
+	net *s = w->n;
+	Copal__Request__BodyCase b = w->r.req->body_case;
+	int need = role_needed(b);
+	char msg[256], addr[64];
+	if (w->role >= need)
+		return false;
+	peer_addr(p, addr, sizeof(addr));
+	snprintf(msg, sizeof(msg), "user %s has role %s: %s needs role %s",
+	    w->r.user, role_name(w->role), body_name(b), role_name(need));
+	ratelog_warn(&s->rl_role, "auth", "refused a request from %s: %s",
+	    addr, msg);
+	dispatch_error(&w->r, w->r.req->request_id, CPL_EPERM, msg);
+	send_reply(w);
+	return true;
+}
+
 static void
 handle_msg(struct work *w, nng_msg *msg)
 {
@@ -162,9 +237,22 @@ handle_msg(struct work *w, nng_msg *msg)
 	size_t len = nng_msg_len(msg);
 	char err[512], addr[64];
 	nng_pipe p = nng_msg_get_pipe(msg);
+	w->r.user[0] = '\0';
+	w->role = ROLE_NONE;
 	if (s->have_tcp && nng_listener_id(nng_pipe_listener(p)) ==
-	        nng_listener_id(s->tcp) && !tcp_admit(w, msg, p))
+	        nng_listener_id(s->tcp)) {
+		if (!tcp_admit(w, msg, p))
+			return;
+	} else if (!peers_ident(s->peers, p, w->r.user, &w->role)) {
+		// a local peer no longer admitted (its user was dropped)
+		uint64_t rid = wire_request_id(nng_msg_body(msg), len);
+		nng_msg_free(msg);
+		nng_pipe_close(p);
+		dispatch_error(&w->r, rid, CPL_EPERM, "not a user of this "
+		    "database");
+		send_reply(w);
 		return;
+	}
 	// the transports take up to twice the limit, so that a request
 	// over it gets an answer that says so (NNG drops larger frames
 	// silently, closing the connection)
@@ -208,6 +296,12 @@ handle_msg(struct work *w, nng_msg *msg)
 		LOG(LOG_WARN, "proto", "invalid request: %s", err);
 		dispatch_error(&w->r, reqid, CPL_EPROTO, err);
 		send_reply(w);
+		return;
+	}
+	if (role_refused(w, p))
+		return;
+	if (role_needed(w->r.req->body_case) == ROLE_ADMIN) {
+		users_request(w);
 		return;
 	}
 	// a mutation waits for the writer; anything else is answered at
@@ -271,18 +365,18 @@ work_cb(void *arg)
 
 // ---------------------------------------------------------------- listeners
 
-// Closes IPC connections from other users (the socket is 0600 in a 0700
-// directory; this is the second wall). Counts TCP connections, and
-// closes those over the cap.
+// Closes IPC connections from uids that are neither the owner's nor a
+// listed user's (without users the socket is 0600 in a 0700 directory;
+// with them 0666 in a 0711 one, and this is the wall). Counts TCP
+// connections, and closes those over the cap.
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	net *s = arg;
 	uint64_t uid;
-	char addr[64];
+	char addr[64], user[USER_NAME_MAX + 1];
+	int role;
 	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) != 0) {
-		if (s->peers == NULL)
-			return;
 		if (ev == NNG_PIPE_EV_REM_POST) {
 			peers_remove(s->peers, p);
 		} else if (ev == NNG_PIPE_EV_ADD_PRE && !peers_add(s->peers, p)) {
@@ -294,11 +388,49 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		}
 		return;
 	}
-	if (ev == NNG_PIPE_EV_ADD_PRE && uid != (uint64_t)s->uid) {
-		LOG(LOG_WARN, "auth", "closed IPC connection from uid %llu",
-		    (unsigned long long)uid);
+	if (ev == NNG_PIPE_EV_REM_POST) {
+		peers_remove(s->peers, p);
+		return;
+	}
+	if (ev != NNG_PIPE_EV_ADD_PRE)
+		return;
+	if (!users_by_uid(s->users, uid, user, &role)) {
+		LOG(LOG_WARN, "auth", "closed IPC connection from uid %llu: "
+		    "not a user of this database", (unsigned long long)uid);
+		nng_pipe_close(p);
+	} else if (!peers_add_ipc(s->peers, p, uid, user, role)) {
+		LOG(LOG_WARN, "auth", "closed IPC connection from uid %llu: "
+		    "out of memory", (unsigned long long)uid);
 		nng_pipe_close(p);
 	}
+}
+
+// The local socket's modes: open to other users only while some listed
+// user has a uid (the peer-uid check above admits exactly those).
+static void
+ipc_modes(net *s, int *sock_mode)
+{
+	char dir[PATH_MAX];
+	bool open = users_any_local(s->users);
+	snprintf(dir, sizeof(dir), "%s", s->ipc_url + strlen("ipc://"));
+	char *slash = strrchr(dir, '/');
+	*sock_mode = open ? 0666 : 0600;
+	if (slash != NULL) {
+		*slash = '\0';
+		if (chmod(dir, open ? 0711 : 0700) != 0)
+			LOG(LOG_WARN, "listen", "cannot chmod %s: %s", dir,
+			    strerror(errno));
+	}
+}
+
+// The users changed: the socket's modes follow.
+static void
+users_changed(void *arg)
+{
+	net *s = arg;
+	int mode;
+	ipc_modes(s, &mode);
+	(void)chmod(s->ipc_url + strlen("ipc://"), (mode_t)mode);
 }
 
 static int
@@ -310,7 +442,9 @@ ipc_listen(net *s)
 	if ((rv = nng_listener_create(&s->ipc, s->sock, s->ipc_url)) != 0)
 		return rv;
 	nng_listener_set_size(s->ipc, NNG_OPT_RECVMAXSZ, 2 * s->max_msg);
-	nng_listener_set_int(s->ipc, NNG_OPT_IPC_PERMISSIONS, 0600);
+	int mode;
+	ipc_modes(s, &mode);
+	nng_listener_set_int(s->ipc, NNG_OPT_IPC_PERMISSIONS, mode);
 	if ((rv = nng_listener_start(s->ipc, 0)) != 0) {
 		nng_listener_close(s->ipc);
 		return rv;
@@ -442,10 +576,7 @@ tcp_listen(net *s, const net_opts *o)
 	}
 	s->tcp_insecure = !tls;
 	snprintf(s->tcp_url, sizeof(s->tcp_url), "%s", o->tcp_url);
-	snprintf(s->db, sizeof(s->db), "%s", o->db_dir ? o->db_dir : ".");
-	int max = o->max_conns > 0 ? o->max_conns : conn_budget();
-	if ((rv = peers_new(max, &s->peers)) != 0)
-		return NNG_ENOMEM;
+	int max = peers_max(s->peers);
 	if ((rv = nng_listener_create(&s->tcp, s->sock, s->tcp_url)) != 0) {
 		LOG(LOG_ERR, "listen", "cannot listen on %s: %s", s->tcp_url,
 		    nng_strerror(rv));
@@ -478,6 +609,7 @@ net_open(const net_opts *o, net **out)
 	pthread_mutex_init(&s->rl_cap.mx, NULL);
 	pthread_mutex_init(&s->rl_idle.mx, NULL);
 	pthread_mutex_init(&s->rl_size.mx, NULL);
+	pthread_mutex_init(&s->rl_role.mx, NULL);
 	pthread_mutex_init(&s->lmx, NULL);
 	snprintf(s->ipc_url, sizeof(s->ipc_url), "%s", o->ipc_url);
 	if (o->token_len > sizeof(s->token)) {
@@ -487,6 +619,23 @@ net_open(const net_opts *o, net **out)
 	memcpy(s->token, o->token, o->token_len);
 	s->token_len = o->token_len;
 	*out = s;
+	snprintf(s->db, sizeof(s->db), "%s", o->db_dir ? o->db_dir : ".");
+	char uerr[PATH_MAX + 64];
+	if ((rv = users_open(o->db_dir, &s->users, uerr, sizeof(uerr))) != 0) {
+		LOG(LOG_ERR, "users", "%s", uerr);
+		s->stop = 1;
+		return rv;
+	}
+	if (peers_new(o->max_conns > 0 ? o->max_conns : conn_budget(),
+	        &s->peers) != 0) {
+		s->stop = 1;
+		return CPL_ENOMEM;
+	}
+	s->uenv.u = s->users;
+	s->uenv.ps = s->peers;
+	s->uenv.db = s->db;
+	s->uenv.changed = users_changed;
+	s->uenv.arg = s;
 
 	if ((rv = nng_rep0_open(&s->sock)) != 0)
 		goto nngfail;
@@ -563,7 +712,7 @@ net_run(net *s)
 		if (pthread_create(&s->checker, NULL, checker_main, s) == 0)
 			s->checker_started = true;
 	}
-	if (s->peers &&
+	if (s->have_tcp &&
 	    pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
 		s->reaper_started = true;
 	LOG(LOG_NOTICE, "start", "copal-broker %s serving %s%s%s with %d "
@@ -606,6 +755,7 @@ net_close(net *s)
 	unlink(s->ipc_url + strlen("ipc://"));
 	pthread_mutex_destroy(&s->lmx);
 	peers_free(s->peers);
+	users_free(s->users);
 	explicit_bzero(s->token, sizeof(s->token));
 	free(s);
 }

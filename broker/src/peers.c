@@ -1,12 +1,14 @@
-// The broker's TCP peers: connection state by NNG pipe id, the cap, the
-// drop of peers that do not authenticate in time, rate-limited warnings
-// and the listener's TLS configuration.
+// The broker's peers: connection state by NNG pipe id (who it is, its
+// role, since when, how many requests), the cap on TCP connections, the
+// drop of TCP peers that do not authenticate in time, rate-limited
+// warnings and the listener's TLS configuration.
 //
 // NNG 1.5.2 cannot give one connection its own receive limit, and a pipe
-// cannot tell which client certificate it saw: a connection is
-// "authenticated" once one of its requests carried the database token
-// (checked on the wire bytes, before anything is decoded), and until then
-// net.c closes it on any frame larger than PEER_UNAUTH_MAX.
+// cannot tell which client certificate it saw: a TCP connection is
+// "authenticated" once one of its requests carried the database token or
+// a user's (checked on the wire bytes, before anything is decoded), and
+// until then net.c closes it on any frame larger than PEER_UNAUTH_MAX. A
+// local connection is known by its peer uid from the start.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -96,7 +98,14 @@ peer_addr(nng_pipe p, char *buf, size_t len)
 struct peer {
 	uint32_t id;
 	bool authed;
+	bool ipc;           // local socket: not counted against max
 	int64_t since_ms;
+	uint64_t since_us;  // wall clock, for the list of connections
+	int64_t uid;        // the peer's uid on the local socket, else -1
+	int role;
+	const char *cred;   // how it proved who it is (static text)
+	char user[PEER_USER_MAX + 1];
+	uint64_t requests;
 	struct peer *next;
 };
 
@@ -143,25 +152,57 @@ slot(peers *ps, uint32_t id)
 	return pp;
 }
 
-bool
-peers_add(peers *ps, nng_pipe p)
+static uint64_t
+wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static bool
+add(peers *ps, nng_pipe p, bool ipc, int64_t uid, const char *user,
+    int role)
 {
 	uint32_t id = (uint32_t)nng_pipe_id(p);
 	struct peer *e = calloc(1, sizeof(*e));
 	bool ok = false;
+	if (e == NULL)
+		return false;
+	e->id = id;
+	e->ipc = ipc;
+	e->authed = ipc;
+	e->uid = uid;
+	e->role = role;
+	e->cred = ipc ? "peer uid" : "";
+	snprintf(e->user, sizeof(e->user), "%s", user ? user : "");
+	e->since_ms = mono_ms();
+	e->since_us = wall_us();
 	pthread_mutex_lock(&ps->mx);
-	if (e != NULL && ps->count < ps->max && *slot(ps, id) == NULL) {
-		e->id = id;
-		e->since_ms = mono_ms();
+	if ((ipc || ps->count < ps->max) && *slot(ps, id) == NULL) {
 		e->next = ps->b[(id * 2654435761u) % NBUCKETS];
 		ps->b[(id * 2654435761u) % NBUCKETS] = e;
-		ps->count++;
+		if (!ipc)
+			ps->count++;
 		ok = true;
 	}
 	pthread_mutex_unlock(&ps->mx);
 	if (!ok)
 		free(e);
 	return ok;
+}
+
+bool
+peers_add(peers *ps, nng_pipe p)
+{
+	return add(ps, p, false, -1, NULL, 0);
+}
+
+bool
+peers_add_ipc(peers *ps, nng_pipe p, uint64_t uid, const char *user,
+    int role)
+{
+	return add(ps, p, true, (int64_t)uid, user, role);
 }
 
 void
@@ -173,10 +214,105 @@ peers_remove(peers *ps, nng_pipe p)
 	struct peer **pp = slot(ps, id);
 	if ((e = *pp) != NULL) {
 		*pp = e->next;
-		ps->count--;
+		if (!e->ipc)
+			ps->count--;
 	}
 	pthread_mutex_unlock(&ps->mx);
 	free(e);
+}
+
+bool
+peers_ident(peers *ps, nng_pipe p, char *user, int *role)
+{
+	bool found = false;
+	pthread_mutex_lock(&ps->mx);
+	struct peer *e = *slot(ps, (uint32_t)nng_pipe_id(p));
+	if (e != NULL && e->authed) {
+		memcpy(user, e->user, sizeof(e->user));
+		*role = e->role;
+		e->requests++;
+		found = true;
+	}
+	pthread_mutex_unlock(&ps->mx);
+	return found;
+}
+
+void
+peers_set_ident(peers *ps, nng_pipe p, const char *user, int role,
+    const char *cred)
+{
+	pthread_mutex_lock(&ps->mx);
+	struct peer *e = *slot(ps, (uint32_t)nng_pipe_id(p));
+	if (e) {
+		e->authed = true;
+		e->requests++;
+		// the same name most of the time: no copy then
+		if (e->role != role || strcmp(e->user, user) != 0) {
+			snprintf(e->user, sizeof(e->user), "%s", user);
+			e->role = role;
+			e->cred = cred;
+		}
+	}
+	pthread_mutex_unlock(&ps->mx);
+}
+
+size_t
+peers_list(peers *ps, peer_info *out, size_t cap)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&ps->mx);
+	for (int i = 0; i < NBUCKETS; i++)
+		for (struct peer *e = ps->b[i]; e; e = e->next) {
+			if (n < cap) {
+				peer_info *o = &out[n];
+				o->id = e->id;
+				o->ipc = e->ipc;
+				o->uid = e->uid;
+				o->role = e->role;
+				o->cred = e->cred;
+				o->since_us = e->since_us;
+				o->requests = e->requests;
+				memcpy(o->user, e->user, sizeof(o->user));
+			}
+			n++;
+		}
+	pthread_mutex_unlock(&ps->mx);
+	return n;
+}
+
+int
+peers_close_user(peers *ps, const char *user)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, cap = 0;
+	pthread_mutex_lock(&ps->mx);
+	for (int i = 0; i < NBUCKETS; i++)
+		for (struct peer *e = ps->b[i]; e; e = e->next) {
+			if (strcmp(e->user, user) != 0)
+				continue;
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				uint32_t *v = realloc(ids, nc * sizeof(*v));
+				if (v == NULL)
+					continue;
+				ids = v;
+				cap = nc;
+			}
+			ids[n++] = e->id;
+			// no request of it is taken from now on
+			e->authed = false;
+			e->user[0] = '\0';
+			e->role = 0;
+		}
+	pthread_mutex_unlock(&ps->mx);
+	// closed outside the lock: closing runs the pipe callbacks
+	for (size_t i = 0; i < n; i++) {
+		nng_pipe p = NNG_PIPE_INITIALIZER;
+		p.id = ids[i];
+		nng_pipe_close(p);
+	}
+	free(ids);
+	return (int)n;
 }
 
 bool
@@ -190,14 +326,10 @@ peers_authed(peers *ps, nng_pipe p)
 	return a;
 }
 
-void
-peers_set_authed(peers *ps, nng_pipe p)
+int
+peers_max(peers *ps)
 {
-	pthread_mutex_lock(&ps->mx);
-	struct peer *e = *slot(ps, (uint32_t)nng_pipe_id(p));
-	if (e)
-		e->authed = true;
-	pthread_mutex_unlock(&ps->mx);
+	return ps->max;
 }
 
 int
@@ -225,7 +357,8 @@ peers_reap(peers *ps, ratelog *rl)
 		for (int i = 0; i < NBUCKETS && n < BATCH; i++)
 			for (struct peer *e = ps->b[i]; e && n < BATCH;
 			     e = e->next)
-				if (!e->authed && e->since_ms < cut) {
+				if (!e->authed && !e->ipc &&
+				    e->since_ms < cut) {
 					ids[n++] = e->id;
 					// not again while NNG closes it
 					e->since_ms = INT64_MAX;

@@ -1,7 +1,7 @@
-// The broker's TCP peers (internal): per-connection state kept by NNG pipe
-// id (authenticated yet, when it came), the cap on connections, the drop
-// of peers that do not authenticate in time, rate-limited warnings, and
-// the listener's TLS configuration.
+// The broker's peers (internal): per-connection state kept by NNG pipe id
+// (who, with what role, authenticated yet, when it came, requests), the
+// cap on TCP connections, the drop of TCP peers that do not authenticate
+// in time, rate-limited warnings, and the listener's TLS configuration.
 #ifndef COPAL_BROKER_PEERS_H
 #define COPAL_BROKER_PEERS_H
 
@@ -36,20 +36,52 @@ void ratelog_warn(ratelog *r, const char *id, const char *fmt, ...)
 void peer_addr(nng_pipe p, char *buf, size_t len);
 
 // ---------------------------------------------------------------- peers
+// Every connection, local or TCP, with who it is: the user it proved to
+// be (by its peer uid, or by the token of its last request) and the role.
 typedef struct peers peers;
 
-// max: connections kept at once (>= 1).
+#define PEER_USER_MAX 32
+
+// max: TCP connections kept at once (>= 1).
 int peers_new(int max, peers **out);
 void peers_free(peers *ps);
-// A new connection: false when max are open (the caller closes it).
+// A new TCP connection: false when max are open (the caller closes it).
 bool peers_add(peers *ps, nng_pipe p);
+// A local connection of an admitted uid, known at once as user with role
+// (not counted against max).
+bool peers_add_ipc(peers *ps, nng_pipe p, uint64_t uid, const char *user,
+    int role);
 void peers_remove(peers *ps, nng_pipe p);
 bool peers_authed(peers *ps, nng_pipe p);
-void peers_set_authed(peers *ps, nng_pipe p);
+// A TCP request of p carried the token of user: p is authenticated, and
+// its requests counted.
+void peers_set_ident(peers *ps, nng_pipe p, const char *user, int role,
+    const char *cred);
+// Who local connection p is (user: PEER_USER_MAX + 1 bytes); counts the
+// request. False: unknown, or no longer admitted.
+bool peers_ident(peers *ps, nng_pipe p, char *user, int *role);
+
+// One connection, for the list of them.
+typedef struct peer_info {
+	uint32_t id;
+	bool ipc;
+	int64_t uid;
+	int role;
+	const char *cred;
+	uint64_t since_us;
+	uint64_t requests;
+	char user[PEER_USER_MAX + 1];
+} peer_info;
+// Up to cap connections into out; returns how many there are.
+size_t peers_list(peers *ps, peer_info *out, size_t cap);
+// Closes every connection of user (and takes no more of its requests);
+// returns how many.
+int peers_close_user(peers *ps, const char *user);
 // Closes every connection not authenticated PEER_AUTH_MS after it came,
 // each logged through rl with its address; returns how many.
 int peers_reap(peers *ps, ratelog *rl);
 int peers_count(peers *ps);
+int peers_max(peers *ps);
 
 // ---------------------------------------------------------------- tls
 // Sets a server TLS configuration on listener l from <db>/tls.crt and

@@ -286,6 +286,19 @@ wire_token_ok(const uint8_t *buf, size_t len, const uint8_t *token,
 	return diff == 0;
 }
 
+bool
+wire_token(const uint8_t *buf, size_t len, const uint8_t **tok,
+    size_t *tok_len)
+{
+	struct tokscan t = { NULL, 0, false };
+	if (!wire_each_len(buf, buf + len, 3, cred_field, &t) || t.bad ||
+	    t.tok == NULL || t.len == 0)
+		return false;
+	*tok = t.tok;
+	*tok_len = t.len;
+	return true;
+}
+
 int
 validate_wire(const uint8_t *buf, size_t len, char *err, size_t errlen)
 {

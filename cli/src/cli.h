@@ -357,4 +357,12 @@ extern const cli_opt init_opts[], activate_opts[], which_opts[], log_opts[],
     ls_opts[], history_opts[], modify_opts[], rm_opts[], killjob_opts[],
     dummies_opts[], launcher_opts[], completion_opts[];
 
+// ------------------------------------------------------------ cmd_users.c
+// copal server's user options (the broker checks the caller is an admin).
+int users_add(const char *db, const char *name, const char *role,
+    const char *out);
+int users_drop(const char *db, const char *name);
+int users_list(const char *db);
+int users_conns(const char *db);
+
 #endif // COPAL_CLI_H

@@ -156,13 +156,16 @@ jl_event(FILE *fp, const Copal__Event *e, const char *iso)
 	json_str(fp, e->message);
 	fputs_unlocked(",\"commit_us\":", fp);
 	put_u64(fp, e->time_us);
+	fputs_unlocked(",\"user\":", fp);
+	json_str(fp, e->user ? e->user : "");
 	fputs_unlocked("}\n", fp);
 }
 
 // ------------------------------------------------------------ CSV
 
 static const char csv_header[] = "seq,task,uuid,name,workflow,from,to,time,"
-    "time_us,launcher,lease,node,attempt,return_code,message,commit_us\r\n";
+    "time_us,launcher,lease,node,attempt,return_code,message,commit_us,"
+    "user\r\n";
 
 static void
 csv_event(FILE *fp, const Copal__Event *e, const char *iso)
@@ -198,6 +201,8 @@ csv_event(FILE *fp, const Copal__Event *e, const char *iso)
 	csv_field(fp, e->message ? e->message : "");
 	putc_unlocked(',', fp);
 	put_u64(fp, e->time_us);
+	putc_unlocked(',', fp);
+	csv_field(fp, e->user ? e->user : "");
 	fputs_unlocked("\r\n", fp);
 }
 

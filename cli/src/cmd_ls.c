@@ -284,6 +284,8 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 				    "attempt", (int)e->attempt, "return_code",
 				    (int)e->return_code, "message", e->message);
 				event_skipped_json(ev, e);
+				json_object_set_new(ev, "user",
+				    json_string(e->user ? e->user : ""));
 				if (e->batch_job_id) {
 					// the batch job the task's launcher ran in
 					json_object_set_new(ev, "batch_job",
@@ -328,6 +330,9 @@ hist_page(cpl_client *c, const Copal__QueryReply *qr, void *arg)
 					    e->batch_job_id,
 					    e->scheduler_job_id[0] ? ", scheduler "
 					    "job " : "", e->scheduler_job_id);
+				// who did it, when a user did
+				if (e->user && e->user[0])
+					printf("  (by %s)", e->user);
 				putchar('\n');
 			}
 		}

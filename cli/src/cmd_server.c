@@ -1,16 +1,40 @@
 // copal server start|stop|status: the broker daemon of a database.
 #include <inttypes.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
-enum { KEY_TCP = 410 };
+enum {
+	KEY_TCP = 410,
+	KEY_ADD_USER,
+	KEY_ROLE,
+	KEY_DROP_USER,
+	KEY_LIST_USERS,
+	KEY_LIST_CONNS,
+	KEY_OUT
+};
 
 const cli_opt server_opts[] = {
 	{ "tcp", KEY_TCP, OPT_ARG, "URL",
 	    "start: also listen on URL (tls+tcp://HOST:PORT; default: "
 	    "copal.conf's broker_tcp)" },
+	{ "add-user", KEY_ADD_USER, OPT_ARG, "NAME",
+	    "let user NAME use the database (its unix user on the local "
+	    "socket; a credential file for TCP); admins only" },
+	{ "role", KEY_ROLE, OPT_ARG, "ROLE",
+	    "--add-user: read (default), write or admin" },
+	{ "out", KEY_OUT, OPT_ARG, "FILE",
+	    "--add-user: write the credential to FILE (default: "
+	    "NAME.copal-credential)" },
+	{ "drop-user", KEY_DROP_USER, OPT_ARG, "NAME",
+	    "revoke user NAME and close its connections; admins only" },
+	{ "list-users", KEY_LIST_USERS, OPT_NOARG, NULL,
+	    "the users and their roles; admins only" },
+	{ "list-active-connections", KEY_LIST_CONNS, OPT_NOARG, NULL,
+	    "every open connection: user, role, uid, address, since, "
+	    "requests; admins only" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -109,7 +133,9 @@ int
 cmd_server(const cli_verb *v, int argc, char **argv)
 {
 	cli_parse p;
-	const char *arg, *tcp = NULL;
+	const char *arg, *tcp = NULL, *add = NULL, *drop = NULL;
+	const char *role = NULL, *out = NULL;
+	bool list = false, conns = false;
 	char db[PATH_MAX];
 	int k, rc;
 	if ((rc = cli_parse_init(&p, v, argc, argv)) != 0)
@@ -117,10 +143,49 @@ cmd_server(const cli_verb *v, int argc, char **argv)
 	while ((k = cli_parse_next(&p, &arg)) != -1) {
 		if (k == KEY_TCP)
 			tcp = arg;
+		else if (k == KEY_ADD_USER)
+			add = arg;
+		else if (k == KEY_ROLE)
+			role = arg;
+		else if (k == KEY_OUT)
+			out = arg;
+		else if (k == KEY_DROP_USER)
+			drop = arg;
+		else if (k == KEY_LIST_USERS)
+			list = true;
+		else if (k == KEY_LIST_CONNS)
+			conns = true;
 		else {
 			rc = EXIT_USAGE;
 			goto out;
 		}
+	}
+	if ((add != NULL) + (drop != NULL) + list + conns > 1) {
+		rc = cli_usage("one of --add-user, --drop-user, --list-users, "
+		    "--list-active-connections at a time");
+		goto out;
+	}
+	if ((role || out) && add == NULL) {
+		rc = cli_usage("--role and --out are for --add-user");
+		goto out;
+	}
+	if (add || drop || list || conns) {
+		if (p.nargs != 0 || tcp) {
+			rc = cli_usage("--add-user, --drop-user, --list-users and "
+			    "--list-active-connections take no action");
+			goto out;
+		}
+		// a remote broker (COPAL_BROKER_URL): no database directory
+		// here; it names the database in the credential
+		const char *url = getenv(CPL_ENV_URL);
+		if (url && *url)
+			snprintf(db, sizeof(db), "%s", url);
+		else if ((rc = cli_db_find(db, sizeof(db))) != 0)
+			goto out;
+		rc = add ? users_add(db, add, role, out) :
+		    drop ? users_drop(db, drop) : list ? users_list(db) :
+		    users_conns(db);
+		goto out;
 	}
 	if (p.nargs != 1) {
 		rc = cli_usage("say start, stop or status");

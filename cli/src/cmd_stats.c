@@ -214,6 +214,16 @@ report_json(struct stats *st, const Copal__CountReply *cnt)
 	}
 	free(order);
 	json_object_set_new(o, "workflows", wfs);
+	json_t *us = json_array();
+	for (size_t i = 0; i < st->users.n; i++) {
+		const struct ustat *u = &st->us[i];
+		json_array_append_new(us, json_pack("{s:s, s:I, s:I, s:I, s:I, "
+		    "s:I}", "user", st->users.strs[i], "events",
+		    (json_int_t)u->events, "created", (json_int_t)u->created,
+		    "restarted", (json_int_t)u->restarted, "killed",
+		    (json_int_t)u->killed, "deleted", (json_int_t)u->deleted));
+	}
+	json_object_set_new(o, "users", us);
 	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
 	    JSON_REAL_PRECISION(10));
 	if (s) {
@@ -380,6 +390,28 @@ report_table(struct stats *st, const Copal__CountReply *cnt)
 	}
 	table_close(t);
 	free(order);
+
+	if (st->users.n == 0)
+		return;
+	printf("\nBy user (events they caused)\n");
+	static const tcol ucols[] = { { "user", COL_STR },
+		{ "events", COL_INT }, { "created", COL_INT },
+		{ "restarted", COL_INT }, { "killed", COL_INT },
+		{ "deleted", COL_INT } };
+	t = table_open(FMT_TABLE, ucols, 6, stdout);
+	for (size_t i = 0; i < st->users.n; i++) {
+		const struct ustat *u = &st->us[i];
+		char c[5][24];
+		snprintf(c[0], 24, "%" PRIu64, u->events);
+		snprintf(c[1], 24, "%" PRIu64, u->created);
+		snprintf(c[2], 24, "%" PRIu64, u->restarted);
+		snprintf(c[3], 24, "%" PRIu64, u->killed);
+		snprintf(c[4], 24, "%" PRIu64, u->deleted);
+		const char *cells[] = { st->users.strs[i], c[0], c[1], c[2],
+			c[3], c[4] };
+		table_row(t, cells);
+	}
+	table_close(t);
 }
 
 // ------------------------------------------------------------ the verb

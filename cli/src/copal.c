@@ -69,11 +69,15 @@ static const cli_verb verbs[] = {
 	    OPTS(which_opts), cmd_which },
 	{ "log", "[-n N] [-f]", "show the end of the broker's log", NULL,
 	    OPTS(log_opts), cmd_log },
-	{ "server", "start|stop|status [--tcp URL]",
-	    "start, stop or query the database's broker",
+	{ "server", "start|stop|status [--tcp URL] | --add-user NAME [--role R]"
+	    " | --drop-user NAME | --list-users | --list-active-connections",
+	    "start, stop or query the database's broker; manage its users",
 	    "start returns once the broker answers (\"already running\" is\n"
 	    "success); stop sends SIGTERM and waits (SIGKILL after 10 s);\n"
-	    "status exits 1 when no broker runs.\n",
+	    "status exits 1 when no broker runs.\n"
+	    "Users: the owner is admin; --add-user lets another unix user in\n"
+	    "through the local socket and writes a credential file for TCP;\n"
+	    "roles read < write < admin; only an admin manages users.\n",
 	    OPTS(server_opts), cmd_server },
 	{ "launcher", "--job-mode serial|mpi [options]",
 	    "run tasks here or in a batch job (runs copal-launcher)",

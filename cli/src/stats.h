@@ -92,6 +92,15 @@ struct stats {
 
 	dist run_all, run_done, wait;
 	series ser;
+	// who did what: the events users caused (copal.proto, Event.user)
+	strset users;
+	struct ustat *us;
+	size_t capus;
+};
+
+// The events one user caused, by kind.
+struct ustat {
+	uint64_t events, created, restarted, killed, deleted;
 };
 
 // Readies a zeroed struct stats (by_runs may be set already) for the

@@ -195,6 +195,7 @@ stats_init(struct stats *st, const ev_window *w)
 	strset_init(&st->wfs);
 	strset_init(&st->hosts);
 	strset_init(&st->slots);
+	strset_init(&st->users);
 	dist_init(&st->run_all, 0x9E3779B97F4A7C15ull);
 	dist_init(&st->run_done, 0xD1B54A32D192ED03ull);
 	dist_init(&st->wait, 0x94D049BB133111EBull);
@@ -211,6 +212,8 @@ stats_free(struct stats *st)
 	strset_free(&st->wfs);
 	strset_free(&st->hosts);
 	strset_free(&st->slots);
+	strset_free(&st->users);
+	free(st->us);
 	dist_free(&st->run_all);
 	dist_free(&st->run_done);
 	dist_free(&st->wait);
@@ -297,6 +300,33 @@ count_minute(struct stats *st, uint64_t t)
 		st->nmin = k + 1;
 }
 
+// An event a user caused, counted as theirs.
+static void
+user_event(struct stats *st, const Copal__Event *e)
+{
+	uint32_t i = strset_add(&st->users, e->user, NULL);
+	if (i >= st->capus) {
+		size_t cap = st->capus ? st->capus * 2 : 8;
+		while (cap <= i)
+			cap *= 2;
+		st->us = xrealloc(st->us, cap * sizeof(*st->us));
+		memset(st->us + st->capus, 0,
+		    (cap - st->capus) * sizeof(*st->us));
+		st->capus = cap;
+	}
+	struct ustat *u = &st->us[i];
+	int to = (int)e->to_state;
+	u->events++;
+	if ((int)e->from_state == CPL_CREATED)
+		u->created++;
+	else if (to == CPL_USER_KILLED)
+		u->killed++;
+	else if (to == CPL_RESTART_READY)
+		u->restarted++;
+	else if (to == 0)
+		u->deleted++;
+}
+
 static void
 stats_event(struct stats *st, const Copal__Event *e)
 {
@@ -305,6 +335,8 @@ stats_event(struct stats *st, const Copal__Event *e)
 	uint32_t wi;
 	struct wfstat *w = stats_wf(st, e->workflow, &wi);
 	st->events++;
+	if (e->user && e->user[0])
+		user_event(st, e);
 	// event times come in log (commit) order, a launcher's a little
 	// earlier than its commit: the first is the least
 	if (st->first_us == 0 || t < st->first_us)

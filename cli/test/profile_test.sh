@@ -112,7 +112,7 @@ seqs = [e["seq"] for e in ev]
 assert all(a < b for a, b in zip(seqs, seqs[1:])), "seq not increasing"
 keys = ["seq", "task", "uuid", "name", "workflow", "from", "to", "time",
         "time_us", "launcher", "lease", "node", "attempt", "return_code",
-        "message", "commit_us"]
+        "message", "commit_us", "user"]
 for e in ev:
     assert list(e) == keys, e
     # time_us: when it happened (a launcher's clock for its reports), at

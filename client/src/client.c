@@ -117,7 +117,25 @@ cpl_client_open(const cpl_client_opts *o, cpl_client **out)
 		return CPL_EINVAL;
 	}
 	const char *tok = o->token ? o->token : getenv(CPL_ENV_TOKEN);
-	if (tok && *tok) {
+	const char *cred = getenv(CPL_ENV_CREDENTIAL);
+	if ((tok == NULL || *tok == '\0') && cred && *cred) {
+		// a user's credential file: its token line
+		char line[256];
+		FILE *fp = fopen(cred, "re");
+		if (fp == NULL) {
+			free(c);
+			return CPL_ENOTFOUND;
+		}
+		while (fgets(line, sizeof(line), fp))
+			if (strncmp(line, "token ", 6) == 0) {
+				size_t n = strcspn(line + 6, "\r\n");
+				c->token_len = n < sizeof(c->token) ? n :
+				                                      sizeof(c->token);
+				memcpy(c->token, line + 6, c->token_len);
+			}
+		explicit_bzero(line, sizeof(line));
+		fclose(fp);
+	} else if (tok && *tok) {
 		c->token_len = strnlen(tok, sizeof(c->token));
 		memcpy(c->token, tok, c->token_len);
 	} else if (c->db[0]) {
@@ -125,7 +143,9 @@ cpl_client_open(const cpl_client_opts *o, cpl_client **out)
 		    &c->token_len);
 	}
 	if (strncmp(c->url, "tls+tcp://", 10) == 0 &&
-	    (rv = cpl__tls_client_config(c->db, o->tls_cert, o->tls_key,
+	    (rv = cpl__tls_client_config(c->db,
+	         o->tls_cert || getenv(CPL_ENV_TLS_CERT) ? o->tls_cert : cred,
+	         o->tls_key,
 	         &c->tls, c->tls_err, sizeof(c->tls_err))) != 0) {
 		// the reason stays for cpl_client_errmsg of a call; open
 		// itself only returns the code

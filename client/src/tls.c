@@ -36,11 +36,12 @@ read_text(const char *path)
 }
 
 // The first PEM block of text whose label ends with kind ("CERTIFICATE",
-// "PRIVATE KEY"), as a new string, or NULL.
+// "PRIVATE KEY") at or after from, as a new string, or NULL; *next is set
+// past it.
 static char *
-pem_block(const char *text, const char *kind)
+pem_block_at(const char *from, const char *kind, const char **next)
 {
-	const char *p = text;
+	const char *p = from;
 	while ((p = strstr(p, "-----BEGIN ")) != NULL) {
 		const char *label = p + 11, *dash = strstr(label, "-----");
 		if (dash == NULL)
@@ -54,11 +55,40 @@ pem_block(const char *text, const char *kind)
 			if (e == NULL)
 				return NULL;
 			e += strlen(endl);
+			*next = e;
 			return strndup(p, (size_t)(e - p));
 		}
 		p = dash;
 	}
 	return NULL;
+}
+
+static char *
+pem_block(const char *text, const char *kind)
+{
+	const char *next;
+	return pem_block_at(text, kind, &next);
+}
+
+// The last certificate of text when it holds more than one (a user's
+// credential: its own, then the database's), else NULL.
+static char *
+pem_pin(const char *text)
+{
+	const char *p = text, *next;
+	char *c, *last = NULL;
+	int n = 0;
+	while ((c = pem_block_at(p, "CERTIFICATE", &next)) != NULL) {
+		free(last);
+		last = c;
+		p = next;
+		n++;
+	}
+	if (n < 2) {
+		free(last);
+		return NULL;
+	}
+	return last;
 }
 
 int
@@ -107,10 +137,13 @@ cpl__tls_client_config(const char *db, const char *cert_path,
 		goto out;
 	}
 	// the broker must show this certificate (it is its own CA: nothing
-	// else chains to it), and we show it too, with its key
+	// else chains to it), and we show it too, with its key; a user's
+	// credential shows the user's certificate (signed by the database's
+	// key) and pins the database's, the last in the file
 	int e;
+	char *pin = pem_pin(ctext);
 	if ((e = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT)) != 0 ||
-	    (e = nng_tls_config_ca_chain(cfg, cert, NULL)) != 0 ||
+	    (e = nng_tls_config_ca_chain(cfg, pin ? pin : cert, NULL)) != 0 ||
 	    (e = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0 ||
 	    (e = nng_tls_config_server_name(cfg, CPL_TLS_SERVER_NAME)) != 0 ||
 	    (e = nng_tls_config_auth_mode(cfg,
@@ -120,8 +153,10 @@ cpl__tls_client_config(const char *db, const char *cert_path,
 		if (cfg)
 			nng_tls_config_free(cfg);
 		cfg = NULL;
+		free(pin);
 		goto out;
 	}
+	free(pin);
 	*out = cfg;
 	rv = 0;
 out:

@@ -29,6 +29,7 @@ static const char *const names[CPL_DB_NPARTS] = {
 	[CPL_DB_TLS_KEY] = "tls.key",
 	[CPL_DB_LAUNCHERS] = "launchers",
 	[CPL_DB_BROKER_ADDR] = "broker.addr",
+	[CPL_DB_USERS] = "users",
 };
 
 const char *

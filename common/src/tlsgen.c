@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -139,4 +140,121 @@ cpl_tls_generate(const char *db, char *err, size_t errlen)
 		return CPL_ETOOBIG;
 	}
 	return cpl_tls_generate_files(cert, key, err, errlen);
+}
+
+// The PEM text of a memory BIO as a new string.
+static char *
+bio_text(BIO *b)
+{
+	char *data, *s;
+	long n = BIO_get_mem_data(b, &data);
+	if (n < 0 || (s = malloc((size_t)n + 1)) == NULL)
+		return NULL;
+	memcpy(s, data, (size_t)n);
+	s[n] = '\0';
+	return s;
+}
+
+int
+cpl_tls_user_cert(const char *db, const char *name, char **cert_pem,
+    char **key_pem, char *err, size_t errlen)
+{
+	char cpath[PATH_MAX], kpath[PATH_MAX], cn[128];
+	FILE *fp = NULL;
+	X509 *ca = NULL, *crt = NULL;
+	EVP_PKEY *cakey = NULL, *key = NULL;
+	BIO *kb = NULL, *cb = NULL;
+	BIGNUM *sn = NULL;
+	unsigned char serial[16];
+	int rv = CPL_EIO;
+
+	*cert_pem = *key_pem = NULL;
+	if (cpl_dbpath(db, CPL_DB_TLS_CERT, cpath, sizeof(cpath)) != 0 ||
+	    cpl_dbpath(db, CPL_DB_TLS_KEY, kpath, sizeof(kpath)) != 0) {
+		snprintf(err, errlen, "%s: path too long", db);
+		return CPL_ETOOBIG;
+	}
+	if ((fp = fopen(cpath, "re")) == NULL ||
+	    (ca = PEM_read_X509(fp, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "cannot read %s: %s", cpath,
+		    fp ? "no certificate" : strerror(errno));
+		goto out;
+	}
+	fclose(fp);
+	if ((fp = fopen(kpath, "re")) == NULL ||
+	    (cakey = PEM_read_PrivateKey(fp, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "cannot read %s: %s", kpath,
+		    fp ? "no key" : strerror(errno));
+		goto out;
+	}
+	fclose(fp);
+	fp = NULL;
+	rv = CPL_EINTERNAL;
+	snprintf(err, errlen, "libcrypto could not make the user's key and "
+	    "certificate");
+	snprintf(cn, sizeof(cn), "copal-user:%s", name);
+	if ((key = EVP_EC_gen("P-256")) == NULL || (crt = X509_new()) == NULL ||
+	    RAND_bytes(serial, sizeof(serial)) != 1)
+		goto out;
+	serial[0] &= 0x7F;
+	if ((sn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
+	    BN_to_ASN1_INTEGER(sn, X509_get_serialNumber(crt)) == NULL)
+		goto out;
+	X509_NAME *subj = X509_get_subject_name(crt);
+	if (!X509_set_version(crt, 2) ||
+	    !X509_gmtime_adj(X509_getm_notBefore(crt), -3600) ||
+	    !X509_gmtime_adj(X509_getm_notAfter(crt),
+	        (long)100 * 365 * 24 * 3600) ||
+	    !X509_set_pubkey(crt, key) ||
+	    !X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_ASC,
+	        (const unsigned char *)"copal", -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_UTF8,
+	        (const unsigned char *)cn, -1, -1, 0) ||
+	    !X509_set_issuer_name(crt, X509_get_subject_name(ca)))
+		goto out;
+	X509V3_CTX ctx;
+	X509V3_set_ctx_nodb(&ctx);
+	X509V3_set_ctx(&ctx, ca, crt, NULL, NULL, 0);
+	static const struct {
+		int nid;
+		const char *v;
+	} exts[] = { { NID_basic_constraints, "critical,CA:FALSE" },
+		{ NID_key_usage, "critical,digitalSignature" },
+		{ NID_ext_key_usage, "clientAuth" },
+		{ NID_subject_key_identifier, "hash" },
+		{ NID_authority_key_identifier, "keyid" } };
+	for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+		X509_EXTENSION *ex = X509V3_EXT_conf_nid(NULL, &ctx,
+		    exts[i].nid, exts[i].v);
+		int ok = ex && X509_add_ext(crt, ex, -1);
+		X509_EXTENSION_free(ex);
+		if (!ok)
+			goto out;
+	}
+	if (X509_sign(crt, cakey, EVP_sha256()) == 0)
+		goto out;
+	if ((kb = BIO_new(BIO_s_mem())) == NULL ||
+	    (cb = BIO_new(BIO_s_mem())) == NULL ||
+	    !PEM_write_bio_PrivateKey(kb, key, NULL, NULL, 0, NULL, NULL) ||
+	    !PEM_write_bio_X509(cb, crt))
+		goto out;
+	if ((*cert_pem = bio_text(cb)) == NULL ||
+	    (*key_pem = bio_text(kb)) == NULL) {
+		free(*cert_pem);
+		*cert_pem = NULL;
+		goto out;
+	}
+	err[0] = '\0';
+	rv = 0;
+out:
+	if (fp)
+		fclose(fp);
+	BIO_free(kb);
+	BIO_free(cb);
+	BN_free(sn);
+	X509_free(crt);
+	X509_free(ca);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(cakey);
+	return rv;
 }

@@ -239,8 +239,16 @@ heartbeat(comm *c, bool release)
 		return;
 	}
 	pthread_mutex_lock(&c->mx);
+	if (rv == CPL_EPERM && cpl_client_err_remote(c->c)) {
+		// its user may not run launchers (or was dropped): asking
+		// again changes nothing
+		if (!c->ev.refused)
+			fprintf(stderr, "launcher: the broker refuses this "
+			    "launcher: %s\n", cpl_client_errmsg(c->c));
+		c->ev.refused = true;
+	}
 	if (rv != 0) {
-		if (!release) {
+		if (!release && !c->ev.refused) {
 			fprintf(stderr, "launcher: lease %llu lost: %s\n",
 			    (unsigned long long)c->lease,
 			    cpl_client_errmsg(c->c));

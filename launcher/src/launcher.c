@@ -196,7 +196,7 @@ launcher_run(const launcher_opts *o)
 	L.last_busy_us = L.start_us;
 	if (o->time_limit_min > 0)
 		L.deadline_us = L.start_us + (uint64_t)(o->time_limit_min * 60e6);
-	bool announced = false, idle_warned = false;
+	bool announced = false, idle_warned = false, refused = false;
 
 	for (;;) {
 		uint64_t now = cpl_mono_us();
@@ -228,6 +228,13 @@ launcher_run(const launcher_opts *o)
 		comm_take(L.cm, &ev);
 		if (ev.job_ended && !L.stopping)
 			begin_cut("its batch job has ended");
+		if (ev.refused) {
+			logm(LL_ERR, "the broker refuses this launcher's "
+			    "credential: stopping");
+			refused = true;
+			comm_events_free(&ev);
+			break;
+		}
 		if (ev.lease_lost) {
 			task_drop_all(&L, "lease lost");
 			// what the broker took back is work to claim again
@@ -364,5 +371,5 @@ launcher_run(const launcher_opts *o)
 		free(L.nodes[i].slot_busy);
 	free(L.nodes);
 	nodes_free(&L.nl);
-	return 0;
+	return refused ? CPL_EPERM : 0;
 }

@@ -117,6 +117,8 @@ typedef struct comm_events {
 	// clock): the renewal that confirmed it was sent at lease_sent_us
 	uint64_t lease_sent_us, lease_until_us;
 	size_t pending;             // reports not yet acknowledged
+	bool refused;               // the broker refuses this launcher's
+	                            // credential its role (stays set)
 } comm_events;
 
 // Starts the comm thread, which takes a lease at once and sends reports

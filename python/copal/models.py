@@ -687,7 +687,7 @@ class Event:
     reports, else the broker's commit time, as `copal export` gives it),
     timestamp (time_us in epoch seconds), commit_us (the broker's commit
     time, the log's order), attempt, lease_id, launcher, node, return_code,
-    message.
+    message, user (who caused it, "" for launchers).
     """
 
     __slots__ = ("_m",)
@@ -711,6 +711,7 @@ class Event:
     node = property(lambda s: s._m.node)
     return_code = property(lambda s: s._m.return_code)
     message = property(lambda s: s._m.message)
+    user = property(lambda s: s._m.user)
 
     def __repr__(self):
         return "Event(seq=%d, task=%d, %s->%s)" % (

@@ -442,7 +442,8 @@ open("spawned", "w").write("%d %d %d" % (k1.id, k2.id, doomed.id))
                 "time_us": e.time_us, "launcher": e.launcher,
                 "lease": e.lease_id, "node": e.node,
                 "attempt": e.attempt, "return_code": e.return_code,
-                "message": e.message, "commit_us": e.commit_us}
+                "message": e.message, "commit_us": e.commit_us,
+                "user": e.user}
                for e in copal.EventLog.objects.all()]
         self.assertGreater(len(got), 10)
         for w in want:

@@ -326,7 +326,8 @@ check_cb(cpl_txn *t, void *arg)
 			    (unsigned long long)seq, (unsigned long long)want);
 		want = seq + 1;
 		if ((e.flags & ~EVF_ETIME) || v.mv_size != sizeof(e) +
-		    e.nodelen + e.msglen + ((e.flags & EVF_ETIME) ? 8 : 0))
+		    e.nodelen + e.msglen + ((e.flags & EVF_ETIME) ? 8 : 0) +
+		    e.userlen)
 			say(&rep, "event %llu: bad message length",
 			    (unsigned long long)seq);
 		pair_key(key, e.task, seq);

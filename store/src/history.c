@@ -4,6 +4,9 @@
 
 #include "store_impl.h"
 
+// what event_decode needs: message, node, user, each with its NUL
+#define EVBUF (MAX_MSG + 1 + 256 + 256)
+
 // Appends one history event. `newest` says the task is the newest one
 // (just created): its (task, seq) key is then the last of task_ev and is
 // appended without a search.
@@ -15,13 +18,16 @@ cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 	uint8_t k[8], tk[16];
 	size_t ml = msg ? cpl_utf8_cut(msg, strnlen(msg, MAX_MSG)) : 0;
 	size_t nl = node ? cpl_utf8_cut(node, strnlen(node, 255)) : 0;
+	size_t ul = t->user ? cpl_utf8_cut(t->user,
+	                          strnlen(t->user, CPL_EVENT_USER_MAX)) : 0;
 	void *p = NULL;
 	int rv;
 	uint64_t seq = t->meta.next_seq++;
 	be64(k, seq);
 	size_t xl = etime ? 8 : 0;
 	if ((rv = treserve(t, DB_EVENT, k, 8,
-	         sizeof(struct evrec) + nl + ml + xl, MDB_APPEND, &p)) != 0)
+	         sizeof(struct evrec) + nl + ml + xl + ul, MDB_APPEND,
+	         &p)) != 0)
 		return rv;
 	struct evrec e;
 	memset(&e, 0, sizeof(e));
@@ -37,6 +43,7 @@ cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 	e.skipped = t->ev_skipped;
 	t->ev_skipped = 0;
 	e.flags = etime ? EVF_ETIME : 0;
+	e.userlen = (uint8_t)ul;
 	memcpy(p, &e, sizeof(e));
 	if (nl)
 		memcpy((char *)p + sizeof(e), node, nl);
@@ -44,8 +51,17 @@ cs_event_write(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 		memcpy((char *)p + sizeof(e) + nl, msg, ml);
 	if (xl)
 		memcpy((char *)p + sizeof(e) + nl + ml, &etime, 8);
+	if (ul)
+		memcpy((char *)p + sizeof(e) + nl + ml + xl, t->user, ul);
 	pair_key(tk, id, seq);
 	return tput(t, DB_TASK_EV, tk, 16, "", 0, newest ? MDB_APPEND : 0);
+}
+
+void
+cpl_txn_set_user(cpl_txn *t, const char *user)
+{
+	if (t != NULL)
+		t->user = user && *user ? user : NULL;
 }
 
 int
@@ -67,7 +83,7 @@ event_decode(const MDB_val *k, const MDB_val *v, cpl_event *e, char *buf)
 	memcpy(&r, v->mv_data, sizeof(r));
 	size_t xl = (r.flags & EVF_ETIME) ? 8 : 0;
 	if ((r.flags & ~EVF_ETIME) ||
-	    v->mv_size != sizeof(r) + r.nodelen + r.msglen + xl)
+	    v->mv_size != sizeof(r) + r.nodelen + r.msglen + xl + r.userlen)
 		return CPL_ECORRUPT;
 	e->seq = rd64(k->mv_data);
 	e->task_id = r.task;
@@ -88,7 +104,7 @@ event_decode(const MDB_val *k, const MDB_val *v, cpl_event *e, char *buf)
 		e->skipped |= 1u << CPL_PREPROCESSED;
 	if (r.skipped & EV_SKIP_POSTPROCESSED)
 		e->skipped |= 1u << CPL_POSTPROCESSED;
-	// buf holds the message, then the node: MAX_MSG + 1 + 256 bytes
+	// buf holds the message, the node, the user: EVBUF bytes
 	memcpy(buf, (char *)v->mv_data + sizeof(r) + r.nodelen, r.msglen);
 	buf[r.msglen] = '\0';
 	e->message = buf;
@@ -96,6 +112,11 @@ event_decode(const MDB_val *k, const MDB_val *v, cpl_event *e, char *buf)
 	memcpy(node, (char *)v->mv_data + sizeof(r), r.nodelen);
 	node[r.nodelen] = '\0';
 	e->node = node;
+	char *user = node + r.nodelen + 1;
+	memcpy(user, (char *)v->mv_data + sizeof(r) + r.nodelen + r.msglen +
+	    xl, r.userlen);
+	user[r.userlen] = '\0';
+	e->user = user;
 	return 0;
 }
 
@@ -111,7 +132,7 @@ cpl_history_task(cpl_txn *t, uint64_t id, cpl_event_fn fn, void *arg)
 		free(seqs.v);
 		return rv;
 	}
-	if ((buf = malloc(MAX_MSG + 1 + 256)) == NULL) {
+	if ((buf = malloc(EVBUF)) == NULL) {
 		free(seqs.v);
 		return CPL_ENOMEM;
 	}
@@ -147,7 +168,7 @@ cpl_history_scan(cpl_txn *t, uint64_t after, size_t limit, cpl_event_fn fn,
 	int rc, rv = 0;
 	if (t == NULL || fn == NULL)
 		return CPL_EINVAL;
-	if ((buf = malloc(MAX_MSG + 1 + 256)) == NULL)
+	if ((buf = malloc(EVBUF)) == NULL)
 		return CPL_ENOMEM;
 	if ((rv = tcursor(t, DB_EVENT, &c)) != 0) {
 		free(buf);

@@ -205,9 +205,9 @@ struct evrec {
 	uint8_t nodelen;
 	uint8_t skipped;  // EV_SKIP_* stages a launcher's move passed over
 	uint8_t flags;    // EVF_*; 0 in records written before them
-	uint8_t pad[1];
+	uint8_t userlen;  // 0 in records from before users were recorded
 	// node bytes, then message bytes follow, no NULs; then, with
-	// EVF_ETIME, the event time (8 bytes, host order)
+	// EVF_ETIME, the event time (8 bytes, host order); then user bytes
 };
 // Stages a launcher's report jumped over (issue 22: Balsam records each
 // stage; copal records the skipped ones on the event that passed them,
@@ -288,6 +288,8 @@ struct cpl_txn {
 	uint8_t ev_skipped;
 	// and its event time, clamped (0: none)
 	uint64_t etime;
+	// the user whose request this is (for its events); NULL: none
+	const char *user;
 	// cached lease (reports come in batches under one lease)
 	uint64_t lease_id;
 	struct lrec lease;

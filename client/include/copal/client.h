@@ -40,6 +40,12 @@ extern "C" {
 // needed.
 #define CPL_ENV_TLS_CERT "COPAL_TLS_CERT"
 #define CPL_ENV_TLS_KEY "COPAL_TLS_KEY"
+// A user's credential file (copal server --add-user writes it): a line
+// "token HEX", the user's certificate and key, and the database's
+// certificate. It stands for CPL_ENV_TOKEN and CPL_ENV_TLS_CERT when those
+// are not set; the broker must then show the database's certificate (the
+// last one in the file).
+#define CPL_ENV_CREDENTIAL "COPAL_CREDENTIAL"
 
 typedef struct cpl_client cpl_client;
 

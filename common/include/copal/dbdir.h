@@ -42,6 +42,9 @@ typedef enum cpl_dbpart {
 	// broker.addr: where the running broker is (its host, pid and the TCP
 	// URL launchers on other hosts dial); written once it listens
 	CPL_DB_BROKER_ADDR,
+	// users: who besides the owner may use the database, with their role
+	// and a digest of their token (written by the broker only)
+	CPL_DB_USERS,
 	CPL_DB_NPARTS
 } cpl_dbpart;
 

@@ -24,6 +24,16 @@ int cpl_tls_generate(const char *db, char *err, size_t errlen);
 int cpl_tls_generate_files(const char *cert_path, const char *key_path,
     char *err, size_t errlen);
 
+// A user's certificate (copal server --add-user): a new P-256 key and a
+// certificate for it with subject CN=copal-user:NAME, client use only,
+// signed by the database's key (<db>/tls.key) with the database's
+// certificate as issuer, so that the broker's TLS listener, which trusts
+// the database's certificate, takes it. *cert_pem and *key_pem are
+// malloc'd PEM text (the caller wipes and frees the key). Errors: CPL_EIO
+// (tls.crt or tls.key unreadable; err says which), CPL_EINTERNAL.
+int cpl_tls_user_cert(const char *db, const char *name, char **cert_pem,
+    char **key_pem, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -611,6 +611,7 @@ typedef struct cpl_event {
 	// when it happened: the launcher's clock for its reports (see
 	// cpl_report.event_us), else time_us (the commit time, log order)
 	uint64_t event_us;
+	const char *user;     // who caused it ("" if not recorded), same
 } cpl_event;
 
 typedef int (*cpl_event_fn)(const cpl_event *e, void *arg);
@@ -627,6 +628,12 @@ int cpl_history_scan(cpl_txn *txn, uint64_t after_seq, size_t limit,
 // The first event seq whose time is >= time_us (binary search on the log);
 // one past the last if none. Errors: CPL_EINVAL (txn or seq NULL).
 int cpl_history_seek_time(cpl_txn *txn, uint64_t time_us, uint64_t *seq);
+// The user whose request a write transaction runs (NULL or "": none):
+// every event it writes from now on records the name, cut to
+// CPL_EVENT_USER_MAX bytes. The caller keeps user alive until the
+// transaction ends or the next call.
+#define CPL_EVENT_USER_MAX 64
+void cpl_txn_set_user(cpl_txn *txn, const char *user);
 // Appends a free-form event (e.g. a note by a user) without a state change.
 // message may be NULL; at most 8192 bytes are kept.
 // Errors: CPL_EINVAL (txn NULL or read-only), CPL_ENOTFOUND (no such task).
