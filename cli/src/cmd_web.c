@@ -367,6 +367,8 @@ handler(nng_aio *aio)
 			nng_http_res_set_status(res, 303);
 			nng_http_res_set_header(res, "Set-Cookie", ck);
 			nng_http_res_set_header(res, "Location", "/");
+			// a body, so that the answer has a Content-Length
+			nng_http_res_copy_data(res, "see /\n", 6);
 			nng_aio_set_output(aio, 0, res);
 			nng_aio_finish(aio, 0);
 			return;
@@ -564,6 +566,13 @@ cmd_web(const cli_verb *v, int argc, char **argv)
 	if (parse_listen(listen, host, sizeof(host), &port, &loopback) != 0)
 		return cli_usage("--listen %s: not HOST:PORT", listen);
 	W.tls = !loopback;
+	// SIGINT and SIGTERM end it: blocked before any thread starts (NNG's
+	// too, which inherit the mask), waited for by sigwait below
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	if ((rc = cli_db_find(W.db, sizeof(W.db))) != 0)
 		return rc;
 	if (cpl_read_secret(W.db, W.token, sizeof(W.token) - 1,
@@ -624,12 +633,6 @@ cmd_web(const cli_verb *v, int argc, char **argv)
 	    W.tls ? "https" : "http", strchr(host, ':') ? "[" : "", host,
 	    strchr(host, ':') ? "]" : "", port);
 
-	// SIGINT and SIGTERM end it: blocked in every thread, waited for here
-	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	pthread_t wt;
 	if ((errno = pthread_create(&wt, NULL, worker_main, NULL)) != 0) {
 		cli_err("cannot start a thread: %s", strerror(errno));
