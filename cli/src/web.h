@@ -48,8 +48,9 @@ extern const web_asset web_assets[]; // ends with a NULL path
 // Rows of one answer: tasks, workflows, launchers, batch jobs.
 #define WEB_MAX_LIMIT 500
 #define WEB_DEF_LIMIT 50
-// The timeline: events read and runs answered at most.
-#define WEB_TL_EVENTS 400000u
+// The timeline: events read and runs answered at most (a window of more
+// events is shown from the time its last WEB_TL_EVENTS begin).
+#define WEB_TL_EVENTS 100000u
 #define WEB_TL_SPANS 5000u
 // An export download, at most (the CLI has no such bound).
 #define WEB_MAX_EXPORT (256u << 20)

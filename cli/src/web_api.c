@@ -451,6 +451,73 @@ when(web *w, const web_params *p, web_answer *a, const char *key,
 	return 0;
 }
 
+// The seq of the first event at or after t (UINT64_MAX: none); one
+// ExportRequest of one event: the broker seeks the time in its log.
+static int
+seq_at(web *w, uint64_t t, uint64_t *seq)
+{
+	Copal__ExportRequest er = COPAL__EXPORT_REQUEST__INIT;
+	Copal__Reply *rep;
+	er.since_us = t;
+	er.limit = 1;
+	if (cpl_call_export(w->c, &er, &rep) != 0)
+		return -1;
+	*seq = rep->export->n_events ? rep->export->events[0]->seq :
+	                               UINT64_MAX;
+	cpl_reply_free(rep);
+	return 0;
+}
+
+// Whether [t, until) holds more than WEB_TL_EVENTS events: two requests
+// of one event each (the broker seeks a time, or a seq, in its log).
+static int
+tl_over(web *w, uint64_t t, uint64_t until, bool *over)
+{
+	Copal__ExportRequest er = COPAL__EXPORT_REQUEST__INIT;
+	Copal__Reply *rep;
+	uint64_t s;
+	*over = false;
+	if (seq_at(w, t, &s) != 0)
+		return -1;
+	if (s == UINT64_MAX)
+		return 0;
+	er.after_seq = s + WEB_TL_EVENTS - 1;
+	er.until_us = until;
+	er.limit = 1;
+	if (cpl_call_export(w->c, &er, &rep) != 0)
+		return -1;
+	*over = rep->export->n_events > 0;
+	cpl_reply_free(rep);
+	return 0;
+}
+
+// A window of more than WEB_TL_EVENTS events keeps its end: *since moves
+// forward (bisection on time, to a millisecond) until at most that many
+// are left. *cut tells whether it moved.
+static int
+tl_fit(web *w, uint64_t *since, uint64_t until, bool *cut)
+{
+	uint64_t lo = *since, hi = until;
+	bool over;
+	*cut = false;
+	if (tl_over(w, *since, until, &over) != 0)
+		return -1;
+	if (!over)
+		return 0;
+	while (hi - lo > 1000) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (tl_over(w, mid, until, &over) != 0)
+			return -1;
+		if (over)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	*since = hi;
+	*cut = true;
+	return 0;
+}
+
 struct tl_open {
 	uint64_t start_us;
 	uint32_t node, name;
@@ -472,6 +539,12 @@ api_timeline(web *w, const web_params *p, web_answer *a)
 		return;
 	if (until <= since) {
 		web_fail(a, 400, "until is not after since");
+		return;
+	}
+	bool cut;
+	uint64_t asked = since;
+	if (tl_fit(w, &since, until, &cut) != 0) {
+		broker_fail(w, a);
 		return;
 	}
 	u64map open;
@@ -558,10 +631,12 @@ api_timeline(web *w, const web_params *p, web_answer *a)
 		return;
 	}
 	}
-	a->json = json_pack("{s:I, s:I, s:o, s:o, s:b}",
+	// cut: the window's start moved to keep WEB_TL_EVENTS events
+	a->json = json_pack("{s:I, s:I, s:I, s:o, s:o, s:b, s:b}",
+	    "asked_since_ms", (json_int_t)(asked / 1000),
 	    "since_ms", (json_int_t)(since / 1000),
 	    "until_ms", (json_int_t)(end / 1000), "nodes", nl,
-	    "spans", spans, "truncated", truncated);
+	    "spans", spans, "truncated", truncated, "cut", cut);
 }
 
 // `copal export` into a temporary file, answered as a download.

@@ -241,7 +241,8 @@ async function timeline() {
 	}
 	const t = await api('timeline?' + q.toString());
 	const data = t.spans.map((s) => ({ x: [s[1], s[2]], y: t.nodes[s[0]], outcome: s[3], uuid: s[4], name: s[5] }));
-	$('#timeline-note').textContent = `${t.spans.length} runs on ${t.nodes.length} nodes` + (t.truncated ? ' (truncated: narrow the window)' : '');
+	$('#timeline-note').textContent = `${t.spans.length} runs on ${t.nodes.length} nodes` + (t.cut ? `; from ${new Date(t.since_ms).toLocaleTimeString()}: the window's last 100,000 events` : '') +
+		(t.truncated ? ' (truncated: narrow the window)' : '');
 	if (charts.timeline) charts.timeline.destroy();
 	charts.timeline = new Chart($('#timeline'), {
 		type: 'bar',
