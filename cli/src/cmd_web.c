@@ -618,6 +618,8 @@ cmd_web(const cli_verb *v, int argc, char **argv)
 	if ((rc = nng_http_handler_alloc(&h, "/", handler)) != 0 ||
 	    (rc = nng_http_handler_set_tree(h)) != 0 ||
 	    (rc = nng_http_handler_set_method(h, NULL)) != 0 ||
+	    // no request has a body: NNG answers 400 to one (not read)
+	    (rc = nng_http_handler_collect_body(h, true, 0)) != 0 ||
 	    (rc = nng_http_server_add_handler(srv, h)) != 0 ||
 	    (rc = nng_http_server_start(srv)) != 0) {
 		cli_err("cannot serve on %s: %s", u, nng_strerror(rc));
