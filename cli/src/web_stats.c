@@ -8,8 +8,9 @@
 //
 // Two profiles: the whole campaign, and the last hour (its window starts
 // an hour before it is made, and it is made again every WEB_HOUR_REBUILD,
-// reading only that hour of the log; its points older than an hour are
-// left out of the answer).
+// reading only that hour of the log again: the broker exports each event
+// about twice in all; its points older than an hour are left out of the
+// answer).
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 
 #define WEB_STATS_PERIOD_MS 2000
 #define WEB_HOUR_US (3600ull * 1000000)
-#define WEB_HOUR_REBUILD_US (600ull * 1000000)
+#define WEB_HOUR_REBUILD_US (3600ull * 1000000)
 
 struct prof {
 	ev_window w;
@@ -105,6 +106,13 @@ prof_json(struct prof *p, const char *range, uint64_t cut_us)
 	    "busy_nodes", (double)st->busy_units / CPL_NODE_UNITS,
 	    "first_us", (json_int_t)st->act_start,
 	    "last_us", (json_int_t)st->act_end);
+	// tasks finished in the points answered (the hour's profile may
+	// hold up to two hours)
+	double shown = 0;
+	for (size_t i = from; i < n; i++)
+		shown += st->ser.done[i];
+	json_object_set_new(o, "finished_shown",
+	    json_integer((json_int_t)shown));
 	json_object_set_new(o, "t", darray(x, n, from));
 	json_object_set_new(o, "util", darray(u, n, from));
 	json_object_set_new(o, "thr", darray(t, n, from));

@@ -128,7 +128,7 @@ async function refreshStats() {
 	s.textContent = all.loaded === false && !all.t ? 'reading the event log…' :
 		`${all.finished} finished, ${all.failed} failed, ${all.runs} runs; ` +
 		`${all.per_min.toFixed(1)} finished/min over the campaign, ` +
-		`${hour.t ? hour.finished : 0} in the last hour; ${all.busy_nodes.toFixed(2)} nodes busy now` +
+		`${hour.t ? hour.finished_shown : 0} in the last hour; ${all.busy_nodes.toFixed(2)} nodes busy now` +
 		(all.loaded ? '' : ` (reading the event log: ${all.events} events so far)`);
 	s.dataset.finished = all.finished;
 }
