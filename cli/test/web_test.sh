@@ -320,5 +320,20 @@ for f in page.png task.png; do
 done
 log "screenshots: $ART/page.png $ART/task.png"
 
+# ------------------------------------------------------------ a larger log
+# 30,000 more tasks by mkevents (120,000 events, 30 FAILED): a timeline
+# window of more than 100,000 events keeps its last 100,000 (its start
+# moves), and the statistics thread catches up with the new events
+"$COPAL_BIN/cli/mkevents" --db "$DB" -n 30000 -e 1000 -q
+expect 200 "timeline?since=-1h"
+assert_eq "true true" "$(jq .cut <<<"$BODY") $(jq .truncated <<<"$BODY")" "timeline of 120,000+ events: cut, and 5,000 runs at most"
+assert_eq true "$(jq '.since_ms > .asked_since_ms' <<<"$BODY")" "timeline: its start moved"
+assert_eq 5000 "$(jq '.spans | length' <<<"$BODY")" "timeline: 5,000 runs"
+want=$(copal ls --by-states --format json | jq '.[] | select(.state == "JOB_FINISHED") | .count')
+wait_for "api 'stats?range=all'; [[ \$(jq .finished <<<\"\$BODY\") == $want ]]" 60 \
+    "stats: $want finished (from $(jq .finished <<<"$BODY"))"
+expect 200 failed
+assert_eq 32 "$(jq '.tasks | length' <<<"$BODY")" "failed: 2 + 30"
+
 stop_web "${WEB_PIDS[0]}"
 pass
