@@ -8,6 +8,7 @@
 //                the queue that hands requests to the worker thread
 //   web_api.c    the endpoints: each reads its parameters, asks the broker
 //                and answers JSON (jansson)
+//   web_timeline.c  runs per node in a window of the event log
 //   web_stats.c  throughput and utilization over time: the stats library of
 //                `copal stats` (stats_calc.c) fed from the event log by a
 //                thread of its own, a page at a time as it grows
@@ -91,6 +92,19 @@ typedef struct web {
 // Fills a; a status other than 200 carries {"error": reason}.
 void web_api(web *w, const char *method, const char *path,
     const web_params *p, web_answer *a);
+
+// Helpers of the endpoints (web_api.c). web_only: 0 if every parameter
+// of p is one of the NULL-terminated names, else a 400 in a;
+// web_broker_fail: the broker refused (409) or did not answer (502);
+// web_when: a time parameter (as copal export's --since), dflt when
+// absent, 0 or -1 with a 400 in a.
+int web_only(const web_params *p, web_answer *a, const char *const *names);
+#define ONLY(...) web_only(p, a, (const char *const[]){ __VA_ARGS__, NULL })
+void web_broker_fail(web *w, web_answer *a);
+int web_when(web *w, const web_params *p, web_answer *a, const char *key,
+    uint64_t now, uint64_t dflt, uint64_t *out);
+// /api/timeline (web_timeline.c).
+void web_timeline(web *w, const web_params *p, web_answer *a);
 
 // An error answer: status and a reason in JSON.
 void web_fail(web_answer *a, int status, const char *fmt, ...)

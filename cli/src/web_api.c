@@ -24,8 +24,8 @@ extern char **environ;
 // ------------------------------------------------------------ parameters
 
 // 0 if every parameter of p is one of the NULL-terminated names.
-static int
-only(const web_params *p, web_answer *a, const char *const *names)
+int
+web_only(const web_params *p, web_answer *a, const char *const *names)
 {
 	for (size_t i = 0; i < p->n; i++) {
 		const char *const *n = names;
@@ -38,7 +38,6 @@ only(const web_params *p, web_answer *a, const char *const *names)
 	}
 	return 0;
 }
-#define ONLY(...) only(p, a, (const char *const[]){ __VA_ARGS__, NULL })
 
 // An unsigned parameter within [lo, hi]; dflt when absent.
 static int
@@ -68,8 +67,8 @@ page(const web_params *p, web_answer *a, uint64_t *limit)
 }
 
 // The broker refused or did not answer: 502 with its words.
-static void
-broker_fail(web *w, web_answer *a)
+void
+web_broker_fail(web *w, web_answer *a)
 {
 	web_fail(a, cpl_client_err_remote(w->c) ? 409 : 502, "broker: %s",
 	    cpl_client_errmsg(w->c));
@@ -151,7 +150,7 @@ by_uuid(web *w, const web_params *p, web_answer *a)
 	}
 	f.uuid_prefix = (char *)u;
 	if (cpl_call_query(w->c, &f, 0, 2, true, &rep) != 0) {
-		broker_fail(w, a);
+		web_broker_fail(w, a);
 		return NULL;
 	}
 	if (rep->query->n_tasks != 1) {
@@ -174,7 +173,7 @@ api_info(web *w, const web_params *p, web_answer *a)
 	if (ONLY("_"))
 		return;
 	if (cpl_call_ping(w->c, &rep) != 0) {
-		broker_fail(w, a);
+		web_broker_fail(w, a);
 		return;
 	}
 	const Copal__PingReply *r = rep->ping;
@@ -197,12 +196,12 @@ api_counts(web *w, const web_params *p, web_answer *a)
 	    num(p, a, "offset", 0, UINT32_MAX, 0, &off))
 		return;
 	if (cpl_call_count(w->c, NULL, &rep) != 0) {
-		broker_fail(w, a);
+		web_broker_fail(w, a);
 		return;
 	}
 	if (cpl_call_workflow_list(w->c, &wrep) != 0) {
 		cpl_reply_free(rep); {
-		broker_fail(w, a);
+		web_broker_fail(w, a);
 		return;
 	}
 	}
@@ -250,7 +249,7 @@ api_launchers(web *w, const web_params *p, web_answer *a)
 		return;
 	if (ev_broker_now(w->c, &now) != 0 ||
 	    cpl_call_lease_list(w->c, &rep) != 0) {
-		broker_fail(w, a);
+		web_broker_fail(w, a);
 		return;
 	}
 	const Copal__LeaseListReply *l = rep->lease_list;
@@ -292,7 +291,7 @@ api_jobs(web *w, const web_params *p, web_answer *a)
 	    num(p, a, "offset", 0, UINT32_MAX, 0, &off))
 		return;
 	if (cpl_call_bjob_list(w->c, NULL, 0, &rep) != 0) {
-		broker_fail(w, a);
+		web_broker_fail(w, a);
 		return;
 	}
 	const Copal__BatchJobListReply *l = rep->batch_list;
@@ -327,7 +326,7 @@ task_page(web *w, const web_params *p, web_answer *a, Copal__Filter *f,
 	if (tails && limit > 100)
 		limit = 100; // a file read each
 	if (cpl_call_query(w->c, f, after, (uint32_t)limit, true, &rep) != 0) {
-		broker_fail(w, a);
+		web_broker_fail(w, a);
 		return;
 	}
 	const Copal__QueryReply *q = rep->query;
@@ -402,7 +401,7 @@ api_task(web *w, const web_params *p, web_answer *a)
 	const Copal__Task *tk = rep->query->tasks[0];
 	if (cpl_call_history(w->c, tk->id, &hrep) != 0) {
 		cpl_reply_free(rep); {
-		broker_fail(w, a);
+		web_broker_fail(w, a);
 		return;
 	}
 	}
@@ -436,8 +435,8 @@ api_task(web *w, const web_params *p, web_answer *a)
 }
 
 // A time parameter (ev_parse_time); dflt when absent.
-static int
-when(web *w, const web_params *p, web_answer *a, const char *key,
+int
+web_when(web *w, const web_params *p, web_answer *a, const char *key,
     uint64_t now, uint64_t dflt, uint64_t *out)
 {
 	const char *s = web_param(p, key);
@@ -449,194 +448,6 @@ when(web *w, const web_params *p, web_answer *a, const char *key,
 		return -1;
 	}
 	return 0;
-}
-
-// The seq of the first event at or after t (UINT64_MAX: none); one
-// ExportRequest of one event: the broker seeks the time in its log.
-static int
-seq_at(web *w, uint64_t t, uint64_t *seq)
-{
-	Copal__ExportRequest er = COPAL__EXPORT_REQUEST__INIT;
-	Copal__Reply *rep;
-	er.since_us = t;
-	er.limit = 1;
-	if (cpl_call_export(w->c, &er, &rep) != 0)
-		return -1;
-	*seq = rep->export->n_events ? rep->export->events[0]->seq :
-	                               UINT64_MAX;
-	cpl_reply_free(rep);
-	return 0;
-}
-
-// Whether [t, until) holds more than WEB_TL_EVENTS events: two requests
-// of one event each (the broker seeks a time, or a seq, in its log).
-static int
-tl_over(web *w, uint64_t t, uint64_t until, bool *over)
-{
-	Copal__ExportRequest er = COPAL__EXPORT_REQUEST__INIT;
-	Copal__Reply *rep;
-	uint64_t s;
-	*over = false;
-	if (seq_at(w, t, &s) != 0)
-		return -1;
-	if (s == UINT64_MAX)
-		return 0;
-	er.after_seq = s + WEB_TL_EVENTS - 1;
-	er.until_us = until;
-	er.limit = 1;
-	if (cpl_call_export(w->c, &er, &rep) != 0)
-		return -1;
-	*over = rep->export->n_events > 0;
-	cpl_reply_free(rep);
-	return 0;
-}
-
-// A window of more than WEB_TL_EVENTS events keeps its end: *since moves
-// forward (bisection on time, to a millisecond) until at most that many
-// are left. *cut tells whether it moved.
-static int
-tl_fit(web *w, uint64_t *since, uint64_t until, bool *cut)
-{
-	uint64_t lo = *since, hi = until;
-	bool over;
-	*cut = false;
-	if (tl_over(w, *since, until, &over) != 0)
-		return -1;
-	if (!over)
-		return 0;
-	while (hi - lo > 1000) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (tl_over(w, mid, until, &over) != 0)
-			return -1;
-		if (over)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	*since = hi;
-	*cut = true;
-	return 0;
-}
-
-struct tl_open {
-	uint64_t start_us;
-	uint32_t node, name;
-	char uuid[37];
-};
-
-static void
-api_timeline(web *w, const web_params *p, web_answer *a)
-{
-	uint64_t now, since, until;
-	if (ONLY("since", "until"))
-		return;
-	if (ev_broker_now(w->c, &now) != 0) {
-		broker_fail(w, a);
-		return;
-	}
-	if (when(w, p, a, "since", now, now - 600ull * 1000000, &since) ||
-	    when(w, p, a, "until", now, now, &until))
-		return;
-	if (until <= since) {
-		web_fail(a, 400, "until is not after since");
-		return;
-	}
-	bool cut;
-	uint64_t asked = since;
-	if (tl_fit(w, &since, until, &cut) != 0) {
-		broker_fail(w, a);
-		return;
-	}
-	u64map open;
-	strset nodes, names;
-	u64map_init(&open, sizeof(struct tl_open));
-	strset_init(&nodes);
-	strset_init(&names);
-	json_t *spans = json_array();
-	uint64_t after = 0, read = 0;
-	bool truncated = false, failed = false;
-	while (!truncated) {
-		Copal__ExportRequest er = COPAL__EXPORT_REQUEST__INIT;
-		Copal__Reply *rep;
-		er.after_seq = after;
-		er.since_us = after ? 0 : since;
-		er.until_us = until;
-		er.limit = 50000;
-		if (cpl_call_export(w->c, &er, &rep) != 0) {
-			failed = true;
-			break;
-		}
-		const Copal__ExportReply *x = rep->export;
-		for (size_t i = 0; i < x->n_events && !truncated; i++) {
-			const Copal__Event *e = x->events[i];
-			if (e->to_state == COPAL__TASK_STATE__STATE_RUNNING) {
-				struct tl_open *o = u64map_put(&open,
-				    e->task_id, NULL);
-				o->start_us = e->time_us;
-				o->node = strset_add(&nodes, e->node[0] ?
-				    e->node : "?", NULL);
-				o->name = strset_add(&names, e->name, NULL);
-				snprintf(o->uuid, sizeof(o->uuid), "%s",
-				    e->uuid);
-			} else if (e->from_state ==
-			    COPAL__TASK_STATE__STATE_RUNNING) {
-				struct tl_open *o = u64map_get(&open,
-				    e->task_id);
-				if (o == NULL)
-					continue; // began before since
-				json_array_append_new(spans, json_pack(
-				    "[i, I, I, s, s, s]", (int)o->node,
-				    (json_int_t)(o->start_us / 1000),
-				    (json_int_t)(e->time_us / 1000),
-				    cpl_state_name((int)e->to_state), o->uuid,
-				    names.strs[o->name]));
-				u64map_del(&open, e->task_id);
-				truncated = json_array_size(spans) >=
-				    WEB_TL_SPANS;
-			}
-		}
-		read += x->n_events;
-		bool more = x->more && x->last_seq > after;
-		after = x->last_seq;
-		cpl_reply_free(rep);
-		if (!more)
-			break;
-		if (read >= WEB_TL_EVENTS)
-			truncated = true;
-	}
-	uint64_t k;
-	void *v;
-	uint64_t end = until < now ? until : now;
-	for (size_t i = 0; !failed && u64map_next(&open, &i, &k, &v);) {
-		struct tl_open *o = v;
-		if (json_array_size(spans) >= WEB_TL_SPANS) {
-			truncated = true;
-			break;
-		}
-		json_array_append_new(spans, json_pack("[i, I, I, s, s, s]",
-		    (int)o->node, (json_int_t)(o->start_us / 1000),
-		    (json_int_t)(end / 1000), "running", o->uuid,
-		    names.strs[o->name]));
-	}
-	json_t *nl = json_array();
-	for (size_t i = 0; i < nodes.n; i++)
-		json_array_append_new(nl, json_string(nodes.strs[i]));
-	u64map_free(&open);
-	strset_free(&nodes);
-	strset_free(&names);
-	if (failed) {
-		json_decref(spans);
-		json_decref(nl); {
-		broker_fail(w, a);
-		return;
-	}
-	}
-	// cut: the window's start moved to keep WEB_TL_EVENTS events
-	a->json = json_pack("{s:I, s:I, s:I, s:o, s:o, s:b, s:b}",
-	    "asked_since_ms", (json_int_t)(asked / 1000),
-	    "since_ms", (json_int_t)(since / 1000),
-	    "until_ms", (json_int_t)(end / 1000), "nodes", nl,
-	    "spans", spans, "truncated", truncated, "cut", cut);
 }
 
 // `copal export` into a temporary file, answered as a download.
@@ -660,11 +471,11 @@ api_export(web *w, const web_params *p, web_answer *a)
 		return;
 	}
 	if (ev_broker_now(w->c, &now) != 0) {
-		broker_fail(w, a);
+		web_broker_fail(w, a);
 		return;
 	}
-	if (when(w, p, a, "since", now, 0, &t) ||
-	    when(w, p, a, "until", now, 0, &t))
+	if (web_when(w, p, a, "since", now, 0, &t) ||
+	    web_when(w, p, a, "until", now, 0, &t))
 		return;
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (sl <= 0) {
@@ -765,7 +576,7 @@ api_action(web *w, const web_params *p, web_answer *a, bool kill)
 	    cpl_call_modify(w->c, &f, "state", "RESTART_READY",
 	        "restarted from copal web", &r2);
 	if (rv != 0) {
-		broker_fail(w, a);
+		web_broker_fail(w, a);
 		return;
 	}
 	a->json = json_pack("{s:s, s:s, s:I}", "uuid", uuid, "action",
@@ -786,7 +597,7 @@ web_api(web *w, const char *method, const char *path, const web_params *p,
 		{ "stats", api_stats }, { "launchers", api_launchers },
 		{ "jobs", api_jobs }, { "failed", api_failed },
 		{ "search", api_search }, { "task", api_task },
-		{ "timeline", api_timeline }, { "export", api_export },
+		{ "timeline", web_timeline }, { "export", api_export },
 	};
 	bool post = strcmp(method, "POST") == 0;
 	if (strcmp(path, "kill") == 0 || strcmp(path, "restart") == 0) {
