@@ -39,6 +39,12 @@ PACKAGES=(
   openmpi-bin
   jq
   procps
+  # copal web: Chart.js is built into the page (cli/CMakeLists.txt embeds
+  # /usr/share/javascript/chart.js); its test (cli/test/web_test.sh) loads
+  # the page in headless Chromium and asks the API with curl
+  libjs-chart.js
+  chromium
+  curl
   # scripts/bench_cli.sh times whole commands with /usr/bin/time
   time
   # Slurm tests (scripts/slurm.sh): a real single-node Slurm 22.05 with

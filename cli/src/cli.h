@@ -318,6 +318,8 @@ int cmd_killjob(const cli_verb *, int, char **);
 int cmd_make_dummies(const cli_verb *, int, char **);
 int cmd_launcher(const cli_verb *, int, char **);
 int cmd_completion(const cli_verb *, int, char **);
+int cmd_web(const cli_verb *, int, char **);
+extern const cli_opt web_opts[];
 // The verb table (copal.c), n rows.
 const cli_verb *cli_verb_table(size_t *n);
 

@@ -163,6 +163,17 @@ static const cli_verb verbs[] = {
 	    "owner). q or Ctrl-C quits. Not on a terminal, or with --once, the\n"
 	    "frames are printed one after the other.\n",
 	    OPTS(top_opts), cmd_top },
+	{ "web", "[--listen HOST:PORT] [--allow-actions]",
+	    "serve a live view of the database to a browser",
+	    "Serves the page and its JSON API (README: \"copal web\") until\n"
+	    "Ctrl-C or SIGTERM, and prints the URL to open: it carries the\n"
+	    "database's token (?token=...), which the page keeps in a cookie;\n"
+	    "API clients send \"Authorization: Bearer TOKEN\" (the secret file).\n"
+	    "Default 127.0.0.1:8765 (reach it through an SSH tunnel:\n"
+	    "ssh -L 8765:127.0.0.1:8765 login1). Any other address is served\n"
+	    "over HTTPS with the database's certificate (tls.crt, tls.key).\n"
+	    "Read-only unless --allow-actions (kill, restart a task).\n",
+	    OPTS(web_opts), cmd_web },
 	{ "make_dummies", "N [--wf WF]",
 	    "add N tasks of the app \"dummy\" (/bin/true), for testing", NULL,
 	    OPTS(dummies_opts), cmd_make_dummies },
