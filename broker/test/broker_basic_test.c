@@ -13,34 +13,6 @@
 
 #include "copal/testing/broker.h"
 
-struct fx {
-	bh_broker b;
-	cpl_client *c;
-};
-
-static int
-setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	*state = f;
-	bh_init(&f->b, false);
-	bh_start(&f->b);
-	f->c = bh_client(&f->b);
-	bh_app(f->c, "app");
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-	cpl_client_close(f->c);
-	bh_finish(&f->b);
-	free(f);
-	return 0;
-}
-
 // ------------------------------------------------------------ helpers
 
 static uint64_t
@@ -240,7 +212,7 @@ has_event(cpl_client *c, uint64_t id, int from, int to, const char *msg)
 static void
 test_ping(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	struct timespec ts;
 	Copal__PingRequest p = COPAL__PING_REQUEST__INIT;
 	BH_REQ(rq, PING, ping, &p);
@@ -300,7 +272,7 @@ app_list(cpl_client *c)
 static void
 test_apps(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	Copal__Reply *r;
 	bh_free(app_register(f->c, "alpha", "/bin/echo alpha", "first", false, 0));
 	r = app_register(f->c, "alpha", "/bin/echo other", NULL, false, CPL_EEXISTS);
@@ -363,7 +335,7 @@ test_apps(void **state)
 static void
 test_create(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	Copal__TaskSpec s[3] = { bh_spec("A", "dag", "app"),
 		bh_spec("B", "dag", "app"), bh_spec("C", "dag", "app") };
 	uint32_t lchild[] = { 1, 2, 2 }, lparent[] = { 0, 0, 1 };
@@ -457,7 +429,7 @@ test_create(void **state)
 static void
 test_query_count(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	bh_app(f->c, "app2");
 	uint64_t first = bh_create(f->c, 25, "p", "page", "app");
 	uint64_t other = bh_create(f->c, 5, "o", "other", "app2");
@@ -594,7 +566,7 @@ test_query_count(void **state)
 static void
 test_filter_ids_and_fields(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t a = bh_create(f->c, 1, "in-a-", "wf-a", "app");
 	uint64_t b = bh_create(f->c, 1, "in-b-", "wf-b", "app");
 	uint64_t ids[2] = { a, b };
@@ -658,7 +630,7 @@ claim_ids(cpl_client *c, uint64_t lease, const char *wf, uint32_t max,
 static void
 test_modify(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint32_t nodes[] = { 1, 2, 4, 8 };
 	uint64_t t[4];
 	for (int i = 0; i < 4; i++) {
@@ -760,7 +732,7 @@ test_modify(void **state)
 static void
 test_kill(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	Copal__TaskSpec s[4] = { bh_spec("A", "kill", "app"),
 		bh_spec("B", "kill", "app"), bh_spec("C", "kill", "app"),
 		bh_spec("D", "kill", "app") };
@@ -802,7 +774,7 @@ test_kill(void **state)
 static void
 test_delete(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	Copal__TaskSpec s[3] = { bh_spec("P", "del", "app"),
 		bh_spec("C", "del", "app"), bh_spec("X", "del", "app") };
 	uint32_t lchild[] = { 1 }, lparent[] = { 0 };
@@ -863,7 +835,7 @@ test_delete(void **state)
 static void
 test_add_dependency(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t x = bh_create(f->c, 4, "d", "deps", "app");
 	uint64_t y = x + 1, z = x + 2, w = x + 3;
 	Copal__Reply *r;
@@ -923,7 +895,7 @@ test_add_dependency(void **state)
 static void
 test_history(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t id = bh_create(f->c, 1, "h", "hist", "app");
 	Copal__Filter fi = f_ids(&id, 1);
 	bh_free(modify(f->c, &fi, "state", "RESTART_READY", "m1", 0));
@@ -977,7 +949,7 @@ test_history(void **state)
 static void
 test_export(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t e1 = bh_create(f->c, 10, "a", "e1", "app");
 	Copal__Filter fw = f_wf("e1");
 	bh_free(modify(f->c, &fw, "state", "RESTART_READY", "bulk", 0));
@@ -1049,7 +1021,7 @@ test_export(void **state)
 static void
 test_heartbeat(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t now = broker_now(f->c);
 	Copal__Reply *r = heartbeat(f->c, 0, 5000, 0);
 	uint64_t lease = r->heartbeat->lease_id, d1 = r->heartbeat->deadline_us;
@@ -1103,7 +1075,7 @@ claim_raw(cpl_client *c, uint64_t lease, uint32_t max, const uint32_t *units,
 static void
 test_claim_fit(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t lease = bh_lease(f->c, "claim-test", 60000);
 	Copal__Reply *r;
 	uint32_t full[2] = { 5040, 5040 };
@@ -1210,7 +1182,7 @@ test_claim_fit(void **state)
 static void
 test_report(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t t1 = bh_create(f->c, 2, "r", "rep", "app"), t2 = t1 + 1;
 	uint64_t lease = bh_lease(f->c, "report-test", 60000), got[2];
 	uint32_t att[2];
@@ -1313,7 +1285,7 @@ test_report(void **state)
 static void
 test_lease_expiry(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	Copal__TaskSpec s[4] = { bh_spec("retry", "exp", "app"),
 		bh_spec("noretry", "exp", "app"), bh_spec("limit", "exp", "app"),
 		bh_spec("unstarted", "exp", "app") };
@@ -1379,7 +1351,7 @@ test_lease_expiry(void **state)
 static void
 test_kill_notice(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t t1 = bh_create(f->c, 3, "k", "kn", "app"), t2 = t1 + 1, t3 = t1 + 2;
 	uint64_t lease = bh_lease(f->c, "notice-test", 60000), got[2];
 	BH_EQ_U64(claim_ids(f->c, lease, "kn", 2, got, NULL), 2);
@@ -1448,7 +1420,7 @@ test_kill_notice(void **state)
 static void
 test_lease_release(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	Copal__TaskSpec s[3] = { bh_spec("retry", "rel", "app"),
 		bh_spec("unstarted", "rel", "app"), bh_spec("noretry", "rel", "app") };
 	s[0].auto_timeout_retry = true;
@@ -1491,7 +1463,7 @@ test_lease_release(void **state)
 static void
 test_workflow_list(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	bh_create(f->c, 3, "a", "wf-a", "app");
 	uint64_t b = bh_create(f->c, 2, "b", "wf-b", "app");
 	bh_create(f->c, 1, "n", "", "app");
@@ -1555,7 +1527,7 @@ batch_update(cpl_client *c, uint64_t id, Copal__BatchJobState st,
 static void
 test_batch_jobs(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	Copal__Reply *r = batch_add(f->c, "slurm", "serial", 2, 30, 0);
 	uint64_t id = r->batch_add->job->id;
 	BH_EQ_U64(id, 1);
@@ -1613,7 +1585,7 @@ test_batch_jobs(void **state)
 static void
 test_backlog(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	bh_create(f->c, 10, "t", "wf", "app"); // 10 single-node tasks
 	Copal__QueueLimit q = COPAL__QUEUE_LIMIT__INIT, *qp = &q;
 	q.max_nodes = 4;
@@ -1647,27 +1619,27 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch_jobs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_backlog, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_apps, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_query_count, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_filter_ids_and_fields, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_modify, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kill, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_add_dependency, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_history, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_export, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_heartbeat, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_claim_fit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_report, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lease_expiry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kill_notice, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lease_release, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_workflow_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ping, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_batch_jobs, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_backlog, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_apps, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_create, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_query_count, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_filter_ids_and_fields, bh_fx_setup,
+		    bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_modify, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_kill, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_delete, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_add_dependency, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_history, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_export, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_heartbeat, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_fit, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_report, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lease_expiry, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_kill_notice, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lease_release, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_workflow_list, bh_fx_setup, bh_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

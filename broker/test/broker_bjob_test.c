@@ -12,34 +12,6 @@
 
 #include "copal/testing/broker.h"
 
-struct fx {
-	bh_broker b;
-	cpl_client *c;
-};
-
-static int
-setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	*state = f;
-	bh_init(&f->b, false);
-	bh_start(&f->b);
-	f->c = bh_client(&f->b);
-	bh_app(f->c, "app");
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-	cpl_client_close(f->c);
-	bh_finish(&f->b);
-	free(f);
-	return 0;
-}
-
 static uint64_t
 bjob_add(cpl_client *c)
 {
@@ -120,7 +92,7 @@ bjob_list(cpl_client *c)
 static void
 test_tasks_by_batch_job(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	cpl_client *c = f->c;
 	uint64_t bj = bjob_add(c);
 	assert_int_equal(bjob_set(c, bj, COPAL__BATCH_JOB_STATE__BJ_RUNNING), 0);
@@ -211,7 +183,7 @@ test_tasks_by_batch_job(void **state)
 static void
 test_bad_input(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	cpl_client *c = f->c;
 	uint64_t bj = bjob_add(c);
 	uint64_t a = bh_create(c, 1, "a", "wa", "app");
@@ -275,7 +247,7 @@ test_bad_input(void **state)
 static void
 test_restart_and_order(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	cpl_client *c = f->c;
 	uint64_t small = bh_create(c, 1, "small", "w", "app");
 	Copal__TaskSpec sp = bh_spec("big", "w", "app");
@@ -355,11 +327,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_tasks_by_batch_job, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_restart_and_order, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_tasks_by_batch_job, bh_fx_setup,
+		    bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_input, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_restart_and_order, bh_fx_setup,
+		    bh_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

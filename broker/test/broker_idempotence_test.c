@@ -10,34 +10,6 @@
 
 #include "copal/testing/broker.h"
 
-struct fx {
-	bh_broker b;
-	cpl_client *c;
-};
-
-static int
-setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	*state = f;
-	bh_init(&f->b, false);
-	bh_start(&f->b);
-	f->c = bh_client(&f->b);
-	bh_app(f->c, "app");
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-	cpl_client_close(f->c);
-	bh_finish(&f->b);
-	free(f);
-	return 0;
-}
-
 // A create request of n tasks named "<prefix><i>" in the caller's storage.
 struct create_rq {
 	Copal__TaskSpec specs[8];
@@ -101,7 +73,7 @@ events_to(cpl_client *c, uint64_t id, int to)
 static void
 test_create_twice(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	struct create_rq c;
 	create_rq_init(&c, 3, "c", "app", cpl_request_id());
 	Copal__Reply *r = twice(f->c, &c.rq);
@@ -123,7 +95,7 @@ test_create_twice(void **state)
 static void
 test_report_modify_twice(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t t = bh_create(f->c, 2, "r", "idem", "app"), u = t + 1;
 	uint64_t lease = bh_lease(f->c, "idem", 60000);
 	Copal__Reply *r = bh_claim(f->c, lease, 1, 1, 5040, 0, "idem");
@@ -175,7 +147,7 @@ test_report_modify_twice(void **state)
 static void
 test_claim_heartbeat_twice(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	bh_create(f->c, 4, "h", "idem", "app");
 	// heartbeat: one lease, not two
 	Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
@@ -213,7 +185,7 @@ test_claim_heartbeat_twice(void **state)
 static void
 test_refused_twice(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	struct create_rq c;
 	uint64_t id = cpl_request_id();
 	create_rq_init(&c, 2, "x", "later", id);
@@ -231,7 +203,7 @@ test_refused_twice(void **state)
 static void
 test_request_id_zero(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	struct create_rq c;
 	create_rq_init(&c, 1, "z", "app", 0);
 	c.rq.version = 1;
@@ -269,7 +241,7 @@ has_app(cpl_client *c, const char *name)
 static void
 test_ids_per_client(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	cpl_client *other = bh_client(&f->b);
 	Copal__App app = COPAL__APP__INIT;
 	app.name = (char *)"seven";
@@ -316,7 +288,7 @@ test_ids_per_client(void **state)
 static void
 test_ids_without_client(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	struct create_rq a, b;
 	create_rq_init(&a, 1, "na", "app", 77);
 	create_rq_init(&b, 1, "nb", "app", 77);
@@ -381,7 +353,7 @@ racer_main(void *arg)
 static void
 test_same_id_racing(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	const int rounds = 20;
 	for (int i = 0; i < rounds; i++) {
 		struct create_rq c;
@@ -457,7 +429,7 @@ struct kept {
 };
 
 static void
-kept_run(struct fx *f, struct kept *k, int round)
+kept_run(bh_fx *f, struct kept *k, int round)
 {
 	char prefix[16];
 	snprintf(prefix, sizeof(prefix), "rs%d-", round);
@@ -540,7 +512,7 @@ kept_run(struct fx *f, struct kept *k, int round)
 }
 
 static void
-kept_resend(struct fx *f, struct kept *k)
+kept_resend(bh_fx *f, struct kept *k)
 {
 	for (int i = 0; i < 5; i++) {
 		k->all[i]->request_id = k->ids[i];
@@ -560,7 +532,7 @@ kept_free(struct kept *k)
 static void
 test_resend_after_restart(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	for (int round = 0; round < 2; round++) {
 		struct kept *k = calloc(1, sizeof(*k));
 		bh_snap before, after;
@@ -589,22 +561,22 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_create_twice, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_report_modify_twice, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_claim_heartbeat_twice, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_refused_twice, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ids_per_client, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_ids_without_client, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_request_id_zero, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_same_id_racing, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_resend_after_restart, setup,
-		    teardown),
+		cmocka_unit_test_setup_teardown(test_create_twice, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_report_modify_twice, bh_fx_setup,
+		    bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_heartbeat_twice, bh_fx_setup,
+		    bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_refused_twice, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ids_per_client, bh_fx_setup,
+		    bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ids_without_client, bh_fx_setup,
+		    bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_request_id_zero, bh_fx_setup,
+		    bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_same_id_racing, bh_fx_setup,
+		    bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_resend_after_restart, bh_fx_setup,
+		    bh_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,11 +16,6 @@
 #define HELD_MAX 128
 #define WAIT_MS 6000u
 
-struct fx {
-	bh_broker b;
-	cpl_client *c;
-};
-
 struct claimer {
 	const bh_broker *b;
 	uint64_t lease;
@@ -90,25 +85,8 @@ done_count(void)
 static int
 setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	*state = f;
-	bh_init(&f->b, false);
-	bh_start(&f->b);
-	f->c = bh_client(&f->b);
-	bh_app(f->c, "app");
 	ndone = 0;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-	cpl_client_close(f->c);
-	bh_finish(&f->b);
-	free(f);
-	return 0;
+	return bh_fx_setup(state);
 }
 
 // 140 claims at once on an empty queue: 128 held, 12 answered at once;
@@ -117,7 +95,7 @@ teardown(void **state)
 static void
 test_held(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t lease = bh_lease(f->c, "parker", 60000);
 	static struct claimer w[NCLAIMS];
 	memset(w, 0, sizeof(w));
@@ -182,7 +160,7 @@ test_held(void **state)
 static void
 test_nowait_and_stop(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	uint64_t lease = bh_lease(f->c, "parker", 60000);
 	struct claimer a = { .b = &f->b, .lease = lease, .wait_ms = 0 };
 	claimer_main(&a);
@@ -206,9 +184,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held, setup, bh_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_nowait_and_stop, setup,
-		    teardown),
+		    bh_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,34 +10,6 @@
 
 #include "copal/testing/broker.h"
 
-struct fx {
-	bh_broker b;
-	cpl_client *c;
-};
-
-static int
-setup(void **state)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	*state = f;
-	bh_init(&f->b, false);
-	bh_start(&f->b);
-	f->c = bh_client(&f->b);
-	bh_app(f->c, "app");
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-	cpl_client_close(f->c);
-	bh_finish(&f->b);
-	free(f);
-	return 0;
-}
-
 // Creates specs in one request; the reply (free it), or NULL if refused
 // with `want` (whose message is copied into err).
 static Copal__Reply *
@@ -77,7 +49,7 @@ count_tags(cpl_client *c, char **tags, size_t n, int state)
 static void
 test_filters(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	char *h1[] = { "system=H2O", "run=1" }, *h2[] = { "system=H2O", "run=2" };
 	char *c1[] = { "system=CO2", "run=1" };
 	uint64_t a = tagged(f->c, "a", "w", h1, 2);
@@ -158,7 +130,7 @@ test_filters(void **state)
 static void
 test_bad_tags(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	char *ok[] = { "k=v" };
 	tagged(f->c, "a", "w", ok, 1);
 	bh_snap before, after;
@@ -223,7 +195,7 @@ test_bad_tags(void **state)
 static void
 test_claim_and_exportby_tag(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	char *g1[] = { "g=1" }, *g2[] = { "g=2" };
 	uint64_t a = tagged(f->c, "a", "w", g1, 1);
 	uint64_t b = tagged(f->c, "b", "w", g2, 1);
@@ -267,7 +239,7 @@ test_claim_and_exportby_tag(void **state)
 static void
 test_params(void **state)
 {
-	struct fx *f = *state;
+	bh_fx *f = *state;
 	Copal__App app = COPAL__APP__INIT;
 	Copal__AppParam pn = COPAL__APP_PARAM__INIT, pi = COPAL__APP_PARAM__INIT;
 	Copal__AppParam *pp[2] = { &pn, &pi };
@@ -362,11 +334,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_filters, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_tags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_filters, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_tags, bh_fx_setup, bh_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_claim_and_exportby_tag,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_params, setup, teardown),
+		    bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_params, bh_fx_setup, bh_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -591,3 +591,26 @@ bh_destroy(bh_broker *b)
 	else
 		fprintf(stderr, "kept %s\n", b->dir);
 }
+
+int
+bh_fx_setup(void **state)
+{
+	bh_fx *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	*state = f;
+	bh_init(&f->b, false);
+	bh_start(&f->b);
+	f->c = bh_client(&f->b);
+	bh_app(f->c, "app");
+	return 0;
+}
+
+int
+bh_fx_teardown(void **state)
+{
+	bh_fx *f = *state;
+	cpl_client_close(f->c);
+	bh_finish(&f->b);
+	free(f);
+	return 0;
+}

@@ -208,6 +208,18 @@ void bh_finish(bh_broker *b);
 // (kept, and named on stderr, with COPAL_TEST_KEEP set).
 void bh_destroy(bh_broker *b);
 
+// The fixture most broker tests share: a broker on a local socket with an
+// app named "app" registered, and one client connected to it.
+typedef struct bh_fx {
+	bh_broker b;
+	cpl_client *c;
+} bh_fx;
+
+// cmocka setup and teardown of a bh_fx (*state points at it); the
+// teardown requires the broker to stop cleanly (bh_finish).
+int bh_fx_setup(void **state);
+int bh_fx_teardown(void **state);
+
 // ------------------------------------------------------------ requests
 
 // The name of the body of rq ("create", "claim", ...).
