@@ -151,13 +151,20 @@ main(int argc, char **argv)
 
 	// 1. the references
 	double raw = raw_spawn(ntasks, conc, NULL);
-	char rdir[] = "/tmp/copal-lbench-raw-XXXXXX";
+	// $TMPDIR (default /tmp) holds both references' and the database's
+	// directories: the same file system for all three
+	const char *tmp = getenv("TMPDIR");
+	if (tmp == NULL || tmp[0] == '\0')
+		tmp = "/tmp";
+	char rdir[PATH_MAX];
+	snprintf(rdir, sizeof(rdir), "%s/copal-lbench-raw-XXXXXX", tmp);
 	if (mkdtemp(rdir) == NULL)
 		die("mkdtemp", CPL_EIO);
 	double rawdir = raw_spawn(ntasks, conc, rdir);
 
 	// 2. a database and its broker
-	char dir[] = "/tmp/copal-lbench-XXXXXX";
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/copal-lbench-XXXXXX", tmp);
 	char path[PATH_MAX + 64];
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp", CPL_EIO);

@@ -42,10 +42,12 @@ typedef struct ltask {
 	char outpath[5600];
 	enum stage stage;
 	pid_t pid;              // process group leader of the current stage
+	uint32_t gslot;         // its slot in the guard's table + 1; 0: none
 	uint64_t claimed_us;    // when the claim reply arrived
 	uint64_t run_start_us;
 	long long out_from;     // size of the output file when the current
 	                        // stage started: its own output's tail
+	bool out_new;           // the directory was just made: no output yet
 	int after;              // state the handler decides from
 	bool killed;            // a kill notice arrived
 	bool cut;               // cut off by the wall-time limit

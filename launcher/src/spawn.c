@@ -3,12 +3,15 @@
 // children are reaped with waitpid(WNOHANG) from the loop.
 //
 // Tasks die with their launcher: a guard process, forked before any
-// thread exists, is told each task's process group as it starts and ends
-// (one pipe write each). When the launcher ends in any way, SIGKILL
+// thread exists, shares a table of the task process groups running with
+// the launcher (anonymous shared memory mapped before the fork). The
+// launcher writes a group into a slot as it starts and clears the slot as
+// it reaps it: no system call, and no wake-up of the guard, per task.
+// The guard only reads a pipe; when the launcher ends in any way, SIGKILL
 // included, the pipe reads end of file and the guard kills the groups
-// still running, before the broker hands their tasks to someone else.
-// (PR_SET_PDEATHSIG in the child would reach only the group's leader and
-// need a fork+exec path instead of posix_spawn.)
+// still in the table, before the broker hands their tasks to someone
+// else. (PR_SET_PDEATHSIG in the child would reach only the group's
+// leader and need a fork+exec path instead of posix_spawn.)
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -25,15 +29,20 @@
 
 extern char **environ;
 
-static int guard_fd = -1; // write end of the guard's pipe
+static int guard_fd = -1; // write end of the guard's pipe, kept open
+// The shared table: a process group per slot, 0 for a free slot. A task
+// has at most one process at a time, so MAX_TASKS slots are enough; the
+// free ones are kept on a stack of the launcher's own.
+#define GUARD_SLOTS MAX_TASKS
+static pid_t *guard_tab;
+static uint32_t *guard_free;
+static size_t guard_nfree;
 
-// The guard: a set of process groups; +pgid adds, -pgid removes.
+// The guard: waits for the launcher's end, then kills what is left.
 static void __attribute__((noreturn))
 guard_main(int fd)
 {
-	pid_t *set = NULL;
-	size_t n = 0, cap = 0;
-	int32_t msg[256];
+	char buf[64];
 	ssize_t got;
 	// the launcher's end is what matters: a ^C or a SIGTERM to its
 	// group leaves the guard to clean up after it
@@ -41,35 +50,16 @@ guard_main(int fd)
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	prctl(PR_SET_NAME, "copal-guard", 0, 0, 0);
-	while ((got = read(fd, msg, sizeof(msg))) != 0) {
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
+	// nothing is ever written: only the end of file matters
+	while ((got = read(fd, buf, sizeof(buf))) != 0)
+		if (got < 0 && errno != EINTR)
 			break;
-		}
-		for (size_t i = 0; i < (size_t)got / sizeof(msg[0]); i++) {
-			pid_t p = msg[i] > 0 ? msg[i] : -msg[i];
-			if (msg[i] < 0) {
-				for (size_t j = 0; j < n; j++)
-					if (set[j] == p) {
-						set[j] = set[--n];
-						break;
-					}
-				continue;
-			}
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 256;
-				pid_t *m = realloc(set, nc * sizeof(*m));
-				if (m == NULL)
-					continue;
-				set = m;
-				cap = nc;
-			}
-			set[n++] = p;
-		}
+	// the launcher is gone, and with it any store still to come
+	for (size_t j = 0; j < GUARD_SLOTS; j++) {
+		pid_t p = __atomic_load_n(&guard_tab[j], __ATOMIC_ACQUIRE);
+		if (p > 0)
+			killpg(p, SIGKILL);
 	}
-	for (size_t j = 0; j < n; j++)
-		killpg(set[j], SIGKILL);
 	_exit(0);
 }
 
@@ -77,6 +67,18 @@ int
 proc_guard_start(void)
 {
 	int p[2];
+	guard_tab = mmap(NULL, GUARD_SLOTS * sizeof(pid_t),
+	    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (guard_tab == MAP_FAILED) {
+		guard_tab = NULL;
+		return errno;
+	}
+	guard_free = malloc(GUARD_SLOTS * sizeof(*guard_free));
+	if (guard_free == NULL)
+		return ENOMEM;
+	for (size_t i = 0; i < GUARD_SLOTS; i++)
+		guard_free[i] = (uint32_t)(GUARD_SLOTS - 1 - i);
+	guard_nfree = GUARD_SLOTS;
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return errno;
 	pid_t pid = fork();
@@ -107,12 +109,31 @@ proc_guard_start(void)
 	return 0;
 }
 
+// Puts a task's new process group into the guard's table.
 static void
-guard_tell(int32_t v)
+guard_add(ltask *t, pid_t pid)
 {
-	if (guard_fd >= 0 && write(guard_fd, &v, sizeof(v)) != sizeof(v))
-		logm(LL_WARN, "the guard of task processes is gone: %s",
-		    strerror(errno));
+	if (guard_tab == NULL || guard_nfree == 0) {
+		// (a task holds one slot at most: not reached)
+		logm(LL_WARN, "the guard of task processes has no slot for "
+		    "process %d", (int)pid);
+		return;
+	}
+	uint32_t s = guard_free[--guard_nfree];
+	__atomic_store_n(&guard_tab[s], pid, __ATOMIC_RELEASE);
+	t->gslot = s + 1;
+}
+
+// Takes a reaped process group out of the table.
+static void
+guard_del(ltask *t)
+{
+	if (t->gslot == 0)
+		return;
+	uint32_t s = t->gslot - 1;
+	__atomic_store_n(&guard_tab[s], 0, __ATOMIC_RELEASE);
+	guard_free[guard_nfree++] = s;
+	t->gslot = 0;
 }
 
 void
@@ -138,9 +159,12 @@ hosts_of(launcher *L, ltask *t, char *buf, size_t len)
 }
 
 // Environment of a task's processes: ours, then copal's variables, then
-// the task's own. Returns a NULL-terminated array to free with env_free.
+// the task's own. Returns a NULL-terminated array to free with env_free;
+// ours are not copied (the launcher never changes its environment), so
+// only the entries from *own on belong to the array.
 static char **
-task_env(launcher *L, ltask *t, const char *extra1, const char *extra2)
+task_env(launcher *L, ltask *t, const char *extra1, const char *extra2,
+    size_t *own)
 {
 	const Copal__TaskSpec *sp = t->ct->task->spec;
 	const Copal__Resources *res = sp->resources;
@@ -153,7 +177,8 @@ task_env(launcher *L, ltask *t, const char *extra1, const char *extra2)
 	if (env == NULL)
 		return NULL;
 	for (size_t i = 0; i < n0; i++)
-		env[n++] = strdup(environ[i]);
+		env[n++] = environ[i];
+	*own = n0;
 	char parents[4096] = "", hosts[4096];
 	size_t pos = 0;
 	for (size_t i = 0; i < sp->n_parent_ids && pos < sizeof(parents) - 24;
@@ -195,9 +220,9 @@ task_env(launcher *L, ltask *t, const char *extra1, const char *extra2)
 }
 
 static void
-env_free(char **env)
+env_free(char **env, size_t own)
 {
-	for (size_t i = 0; env && env[i]; i++)
+	for (size_t i = own; env && env[i]; i++)
 		free(env[i]);
 	free(env);
 }
@@ -247,13 +272,20 @@ proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
 			return ENOMEM;
 		argv_sh[2] = full;
 	}
-	char **env = task_env(L, t, extra1, extra2);
+	size_t own = 0;
+	char **env = task_env(L, t, extra1, extra2, &own);
 	if (env == NULL) {
 		free(full);
 		return ENOMEM;
 	}
 	struct stat stb;
-	t->out_from = stat(t->outpath, &stb) == 0 ? (long long)stb.st_size : 0;
+	// (in a directory just made there is no output yet: no stat)
+	if (t->out_new)
+		t->out_from = 0;
+	else
+		t->out_from = stat(t->outpath, &stb) == 0 ?
+		    (long long)stb.st_size : 0;
+	t->out_new = false;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, t->outpath,
@@ -283,11 +315,11 @@ proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
 	}
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
-	env_free(env);
+	env_free(env, own);
 	free(full);
 	if (rv == 0) {
 		t->pid = pid;
-		guard_tell((int32_t)pid);
+		guard_add(t, pid);
 	}
 	return rv;
 }
@@ -301,7 +333,7 @@ proc_reap(launcher *L, int *status)
 			return NULL;
 		for (size_t i = 0; i < L->ntasks; i++)
 			if (L->tasks[i]->pid == pid) {
-				guard_tell(-(int32_t)pid);
+				guard_del(L->tasks[i]);
 				return L->tasks[i];
 			}
 	}

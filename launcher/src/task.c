@@ -209,6 +209,8 @@ task_start(launcher *L, ltask *t)
 		start_post(L, t);
 		return;
 	}
+	if (did)
+		t->out_new = false; // (a staged-in file may be the .out)
 	if (did && note[0])
 		report(L, t, CPL_STAGED_IN, 0, "%s", note);
 	else if (did)
