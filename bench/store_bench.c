@@ -9,6 +9,7 @@
 //   -q        quick mode: 100000 tasks, for smoke use
 //   -C        create only: the raw reference and the create phase, then
 //             cpl_store_check; for measuring a change to create
+//   -7        time-ordered version 7 task uuids (task_uuids = time)
 //
 // Every commit is durable (no_sync = false). Figures:
 //   raw        raw LMDB sequential puts: big-endian u64 keys, ~200-byte
@@ -175,12 +176,15 @@ bench_raw(const char *dir, size_t n, size_t batch)
 
 // ------------------------------------------------------------ store helpers
 
+static bool uuid_v7; // -7: task_uuids = time
+
 static cpl_store *
 open_store(const char *dir)
 {
 	cpl_store_opts opts;
 	memset(&opts, 0, sizeof opts);
 	opts.no_sync = false; // durable
+	opts.uuid_v7 = uuid_v7;
 	cpl_store *s = NULL;
 	check(cpl_store_open(dir, &opts, &s), "cpl_store_open");
 	return s;
@@ -846,7 +850,9 @@ usage(void)
 	    "  -d DIR    parent directory for the databases (default: a "
 	    "mkdtemp under /tmp)\n"
 	    "  -q        quick mode: 100000 tasks\n"
-	    "  -C        create only (raw reference, create, check)\n");
+	    "  -C        create only (raw reference, create, check)\n"
+	    "  -7        time-ordered (version 7) task uuids "
+	    "(task_uuids = time)\n");
 	exit(2);
 }
 
@@ -868,13 +874,16 @@ main(int argc, char **argv)
 	bool n_set = false, quick = false, create_only = false;
 	const char *parent = NULL;
 	int opt;
-	while ((opt = getopt(argc, argv, "qCn:b:d:h")) != -1) {
+	while ((opt = getopt(argc, argv, "qC7n:b:d:h")) != -1) {
 		switch (opt) {
 		case 'q':
 			quick = true;
 			break;
 		case 'C':
 			create_only = true;
+			break;
+		case '7':
+			uuid_v7 = true;
 			break;
 		case 'n':
 			n = parse_size(optarg);

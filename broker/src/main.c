@@ -199,6 +199,7 @@ main(int argc, char **argv)
 	cpl_store *st;
 	cpl_store_opts so;
 	memset(&so, 0, sizeof(so));
+	so.uuid_v7 = strcmp(conf.task_uuids, "time") == 0;
 	int rv = cpl_store_open(dir, &so, &st);
 	if (rv) {
 		LOG(LOG_ERR, "open", "cannot open the database in %s: %s", dir,

@@ -180,7 +180,7 @@ class TestCrud(BrokerCase):
             name__contains="t24").count(), 11)
         one = copal.Job.objects.get(name="t42")
         self.assertEqual(one.uuid, copal.Job.objects.get(
-            uuid__startswith=one.uuid[:-4]).uuid)
+            uuid__startswith=one.uuid[:8]).uuid)
         # update: through the broker, seen when read back
         n = wa.update(priority=7, args="--fast")
         self.assertEqual(n, 125)

@@ -119,7 +119,8 @@ enum {
 // Names of the sub-databases, indexed by DB_* (env.c).
 extern const char *const cs_db_names[DB_COUNT];
 
-// New uuids are version 7 (time-ordered) and appended to the main uuid tree
+// New uuids are appended to the main uuid tree when they sort above its
+// last key, as version 7 (time-ordered, task_uuids = time) ones do
 // (uuid.c). Those that cannot be appended (a database holding version 4
 // uuids from before, whose random high bytes sort above them) go to the
 // small uuid_new tree; every UUID_MERGE_AT of them are moved into the main
@@ -863,7 +864,8 @@ int cs_idvec_cb(uint64_t id, void *arg);
 
 // ------------------------------------------------------------ uuid.c
 
-// A new time-ordered (version 7) uuid, increasing within the process.
+// A new uuid: random (version 4), or with opts.uuid_v7 time-ordered
+// (version 7), increasing within the process.
 int cs_uuid_new(cpl_store *s, uint8_t u[16]);
 // Adds a new task's uuid (-> id, big-endian) to the uuid index.
 int cs_uuid_add(cpl_txn *t, const uint8_t u[16], const uint8_t id[8]);

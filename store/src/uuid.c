@@ -10,7 +10,8 @@
 
 #include "store_impl.h"
 
-// New uuids are time-ordered, version 7 (RFC 9562): a 48-bit unix time in
+// With task_uuids = time (cpl_store_opts.uuid_v7; random version 4 uuids
+// are the default) new uuids are time-ordered, version 7 (RFC 9562): a 48-bit unix time in
 // ms, the version, 12 bits rand_a, the variant, 62 bits rand_b. Ordered by
 // creation, they go into the uuid tree as appends (one hot leaf page per
 // commit) where random version 4 uuids dirtied pages all over the tree.
@@ -67,6 +68,15 @@ cs_uuid_new(cpl_store *s, uint8_t u[16])
 	int rv;
 	if ((rv = rnd8(s, r)) != 0)
 		return rv;
+	if (!s->opts.uuid_v7) {
+		// random (version 4): the default (task_uuids = random)
+		memcpy(u, r, 8);
+		if ((rv = rnd8(s, u + 8)) != 0)
+			return rv;
+		u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); // version 4
+		u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); // RFC 4122 variant
+		return 0;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t now = (uint64_t)ts.tv_sec * 1000u +
 	    (uint64_t)ts.tv_nsec / 1000000u;

@@ -1,4 +1,5 @@
-// Uuids of new tasks: time-ordered version 7 (RFC 9562), strictly
+// Uuids of new tasks with task_uuids = time (cpl_store_opts.uuid_v7):
+// time-ordered version 7 (RFC 9562), strictly
 // increasing within a process, unique across a million, parsed back by
 // libuuid and by the prefix lookup; and a database holding version 4 uuids
 // from before keeps finding them while new ones are added.
@@ -225,15 +226,27 @@ test_old_v4_database(void **state)
 	TU_CHECK(e);
 }
 
+// The store of tu_setup, opened again with version 7 uuids.
+static int
+setup7(void **state)
+{
+	if (tu_setup(state) != 0)
+		return -1;
+	tu_env *e = *state;
+	cpl_store_close(e->s);
+	e->opts.uuid_v7 = true;
+	return cpl_store_open(e->dir, &e->opts, &e->s) == 0 ? 0 : -1;
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_million_v7_increasing,
-		    tu_setup, tu_teardown),
-		cmocka_unit_test_setup_teardown(test_created_tasks_v7, tu_setup,
+		    setup7, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_created_tasks_v7, setup7,
 		    tu_teardown),
-		cmocka_unit_test_setup_teardown(test_old_v4_database, tu_setup,
+		cmocka_unit_test_setup_teardown(test_old_v4_database, setup7,
 		    tu_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
