@@ -7,6 +7,9 @@
 //   -d DIR    parent directory for the databases (default: a mkdtemp under
 //             /tmp); the benchmark's own subdirectories are removed at the end
 //   -q        quick mode: 100000 tasks, for smoke use
+//   -C        create only: the raw reference and the create phase, then
+//             cpl_store_check; for measuring a change to create
+//   -7        time-ordered version 7 task uuids (task_uuids = time)
 //
 // Every commit is durable (no_sync = false). Figures:
 //   raw        raw LMDB sequential puts: big-endian u64 keys, ~200-byte
@@ -173,12 +176,15 @@ bench_raw(const char *dir, size_t n, size_t batch)
 
 // ------------------------------------------------------------ store helpers
 
+static bool uuid_v7; // -7: task_uuids = time
+
 static cpl_store *
 open_store(const char *dir)
 {
 	cpl_store_opts opts;
 	memset(&opts, 0, sizeof opts);
 	opts.no_sync = false; // durable
+	opts.uuid_v7 = uuid_v7;
 	cpl_store *s = NULL;
 	check(cpl_store_open(dir, &opts, &s), "cpl_store_open");
 	return s;
@@ -843,7 +849,10 @@ usage(void)
 	    "  -b BATCH  tasks per write transaction (default 10000)\n"
 	    "  -d DIR    parent directory for the databases (default: a "
 	    "mkdtemp under /tmp)\n"
-	    "  -q        quick mode: 100000 tasks\n");
+	    "  -q        quick mode: 100000 tasks\n"
+	    "  -C        create only (raw reference, create, check)\n"
+	    "  -7        time-ordered (version 7) task uuids "
+	    "(task_uuids = time)\n");
 	exit(2);
 }
 
@@ -862,13 +871,19 @@ int
 main(int argc, char **argv)
 {
 	size_t n = 1000000, batch = 10000;
-	bool n_set = false, quick = false;
+	bool n_set = false, quick = false, create_only = false;
 	const char *parent = NULL;
 	int opt;
-	while ((opt = getopt(argc, argv, "qn:b:d:h")) != -1) {
+	while ((opt = getopt(argc, argv, "qC7n:b:d:h")) != -1) {
 		switch (opt) {
 		case 'q':
 			quick = true;
+			break;
+		case 'C':
+			create_only = true;
+			break;
+		case '7':
+			uuid_v7 = true;
 			break;
 		case 'n':
 			n = parse_size(optarg);
@@ -959,6 +974,17 @@ main(int argc, char **argv)
 		    NULL, "%.0f / %.0f MB", (w1 - w0) / 1e6,
 		    (double)st.file_bytes / 1e6);
 	expect_all_in(s, CPL_READY, n, "after create");
+	if (create_only) {
+		char report[1024] = "";
+		int rc = cpl_store_check(s, report, sizeof report);
+		if (rc != 0)
+			die("cpl_store_check: %s: %s", cpl_strerror(rc), report);
+		cpl_store_close(s);
+		free(ids);
+		print_table();
+		rm_tree(base);
+		return 0;
+	}
 
 	// 3. Reads at N tasks, all READY.
 	double cnt_big_txn, cnt_big_in, cnt_small_txn, cnt_small_in;

@@ -642,7 +642,7 @@ net_open(const net_opts *o, net **out)
 	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 2 * s->max_msg);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s);
 	nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s);
-	s->nworks = o->contexts > 0 ? o->contexts : 256;
+	s->nworks = o->contexts > 0 ? o->contexts : 4096;
 	s->works = calloc((size_t)s->nworks, sizeof(*s->works));
 	if (s->works == NULL) {
 		rv = NNG_ENOMEM;

@@ -22,7 +22,7 @@ typedef struct net_opts {
 	                         // descriptor limit
 	const uint8_t *token;    // the database secret (TCP clients send it)
 	size_t token_len;
-	int contexts;            // concurrent requests; 0: 256
+	int contexts;            // concurrent requests; 0: 4096
 	size_t max_msg;          // largest request; 0: 64 MiB
 	bool no_selfcheck;
 	const dispatch *disp;    // where requests go

@@ -70,10 +70,12 @@ server_start(const server_opts *o, server **out)
 		rv = CPL_ECONNECT;
 		goto fail;
 	}
-	// claims held open take at most half the contexts: the rest stay
-	// for reports, heartbeats and everyone else
+	// claims held open take at most half the contexts, and no more than
+	// 128 (what half the former default of 256 gave): the rest stay for
+	// reports, heartbeats and everyone else
 	int nctx = o->contexts > 0 ? o->contexts : 256;
-	if (park_start((size_t)nctx / 2, &s->disp.pk) != 0) {
+	size_t held = (size_t)nctx / 2 < 128 ? (size_t)nctx / 2 : 128;
+	if (park_start(held, &s->disp.pk) != 0) {
 		rv = CPL_ENOMEM;
 		goto fail;
 	}

@@ -1272,7 +1272,7 @@ test_report(void **state)
 	Copal__Task *pt;
 	Copal__Reply *pr = bh_query_id(f->c, t1, false, &pt);
 	char want[128];
-	snprintf(want, sizeof(want), "rep/r0_%.8s", pt->uuid);
+	snprintf(want, sizeof(want), "rep/r0_%.8s", cpl_uuid_short(pt->uuid));
 	BH_CHECK(strcmp(ct->parent_dirs[0], want) == 0,
 	    "parent dir %s, expected %s", ct->parent_dirs[0], want);
 	bh_free(pr);

@@ -135,6 +135,13 @@ static const setting settings[] = {
 	    "Exit codes that count as a fast failure (see fast_fail_seconds),\n"
 	    "e.g. 1,127 (copal launcher --fast-fail-codes). Empty: only a failed\n"
 	    "start or a signal."),
+	STRING(task_uuids, "random", conf_is_uuid_kind, "random or time",
+	    "The uuids of new tasks: random (version 4) or time (version 7,\n"
+	    "RFC 9562: the first 12 hex digits are the time of creation, the\n"
+	    "rest random). time makes creating tasks cheaper (the uuid index\n"
+	    "grows by appends) but tasks created together share their first\n"
+	    "12 digits: an id prefix must then be longer than 8 digits to\n"
+	    "name one task. Read by the broker at start."),
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 

@@ -67,6 +67,12 @@ conf_is_code_list(const char *v)
 }
 
 bool
+conf_is_uuid_kind(const char *v)
+{
+	return strcmp(v, "random") == 0 || strcmp(v, "time") == 0;
+}
+
+bool
 conf_is_bool(const char *v)
 {
 	return strcmp(v, "true") == 0 || strcmp(v, "false") == 0;

@@ -13,6 +13,7 @@ CONF_INTERNAL bool conf_name_char(char ch);
 CONF_INTERNAL bool conf_is_name(const char *v);
 CONF_INTERNAL bool conf_is_name_or_empty(const char *v);
 CONF_INTERNAL bool conf_is_bool(const char *v);
+CONF_INTERNAL bool conf_is_uuid_kind(const char *v);
 CONF_INTERNAL bool conf_is_claim_order(const char *v);
 CONF_INTERNAL bool conf_is_code_list(const char *v);
 CONF_INTERNAL bool conf_is_any(const char *v);

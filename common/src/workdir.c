@@ -55,7 +55,17 @@ cpl_workdir(const char *workflow, const char *name, const char *uuid,
 	cpl_path_component(wf, sizeof(wf), workflow, "default");
 	cpl_path_component(nm, sizeof(nm), name, "task");
 	if ((size_t)snprintf(buf, len, "%s/%s_%.8s", wf, nm,
-	        uuid ? uuid : "") >= len)
+	        uuid ? cpl_uuid_short(uuid) : "") >= len)
 		return CPL_ETOOBIG;
 	return 0;
+}
+
+const char *
+cpl_uuid_short(const char *uuid)
+{
+	size_t n = strlen(uuid);
+	// canonical text: the version is the first digit of the third group
+	if (n == 36 && uuid[14] == '7')
+		return uuid + 28;
+	return uuid;
 }

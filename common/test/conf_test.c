@@ -580,7 +580,7 @@ test_default_file(void **state)
 		"submit_without_tcp", "project", "job_mode", "wf_filter",
 		"service_period_seconds", "service_max_queued_jobs",
 		"service_max_wait_minutes", "claim_order", "fast_fail_seconds",
-		"fast_fail_codes" };
+		"fast_fail_codes", "task_uuids" };
 	const size_t nkeys = sizeof(keys) / sizeof(keys[0]);
 	size_t nset = 0;
 	char example[1024] = "";

@@ -427,6 +427,27 @@ test_set_from_text(void **state)
 	assert_null(cpl_spec_member(nodes, &b.sp));
 }
 
+// Run directories of tasks named alike: a version 7 uuid's first digits
+// are its creation time, the same for a bulk create, so the directory takes
+// its last 8 (random) digits; a version 4 uuid keeps its first 8 (the
+// directories of tasks in older databases do not move).
+static void
+test_workdir_uuid_short(void **state)
+{
+	(void)state;
+	char a[512], b[512];
+	const char *v7a = "019af3c2-1b4e-7a01-9c3d-5e6f708192a3";
+	const char *v7b = "019af3c2-1b4e-7a02-8d11-22334455bbcc";
+	const char *v4 = "0123abcd-1b4e-4a01-9c3d-5e6f708192a3";
+	assert_int_equal(cpl_workdir("wf", "t", v7a, NULL, a, sizeof a), 0);
+	assert_int_equal(cpl_workdir("wf", "t", v7b, NULL, b, sizeof b), 0);
+	assert_string_equal(a, "wf/t_708192a3");
+	assert_string_equal(b, "wf/t_4455bbcc");
+	assert_int_equal(cpl_workdir("wf", "t", v4, NULL, a, sizeof a), 0);
+	assert_string_equal(a, "wf/t_0123abcd");
+	assert_string_equal(cpl_uuid_short("0123abcd"), "0123abcd");
+}
+
 int
 main(void)
 {
@@ -440,6 +461,7 @@ main(void)
 		cmocka_unit_test(test_cross_field_rules),
 		cmocka_unit_test(test_packed_size),
 		cmocka_unit_test(test_set_from_text),
+		cmocka_unit_test(test_workdir_uuid_short),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

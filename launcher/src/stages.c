@@ -182,7 +182,7 @@ link_input(ltask *t, const char *src, const char *puuid, bool *did,
 		return errno;
 	if (links_to(dst, src))
 		return 0;
-	snprintf(alt, sizeof(alt), "%s_%.8s", dst, puuid);
+	snprintf(alt, sizeof(alt), "%s_%.8s", dst, cpl_uuid_short(puuid));
 	if (symlink(src, alt) != 0) {
 		if (errno != EEXIST)
 			return errno;
@@ -195,7 +195,7 @@ link_input(ltask *t, const char *src, const char *puuid, bool *did,
 	if (n < notelen)
 		snprintf(note + n, notelen - n, "%s%s of parent %.8s linked as "
 		    "%s_%.8s (the name was taken)", n ? "\n" : "", base, puuid,
-		    base, puuid);
+		    base, cpl_uuid_short(puuid));
 	return 0;
 }
 

@@ -215,13 +215,16 @@ seconds_between() { # NAME STATE1 STATE2
 	awk -v a="$(iso_to_s "$a")" -v b="$(iso_to_s "$b")" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
-# The run directory of task NAME: data/<workflow>/<name>_<uuid8>.
+# The run directory of task NAME: data/<workflow>/<name>_<uuid8>, uuid8
+# the first 8 digits of a version 4 uuid, the last 8 of a version 7 one.
 workdir_of() {
-	local j wf uuid
+	local j wf uuid u8
 	j=$(task_json "$1")
 	wf=$(jq -r .workflow <<<"$j")
 	uuid=$(jq -r .uuid <<<"$j")
-	echo "$DB/data/${wf:-default}/$1_${uuid:0:8}"
+	u8=${uuid:0:8}
+	[[ ${uuid:14:1} == 7 ]] && u8=${uuid: -8}
+	echo "$DB/data/${wf:-default}/$1_$u8"
 }
 
 is_final() {

@@ -119,8 +119,12 @@ enum {
 // Names of the sub-databases, indexed by DB_* (env.c).
 extern const char *const cs_db_names[DB_COUNT];
 
-// New uuids go to the small uuid_new tree; every UUID_MERGE_AT of them are
-// moved into the main uuid tree in one sorted pass at commit. Random keys
+// New uuids are appended to the main uuid tree when they sort above its
+// last key, as version 7 (time-ordered, task_uuids = time) ones do
+// (uuid.c). Those that cannot be appended (a database holding version 4
+// uuids from before, whose random high bytes sort above them) go to the
+// small uuid_new tree; every UUID_MERGE_AT of them are moved into the main
+// uuid tree in one sorted pass at commit. Random keys
 // inserted straight into a million-entry tree dirty most of its pages at
 // every commit (measured here: 5 GB written for a 100 MB tree, 120k
 // inserts/s); the small tree keeps each commit's dirty set small, and a
@@ -860,8 +864,11 @@ int cs_idvec_cb(uint64_t id, void *arg);
 
 // ------------------------------------------------------------ uuid.c
 
-// A random (version 4) uuid from the store's buffer of random bytes.
+// A new uuid: random (version 4), or with opts.uuid_v7 time-ordered
+// (version 7), increasing within the process.
 int cs_uuid_new(cpl_store *s, uint8_t u[16]);
+// Adds a new task's uuid (-> id, big-endian) to the uuid index.
+int cs_uuid_add(cpl_txn *t, const uint8_t u[16], const uint8_t id[8]);
 // Parses a hex uuid prefix (dashes ignored) for prefix_match().
 int cs_parse_prefix(const char *p, uint8_t b[16], size_t *nbytes, int *half);
 // Calls fn for the id of every uuid (in both trees) that starts with prefix.

@@ -71,9 +71,8 @@ cpl_task_create(cpl_txn *t, const Copal__TaskSpec *sp, uint64_t *idp,
 	be64(k, id);
 	if ((rv = tput(t, DB_STATE, k, 8, &r, sizeof(r), MDB_APPEND)) != 0)
 		return rv;
-	if ((rv = tput(t, DB_UUID_NEW, r.uuid, 16, k, 8, 0)) != 0)
+	if ((rv = cs_uuid_add(t, r.uuid, k)) != 0)
 		return rv;
-	t->meta.uuid_new_n++;
 	st_key(k, st, id);
 	if ((rv = tput(t, DB_ST_IDX, k, 9, "", 0, 0)) != 0)
 		return rv;

@@ -1,19 +1,40 @@
-// copal store: the uuid index. New uuids go to the small uuid_new tree and
-// are merged into the main uuid tree in bulk (see UUID_MERGE_AT); lookups
-// by prefix search both trees.
+// copal store: the uuid index. New (version 7, time-ordered) uuids are
+// appended to the main uuid tree; one that cannot be appended goes to the
+// small uuid_new tree, merged into the main tree in bulk (see
+// UUID_MERGE_AT); lookups by prefix search both trees.
+#include <pthread.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <uuid/uuid.h>
 
 #include "store_impl.h"
 
-// A random (version 4) uuid. libuuid's uuid_generate_random() reseeds and
-// calls getpid() per uuid; at a million tasks that is a tenth of the create
-// cost, so random bytes are taken from getrandom() a page at a time.
-int
-cs_uuid_new(cpl_store *s, uint8_t u[16])
+// With task_uuids = time (cpl_store_opts.uuid_v7; random version 4 uuids
+// are the default) new uuids are time-ordered, version 7 (RFC 9562): a 48-bit unix time in
+// ms, the version, 12 bits rand_a, the variant, 62 bits rand_b. Ordered by
+// creation, they go into the uuid tree as appends (one hot leaf page per
+// commit) where random version 4 uuids dirtied pages all over the tree.
+// Uuids already in a database (version 4) stay valid: lookups only compare
+// bytes.
+//
+// Within a process they are strictly increasing (so also unique): rand_a
+// holds the fraction of the ms in 1/4096ths (RFC 9562, 6.2 method 3), and
+// if that tick is not above the last uuid's (two uuids within 244 ns, or the
+// clock set back) the last tick plus one is used, carrying into the ms.
+// rand_b (62 bits) is fresh random in every uuid, so neighbours differ
+// within their first 16 hex digits rather than sharing a long counter
+// prefix, and a uuid cannot be guessed from the one before it.
+static pthread_mutex_t v7_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t v7_tick; // ms << 12 | rand_a of the last uuid made
+
+// 8 random bytes from the store's buffer, refilled from getrandom() a page
+// at a time (libuuid reseeds and calls getpid() per uuid: a tenth of the
+// create cost at a million tasks).
+static int
+rnd8(cpl_store *s, uint8_t r[8])
 {
-	if (s->rnd_used + 16 > sizeof(s->rnd)) {
+	if (s->rnd_used + 8 > sizeof(s->rnd)) {
 		size_t got = 0;
 		while (got < sizeof(s->rnd)) {
 			ssize_t n = getrandom(s->rnd + got, sizeof(s->rnd) - got, 0);
@@ -25,10 +46,78 @@ cs_uuid_new(cpl_store *s, uint8_t u[16])
 		}
 		s->rnd_used = 0;
 	}
-	memcpy(u, s->rnd + s->rnd_used, 16);
-	s->rnd_used += 16;
-	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); // version 4
-	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); // RFC 4122 variant
+	memcpy(r, s->rnd + s->rnd_used, 8);
+	s->rnd_used += 8;
+	return 0;
+}
+
+static uint64_t
+ld64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int
+cs_uuid_new(cpl_store *s, uint8_t u[16])
+{
+	uint8_t r[8];
+	struct timespec ts;
+	int rv;
+	if ((rv = rnd8(s, r)) != 0)
+		return rv;
+	if (!s->opts.uuid_v7) {
+		// random (version 4): the default (task_uuids = random)
+		memcpy(u, r, 8);
+		if ((rv = rnd8(s, u + 8)) != 0)
+			return rv;
+		u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); // version 4
+		u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); // RFC 4122 variant
+		return 0;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000u +
+	    (uint64_t)ts.tv_nsec / 1000000u;
+	uint64_t tick = now << 12 |
+	    ((uint64_t)(ts.tv_nsec % 1000000) * 4096u / 1000000u);
+	pthread_mutex_lock(&v7_mu);
+	if (tick <= v7_tick)
+		tick = v7_tick + 1;
+	v7_tick = tick;
+	pthread_mutex_unlock(&v7_mu);
+	uint64_t ms = tick >> 12, a = tick & 0xfff;
+	uint64_t b = ld64(r) & ((1ull << 62) - 1);
+	for (int i = 0; i < 6; i++)
+		u[i] = (uint8_t)(ms >> (40 - 8 * i));
+	u[6] = (uint8_t)(0x70 | (a >> 8)); // version 7
+	u[7] = (uint8_t)a;
+	u[8] = (uint8_t)(0x80 | (b >> 56)); // RFC 9562 variant (10)
+	for (int i = 9; i < 16; i++)
+		u[i] = (uint8_t)(b >> (8 * (15 - i)));
+	return 0;
+}
+
+// Adds a new task's uuid to the index. A version 7 uuid is above every
+// uuid made before it, so it is appended to the main tree; one that is not
+// above the last key (a database with version 4 uuids from before, whose
+// high bytes are random, or a clock set back) goes to uuid_new, merged in
+// bulk (UUID_MERGE_AT) so that such inserts stay cheap too.
+int
+cs_uuid_add(cpl_txn *t, const uint8_t u[16], const uint8_t id[8])
+{
+	if (t->err)
+		return t->err;
+	MDB_val key = { 16, (void *)u }, val = { 8, (void *)id };
+	int rc = mdb_put(t->txn, t->s->dbi[DB_UUID], &key, &val, MDB_APPEND);
+	if (rc == 0)
+		return 0;
+	if (rc != MDB_KEYEXIST)
+		return fail(t, map_mdb(rc));
+	if ((rc = tput(t, DB_UUID_NEW, u, 16, id, 8, 0)) != 0)
+		return rc;
+	t->meta.uuid_new_n++;
 	return 0;
 }
 

@@ -132,11 +132,16 @@ uint64_t cpl_mono_us(void);
 // ------------------------------------------------------------------ paths
 // The run directory of a task relative to <database>/data/: `workdir` if
 // the user gave one (relative, without ".."), else
-// <workflow>/<name>_<first 8 characters of uuid>, with names made safe as
-// path components. Errors: CPL_EINVAL (workdir absolute or with ".."),
-// CPL_ETOOBIG.
+// <workflow>/<name>_<8 characters of uuid: cpl_uuid_short>, with names made
+// safe as path components. Errors: CPL_EINVAL (workdir absolute or with
+// ".."), CPL_ETOOBIG.
 int cpl_workdir(const char *workflow, const char *name, const char *uuid,
     const char *workdir, char *buf, size_t len);
+// Where the 8 characters that tell a uuid (text form) from its neighbours
+// start: its first 8 for a version 4 uuid (random throughout), its last 8
+// for a version 7 one (RFC 9562: the first 12 hex digits are the time of
+// creation, the same for every task of a bulk create; the last 8 random).
+const char *cpl_uuid_short(const char *uuid);
 // Every path the launcher writes below data/ is made with these two:
 // whether rel (a path relative to some directory: a workdir, a stage-out
 // pattern) stays below it: not absolute, no ".." component;

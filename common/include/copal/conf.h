@@ -91,6 +91,7 @@ typedef struct cpl_conf {
 	// exit codes ("" or "1,127": 1..255 by commas)
 	uint32_t fast_fail_seconds;
 	char fast_fail_codes[256];
+	char task_uuids[8]; // "random" (default, version 4) | "time" (version 7)
 	size_t nqueues;
 	// In the order of the file: the service prefers earlier queues.
 	cpl_queue_policy queues[CPL_CONF_MAX_QUEUES];

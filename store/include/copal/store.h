@@ -77,6 +77,9 @@ typedef struct cpl_store_opts {
 	// Tests set it to move time forward for lease expiry.
 	uint64_t (*clock)(void *arg);
 	void *clock_arg;
+	// New task uuids time-ordered (version 7, RFC 9562) rather than random
+	// (version 4): cheaper creates, longer unique prefixes (uuid.c).
+	bool uuid_v7;
 } cpl_store_opts;
 
 // Opens (creating if needed) the database in directory `dir`, which must

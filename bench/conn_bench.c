@@ -1,0 +1,698 @@
+// Connection benchmark: many simulated launchers on one broker.
+//
+//   conn_bench [-l N[,N...]] [-r ROUNDS] [-k TASKS] [-c CONTEXTS]
+//              [-T ipc|tcp]
+//
+// For each N (default 512,1024,2048,4096) a fresh database and broker; N
+// simulated launchers, each with its own connection (one REQ socket) and
+// its own lease, as one launcher per node of a large allocation would be.
+// Each heartbeats every 2 s (TTL 30 s, the launcher's default) on one
+// context of its socket and, on another, loops: claim up to K tasks (-k,
+// default 4: four free nodes), report RUNNING, let them "run" 1-3 s
+// (random, a timer), report RUN_DONE, report JOB_FINISHED, claim again;
+// an empty claim waits 1 s. The broker gets N * K * ROUNDS tasks (-r,
+// default 3), created first in bulk. -c: the broker's --contexts. Everything is driven by NNG aio
+// callbacks: the benchmark needs a few threads, not N.
+//
+// Figures per N: claim latency p50/p99 (request sent to reply received),
+// heartbeat latency p99, leases lost (any heartbeat, claim or report
+// refused), broker CPU per finished task (utime + stime of the broker in
+// /proc/PID/stat over the launcher phase, heartbeats and empty claims
+// included), broker anonymous RSS and descriptors (peaks, sampled every
+// 0.5 s). Exits 1 if a lease was lost, a request refused, or the broker
+// does not end with every task JOB_FINISHED.
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "bench_util.h"
+#include "copal/client.h"
+
+extern char **environ;
+
+#define HB_EVERY_MS 2000
+#define HB_TTL_MS 30000
+#define IDLE_MS 1000
+#define TOKEN "benchmark-token-0123456789abcdef"
+
+static int rounds = 3, per_claim = 4;
+static bool use_tcp;
+static const char *contexts; // --contexts of the broker (NULL: its default)
+
+// ---------------------------------------------------------------- samples
+
+struct lat {
+	pthread_mutex_t mx;
+	double *v;
+	size_t n, cap;
+};
+
+static void
+lat_add(struct lat *l, double s)
+{
+	pthread_mutex_lock(&l->mx);
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 4096;
+		l->v = realloc(l->v, l->cap * sizeof(double));
+		if (l->v == NULL)
+			die("out of memory", CPL_ENOMEM);
+	}
+	l->v[l->n++] = s;
+	pthread_mutex_unlock(&l->mx);
+}
+
+static double
+lat_pct(struct lat *l, double p)
+{
+	if (l->n == 0)
+		return 0;
+	qsort(l->v, l->n, sizeof(double), cmp_d);
+	size_t i = (size_t)(p * (double)(l->n - 1));
+	return l->v[i];
+}
+
+static struct lat claim_lat = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+static struct lat hb_lat = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+static struct lat rep_lat = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+static atomic_long finished, claimed, refused, lost, empty_claims;
+static atomic_int stopping;
+static long total_tasks;
+
+// ---------------------------------------------------------------- launchers
+
+enum { S_HELLO, S_CLAIM, S_RUNNING, S_RUN, S_DONE, S_FIN, S_IDLE };
+
+struct sim {
+	int idx;
+	nng_socket sock;
+	nng_ctx wctx, hctx;
+	nng_aio *waio, *haio;
+	int wstate;
+	bool wsent, hsent, hsleep;
+	double wt0, ht0;
+	uint64_t seq, lease;
+	uint8_t cid[16];
+	char owner[32];
+	size_t ntask;
+	uint64_t ids[64];
+	uint32_t att[64];
+	unsigned rnd;
+};
+
+static nng_msg *
+pack(struct sim *S, Copal__Request *req)
+{
+	Copal__Credentials cred = COPAL__CREDENTIALS__INIT;
+	cred.token.data = (uint8_t *)TOKEN;
+	cred.token.len = strlen(TOKEN);
+	req->version = CPL_PROTOCOL_VERSION;
+	req->request_id = ++S->seq;
+	req->client_id.data = S->cid;
+	req->client_id.len = sizeof(S->cid);
+	req->credentials = &cred;
+	size_t n = copal__request__get_packed_size(req);
+	nng_msg *m;
+	if (nng_msg_alloc(&m, n) != 0)
+		die("nng_msg_alloc", CPL_ENOMEM);
+	copal__request__pack(req, nng_msg_body(m));
+	return m;
+}
+
+static void
+send_on(nng_ctx ctx, nng_aio *aio, nng_msg *m)
+{
+	nng_aio_set_msg(aio, m);
+	nng_ctx_send(ctx, aio);
+}
+
+// The reply in aio, or NULL (counted as refused) if the broker refused it.
+static Copal__Reply *
+reply_of(nng_aio *aio)
+{
+	nng_msg *m = nng_aio_get_msg(aio);
+	Copal__Reply *r = copal__reply__unpack(NULL, nng_msg_len(m),
+	    nng_msg_body(m));
+	nng_msg_free(m);
+	if (r == NULL)
+		die("reply does not decode", CPL_EPROTO);
+	if (r->status != 0) {
+		fprintf(stderr, "%s: refused: %s: %s\n", bench_name,
+		    cpl_strerror((int)r->status), r->error ? r->error : "");
+		atomic_fetch_add(&refused, 1);
+		if (r->status == CPL_EEXPIRED)
+			atomic_fetch_add(&lost, 1);
+		copal__reply__free_unpacked(r, NULL);
+		return NULL;
+	}
+	return r;
+}
+
+static void
+send_heartbeat(struct sim *S, nng_ctx ctx, nng_aio *aio)
+{
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
+	hb.lease_id = S->lease;
+	hb.owner = S->owner;
+	hb.ttl_ms = HB_TTL_MS;
+	req.body_case = COPAL__REQUEST__BODY_HEARTBEAT;
+	req.heartbeat = &hb;
+	send_on(ctx, aio, pack(S, &req));
+}
+
+static void
+send_claim(struct sim *S)
+{
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__ClaimRequest cl = COPAL__CLAIM_REQUEST__INIT;
+	Copal__NodeCapacity nc[64], *ncp[64];
+	for (int i = 0; i < per_claim; i++) {
+		Copal__NodeCapacity x = COPAL__NODE_CAPACITY__INIT;
+		nc[i] = x;
+		nc[i].free_units = 5040;
+		ncp[i] = &nc[i];
+	}
+	cl.lease_id = S->lease;
+	cl.max_tasks = (uint32_t)per_claim;
+	cl.n_nodes = (size_t)per_claim;
+	cl.nodes = ncp;
+	req.body_case = COPAL__REQUEST__BODY_CLAIM;
+	req.claim = &cl;
+	S->wstate = S_CLAIM;
+	S->wt0 = now_s();
+	send_on(S->wctx, S->waio, pack(S, &req));
+}
+
+static void
+send_report(struct sim *S, int st, int to)
+{
+	Copal__Request req = COPAL__REQUEST__INIT;
+	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
+	Copal__StateReport s[64], *sp[64];
+	for (size_t i = 0; i < S->ntask; i++) {
+		Copal__StateReport x = COPAL__STATE_REPORT__INIT;
+		s[i] = x;
+		s[i].task_id = S->ids[i];
+		s[i].attempt = S->att[i];
+		s[i].to_state = to;
+		sp[i] = &s[i];
+	}
+	rr.lease_id = S->lease;
+	rr.n_reports = S->ntask;
+	rr.reports = sp;
+	req.body_case = COPAL__REQUEST__BODY_REPORT;
+	req.report = &rr;
+	S->wstate = st;
+	S->wt0 = now_s();
+	send_on(S->wctx, S->waio, pack(S, &req));
+}
+
+static void
+sleep_w(struct sim *S, int st, int ms)
+{
+	S->wstate = st;
+	S->wsent = false;
+	nng_sleep_aio(ms, S->waio);
+}
+
+// The work loop: each completion either was a send (then receive) or a
+// receive or a timer (then the next step).
+static void
+work_cb(void *arg)
+{
+	struct sim *S = arg;
+	int rv = nng_aio_result(S->waio);
+	if (atomic_load(&stopping))
+		return;
+	if (S->wstate == S_RUN || S->wstate == S_IDLE) {
+		// a timer
+		if (rv != 0)
+			return;
+		// before the send: its completion may run on another thread
+		// before send_* returns
+		S->wsent = true;
+		if (S->wstate == S_RUN)
+			send_report(S, S_DONE, COPAL__TASK_STATE__STATE_RUN_DONE);
+		else
+			send_claim(S);
+		return;
+	}
+	if (rv != 0) {
+		fprintf(stderr, "%s: launcher %d: %s\n", bench_name, S->idx,
+		    nng_strerror(rv));
+		atomic_fetch_add(&refused, 1);
+		return;
+	}
+	if (S->wsent) {
+		S->wsent = false;
+		nng_ctx_recv(S->wctx, S->waio);
+		return;
+	}
+	S->wsent = true;
+	double dt = now_s() - S->wt0;
+	Copal__Reply *r = reply_of(S->waio);
+	if (r == NULL)
+		return; // this launcher stops: the run fails
+	switch (S->wstate) {
+	case S_HELLO:
+		S->lease = r->heartbeat->lease_id;
+		copal__reply__free_unpacked(r, NULL);
+		// heartbeats from now on, at a random phase
+		S->hsleep = true;
+		nng_sleep_aio((nng_duration)(rand_r(&S->rnd) % HB_EVERY_MS),
+		    S->haio);
+		send_claim(S);
+		return;
+	case S_CLAIM:
+		lat_add(&claim_lat, dt);
+		S->ntask = r->claim->n_tasks;
+		for (size_t i = 0; i < S->ntask && i < 64; i++) {
+			S->ids[i] = r->claim->tasks[i]->task->id;
+			S->att[i] = r->claim->tasks[i]->task->status->attempt;
+		}
+		copal__reply__free_unpacked(r, NULL);
+		if (S->ntask == 0) {
+			atomic_fetch_add(&empty_claims, 1);
+			sleep_w(S, S_IDLE, IDLE_MS);
+			return;
+		}
+		atomic_fetch_add(&claimed, (long)S->ntask);
+		send_report(S, S_RUNNING, COPAL__TASK_STATE__STATE_RUNNING);
+		return;
+	case S_RUNNING:
+		lat_add(&rep_lat, dt);
+		copal__reply__free_unpacked(r, NULL);
+		sleep_w(S, S_RUN, 1000 + (int)(rand_r(&S->rnd) % 2001));
+		return;
+	case S_DONE:
+		lat_add(&rep_lat, dt);
+		copal__reply__free_unpacked(r, NULL);
+		send_report(S, S_FIN, COPAL__TASK_STATE__STATE_JOB_FINISHED);
+		return;
+	case S_FIN:
+		lat_add(&rep_lat, dt);
+		copal__reply__free_unpacked(r, NULL);
+		atomic_fetch_add(&finished, (long)S->ntask);
+		S->ntask = 0;
+		send_claim(S);
+		return;
+	}
+}
+
+static void
+hb_cb(void *arg)
+{
+	struct sim *S = arg;
+	int rv = nng_aio_result(S->haio);
+	if (atomic_load(&stopping) || (S->hsleep && rv != 0))
+		return;
+	if (S->hsleep) {
+		S->hsleep = false;
+		S->hsent = true;
+		S->ht0 = now_s();
+		send_heartbeat(S, S->hctx, S->haio);
+		return;
+	}
+	if (rv != 0) {
+		fprintf(stderr, "%s: launcher %d heartbeat: %s\n", bench_name,
+		    S->idx, nng_strerror(rv));
+		atomic_fetch_add(&refused, 1);
+		return;
+	}
+	if (S->hsent) {
+		S->hsent = false;
+		nng_ctx_recv(S->hctx, S->haio);
+		return;
+	}
+	double dt = now_s() - S->ht0;
+	lat_add(&hb_lat, dt);
+	Copal__Reply *r = reply_of(S->haio);
+	if (r == NULL)
+		return;
+	copal__reply__free_unpacked(r, NULL);
+	// the next one HB_EVERY_MS after this one was sent
+	int wait = HB_EVERY_MS - (int)(dt * 1000);
+	S->hsleep = true;
+	nng_sleep_aio(wait > 0 ? wait : 0, S->haio);
+}
+
+// ---------------------------------------------------------------- broker
+
+static long
+proc_status_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long kb = -1;
+	size_t fl = strlen(field);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, fl) == 0)
+			kb = atol(line + fl);
+	fclose(f);
+	return kb;
+}
+
+// utime + stime of pid, in seconds.
+static double
+proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); // the name may hold spaces
+	if (p == NULL)
+		return -1;
+	unsigned long ut = 0, st = 0;
+	// fields after ")": state(3) ... utime(14) stime(15)
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+	        &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int
+proc_fds(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void
+create_all(cpl_client *c, long n)
+{
+	enum { B = 10000 };
+	Copal__TaskSpec *specs = calloc(B, sizeof(*specs));
+	Copal__TaskSpec **sp = calloc(B, sizeof(*sp));
+	char (*names)[24] = calloc(B, 24);
+	Copal__Resources res = COPAL__RESOURCES__INIT;
+	res.num_nodes = 1;
+	res.ranks_per_node = 1;
+	for (long done = 0; done < n; done += B) {
+		int k = n - done < B ? (int)(n - done) : B;
+		for (int i = 0; i < k; i++) {
+			Copal__TaskSpec x = COPAL__TASK_SPEC__INIT;
+			specs[i] = x;
+			snprintf(names[i], 24, "task%ld", done + i);
+			specs[i].name = names[i];
+			specs[i].workflow = "conn";
+			specs[i].application = "sim";
+			specs[i].args = "--input data.in --steps 100";
+			specs[i].resources = &res;
+			specs[i].max_retries = 3;
+			sp[i] = &specs[i];
+		}
+		Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
+		cr.n_tasks = (size_t)k;
+		cr.tasks = sp;
+		Copal__Reply *r;
+		must(c, cpl_call_create_tasks(c, &cr, &r));
+		cpl_reply_free(r);
+	}
+	free(specs);
+	free(sp);
+	free(names);
+}
+
+// ---------------------------------------------------------------- one run
+
+static bool
+run(int nl, const char *self_dir)
+{
+	char dir[] = "/tmp/copal-cbench-XXXXXX";
+	char path[PATH_MAX + 64], broker[PATH_MAX + 64], url[PATH_MAX + 128];
+	if (mkdtemp(dir) == NULL)
+		die("mkdtemp", CPL_EIO);
+	cpl_dbpath(dir, CPL_DB_CONF, path, sizeof(path));
+	FILE *f = fopen(path, "w");
+	fprintf(f, "# benchmark database\n");
+	if (use_tcp)
+		fprintf(f, "broker_tcp_insecure = true\n");
+	fclose(f);
+	cpl_dbpath(dir, CPL_DB_SECRET, path, sizeof(path));
+	f = fopen(path, "w");
+	fprintf(f, TOKEN "\n");
+	fclose(f);
+	chmod(path, 0600);
+	int port = 20000 + (int)(getpid() % 20000);
+	char tcpurl[64];
+	snprintf(tcpurl, sizeof tcpurl, "tcp://127.0.0.1:%d", port);
+	snprintf(broker, sizeof(broker), "%s/../broker/copal-broker", self_dir);
+	char *argv[8] = { broker, "--db", dir, NULL };
+	int ac = 3;
+	if (contexts) {
+		argv[ac++] = "--contexts";
+		argv[ac++] = (char *)contexts;
+	}
+	if (use_tcp) {
+		argv[ac++] = "--tcp";
+		argv[ac++] = tcpurl;
+	}
+	pid_t pid;
+	if (posix_spawn(&pid, broker, NULL, NULL, argv, environ) != 0)
+		die("spawn broker", CPL_EIO);
+	cpl_client *c;
+	cpl_client_opts o;
+	memset(&o, 0, sizeof(o));
+	o.db_dir = dir;
+	o.url = use_tcp ? tcpurl : NULL;
+	o.timeout_ms = 60000;
+	int rv;
+	if ((rv = cpl_client_open(&o, &c)) != 0)
+		die("client open", rv);
+	wait_for_broker(c);
+	Copal__App app = COPAL__APP__INIT;
+	app.name = "sim";
+	app.executable = "/bin/true";
+	Copal__Reply *r;
+	must(c, cpl_call_app_register(c, &app, false, &r));
+	cpl_reply_free(r);
+	total_tasks = (long)nl * per_claim * rounds;
+	create_all(c, total_tasks);
+	if (use_tcp) {
+		snprintf(url, sizeof url, "%s", tcpurl);
+	} else {
+		cpl_dbpath(dir, CPL_DB_SOCKET, path, sizeof(path));
+		snprintf(url, sizeof url, "ipc://%s", path);
+	}
+
+	atomic_store(&finished, 0);
+	atomic_store(&claimed, 0);
+	atomic_store(&refused, 0);
+	atomic_store(&lost, 0);
+	atomic_store(&empty_claims, 0);
+	atomic_store(&stopping, 0);
+	claim_lat.n = hb_lat.n = rep_lat.n = 0;
+
+	struct sim *sims = calloc((size_t)nl, sizeof(*sims));
+	for (int i = 0; i < nl; i++) {
+		struct sim *S = &sims[i];
+		S->idx = i;
+		S->rnd = (unsigned)i * 2654435761u + 1;
+		for (int j = 0; j < 16; j++)
+			S->cid[j] = (uint8_t)rand_r(&S->rnd);
+		snprintf(S->owner, sizeof S->owner, "sim-%d", i);
+		if ((rv = nng_req0_open(&S->sock)) != 0 ||
+		    (rv = nng_socket_set_ms(S->sock, NNG_OPT_REQ_RESENDTIME,
+		         NNG_DURATION_INFINITE)) != 0 ||
+		    (rv = nng_dial(S->sock, url, NULL, 0)) != 0 ||
+		    (rv = nng_ctx_open(&S->wctx, S->sock)) != 0 ||
+		    (rv = nng_ctx_open(&S->hctx, S->sock)) != 0 ||
+		    (rv = nng_aio_alloc(&S->waio, work_cb, S)) != 0 ||
+		    (rv = nng_aio_alloc(&S->haio, hb_cb, S)) != 0) {
+			fprintf(stderr, "%s: launcher %d: %s (raise ulimit -n?)\n",
+			    bench_name, i, nng_strerror(rv));
+			exit(1);
+		}
+	}
+	double cpu0 = proc_cpu_s(pid), t0 = now_s();
+	for (int i = 0; i < nl; i++) {
+		struct sim *S = &sims[i];
+		Copal__Request req = COPAL__REQUEST__INIT;
+		Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
+		hb.owner = S->owner;
+		hb.ttl_ms = HB_TTL_MS;
+		req.body_case = COPAL__REQUEST__BODY_HEARTBEAT;
+		req.heartbeat = &hb;
+		S->wstate = S_HELLO;
+		S->wsent = true;
+		S->wt0 = now_s();
+		send_on(S->wctx, S->waio, pack(S, &req));
+	}
+	long rss_max = 0;
+	int fd_max = 0;
+	double deadline = t0 + 120.0 + (double)total_tasks / 100.0;
+	while (atomic_load(&finished) < total_tasks &&
+	    atomic_load(&refused) == 0 && now_s() < deadline) {
+		usleep(500000);
+		long rss = proc_status_kb(pid, "RssAnon:");
+		int fds = proc_fds(pid);
+		if (rss > rss_max)
+			rss_max = rss;
+		if (fds > fd_max)
+			fd_max = fds;
+	}
+	double wall = now_s() - t0, cpu1 = proc_cpu_s(pid);
+	atomic_store(&stopping, 1);
+	for (int i = 0; i < nl; i++) {
+		nng_aio_stop(sims[i].waio);
+		nng_aio_stop(sims[i].haio);
+	}
+	for (int i = 0; i < nl; i++) {
+		nng_aio_free(sims[i].waio);
+		nng_aio_free(sims[i].haio);
+		nng_close(sims[i].sock);
+	}
+	free(sims);
+
+	// the broker's own count: every task finished, none elsewhere
+	must(c, cpl_call_count(c, NULL, &r));
+	uint64_t fin = 0, other = 0;
+	for (size_t i = 0; i < r->count->n_by_state; i++) {
+		if (i == COPAL__TASK_STATE__STATE_JOB_FINISHED)
+			fin += r->count->by_state[i];
+		else
+			other += r->count->by_state[i];
+	}
+	cpl_reply_free(r);
+	cpl_client_close(c);
+	kill(pid, SIGTERM);
+	int ws;
+	waitpid(pid, &ws, 0);
+	bool ok = fin == (uint64_t)total_tasks && other == 0 &&
+	    atomic_load(&refused) == 0 && atomic_load(&lost) == 0 &&
+	    WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
+	long done = atomic_load(&finished);
+	double c50 = lat_pct(&claim_lat, 0.50) * 1e3;
+	double c99 = lat_pct(&claim_lat, 0.99) * 1e3;
+	double r99 = lat_pct(&rep_lat, 0.99) * 1e3;
+	double h99 = lat_pct(&hb_lat, 0.99) * 1e3;
+	double hmax = lat_pct(&hb_lat, 1.0) * 1e3;
+	double us = done ? (cpu1 - cpu0) / (double)done * 1e6 : 0;
+	printf("| %d | %ld | %.1f s | %.0f | %.1f / %.1f ms | %.1f ms | "
+	       "%.1f / %.1f ms (%zu) | %ld | %.1f µs | %.1f MB | %d | %s |\n",
+	    nl, done, wall, (double)done / wall, c50, c99, r99, h99, hmax,
+	    hb_lat.n, atomic_load(&lost), us, (double)rss_max / 1024.0, fd_max,
+	    ok ? "ok" : "FAIL");
+	fflush(stdout);
+	if (!ok)
+		fprintf(stderr, "%s: N=%d: broker has %" PRIu64 " finished, %"
+		    PRIu64 " elsewhere (want %ld); %ld refused, %ld leases lost, "
+		    "broker exit %d\n", bench_name, nl, fin, other, total_tasks,
+		    atomic_load(&refused), atomic_load(&lost),
+		    WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+	// the database goes (a few MB each)
+	char cmd[PATH_MAX + 32];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "%s: could not remove %s\n", bench_name, dir);
+	return ok;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: conn_bench [-l N[,N...]] [-r ROUNDS] [-k TASKS] "
+			"[-c CONTEXTS] [-T ipc|tcp]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	bench_name = "conn_bench";
+	const char *list = "512,1024,2048,4096";
+	int opt;
+	while ((opt = getopt(argc, argv, "l:r:k:c:T:h")) != -1) {
+		switch (opt) {
+		case 'l':
+			list = optarg;
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			break;
+		case 'k':
+			per_claim = atoi(optarg);
+			break;
+		case 'c':
+			contexts = optarg;
+			break;
+		case 'T':
+			if (strcmp(optarg, "tcp") == 0)
+				use_tcp = true;
+			else if (strcmp(optarg, "ipc") != 0)
+				usage();
+			break;
+		default:
+			usage();
+		}
+	}
+	if (rounds < 1 || per_claim < 1 || per_claim > 64 || optind != argc)
+		usage();
+	// two descriptors per launcher here at most, with room for NNG's own
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0)
+		die("readlink", CPL_EIO);
+	self[n] = '\0';
+	*strrchr(self, '/') = '\0';
+	printf("conn_bench: simulated launchers, %d tasks per claim, tasks run "
+	       "1-3 s, heartbeat every %d ms (TTL %d ms), %d rounds, over %s, "
+	       "broker contexts %s\n", per_claim, HB_EVERY_MS, HB_TTL_MS, rounds,
+	    use_tcp ? "tcp" : "ipc", contexts ? contexts : "(default)");
+	printf("| launchers | tasks | wall | tasks/s | claim p50 / p99 | "
+	       "report p99 | heartbeat p99 / max (n) | leases lost | broker CPU "
+	       "per task | broker RssAnon peak | broker fds peak | |\n"
+	       "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	fflush(stdout);
+	bool ok = true;
+	for (const char *p = list; *p;) {
+		int nl = atoi(p);
+		if (nl < 1)
+			usage();
+		ok &= run(nl, self);
+		p = strchr(p, ',');
+		if (p == NULL)
+			break;
+		p++;
+	}
+	return ok ? 0 : 1;
+}

@@ -1,0 +1,253 @@
+// Uuids of new tasks with task_uuids = time (cpl_store_opts.uuid_v7):
+// time-ordered version 7 (RFC 9562), strictly
+// increasing within a process, unique across a million, parsed back by
+// libuuid and by the prefix lookup; and a database holding version 4 uuids
+// from before keeps finding them while new ones are added.
+// store_impl.h first: cmocka defines a fail() macro, the store a fail().
+#include "../src/store_impl.h"
+
+#include "copal/testing/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lmdb.h>
+#include <uuid/uuid.h>
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t
+ms_of(const uint8_t u[16])
+{
+	uint64_t ms = 0;
+	for (int i = 0; i < 6; i++)
+		ms = ms << 8 | u[i];
+	return ms;
+}
+
+static void
+assert_v7(const uint8_t u[16])
+{
+	assert_int_equal(u[6] >> 4, 7);        // version
+	assert_int_equal(u[8] & 0xc0, 0x80);   // variant 10
+}
+
+// A million uuids from one store: each version 7 with the time of its
+// making, each above the one before (so all distinct), each parsed back.
+static void
+test_million_v7_increasing(void **state)
+{
+	tu_env *e = *state;
+	enum { N = 1000000 };
+	uint8_t prev[16], u[16];
+	uint64_t t0 = now_ms();
+	uint64_t last_ms = 0;
+	for (int i = 0; i < N; i++) {
+		TU_OK(cs_uuid_new(e->s, u));
+		assert_v7(u);
+		if (i > 0 && memcmp(prev, u, 16) >= 0)
+			fail_msg("uuid %d is not above the one before", i);
+		last_ms = ms_of(u);
+		if (i % 1000 == 0) {
+			// Parses back: libuuid, and as a full-length prefix.
+			char buf[37];
+			uuid_t back;
+			cpl_uuid_format(u, buf);
+			assert_int_equal(uuid_parse(buf, back), 0);
+			assert_memory_equal(back, u, 16);
+			uint8_t b[16];
+			size_t nb;
+			int half;
+			TU_OK(cs_parse_prefix(buf, b, &nb, &half));
+			assert_int_equal(nb, 16);
+			assert_int_equal(half, -1);
+			assert_memory_equal(b, u, 16);
+		}
+		memcpy(prev, u, 16);
+	}
+	uint64_t t1 = now_ms();
+	// The time field is the clock's (a carry out of the random bits may move
+	// it on by a ms now and then, never by much).
+	uint8_t first[16];
+	TU_OK(cs_uuid_new(e->s, first));
+	assert_true(ms_of(first) >= t0);
+	assert_true(last_ms >= t0 && last_ms <= t1 + 1000);
+}
+
+// Uuids of created tasks: version 7, in creation order, each found by its
+// full uuid and by its shortest unique prefix.
+static void
+test_created_tasks_v7(void **state)
+{
+	tu_env *e = *state;
+	enum { N = 300 };
+	uint8_t u[N][16];
+	uint64_t ids[N];
+	tu_spec sp;
+	for (int i = 0; i < N; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "t%d", i);
+		tu_spec_init(&sp, name, "wf", "app");
+		TU_OK(tu_create_spec(e, &sp.spec, &ids[i], u[i]));
+		assert_v7(u[i]);
+		if (i > 0)
+			assert_true(memcmp(u[i - 1], u[i], 16) < 0);
+	}
+	for (int i = 0; i < N; i++) {
+		char buf[37];
+		uint64_t got = 0;
+		cpl_uuid_format(u[i], buf);
+		TU_OK(tu_lookup(e, buf, &got));
+		assert_int_equal(got, ids[i]);
+		// 20 hex digits (time, version, rand_a, 3 of rand_b) are unique
+		// here: neighbours differ by a random step.
+		char pre[24];
+		snprintf(pre, sizeof pre, "%.8s%.4s%.4s%.4s", buf, buf + 9,
+		    buf + 14, buf + 19);
+		got = 0;
+		TU_OK(tu_lookup(e, pre, &got));
+		assert_int_equal(got, ids[i]);
+	}
+	// A prefix of the time alone names many tasks.
+	char buf[37];
+	cpl_uuid_format(u[0], buf);
+	buf[6] = '\0';
+	uint64_t got;
+	assert_int_equal(tu_lookup(e, buf, &got), CPL_EAMBIGUOUS);
+	TU_CHECK(e);
+}
+
+// Gives the tasks ids[0..n) random version 4 uuids whose first byte is
+// above any version 7 uuid's for the next centuries, in the state records
+// and the uuid tree, as a database written before version 7 holds them.
+static void
+make_v4(tu_env *e, const uint64_t *ids, int n, uint8_t (*v4)[16])
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dst, duu;
+	MDB_val k, v;
+	cpl_store_close(e->s);
+	e->s = NULL;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 64);
+	mdb_env_set_mapsize(env, 1u << 30);
+	assert_int_equal(mdb_env_open(env, e->dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "state", 0, &dst), 0);
+	assert_int_equal(mdb_dbi_open(txn, "uuid", 0, &duu), 0);
+	for (int i = 0; i < n; i++) {
+		uint8_t key[8], rec[80];
+		for (int j = 0; j < 8; j++)
+			key[j] = (uint8_t)(ids[i] >> (56 - 8 * j));
+		k = (MDB_val){ 8, key };
+		assert_int_equal(mdb_get(txn, dst, &k, &v), 0);
+		assert_int_equal(v.mv_size, sizeof rec);
+		memcpy(rec, v.mv_data, sizeof rec);
+		MDB_val uk = { 16, rec + 64 };
+		assert_int_equal(mdb_del(txn, duu, &uk, NULL), 0);
+		uuid_generate_random(v4[i]);
+		v4[i][0] |= 0xf0;
+		memcpy(rec + 64, v4[i], 16);
+		v = (MDB_val){ sizeof rec, rec };
+		assert_int_equal(mdb_put(txn, dst, &k, &v, 0), 0);
+		uk = (MDB_val){ 16, v4[i] };
+		MDB_val uv = { 8, key };
+		assert_int_equal(mdb_put(txn, duu, &uk, &uv, 0), 0);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
+}
+
+static int
+uuid_new_n_cb(cpl_txn *t, void *arg)
+{
+	*(uint64_t *)arg = t->meta.uuid_new_n;
+	return 0;
+}
+
+// Version 4 uuids from before stay found; new tasks in such a database
+// (their uuids sort below the old ones: no append) go to uuid_new and are
+// found too; the store checks clean, and a delete takes either kind out.
+static void
+test_old_v4_database(void **state)
+{
+	tu_env *e = *state;
+	enum { OLD = 20, NEW = 20 };
+	uint64_t old[OLD], nw[NEW];
+	uint8_t v4[OLD][16], u[NEW][16];
+	for (int i = 0; i < OLD; i++)
+		old[i] = tu_task(e, "old", "wf", 0);
+	make_v4(e, old, OLD, v4);
+	TU_CHECK(e);
+	tu_spec sp;
+	for (int i = 0; i < NEW; i++) {
+		tu_spec_init(&sp, "new", "wf", "app");
+		TU_OK(tu_create_spec(e, &sp.spec, &nw[i], u[i]));
+		assert_v7(u[i]);
+	}
+	uint64_t in_new = 0;
+	TU_OK(cpl_store_read(e->s, uuid_new_n_cb, &in_new));
+	assert_int_equal(in_new, NEW);
+	for (int i = 0; i < OLD; i++) {
+		char buf[37];
+		uint64_t got = 0;
+		cpl_uuid_format(v4[i], buf);
+		TU_OK(tu_lookup(e, buf, &got));
+		assert_int_equal(got, old[i]);
+		cpl_task t = tu_task_get(e, old[i]);
+		assert_memory_equal(t.uuid, v4[i], 16);
+	}
+	for (int i = 0; i < NEW; i++) {
+		char buf[37];
+		uint64_t got = 0;
+		cpl_uuid_format(u[i], buf);
+		TU_OK(tu_lookup(e, buf, &got));
+		assert_int_equal(got, nw[i]);
+	}
+	TU_CHECK(e);
+	TU_OK(tu_delete(e, old[0]));
+	TU_OK(tu_delete(e, nw[0]));
+	char buf[37];
+	uint64_t got;
+	cpl_uuid_format(v4[0], buf);
+	assert_int_equal(tu_lookup(e, buf, &got), CPL_ENOTFOUND);
+	cpl_uuid_format(u[0], buf);
+	assert_int_equal(tu_lookup(e, buf, &got), CPL_ENOTFOUND);
+	TU_CHECK(e);
+}
+
+// The store of tu_setup, opened again with version 7 uuids.
+static int
+setup7(void **state)
+{
+	if (tu_setup(state) != 0)
+		return -1;
+	tu_env *e = *state;
+	cpl_store_close(e->s);
+	e->opts.uuid_v7 = true;
+	return cpl_store_open(e->dir, &e->opts, &e->s) == 0 ? 0 : -1;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_million_v7_increasing,
+		    setup7, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_created_tasks_v7, setup7,
+		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_old_v4_database, setup7,
+		    tu_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
