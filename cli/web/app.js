@@ -186,8 +186,9 @@ async function showTask(uuid) {
 	const tb = $('#history tbody');
 	tb.replaceChildren();
 	for (const e of t.history) {
-		const tr = row(tb, [e.time, e.from, el('td', e.to, 'st-' + e.to), num(e.attempt), num(e.return_code), e.node, e.message]);
+		const tr = row(tb, [e.time, e.from, el('td', e.to, 'st-' + e.to), num(e.attempt), num(e.return_code), e.node, e.user, e.message]);
 		tr.dataset.to = e.to;
+		tr.dataset.user = e.user;
 	}
 	$('#task-tail').textContent = t.tail;
 	$('#task-actions').hidden = !(info && info.allow_actions);
@@ -206,10 +207,13 @@ async function action(what) {
 
 function searchQuery(form) {
 	const q = new URLSearchParams();
-	for (const k of ['uuid', 'name', 'workflow', 'state']) {
+	for (const k of ['uuid', 'name', 'workflow', 'state', 'batch_job']) {
 		const v = form.elements[k].value.trim();
 		if (v) q.set(k, v);
 	}
+	// key=value tags separated by spaces, all required
+	for (const t of form.elements.tags.value.trim().split(/\s+/))
+		if (t) q.append('tag', t);
 	q.set('limit', '50');
 	return q;
 }
