@@ -687,7 +687,10 @@ class Event:
     reports, else the broker's commit time, as `copal export` gives it),
     timestamp (time_us in epoch seconds), commit_us (the broker's commit
     time, the log's order), attempt, lease_id, launcher, node, return_code,
-    message, user (who caused it, "" for launchers).
+    message, user (who caused it, "" for launchers), batch_job_id and
+    scheduler_job_id (the batch job of the event's lease, as `copal
+    export`'s batch_job and scheduler_job_id; 0 and "": a launcher started
+    by hand).
     """
 
     __slots__ = ("_m",)
@@ -712,6 +715,8 @@ class Event:
     return_code = property(lambda s: s._m.return_code)
     message = property(lambda s: s._m.message)
     user = property(lambda s: s._m.user)
+    batch_job_id = property(lambda s: s._m.batch_job_id)
+    scheduler_job_id = property(lambda s: s._m.scheduler_job_id)
 
     def __repr__(self):
         return "Event(seq=%d, task=%d, %s->%s)" % (

@@ -443,7 +443,8 @@ open("spawned", "w").write("%d %d %d" % (k1.id, k2.id, doomed.id))
                 "lease": e.lease_id, "node": e.node,
                 "attempt": e.attempt, "return_code": e.return_code,
                 "message": e.message, "commit_us": e.commit_us,
-                "user": e.user}
+                "user": e.user, "batch_job": e.batch_job_id,
+                "scheduler_job_id": e.scheduler_job_id}
                for e in copal.EventLog.objects.all()]
         self.assertGreater(len(got), 10)
         for w in want:
