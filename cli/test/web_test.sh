@@ -286,6 +286,9 @@ wait_launcher "$LPID" 60
 add_job d1 sl --workflow delta --args "0 0" "${J[@]}" >/dev/null
 out=$(copal submit-launch -n 1 -t 2 --job-mode serial 2>&1) || fail "submit: $out"
 wait_for_state d1 JOB_FINISHED 40
+# its launcher idle, the job ends (before more tasks come)
+wait_for "[[ \$(copal ls queues --format json | jq -r '.[0].state') == FINISHED ]]" 60 \
+    "batch job 1 finished"
 expect 200 "search?batch_job=1"
 assert_eq '["d1"]' "$(jq -c '[.tasks[].name]' <<<"$BODY")" "search by batch job"
 want=$(copal ls --batch-job 1 --format json | jq -c '[.[].uuid]')
