@@ -339,6 +339,16 @@ assert_eq "$cli_failed" "$dom_failed" "the page's failed tasks = FAILED tasks, r
 assert_contains "$(cat "$T/page.html")" "boom 1" "the page shows the output tail"
 assert_contains "$(cat "$T/page.html")" "$DB" "the page names its database"
 assert_contains "$(cat "$T/page.html")" '<canvas id="thr-all"' "the charts"
+# the search box, by link: two tags (all required), then a batch job
+chrome "$URL/?token=$TOKEN#search=tags=site%3Dx+kind%3Dbig" --dump-dom >"$T/search.html" ||
+    fail "chromium failed (search)"
+cp "$T/search.html" "$ART/search.html"
+assert_eq "a2" "$(grep -o '<tr data-name="[^"]*"' "$T/search.html" | sed 's/.*="\(.*\)"/\1/' | paste -sd,)" \
+    "the page's search by tags site=x and kind=big"
+chrome "$URL/?token=$TOKEN#search=batch_job=1" --dump-dom >"$T/search.html" ||
+    fail "chromium failed (search by batch job)"
+assert_eq "d1" "$(grep -o '<tr data-name="[^"]*"' "$T/search.html" | sed 's/.*="\(.*\)"/\1/' | paste -sd,)" \
+    "the page's search by batch job"
 grep -q 'runs on [0-9]* nodes' "$T/page.html" || fail "the timeline did not load"
 
 # follow a failed task's link to its history
