@@ -444,6 +444,14 @@ class TestSpecFields(BrokerCase):
         self.assertEqual(J.objects.get(name="by_hand").state, "JOB_FINISHED")
         jobs = queues()
         bj = jobs[0]["id"]
+        # the package's view of the same job
+        b = copal.BatchJob.objects.get(bj)
+        self.assertEqual((b.state, b.scheduler, b.scheduler_id),
+                         ("FINISHED", jobs[0]["scheduler"],
+                          jobs[0]["scheduler_id"]))
+        self.assertEqual([x.id for x in copal.BatchJob.objects.filter(
+            state="FINISHED")], [bj])
+        self.assertEqual(copal.BatchJob.objects.filter(state="QUEUED"), [])
         self.assertEqual([j.name for j in J.objects.filter(batch_job=bj)],
                          ["in_job"])
         want = json.loads(self.b.run("copal", "ls", "--batch-job", str(bj),
