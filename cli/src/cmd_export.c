@@ -158,6 +158,10 @@ jl_event(FILE *fp, const Copal__Event *e, const char *iso)
 	put_u64(fp, e->time_us);
 	fputs_unlocked(",\"user\":", fp);
 	json_str(fp, e->user ? e->user : "");
+	fputs_unlocked(",\"batch_job\":", fp);
+	put_u64(fp, e->batch_job_id);
+	fputs_unlocked(",\"scheduler_job_id\":", fp);
+	json_str(fp, e->scheduler_job_id ? e->scheduler_job_id : "");
 	fputs_unlocked("}\n", fp);
 }
 
@@ -165,7 +169,7 @@ jl_event(FILE *fp, const Copal__Event *e, const char *iso)
 
 static const char csv_header[] = "seq,task,uuid,name,workflow,from,to,time,"
     "time_us,launcher,lease,node,attempt,return_code,message,commit_us,"
-    "user\r\n";
+    "user,batch_job,scheduler_job_id\r\n";
 
 static void
 csv_event(FILE *fp, const Copal__Event *e, const char *iso)
@@ -203,6 +207,10 @@ csv_event(FILE *fp, const Copal__Event *e, const char *iso)
 	put_u64(fp, e->time_us);
 	putc_unlocked(',', fp);
 	csv_field(fp, e->user ? e->user : "");
+	putc_unlocked(',', fp);
+	put_u64(fp, e->batch_job_id);
+	putc_unlocked(',', fp);
+	csv_field(fp, e->scheduler_job_id ? e->scheduler_job_id : "");
 	fputs_unlocked("\r\n", fp);
 }
 

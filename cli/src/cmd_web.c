@@ -139,7 +139,8 @@ web_params_parse(const char *q, web_params *p, char *err, size_t len)
 			free(v);
 			goto bad;
 		}
-		if (web_param(p, k)) {
+		// tag is the one list (search: tasks carrying all of them)
+		if (strcmp(k, "tag") != 0 && web_param(p, k)) {
 			snprintf(err, len, "parameter %s given twice", k);
 			free(k);
 			free(v);

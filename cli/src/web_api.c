@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "copal/dbdir.h"
+#include "copal/params.h"
 #include "events.h"
 #include "web.h"
 
@@ -364,8 +365,27 @@ api_search(web *w, const web_params *p, web_answer *a)
 	Copal__TaskState st;
 	const char *u = web_param(p, "uuid"), *n = web_param(p, "name");
 	const char *wf = web_param(p, "workflow"), *s = web_param(p, "state");
-	if (ONLY("uuid", "name", "workflow", "state", "limit", "after"))
+	char *tags[WEB_MAX_PARAMS], why[200];
+	uint64_t bj;
+	if (ONLY("uuid", "name", "workflow", "state", "tag", "batch_job",
+	        "limit", "after"))
 		return;
+	// tag=key=value, repeatable: tasks carrying all (the broker's index)
+	for (size_t i = 0; i < p->n; i++) {
+		if (strcmp(p->key[i], "tag") != 0 || p->val[i][0] == '\0')
+			continue;
+		if (cpl_tag_check(p->val[i], why, sizeof(why)) != 0) {
+			web_fail(a, 400, "parameter tag: %s", why);
+			return;
+		}
+		tags[f.n_tags++] = p->val[i];
+	}
+	f.tags = f.n_tags ? tags : NULL;
+	if (web_param(p, "batch_job") && *web_param(p, "batch_job")) {
+		if (num(p, a, "batch_job", 1, UINT32_MAX, 0, &bj) != 0)
+			return;
+		f.batch_job_id = bj;
+	}
 	if (u && *u) {
 		if (!is_uuid_prefix(u) || strlen(u) > 36) {
 			web_fail(a, 400, "parameter uuid: hex digits "
@@ -420,11 +440,15 @@ api_task(web *w, const web_params *p, web_answer *a)
 		const char *fs = cpl_state_name((int)e->from_state);
 		const char *ts = cpl_state_name((int)e->to_state);
 		json_array_append_new(ev, json_pack("{s:s, s:s, s:s, s:i, "
-		    "s:i, s:s, s:s, s:s}", "time", t, "from", fs ? fs : "",
-		    "to", ts ? ts : "?", "attempt", (int)e->attempt,
+		    "s:i, s:s, s:s, s:s, s:s, s:I, s:s}", "time", t,
+		    "from", fs ? fs : "", "to", ts ? ts : "?",
+		    "attempt", (int)e->attempt,
 		    "return_code", (int)e->return_code,
 		    "message", e->message, "node", e->node,
-		    "launcher", e->launcher));
+		    "launcher", e->launcher, "user", e->user ? e->user : "",
+		    "batch_job", (json_int_t)e->batch_job_id,
+		    "scheduler_job_id", e->scheduler_job_id ?
+		        e->scheduler_job_id : ""));
 	}
 	json_object_set_new(o, "history", ev);
 	json_object_set_new(o, "history_total",

@@ -112,12 +112,14 @@ seqs = [e["seq"] for e in ev]
 assert all(a < b for a, b in zip(seqs, seqs[1:])), "seq not increasing"
 keys = ["seq", "task", "uuid", "name", "workflow", "from", "to", "time",
         "time_us", "launcher", "lease", "node", "attempt", "return_code",
-        "message", "commit_us", "user"]
+        "message", "commit_us", "user", "batch_job", "scheduler_job_id"]
 for e in ev:
     assert list(e) == keys, e
     # time_us: when it happened (a launcher's clock for its reports), at
     # or before its commit
     assert e["time_us"] <= e["commit_us"], e
+    # launchers started by hand: in no batch job
+    assert e["batch_job"] == 0 and e["scheduler_job_id"] == "", e
 # each task's events: exactly its history, in order
 hist = json.load(open(T + "/hist.json"))
 for h in hist:

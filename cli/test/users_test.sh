@@ -229,14 +229,15 @@ assert_not_contains "$(copal ls --history --wf tls --name w1 |
 run copal ls --history --wf own --format json
 assert_contains "$OUT" "\"user\":\"$OWNER\"" "the owner's create, json"
 copal export --format csv -o "$T/ev.csv"
-head -1 "$T/ev.csv" | grep -q ',message,commit_us,user' || fail "export csv: no user column"
+head -1 "$T/ev.csv" | grep -q ',message,commit_us,user,batch_job,scheduler_job_id.$' ||
+    fail "export csv: no user column: $(head -1 "$T/ev.csv")"
 grep -q 'READY,.*,cpl20-w' "$T/ev.csv" || fail "export csv: no cpl20-w"
 copal export -o "$T/ev.jsonl"
 grep -q '"to":"USER_KILLED".*"user":"cpl20-w2"' "$T/ev.jsonl" ||
     fail "export jsonl: the kill by cpl20-w2"
 as "$T/w.cred" rm --wf tls --name w3 --yes >/dev/null
 copal export -o "$T/ev2.jsonl"
-grep -q '"to":"NONE".*"message":"deleted","commit_us":[0-9]*,"user":"cpl20-w"' <(tail -1 "$T/ev2.jsonl") ||
+grep -q '"to":"NONE".*"message":"deleted","commit_us":[0-9]*,"user":"cpl20-w","batch_job":0,"scheduler_job_id":""}' <(tail -1 "$T/ev2.jsonl") ||
     fail "export jsonl: the delete by cpl20-w: $(tail -1 "$T/ev2.jsonl")"
 run copal stats
 assert_eq 0 "$RC" "stats ($ERR)"

@@ -36,7 +36,12 @@ setup_db
 TOKEN=$(cat "$DB/secret")
 add_app sl "sh -c 'echo \"boom \$0\"; sleep \"\$0\"; exit \"\$1\"'"
 J=(--node-packing-count 8)
-for n in a1 a2 a3; do add_job "$n" sl --workflow alpha --args "1 0" "${J[@]}" >/dev/null; done
+for n in a1 a2 a3; do
+	tg=site=x
+	[[ $n == a2 ]] && tg=site=x,kind=big
+	[[ $n == a3 ]] && tg=site=y
+	add_job "$n" sl --workflow alpha --args "1 0" --tag "$tg" "${J[@]}" >/dev/null
+done
 for n in e1 e2; do
 	add_job "$n" sl --workflow beta --args "1 3" --max-retries 0 "${J[@]}" >/dev/null
 done
@@ -142,6 +147,9 @@ assert_eq "$E1 FAILED 3" "$(jq -r '"\(.uuid) \(.state) \(.return_code)"' <<<"$BO
 want=$(copal history "$E1" --format json | jq -c '[.[0].events[].to]')
 assert_eq "$want" "$(jq -c '[.history[].to]' <<<"$BODY")" "task e1: history = copal history"
 assert_contains "$(jq -c '[.history[].to]' <<<"$BODY")" '"RUN_ERROR"' "history has the run error"
+want=$(copal history "$E1" --format json | jq -c '[.[0].events[].user]')
+assert_eq "$want" "$(jq -c '[.history[].user]' <<<"$BODY")" "task e1: who did each change = copal history"
+assert_eq "$(id -un)" "$(jq -r '.history[0].user' <<<"$BODY")" "task e1: created by this user"
 
 # search: by uuid prefix, name, workflow, state
 A2=$(uuid_of a2)
@@ -155,6 +163,19 @@ expect 200 "search?workflow=beta&state=failed"
 assert_eq '["e1","e2"]' "$(jq -c '[.tasks[].name]' <<<"$BODY")" "search by workflow and state"
 expect 200 "search?name=nosuchtask"
 assert_eq 0 "$(jq '.tasks | length' <<<"$BODY")" "search: no match"
+# by tag (repeatable: all of them) = copal ls --tag
+expect 200 "search?tag=site%3Dx"
+assert_eq '["a1","a2"]' "$(jq -c '[.tasks[].name]' <<<"$BODY")" "search by tag"
+want=$(copal ls --tag site=x --format json | jq -c '[.[].uuid] | sort')
+assert_eq "$want" "$(jq -c '[.tasks[].uuid] | sort' <<<"$BODY")" "search by tag = copal ls --tag"
+expect 200 "search?tag=site=x&tag=kind=big"
+assert_eq '["a2"]' "$(jq -c '[.tasks[].name]' <<<"$BODY")" "search by two tags"
+expect 200 "search?tag=site=y&state=JOB_FINISHED&workflow=alpha"
+assert_eq '["a3"]' "$(jq -c '[.tasks[].name]' <<<"$BODY")" "search by tag, state and workflow"
+expect 200 "search?tag=site=z"
+assert_eq 0 "$(jq '.tasks | length' <<<"$BODY")" "search by tag: no match"
+# the hand-started launcher ran in no batch job: job 1 does not exist yet
+expect 409 "search?batch_job=1"
 
 # stats: the profile of copal stats (its library), kept up to date
 wait_for "api 'stats?range=all'; [[ \$(jq .finished <<<\"\$BODY\") == 3 ]]" 20 "stats: 3 finished"
@@ -220,7 +241,10 @@ for p in "failed?limit=abc" "failed?limit=0" "failed?limit=501" "failed?limit=-1
     "search?state=BOGUS" "task?uuid=" "task" "task?uuid=zz" "timeline?since=yesterday" \
     "timeline?since=-1h&until=-2h" "timeline?until=2026-02-31T00:00:00Z" \
     "export" "export?format=xml" "export?format=csv&since=x" "stats?range=day" \
-    "info?x=1" "search?$huge" "search?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11&l=12&m=13"; do
+    "info?x=1" "search?$huge" "search?a=1&b=2&c=3&d=4&e=5&f=6&g=7&h=8&i=9&j=10&k=11&l=12&m=13" \
+    "search?tag=site" "search?tag=%3Dx" "search?tag=site=x&tag=a%01b=1" "search?tag=a=%ff" \
+    "search?batch_job=x" "search?batch_job=0" "search?batch_job=-1" "search?batch_job=99999999999" \
+    "search?batch_job=1&batch_job=2" "search?$(printf 'tag=a=%d&' {1..13})"; do
 	expect 400 "$p"
 done
 expect 404 "task?uuid=ffffffff"
@@ -256,6 +280,24 @@ wait_for "[[ \$(state_of e1) =~ ^(RESTART_READY|RUNNING|RUN_ERROR|FAILED)$ ]]" 2
 assert_contains "$(copal history "$E1")" "restarted from copal web" "restart in e1's history"
 wait_for_state e1 FAILED 30
 wait_launcher "$LPID" 60
+
+# a task run in batch job 1 (the local scheduler): search by batch job =
+# copal ls --batch-job, and its history on the API names the job
+add_job d1 sl --workflow delta --args "0 0" "${J[@]}" >/dev/null
+out=$(copal submit-launch -n 1 -t 2 --job-mode serial 2>&1) || fail "submit: $out"
+wait_for_state d1 JOB_FINISHED 40
+# its launcher idle, the job ends (before more tasks come)
+wait_for "[[ \$(copal ls queues --format json | jq -r '.[0].state') == FINISHED ]]" 60 \
+    "batch job 1 finished"
+expect 200 "search?batch_job=1"
+assert_eq '["d1"]' "$(jq -c '[.tasks[].name]' <<<"$BODY")" "search by batch job"
+want=$(copal ls --batch-job 1 --format json | jq -c '[.[].uuid]')
+assert_eq "$want" "$(jq -c '[.tasks[].uuid]' <<<"$BODY")" "search by batch job = copal ls --batch-job"
+expect 200 "search?batch_job=1&workflow=alpha"
+assert_eq 0 "$(jq '.tasks | length' <<<"$BODY")" "batch job and workflow: none"
+expect 200 "task?uuid=$(uuid_of d1)"
+assert_eq 1 "$(jq '[.history[] | select(.to == "RUNNING")] | last | .batch_job' <<<"$BODY")" \
+    "history: the RUNNING event's batch job"
 stop_web "$WPID"
 
 # ------------------------------------------------------------ off loopback
@@ -297,6 +339,16 @@ assert_eq "$cli_failed" "$dom_failed" "the page's failed tasks = FAILED tasks, r
 assert_contains "$(cat "$T/page.html")" "boom 1" "the page shows the output tail"
 assert_contains "$(cat "$T/page.html")" "$DB" "the page names its database"
 assert_contains "$(cat "$T/page.html")" '<canvas id="thr-all"' "the charts"
+# the search box, by link: two tags (all required), then a batch job
+chrome "$URL/?token=$TOKEN#search=tags=site%3Dx+kind%3Dbig" --dump-dom >"$T/search.html" ||
+    fail "chromium failed (search)"
+cp "$T/search.html" "$ART/search.html"
+assert_eq "a2" "$(grep -o '<tr data-name="[^"]*"' "$T/search.html" | sed 's/.*="\(.*\)"/\1/' | paste -sd,)" \
+    "the page's search by tags site=x and kind=big"
+chrome "$URL/?token=$TOKEN#search=batch_job=1" --dump-dom >"$T/search.html" ||
+    fail "chromium failed (search by batch job)"
+assert_eq "d1" "$(grep -o '<tr data-name="[^"]*"' "$T/search.html" | sed 's/.*="\(.*\)"/\1/' | paste -sd,)" \
+    "the page's search by batch job"
 grep -q 'runs on [0-9]* nodes' "$T/page.html" || fail "the timeline did not load"
 
 # follow a failed task's link to its history
@@ -311,6 +363,12 @@ cp "$T/task.html" "$ART/task.html"
 dom_hist=$(grep -o '<tr data-to="[A-Z_]*"' "$T/task.html" | sed 's/.*="\(.*\)"/\1/' | paste -sd,)
 cli_hist=$(copal history "$U" --format json | jq -r '.[0].events[].to' | paste -sd,)
 assert_eq "$cli_hist" "$dom_hist" "the task's history on the page = copal history"
+# who did each change: the creation and the restart by this user
+dom_users=$(grep -o '<tr data-to="[A-Z_]*" data-user="[^"]*"' "$T/task.html" |
+    sed 's/.*data-user="\(.*\)"/\1/' | paste -sd,)
+cli_users=$(copal history "$U" --format json | jq -r '.[0].events[].user' | paste -sd,)
+assert_eq "$cli_users" "$dom_users" "the users in the page's history = copal history"
+assert_contains "$dom_users" "$(id -un)" "the page's history names the user"
 grep -q "data-uuid=\"$U\"" "$T/task.html" || fail "the task panel is not of $U"
 
 chrome "$URL/?token=$TOKEN" --screenshot="$ART/page.png" >/dev/null || fail "screenshot"

@@ -186,8 +186,9 @@ async function showTask(uuid) {
 	const tb = $('#history tbody');
 	tb.replaceChildren();
 	for (const e of t.history) {
-		const tr = row(tb, [e.time, e.from, el('td', e.to, 'st-' + e.to), num(e.attempt), num(e.return_code), e.node, e.message]);
+		const tr = row(tb, [e.time, e.from, el('td', e.to, 'st-' + e.to), num(e.attempt), num(e.return_code), e.node, e.user, e.message]);
 		tr.dataset.to = e.to;
+		tr.dataset.user = e.user;
 	}
 	$('#task-tail').textContent = t.tail;
 	$('#task-actions').hidden = !(info && info.allow_actions);
@@ -206,10 +207,13 @@ async function action(what) {
 
 function searchQuery(form) {
 	const q = new URLSearchParams();
-	for (const k of ['uuid', 'name', 'workflow', 'state']) {
+	for (const k of ['uuid', 'name', 'workflow', 'state', 'batch_job']) {
 		const v = form.elements[k].value.trim();
 		if (v) q.set(k, v);
 	}
+	// key=value tags separated by spaces, all required
+	for (const t of form.elements.tags.value.trim().split(/\s+/))
+		if (t) q.append('tag', t);
 	q.set('limit', '50');
 	return q;
 }
@@ -222,7 +226,7 @@ async function search(append) {
 	const tb = $('#results tbody');
 	if (!append) tb.replaceChildren();
 	for (const t of r.tasks)
-		row(tb, [taskLink(t.uuid), t.name, t.workflow, el('td', t.state, 'st-' + t.state), t.changed]);
+		row(tb, [taskLink(t.uuid), t.name, t.workflow, el('td', t.state, 'st-' + t.state), t.changed]).dataset.name = t.name;
 	resultsNext = r.next;
 	$('#results-more').hidden = !r.more;
 }
@@ -280,7 +284,22 @@ function schedule() {
 	timer = ms ? setInterval(refresh, ms) : null;
 }
 
+// A search by link, #search=tags=site%3Dx&batch_job=3 (the search box's
+// fields): fills the box and runs it.
+function searchFromHash() {
+	const s = location.hash.match(/^#search=(.*)$/);
+	if (!s) return false;
+	const q = new URLSearchParams(s[1]);
+	const f = $('#search');
+	for (const k of ['uuid', 'name', 'workflow', 'state', 'tags', 'batch_job'])
+		f.elements[k].value = q.get(k) || '';
+	lastSearch = null;
+	search(false).catch((e) => showError(e.message));
+	return true;
+}
+
 function onHash() {
+	if (searchFromHash()) return;
 	const m = location.hash.match(/^#task=([0-9a-fA-F-]{1,36})$/);
 	showTask(m ? m[1] : null).catch((e) => showError(e.message));
 }
@@ -298,6 +317,7 @@ document.addEventListener('DOMContentLoaded', () => {
 	$('#btn-kill').addEventListener('click', () => action('kill'));
 	$('#btn-restart').addEventListener('click', () => action('restart'));
 	window.addEventListener('hashchange', onHash);
+	searchFromHash();
 	refresh().then(() => timeline().catch((x) => showError(x.message)));
 	schedule();
 });

@@ -1,4 +1,5 @@
-"""Balsam-shaped objects: App, Job, BatchJob, Event and their managers."""
+"""Balsam-shaped objects: App, Job, Event and their managers (BatchJob:
+batchjob.py)."""
 
 import json
 import typing
@@ -118,6 +119,9 @@ _JOB_FIELDS = (
     ("max_retries", "spec", int, 3, True),
     ("priority", "spec", int, 0, True),
     ("timeout_seconds", "spec", int, 0, True),
+    ("command", "spec", str, "", True),
+    ("preprocess", "spec", str, "", True),
+    ("postprocess", "spec", str, "", True),
 )
 _FIELD = {f[0]: f for f in _JOB_FIELDS}
 _SPEC_F = tuple((f[0], f[3]) for f in _JOB_FIELDS if f[1] == "spec")
@@ -130,6 +134,9 @@ _DEFAULTS = dict(_SPEC_F + _RES_F)
 _DEFAULTS.update(data=None, id=None, uuid=None, state="", attempt=0,
                  lease_id=0, return_code=0, pending_parents=0, created_us=0,
                  changed_us=0, _saved=None)
+# the spec's lists and maps: set at creation, fixed after
+_FIXED = ("environ", "tags", "input_files", "params", "launch_params")
+_OTHER_FIELDS = _FIXED + ("data",)
 _STATUS_FIELDS = ("id", "uuid", "state", "attempt", "lease_id",
                   "return_code", "pending_parents", "created_us",
                   "changed_us")
@@ -142,18 +149,24 @@ class Job:
     ``save()``; or many with ``Job.objects.bulk_create([...])``. Read them
     back with ``Job.objects.filter(...)``. Attributes of the spec are
     typed (str, int, bool); after creation ``save()`` sends the changed
-    ones to the broker (``environ``, ``tags``, ``input_files`` and
-    ``parents`` are fixed at creation). ``state`` may be set too (e.g.
-    "RESTART_READY"), as with ``copal modify``.
+    ones to the broker (``environ``, ``tags``, ``input_files``,
+    ``params``, ``launch_params`` and ``parents`` are fixed at creation).
+    ``state`` may be set too (e.g. "RESTART_READY"), as with ``copal
+    modify``.
 
-    Spec: name (required), workflow, description, application (required,
-    an App's name), args, environ (dict), data (JSON-able object), tags
-    (list of str), num_nodes, ranks_per_node, threads_per_rank,
-    threads_per_core, cpu_affinity, gpus_per_rank, node_packing_count,
-    wall_time_minutes, input_files (list of patterns), stage_in_url,
-    stage_out_files, stage_out_url, workdir, auto_timeout_retry,
-    post_error_handler, post_timeout_handler, max_retries, priority,
-    timeout_seconds; parents (Jobs or ids to wait for).
+    Spec: name (required), workflow, description, application (an App's
+    name; required unless ``command`` is given), args, environ (dict),
+    data (JSON-able object), tags (list of "key=value" str, or a dict
+    {key: value} made into that list), num_nodes, ranks_per_node,
+    threads_per_rank, threads_per_core, cpu_affinity, gpus_per_rank,
+    node_packing_count, wall_time_minutes, input_files (list of patterns),
+    stage_in_url, stage_out_files, stage_out_url, workdir,
+    auto_timeout_retry, post_error_handler, post_timeout_handler,
+    max_retries, priority, timeout_seconds; command (a command line run
+    instead of an app's, args appended), preprocess and postprocess (the
+    task's own, instead of its app's), params (dict: values of the app's
+    declared parameters), launch_params (list: extra words for the MPI
+    starter); parents (Jobs or ids to wait for).
 
     Status (read only, set by the broker): id, uuid, state (a name:
     "JOB_FINISHED"), attempt, lease_id, return_code, pending_parents,
@@ -191,6 +204,11 @@ class Job:
     max_retries: int
     priority: int
     timeout_seconds: int
+    command: str
+    preprocess: str
+    postprocess: str
+    params: typing.Dict[str, str]
+    launch_params: typing.List[str]
     attempt: int
     lease_id: int
     return_code: int
@@ -209,8 +227,7 @@ class Job:
                 d[k] = v  # the common case of __setattr__, inline
             elif k == "parents":
                 self.parents = v
-            elif k in _FIELD or k in ("environ", "data", "tags",
-                                      "input_files"):
+            elif k in _FIELD or k in _OTHER_FIELDS:
                 setattr(self, k, v)
             else:
                 raise TypeError("Job has no field %r" % k)
@@ -240,15 +257,24 @@ class Job:
             if kind is not int and not isinstance(v, kind):
                 raise TypeError("Job.%s must be a %s, not %r" % (
                     k, kind.__name__, v))
-        elif k in ("tags", "input_files"):
-            if isinstance(v, str) or not all(isinstance(x, str) for x in v):
+        elif k in ("tags", "input_files", "launch_params"):
+            if k == "tags" and isinstance(v, dict):
+                # Balsam's form: {key: value}
+                if not all(isinstance(a, str) and isinstance(b, str)
+                           for a, b in v.items()):
+                    raise TypeError("Job.tags must be a list of key=value "
+                                    "strings or a dict of strings")
+                v = ["%s=%s" % kv for kv in v.items()]
+            if isinstance(v, (str, bytes, dict)) or not all(
+                    isinstance(x, str) for x in v):
                 raise TypeError("Job.%s must be a list of strings" % k)
             v = list(v)
-        elif k == "environ":
+        elif k in ("environ", "params"):
             if not isinstance(v, dict) or not all(
                     isinstance(a, str) and isinstance(b, str)
                     for a, b in v.items()):
-                raise TypeError("Job.environ must be a dict of strings")
+                raise TypeError("Job.%s must be a dict of strings" % k)
+            v = dict(v)
         elif k == "state":
             v = STATES[_state_num(v)] if v else ""
         elif k not in ("data",) and not k.startswith("_") and k not in \
@@ -308,11 +334,11 @@ class Job:
             if n == "resources":
                 for rfd, rv in v.ListFields():
                     d[rfd.name] = rv
-            elif n == "environ":
-                d["environ"] = {e.name: e.value for e in v}
+            elif n in ("environ", "params"):
+                d[n] = {e.name: e.value for e in v}
             elif n == "data_json":
                 d["data"] = json.loads(v)
-            elif n in ("tags", "input_files", "parent_ids"):
+            elif n in ("tags", "input_files", "parent_ids", "launch_params"):
                 d[n] = list(v)
             else:
                 d[n] = v
@@ -333,8 +359,8 @@ class Job:
         snap["data"] = json.dumps(d["data"], sort_keys=True)
         snap["state"] = d["state"]
         snap["environ"] = dict(d["environ"])
-        snap["tags"] = list(d["tags"])
-        snap["input_files"] = list(d["input_files"])
+        for k in _FIXED:
+            snap[k] = type(d[k])(d[k])
         return snap
 
     def _fill_spec(self, sp):
@@ -344,9 +370,9 @@ class Job:
         d = self._all()
         if not d["name"]:
             raise ValueError("a task needs a name")
-        if not d["application"]:
-            raise ValueError("task %r: a task needs an application"
-                             % d["name"])
+        if not d["application"] and not d["command"]:
+            raise ValueError("task %r: a task needs an application or a "
+                             "command" % d["name"])
         for name, _ in _SPEC_F:
             v = d[name]
             if v:
@@ -360,6 +386,9 @@ class Job:
         if d["environ"]:
             for k, v in d["environ"].items():
                 sp.environ.add(name=k, value=v)
+        for k, v in d["params"].items():
+            sp.params.add(name=k, value=v)
+        sp.launch_params.extend(d["launch_params"])
         if d["data"] is not None:
             sp.data_json = json.dumps(d["data"])
         if d["tags"]:
@@ -375,9 +404,9 @@ class Job:
         d = self.__dict__
         if not d.get("name"):
             raise ValueError("a task needs a name")
-        if not d.get("application"):
-            raise ValueError("task %r: a task needs an application"
-                             % d["name"])
+        if not d.get("application") and not d.get("command"):
+            raise ValueError("task %r: a task needs an application or a "
+                             "command" % d["name"])
         parts = []
         add = parts.append
         res = None
@@ -399,14 +428,14 @@ class Job:
                 add(tag + varint(v))
             elif kind == "b":
                 add(tag + b"\x01")
-            elif k == "environ":
+            elif kind == "e":  # environ, params: EnvVar
                 for ek, ev in v.items():
-                    add(enc.lenfield(enc.TAG_ENV, enc.strfield(
+                    add(enc.lenfield(tag, enc.strfield(
                         enc.TAG_ENV_NAME, ek) + enc.strfield(
                             enc.TAG_ENV_VALUE, ev)))
             elif k == "data":
                 add(enc.strfield(enc.TAG_DATA, json.dumps(v)))
-            elif k in ("tags", "input_files"):
+            elif kind == "l":
                 for t in v:
                     add(enc.strfield(tag, t))
         for k, b in _SPEC_DEFAULT_BYTES:
@@ -454,12 +483,12 @@ class Job:
             return self
         old = Job._from_pb(self._saved)._snapshot() if self._saved else {}
         now = self._snapshot()
-        for k in ("environ", "tags", "input_files"):
+        for k in _FIXED:
             if now[k] != old.get(k):
                 raise ValueError("%s of a saved task cannot change" % k)
         changes = {k: getattr(self, k) for k in now
-                   if k not in ("environ", "tags", "input_files", "data",
-                                "state") and now[k] != old.get(k)}
+                   if k not in _FIXED and k not in ("data", "state") and
+                   now[k] != old.get(k)}
         if now["data"] != old.get("data"):
             changes["data"] = self.data
         if now["state"] != old.get("state"):
@@ -660,12 +689,15 @@ Job.objects = JobManager()
 for _k, _v in _DEFAULTS.items():
     type.__setattr__(Job, _k, _v)
 _MUTABLE = {"environ": dict, "tags": list, "input_files": list,
+            "params": dict, "launch_params": list,
             "parent_ids": list, "_parent_jobs": list}
 # what _encode_spec writes: (0 TaskSpec | 1 Resources | 2 other, kind, tag)
 _PLAN = {n: (0, k, t) for n, k, t in _SPEC_PLAN}
 _PLAN.update({n: (1, k, t) for n, k, t in _RES_PLAN})
-_PLAN.update(environ=(2, "e", None), data=(2, "d", None),
-             tags=(2, "l", enc.TAG_TAGS), input_files=(2, "l", enc.TAG_INPUT))
+_PLAN.update(environ=(2, "e", enc.TAG_ENV), data=(2, "d", None),
+             tags=(2, "l", enc.TAG_TAGS), input_files=(2, "l", enc.TAG_INPUT),
+             params=(2, "e", enc.TAG_PARAMS),
+             launch_params=(2, "l", enc.TAG_LPARAMS))
 # a default the schema's zero is not, sent unless the job sets the field
 _SPEC_DEFAULT_BYTES = tuple(
     (n, t + (b"\x01" if k == "b" else enc.varint(_DEFAULTS[n])))
@@ -687,7 +719,10 @@ class Event:
     reports, else the broker's commit time, as `copal export` gives it),
     timestamp (time_us in epoch seconds), commit_us (the broker's commit
     time, the log's order), attempt, lease_id, launcher, node, return_code,
-    message, user (who caused it, "" for launchers).
+    message, user (who caused it, "" for launchers), batch_job_id and
+    scheduler_job_id (the batch job of the event's lease, as `copal
+    export`'s batch_job and scheduler_job_id; 0 and "": a launcher started
+    by hand).
     """
 
     __slots__ = ("_m",)
@@ -712,6 +747,8 @@ class Event:
     return_code = property(lambda s: s._m.return_code)
     message = property(lambda s: s._m.message)
     user = property(lambda s: s._m.user)
+    batch_job_id = property(lambda s: s._m.batch_job_id)
+    scheduler_job_id = property(lambda s: s._m.scheduler_job_id)
 
     def __repr__(self):
         return "Event(seq=%d, task=%d, %s->%s)" % (
@@ -736,65 +773,5 @@ class EventLog:
 
 
 # ------------------------------------------------------------ batch jobs
-
-class BatchJob:
-    """A launcher job handed to a batch scheduler (copal submit-launch,
-    copal service). Read only here; its state names are QUEUED, RUNNING,
-    FINISHED, ... (schema BatchJobState without BJ_)."""
-
-    _FIELDS = ("id", "scheduler", "scheduler_id", "project", "queue",
-               "nodes", "wall_minutes", "job_mode", "wf_filter", "script",
-               "message", "submitted_us", "updated_us", "started_us",
-               "ended_us", "sched_flags", "origin", "sched_state")
-
-    id: int
-    scheduler: str
-    scheduler_id: str
-    project: str
-    queue: str
-    nodes: int
-    wall_minutes: int
-    job_mode: str
-    wf_filter: str
-    state: str
-
-    def __init__(self, m):
-        for f in self._FIELDS:
-            setattr(self, f, getattr(m, f))
-        self.state = _state.BJ_STATES[m.state] if m.state < len(
-            _state.BJ_STATES) else str(m.state)
-
-    def __repr__(self):
-        return "BatchJob(id=%d, scheduler=%r, state=%r)" % (
-            self.id, self.scheduler, self.state)
-
-
-class BatchJobManager:
-    """``BatchJob.objects``: ``all()`` and ``filter(state=)`` (a name or
-    a list of names) return lists, by id."""
-
-    def all(self) -> typing.List[BatchJob]:
-        return self.filter()
-
-    def filter(self, state=None) -> typing.List[BatchJob]:
-        states = []
-        if state is not None:
-            for s in [state] if isinstance(state, str) else state:
-                n = _state.BJ_BY_NAME.get(str(s).upper())
-                if n is None:
-                    raise ValueError("unknown batch job state %r (one of "
-                                     "%s)" % (s, ", ".join(
-                                         _state.BJ_STATES[1:])))
-                states.append(n)
-        rep = _conn().call("batch_list", pb.BatchJobListRequest(
-            states=states))
-        return [BatchJob(m) for m in rep.jobs]
-
-    def get(self, id) -> BatchJob:
-        for b in self.all():
-            if b.id == id:
-                return b
-        raise LookupError("no batch job %r" % (id,))
-
-
-BatchJob.objects = BatchJobManager()
+# (batchjob.py; here too for `from copal.models import BatchJob`)
+from .batchjob import BatchJob, BatchJobManager  # noqa: E402,F401

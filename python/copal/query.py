@@ -51,10 +51,21 @@ def _ids_of(refs, what):
     return out
 
 
+def _tag_list(v):
+    """Tags as a list of "key=value": one, a list, or a dict."""
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, dict):
+        return ["%s=%s" % (_str("tags", a), _str("tags", b))
+                for a, b in v.items()]
+    return list(v)
+
+
 # keyword -> how it goes into the query: ("broker", setter) or ("local", fn)
 _SERVER_KEYS = {"state", "state__in", "workflow", "application", "app",
                 "name", "uuid", "uuid__startswith", "id", "pk", "id__in",
-                "num_nodes__gte", "num_nodes__lte", "num_nodes", "tags"}
+                "num_nodes__gte", "num_nodes__lte", "num_nodes", "tags",
+                "batch_job"}
 _LOCAL_KEYS = {"parents", "name__contains"}
 
 
@@ -69,7 +80,9 @@ class QuerySet:
     ``state__in``, ``workflow``, ``application`` (or ``app``), ``name``,
     ``uuid`` / ``uuid__startswith`` (a hex prefix), ``id`` / ``pk`` /
     ``id__in``, ``num_nodes`` / ``num_nodes__gte`` / ``num_nodes__lte``,
-    ``tags`` (a "key=value" tag or a list: tasks having all of them), and,
+    ``tags`` (a "key=value" tag, a list of them or a dict {key: value}:
+    tasks having all of them), ``batch_job`` (a batch job's id: the tasks
+    that ran in it, as ``copal ls --batch-job``), and,
     checked here rather than by the broker, ``parents`` (Jobs or ids: tasks waiting for
     all of them) and ``name__contains``.
     """
@@ -121,13 +134,19 @@ class QuerySet:
             elif k == "tags":
                 # "key=value" tags, all of which a task must carry: the
                 # broker walks the first one's index (Filter.tags)
-                tags = [v] if isinstance(v, str) else list(v)
+                tags = _tag_list(v)
                 if not tags:
                     raise ValueError("tags: give at least one key=value")
                 for t in tags:
                     if "=" not in _str(k, t) or t.startswith("="):
                         raise ValueError("tags: %r is not key=value" % t)
                 f.tags.extend(tags)
+            elif k == "batch_job":
+                if isinstance(v, bool) or not isinstance(v, int) or \
+                        not 0 < v < 1 << 64:
+                    raise ValueError("batch_job: %r is not a batch job id "
+                                     "(an int from 1)" % (v,))
+                f.batch_job_id = v
             elif k == "parents":
                 want = frozenset(_ids_of(v, k))
                 local.append(lambda j, w=want: w.issubset(j.parent_ids))
@@ -151,9 +170,7 @@ class QuerySet:
         for k, v in criteria.items():
             if k == "tags" and k in crit:
                 # tags add up: a task must carry all of them
-                old = crit[k]
-                old = [old] if isinstance(old, str) else list(old)
-                v = old + ([v] if isinstance(v, str) else list(v))
+                v = _tag_list(crit[k]) + _tag_list(v)
             elif k in crit:
                 raise ValueError("filter: %s given twice" % k)
             crit[k] = v

@@ -350,6 +350,128 @@ class TestCrud(BrokerCase):
         self.assertEqual(copal.Job.objects.get(name=name).name, name)
 
 
+class TestSpecFields(BrokerCase):
+    def test_command_params_launch_params_pre_post(self):
+        # TaskSpec's command, preprocess, postprocess, params and
+        # launch_params (fields 22-26), and tags given as a dict (Balsam's
+        # form): through the broker and back, then run by a launcher
+        J = copal.Job
+        out = os.path.join(self.b.tmp, "out")
+        self.b.run("copal", "app", "--name", "greet", "--command",
+                   "echo {{ who }} >>%s" % out, "--param", "who")
+        p = J(name="p1", application="greet", params={"who": "it's me"},
+              launch_params=["--bind-to", "core"],
+              tags={"site": "x", "kind": "a=b"},
+              preprocess="echo pre >>%s" % out,
+              postprocess="echo post >>%s" % out)
+        p.save()
+        g = J.objects.get(name="p1")
+        self.assertEqual(g.params, {"who": "it's me"})
+        self.assertEqual(g.launch_params, ["--bind-to", "core"])
+        self.assertEqual(sorted(g.tags), ["kind=a=b", "site=x"])
+        self.assertEqual(g.preprocess, "echo pre >>%s" % out)
+        self.assertEqual(g.postprocess, "echo post >>%s" % out)
+        self.assertEqual(g.command, "")
+        self.assertEqual(J.objects.filter(tags={"site": "x"}).count(), 1)
+        self.assertEqual(J.objects.filter(tags={"site": "y"}).count(), 0)
+        # copal's own view of the same task
+        v = json.loads(self.b.run("copal", "ls", "--name", "p1", "--format",
+                                  "json", "--verbose").stdout)[0]
+        self.assertEqual(v["launch_params"], ["--bind-to", "core"])
+        self.assertEqual(v["params"], {"who": "it's me"})
+        # a direct command: no application needed; command, preprocess
+        # and postprocess can be changed
+        d = J(name="d1", command="echo first >>%s" % out, args="d")
+        d.save()
+        self.assertEqual(J.objects.get(name="d1").application, "")
+        d.command = "echo direct >>%s" % out
+        d.save()
+        self.assertEqual(J.objects.get(name="d1").command,
+                         "echo direct >>%s" % out)
+        J.objects.filter(name="d1").update(postprocess="echo dpost >>%s"
+                                           % out)
+        self.assertEqual(d.refresh_from_db().postprocess,
+                         "echo dpost >>%s" % out)
+        # the encoder writes them as the protobuf module does
+        for j in (p, d):
+            want = pb.TaskSpec()
+            j._fill_spec(want)
+            got = pb.TaskSpec()
+            got.ParseFromString(j._encode_spec())
+            self.assertEqual(got, want, j.name)
+        # params and launch_params are fixed at creation; bad values
+        with self.assertRaisesRegex(ValueError, "params of a saved task"):
+            p.params = {"who": "else"}
+            p.save()
+        p.refresh_from_db()
+        with self.assertRaisesRegex(TypeError, "Job.params must be a dict"):
+            J(name="b", application="greet", params=["who=x"])
+        with self.assertRaisesRegex(TypeError, "Job.launch_params must be"):
+            J(name="b", application="greet", launch_params="-n 2")
+        with self.assertRaisesRegex(ValueError, "an application or a command"):
+            J(name="b").save()
+        with self.assertRaises(copal.CopalError):
+            J(name="b", application="greet", launch_params=[""]).save()
+        with self.assertRaises(copal.CopalError):
+            J(name="b", application="greet", params={"nope": "1"}).save()
+        self.assertEqual(J.objects.filter(name="b").count(), 0)
+        self.b.launcher("--job-mode", "serial", "--idle-ttl", "2")
+        self.b.wait_launchers()
+        self.assertEqual(J.objects.all().by_state(), {"JOB_FINISHED": 2})
+        lines = _read(out).split("\n")
+        self.assertIn("it's me", lines)
+        self.assertIn("direct d", lines)
+        for w in ("pre", "post", "dpost"):
+            self.assertIn(w, lines)
+
+    def test_filter_batch_job(self):
+        J = copal.Job
+        J(name="in_job", application="sim").save()
+        self.b.run("copal", "submit-launch", "-n", "1", "-t", "2",
+                   "--job-mode", "serial")
+        wait_for(lambda: J.objects.get(name="in_job").state ==
+                 "JOB_FINISHED", 60, "the batch job's run")
+
+        def queues():
+            return json.loads(self.b.run("copal", "ls", "queues", "--format",
+                                         "json").stdout)
+        # its launcher gone idle, the job ends: then one by hand
+        wait_for(lambda: queues()[0]["state"] == "FINISHED", 60,
+                 "the batch job's end")
+        J(name="by_hand", application="sim").save()
+        self.b.launcher("--job-mode", "serial", "--idle-ttl", "1")
+        self.b.wait_launchers()
+        self.assertEqual(J.objects.get(name="by_hand").state, "JOB_FINISHED")
+        jobs = queues()
+        bj = jobs[0]["id"]
+        # the package's view of the same job
+        b = copal.BatchJob.objects.get(bj)
+        self.assertEqual((b.state, b.scheduler, b.scheduler_id),
+                         ("FINISHED", jobs[0]["scheduler"],
+                          jobs[0]["scheduler_id"]))
+        self.assertEqual([x.id for x in copal.BatchJob.objects.filter(
+            state="FINISHED")], [bj])
+        self.assertEqual(copal.BatchJob.objects.filter(state="QUEUED"), [])
+        self.assertEqual([j.name for j in J.objects.filter(batch_job=bj)],
+                         ["in_job"])
+        want = json.loads(self.b.run("copal", "ls", "--batch-job", str(bj),
+                                     "--format", "json").stdout)
+        self.assertEqual([j.uuid for j in J.objects.filter(batch_job=bj)],
+                         [w["uuid"] for w in want])
+        self.assertEqual(J.objects.filter(batch_job=bj,
+                                          state="FAILED").count(), 0)
+        ev = [e for e in copal.EventLog.objects.all()
+              if e.name == "in_job" and e.to_state == "RUNNING"]
+        self.assertEqual([e.batch_job_id for e in ev], [bj])
+        self.assertEqual(ev[0].scheduler_job_id, jobs[0]["scheduler_id"])
+        for bad in (0, -1, "1", True, 1.5):
+            with self.assertRaisesRegex(ValueError, "batch_job"):
+                J.objects.filter(batch_job=bad)
+        with self.assertRaises(copal.CopalError) as cm:
+            J.objects.filter(batch_job=bj + 100).count()
+        self.assertEqual(cm.exception.code, pb.STATUS_NOTFOUND)
+
+
 def _task_env_script(tmp, name, body):
     path = os.path.join(tmp, name + ".py")
     with open(path, "w") as f:
@@ -443,7 +565,8 @@ open("spawned", "w").write("%d %d %d" % (k1.id, k2.id, doomed.id))
                 "lease": e.lease_id, "node": e.node,
                 "attempt": e.attempt, "return_code": e.return_code,
                 "message": e.message, "commit_us": e.commit_us,
-                "user": e.user}
+                "user": e.user, "batch_job": e.batch_job_id,
+                "scheduler_job_id": e.scheduler_job_id}
                for e in copal.EventLog.objects.all()]
         self.assertGreater(len(got), 10)
         for w in want:

@@ -62,6 +62,13 @@ assert_eq 1 "$(jq -r .batch_job <<<"$ev")" "RUNNING event's batch job: $ev"
 assert_eq "$pid" "$(jq -r .scheduler_job_id <<<"$ev")" "scheduler's id"
 out=$(copal history "$(uuid_of ok2)")
 assert_contains "$out" "(batch job 1, scheduler job $pid)" "history table"
+# export names the job of each event under its lease (JSON lines, CSV)
+ex=$(copal export | jq -c --arg u "$(uuid_of ok2)" \
+    'select(.uuid == $u and .to == "RUNNING") | [.batch_job, .scheduler_job_id]')
+assert_eq "[1,\"$pid\"]" "$ex" "export: the RUNNING event's batch job"
+copal export --format csv -o "$T/ev.csv"
+assert_contains "$(head -1 "$T/ev.csv")" ",user,batch_job,scheduler_job_id" "export csv header"
+assert_contains "$(grep "$(uuid_of ok2)" "$T/ev.csv" | grep ',RUNNING,')" ",1,$pid" "export csv: the batch job"
 # filters combine: the failed one
 assert_eq "fails " "$(copal ls --batch-job 1 --state FAILED --format json |
     jq -r '.[].name' | tr '\n' ' ')" "batch job and state"

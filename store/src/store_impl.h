@@ -909,6 +909,8 @@ int cs_event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 // The batch job of a lease (0: none, or a lease of a launcher started by
 // hand), through the transaction's cache.
 int cs_lease_bjob(cpl_txn *t, uint64_t lease, uint64_t *bjob);
+// cpl_store_check of lease_bj, bj_task and bj_count (CPL_ECORRUPT: why)
+int cs_bj_check(cpl_txn *t, char *why, size_t len);
 // Records a task's move into or out of RUNNING under its lease's batch
 // job: the bj_task index and the job's counters.
 int cs_bj_note(cpl_txn *t, uint64_t id, uint64_t lease, cpl_state from,

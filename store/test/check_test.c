@@ -22,13 +22,39 @@
 #define TTL (3600u * 1000u)
 #define MAXDB 64
 
+struct job_arg {
+	uint64_t bjob, lease;
+};
+
+static int
+job_cb(cpl_txn *txn, void *arg)
+{
+	struct job_arg *a = arg;
+	Copal__BatchJob j = COPAL__BATCH_JOB__INIT, *out = NULL;
+	int rv;
+	j.scheduler = "local";
+	j.nodes = 1;
+	j.wall_minutes = 10;
+	j.job_mode = "serial";
+	if ((rv = cpl_bjob_add(txn, &j, &out)) != 0)
+		return rv;
+	a->bjob = out->id;
+	copal__batch_job__free_unpacked(out, NULL);
+	return cpl_lease_grant_job(txn, "launcher in job", TTL, a->bjob,
+	    "4242", &a->lease);
+}
+
 // A store with something in every kind of record: apps, a DAG in many
-// states, a live lease holding tasks, a queued kill notice, history.
+// states, a live lease of a batch job holding tasks (one ran, one
+// RUNNING: the batch job's tables), a queued kill notice, history.
 static void
 populate(tu_env *e)
 {
 	TU_OK(tu_app_put(e, "app2", "/bin/echo"));
-	uint64_t lease = tu_lease(e, TTL);
+	struct job_arg ja = { 0, 0 };
+	TU_OK(cpl_store_write(e->s, job_cb, &ja));
+	assert_int_equal(ja.bjob, 1);
+	uint64_t lease = ja.lease;
 	uint64_t a = tu_task(e, "a", "w1", 0);
 	uint64_t b = tu_task(e, "b", "w2", 1, a);
 	uint64_t c = tu_task(e, "c", "w3", 1, a);
@@ -148,6 +174,42 @@ delete_one(const char *dir, const char *name, bool last)
 		mdb_txn_abort(txn);
 	mdb_env_close(env);
 	return rc ? lmdb_fail(rc, "delete") : 0;
+}
+
+// Edits sub-database name: fn gets a write cursor (and the transaction
+// and database, to put entries).
+static int
+edit_db(const char *dir, const char *name,
+    int (*fn)(MDB_txn *, MDB_dbi, MDB_cursor *))
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi d;
+	MDB_cursor *cur;
+	int rc;
+	if ((rc = mdb_env_create(&env)) != 0)
+		return lmdb_fail(rc, "env_create");
+	mdb_env_set_maxdbs(env, MAXDB);
+	mdb_env_set_mapsize(env, 64u << 20);
+	if ((rc = mdb_env_open(env, dir, 0, 0644)) != 0 ||
+	    (rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0) {
+		mdb_env_close(env);
+		return lmdb_fail(rc, "open");
+	}
+	if ((rc = mdb_dbi_open(txn, name, 0, &d)) != 0 ||
+	    (rc = mdb_cursor_open(txn, d, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		mdb_env_close(env);
+		return lmdb_fail(rc, "dbi_open");
+	}
+	rc = fn(txn, d, cur);
+	mdb_cursor_close(cur);
+	if (rc == 0)
+		rc = mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc ? lmdb_fail(rc, "edit") : 0;
 }
 
 static bool
@@ -390,6 +452,99 @@ test_check_mrunq_from_old_layout(void **state)
 	done(e);
 }
 
+// bj_count of job 1: ran one more than it did
+static int
+count_one_more(MDB_txn *txn, MDB_dbi d, MDB_cursor *c)
+{
+	MDB_val k, v;
+	uint64_t cnt[3];
+	int rc;
+	(void)txn;
+	(void)d;
+	if ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) != 0)
+		return rc;
+	if (v.mv_size != sizeof(cnt))
+		return MDB_BAD_VALSIZE;
+	memcpy(cnt, v.mv_data, sizeof(cnt));
+	cnt[0]++;
+	MDB_val nv = { sizeof(cnt), cnt };
+	return mdb_cursor_put(c, &k, &nv, MDB_CURRENT);
+}
+
+// bj_task: the first entry's task filed under batch job 99 instead
+static int
+task_in_no_job(MDB_txn *txn, MDB_dbi d, MDB_cursor *c)
+{
+	MDB_val k, v;
+	uint8_t key[16];
+	int rc;
+	if ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) != 0)
+		return rc;
+	memcpy(key, k.mv_data, 16);
+	if ((rc = mdb_cursor_del(c, 0)) != 0)
+		return rc;
+	memset(key, 0, 8);
+	key[7] = 99;
+	MDB_val nk = { 16, key }, nv = { 0, (void *)"" };
+	return mdb_put(txn, d, &nk, &nv, 0);
+}
+
+// lease_bj: the lease names batch job 7, which was never submitted
+static int
+lease_in_no_job(MDB_txn *txn, MDB_dbi d, MDB_cursor *c)
+{
+	MDB_val k, v;
+	uint8_t val[16];
+	int rc;
+	(void)txn;
+	(void)d;
+	if ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) != 0)
+		return rc;
+	memset(val, 0, 8);
+	val[7] = 7;
+	memcpy(val + 8, "4242", 4);
+	MDB_val nv = { 12, val };
+	return mdb_cursor_put(c, &k, &nv, MDB_CURRENT);
+}
+
+// The batch-job tables (lease_bj, bj_task, bj_count) are checked against
+// each other and the batch jobs: one altered entry (not lost: the lost
+// ones are test_check_detects_lost_entries's) is CPL_ECORRUPT, with a
+// report naming the table and the job.
+static void
+test_check_batch_job_tables(void **state)
+{
+	static const struct {
+		const char *db;
+		int (*fn)(MDB_txn *, MDB_dbi, MDB_cursor *);
+		const char *want;
+	} cases[] = {
+		{ "bj_count", count_one_more, "bj_count: batch job 1 ran 3 "
+		  "tasks, recount from bj_task 2" },
+		{ "bj_task", task_in_no_job, "filed under batch job 99, "
+		  "which does not exist" },
+		{ "lease_bj", lease_in_no_job, "names batch job 7, which "
+		  "does not exist" },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tu_env *e = fresh();
+		char report[1024] = "";
+		assert_int_equal(edit_db(e->dir, cases[i].db, cases[i].fn), 0);
+		TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
+		int rc = cpl_store_check(e->s, report, sizeof report);
+		print_message("%-10s altered: %s -- %s", cases[i].db,
+		    cpl_errname(rc), report);
+		assert_int_equal(rc, CPL_ECORRUPT);
+		if (strstr(report, cases[i].want) == NULL)
+			TU_FAIL("report \"%s\" does not say \"%s\"", report,
+			    cases[i].want);
+		cpl_store_close(e->s);
+		e->s = NULL;
+		done(e);
+	}
+}
+
 int
 main(void)
 {
@@ -397,6 +552,8 @@ main(void)
 		cmocka_unit_test_teardown(test_check_detects_lost_entries,
 		    remove_leftover),
 		cmocka_unit_test_teardown(test_check_detects_lost_app,
+		    remove_leftover),
+		cmocka_unit_test_teardown(test_check_batch_job_tables,
 		    remove_leftover),
 		cmocka_unit_test_setup_teardown(test_check_clean, tu_setup,
 		    tu_teardown),
