@@ -66,6 +66,47 @@ fail:
 	return CPL_EIO;
 }
 
+// A new key pair and an unsigned certificate for it: a random positive
+// serial (two databases never share an issuer and serial, even with the
+// same name), 100 years of validity, subject O=copal, CN=cn (cn_type:
+// MBSTRING_ASC or MBSTRING_UTF8). The caller sets the issuer, the
+// extensions and signs. Returns 0, or -1 (nothing to free) on failure.
+static int
+cert_new(const char *cn, int cn_type, EVP_PKEY **keyp, X509 **crtp)
+{
+	EVP_PKEY *key = NULL;
+	X509 *crt = NULL;
+	BIGNUM *sn = NULL;
+	unsigned char serial[16];
+	int ok = 0;
+	if ((key = EVP_EC_gen("P-256")) == NULL || (crt = X509_new()) == NULL ||
+	    RAND_bytes(serial, sizeof(serial)) != 1)
+		goto out;
+	serial[0] &= 0x7F;
+	X509_NAME *name = X509_get_subject_name(crt);
+	ok = (sn = BN_bin2bn(serial, sizeof(serial), NULL)) != NULL &&
+	    BN_to_ASN1_INTEGER(sn, X509_get_serialNumber(crt)) != NULL &&
+	    X509_set_version(crt, 2) &&
+	    X509_gmtime_adj(X509_getm_notBefore(crt), -3600) &&
+	    X509_gmtime_adj(X509_getm_notAfter(crt),
+	        (long)100 * 365 * 24 * 3600) &&
+	    X509_set_pubkey(crt, key) &&
+	    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+	        (const unsigned char *)"copal", -1, -1, 0) &&
+	    X509_NAME_add_entry_by_txt(name, "CN", cn_type,
+	        (const unsigned char *)cn, -1, -1, 0);
+out:
+	BN_free(sn);
+	if (!ok) {
+		X509_free(crt);
+		EVP_PKEY_free(key);
+		return -1;
+	}
+	*keyp = key;
+	*crtp = crt;
+	return 0;
+}
+
 int
 cpl_tls_generate_files(const char *cert_path, const char *key_path,
     char *err, size_t errlen)
@@ -73,33 +114,12 @@ cpl_tls_generate_files(const char *cert_path, const char *key_path,
 	EVP_PKEY *key = NULL;
 	X509 *crt = NULL;
 	BIO *kb = NULL, *cb = NULL;
-	BIGNUM *sn = NULL;
 	int rv = CPL_EINTERNAL;
-	unsigned char serial[16];
 
 	snprintf(err, errlen, "libcrypto could not make the key and "
 	    "certificate");
-	if ((key = EVP_EC_gen("P-256")) == NULL || (crt = X509_new()) == NULL)
-		goto out;
-	// a random positive serial: two databases never share an issuer and
-	// serial, even with the same name
-	if (RAND_bytes(serial, sizeof(serial)) != 1)
-		goto out;
-	serial[0] &= 0x7F;
-	if ((sn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
-	    BN_to_ASN1_INTEGER(sn, X509_get_serialNumber(crt)) == NULL)
-		goto out;
-	X509_NAME *name = X509_get_subject_name(crt);
-	if (!X509_set_version(crt, 2) ||
-	    !X509_gmtime_adj(X509_getm_notBefore(crt), -3600) ||
-	    !X509_gmtime_adj(X509_getm_notAfter(crt),
-	        (long)100 * 365 * 24 * 3600) ||
-	    !X509_set_pubkey(crt, key) ||
-	    !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-	        (const unsigned char *)"copal", -1, -1, 0) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-	        (const unsigned char *)CPL_TLS_SERVER_NAME, -1, -1, 0) ||
-	    !X509_set_issuer_name(crt, name))
+	if (cert_new(CPL_TLS_SERVER_NAME, MBSTRING_ASC, &key, &crt) != 0 ||
+	    !X509_set_issuer_name(crt, X509_get_subject_name(crt)))
 		goto out;
 	// its own CA: the pin is the certificate itself, checked by
 	// signature (mbedTLS takes a trusted self-signed CA as a chain)
@@ -124,7 +144,6 @@ cpl_tls_generate_files(const char *cert_path, const char *key_path,
 out:
 	BIO_free(kb);
 	BIO_free(cb);
-	BN_free(sn);
 	X509_free(crt);
 	EVP_PKEY_free(key);
 	return rv;
@@ -164,8 +183,6 @@ cpl_tls_user_cert(const char *db, const char *name, char **cert_pem,
 	X509 *ca = NULL, *crt = NULL;
 	EVP_PKEY *cakey = NULL, *key = NULL;
 	BIO *kb = NULL, *cb = NULL;
-	BIGNUM *sn = NULL;
-	unsigned char serial[16];
 	int rv = CPL_EIO;
 
 	*cert_pem = *key_pem = NULL;
@@ -193,23 +210,7 @@ cpl_tls_user_cert(const char *db, const char *name, char **cert_pem,
 	snprintf(err, errlen, "libcrypto could not make the user's key and "
 	    "certificate");
 	snprintf(cn, sizeof(cn), "copal-user:%s", name);
-	if ((key = EVP_EC_gen("P-256")) == NULL || (crt = X509_new()) == NULL ||
-	    RAND_bytes(serial, sizeof(serial)) != 1)
-		goto out;
-	serial[0] &= 0x7F;
-	if ((sn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
-	    BN_to_ASN1_INTEGER(sn, X509_get_serialNumber(crt)) == NULL)
-		goto out;
-	X509_NAME *subj = X509_get_subject_name(crt);
-	if (!X509_set_version(crt, 2) ||
-	    !X509_gmtime_adj(X509_getm_notBefore(crt), -3600) ||
-	    !X509_gmtime_adj(X509_getm_notAfter(crt),
-	        (long)100 * 365 * 24 * 3600) ||
-	    !X509_set_pubkey(crt, key) ||
-	    !X509_NAME_add_entry_by_txt(subj, "O", MBSTRING_ASC,
-	        (const unsigned char *)"copal", -1, -1, 0) ||
-	    !X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_UTF8,
-	        (const unsigned char *)cn, -1, -1, 0) ||
+	if (cert_new(cn, MBSTRING_UTF8, &key, &crt) != 0 ||
 	    !X509_set_issuer_name(crt, X509_get_subject_name(ca)))
 		goto out;
 	X509V3_CTX ctx;
@@ -251,7 +252,6 @@ out:
 		fclose(fp);
 	BIO_free(kb);
 	BIO_free(cb);
-	BN_free(sn);
 	X509_free(crt);
 	X509_free(ca);
 	EVP_PKEY_free(key);
