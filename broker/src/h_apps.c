@@ -67,6 +67,29 @@ app_cb(const Copal__App *app, uint64_t ntasks, void *arg)
 	if (!a->name || !a->executable || !a->preprocess || !a->postprocess ||
 	    !a->envscript || !a->description)
 		return CPL_ENOMEM;
+	// the declared parameters too: without them a client cannot tell
+	// which values its tasks must give (the store's copy is freed after
+	// this call, so each is copied into the reply's arena)
+	if (app->n_params) {
+		a->params = arena_alloc(c->h->a,
+		    app->n_params * sizeof(*a->params));
+		if (a->params == NULL)
+			return CPL_ENOMEM;
+		for (size_t i = 0; i < app->n_params; i++) {
+			Copal__AppParam *p = NEW(c->h, Copal__AppParam,
+			    COPAL__APP_PARAM__INIT);
+			if (p == NULL)
+				return CPL_ENOMEM;
+			p->name = arena_strdup(c->h->a, app->params[i]->name);
+			p->default_value = arena_strdup(c->h->a,
+			    app->params[i]->default_value);
+			p->has_default = app->params[i]->has_default;
+			if (!p->name || !p->default_value)
+				return CPL_ENOMEM;
+			a->params[i] = p;
+		}
+		a->n_params = app->n_params;
+	}
 	c->rep->apps[c->rep->n_apps++] = a;
 	return 0;
 }

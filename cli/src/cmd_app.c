@@ -34,6 +34,21 @@ const cli_opt app_opts[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
+// An app's declared parameters as copal app takes them: "n=1 input"
+// (NAME=DEFAULT, or NAME alone when every task must give a value),
+// cut short if they do not fit.
+static void
+params_str(const Copal__App *a, char *pl, size_t cap)
+{
+	size_t pn = 0;
+	pl[0] = '\0';
+	for (size_t i = 0; i < a->n_params && pn < cap; i++)
+		pn += (size_t)snprintf(pl + pn, cap - pn, "%s%s%s%s",
+		    i ? " " : "", a->params[i]->name,
+		    a->params[i]->has_default ? "=" : "",
+		    a->params[i]->has_default ? a->params[i]->default_value : "");
+}
+
 static void
 app_print(const Copal__App *a)
 {
@@ -56,13 +71,7 @@ app_print(const Copal__App *a)
 		{ "envscript", offsetof(Copal__App, envscript), false },
 	};
 	char pl[4096];
-	size_t pn = 0;
-	pl[0] = '\0';
-	for (size_t i = 0; i < a->n_params && pn < sizeof(pl); i++)
-		pn += (size_t)snprintf(pl + pn, sizeof(pl) - pn, "%s%s%s%s",
-		    i ? " " : "", a->params[i]->name,
-		    a->params[i]->has_default ? "=" : "",
-		    a->params[i]->has_default ? a->params[i]->default_value : "");
+	params_str(a, pl, sizeof(pl));
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const char *v = *(char *const *)((const char *)a + rows[i].off);
 		char key[32];
@@ -213,19 +222,24 @@ ls_apps(out_fmt fmt)
 		}
 		json_close(j);
 	} else {
+		// params comes right after the columns each form shows, so one
+		// row of cells serves both
 		static const tcol cols[] = { { "name", COL_STR },
-			{ "executable", COL_STR }, { "description", COL_STR } };
+			{ "executable", COL_STR }, { "description", COL_STR },
+			{ "params", COL_STR } };
 		static const tcol csv_cols[] = { { "name", COL_STR },
 			{ "executable", COL_STR }, { "description", COL_STR },
-			{ "preprocess", COL_STR }, { "postprocess", COL_STR },
-			{ "envscript", COL_STR } };
-		table *t = fmt == FMT_CSV ? table_open(fmt, csv_cols, 6, stdout) :
-		                            table_open(fmt, cols, 3, stdout);
+			{ "params", COL_STR }, { "preprocess", COL_STR },
+			{ "postprocess", COL_STR }, { "envscript", COL_STR } };
+		table *t = fmt == FMT_CSV ? table_open(fmt, csv_cols, 7, stdout) :
+		                            table_open(fmt, cols, 4, stdout);
 		for (size_t i = 0; i < al->n_apps; i++) {
 			const Copal__App *a = al->apps[i];
+			char pl[4096];
+			params_str(a, pl, sizeof(pl));
 			const char *cells[] = { a->name, a->executable,
-				a->description, a->preprocess, a->postprocess,
-				a->envscript };
+				a->description, pl, a->preprocess,
+				a->postprocess, a->envscript };
 			table_row(t, cells);
 		}
 		table_close(t);

@@ -115,6 +115,10 @@ fi
 
 # ------------------------------------------------------------ parameters
 add_app sim 'printf "<%s>\n" {{ n }} {{input}} --' --param n=1 --param input
+out=$(copal ls apps)
+assert_match "$out" 'sim .*\| +n=1 input' "ls apps shows the declared parameters"
+out=$(copal ls apps --format json)
+assert_contains "$out" '"params":{"n":"1","input":null}' "ls apps --format json: the parameters"
 weird='a b "c" '"'"'d'"'"' $(touch '"$T"'/pwned) `id` *'
 add_job p1 sim --workflow par --param "input=$weird" >/dev/null
 add_job p2 sim --workflow par --param input=x.dat --param n=4 >/dev/null

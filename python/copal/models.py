@@ -25,7 +25,10 @@ class App:
 
     ``executable`` is any command line (the task's ``args`` are appended);
     ``preprocess`` / ``postprocess`` run before / after it; ``envscript``
-    is sourced first.
+    is sourced first. ``params`` declares the parameters of a templated
+    ``executable`` (``{{ name }}`` placeholders): a dict {name: default},
+    where a default of None means every task must give a value (as
+    ``copal app --param name`` / ``--param name=default``).
     """
 
     name: str
@@ -34,28 +37,52 @@ class App:
     postprocess: str
     envscript: str
     description: str
+    params: typing.Dict[str, typing.Optional[str]]
 
     _FIELDS = ("name", "executable", "preprocess", "postprocess",
                "envscript", "description")
 
     def __init__(self, name="", executable="", preprocess="", postprocess="",
-                 envscript="", description=""):
+                 envscript="", description="", params=None):
         self.name = name
         self.executable = executable
         self.preprocess = preprocess
         self.postprocess = postprocess
         self.envscript = envscript
         self.description = description
+        # anything but a dict is kept as given and refused by save()
+        self.params = ({} if params is None else dict(params)
+                       if isinstance(params, dict) else params)
+
+    def _message(self):
+        for f in self._FIELDS:
+            if not isinstance(getattr(self, f), str):
+                raise TypeError("App.%s must be a string" % f)
+        if not isinstance(self.params, dict):
+            raise TypeError("App.params must be a dict {name: default "
+                            "or None}")
+        m = pb.App(**{f: getattr(self, f) for f in self._FIELDS})
+        for k, v in self.params.items():
+            if not isinstance(k, str) or not (v is None or
+                                              isinstance(v, str)):
+                raise TypeError("App.params: names and defaults must be "
+                                "strings (None: no default)")
+            m.params.add(name=k, default_value=v or "",
+                         has_default=v is not None)
+        return m
+
+    @classmethod
+    def _from_message(cls, a):
+        return cls(params={p.name: (p.default_value if p.has_default
+                                    else None) for p in a.params},
+                   **{f: getattr(a, f) for f in cls._FIELDS})
 
     def save(self, replace=True):
         """Registers the app (``replace``: an existing one of that name
         too; else CopalError EXISTS)."""
-        for f in self._FIELDS:
-            if not isinstance(getattr(self, f), str):
-                raise TypeError("App.%s must be a string" % f)
-        m = pb.App(**{f: getattr(self, f) for f in self._FIELDS})
         _conn().call("app_register",
-                     pb.AppRegisterRequest(app=m, replace=replace))
+                     pb.AppRegisterRequest(app=self._message(),
+                                           replace=replace))
         return self
 
     def delete(self):
@@ -66,7 +93,7 @@ class App:
         return "App(name=%r, executable=%r)" % (self.name, self.executable)
 
     def __eq__(self, o):
-        return isinstance(o, App) and all(
+        return isinstance(o, App) and self.params == o.params and all(
             getattr(self, f) == getattr(o, f) for f in self._FIELDS)
 
 
@@ -75,8 +102,7 @@ class AppManager:
 
     def all(self) -> typing.List[App]:
         rep = _conn().call("app_list", pb.AppListRequest())
-        return [App(**{f: getattr(a, f) for f in App._FIELDS})
-                for a in rep.apps]
+        return [App._from_message(a) for a in rep.apps]
 
     def get(self, name) -> App:
         for a in self.all():

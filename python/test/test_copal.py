@@ -424,6 +424,40 @@ class TestSpecFields(BrokerCase):
         for w in ("pre", "post", "dpost"):
             self.assertIn(w, lines)
 
+    def test_app_params(self):
+        # App.params declares a templated executable's parameters
+        # (AppParam: name, default, has_default), as copal app --param
+        A, J = copal.App, copal.Job
+        out = os.path.join(self.b.tmp, "pout")
+        a = A(name="tpl", executable="echo {{ who }}-{{ n }} >>%s" % out,
+              params={"who": None, "n": "1"})
+        a.save()
+        g = A.objects.get("tpl")
+        self.assertEqual(g.params, {"who": None, "n": "1"})
+        self.assertEqual(g, a)
+        # the broker's own view agrees
+        ls = self.b.run("copal", "ls", "apps").stdout
+        self.assertIn("who n=1", ls)
+        # a placeholder not declared, and bad types: refused, nothing saved
+        # (an app without parameters keeps its braces literally)
+        with self.assertRaisesRegex(copal.CopalError, "not a declared"):
+            A(name="bad", executable="echo {{ x }}", params={"y": "1"}).save()
+        with self.assertRaisesRegex(TypeError, "App.params must be a dict"):
+            A(name="bad", executable="echo", params=["x"]).save()
+        with self.assertRaisesRegex(TypeError, "App.params: names"):
+            A(name="bad", executable="echo {{ x }}", params={"x": 1}).save()
+        self.assertNotIn("bad", [x.name for x in A.objects.all()])
+        # a task must give "who" (no default); "n" falls back to 1
+        with self.assertRaises(copal.CopalError):
+            J(name="nowho", application="tpl").save()
+        J(name="t1", application="tpl", params={"who": "a b"}).save()
+        J(name="t2", application="tpl", params={"who": "c", "n": "7"}).save()
+        self.b.launcher("--job-mode", "serial", "--idle-ttl", "2")
+        self.b.wait_launchers()
+        self.assertEqual(J.objects.all().by_state(), {"JOB_FINISHED": 2})
+        self.assertEqual(sorted(_read(out).split("\n")[:2]),
+                         ["a b-1", "c-7"])
+
     def test_filter_batch_job(self):
         J = copal.Job
         J(name="in_job", application="sim").save()
