@@ -50,53 +50,17 @@ NET=10.77.0
 CTL_ADDR=$NET.1
 
 BINARIES=(munged slurmctld slurmd sbatch squeue scancel sinfo srun ip nsenter unshare mount)
-
-die() {
-	echo "slurm-multi.sh: error: $*" >&2
-	exit 1
-}
+ME=slurm-multi.sh
+ROOT_WHY="network namespaces, SlurmUser=root"
+# die, cmd_check, pid_alive, our_pid, start_failed, stop_daemons,
+# our_step_sessions
+# shellcheck source=scripts/slurm-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-common.sh"
 
 usage() {
 	echo "usage: slurm-multi.sh check | start DIR [--nodes N] [--hide PATH]... |" \
 	    "ctl DIR CMD... | node DIR I CMD... | stop DIR" >&2
 	exit 2
-}
-
-cmd_check() {
-	if ((EUID != 0)); then
-		echo "slurm-multi.sh: skip: needs root (network namespaces, SlurmUser=root)" >&2
-		exit 77
-	fi
-	local b missing=()
-	for b in "${BINARIES[@]}"; do
-		command -v "$b" >/dev/null 2>&1 || missing+=("$b")
-	done
-	if ((${#missing[@]})); then
-		echo "slurm-multi.sh: skip: missing ${missing[*]} (bash scripts/deps.sh installs them)" >&2
-		exit 77
-	fi
-	exit 0
-}
-
-# pid_alive FILE: the pid saved in FILE runs and is not a zombie.
-pid_alive() {
-	local pid stat
-	[[ -s "$1" ]] || return 1
-	pid=$(<"$1")
-	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
-	stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-	stat=${stat##*) }
-	[[ "${stat%% *}" != Z ]]
-}
-
-# our_pid NAME DIR: the pid saved in DIR/pids/NAME, if it still runs the
-# daemon NAME names (munged, slurmctld, slurmd.cnI).
-our_pid() {
-	local pid want=${1%%.*}
-	pid_alive "$2/pids/$1" || return 1
-	pid=$(<"$2/pids/$1")
-	[[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$want" ]] || return 1
-	echo "$pid"
 }
 
 # The state of a cluster: DIR/cluster holds PREFIX (of the namespace names)
@@ -131,12 +95,6 @@ show_logs() {
 		echo "---- $f (tail) ----" >&2
 		tail -n 15 "$f" >&2
 	done
-}
-
-start_failed() {
-	show_logs "$1"
-	cmd_stop "$1" || true
-	die "$2"
 }
 
 cmd_start() {
@@ -300,41 +258,6 @@ EOF
 		sleep 0.1
 	done
 	echo "export SLURM_CONF=$dir/slurm.conf"
-}
-
-stop_daemons() { # DIR NAME...
-	local dir=$1 name pid i
-	shift
-	local -A pids=()
-	for name in "$@"; do
-		if pid=$(our_pid "$name" "$dir"); then
-			pids[$name]=$pid
-			kill -TERM "$pid" 2>/dev/null || true
-		fi
-	done
-	for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-		for name in "${!pids[@]}"; do
-			pid_alive "$dir/pids/$name" || unset "pids[$name]"
-		done
-		((${#pids[@]})) || return 0
-		sleep 0.1
-	done
-	for name in "${!pids[@]}"; do
-		echo "slurm-multi.sh: $name (${pids[$name]}) ignored TERM for ${STOP_TIMEOUT} s; killing it" >&2
-		kill -KILL "${pids[$name]}" 2>/dev/null || true
-	done
-}
-
-# Sessions of this cluster's job steps (slurmstepd has our SLURM_CONF in
-# its environment), never the caller's session.
-our_step_sessions() {
-	local dir=$1 p sid mine
-	mine=$(ps -o sid= -p $$ | tr -d ' ')
-	for p in $(pgrep -x slurmstepd 2>/dev/null || true); do
-		{ tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qxF "SLURM_CONF=$dir/slurm.conf" || continue
-		sid=$(ps -o sid= -p "$p" 2>/dev/null | tr -d ' ') || continue
-		[[ "$sid" =~ ^[0-9]+$ ]] && ((sid > 1)) && [[ "$sid" != "$mine" ]] && echo "$sid"
-	done | sort -u
 }
 
 cmd_stop() {

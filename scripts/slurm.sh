@@ -36,33 +36,16 @@ STOP_TIMEOUT=${SLURM_STOP_TIMEOUT:-20}   # s for the jobs, then the daemons
 NODE_ADDR=127.0.0.2
 
 BINARIES=(munged slurmctld slurmd sbatch squeue scancel sinfo ip ss)
-
-die() {
-  echo "slurm.sh: error: $*" >&2
-  exit 1
-}
+ME=slurm.sh
+ROOT_WHY="SlurmUser=root, ip addr add"
+# die, cmd_check, pid_alive, our_pid, start_failed, stop_daemons,
+# our_step_sessions
+# shellcheck source=scripts/slurm-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-common.sh"
 
 usage() {
   echo "usage: slurm.sh check | start DIR | stop DIR" >&2
   exit 2
-}
-
-cmd_check() {
-  if ((EUID != 0)); then
-    echo "slurm.sh: skip: needs root (SlurmUser=root, ip addr add)" >&2
-    exit 77
-  fi
-  local b missing=()
-  for b in "${BINARIES[@]}"; do
-    # munged, slurmctld, slurmd and ip live in /usr/sbin, which a non-login
-    # root shell may not have in PATH; main() adds it.
-    command -v "$b" >/dev/null 2>&1 || missing+=("$b")
-  done
-  if ((${#missing[@]})); then
-    echo "slurm.sh: skip: missing ${missing[*]} (bash scripts/deps.sh installs them)" >&2
-    exit 77
-  fi
-  exit 0
 }
 
 # glibc's getaddrinfo with AI_ADDRCONFIG (which Slurm uses) returns no IPv4
@@ -87,21 +70,6 @@ ensure_loopback() {
   fi
 }
 
-# pid_alive FILE: the pid saved in FILE is a running process. Not a zombie:
-# our daemons are orphans (their parent subshell exits at once), reaped by
-# init or a subreaper whenever it gets round to it; kill -0 succeeds on a
-# zombie.
-pid_alive() {
-  local pid stat
-  [[ -s "$1" ]] || return 1
-  pid=$(<"$1")
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  # Field 3 (state), after the parenthesised command name.
-  stat=${stat##*) }
-  [[ "${stat%% *}" != Z ]]
-}
-
 # show_logs DIR: the end of each daemon's log, on stderr. slurmctld and
 # slurmd write the same lines to their log file and (with -D) to stderr,
 # which is kept in NAME.out for what comes before logging is set up.
@@ -114,14 +82,6 @@ show_logs() {
     echo "---- $f (tail) ----" >&2
     tail -n 25 "$f" >&2
   done
-}
-
-# start_failed DIR MESSAGE: show the daemons' logs, stop what was started
-# (the caller's stop then finds nothing to do), fail.
-start_failed() {
-  show_logs "$1"
-  cmd_stop "$1" || true
-  die "$2"
 }
 
 cmd_start() {
@@ -290,57 +250,6 @@ EOF
     sleep 0.1
   done
   echo "export SLURM_CONF=$dir/slurm.conf"
-}
-
-# our_pid NAME DIR: the pid we saved for daemon NAME, if that process still
-# runs NAME (guards against the pid having been reused since).
-our_pid() {
-  local pid
-  pid_alive "$2/pids/$1" || return 1
-  pid=$(<"$2/pids/$1")
-  [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$1" ]] || return 1
-  echo "$pid"
-}
-
-# stop_daemons DIR NAME...: TERM them all at once (they exit within about
-# 0.3 s), wait up to STOP_TIMEOUT, KILL.
-stop_daemons() {
-  local dir=$1 name pid i
-  shift
-  local -A pids=()
-  for name in "$@"; do
-    if pid=$(our_pid "$name" "$dir"); then
-      pids[$name]=$pid
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
-  done
-  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-    for name in "${!pids[@]}"; do
-      pid_alive "$dir/pids/$name" || unset "pids[$name]"
-    done
-    ((${#pids[@]})) || return 0
-    sleep 0.1
-  done
-  for name in "${!pids[@]}"; do
-    echo "slurm.sh: $name (${pids[$name]}) ignored TERM for ${STOP_TIMEOUT} s; killing it" >&2
-    kill -KILL "${pids[$name]}" 2>/dev/null || true
-  done
-}
-
-# Session ids of this instance's job steps: slurmd starts each slurmstepd
-# in a new session (setsid, then a second fork) which holds the job's
-# processes too (unless one calls setsid itself); slurmd passes on its
-# environment, which holds our SLURM_CONF. Never the session this script
-# (and so its caller) is in.
-our_step_sessions() {
-  local dir=$1 p sid mine
-  mine=$(ps -o sid= -p $$ | tr -d ' ')
-  for p in $(pgrep -x slurmstepd 2>/dev/null || true); do
-    # (Braces: the redirection's error, when $p has just exited, is bash's.)
-    { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qxF "SLURM_CONF=$dir/slurm.conf" || continue
-    sid=$(ps -o sid= -p "$p" 2>/dev/null | tr -d ' ') || continue
-    [[ "$sid" =~ ^[0-9]+$ ]] && ((sid > 1)) && [[ "$sid" != "$mine" ]] && echo "$sid"
-  done | sort -u
 }
 
 cmd_stop() {
