@@ -6,9 +6,9 @@
 // A group, not a session of its own (setsid): where the kernel groups
 // processes for scheduling by session (sched_autogroup_enabled, the
 // default of most distributions), each new session is a new scheduling
-// group, made and torn down per task; that took 80-130 us of CPU per
-// /bin/true and halved the rate at which they could be started on a busy
-// machine (BENCHMARKS.md). The terminal a session of its own would have
+// group, made and torn down per task; that cost tens of microseconds of
+// CPU per /bin/true and cut the rate at which they could be started by a
+// factor of 2-4 on a busy machine (BENCHMARKS.md). The terminal a session of its own would have
 // cut it from is given up instead (TIOCNOTTY), when the launcher has one.
 //
 // The start is a vfork: the child borrows the launcher's memory and stack
@@ -295,9 +295,10 @@ spawn_child(const struct plan *p, volatile int *err)
 	if (setpgid(0, 0) < 0)
 		goto fail;
 	// (for a process that leads no session, TIOCNOTTY only takes the
-	// terminal from this process)
-	if (tty_fd >= 0 && ioctl(tty_fd, TIOCNOTTY) < 0)
-		goto fail;
+	// terminal from this process; it fails on a terminal hung up since,
+	// which the kernel has taken from the whole session already)
+	if (tty_fd >= 0)
+		(void)ioctl(tty_fd, TIOCNOTTY);
 	for (int s = 1; s < NSIG; s++)
 		if (sigismember(&nondefault, s) == 1)
 			sigaction(s, &dfl, NULL);
