@@ -6,7 +6,9 @@
 //
 // The tasks are created before the launcher starts; what is timed is from
 // starting the launcher to the broker counting every task JOB_FINISHED.
-// Prints tasks/s of both and their ratio (target >= 0.9), the launcher's
+// Prints tasks/s of both and their ratios (targets, issue 13: >= 0.85 of
+// bare spawn, >= 0.95 of spawn with a directory and output file), the
+// CPU per task of each (all processes counted), the launcher's
 // CPU time per task, and how long claimed tasks waited before their
 // process started (from the RUNNING events the launcher writes).
 //
@@ -366,8 +368,9 @@ main(int argc, char **argv)
 	    rawdir);
 	printf("%-54s %10.0f/s %8s %s  (%.2f of raw, %.2f of raw with dirs)\n",
 	    "broker + launcher, launcher start to all JOB_FINISHED", ours,
-	    ">=0.90",
-	    ours >= 0.9 * raw ? "PASS" : "MISS", ours / raw, ours / rawdir);
+	    ".85/.95",
+	    ours >= 0.85 * raw && ours >= 0.95 * rawdir ? "PASS" : "MISS",
+	    ours / raw, ours / rawdir);
 	printf("%-54s %10.1f us\n", "launcher's own CPU per task (user+sys)",
 	    cpu / ntasks * 1e6);
 	// on a machine with fewer cores than processes in flight the rates
