@@ -6,7 +6,9 @@
 //
 // The tasks are created before the launcher starts; what is timed is from
 // starting the launcher to the broker counting every task JOB_FINISHED.
-// Prints tasks/s of both and their ratio (target >= 0.9), the launcher's
+// Prints tasks/s of both and their ratios (targets, issue 13: >= 0.85 of
+// bare spawn, >= 0.95 of spawn with a directory and output file), the
+// CPU per task of each (all processes counted), the launcher's
 // CPU time per task, and how long claimed tasks waited before their
 // process started (from the RUNNING events the launcher writes).
 //
@@ -38,14 +40,54 @@ static int ntasks = 10000, conc = 8;
 // Every task ends within this many seconds or the run fails.
 #define DEADLINE_S 600
 
+// CPU seconds of process pid from /proc/PID/stat: its own (utime +
+// stime) into *self, that of its children it has reaped (cutime +
+// cstime) into *kids; false if it cannot be read.
+static bool
+proc_cpu(pid_t pid, double *self, double *kids)
+{
+	char path[64], buf[2048];
+	bool ok = false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f && fgets(buf, sizeof(buf), f)) {
+		const char *q = strrchr(buf, ')');
+		unsigned long ut = 0, st = 0;
+		long cut = 0, cst = 0;
+		// fields after the command: state is 3, utime 14 ... cstime 17
+		if (q && sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+		             "%*u %*u %lu %lu %ld %ld", &ut, &st, &cut, &cst) == 4) {
+			double hz = (double)sysconf(_SC_CLK_TCK);
+			*self = (double)(ut + st) / hz;
+			*kids = (double)(cut + cst) / hz;
+			ok = true;
+		}
+	}
+	if (f)
+		fclose(f);
+	return ok;
+}
+
+// CPU seconds of this process (self) or its reaped children.
+static double
+rusage_s(int who)
+{
+	struct rusage ru;
+	getrusage(who, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+	    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
 // The physical reference: keep `conc` /bin/true processes in flight.
 // With `dirs`, each process also gets what copal gives a task: its own new
 // directory as working directory and an output file there.
+// *cpu: the CPU seconds it took, its own and its children's.
 static double
-raw_spawn(int n, int c, const char *dirs)
+raw_spawn(int n, int c, const char *dirs, double *cpu)
 {
 	char *argv[] = { "/bin/true", NULL };
 	int running = 0, started = 0;
+	double c0 = rusage_s(RUSAGE_SELF) + rusage_s(RUSAGE_CHILDREN);
 	double t0 = now_s();
 	while (started < n || running > 0) {
 		while (running < c && started < n) {
@@ -82,7 +124,9 @@ raw_spawn(int n, int c, const char *dirs)
 			}
 		}
 	}
-	return n / (now_s() - t0);
+	double t = now_s() - t0;
+	*cpu = rusage_s(RUSAGE_SELF) + rusage_s(RUSAGE_CHILDREN) - c0;
+	return n / t;
 }
 
 // Stops a child: SIGTERM, then SIGKILL if it has not ended within 10 s.
@@ -150,7 +194,8 @@ main(int argc, char **argv)
 	    self);
 
 	// 1. the references
-	double raw = raw_spawn(ntasks, conc, NULL);
+	double raw_cpu, rawdir_cpu;
+	double raw = raw_spawn(ntasks, conc, NULL, &raw_cpu);
 	// $TMPDIR (default /tmp) holds both references' and the database's
 	// directories: the same file system for all three
 	const char *tmp = getenv("TMPDIR");
@@ -160,7 +205,7 @@ main(int argc, char **argv)
 	snprintf(rdir, sizeof(rdir), "%s/copal-lbench-raw-XXXXXX", tmp);
 	if (mkdtemp(rdir) == NULL)
 		die("mkdtemp", CPL_EIO);
-	double rawdir = raw_spawn(ntasks, conc, rdir);
+	double rawdir = raw_spawn(ntasks, conc, rdir, &rawdir_cpu);
 
 	// 2. a database and its broker
 	char dir[PATH_MAX];
@@ -224,6 +269,8 @@ main(int argc, char **argv)
 	char *largv[] = { launcher, "--job-mode", "serial", "--db", dir,
 		"--max-concurrent", cbuf, "--idle-ttl", "1", NULL };
 	pid_t lpid;
+	double b0 = 0, bk, me0 = rusage_s(RUSAGE_SELF);
+	proc_cpu(bpid, &b0, &bk);
 	double t0 = now_s();
 	if (posix_spawn(&lpid, launcher, NULL, NULL, largv, environ) != 0)
 		die("spawn launcher", CPL_EIO);
@@ -267,21 +314,13 @@ main(int argc, char **argv)
 			usleep(10000);
 	}
 	// the launcher's own CPU time (not its children's), read while it
-	// idles before exiting: utime and stime of /proc/PID/stat
-	double cpu = -1;
-	char sp_path[64], sbuf[2048];
-	snprintf(sp_path, sizeof(sp_path), "/proc/%d/stat", (int)lpid);
-	FILE *sf = fopen(sp_path, "r");
-	if (sf && fgets(sbuf, sizeof(sbuf), sf)) {
-		const char *q = strrchr(sbuf, ')');
-		unsigned long ut = 0, stt = 0;
-		// fields after the command: state is 3, utime 14, stime 15
-		if (q && sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
-		             "%*u %lu %lu", &ut, &stt) == 2)
-			cpu = (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
-	}
-	if (sf)
-		fclose(sf);
+	// idles before exiting; its tasks' (reaped by then), the broker's
+	// and this program's (counting) over the same time
+	double me = rusage_s(RUSAGE_SELF) - me0;
+	double cpu = -1, kids = -1, b1 = -1;
+	proc_cpu(lpid, &cpu, &kids);
+	if (proc_cpu(bpid, &b1, &bk))
+		b1 -= b0;
 	if (waitpid(lpid, &lst, 0) < 0)
 		die("wait launcher", CPL_EIO);
 	if (!WIFEXITED(lst) || WEXITSTATUS(lst) != 0) {
@@ -329,10 +368,21 @@ main(int argc, char **argv)
 	    rawdir);
 	printf("%-54s %10.0f/s %8s %s  (%.2f of raw, %.2f of raw with dirs)\n",
 	    "broker + launcher, launcher start to all JOB_FINISHED", ours,
-	    ">=0.90",
-	    ours >= 0.9 * raw ? "PASS" : "MISS", ours / raw, ours / rawdir);
+	    ".85/.95",
+	    ours >= 0.85 * raw && ours >= 0.95 * rawdir ? "PASS" : "MISS",
+	    ours / raw, ours / rawdir);
 	printf("%-54s %10.1f us\n", "launcher's own CPU per task (user+sys)",
 	    cpu / ntasks * 1e6);
+	// on a machine with fewer cores than processes in flight the rates
+	// follow the CPU each run takes per task, all processes counted
+	printf("%-54s %10.0f us\n", "CPU per task, raw (parent + children)",
+	    raw_cpu / ntasks * 1e6);
+	printf("%-54s %10.0f us\n", "CPU per task, raw with dirs",
+	    rawdir_cpu / ntasks * 1e6);
+	printf("%-54s %10.0f us  (launcher %.0f, tasks %.0f, broker %.0f, "
+	    "counting %.0f)\n", "CPU per task, broker + launcher, all",
+	    (cpu + kids + b1 + me) / ntasks * 1e6, cpu / ntasks * 1e6,
+	    kids / ntasks * 1e6, b1 / ntasks * 1e6, me / ntasks * 1e6);
 	printf("%-54s %10d of %d JOB_FINISHED, one RUNNING event each\n",
 	    "check", ntasks, ntasks);
 	if (nw)

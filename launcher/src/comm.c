@@ -44,6 +44,7 @@ struct comm {
 	comm_events ev;
 	size_t capt, capk;
 	uint64_t lease;
+	comm_counts n;         // (each field written by one thread)
 };
 
 static void
@@ -180,6 +181,8 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 		    cpl_strerror(rv));
 	}
 	if (rv == 0 && rep != NULL) {
+		c->n.reports += n;
+		c->n.report_calls++;
 		if (rep->report->n_kill_task_ids) {
 			pthread_mutex_lock(&c->mx);
 			push_kills(c, rep->report->kill_task_ids,
@@ -356,6 +359,7 @@ do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
 	c->ev.claim_answered = true;
 	c->ev.claim_failed = failed;
 	c->claim_pending = false;
+	c->n.claims++;
 	pthread_mutex_unlock(&c->mx);
 	if (rep)
 		copal__reply__free_unpacked(rep, NULL);
@@ -540,7 +544,7 @@ comm_start(cpl_client *cl, cpl_client *claims, const launcher_opts *o,
 }
 
 void
-comm_stop(comm *c)
+comm_stop(comm *c, comm_counts *counts)
 {
 	pthread_mutex_lock(&c->mx);
 	c->stop = true;
@@ -551,6 +555,8 @@ comm_stop(comm *c)
 	// broker holds open; then the claim thread is joined
 	pthread_join(c->th, NULL);
 	pthread_join(c->cth, NULL);
+	if (counts)
+		*counts = c->n;
 	free_reports(c->out, c->nout);
 	free_reports(c->again, c->nagain);
 	comm_events_free(&c->ev);

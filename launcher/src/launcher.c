@@ -358,9 +358,13 @@ launcher_run(const launcher_opts *o)
 	}
 	task_flush_reports(&L);
 	// the comm thread sends what is left and gives the lease back
-	comm_stop(L.cm);
+	comm_counts cn;
+	comm_stop(L.cm, &cn);
 	fit_warn_unfit(&L, "done");
-	logm(LL_NOTICE, "done: %llu task(s) run", (unsigned long long)L.started);
+	logm(LL_NOTICE, "done: %llu task(s) run; %llu report(s) in %llu "
+	    "request(s), %llu claim(s)", (unsigned long long)L.started,
+	    (unsigned long long)cn.reports, (unsigned long long)cn.report_calls,
+	    (unsigned long long)cn.claims);
 	cpl_client_close(L.c);
 	cpl_client_close(L.cc);
 	task_reread_close();

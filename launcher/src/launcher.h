@@ -127,8 +127,16 @@ typedef struct comm_events {
 // that may make tasks runnable. Errors: CPL_ENOMEM.
 int comm_start(cpl_client *c, cpl_client *claims, const launcher_opts *o,
     comm **out);
-// Sends what is queued, gives the lease back, stops the thread.
-void comm_stop(comm *c);
+// What went to the broker over the launcher's life.
+typedef struct comm_counts {
+	uint64_t reports;       // state reports taken by the broker
+	uint64_t report_calls;  // ... in this many requests
+	uint64_t claims;        // claims answered
+} comm_counts;
+
+// Sends what is queued, gives the lease back, stops the thread; counts
+// (may be NULL) gets what was sent.
+void comm_stop(comm *c, comm_counts *counts);
 // Readable when comm_take has something.
 int comm_fd(comm *c);
 // Queues reports (ownership of messages moves to comm).
