@@ -1,7 +1,7 @@
 // Connection benchmark: many simulated launchers on one broker.
 //
 //   conn_bench [-l N[,N...]] [-r ROUNDS] [-k TASKS] [-c CONTEXTS]
-//              [-T ipc|tcp]
+//              [-T ipc|tcp] [-B BROKER] [-H SECONDS]
 //
 // For each N (default 512,1024,2048,4096) a fresh database and broker; N
 // simulated launchers, each with its own connection (one REQ socket) and
@@ -21,6 +21,18 @@
 // included), broker anonymous RSS and descriptors (peaks, sampled every
 // 0.5 s). Exits 1 if a lease was lost, a request refused, or the broker
 // does not end with every task JOB_FINISHED.
+//
+// Broker CPU per task is also given as a ratio to two physical references
+// measured at the start of the same run: the CPU a bare NNG REP echo
+// server (contexts on aio callbacks, as the broker's) spends per round
+// trip of a small message from 64 REQ connections over IPC ("rt"), and
+// the CPU of one durable LMDB commit of one small record ("commits").
+// The broker's log line on its commits (commits, requests, heartbeats
+// renewed in memory) is copied to stderr.
+//
+// -B: run this broker binary instead of the one built beside (A/B runs
+// of two builds with the same load). -H S: no tasks, the launchers only
+// heartbeat for S seconds: broker CPU per heartbeat.
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
