@@ -188,8 +188,9 @@ writer_main(void *arg)
 				break;
 		}
 		// Under steady load from several clients, a batch waits up to
-		// WRITER_GATHER_US for more jobs: one commit (its page writes
-		// and two fdatasyncs) then serves more requests. Only when the
+		// WRITER_GATHER_US for more jobs: one commit (its page writes,
+		// its fdatasync and synced meta page) then serves more
+		// requests. Only when the
 		// last batch had several jobs and as many came in about that
 		// time: a lone client, whose next request comes only after its
 		// answer, never waits.
