@@ -1,7 +1,7 @@
 // Connection benchmark: many simulated launchers on one broker.
 //
 //   conn_bench [-l N[,N...]] [-r ROUNDS] [-k TASKS] [-c CONTEXTS]
-//              [-T ipc|tcp]
+//              [-T ipc|tcp] [-B BROKER] [-H SECONDS]
 //
 // For each N (default 512,1024,2048,4096) a fresh database and broker; N
 // simulated launchers, each with its own connection (one REQ socket) and
@@ -21,6 +21,18 @@
 // included), broker anonymous RSS and descriptors (peaks, sampled every
 // 0.5 s). Exits 1 if a lease was lost, a request refused, or the broker
 // does not end with every task JOB_FINISHED.
+//
+// Broker CPU per task is also given as a ratio to two physical references
+// measured at the start of the same run: the CPU a bare NNG REP echo
+// server (contexts on aio callbacks, as the broker's) spends per round
+// trip of a small message from 64 REQ connections over IPC ("rt"), and
+// the CPU of one durable LMDB commit of one small record ("commits").
+// The broker's log line on its commits (commits, requests, heartbeats
+// renewed in memory) is copied to stderr.
+//
+// -B: run this broker binary instead of the one built beside (A/B runs
+// of two builds with the same load). -H S: no tasks, the launchers only
+// heartbeat for S seconds: broker CPU per heartbeat.
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -40,7 +52,9 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <lmdb.h>
 
 #include "bench_util.h"
 #include "copal/client.h"
@@ -55,6 +69,8 @@ extern char **environ;
 static int rounds = 3, per_claim = 4;
 static bool use_tcp;
 static const char *contexts; // --contexts of the broker (NULL: its default)
+static const char *broker_bin; // -B: another broker binary (A/B runs)
+static int hb_only_s; // -H: only heartbeats, for this many seconds
 
 // ---------------------------------------------------------------- samples
 
@@ -278,7 +294,8 @@ work_cb(void *arg)
 		S->hsleep = true;
 		nng_sleep_aio((nng_duration)(rand_r(&S->rnd) % HB_EVERY_MS),
 		    S->haio);
-		send_claim(S);
+		if (hb_only_s == 0)
+			send_claim(S);
 		return;
 	case S_CLAIM:
 		lat_add(&claim_lat, dt);
@@ -447,6 +464,200 @@ create_all(cpl_client *c, long n)
 	free(names);
 }
 
+// ---------------------------------------------------------------- references
+
+// Physical references measured in the same run, on the same machine and
+// transport: the CPU a bare NNG REP server (contexts with aio callbacks,
+// as the broker's) spends per round trip of a small message, with 64 REQ
+// connections in flight; and the CPU of one durable LMDB commit of one
+// small record (two fdatasyncs, as every group commit of the broker).
+#define REF_CONNS 64
+#define REF_MSGS 20000
+#define REF_COMMITS 300
+
+struct echo {
+	nng_ctx ctx;
+	nng_aio *aio;
+	bool sending;
+};
+
+static void
+echo_cb(void *arg)
+{
+	struct echo *e = arg;
+	if (nng_aio_result(e->aio) != 0) {
+		if (e->sending)
+			nng_msg_free(nng_aio_get_msg(e->aio));
+		if (nng_aio_result(e->aio) == NNG_ECLOSED)
+			return;
+		e->sending = false;
+		nng_ctx_recv(e->ctx, e->aio);
+		return;
+	}
+	if (e->sending) {
+		e->sending = false;
+		nng_ctx_recv(e->ctx, e->aio);
+	} else {
+		e->sending = true;
+		nng_ctx_send(e->ctx, e->aio); // the request's message back
+	}
+}
+
+static void
+echo_server(const char *url)
+{
+	nng_socket s;
+	static struct echo e[REF_CONNS * 2];
+	if (nng_rep0_open(&s) != 0 || nng_listen(s, url, NULL, 0) != 0)
+		_exit(1);
+	for (int i = 0; i < REF_CONNS * 2; i++) {
+		if (nng_ctx_open(&e[i].ctx, s) != 0 ||
+		    nng_aio_alloc(&e[i].aio, echo_cb, &e[i]) != 0)
+			_exit(1);
+		nng_ctx_recv(e[i].ctx, e[i].aio);
+	}
+	for (;;)
+		pause();
+}
+
+struct pinger {
+	nng_socket s;
+	nng_ctx ctx;
+	nng_aio *aio;
+};
+static atomic_long ref_left;
+static atomic_int ref_busy;
+
+static void
+ping_send(struct pinger *p)
+{
+	nng_msg *m;
+	if (nng_msg_alloc(&m, 96) != 0)
+		die("nng_msg_alloc", CPL_ENOMEM);
+	memset(nng_msg_body(m), 'x', 96);
+	nng_aio_set_msg(p->aio, m);
+	nng_ctx_send(p->ctx, p->aio);
+}
+
+static void
+ping_cb(void *arg)
+{
+	struct pinger *p = arg;
+	int rv = nng_aio_result(p->aio);
+	if (rv != 0) {
+		atomic_fetch_sub(&ref_busy, 1);
+		return;
+	}
+	nng_msg *m = nng_aio_get_msg(p->aio);
+	if (m != NULL) {
+		// a reply: one round trip done
+		nng_msg_free(m);
+		nng_aio_set_msg(p->aio, NULL);
+		if (atomic_fetch_sub(&ref_left, 1) <= 1) {
+			atomic_fetch_sub(&ref_busy, 1);
+			return;
+		}
+		ping_send(p);
+	} else {
+		nng_ctx_recv(p->ctx, p->aio); // sent: wait for the reply
+	}
+}
+
+// CPU µs the echo server spends per round trip.
+static double
+ref_nng_us(void)
+{
+	char dir[] = "/tmp/copal-cref-XXXXXX", url[96];
+	if (mkdtemp(dir) == NULL)
+		die("mkdtemp", CPL_EIO);
+	snprintf(url, sizeof url, "ipc://%s/echo", dir);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork", CPL_EIO);
+	if (pid == 0)
+		echo_server(url);
+	static struct pinger p[REF_CONNS];
+	for (int i = 0; i < REF_CONNS; i++) {
+		// non-blocking: dials again until the server listens
+		if (nng_req0_open(&p[i].s) != 0 ||
+		    nng_dial(p[i].s, url, NULL, NNG_FLAG_NONBLOCK) != 0 ||
+		    nng_ctx_open(&p[i].ctx, p[i].s) != 0 ||
+		    nng_aio_alloc(&p[i].aio, ping_cb, &p[i]) != 0)
+			die("reference dial", CPL_ECONNECT);
+	}
+	// warm up, then measure
+	double cpu0 = 0;
+	for (int round = 0; round < 2; round++) {
+		atomic_store(&ref_left, round ? REF_MSGS : REF_MSGS / 10);
+		atomic_store(&ref_busy, REF_CONNS);
+		cpu0 = proc_cpu_s(pid);
+		for (int i = 0; i < REF_CONNS; i++)
+			ping_send(&p[i]);
+		while (atomic_load(&ref_busy) > 0)
+			usleep(1000);
+	}
+	double us = (proc_cpu_s(pid) - cpu0) / REF_MSGS * 1e6;
+	for (int i = 0; i < REF_CONNS; i++) {
+		nng_aio_free(p[i].aio);
+		nng_close(p[i].s);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "%s: could not remove %s\n", bench_name, dir);
+	return us;
+}
+
+static double
+thread_cpu_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+// CPU µs of one durable LMDB commit of one small record, in /tmp as the
+// benchmark's databases.
+static double
+ref_lmdb_us(void)
+{
+	char dir[] = "/tmp/copal-cref-XXXXXX";
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	if (mkdtemp(dir) == NULL)
+		die("mkdtemp", CPL_EIO);
+	if (mdb_env_create(&env) != 0 ||
+	    mdb_env_set_mapsize(env, 64u << 20) != 0 ||
+	    mdb_env_open(env, dir, MDB_NOTLS | MDB_NORDAHEAD, 0600) != 0)
+		die("reference lmdb", CPL_EIO);
+	double cpu0 = 0;
+	for (int i = 0; i < REF_COMMITS + 30; i++) {
+		if (i == 30)
+			cpu0 = thread_cpu_s();
+		uint64_t k = (uint64_t)i;
+		char v[100];
+		memset(v, 'v', sizeof v);
+		MDB_val kv = { sizeof k, &k }, vv = { sizeof v, v };
+		if (mdb_txn_begin(env, NULL, 0, &txn) != 0 ||
+		    mdb_dbi_open(txn, NULL, 0, &dbi) != 0 ||
+		    mdb_put(txn, dbi, &kv, &vv, 0) != 0 ||
+		    mdb_txn_commit(txn) != 0)
+			die("reference commit", CPL_EIO);
+	}
+	double us = (thread_cpu_s() - cpu0) / REF_COMMITS * 1e6;
+	mdb_env_close(env);
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "%s: could not remove %s\n", bench_name, dir);
+	return us;
+}
+
+static double ref_rt_us, ref_commit_us;
+
 // ---------------------------------------------------------------- one run
 
 static bool
@@ -470,7 +681,11 @@ run(int nl, const char *self_dir)
 	int port = 20000 + (int)(getpid() % 20000);
 	char tcpurl[64];
 	snprintf(tcpurl, sizeof tcpurl, "tcp://127.0.0.1:%d", port);
-	snprintf(broker, sizeof(broker), "%s/../broker/copal-broker", self_dir);
+	if (broker_bin)
+		snprintf(broker, sizeof(broker), "%s", broker_bin);
+	else
+		snprintf(broker, sizeof(broker), "%s/../broker/copal-broker",
+		    self_dir);
 	char *argv[8] = { broker, "--db", dir, NULL };
 	int ac = 3;
 	if (contexts) {
@@ -500,7 +715,7 @@ run(int nl, const char *self_dir)
 	Copal__Reply *r;
 	must(c, cpl_call_app_register(c, &app, false, &r));
 	cpl_reply_free(r);
-	total_tasks = (long)nl * per_claim * rounds;
+	total_tasks = hb_only_s ? 0 : (long)nl * per_claim * rounds;
 	create_all(c, total_tasks);
 	if (use_tcp) {
 		snprintf(url, sizeof url, "%s", tcpurl);
@@ -555,7 +770,9 @@ run(int nl, const char *self_dir)
 	long rss_max = 0;
 	int fd_max = 0;
 	double deadline = t0 + 120.0 + (double)total_tasks / 100.0;
-	while (atomic_load(&finished) < total_tasks &&
+	if (hb_only_s)
+		deadline = t0 + hb_only_s;
+	while ((hb_only_s || atomic_load(&finished) < total_tasks) &&
 	    atomic_load(&refused) == 0 && now_s() < deadline) {
 		usleep(500000);
 		long rss = proc_status_kb(pid, "RssAnon:");
@@ -602,10 +819,21 @@ run(int nl, const char *self_dir)
 	double h99 = lat_pct(&hb_lat, 0.99) * 1e3;
 	double hmax = lat_pct(&hb_lat, 1.0) * 1e3;
 	double us = done ? (cpu1 - cpu0) / (double)done * 1e6 : 0;
+	if (hb_only_s) {
+		size_t nh = hb_lat.n;
+		printf("| %d | heartbeats only, %d s | %zu heartbeats | broker CPU "
+		       "per heartbeat %.1f µs (%.1f rt) | heartbeat p99 %.1f ms | "
+		       "%s |\n", nl, hb_only_s, nh, nh ? (cpu1 - cpu0) /
+		    (double)nh * 1e6 : 0, nh ? (cpu1 - cpu0) / (double)nh *
+		    1e6 / ref_rt_us : 0, h99, ok ? "ok" : "FAIL");
+		goto out;
+	}
 	printf("| %d | %ld | %.1f s | %.0f | %.1f / %.1f ms | %.1f ms | "
-	       "%.1f / %.1f ms (%zu) | %ld | %.1f µs | %.1f MB | %d | %s |\n",
+	       "%.1f / %.1f ms (%zu) | %ld | %.1f µs (%.1f rt, %.2f commits) | "
+	       "%.1f MB | %d | %s |\n",
 	    nl, done, wall, (double)done / wall, c50, c99, r99, h99, hmax,
-	    hb_lat.n, atomic_load(&lost), us, (double)rss_max / 1024.0, fd_max,
+	    hb_lat.n, atomic_load(&lost), us, us / ref_rt_us,
+	    us / ref_commit_us, (double)rss_max / 1024.0, fd_max,
 	    ok ? "ok" : "FAIL");
 	fflush(stdout);
 	if (!ok)
@@ -614,6 +842,17 @@ run(int nl, const char *self_dir)
 		    "broker exit %d\n", bench_name, nl, fin, other, total_tasks,
 		    atomic_load(&refused), atomic_load(&lost),
 		    WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+out:
+	// the broker's own account of its commits (logged as it stopped)
+	cpl_dbpath(dir, CPL_DB_BROKER_LOG, path, sizeof(path));
+	if ((f = fopen(path, "r")) != NULL) {
+		char line[512];
+		while (fgets(line, sizeof line, f))
+			if (strstr(line, "writer: ") != NULL)
+				fprintf(stderr, "%s: N=%d: %s", bench_name, nl,
+				    strstr(line, "writer: "));
+		fclose(f);
+	}
 	// the database goes (a few MB each)
 	char cmd[PATH_MAX + 32];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -626,7 +865,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: conn_bench [-l N[,N...]] [-r ROUNDS] [-k TASKS] "
-			"[-c CONTEXTS] [-T ipc|tcp]\n");
+			"[-c CONTEXTS] [-T ipc|tcp] [-B BROKER] [-H SECONDS]\n");
 	exit(2);
 }
 
@@ -636,7 +875,7 @@ main(int argc, char **argv)
 	bench_name = "conn_bench";
 	const char *list = "512,1024,2048,4096";
 	int opt;
-	while ((opt = getopt(argc, argv, "l:r:k:c:T:h")) != -1) {
+	while ((opt = getopt(argc, argv, "l:r:k:c:T:B:H:h")) != -1) {
 		switch (opt) {
 		case 'l':
 			list = optarg;
@@ -650,6 +889,12 @@ main(int argc, char **argv)
 		case 'c':
 			contexts = optarg;
 			break;
+		case 'B':
+			broker_bin = optarg;
+			break;
+		case 'H':
+			hb_only_s = atoi(optarg);
+			break;
 		case 'T':
 			if (strcmp(optarg, "tcp") == 0)
 				use_tcp = true;
@@ -660,7 +905,8 @@ main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (rounds < 1 || per_claim < 1 || per_claim > 64 || optind != argc)
+	if (rounds < 1 || per_claim < 1 || per_claim > 64 || hb_only_s < 0 ||
+	    optind != argc)
 		usage();
 	// two descriptors per launcher here at most, with room for NNG's own
 	struct rlimit rl;
@@ -678,9 +924,16 @@ main(int argc, char **argv)
 	       "1-3 s, heartbeat every %d ms (TTL %d ms), %d rounds, over %s, "
 	       "broker contexts %s\n", per_claim, HB_EVERY_MS, HB_TTL_MS, rounds,
 	    use_tcp ? "tcp" : "ipc", contexts ? contexts : "(default)");
+	// before any NNG use here: the echo server is a fork of this process
+	ref_rt_us = ref_nng_us();
+	ref_commit_us = ref_lmdb_us();
+	printf("references: bare NNG REP echo %.1f µs CPU per round trip "
+	       "(%d connections, ipc); durable LMDB commit of one record %.1f "
+	       "µs CPU\n", ref_rt_us, REF_CONNS, ref_commit_us);
 	printf("| launchers | tasks | wall | tasks/s | claim p50 / p99 | "
 	       "report p99 | heartbeat p99 / max (n) | leases lost | broker CPU "
-	       "per task | broker RssAnon peak | broker fds peak | |\n"
+	       "per task (in round trips, in commits) | broker RssAnon peak | "
+	       "broker fds peak | |\n"
 	       "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	fflush(stdout);
 	bool ok = true;

@@ -301,6 +301,79 @@ static const wjob_ops job_ops = {
 	.done = job_done,
 };
 
+// ---------------------------------------------------------------- heartbeats
+
+// A heartbeat that only renews a live lease is answered here, from a read
+// snapshot, and its deadline kept in memory (hbtab.h): no write, no
+// durable commit, no stored reply (renewing again is harmless, so a
+// resend needs none). Anything else (a new lease, a release, notices to
+// hand over, a lease past its deadline, a request id already stored) goes
+// to the writer as before.
+struct hb_arg {
+	dreq *r;
+	hbtab *hb;
+	uint32_t ttl;
+	uint64_t deadline;
+	bool fast;
+};
+
+static int
+hb_read_cb(cpl_txn *txn, void *arg)
+{
+	struct hb_arg *a = arg;
+	uint64_t lease = a->r->req->heartbeat->lease_id, stored;
+	uint32_t sttl;
+	bool notices;
+	const void *old;
+	size_t oldlen;
+	cpl_reqkey k = req_key(a->r);
+	if (k.id != 0 && cpl_reply_get(txn, &k, &old, &oldlen) != CPL_ENOTFOUND)
+		return 0;
+	if (cpl_lease_peek(txn, lease, &stored, &sttl, &notices) != 0 || notices)
+		return 0;
+	uint64_t now = cpl_txn_now(txn), kept = hbtab_get(a->hb, lease);
+	if ((kept > stored ? kept : stored) < now)
+		return 0; // past its deadline: the writer ends it
+	a->deadline = now + (uint64_t)a->ttl * 1000u;
+	if (hbtab_put(a->hb, lease, a->deadline, a->ttl, stored) != 0)
+		return 0;
+	a->fast = true;
+	return 0;
+}
+
+static bool
+heartbeat_fast(const dispatch *d, dreq *r)
+{
+	const Copal__HeartbeatRequest *hb = r->req->heartbeat;
+	struct hb_arg a = { r, d->hb, 0, 0, false };
+	if (d->hb == NULL || hb == NULL || hb->lease_id == 0 || hb->release)
+		return false;
+	a.ttl = hb->ttl_ms ? hb->ttl_ms : DEFAULT_TTL_MS;
+	if (a.ttl < MIN_TTL_MS || a.ttl > MAX_TTL_MS)
+		return false;
+	// locked over the snapshot: a sweep either writes this renewal or
+	// committed before the snapshot began (hbtab.h)
+	hbtab_lock(d->hb);
+	int rv = cpl_store_read(d->st, hb_read_cb, &a);
+	hbtab_unlock(d->hb);
+	if (rv != 0 || !a.fast)
+		return false;
+	Copal__Reply rep = COPAL__REPLY__INIT;
+	Copal__HeartbeatReply hr = COPAL__HEARTBEAT_REPLY__INIT;
+	rep.version = 1;
+	rep.request_id = r->req->request_id;
+	rep.body_case = COPAL__REPLY__BODY_HEARTBEAT;
+	rep.heartbeat = &hr;
+	hr.lease_id = hb->lease_id;
+	hr.deadline_us = a.deadline;
+	free(r->reply);
+	r->reply = NULL;
+	if (pack_reply(&rep, &r->reply, &r->reply_len) != 0)
+		dispatch_error(r, rep.request_id, CPL_ENOMEM, NULL);
+	d->reply(r);
+	return true;
+}
+
 // ---------------------------------------------------------------- dispatch
 
 void
@@ -321,6 +394,9 @@ dispatch_request(const dispatch *d, dreq *r)
 	}
 	LOG(LOG_DEBUG, "request", "%s id %llx", r->h->name,
 	    (unsigned long long)reqid);
+	if (r->req->body_case == COPAL__REQUEST__BODY_HEARTBEAT &&
+	    heartbeat_fast(d, r))
+		return;
 	if (r->h->mutates) {
 		r->job.ops = &job_ops;
 		r->job.arg = r;

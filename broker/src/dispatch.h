@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "handlers.h"
+#include "hbtab.h"
 #include "park.h"
 #include "writer.h"
 
@@ -24,6 +25,8 @@ typedef struct dispatch {
 	writer *wr;                       // runs the mutations
 	const struct broker_info *info;   // for the handlers
 	park *pk;                         // claims held open; NULL: none
+	hbtab *hb;                        // renewals kept in memory; NULL:
+	                                  // every heartbeat goes to the writer
 	// r->reply is ready (NULL if none could be packed): send it. Called
 	// on the dispatching thread for reads and refusals, on the writer's
 	// thread for mutations.

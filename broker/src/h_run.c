@@ -8,9 +8,6 @@
 #include "handlers.h"
 
 #define MAX_CLAIM 100000u
-#define MIN_TTL_MS 1000u
-#define MAX_TTL_MS 3600000u
-#define DEFAULT_TTL_MS 30000u
 
 // ---------------------------------------------------------------- helpers
 

@@ -20,6 +20,11 @@ struct broker_info {
 	const char *tcp_url;   // tcp://HOST:PORT as bound (port 0 resolved), or ""
 };
 
+// A lease's TTL (HeartbeatRequest.ttl_ms; 0: the default).
+#define MIN_TTL_MS 1000u
+#define MAX_TTL_MS 3600000u
+#define DEFAULT_TTL_MS 30000u
+
 // What a handler produces: status, error text and the reply body, all in
 // the arena.
 typedef struct hctx {

@@ -80,6 +80,13 @@ server_start(const server_opts *o, server **out)
 		goto fail;
 	}
 	writer_on_claimable(s->disp.wr, claimable_cb, s->disp.pk);
+	if ((s->disp.hb = hbtab_new()) == NULL) {
+		rv = CPL_ENOMEM;
+		goto fail;
+	}
+	writer_leases wl = { hbtab_writer_flush, hbtab_writer_done,
+		s->disp.hb };
+	writer_on_leases(s->disp.wr, &wl);
 	net_run(s->net);
 	*out = s;
 	return 0;
@@ -105,8 +112,22 @@ server_stop(server *s)
 	park_stop(s->disp.pk);
 	writer_stop(s->disp.wr);
 	net_close(s->net);
+	if (s->disp.wr) {
+		writer_stats ws;
+		writer_stats_get(s->disp.wr, &ws);
+		LOG(LOG_NOTICE, "stop", "writer: %llu commits of %llu requests "
+		    "(%llu answered from stored replies), %llu sweeps; %llu "
+		    "heartbeats renewed in memory",
+		    (unsigned long long)ws.batches,
+		    (unsigned long long)(ws.applied + ws.replayed),
+		    (unsigned long long)ws.replayed,
+		    (unsigned long long)ws.sweeps,
+		    (unsigned long long)(s->disp.hb ? hbtab_renewed(s->disp.hb) :
+		                                      0));
+	}
 	writer_free(s->disp.wr);
 	park_free(s->disp.pk);
+	hbtab_free(s->disp.hb);
 	LOG(LOG_NOTICE, "stop", "broker stopped");
 	free(s);
 }

@@ -29,6 +29,11 @@
 // sweep, as it does when it starts: launchers that could not reach it are
 // not at fault.
 #define WRITER_STALL_US 2000000u
+// Under steady load from several clients a batch waits up to this long
+// for more jobs (the latency it adds at most), or until this many are
+// queued.
+#define WRITER_GATHER_US 1000u
+#define WRITER_GATHER_FULL 256u
 // How long replies are kept for resent requests.
 #define WRITER_REPLY_KEEP_US 600000000u
 // The most replies one sweep prunes.
@@ -84,6 +89,17 @@ void writer_stats_get(writer *w, writer_stats *out);
 // its jobs are completed, or of a sweep) that may have changed what a
 // claim finds (cpl_store_claimable_seq moved). Set before any job.
 void writer_on_claimable(writer *w, void (*fn)(void *), void *arg);
+// Renewals kept outside the store (hbtab.h) that the writer must write.
+// flush runs first in every write transaction of the writer (all: in a
+// sweep, before leases are expired; otherwise it writes only when a
+// renewal is due); done runs after that transaction's commit or abort,
+// with its result. Set before any job.
+typedef struct writer_leases {
+	int (*flush)(cpl_txn *txn, void *arg, bool all);
+	void (*done)(void *arg, int rv);
+	void *arg;
+} writer_leases;
+void writer_on_leases(writer *w, const writer_leases *l);
 // Frees a stopped writer.
 void writer_free(writer *w);
 

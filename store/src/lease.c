@@ -434,3 +434,62 @@ cpl_lease_end_bjob(cpl_txn *t, uint64_t bjob, const char *msg,
 	free(ids.v);
 	return rv;
 }
+
+// ------------------------------------------------------------ lazy renewals
+
+int
+cpl_lease_peek(cpl_txn *t, uint64_t id, uint64_t *deadline, uint32_t *ttl_ms,
+    bool *notices)
+{
+	uint8_t k[8];
+	MDB_val v;
+	struct lrec l;
+	cpl_ids ids = { NULL, 0, 0 };
+	int rv;
+	if (t == NULL || deadline == NULL || ttl_ms == NULL || notices == NULL)
+		return CPL_EINVAL;
+	be64(k, id);
+	if ((rv = tget(t, DB_LEASE, k, 8, &v)) != 0)
+		return rv;
+	if (v.mv_size < sizeof(l))
+		return fail(t, CPL_ECORRUPT);
+	memcpy(&l, v.mv_data, sizeof(l));
+	*deadline = l.deadline;
+	*ttl_ms = l.ttl_ms;
+	// (a launcher has few notices: one per task killed under it)
+	rv = cs_pair_walk(t, DB_NOTICE, id, cs_idvec_cb, &ids);
+	*notices = ids.n > 0;
+	free(ids.v);
+	return rv;
+}
+
+int
+cpl_lease_extend(cpl_txn *t, uint64_t id, uint64_t deadline, uint32_t ttl_ms)
+{
+	struct lrec l;
+	uint8_t k[8], buf[sizeof(l) + 128];
+	MDB_val v;
+	int rv;
+	if (t == NULL || !t->write || ttl_ms == 0)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	be64(k, id);
+	if ((rv = tget(t, DB_LEASE, k, 8, &v)) != 0)
+		return rv;
+	if (v.mv_size < sizeof(l) || v.mv_size > sizeof(buf))
+		return fail(t, CPL_ECORRUPT);
+	size_t n = v.mv_size;
+	memcpy(buf, v.mv_data, n);
+	memcpy(&l, buf, sizeof(l));
+	if (l.deadline >= deadline && l.ttl_ms == ttl_ms)
+		return 0;
+	if (deadline > l.deadline)
+		l.deadline = deadline;
+	l.ttl_ms = ttl_ms;
+	memcpy(buf, &l, sizeof(l));
+	if ((rv = tput(t, DB_LEASE, k, 8, buf, n, 0)) != 0)
+		return rv;
+	t->lease_ok = false;
+	return 0;
+}

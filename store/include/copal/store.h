@@ -491,6 +491,16 @@ int cpl_lease_renew(cpl_txn *txn, uint64_t id, uint32_t ttl_ms,
 // its deadline only if it was so waited_us before txn's time.
 int cpl_lease_renew_waited(cpl_txn *txn, uint64_t id, uint32_t ttl_ms,
     uint64_t waited_us, uint64_t *deadline_us);
+// For renewals kept in memory and written later (the broker's heartbeats):
+// reads lease id's stored deadline and TTL, and whether notices wait for
+// it, without writing. Errors: CPL_EINVAL, CPL_ENOTFOUND, CPL_ENOMEM.
+int cpl_lease_peek(cpl_txn *txn, uint64_t id, uint64_t *deadline_us,
+    uint32_t *ttl_ms, bool *notices);
+// Writes such a renewal: the stored deadline becomes deadline_us unless it
+// is later already (a deadline never goes back), the TTL ttl_ms.
+// Errors: CPL_EINVAL, CPL_ENOTFOUND (the lease has ended).
+int cpl_lease_extend(cpl_txn *txn, uint64_t id, uint64_t deadline_us,
+    uint32_t ttl_ms);
 // Reads a live lease (one past its deadline but not yet expired too).
 // Errors: CPL_EINVAL (txn or out NULL), CPL_ENOTFOUND, CPL_ENOMEM.
 int cpl_lease_get(cpl_txn *txn, uint64_t id, cpl_lease *out);
