@@ -76,6 +76,11 @@
 //   reply.c       the reply cache
 //   tag.c         the tag indices (a task's tags, tasks by tag, runnable
 //                 tasks by tag)
+//   archive.c     archiving: a finished task and its history leave the
+//                 store (copal db archive); meta "archived" counts the
+//                 events removed, the log's gaps
+//   dbfile.c      the database file as a whole: its statistics read
+//                 beside a running broker, the compacting copy
 //
 // This header holds the record layouts, the key encoders and the small LMDB
 // wrappers as static inline functions: they sit on every hot path and the
@@ -915,6 +920,18 @@ int cs_bj_check(cpl_txn *t, char *why, size_t len);
 // job: the bj_task index and the job's counters.
 int cs_bj_note(cpl_txn *t, uint64_t id, uint64_t lease, cpl_state from,
     cpl_state to);
+
+// ------------------------------------------------------------ task.c
+
+// Deletes a task, its index entries and links (cpl_task_delete); with
+// note, a "deleted" event is appended to its history, which stays.
+int cs_task_remove(cpl_txn *t, uint64_t id, bool note);
+
+// ------------------------------------------------------------ archive.c
+
+// Events removed from the log with the tasks archived (meta "archived"):
+// the log's gaps, which cpl_store_check accounts for.
+int cs_archived_events(cpl_txn *t, uint64_t *n);
 
 // ------------------------------------------------------------ transition.c
 
