@@ -180,20 +180,11 @@ cpl_task_purge(cpl_txn *t, uint64_t id, uint64_t *nevents)
 		}
 		memcpy(&e, v.mv_data, sizeof(e));
 		// the runs of the task under a batch job's launchers: the
-		// job's tasks (bj_task; its counters of runs stay)
+		// job's tasks (bj_task) and its count of them
 		if (e.lease && (rv = cs_lease_bjob(t, e.lease, &bj)) != 0)
 			goto out;
-		if (bj) {
-			uint8_t bk[16];
-			pair_key(bk, bj, id);
-			MDB_val key = { 16, bk };
-			int rc = mdb_del(t->txn, t->s->dbi[DB_BJ_TASK], &key,
-			    NULL);
-			if (rc && rc != MDB_NOTFOUND) {
-				rv = fail(t, map_mdb(rc));
-				goto out;
-			}
-		}
+		if (bj && (rv = cs_bj_forget(t, bj, id)) != 0)
+			goto out;
 		if ((rv = tdel(t, DB_EVENT, k, 8)) != 0)
 			goto out;
 		pair_key(k, id, seqs.v[i]);

@@ -293,6 +293,55 @@ test_compact(void **state)
 	TU_CHECK(e);
 }
 
+struct bj_arg {
+	uint64_t bj, lease, ran;
+};
+
+static int
+bj_fn(cpl_txn *t, void *arg)
+{
+	struct bj_arg *a = arg;
+	Copal__BatchJob bj = COPAL__BATCH_JOB__INIT, *out = NULL;
+	int rv;
+	bj.scheduler = "local";
+	bj.nodes = 1;
+	bj.wall_minutes = 60;
+	bj.job_mode = "serial";
+	if ((rv = cpl_bjob_add(t, &bj, &out)) != 0)
+		return rv;
+	a->bj = out->id;
+	copal__batch_job__free_unpacked(out, NULL);
+	return cpl_lease_grant_job(t, "archive_test", TTL, a->bj, "7",
+	    &a->lease);
+}
+
+static int
+bj_count_fn(cpl_txn *t, void *arg)
+{
+	struct bj_arg *a = arg;
+	return cpl_bjob_counts(t, a->bj, &a->ran, NULL, NULL);
+}
+
+// A task run by a batch job's launcher leaves the job's tasks and its
+// count of tasks run; cpl_store_check recounts both.
+static void
+test_purge_batch_job(void **state)
+{
+	tu_env *e = *state;
+	struct bj_arg a = { 0, 0, 0 };
+	TU_OK(cpl_store_write(e->s, bj_fn, &a));
+	uint64_t t1 = tu_task(e, "t1", "w1", 0);
+	uint64_t t2 = tu_task(e, "t2", "w2", 0);
+	tu_finish(e, a.lease, "w1", t1);
+	tu_finish(e, a.lease, "w2", t2);
+	TU_OK(cpl_store_read(e->s, bj_count_fn, &a));
+	assert_int_equal(a.ran, 2);
+	TU_OK(purge(e, t1, NULL));
+	TU_OK(cpl_store_read(e->s, bj_count_fn, &a));
+	assert_int_equal(a.ran, 1);
+	TU_CHECK(e);
+}
+
 int
 main(void)
 {
@@ -300,6 +349,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_purge, tu_setup_durable,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_seek_gaps, tu_setup,
+		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_purge_batch_job, tu_setup,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_stats_beside_writer,
 		    tu_setup_durable, tu_teardown),

@@ -746,8 +746,9 @@ int cpl_db_compact(const char *dir, uint64_t *before, uint64_t *after,
 int cpl_archive_eligible(cpl_txn *txn, uint64_t id, uint64_t before_us,
     const char *wf, bool *ok, uint64_t *last_seq);
 // Removes a final task with its whole history: its records, every index
-// entry (state, uuid, workflow, app, tags, batch job's tasks, name
-// counts), its links to its parents, and its events; *nevents (may be
+// entry (state, uuid, workflow, app, tags, batch job's tasks and their
+// count of tasks run, name counts), its links to its parents, and its
+// events; *nevents (may be
 // NULL) gets how many events went. The event log keeps a count of the
 // events removed (its gaps). Errors: CPL_EINVAL (txn NULL or read-only),
 // CPL_ENOTFOUND (no such task), CPL_EBADSTATE (not final), CPL_EBUSY
