@@ -74,6 +74,12 @@ out=$(copal db archive --wf A 2>&1) && fail "archive without --before accepted"
 out=$(copal db archive --before 2000-01-01 --wf A -o "$T/x3.gz" 2>&1) || fail "archive before 2000: $out"
 assert_contains "$out" "nothing to archive" "nothing before 2000"
 [[ ! -e $T/x3.gz ]] || fail "an empty archive left a file"
+# a file that cannot be written (the file size limit: EFBIG) removes
+# nothing, and leaves no file
+(trap '' XFSZ; ulimit -f 1; exec "$COPAL_BIN/cli/copal" --db "$DB" db archive --before now --wf A -o "$T/x4.gz") > "$T/x4.out" 2>&1 &&
+    fail "archive into a file that cannot grow succeeded"
+assert_contains "$(cat "$T/x4.out")" "writing" "a failed write says so"
+[[ ! -e $T/x4.gz ]] || fail "a failed archive left its file"
 assert_eq "$n0" "$(count_all)" "bad input removed nothing"
 
 # --- stats beside the running broker
@@ -95,7 +101,11 @@ out=$(copal db stats) || fail "db stats"
 assert_contains "$out" "tasks:        $n0" "db stats human output"
 
 # --- the archive
-out=$(copal db archive --before now --wf A -o "$T/a.jsonl.gz" 2>&1) || fail "archive: $out"
+# chunks of 2 tasks: several gzip members, and akill waits for a second
+# pass (its child akchild is in the next page)
+out=$(copal db archive --before now --wf A --chunk 2 -o "$T/a.jsonl.gz" 2>&1) || fail "archive: $out"
+assert_contains "$out" "archived 6 tasks" "archive output"
+assert_match "$out" "[4-9] gzip members" "one gzip member per chunk"
 log "$out"
 zcat "$T/a.jsonl.gz" > "$T/a.jsonl" || fail "zcat cannot read the archive"
 copal ls --all --format json > "$T/after.json" || fail "ls --json after"
