@@ -69,8 +69,10 @@ python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("after archiv
 raw=$(zcat "$T/a.jsonl.gz" | wc -c)
 echo "archive file: $(stat -c %s "$T/a.jsonl.gz") B gzip, $raw B JSON, $(zcat "$T/a.jsonl.gz" | wc -l) lines"
 zcat "$T/a.jsonl.gz" > "$T/a.jsonl"
-t0=$(ms); gzip -6 -c "$T/a.jsonl" > /dev/null; t1=$(ms)
-echo "reference gzip -6 of the same JSON: $((t1 - t0)) ms"
+t0=$(ms)
+/usr/bin/time -f "reference gzip -6 of the same JSON: %e s wall, %U s user, %S s sys" \
+    gzip -6 -c "$T/a.jsonl" > /dev/null
+t1=$(ms)
 rm -f "$T/a.jsonl"
 
 echo "== compact after the archive"

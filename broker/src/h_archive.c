@@ -12,6 +12,8 @@
 #include "handlers.h"
 
 #define ARCHIVE_MAX 10000u
+// A pick's reply stays below this (the client takes up to 256 MiB)
+#define PICK_BYTES (48u << 20)
 
 static uint32_t
 final_mask(void)
@@ -71,26 +73,21 @@ kid_cb(uint64_t id, void *arg)
 	return cpl_ids_push(arg, id);
 }
 
-int
-h_archive_pick(hctx *h, cpl_txn *txn)
+// One page of at most limit tasks looked at; CPL_ETOOBIG when its
+// reply would pass PICK_BYTES (and limit > 1: the caller halves it).
+static int
+pick_page(hctx *h, cpl_txn *txn, const Copal__ArchivePickRequest *rq,
+    const char *wf, uint32_t limit)
 {
-	const Copal__ArchivePickRequest *rq = h->req->archive_pick;
 	cpl_filter f;
 	cpl_ids seen = { NULL, 0, 0 }, kids = { NULL, 0, 0 };
-	const char *wf;
 	bool more = false;
+	size_t bytes = 0;
 	int rv;
-	if (rq->before_us == 0)
-		FAIL(h, CPL_EINVAL, "archive: no time given (before_us)");
-	if (rq->limit == 0 || rq->limit > ARCHIVE_MAX)
-		FAIL(h, CPL_EINVAL, "archive: limit %u is not in 1..%u",
-		    rq->limit, ARCHIVE_MAX);
-	if ((rv = archive_wf(h, txn, rq->workflow, &wf)) != 0)
-		return rv;
 	memset(&f, 0, sizeof(f));
 	f.states = final_mask();
 	f.workflow = wf;
-	if ((rv = cpl_query(txn, &f, rq->after_id, rq->limit, 0, ids_cb, &seen,
+	if ((rv = cpl_query(txn, &f, rq->after_id, limit, 0, ids_cb, &seen,
 	         &more)) != 0)
 		goto out;
 	Copal__ArchivePickReply *rep =
@@ -157,8 +154,14 @@ h_archive_pick(hctx *h, cpl_txn *txn)
 			break;
 		}
 		nt++;
+		size_t e0 = rep->n_events;
 		rv = history_events(h, txn, seen.v[i], &rep->events,
 		    &rep->n_events, &cap);
+		bytes += copal__task__get_packed_size(rep->tasks[nt - 1]);
+		for (size_t j = e0; j < rep->n_events && rv == 0; j++)
+			bytes += copal__event__get_packed_size(rep->events[j]);
+		if (rv == 0 && bytes > PICK_BYTES && limit > 1)
+			rv = CPL_ETOOBIG;
 	}
 	free(drop);
 	if (rv)
@@ -169,6 +172,28 @@ h_archive_pick(hctx *h, cpl_txn *txn)
 out:
 	free(seen.v);
 	free(kids.v);
+	return rv;
+}
+
+int
+h_archive_pick(hctx *h, cpl_txn *txn)
+{
+	const Copal__ArchivePickRequest *rq = h->req->archive_pick;
+	const char *wf;
+	int rv;
+	if (rq->before_us == 0)
+		FAIL(h, CPL_EINVAL, "archive: no time given (before_us)");
+	if (rq->limit == 0 || rq->limit > ARCHIVE_MAX)
+		FAIL(h, CPL_EINVAL, "archive: limit %u is not in 1..%u",
+		    rq->limit, ARCHIVE_MAX);
+	if ((rv = archive_wf(h, txn, rq->workflow, &wf)) != 0)
+		return rv;
+	// large specs or histories: fewer tasks a page (what the arena
+	// holds of a larger try goes with the request)
+	uint32_t limit = rq->limit;
+	while ((rv = pick_page(h, txn, rq, wf, limit)) == CPL_ETOOBIG &&
+	    limit > 1)
+		limit /= 2;
 	return rv;
 }
 

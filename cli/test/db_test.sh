@@ -177,6 +177,24 @@ add_job anew ok --workflow A >/dev/null
 copal db stats --json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["archived_events"] > 0, s' ||
     fail "stats: archived events"
 
+# large specs: 64 tasks of ~1 MB each (JSON lines, args of 1,000,000
+# bytes) are more than a pick's reply may hold: the broker halves its
+# page until it fits, and every task is archived
+python3 - "$T/big.jsonl" <<'EOF'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(64):
+        f.write(json.dumps({"name": "big%d" % i, "workflow": "BIG", "app": "ok",
+                            "args": ("x%d " % i) * 250000}) + "\n")
+EOF
+copal job --from-file "$T/big.jsonl" -q >/dev/null || fail "64 big tasks"
+copal killjob --wf BIG --yes >/dev/null || fail "kill the big tasks"
+out=$(copal db archive --before now --wf BIG -o "$T/big.gz" 2>&1) || fail "archive of big tasks: $out"
+assert_contains "$out" "archived 64 tasks" "every big task archived"
+assert_contains "$out" "2 gzip members" "a page of 64 big tasks halved to 32"
+assert_eq 64 "$(zcat "$T/big.gz" | wc -l)" "64 lines of big tasks"
+assert_eq 0 "$(copal ls --wf BIG --format csv | tail -n +2 | wc -l)" "no big task left"
+
 # --- check and compact: the broker must be stopped
 out=$(copal db compact 2>&1) && fail "compact with the broker running: $out"
 assert_contains "$out" "copal server stop" "compact refused while the broker runs"
