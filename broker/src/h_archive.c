@@ -221,9 +221,10 @@ h_archive(hctx *h, cpl_txn *txn)
 	qsort(ids, n, sizeof(*ids), u64_cmp);
 	for (size_t i = 1; i < n; i++)
 		if (ids[i] == ids[i - 1]) {
+			unsigned long long dup = ids[i];
 			free(ids);
 			FAIL(h, CPL_EINVAL, "archive: task id %llu given twice",
-			    (unsigned long long)ids[i]);
+			    dup);
 		}
 	// every task as it was picked
 	for (size_t i = 0; i < n; i++) {
