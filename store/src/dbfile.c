@@ -78,7 +78,11 @@ cpl_db_stats_get(const char *dir, cpl_db_stats *out)
 	memset(out, 0, sizeof(*out));
 	if ((rv = ro_open(dir, &env)) != 0)
 		return rv;
-	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0) {
+	// the broker grew the map since we opened: adopt its size, once
+	if ((rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) ==
+	    MDB_MAP_RESIZED && mdb_env_set_mapsize(env, 0) == 0)
+		rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0) {
 		mdb_env_close(env);
 		return map_mdb(rc);
 	}
