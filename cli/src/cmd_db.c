@@ -270,7 +270,12 @@ cmd_db(const cli_verb *v, int argc, char **argv)
 		rc = cli_usage("archive: --before DATE is required");
 		goto out;
 	}
-	if ((rc = cli_db_find(db, sizeof(db))) != 0)
+	// archive talks to the broker only: a user with a credential and
+	// $COPAL_BROKER_URL (no database directory here) may run it
+	const char *url = getenv("COPAL_BROKER_URL");
+	if (arch && url && *url)
+		snprintf(db, sizeof(db), "%s", url);
+	else if ((rc = cli_db_find(db, sizeof(db))) != 0)
 		goto out;
 	if (strcmp(what, "stats") == 0)
 		rc = db_stats(db, json);
