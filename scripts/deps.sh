@@ -27,6 +27,8 @@ PACKAGES=(
   uuid-dev
   libcmocka-dev
   libjansson-dev
+  # copal db archive's gzip files (zlib's deflate, read by zcat)
+  zlib1g-dev
   # the broker's request digests (SHA-256)
   libssl-dev
   # broker_utf8_test: Python's protobuf (strict about UTF-8) decodes the

@@ -43,6 +43,9 @@ static const handler handlers[] = {
 	    h_batch_update },
 	{ COPAL__REQUEST__BODY_BATCH_LIST, "batch_list", false, h_batch_list },
 	{ COPAL__REQUEST__BODY_BACKLOG, "backlog", false, h_backlog },
+	{ COPAL__REQUEST__BODY_ARCHIVE_PICK, "archive_pick", false,
+	    h_archive_pick },
+	{ COPAL__REQUEST__BODY_ARCHIVE, "archive", true, h_archive },
 };
 
 static const handler *

@@ -161,6 +161,25 @@ hist_cb(const cpl_event *e, void *arg)
 }
 
 int
+history_events(hctx *h, cpl_txn *txn, uint64_t id, Copal__Event ***v,
+    size_t *n, size_t *cap)
+{
+	struct ev_ctx c;
+	int rv;
+	memset(&c, 0, sizeof(c));
+	c.h = h;
+	c.txn = txn;
+	c.v = *v;
+	c.n = *n;
+	c.cap = *cap;
+	rv = cpl_history_task(txn, id, hist_cb, &c);
+	*v = c.v;
+	*n = c.n;
+	*cap = c.cap;
+	return rv;
+}
+
+int
 h_history(hctx *h, cpl_txn *txn)
 {
 	struct ev_ctx c;

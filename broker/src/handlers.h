@@ -113,6 +113,16 @@ int h_batch_update(hctx *h, cpl_txn *txn);
 int h_batch_list(hctx *h, cpl_txn *txn);
 int h_backlog(hctx *h, cpl_txn *txn);
 
+// ---------------------------------------------------------------- h_archive.c
+int h_archive_pick(hctx *h, cpl_txn *txn);
+int h_archive(hctx *h, cpl_txn *txn);
+
+// ---------------------------------------------------------------- h_history.c
+// Appends the events of task id (as a history reply has them) to *v
+// (n used of cap, grown in the arena).
+int history_events(hctx *h, cpl_txn *txn, uint64_t id, Copal__Event ***v,
+    size_t *n, size_t *cap);
+
 // ---------------------------------------------------------------- h_admin.c
 int h_ping(hctx *h, cpl_txn *txn);
 

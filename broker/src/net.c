@@ -300,7 +300,7 @@ handle_msg(struct work *w, nng_msg *msg)
 	}
 	if (role_refused(w, p))
 		return;
-	if (role_needed(w->r.req->body_case) == ROLE_ADMIN) {
+	if (users_body(w->r.req->body_case)) {
 		users_request(w);
 		return;
 	}

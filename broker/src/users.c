@@ -85,10 +85,21 @@ role_needed(Copal__Request__BodyCase body)
 	case COPAL__REQUEST__BODY_USER_DROP:
 	case COPAL__REQUEST__BODY_USER_LIST:
 	case COPAL__REQUEST__BODY_CONN_LIST:
+	case COPAL__REQUEST__BODY_ARCHIVE_PICK:
+	case COPAL__REQUEST__BODY_ARCHIVE:
 		return ROLE_ADMIN;
 	default:
 		return ROLE_WRITE;
 	}
+}
+
+bool
+users_body(Copal__Request__BodyCase body)
+{
+	return body == COPAL__REQUEST__BODY_USER_ADD ||
+	    body == COPAL__REQUEST__BODY_USER_DROP ||
+	    body == COPAL__REQUEST__BODY_USER_LIST ||
+	    body == COPAL__REQUEST__BODY_CONN_LIST;
 }
 
 const char *

@@ -22,9 +22,13 @@ const char *role_name(int role);
 // "read", "write", "admin" -> the role; ROLE_NONE for anything else.
 int role_parse(const char *s);
 // The role a request needs: read for what only reads, admin for the
-// management of users, write for everything else (a request this table
-// does not know changes something until said otherwise).
+// management of users and for archiving (copal db archive), write for
+// everything else (a request this table does not know changes something
+// until said otherwise).
 int role_needed(Copal__Request__BodyCase body);
+// Whether the users' part of the broker answers this request (users_handle),
+// not the store's handlers.
+bool users_body(Copal__Request__BodyCase body);
 // The request's name for a refusal ("modify").
 const char *body_name(Copal__Request__BodyCase body);
 

@@ -122,7 +122,7 @@ state_name(int s)
 // every string) took 10.4 s of CPU for 4,000,000 events here, this 1.5 s.
 
 static void
-jl_event(FILE *fp, const Copal__Event *e, const char *iso)
+jl_event_obj(FILE *fp, const Copal__Event *e, const char *iso)
 {
 	fputs_unlocked("{\"seq\":", fp);
 	put_u64(fp, e->seq);
@@ -162,7 +162,23 @@ jl_event(FILE *fp, const Copal__Event *e, const char *iso)
 	put_u64(fp, e->batch_job_id);
 	fputs_unlocked(",\"scheduler_job_id\":", fp);
 	json_str(fp, e->scheduler_job_id ? e->scheduler_job_id : "");
-	fputs_unlocked("}\n", fp);
+	fputc_unlocked('}', fp);
+}
+
+static void
+jl_event(FILE *fp, const Copal__Event *e, const char *iso)
+{
+	jl_event_obj(fp, e, iso);
+	fputc_unlocked('\n', fp);
+}
+
+void
+export_event_json(FILE *fp, const Copal__Event *e)
+{
+	static struct isocache c; // one thread
+	char iso[40];
+	iso_us(&c, ev_time(e), iso);
+	jl_event_obj(fp, e, iso);
 }
 
 // ------------------------------------------------------------ CSV

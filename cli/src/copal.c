@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "db_archive.h"
 #include "copal/version.h"
 #include "events.h"
 
@@ -118,6 +119,30 @@ static const cli_verb verbs[] = {
 	    "can run. One service per database (service.lock). Logs to stdout\n"
 	    "and log/service.log. SIGTERM or Ctrl-C stops it.\n",
 	    OPTS(service_opts), cmd_service },
+	{ "db", "stats [--json] | compact | check | archive --before DATE "
+	    "[--wf WF] [-o FILE]",
+	    "a big database: its size, compaction, archiving finished tasks",
+	    "stats: data.mdb's size, the pages in use and free (the freelist),\n"
+	    "the map and its free space, tasks by state, events, and every\n"
+	    "table's entries and pages. Read from a snapshot beside the running\n"
+	    "broker (LMDB readers are safe beside its writer); --json for a\n"
+	    "script.\n"
+	    "compact: LMDB's compacting copy (mdb_copy -c) written beside\n"
+	    "data.mdb, made durable, then renamed over it. The broker must be\n"
+	    "stopped (copal server stop): a running one is refused and nothing\n"
+	    "changes; a failed or interrupted copy leaves data.mdb as it was.\n"
+	    "check: rebuilds every index and counter from the records and\n"
+	    "compares (cpl_store_check); the broker must be stopped.\n"
+	    "archive: moves finished tasks (JOB_FINISHED, FAILED, USER_KILLED,\n"
+	    "PARENT_KILLED) whose last event is before DATE, with all their\n"
+	    "events, out of the store into a gzip'd JSON-lines file (zcat reads\n"
+	    "it): one line per task, {\"task\": as ls --json, \"events\": as\n"
+	    "export}. A task goes only with all its children (a parent of an\n"
+	    "unfinished task stays). Through the broker, in chunks of at most\n"
+	    "10,000 tasks, each written and fsync'd before it is removed.\n"
+	    "Needs the admin role when the database has users.\n"
+	    "DATE: 2026-11-25T15:00:00Z, 2026-11-25, -30d, epoch seconds, now.\n",
+	    OPTS(db_opts), cmd_db },
 	{ "export", "[--format jsonl|csv|chrome] [--wf WF] [--since T] "
 	    "[--until T] [-o FILE]",
 	    "write the event log: JSON lines, CSV, or a trace for Perfetto",

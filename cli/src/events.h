@@ -67,6 +67,10 @@ typedef int (*ev_page_fn)(const Copal__ExportReply *page, void *arg);
 // its own calls). Returns 0 or an exit code (the reason is printed).
 int ev_stream(cpl_client *c, const ev_window *w, ev_page_fn fn, void *arg);
 
+// One event as export's JSON lines have it (cmd_export.c), the object
+// alone, without the line's end (copal db archive's lines hold them).
+void export_event_json(FILE *fp, const Copal__Event *e);
+
 // Writes s as a JSON string (quotes included) into fp. Bytes that are not
 // valid UTF-8 become U+FFFD.
 void json_str(FILE *fp, const char *s);

@@ -149,6 +149,14 @@ assert_contains "$ERR" \
     "write user lists users"
 run as "$T/r.cred" server --list-active-connections
 assert_contains "$ERR" "conn_list needs role admin" "read user: connections"
+# copal db archive needs role admin (issue 17)
+run as "$T/w.cred" db archive --before now --wf tls -o "$T/w-arch.gz"
+assert_eq 1 "$RC" "write user archives"
+assert_contains "$ERR" "archive_pick needs role admin" "write user archives"
+[[ ! -e $T/w-arch.gz ]] || fail "a refused archive left its file"
+run as "$T/a.cred" db archive --before now --wf tls -o "$T/a-arch.gz"
+assert_eq 0 "$RC" "admin archives ($ERR)"
+assert_contains "$OUT" "nothing to archive" "admin archives: the tasks are READY"
 run as "$T/a.cred" server --list-users
 assert_eq 0 "$RC" "admin lists users ($ERR)"
 assert_match "$OUT" "cpl20-w +write" "admin lists users"

@@ -32,6 +32,8 @@ SAME_BODY(BATCH_ADD);
 SAME_BODY(BATCH_UPDATE);
 SAME_BODY(BATCH_LIST);
 SAME_BODY(BACKLOG);
+SAME_BODY(ARCHIVE_PICK);
+SAME_BODY(ARCHIVE);
 
 // The generated structs hold non-const pointers; packing only reads them.
 #define UNCONST(T, p) ((T *)(uintptr_t)(p))
@@ -388,5 +390,25 @@ cpl_call_backlog(cpl_client *c, const Copal__BacklogRequest *body,
 	Copal__Request req = COPAL__REQUEST__INIT;
 	req.body_case = COPAL__REQUEST__BODY_BACKLOG;
 	req.backlog = UNCONST(Copal__BacklogRequest, body);
+	return cpl__call_typed(c, &req, body, 0, rep);
+}
+
+int
+cpl_call_archive_pick(cpl_client *c, const Copal__ArchivePickRequest *body,
+    Copal__Reply **rep)
+{
+	Copal__Request req = COPAL__REQUEST__INIT;
+	req.body_case = COPAL__REQUEST__BODY_ARCHIVE_PICK;
+	req.archive_pick = UNCONST(Copal__ArchivePickRequest, body);
+	return cpl__call_typed(c, &req, body, 0, rep);
+}
+
+int
+cpl_call_archive(cpl_client *c, const Copal__ArchiveRequest *body,
+    Copal__Reply **rep)
+{
+	Copal__Request req = COPAL__REQUEST__INIT;
+	req.body_case = COPAL__REQUEST__BODY_ARCHIVE;
+	req.archive = UNCONST(Copal__ArchiveRequest, body);
 	return cpl__call_typed(c, &req, body, 0, rep);
 }

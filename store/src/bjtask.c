@@ -87,6 +87,27 @@ cs_bj_note(cpl_txn *t, uint64_t id, uint64_t lease, cpl_state from,
 }
 
 int
+cs_bj_forget(cpl_txn *t, uint64_t bjob, uint64_t id)
+{
+	struct bjcount c;
+	uint8_t k[16];
+	int rv;
+	pair_key(k, bjob, id);
+	MDB_val key = { 16, k };
+	int rc = mdb_del(t->txn, t->s->dbi[DB_BJ_TASK], &key, NULL);
+	if (rc == MDB_NOTFOUND)
+		return 0; // never RUNNING in this job, or forgotten already
+	if (rc)
+		return fail(t, map_mdb(rc));
+	if ((rv = count_get(t, bjob, &c)) != 0)
+		return rv;
+	if (c.ran > 0)
+		c.ran--;
+	be64(k, bjob);
+	return tput(t, DB_BJ_COUNT, k, 8, &c, sizeof(c), 0);
+}
+
+int
 cpl_bjob_counts(cpl_txn *t, uint64_t bjob, uint64_t *ran, uint64_t *running,
     uint64_t *failed)
 {

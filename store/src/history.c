@@ -202,23 +202,44 @@ cpl_history_seek_time(cpl_txn *t, uint64_t time_us, uint64_t *seq)
 	int rv;
 	if (t == NULL || seq == NULL)
 		return CPL_EINVAL;
+	// The first seq from which every event is at or after time_us. The
+	// log may have gaps (archived events): each probe looks at the first
+	// event at or after mid.
+	MDB_cursor *c;
+	if ((rv = tcursor(t, DB_EVENT, &c)) != 0)
+		return rv;
 	uint64_t lo = 1, hi = t->meta.next_seq; // answer in [lo, hi]
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
 		uint8_t k[8];
-		MDB_val v;
+		MDB_val key = { 8, k }, v;
 		struct evrec r;
 		be64(k, mid);
-		if ((rv = tget(t, DB_EVENT, k, 8, &v)) != 0)
-			return rv == CPL_ENOTFOUND ? fail(t, CPL_ECORRUPT) : rv;
-		if (v.mv_size < sizeof(r))
-			return fail(t, CPL_ECORRUPT);
+		int rc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND) {
+			hi = mid;
+			continue;
+		}
+		if (rc || v.mv_size < sizeof(r) || key.mv_size != 8) {
+			mdb_cursor_close(c);
+			return fail(t, rc ? map_mdb(rc) : CPL_ECORRUPT);
+		}
 		memcpy(&r, v.mv_data, sizeof(r));
 		if (r.time < time_us)
-			lo = mid + 1;
+			lo = rd64(key.mv_data) + 1;
 		else
 			hi = mid;
 	}
+	// lo may be a gap before the event found: name the event
+	if (lo < t->meta.next_seq) {
+		uint8_t k[8];
+		MDB_val key = { 8, k }, v;
+		be64(k, lo);
+		if (mdb_cursor_get(c, &key, &v, MDB_SET_RANGE) == 0 &&
+		    key.mv_size == 8)
+			lo = rd64(key.mv_data);
+	}
+	mdb_cursor_close(c);
 	*seq = lo;
 	return 0;
 }

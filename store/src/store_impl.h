@@ -76,6 +76,11 @@
 //   reply.c       the reply cache
 //   tag.c         the tag indices (a task's tags, tasks by tag, runnable
 //                 tasks by tag)
+//   archive.c     archiving: a finished task and its history leave the
+//                 store (copal db archive); meta "archived" counts the
+//                 events removed, the log's gaps
+//   dbfile.c      the database file as a whole: its statistics read
+//                 beside a running broker, the compacting copy
 //
 // This header holds the record layouts, the key encoders and the small LMDB
 // wrappers as static inline functions: they sit on every hot path and the
@@ -911,10 +916,26 @@ int cs_event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 int cs_lease_bjob(cpl_txn *t, uint64_t lease, uint64_t *bjob);
 // cpl_store_check of lease_bj, bj_task and bj_count (CPL_ECORRUPT: why)
 int cs_bj_check(cpl_txn *t, char *why, size_t len);
+// An archived task leaves batch job bjob's tasks (bj_task) and its count
+// of tasks run (which counts the tasks in the store; a task never RUNNING
+// in the job is no error).
+int cs_bj_forget(cpl_txn *t, uint64_t bjob, uint64_t id);
 // Records a task's move into or out of RUNNING under its lease's batch
 // job: the bj_task index and the job's counters.
 int cs_bj_note(cpl_txn *t, uint64_t id, uint64_t lease, cpl_state from,
     cpl_state to);
+
+// ------------------------------------------------------------ task.c
+
+// Deletes a task, its index entries and links (cpl_task_delete); with
+// note, a "deleted" event is appended to its history, which stays.
+int cs_task_remove(cpl_txn *t, uint64_t id, bool note);
+
+// ------------------------------------------------------------ archive.c
+
+// Events removed from the log with the tasks archived (meta "archived"):
+// the log's gaps, which cpl_store_check accounts for.
+int cs_archived_events(cpl_txn *t, uint64_t *n);
 
 // ------------------------------------------------------------ transition.c
 

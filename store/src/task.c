@@ -249,6 +249,14 @@ cpl_task_parents(cpl_txn *t, uint64_t id, cpl_id_fn fn, void *arg)
 int
 cpl_task_delete(cpl_txn *t, uint64_t id)
 {
+	return cs_task_remove(t, id, true);
+}
+
+// cpl_task_delete, and (without the "deleted" event) the archive's
+// removal of a task whose history goes with it (archive.c).
+int
+cs_task_remove(cpl_txn *t, uint64_t id, bool note)
+{
 	struct srec r;
 	struct has_ctx h = { false };
 	cpl_ids parents = { NULL, 0, 0 };
@@ -272,8 +280,8 @@ cpl_task_delete(cpl_txn *t, uint64_t id)
 		return rv == CPL_ENOMEM ? rv : fail(t, rv);
 	}
 	// from here on: writes
-	if ((rv = cs_event_append(t, id, (cpl_state)r.state, CPL_STATE_NONE,
-	         r.attempt, 0, 0, "deleted")) != 0)
+	if (note && (rv = cs_event_append(t, id, (cpl_state)r.state,
+	         CPL_STATE_NONE, r.attempt, 0, 0, "deleted")) != 0)
 		goto out;
 	for (size_t i = 0; i < parents.n; i++) {
 		pair_key(k, parents.v[i], id);

@@ -306,6 +306,13 @@ int cpl_call_bjob_list(cpl_client *c, const Copal__BatchJobState *states,
 // Errors: CPL_EINVAL (too many queues or unfit ids, a queue of no nodes).
 int cpl_call_backlog(cpl_client *c, const Copal__BacklogRequest *body,
     Copal__Reply **rep);
+// copal db archive (admin): a page of tasks that may leave the store, with
+// their events (reply: archive_pick); the removal of exactly those
+// (reply: archive). See ArchivePickRequest in copal.proto.
+int cpl_call_archive_pick(cpl_client *c, const Copal__ArchivePickRequest *body,
+    Copal__Reply **rep);
+int cpl_call_archive(cpl_client *c, const Copal__ArchiveRequest *body,
+    Copal__Reply **rep);
 
 #ifdef __cplusplus
 }

@@ -698,6 +698,74 @@ typedef struct cpl_store_stats {
 // Errors: CPL_EINVAL (s or out NULL), those of cpl_store_read().
 int cpl_store_stats_get(cpl_store *s, cpl_store_stats *out);
 
+// ------------------------------------------------------------------ the file
+// (dbfile.c: copal db stats, copal db compact)
+typedef struct cpl_db_table {
+	char name[16];       // "" ends the list
+	uint64_t entries;
+	uint64_t pages;      // branch, leaf and overflow pages
+	uint32_t depth;
+} cpl_db_table;
+
+typedef struct cpl_db_stats {
+	uint64_t file_bytes;  // size of data.mdb
+	uint64_t disk_bytes;  // its blocks on disk
+	uint64_t map_size;    // the map the writer set
+	uint64_t page_size;
+	uint64_t last_pgno;   // the highest page in use
+	uint64_t used_bytes;  // (last_pgno + 1) * page_size
+	uint64_t free_pages;  // pages on the freelist: reusable, inside used
+	uint64_t txnid;       // the last committed transaction
+	uint32_t readers;     // reader slots in use (this one's included)
+	uint64_t ntasks;
+	uint64_t nevents;
+	uint64_t archived_events; // events removed by copal db archive
+	uint64_t counts[CPL_NSTATES];
+	uint32_t ntables;
+	cpl_db_table tables[48]; // [0] the freelist, then the named tables
+} cpl_db_stats;
+
+// Statistics of the database in dir, read from a snapshot through a
+// read-only environment of its own: safe beside a running broker (LMDB
+// readers of other processes), without the store's lock.
+// Errors: CPL_EINVAL, CPL_ENOTFOUND (no data.mdb), the backend errors.
+int cpl_db_stats_get(const char *dir, cpl_db_stats *out);
+
+// Compacts the database in dir: LMDB's compacting copy (free pages left
+// out, pages renumbered) into data.mdb.compact, fsync'd, then renamed over
+// data.mdb, and LMDB's lock file removed. Needs the database to itself:
+// takes the store's lock (copal.lock). Before the rename nothing of the
+// database changes; a copy left by a crash is removed by the next call.
+// *before, *after (may be NULL): data.mdb's size; why (may be NULL): the
+// reason of a failure. Errors: CPL_EINVAL, CPL_ENOTFOUND (no data.mdb),
+// CPL_ELOCKED (open in another process: a broker runs), CPL_EIO, the
+// backend errors.
+int cpl_db_compact(const char *dir, uint64_t *before, uint64_t *after,
+    char *why, size_t len);
+
+// ------------------------------------------------------------------ archive
+// (archive.c: copal db archive)
+
+// Whether task id may leave the store for an archive (*ok): it is final
+// (JOB_FINISHED, FAILED, USER_KILLED or PARENT_KILLED) and not held, its
+// last event and last change are before before_us, it is of workflow wf
+// (NULL or "": any), and so is every one of its children, recursively
+// (at most 64 levels deep). *last_seq (may be NULL): the seq of its last
+// event. An unknown workflow: *ok false. Errors: CPL_EINVAL (txn or ok
+// NULL), CPL_ENOTFOUND (no such task), CPL_ENOMEM.
+int cpl_archive_eligible(cpl_txn *txn, uint64_t id, uint64_t before_us,
+    const char *wf, bool *ok, uint64_t *last_seq);
+// Removes a final task with its whole history: its records, every index
+// entry (state, uuid, workflow, app, tags, batch job's tasks and their
+// count of tasks run, name counts), its links to its parents, and its
+// events; *nevents (may be
+// NULL) gets how many events went. The event log keeps a count of the
+// events removed (its gaps). Errors: CPL_EINVAL (txn NULL or read-only),
+// CPL_ENOTFOUND (no such task), CPL_EBADSTATE (not final), CPL_EBUSY
+// (held), CPL_EINUSE (it has children: purge them first), CPL_ENOMEM;
+// a refusal writes nothing.
+int cpl_task_purge(cpl_txn *txn, uint64_t id, uint64_t *nevents);
+
 // Rebuilds every index and counter from the primary records in memory and
 // compares them with what is stored. Returns 0 if consistent, CPL_ECORRUPT
 // otherwise with a description of the first differences in report (may be
