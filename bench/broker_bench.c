@@ -195,6 +195,28 @@ raw_rtt(const char *url, int n, const char *tls_dir)
 // ---------------------------------------------------------------- helpers
 
 
+// CPU time (user + system) the broker process has used so far, in seconds
+// (/proc/PID/stat fields 14 and 15): the load of other processes changes
+// wall-clock rates far more than this.
+static double
+cpu_s_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *q = strrchr(buf, ')');
+	unsigned long ut = 0, st = 0;
+	if (q == NULL || sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+	    "%*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 // Resident memory of the broker: anonymous (its own heap) and file-backed
 // (LMDB's map of the database: pages of the file, shared with the cache).
 static long
@@ -466,6 +488,7 @@ bench(const char *transport, const char *self_dir)
 	// broker's group commit
 	struct creator cr[8];
 	int nsub = submitters;
+	double cpu0 = cpu_s_of(pid);
 	double t0 = now_s();
 	for (int i = 0; i < nsub; i++) {
 		cr[i].dir = dir;
@@ -477,6 +500,7 @@ bench(const char *transport, const char *self_dir)
 	for (int i = 0; i < nsub; i++)
 		pthread_join(cr[i].th, NULL);
 	double create_s = now_s() - t0;
+	double create_cpu = cpu_s_of(pid) - cpu0;
 	long rss1 = rss_kb_of(pid, "RssAnon:");
 	long file1 = rss_kb_of(pid, "RssFile:");
 
@@ -522,6 +546,7 @@ bench(const char *transport, const char *self_dir)
 
 	// drain with simulated launchers
 	struct launcher *L = calloc((size_t)nlaunch, sizeof(*L));
+	double cpu1 = cpu_s_of(pid);
 	t0 = now_s();
 	for (int i = 0; i < nlaunch; i++) {
 		L[i].dir = dir;
@@ -538,6 +563,7 @@ bench(const char *transport, const char *self_dir)
 		nlat += L[i].nlat;
 	}
 	double drain_s = now_s() - t0;
+	double drain_cpu = cpu_s_of(pid) - cpu1;
 	double *lat = malloc(nlat * sizeof(double));
 	size_t k = 0;
 	for (int i = 0; i < nlaunch; i++) {
@@ -598,6 +624,10 @@ bench(const char *transport, const char *self_dir)
 		printf("%-44s %12.2f\n", "  TLS create / plain TCP create",
 		    cr_rate / tcp_create);
 	}
+	printf("%-44s %11.2f us\n", "  broker CPU per task: create",
+	    create_cpu * 1e6 / ntasks);
+	printf("%-44s %11.2f us\n", "  broker CPU per task: drain",
+	    drain_cpu * 1e6 / ntasks);
 	printf("%-44s %11.2f ms\n", "  claim latency p50", lat[nlat / 2] * 1e3);
 	printf("%-44s %11.2f ms\n", "  claim latency p99",
 	    lat[(size_t)(nlat * 0.99)] * 1e3);

@@ -312,6 +312,14 @@ struct cpl_txn {
 		int64_t delta;
 	} ndelta[64];
 	size_t nndelta;
+	// One cursor per sub-database, opened on first use by a write
+	// transaction's tget/tput/treserve/tdel and freed by LMDB when the
+	// transaction ends (a write transaction's cursors are). A put or get
+	// through a cursor already on the right leaf page (keys that grow, as
+	// most of a create's do) finds its place on that page without a
+	// descent from the root, where mdb_put/mdb_get start from the root
+	// every time.
+	MDB_cursor *cur[DB_COUNT];
 };
 
 // ------------------------------------------------------------ helpers
@@ -409,13 +417,36 @@ fail(cpl_txn *t, int cplerr)
 	return t->err;
 }
 
+// The write transaction's cursor on db (see cpl_txn.cur); NULL and the
+// transaction poisoned if LMDB cannot open one.
+static inline MDB_cursor *
+tcur(cpl_txn *t, int db)
+{
+	if (t->cur[db] == NULL) {
+		int rc = mdb_cursor_open(t->txn, t->s->dbi[db], &t->cur[db]);
+		if (rc) {
+			t->cur[db] = NULL;
+			fail(t, map_mdb(rc));
+		}
+	}
+	return t->cur[db];
+}
+
 static inline int
 tget(cpl_txn *t, int db, const void *k, size_t kl, MDB_val *v)
 {
 	if (t->err)
 		return t->err;
 	MDB_val key = { kl, (void *)k };
-	int rc = mdb_get(t->txn, t->s->dbi[db], &key, v);
+	int rc;
+	if (t->write) {
+		MDB_cursor *c = tcur(t, db);
+		if (c == NULL)
+			return t->err;
+		rc = mdb_cursor_get(c, &key, v, MDB_SET);
+	} else {
+		rc = mdb_get(t->txn, t->s->dbi[db], &key, v);
+	}
 	if (rc == MDB_NOTFOUND)
 		return CPL_ENOTFOUND;
 	if (rc)
@@ -430,7 +461,10 @@ tput(cpl_txn *t, int db, const void *k, size_t kl, const void *v, size_t vl,
 	if (t->err)
 		return t->err;
 	MDB_val key = { kl, (void *)k }, val = { vl, (void *)v };
-	int rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
+	MDB_cursor *c = tcur(t, db);
+	if (c == NULL)
+		return t->err;
+	int rc = mdb_cursor_put(c, &key, &val, flags);
 	if (rc)
 		return fail(t, map_mdb(rc));
 	return 0;
@@ -444,7 +478,10 @@ treserve(cpl_txn *t, int db, const void *k, size_t kl, size_t vl,
 	if (t->err)
 		return t->err;
 	MDB_val key = { kl, (void *)k }, val = { vl, NULL };
-	int rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags | MDB_RESERVE);
+	MDB_cursor *c = tcur(t, db);
+	if (c == NULL)
+		return t->err;
+	int rc = mdb_cursor_put(c, &key, &val, flags | MDB_RESERVE);
 	if (rc)
 		return fail(t, map_mdb(rc));
 	*out = val.mv_data;
@@ -457,8 +494,13 @@ tdel(cpl_txn *t, int db, const void *k, size_t kl)
 {
 	if (t->err)
 		return t->err;
-	MDB_val key = { kl, (void *)k };
-	int rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
+	MDB_val key = { kl, (void *)k }, v;
+	MDB_cursor *c = tcur(t, db);
+	if (c == NULL)
+		return t->err;
+	int rc = mdb_cursor_get(c, &key, &v, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_del(c, 0);
 	if (rc == MDB_NOTFOUND)
 		return fail(t, CPL_ECORRUPT);
 	if (rc)
