@@ -124,14 +124,22 @@ int
 cs_wf_intern(cpl_txn *t, const char *name, uint32_t *id)
 {
 	int rv;
-	if (strcmp(t->wf_name, name) == 0 && t->wf_id != 0) {
-		*id = t->wf_id;
+	// FNV-1a of the name picks the slot
+	uint32_t h = 2166136261u;
+	size_t n = 0;
+	for (; name[n] != '\0'; n++)
+		h = (h ^ (uint8_t)name[n]) * 16777619u;
+	size_t slot = h % (sizeof(t->wfc) / sizeof(t->wfc[0]));
+	if (t->wfc[slot].id != 0 && strcmp(t->wfc[slot].name, name) == 0) {
+		*id = t->wfc[slot].id;
 		return 0;
 	}
 	if ((rv = cs_name_id(t, 'w', name, true, id)) != 0)
 		return rv;
-	snprintf(t->wf_name, sizeof(t->wf_name), "%s", name);
-	t->wf_id = *id;
+	if (n < sizeof(t->wfc[slot].name)) {
+		memcpy(t->wfc[slot].name, name, n + 1);
+		t->wfc[slot].id = *id;
+	}
 	return 0;
 }
 
@@ -160,8 +168,8 @@ cs_app_lookup(cpl_txn *t, const char *name, uint32_t *id)
 void
 cs_cache_clear(cpl_txn *t)
 {
-	t->wf_name[0] = '\0';
-	t->wf_id = 0;
+	for (size_t i = 0; i < sizeof(t->wfc) / sizeof(t->wfc[0]); i++)
+		t->wfc[i].id = 0;
 	t->app_name[0] = '\0';
 	t->app_id = 0;
 	t->lease_ok = false;

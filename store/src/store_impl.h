@@ -130,6 +130,13 @@ extern const char *const cs_db_names[DB_COUNT];
 // inserts/s); the small tree keeps each commit's dirty set small, and a
 // merge touches each main page once. Lookups search both trees.
 #define UUID_MERGE_AT 65536u
+// Random uuids are not put into uuid_new one by one as their tasks are
+// made, each a descent to a random leaf of a tree of up to UUID_MERGE_AT
+// keys, but kept in the transaction (cpl_txn.ubuf) and put in sorted
+// order before anything looks uuids up, at commit, or when this many are
+// waiting: sorted keys land on the leaf page the transaction's cursor is
+// already on (uuid.c).
+#define UUID_BUF_MAX 16384u
 
 // meta.flags: the long_large_first run queues (runq_ll, wrunq_ll) are
 // kept. They are built by the first claim in that order and kept from
@@ -300,9 +307,12 @@ struct cpl_txn {
 	bool lease_ok;
 	// cached batch job of a lease (bjtask.c)
 	uint64_t bj_lease, bj_id;
-	// cached interned names (creates come in batches of one workflow)
-	char wf_name[MAX_NAME + 1];
-	uint32_t wf_id;
+	// cached interned names (creates come in batches of one workflow, or
+	// of a few: workflows by a hash of their name)
+	struct {
+		char name[MAX_NAME + 1];
+		uint32_t id;
+	} wfc[16];
 	char app_name[MAX_NAME + 1];
 	uint32_t app_id;
 	// task-count deltas of interned names, written once at commit
@@ -320,6 +330,13 @@ struct cpl_txn {
 	// descent from the root, where mdb_put/mdb_get start from the root
 	// every time.
 	MDB_cursor *cur[DB_COUNT];
+	// New random (version 4) uuids of this transaction, not yet in
+	// uuid_new: put there sorted by cs_uuid_flush (see UUID_BUF_MAX).
+	struct ubuf {
+		uint8_t u[16];
+		uint8_t id[8];
+	} *ubuf;
+	size_t nubuf, capubuf;
 };
 
 // ------------------------------------------------------------ helpers
@@ -917,6 +934,9 @@ int cs_parse_prefix(const char *p, uint8_t b[16], size_t *nbytes, int *half);
 int cs_uuid_walk(cpl_txn *t, const char *prefix, cpl_id_fn fn, void *arg);
 // Moves uuid_new into the main uuid tree (at commit, see UUID_MERGE_AT).
 int cs_uuid_merge(cpl_txn *t);
+// Puts the transaction's waiting uuids into uuid_new (UUID_BUF_MAX): at
+// commit and before any lookup of uuids in a write transaction.
+int cs_uuid_flush(cpl_txn *t);
 
 // ------------------------------------------------------------ app.c
 

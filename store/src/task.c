@@ -301,6 +301,8 @@ cpl_task_delete(cpl_txn *t, uint64_t id)
 		goto out;
 	{
 		MDB_val uv;
+		if ((rv = cs_uuid_flush(t)) != 0)
+			goto out;
 		rv = tget(t, DB_UUID_NEW, r.uuid, 16, &uv);
 		if (rv == 0) {
 			if ((rv = tdel(t, DB_UUID_NEW, r.uuid, 16)) != 0)
