@@ -124,21 +124,29 @@ int
 cs_wf_intern(cpl_txn *t, const char *name, uint32_t *id)
 {
 	int rv;
-	// FNV-1a of the name picks the slot
+	// FNV-1a of the name picks the first of 4 slots to look in
+	enum { NSLOT = sizeof(t->wfc) / sizeof(t->wfc[0]), PROBES = 4 };
 	uint32_t h = 2166136261u;
 	size_t n = 0;
 	for (; name[n] != '\0'; n++)
 		h = (h ^ (uint8_t)name[n]) * 16777619u;
-	size_t slot = h % (sizeof(t->wfc) / sizeof(t->wfc[0]));
-	if (t->wfc[slot].id != 0 && strcmp(t->wfc[slot].name, name) == 0) {
-		*id = t->wfc[slot].id;
-		return 0;
+	size_t free_slot = NSLOT;
+	for (size_t p = 0; p < PROBES; p++) {
+		size_t i = (h + p) % NSLOT;
+		if (t->wfc[i].id == 0) {
+			if (free_slot == NSLOT)
+				free_slot = i;
+		} else if (strcmp(t->wfc[i].name, name) == 0) {
+			*id = t->wfc[i].id;
+			return 0;
+		}
 	}
 	if ((rv = cs_name_id(t, 'w', name, true, id)) != 0)
 		return rv;
-	if (n < sizeof(t->wfc[slot].name)) {
-		memcpy(t->wfc[slot].name, name, n + 1);
-		t->wfc[slot].id = *id;
+	if (n < sizeof(t->wfc[0].name)) {
+		size_t i = free_slot < NSLOT ? free_slot : h % NSLOT;
+		memcpy(t->wfc[i].name, name, n + 1);
+		t->wfc[i].id = *id;
 	}
 	return 0;
 }

@@ -308,11 +308,12 @@ struct cpl_txn {
 	// cached batch job of a lease (bjtask.c)
 	uint64_t bj_lease, bj_id;
 	// cached interned names (creates come in batches of one workflow, or
-	// of a few: workflows by a hash of their name)
+	// of a few: workflows of names up to 47 bytes by a hash of their
+	// name, probing 4 slots)
 	struct {
-		char name[MAX_NAME + 1];
+		char name[48];
 		uint32_t id;
-	} wfc[16];
+	} wfc[32];
 	char app_name[MAX_NAME + 1];
 	uint32_t app_id;
 	// task-count deltas of interned names, written once at commit
@@ -330,6 +331,11 @@ struct cpl_txn {
 	// descent from the root, where mdb_put/mdb_get start from the root
 	// every time.
 	MDB_cursor *cur[DB_COUNT];
+	// and for the puts of wf_idx and wrunq, whose keys start with the
+	// workflow, one cursor per workflow (by id, 8 of them): a
+	// batch spread over several workflows puts each task next to the
+	// last one of its workflow, on the page that workflow's cursor is on
+	MDB_cursor *wfcur[2][8];
 	// New random (version 4) uuids of this transaction, not yet in
 	// uuid_new: put there sorted by cs_uuid_flush (see UUID_BUF_MAX).
 	struct ubuf {
@@ -447,6 +453,39 @@ tcur(cpl_txn *t, int db)
 		}
 	}
 	return t->cur[db];
+}
+
+// The cursor for a put of workflow wf's key into wf_idx or wrunq (see
+// cpl_txn.wfcur).
+static inline MDB_cursor *
+tcur_wf(cpl_txn *t, int db, uint32_t wf)
+{
+	size_t n = sizeof(t->wfcur[0]) / sizeof(t->wfcur[0][0]);
+	MDB_cursor **c = &t->wfcur[db == DB_WF_IDX ? 0 : 1][wf % n];
+	if (*c == NULL) {
+		int rc = mdb_cursor_open(t->txn, t->s->dbi[db], c);
+		if (rc) {
+			*c = NULL;
+			fail(t, map_mdb(rc));
+		}
+	}
+	return *c;
+}
+
+// mdb_cursor_put through c (from tcur or tcur_wf).
+static inline int
+cput(cpl_txn *t, MDB_cursor *c, const void *k, size_t kl, const void *v,
+    size_t vl, unsigned flags)
+{
+	if (t->err)
+		return t->err;
+	if (c == NULL)
+		return t->err ? t->err : fail(t, CPL_EINTERNAL);
+	MDB_val key = { kl, (void *)k }, val = { vl, (void *)v };
+	int rc = mdb_cursor_put(c, &key, &val, flags);
+	if (rc)
+		return fail(t, map_mdb(rc));
+	return 0;
 }
 
 static inline int
@@ -812,8 +851,14 @@ runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 	int rv;
 	runq_keys(r, id, db, k, wk, len);
 	__atomic_add_fetch(&t->s->claimable_seq, 1, __ATOMIC_RELEASE);
-	if ((rv = tput(t, db[0], k, len[0], &f, sizeof(f), 0)) != 0 ||
-	    (rv = tput(t, db[1], wk, len[1], &f, sizeof(f), 0)) != 0)
+	if ((rv = tput(t, db[0], k, len[0], &f, sizeof(f), 0)) != 0)
+		return rv;
+	if (db[1] == DB_WRUNQ)
+		rv = cput(t, tcur_wf(t, DB_WRUNQ, r->wf), wk, len[1], &f,
+		    sizeof(f), 0);
+	else
+		rv = tput(t, db[1], wk, len[1], &f, sizeof(f), 0);
+	if (rv != 0)
 		return rv;
 	if ((t->meta.flags & META_LL_QUEUES) &&
 	    (rv = runq_ll_put(t, id, r->priority, &f)) != 0)
