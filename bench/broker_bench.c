@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -194,6 +195,16 @@ raw_rtt(const char *url, int n, const char *tls_dir)
 
 // ---------------------------------------------------------------- helpers
 
+
+// CPU time (user + system) of this process (the clients' side).
+static double
+self_cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
 
 // CPU time (user + system) the broker process has used so far, in seconds
 // (/proc/PID/stat fields 14 and 15): the load of other processes changes
@@ -488,7 +499,7 @@ bench(const char *transport, const char *self_dir)
 	// broker's group commit
 	struct creator cr[8];
 	int nsub = submitters;
-	double cpu0 = cpu_s_of(pid);
+	double cpu0 = cpu_s_of(pid), scpu0 = self_cpu_s();
 	double t0 = now_s();
 	for (int i = 0; i < nsub; i++) {
 		cr[i].dir = dir;
@@ -501,6 +512,7 @@ bench(const char *transport, const char *self_dir)
 		pthread_join(cr[i].th, NULL);
 	double create_s = now_s() - t0;
 	double create_cpu = cpu_s_of(pid) - cpu0;
+	double create_scpu = self_cpu_s() - scpu0;
 	long rss1 = rss_kb_of(pid, "RssAnon:");
 	long file1 = rss_kb_of(pid, "RssFile:");
 
@@ -546,7 +558,7 @@ bench(const char *transport, const char *self_dir)
 
 	// drain with simulated launchers
 	struct launcher *L = calloc((size_t)nlaunch, sizeof(*L));
-	double cpu1 = cpu_s_of(pid);
+	double cpu1 = cpu_s_of(pid), scpu1 = self_cpu_s();
 	t0 = now_s();
 	for (int i = 0; i < nlaunch; i++) {
 		L[i].dir = dir;
@@ -564,6 +576,7 @@ bench(const char *transport, const char *self_dir)
 	}
 	double drain_s = now_s() - t0;
 	double drain_cpu = cpu_s_of(pid) - cpu1;
+	double drain_scpu = self_cpu_s() - scpu1;
 	double *lat = malloc(nlat * sizeof(double));
 	size_t k = 0;
 	for (int i = 0; i < nlaunch; i++) {
@@ -628,6 +641,10 @@ bench(const char *transport, const char *self_dir)
 	    create_cpu * 1e6 / ntasks);
 	printf("%-44s %11.2f us\n", "  broker CPU per task: drain",
 	    drain_cpu * 1e6 / ntasks);
+	printf("%-44s %11.2f us\n", "  clients' CPU per task: create",
+	    create_scpu * 1e6 / ntasks);
+	printf("%-44s %11.2f us\n", "  clients' CPU per task: drain",
+	    drain_scpu * 1e6 / ntasks);
 	printf("%-44s %11.2f ms\n", "  claim latency p50", lat[nlat / 2] * 1e3);
 	printf("%-44s %11.2f ms\n", "  claim latency p99",
 	    lat[(size_t)(nlat * 0.99)] * 1e3);
