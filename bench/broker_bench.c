@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -194,6 +195,38 @@ raw_rtt(const char *url, int n, const char *tls_dir)
 
 // ---------------------------------------------------------------- helpers
 
+
+// CPU time (user + system) of this process (the clients' side).
+static double
+self_cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+// CPU time (user + system) the broker process has used so far, in seconds
+// (/proc/PID/stat fields 14 and 15): the load of other processes changes
+// wall-clock rates far more than this.
+static double
+cpu_s_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *q = strrchr(buf, ')');
+	unsigned long ut = 0, st = 0;
+	if (q == NULL || sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+	    "%*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
 
 // Resident memory of the broker: anonymous (its own heap) and file-backed
 // (LMDB's map of the database: pages of the file, shared with the cache).
@@ -466,6 +499,7 @@ bench(const char *transport, const char *self_dir)
 	// broker's group commit
 	struct creator cr[8];
 	int nsub = submitters;
+	double cpu0 = cpu_s_of(pid), scpu0 = self_cpu_s();
 	double t0 = now_s();
 	for (int i = 0; i < nsub; i++) {
 		cr[i].dir = dir;
@@ -477,6 +511,8 @@ bench(const char *transport, const char *self_dir)
 	for (int i = 0; i < nsub; i++)
 		pthread_join(cr[i].th, NULL);
 	double create_s = now_s() - t0;
+	double create_cpu = cpu_s_of(pid) - cpu0;
+	double create_scpu = self_cpu_s() - scpu0;
 	long rss1 = rss_kb_of(pid, "RssAnon:");
 	long file1 = rss_kb_of(pid, "RssFile:");
 
@@ -522,6 +558,7 @@ bench(const char *transport, const char *self_dir)
 
 	// drain with simulated launchers
 	struct launcher *L = calloc((size_t)nlaunch, sizeof(*L));
+	double cpu1 = cpu_s_of(pid), scpu1 = self_cpu_s();
 	t0 = now_s();
 	for (int i = 0; i < nlaunch; i++) {
 		L[i].dir = dir;
@@ -538,6 +575,8 @@ bench(const char *transport, const char *self_dir)
 		nlat += L[i].nlat;
 	}
 	double drain_s = now_s() - t0;
+	double drain_cpu = cpu_s_of(pid) - cpu1;
+	double drain_scpu = self_cpu_s() - scpu1;
 	double *lat = malloc(nlat * sizeof(double));
 	size_t k = 0;
 	for (int i = 0; i < nlaunch; i++) {
@@ -598,6 +637,14 @@ bench(const char *transport, const char *self_dir)
 		printf("%-44s %12.2f\n", "  TLS create / plain TCP create",
 		    cr_rate / tcp_create);
 	}
+	printf("%-44s %11.2f us\n", "  broker CPU per task: create",
+	    create_cpu * 1e6 / ntasks);
+	printf("%-44s %11.2f us\n", "  broker CPU per task: drain",
+	    drain_cpu * 1e6 / ntasks);
+	printf("%-44s %11.2f us\n", "  clients' CPU per task: create",
+	    create_scpu * 1e6 / ntasks);
+	printf("%-44s %11.2f us\n", "  clients' CPU per task: drain",
+	    drain_scpu * 1e6 / ntasks);
 	printf("%-44s %11.2f ms\n", "  claim latency p50", lat[nlat / 2] * 1e3);
 	printf("%-44s %11.2f ms\n", "  claim latency p99",
 	    lat[(size_t)(nlat * 0.99)] * 1e3);

@@ -124,14 +124,30 @@ int
 cs_wf_intern(cpl_txn *t, const char *name, uint32_t *id)
 {
 	int rv;
-	if (strcmp(t->wf_name, name) == 0 && t->wf_id != 0) {
-		*id = t->wf_id;
-		return 0;
+	// FNV-1a of the name picks the first of 4 slots to look in
+	enum { NSLOT = sizeof(t->wfc) / sizeof(t->wfc[0]), PROBES = 4 };
+	uint32_t h = 2166136261u;
+	size_t n = 0;
+	for (; name[n] != '\0'; n++)
+		h = (h ^ (uint8_t)name[n]) * 16777619u;
+	size_t free_slot = NSLOT;
+	for (size_t p = 0; p < PROBES; p++) {
+		size_t i = (h + p) % NSLOT;
+		if (t->wfc[i].id == 0) {
+			if (free_slot == NSLOT)
+				free_slot = i;
+		} else if (strcmp(t->wfc[i].name, name) == 0) {
+			*id = t->wfc[i].id;
+			return 0;
+		}
 	}
 	if ((rv = cs_name_id(t, 'w', name, true, id)) != 0)
 		return rv;
-	snprintf(t->wf_name, sizeof(t->wf_name), "%s", name);
-	t->wf_id = *id;
+	if (n < sizeof(t->wfc[0].name)) {
+		size_t i = free_slot < NSLOT ? free_slot : h % NSLOT;
+		memcpy(t->wfc[i].name, name, n + 1);
+		t->wfc[i].id = *id;
+	}
 	return 0;
 }
 
@@ -160,8 +176,8 @@ cs_app_lookup(cpl_txn *t, const char *name, uint32_t *id)
 void
 cs_cache_clear(cpl_txn *t)
 {
-	t->wf_name[0] = '\0';
-	t->wf_id = 0;
+	for (size_t i = 0; i < sizeof(t->wfc) / sizeof(t->wfc[0]); i++)
+		t->wfc[i].id = 0;
 	t->app_name[0] = '\0';
 	t->app_id = 0;
 	t->lease_ok = false;

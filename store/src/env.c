@@ -106,6 +106,9 @@ txn_free(cpl_txn *t)
 {
 	free(t->work);
 	t->work = NULL;
+	free(t->ubuf);
+	t->ubuf = NULL;
+	t->nubuf = t->capubuf = 0;
 }
 
 static int
@@ -113,6 +116,10 @@ txn_commit(cpl_txn *t)
 {
 	int rv;
 	t->meta.last_time = t->now;
+	if ((rv = cs_uuid_flush(t)) != 0) {
+		mdb_txn_abort(t->txn);
+		return rv;
+	}
 	if (t->meta.uuid_new_n >= UUID_MERGE_AT &&
 	    (rv = cs_uuid_merge(t)) != 0) {
 		mdb_txn_abort(t->txn);
@@ -485,6 +492,10 @@ cpl_txn_sub(cpl_txn *parent, cpl_txn_fn fn, void *arg)
 		return CPL_EINVAL;
 	if (parent->err)
 		return parent->err;
+	// the child looks uuids up in the trees: the parent's waiting ones
+	// go there first
+	if ((rv = cs_uuid_flush(parent)) != 0)
+		return rv;
 	memset(&t, 0, sizeof(t));
 	t.s = parent->s;
 	t.write = true;
@@ -494,8 +505,11 @@ cpl_txn_sub(cpl_txn *parent, cpl_txn_fn fn, void *arg)
 	if ((rc = mdb_txn_begin(parent->s->env, parent->txn, 0, &t.txn)) != 0)
 		return fail(parent, map_mdb(rc));
 	rv = fn(&t, arg);
-	if (rv == 0)
-		(void)cs_name_count_flush(&t); // failures land in t.err
+	if (rv == 0) {
+		// failures land in t.err
+		(void)cs_uuid_flush(&t);
+		(void)cs_name_count_flush(&t);
+	}
 	if (t.err) {
 		// an LMDB-level failure inside: the whole transaction is lost
 		mdb_txn_abort(t.txn);

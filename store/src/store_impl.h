@@ -135,6 +135,13 @@ extern const char *const cs_db_names[DB_COUNT];
 // inserts/s); the small tree keeps each commit's dirty set small, and a
 // merge touches each main page once. Lookups search both trees.
 #define UUID_MERGE_AT 65536u
+// Random uuids are not put into uuid_new one by one as their tasks are
+// made, each a descent to a random leaf of a tree of up to UUID_MERGE_AT
+// keys, but kept in the transaction (cpl_txn.ubuf) and put in sorted
+// order before anything looks uuids up, at commit, or when this many are
+// waiting: sorted keys land on the leaf page the transaction's cursor is
+// already on (uuid.c).
+#define UUID_BUF_MAX 16384u
 
 // meta.flags: the long_large_first run queues (runq_ll, wrunq_ll) are
 // kept. They are built by the first claim in that order and kept from
@@ -305,9 +312,13 @@ struct cpl_txn {
 	bool lease_ok;
 	// cached batch job of a lease (bjtask.c)
 	uint64_t bj_lease, bj_id;
-	// cached interned names (creates come in batches of one workflow)
-	char wf_name[MAX_NAME + 1];
-	uint32_t wf_id;
+	// cached interned names (creates come in batches of one workflow, or
+	// of a few: workflows of names up to 47 bytes by a hash of their
+	// name, probing 4 slots)
+	struct {
+		char name[48];
+		uint32_t id;
+	} wfc[32];
 	char app_name[MAX_NAME + 1];
 	uint32_t app_id;
 	// task-count deltas of interned names, written once at commit
@@ -317,6 +328,26 @@ struct cpl_txn {
 		int64_t delta;
 	} ndelta[64];
 	size_t nndelta;
+	// One cursor per sub-database, opened on first use by a write
+	// transaction's tget/tput/treserve/tdel and freed by LMDB when the
+	// transaction ends (a write transaction's cursors are). A put or get
+	// through a cursor already on the right leaf page (keys that grow, as
+	// most of a create's do) finds its place on that page without a
+	// descent from the root, where mdb_put/mdb_get start from the root
+	// every time.
+	MDB_cursor *cur[DB_COUNT];
+	// and for the puts of wf_idx and wrunq, whose keys start with the
+	// workflow, one cursor per workflow (by id, 8 of them): a
+	// batch spread over several workflows puts each task next to the
+	// last one of its workflow, on the page that workflow's cursor is on
+	MDB_cursor *wfcur[2][8];
+	// New random (version 4) uuids of this transaction, not yet in
+	// uuid_new: put there sorted by cs_uuid_flush (see UUID_BUF_MAX).
+	struct ubuf {
+		uint8_t u[16];
+		uint8_t id[8];
+	} *ubuf;
+	size_t nubuf, capubuf;
 };
 
 // ------------------------------------------------------------ helpers
@@ -414,13 +445,69 @@ fail(cpl_txn *t, int cplerr)
 	return t->err;
 }
 
+// The write transaction's cursor on db (see cpl_txn.cur); NULL and the
+// transaction poisoned if LMDB cannot open one.
+static inline MDB_cursor *
+tcur(cpl_txn *t, int db)
+{
+	if (t->cur[db] == NULL) {
+		int rc = mdb_cursor_open(t->txn, t->s->dbi[db], &t->cur[db]);
+		if (rc) {
+			t->cur[db] = NULL;
+			fail(t, map_mdb(rc));
+		}
+	}
+	return t->cur[db];
+}
+
+// The cursor for a put of workflow wf's key into wf_idx or wrunq (see
+// cpl_txn.wfcur).
+static inline MDB_cursor *
+tcur_wf(cpl_txn *t, int db, uint32_t wf)
+{
+	size_t n = sizeof(t->wfcur[0]) / sizeof(t->wfcur[0][0]);
+	MDB_cursor **c = &t->wfcur[db == DB_WF_IDX ? 0 : 1][wf % n];
+	if (*c == NULL) {
+		int rc = mdb_cursor_open(t->txn, t->s->dbi[db], c);
+		if (rc) {
+			*c = NULL;
+			fail(t, map_mdb(rc));
+		}
+	}
+	return *c;
+}
+
+// mdb_cursor_put through c (from tcur or tcur_wf).
+static inline int
+cput(cpl_txn *t, MDB_cursor *c, const void *k, size_t kl, const void *v,
+    size_t vl, unsigned flags)
+{
+	if (t->err)
+		return t->err;
+	if (c == NULL)
+		return t->err ? t->err : fail(t, CPL_EINTERNAL);
+	MDB_val key = { kl, (void *)k }, val = { vl, (void *)v };
+	int rc = mdb_cursor_put(c, &key, &val, flags);
+	if (rc)
+		return fail(t, map_mdb(rc));
+	return 0;
+}
+
 static inline int
 tget(cpl_txn *t, int db, const void *k, size_t kl, MDB_val *v)
 {
 	if (t->err)
 		return t->err;
 	MDB_val key = { kl, (void *)k };
-	int rc = mdb_get(t->txn, t->s->dbi[db], &key, v);
+	int rc;
+	if (t->write) {
+		MDB_cursor *c = tcur(t, db);
+		if (c == NULL)
+			return t->err;
+		rc = mdb_cursor_get(c, &key, v, MDB_SET);
+	} else {
+		rc = mdb_get(t->txn, t->s->dbi[db], &key, v);
+	}
 	if (rc == MDB_NOTFOUND)
 		return CPL_ENOTFOUND;
 	if (rc)
@@ -435,7 +522,10 @@ tput(cpl_txn *t, int db, const void *k, size_t kl, const void *v, size_t vl,
 	if (t->err)
 		return t->err;
 	MDB_val key = { kl, (void *)k }, val = { vl, (void *)v };
-	int rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
+	MDB_cursor *c = tcur(t, db);
+	if (c == NULL)
+		return t->err;
+	int rc = mdb_cursor_put(c, &key, &val, flags);
 	if (rc)
 		return fail(t, map_mdb(rc));
 	return 0;
@@ -449,7 +539,10 @@ treserve(cpl_txn *t, int db, const void *k, size_t kl, size_t vl,
 	if (t->err)
 		return t->err;
 	MDB_val key = { kl, (void *)k }, val = { vl, NULL };
-	int rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags | MDB_RESERVE);
+	MDB_cursor *c = tcur(t, db);
+	if (c == NULL)
+		return t->err;
+	int rc = mdb_cursor_put(c, &key, &val, flags | MDB_RESERVE);
 	if (rc)
 		return fail(t, map_mdb(rc));
 	*out = val.mv_data;
@@ -462,8 +555,13 @@ tdel(cpl_txn *t, int db, const void *k, size_t kl)
 {
 	if (t->err)
 		return t->err;
-	MDB_val key = { kl, (void *)k };
-	int rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
+	MDB_val key = { kl, (void *)k }, v;
+	MDB_cursor *c = tcur(t, db);
+	if (c == NULL)
+		return t->err;
+	int rc = mdb_cursor_get(c, &key, &v, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_del(c, 0);
 	if (rc == MDB_NOTFOUND)
 		return fail(t, CPL_ECORRUPT);
 	if (rc)
@@ -758,8 +856,14 @@ runq_add(cpl_txn *t, uint64_t id, const struct srec *r)
 	int rv;
 	runq_keys(r, id, db, k, wk, len);
 	__atomic_add_fetch(&t->s->claimable_seq, 1, __ATOMIC_RELEASE);
-	if ((rv = tput(t, db[0], k, len[0], &f, sizeof(f), 0)) != 0 ||
-	    (rv = tput(t, db[1], wk, len[1], &f, sizeof(f), 0)) != 0)
+	if ((rv = tput(t, db[0], k, len[0], &f, sizeof(f), 0)) != 0)
+		return rv;
+	if (db[1] == DB_WRUNQ)
+		rv = cput(t, tcur_wf(t, DB_WRUNQ, r->wf), wk, len[1], &f,
+		    sizeof(f), 0);
+	else
+		rv = tput(t, db[1], wk, len[1], &f, sizeof(f), 0);
+	if (rv != 0)
 		return rv;
 	if ((t->meta.flags & META_LL_QUEUES) &&
 	    (rv = runq_ll_put(t, id, r->priority, &f)) != 0)
@@ -880,6 +984,9 @@ int cs_parse_prefix(const char *p, uint8_t b[16], size_t *nbytes, int *half);
 int cs_uuid_walk(cpl_txn *t, const char *prefix, cpl_id_fn fn, void *arg);
 // Moves uuid_new into the main uuid tree (at commit, see UUID_MERGE_AT).
 int cs_uuid_merge(cpl_txn *t);
+// Puts the transaction's waiting uuids into uuid_new (UUID_BUF_MAX): at
+// commit and before any lookup of uuids in a write transaction.
+int cs_uuid_flush(cpl_txn *t);
 
 // ------------------------------------------------------------ app.c
 

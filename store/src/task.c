@@ -77,7 +77,7 @@ cpl_task_create(cpl_txn *t, const Copal__TaskSpec *sp, uint64_t *idp,
 	if ((rv = tput(t, DB_ST_IDX, k, 9, "", 0, 0)) != 0)
 		return rv;
 	idx32_key(k, r.wf, id);
-	if ((rv = tput(t, DB_WF_IDX, k, 12, "", 0, 0)) != 0)
+	if ((rv = cput(t, tcur_wf(t, DB_WF_IDX, r.wf), k, 12, "", 0, 0)) != 0)
 		return rv;
 	idx32_key(k, r.app, id);
 	if ((rv = tput(t, DB_APP_IDX, k, 12, "", 0, 0)) != 0)
@@ -309,6 +309,8 @@ cs_task_remove(cpl_txn *t, uint64_t id, bool note)
 		goto out;
 	{
 		MDB_val uv;
+		if ((rv = cs_uuid_flush(t)) != 0)
+			goto out;
 		rv = tget(t, DB_UUID_NEW, r.uuid, 16, &uv);
 		if (rv == 0) {
 			if ((rv = tdel(t, DB_UUID_NEW, r.uuid, 16)) != 0)

@@ -65,20 +65,25 @@ children_follow(cpl_txn *t, uint64_t id, cpl_state to, cpl_state from)
 		return 0;
 	be64(pre, id);
 	pair_key(start, id, 0);
-	if ((rv = tcursor(t, DB_CHILD, &c)) != 0)
-		return rv;
-	char msg[160], label[128];
-	struct srec pr;
-	if ((rv = srec_get(t, id, &pr)) != 0) {
-		mdb_cursor_close(c);
-		return rv;
-	}
-	cs_task_label(t, id, pr.uuid, label, sizeof(label));
-	snprintf(msg, sizeof(msg), "parent %s %s", label, cpl_state_name(to));
+	// the transaction's cursor on child: nothing below writes child
+	if ((c = tcur(t, DB_CHILD)) == NULL)
+		return t->err;
+	// the message names the parent (its spec read and unpacked): made
+	// at the first child only, most tasks have none
+	char msg[160] = "";
 	for (rv = crange(t, c, MDB_SET_RANGE, pre, 8, start, 16, &k, &v, &ok);
 	     rv == 0 && ok;
 	     rv = crange(t, c, MDB_NEXT, pre, 8, NULL, 0, &k, &v, &ok)) {
 		uint64_t child = rd64((uint8_t *)k.mv_data + 8);
+		if (msg[0] == '\0') {
+			char label[128];
+			struct srec pr;
+			if ((rv = srec_get(t, id, &pr)) != 0)
+				break;
+			cs_task_label(t, id, pr.uuid, label, sizeof(label));
+			snprintf(msg, sizeof(msg), "parent %s %s", label,
+			    cpl_state_name(to));
+		}
 		struct srec cr;
 		if ((rv = srec_get(t, child, &cr)) != 0) {
 			rv = fail(t, CPL_ECORRUPT);
@@ -112,7 +117,6 @@ children_follow(cpl_txn *t, uint64_t id, cpl_state to, cpl_state from)
 		if (rv)
 			break;
 	}
-	mdb_cursor_close(c);
 	return rv;
 }
 

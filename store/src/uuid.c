@@ -3,6 +3,7 @@
 // small uuid_new tree, merged into the main tree in bulk (see
 // UUID_MERGE_AT); lookups by prefix search both trees.
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -99,22 +100,73 @@ cs_uuid_new(cpl_store *s, uint8_t u[16])
 	return 0;
 }
 
+static int
+ubuf_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+int
+cs_uuid_flush(cpl_txn *t)
+{
+	int rv = 0;
+	if (t->nubuf == 0)
+		return t->err;
+	qsort(t->ubuf, t->nubuf, sizeof(t->ubuf[0]), ubuf_cmp);
+	for (size_t i = 0; i < t->nubuf && rv == 0; i++)
+		rv = tput(t, DB_UUID_NEW, t->ubuf[i].u, 16, t->ubuf[i].id, 8, 0);
+	if (rv == 0)
+		t->meta.uuid_new_n += t->nubuf;
+	t->nubuf = 0;
+	return rv;
+}
+
 // Adds a new task's uuid to the index. A version 7 uuid is above every
 // uuid made before it, so it is appended to the main tree; one that is not
 // above the last key (a database with version 4 uuids from before, whose
 // high bytes are random, or a clock set back) goes to uuid_new, merged in
-// bulk (UUID_MERGE_AT) so that such inserts stay cheap too.
+// bulk (UUID_MERGE_AT) so that such inserts stay cheap too. A random
+// (version 4) uuid waits in the transaction to be put into uuid_new in
+// sorted order (UUID_BUF_MAX): one that would sort above the main tree's
+// last key is rare and found in uuid_new all the same.
 int
 cs_uuid_add(cpl_txn *t, const uint8_t u[16], const uint8_t id[8])
 {
 	if (t->err)
 		return t->err;
-	MDB_val key = { 16, (void *)u }, val = { 8, (void *)id };
-	int rc = mdb_put(t->txn, t->s->dbi[DB_UUID], &key, &val, MDB_APPEND);
-	if (rc == 0)
-		return 0;
-	if (rc != MDB_KEYEXIST)
-		return fail(t, map_mdb(rc));
+	if (!t->s->opts.uuid_v7) {
+		if (t->nubuf == t->capubuf && t->capubuf < UUID_BUF_MAX) {
+			size_t cap = t->capubuf ? t->capubuf * 2 : 1024;
+			void *nb = realloc(t->ubuf, cap * sizeof(t->ubuf[0]));
+			if (nb != NULL) {
+				t->ubuf = nb;
+				t->capubuf = cap;
+			}
+		}
+		if (t->nubuf == t->capubuf) {
+			int rv = cs_uuid_flush(t);
+			if (rv != 0)
+				return rv;
+		}
+		if (t->nubuf < t->capubuf) {
+			memcpy(t->ubuf[t->nubuf].u, u, 16);
+			memcpy(t->ubuf[t->nubuf].id, id, 8);
+			t->nubuf++;
+			return 0;
+		}
+		// no buffer at all (out of memory): straight into uuid_new
+	} else {
+		MDB_val key = { 16, (void *)u }, val = { 8, (void *)id };
+		MDB_cursor *c = tcur(t, DB_UUID);
+		if (c == NULL)
+			return t->err;
+		int rc = mdb_cursor_put(c, &key, &val, MDB_APPEND);
+		if (rc == 0)
+			return 0;
+		if (rc != MDB_KEYEXIST)
+			return fail(t, map_mdb(rc));
+	}
+	int rc;
 	if ((rc = tput(t, DB_UUID_NEW, u, 16, id, 8, 0)) != 0)
 		return rc;
 	t->meta.uuid_new_n++;
@@ -204,6 +256,8 @@ cs_uuid_walk(cpl_txn *t, const char *prefix, cpl_id_fn fn, void *arg)
 	size_t nb;
 	int half, rv;
 	if ((rv = cs_parse_prefix(prefix, b, &nb, &half)) != 0)
+		return rv;
+	if (t->write && (rv = cs_uuid_flush(t)) != 0)
 		return rv;
 	if ((rv = uuid_walk_db(t, DB_UUID, b, nb, half, fn, arg)) != 0)
 		return rv;

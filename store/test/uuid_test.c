@@ -2,7 +2,9 @@
 // time-ordered version 7 (RFC 9562), strictly
 // increasing within a process, unique across a million, parsed back by
 // libuuid and by the prefix lookup; and a database holding version 4 uuids
-// from before keeps finding them while new ones are added.
+// from before keeps finding them while new ones are added. Random
+// (version 4) uuids, waiting in their transaction to be put in sorted
+// order, are found inside it and after.
 // store_impl.h first: cmocka defines a fail() macro, the store a fail().
 #include "../src/store_impl.h"
 
@@ -226,6 +228,107 @@ test_old_v4_database(void **state)
 	TU_CHECK(e);
 }
 
+// Random (version 4, the default) uuids wait in their write transaction
+// and go into uuid_new sorted (UUID_BUF_MAX at a time, and at commit):
+// a lookup, a delete and a nested transaction inside the creating
+// transaction see them all; after the commit every one is found, the
+// count of uuid_new is right, and the merge into the main tree (past
+// UUID_MERGE_AT) keeps every one found.
+enum { V4_N = UUID_BUF_MAX + 3000, V4_MORE = UUID_MERGE_AT };
+
+struct v4_ctx {
+	uint64_t *ids;
+	uint8_t (*u)[16];
+	size_t first, n;
+	bool probe; // look up, delete and nest inside the transaction
+};
+
+static int
+v4_sub_cb(cpl_txn *t, void *arg)
+{
+	struct v4_ctx *c = arg;
+	char buf[37];
+	uint64_t got = 0;
+	cpl_uuid_format(c->u[c->first + c->n - 1], buf);
+	int rv = cpl_task_lookup(t, buf, &got);
+	if (rv == 0 && got != c->ids[c->first + c->n - 1])
+		rv = CPL_EINTERNAL;
+	return rv;
+}
+
+static int
+v4_create_cb(cpl_txn *t, void *arg)
+{
+	struct v4_ctx *c = arg;
+	tu_spec sp;
+	int rv;
+	for (size_t i = c->first; i < c->first + c->n; i++) {
+		tu_spec_init(&sp, "v4", i % 2 ? "wf-a" : "wf-b", "app");
+		if ((rv = cpl_task_create(t, &sp.spec, &c->ids[i],
+		         c->u[i])) != 0)
+			return rv;
+		if (!c->probe || i % 997 != 0)
+			continue;
+		// every one made so far in this transaction is found
+		for (size_t j = c->first; j <= i; j += 331) {
+			char buf[37];
+			uint64_t got = 0;
+			cpl_uuid_format(c->u[j], buf);
+			if ((rv = cpl_task_lookup(t, buf, &got)) != 0)
+				return rv;
+			if (got != c->ids[j])
+				return CPL_EINTERNAL;
+		}
+	}
+	if (!c->probe)
+		return 0;
+	// the last one, from a nested transaction
+	if ((rv = cpl_txn_sub(t, v4_sub_cb, c)) != 0)
+		return rv;
+	// the first one made here leaves again
+	return cpl_task_delete(t, c->ids[c->first]);
+}
+
+static void
+test_v4_buffered(void **state)
+{
+	tu_env *e = *state;
+	size_t total = V4_N + V4_MORE;
+	uint64_t *ids = calloc(total, sizeof(*ids));
+	uint8_t (*u)[16] = calloc(total, 16);
+	assert_non_null(ids);
+	assert_non_null(u);
+	struct v4_ctx c = { ids, u, 0, V4_N, true };
+	TU_OK(cpl_store_write(e->s, v4_create_cb, &c));
+	uint64_t in_new = 0;
+	TU_OK(cpl_store_read(e->s, uuid_new_n_cb, &in_new));
+	assert_int_equal(in_new, V4_N - 1);
+	TU_CHECK(e);
+	// past UUID_MERGE_AT: merged into the main tree at a commit
+	for (size_t first = V4_N; first < total; first += 10000) {
+		struct v4_ctx m = { ids, u, first,
+			total - first < 10000 ? total - first : 10000, false };
+		TU_OK(cpl_store_write(e->s, v4_create_cb, &m));
+	}
+	TU_OK(cpl_store_read(e->s, uuid_new_n_cb, &in_new));
+	assert_true(in_new < UUID_MERGE_AT);
+	char buf[37];
+	uint64_t got = 0;
+	for (size_t i = 0; i < total; i += 97) {
+		assert_int_equal(u[i][6] >> 4, 4);
+		cpl_uuid_format(u[i], buf);
+		if (i == 0) {
+			assert_int_equal(tu_lookup(e, buf, &got), CPL_ENOTFOUND);
+			continue;
+		}
+		TU_OK(tu_lookup(e, buf, &got));
+		assert_int_equal(got, ids[i]);
+	}
+	TU_CHECK(e);
+	free(ids);
+	free(u);
+}
+
 // The store of tu_setup, opened again with version 7 uuids.
 static int
 setup7(void **state)
@@ -247,6 +350,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_created_tasks_v7, setup7,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_old_v4_database, setup7,
+		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_v4_buffered, tu_setup,
 		    tu_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
