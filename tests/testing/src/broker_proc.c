@@ -293,6 +293,19 @@ bh_log_contains(const bh_broker *b, const char *s)
 	return found;
 }
 
+bool
+bh_log_wait(const bh_broker *b, const char *s, unsigned ms)
+{
+	uint64_t end = bh_now_ms() + ms;
+	for (;;) {
+		if (bh_log_contains(b, s))
+			return true;
+		if (bh_now_ms() >= end)
+			return false;
+		bh_sleep_ms(20);
+	}
+}
+
 pid_t
 bh_spawn(bh_broker *b)
 {

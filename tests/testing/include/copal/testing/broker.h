@@ -163,6 +163,10 @@ void bh_log_tail(const bh_broker *b, size_t max);
 
 // Whether the broker's stderr contains s.
 bool bh_log_contains(const bh_broker *b, const char *s);
+// bh_log_contains, asked again every 20 ms for up to ms: for a line the
+// broker writes after something the test saw (a close, a refusal), which
+// a loaded machine may delay.
+bool bh_log_wait(const bh_broker *b, const char *s, unsigned ms);
 
 // Spawns the broker; does not wait for it.
 pid_t bh_spawn(bh_broker *b);
