@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""Line charts of bench/size_bench's CSV (stdlib only).
+
+    scripts/size_svg.py size_bench.csv OUTDIR [TITLE]
+
+Writes two SVG files into OUTDIR:
+  size_figures.svg  one small chart per figure: x = tasks (log scale),
+                    y = the figure (linear, from 0)
+  size_ratios.svg   every figure divided by its value at the first size,
+                    with the targets of issue 17 as dashed lines (rates
+                    >= 0.8, heap <= 1.2, counts and first pages <= 1.5)
+"""
+import csv
+import math
+import sys
+
+# (column, label, scale) of the charts; scale turns the CSV's unit into
+# the one shown
+FIGURES = [
+    ("create_per_s", "create, tasks/s", 1),
+    ("drain_per_s", "drain (claim + 3 reports), tasks/s", 1),
+    ("export_events_per_s", "export jsonl, events/s", 1),
+    ("raw_puts_per_s", "raw LMDB puts/s (reference)", 1),
+    ("count_ms", "count by states (request), ms", 1),
+    ("ls_by_states_ms", "copal ls --by-states, ms", 1),
+    ("page_ready_ms", "first page READY (request), ms", 1),
+    ("page_finished_ms", "first page JOB_FINISHED (request), ms", 1),
+    ("ls_ready_ms", "copal ls --state READY --limit 50, ms", 1),
+    ("copal_history_ms", "copal history UUID, ms", 1),
+    ("check_s", "cpl_store_check, s", 1),
+    ("used_bytes_per_task", "used bytes per task", 1),
+    ("rss_anon_create_kb", "broker RssAnon after create, MB", 1 / 1024),
+    ("rss_anon_drain_kb", "broker RssAnon after drain, MB", 1 / 1024),
+    ("vm_hwm_drain_kb", "broker VmHWM after drain, MB", 1 / 1024),
+]
+
+# (column, label, colour, target line) of the ratio chart
+RATIOS = [
+    ("create_per_s", "create rate", "#1f77b4", 0.8),
+    ("drain_per_s", "drain rate", "#ff7f0e", 0.8),
+    ("export_events_per_s", "export rate", "#2ca02c", 0.8),
+    ("raw_puts_per_s", "raw LMDB puts (reference)", "#7f7f7f", None),
+    ("rss_anon_drain_kb", "broker RssAnon after drain", "#d62728", 1.2),
+    ("count_ms", "count by states (request)", "#9467bd", 1.5),
+    ("page_ready_ms", "first page READY", "#8c564b", 1.5),
+    ("page_finished_ms", "first page JOB_FINISHED", "#e377c2", 1.5),
+    ("history_ms", "history of a task", "#bcbd22", None),
+    ("check_s", "cpl_store_check time", "#17becf", None),
+]
+
+
+def esc(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def nice_n(n):
+    if n >= 1e6 and n % 1e6 == 0:
+        return "%dM" % (n // 1e6)
+    if n >= 1e3 and n % 1e3 == 0:
+        return "%dk" % (n // 1e3)
+    return "%d" % n
+
+
+def nice_v(v):
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1e6:
+        return "%.3gM" % (v / 1e6)
+    if a >= 1e4:
+        return "%.3gk" % (v / 1e3)
+    return "%.3g" % v
+
+
+class Chart:
+    """One chart: a frame at (x0, y0) of w x h, x log scale over xs."""
+
+    def __init__(self, out, x0, y0, w, h, xs, ymax, ymin=0.0):
+        self.out, self.x0, self.y0, self.w, self.h = out, x0, y0, w, h
+        self.lx0 = math.log10(min(xs))
+        self.lx1 = math.log10(max(xs))
+        if self.lx1 == self.lx0:
+            self.lx0 -= 0.5
+            self.lx1 += 0.5
+        self.ymin, self.ymax = ymin, ymax if ymax > ymin else ymin + 1
+
+    def px(self, x):
+        f = (math.log10(x) - self.lx0) / (self.lx1 - self.lx0)
+        return self.x0 + f * self.w
+
+    def py(self, y):
+        f = (y - self.ymin) / (self.ymax - self.ymin)
+        return self.y0 + self.h - f * self.h
+
+    def frame(self, title, xs):
+        o = self.out
+        o.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" '
+                 'fill="none" stroke="#999"/>' % (self.x0, self.y0, self.w,
+                                                 self.h))
+        o.append('<text x="%.1f" y="%.1f" font-size="12" '
+                 'font-weight="bold">%s</text>' % (self.x0, self.y0 - 6,
+                                                    esc(title)))
+        for x in xs:
+            X = self.px(x)
+            o.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" '
+                     'stroke="#eee"/>' % (X, self.y0, X, self.y0 + self.h))
+            o.append('<text x="%.1f" y="%.1f" font-size="10" '
+                     'text-anchor="middle">%s</text>' %
+                     (X, self.y0 + self.h + 12, nice_n(x)))
+        for i in range(5):
+            y = self.ymin + (self.ymax - self.ymin) * i / 4
+            Y = self.py(y)
+            o.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" '
+                     'stroke="#eee"/>' % (self.x0, Y, self.x0 + self.w, Y))
+            o.append('<text x="%.1f" y="%.1f" font-size="10" '
+                     'text-anchor="end">%s</text>' %
+                     (self.x0 - 3, Y + 3, nice_v(y)))
+
+    def line(self, xs, ys, colour, dash=None, dots=True, label=None):
+        pts = " ".join("%.1f,%.1f" % (self.px(x), self.py(y))
+                       for x, y in zip(xs, ys))
+        d = ' stroke-dasharray="%s"' % dash if dash else ""
+        t = "<title>%s</title>" % esc(label) if label else ""
+        self.out.append('<polyline points="%s" fill="none" stroke="%s" '
+                        'stroke-width="2"%s>%s</polyline>' %
+                        (pts, colour, d, t))
+        if dots:
+            for x, y in zip(xs, ys):
+                self.out.append('<circle cx="%.1f" cy="%.1f" r="3" '
+                                'fill="%s"><title>%s: %s</title></circle>' %
+                                (self.px(x), self.py(y), colour,
+                                 nice_n(x), nice_v(y)))
+
+
+def svg(w, h, body, title):
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+            'viewBox="0 0 %d %d" font-family="sans-serif">\n'
+            '<rect width="100%%" height="100%%" fill="white"/>\n'
+            '<text x="10" y="20" font-size="14" font-weight="bold">%s</text>\n'
+            '%s\n</svg>\n' % (w, h, w, h, esc(title), "\n".join(body)))
+
+
+def figures(rows, xs, title):
+    cols, cw, ch = 3, 260, 150
+    figs = [f for f in FIGURES if f[0] in rows[0]]
+    nrow = (len(figs) + cols - 1) // cols
+    body = []
+    for i, (col, label, scale) in enumerate(figs):
+        ys = [float(r[col]) * scale for r in rows]
+        x0 = 60 + (i % cols) * (cw + 70)
+        y0 = 50 + (i // cols) * (ch + 50)
+        c = Chart(body, x0, y0, cw, ch, xs, max(ys) * 1.1)
+        c.frame(label, xs)
+        c.line(xs, ys, "#1f77b4", label=label)
+    return svg(60 + cols * (cw + 70), 50 + nrow * (ch + 50) + 10, body,
+               title)
+
+
+def ratios(rows, xs, title):
+    body = []
+    series = []
+    for col, label, colour, tgt in RATIOS:
+        if col not in rows[0]:
+            continue
+        base = float(rows[0][col])
+        if base <= 0:
+            continue
+        series.append((label, colour, tgt,
+                       [float(r[col]) / base for r in rows]))
+    top = max([1.6] + [max(s[3]) * 1.05 for s in series])
+    w, h = 560, 360
+    c = Chart(body, 60, 50, w, h, xs, top, 0.0)
+    c.frame("each figure / its value at %s tasks" % nice_n(xs[0]), xs)
+    for tgt, what in ((0.8, "rates >= 0.8"), (1.2, "heap <= 1.2"),
+                      (1.5, "counts, pages <= 1.5")):
+        Y = c.py(tgt)
+        body.append('<line x1="60" y1="%.1f" x2="%.1f" y2="%.1f" '
+                    'stroke="#444" stroke-dasharray="4,4"/>' %
+                    (Y, 60 + w, Y))
+        body.append('<text x="%.1f" y="%.1f" font-size="10" '
+                    'fill="#444">%s</text>' % (60 + w - 4 - 6 * len(what),
+                                               Y - 3, esc(what)))
+    for i, (label, colour, tgt, ys) in enumerate(series):
+        c.line(xs, ys, colour, dash="6,3" if tgt is None else None,
+               label=label)
+        Y = 60 + i * 18
+        body.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" '
+                    'stroke-width="2"%s/>' %
+                    (60 + w + 20, Y, 60 + w + 45, Y, colour,
+                     ' stroke-dasharray="6,3"' if tgt is None else ""))
+        body.append('<text x="%d" y="%d" font-size="11">%s (%s at %s)'
+                    '</text>' % (60 + w + 50, Y + 4, esc(label),
+                                 "%.2f" % ys[-1], nice_n(xs[-1])))
+    return svg(60 + w + 330, 50 + h + 40, body, title)
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.stderr.write("usage: size_svg.py CSV OUTDIR [TITLE]\n")
+        return 2
+    with open(sys.argv[1], newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        sys.stderr.write("size_svg.py: %s has no rows\n" % sys.argv[1])
+        return 1
+    xs = [float(r["tasks"]) for r in rows]
+    title = sys.argv[3] if len(sys.argv) > 3 else "copal size_bench"
+    for name, text in (("size_figures.svg", figures(rows, xs, title)),
+                       ("size_ratios.svg", ratios(rows, xs, title))):
+        with open("%s/%s" % (sys.argv[2], name), "w") as f:
+            f.write(text)
+        print("%s/%s" % (sys.argv[2], name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
