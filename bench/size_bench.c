@@ -2,12 +2,13 @@
 // N, in its own fresh database, a real broker process, the client library
 // and the copal command.
 //
-//   size_bench [-s SIZES] [-o CSV] [-l LAUNCHERS] [-d DIR]
+//   size_bench [-s SIZES] [-o CSV] [-l LAUNCHERS] [-d DIR] [-u random|time]
 //
 // -s: comma-separated sizes, k and M suffixes (default 1M,3M,10M);
 // -o: the CSV written (default size_bench.csv); -d: where the databases
 // go (default $TMPDIR, else /tmp; one at a time, each removed after its
-// size). At each N:
+// size); -u: the databases' task_uuids (default random, copal.conf's
+// default; time: version 7, appended to the uuid index). At each N:
 //
 //   raw puts   the physical reference of the store: N sequential LMDB puts
 //              of 200-byte values, 10,000 per durable commit (store_bench's)
@@ -49,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,6 +70,7 @@ extern char **environ;
 enum { BATCH = 10000, CLAIM = 1000, ERR_EVERY = 10000, MAXSIZES = 16 };
 
 static int nlaunch = 8;
+static const char *uuids = "random"; // task_uuids of copal.conf
 static bool failed_check;
 static char self_dir[PATH_MAX];
 
@@ -131,6 +134,35 @@ status_kb(pid_t pid, const char *field)
 			kb = atol(line + fl);
 	fclose(f);
 	return kb;
+}
+
+// CPU seconds (user + system) process pid has used so far.
+static double
+cpu_of(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	// fields 14 and 15, counted after the ")" that ends the name
+	char *p = strrchr(buf, ')');
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+	    "%*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double
+self_cpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int
@@ -289,11 +321,14 @@ cli_spawn(char *const *args, int *pipe_fd)
 	return pid;
 }
 
-static void
+// Waits for `copal ARGS...` (pid), which must exit 0; returns the CPU
+// seconds it used.
+static double
 cli_wait(pid_t pid, char *const *args)
 {
 	int st;
-	if (waitpid(pid, &st, 0) != pid)
+	struct rusage ru;
+	if (wait4(pid, &st, 0, &ru) != pid)
 		die("wait copal", CPL_EIO);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		fprintf(stderr, "size_bench: `copal");
@@ -302,6 +337,8 @@ cli_wait(pid_t pid, char *const *args)
 		fprintf(stderr, "` ended with status %#x\n", st);
 		exit(1);
 	}
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
 }
 
 // Median wall time in ms of reps runs of `copal ARGS...`.
@@ -311,7 +348,7 @@ cli_ms(int reps, char *const *args)
 	double v[32];
 	for (int i = 0; i < reps && i < 32; i++) {
 		double t0 = now_s();
-		cli_wait(cli_spawn(args, NULL), args);
+		(void)cli_wait(cli_spawn(args, NULL), args);
 		v[i] = (now_s() - t0) * 1e3;
 	}
 	return median(v, (size_t)(reps < 32 ? reps : 32));
@@ -485,6 +522,11 @@ typedef struct row {
 	double hist_rpc, hist_cli;           // one task's history, ms
 	double claim_max;                    // ms
 	double check_s;
+	// CPU per task (us): the broker's during create and drain, and the
+	// load generator's (this process, client library); export: the
+	// broker's and copal's per event; check: CPU seconds
+	double create_bcpu, create_ccpu, drain_bcpu, drain_ccpu;
+	double export_bcpu, export_ccpu, check_cpu;
 	uint64_t events;
 	double file_bpt, used_bpt;           // bytes per task
 	long anon_create, hwm_create, anon_drain, hwm_drain; // kB
@@ -541,6 +583,32 @@ page_ms(cpl_client *c, Copal__TaskState st, int reps, size_t *got)
 	return median(v, (size_t)(reps < 128 ? reps : 128));
 }
 
+// Sets task_uuids in the copal.conf `copal init` wrote (which names the
+// default).
+static void
+set_uuids(const char *db)
+{
+	char conf[PATH_MAX + 32], tmp[PATH_MAX + 40], line[4096];
+	cpl_dbpath(db, CPL_DB_CONF, conf, sizeof(conf));
+	snprintf(tmp, sizeof(tmp), "%s.new", conf);
+	FILE *in = fopen(conf, "r"), *out = fopen(tmp, "w");
+	bool set = false;
+	if (in == NULL || out == NULL)
+		die(conf, CPL_EIO);
+	while (fgets(line, sizeof(line), in)) {
+		if (strncmp(line, "task_uuids", 10) == 0) {
+			snprintf(line, sizeof(line), "task_uuids = %s\n", uuids);
+			set = true;
+		}
+		fputs(line, out);
+	}
+	if (!set)
+		fprintf(out, "task_uuids = %s\n", uuids);
+	fclose(in);
+	if (fclose(out) != 0 || rename(tmp, conf) != 0)
+		die(conf, CPL_EIO);
+}
+
 static void
 one_size(const char *parent, long n, row *R)
 {
@@ -566,7 +634,9 @@ one_size(const char *parent, long n, row *R)
 	setenv("HOME", dir, 1);
 	setenv("COPAL_DB", db, 1);
 	char *init[] = { "init", db, NULL };
-	cli_wait(cli_spawn(init, NULL), init);
+	(void)cli_wait(cli_spawn(init, NULL), init);
+	if (strcmp(uuids, "random") != 0)
+		set_uuids(db);
 	snprintf(broker, sizeof(broker), "%s/../broker/copal-broker", self_dir);
 	char *bargv[] = { broker, "--db", db, NULL };
 	pid_t pid;
@@ -583,6 +653,7 @@ one_size(const char *parent, long n, row *R)
 
 	progress("N=%ld: create", n);
 	struct creator cr[2];
+	double b0 = cpu_of(pid), c0 = self_cpu();
 	double t0 = now_s();
 	for (int i = 0; i < 2; i++) {
 		cr[i].dir = db;
@@ -593,6 +664,8 @@ one_size(const char *parent, long n, row *R)
 	for (int i = 0; i < 2; i++)
 		pthread_join(cr[i].th, NULL);
 	R->create = n / (now_s() - t0);
+	R->create_bcpu = (cpu_of(pid) - b0) * 1e6 / n;
+	R->create_ccpu = (self_cpu() - c0) * 1e6 / n;
 	R->anon_create = status_kb(pid, "RssAnon:");
 	R->hwm_create = status_kb(pid, "VmHWM:");
 
@@ -616,6 +689,8 @@ one_size(const char *parent, long n, row *R)
 
 	progress("N=%ld: drain", n);
 	struct launcher *L = calloc((size_t)nlaunch, sizeof(*L));
+	b0 = cpu_of(pid);
+	c0 = self_cpu();
 	t0 = now_s();
 	for (int i = 0; i < nlaunch; i++) {
 		L[i].dir = db;
@@ -631,6 +706,8 @@ one_size(const char *parent, long n, row *R)
 			R->claim_max = L[i].lat_max * 1e3;
 	}
 	R->drain = done / (now_s() - t0);
+	R->drain_bcpu = (cpu_of(pid) - b0) * 1e6 / n;
+	R->drain_ccpu = (self_cpu() - c0) * 1e6 / n;
 	free(L);
 	R->anon_drain = status_kb(pid, "RssAnon:");
 	R->hwm_drain = status_kb(pid, "VmHWM:");
@@ -668,6 +745,9 @@ one_size(const char *parent, long n, row *R)
 	snprintf(uuid, sizeof(uuid), "%s",
 	    r->query->n_tasks ? r->query->tasks[0]->uuid : "0");
 	cpl_reply_free(r);
+	// the uuids are of the kind asked for (version digit)
+	expect(strlen(uuid) == 36 && uuid[14] == (strcmp(uuids, "time") == 0 ?
+	    '7' : '4'), "N=%ld: task uuid %s is not of kind %s", n, uuid, uuids);
 	double hv[51];
 	size_t nev = 0;
 	for (int i = 0; i < 51; i++) {
@@ -686,6 +766,7 @@ one_size(const char *parent, long n, row *R)
 	progress("N=%ld: export", n);
 	char *exp[] = { "export", "--format", "jsonl", NULL };
 	int fd;
+	b0 = cpu_of(pid);
 	t0 = now_s();
 	pid_t epid = cli_spawn(exp, &fd);
 	static char buf[1 << 16];
@@ -700,8 +781,10 @@ one_size(const char *parent, long n, row *R)
 			lines += buf[i] == '\n';
 	}
 	close(fd);
-	cli_wait(epid, exp);
+	double ecpu = cli_wait(epid, exp);
 	double export_s = now_s() - t0;
+	R->export_bcpu = (cpu_of(pid) - b0) * 1e6 / (lines ? lines : 1);
+	R->export_ccpu = ecpu * 1e6 / (lines ? lines : 1);
 	cpl_client_close(c);
 
 	kill(pid, SIGTERM);
@@ -720,9 +803,11 @@ one_size(const char *parent, long n, row *R)
 	if ((rv = cpl_store_stats_get(s, &ss)) != 0)
 		die("cpl_store_stats_get", rv);
 	char rep[512] = "";
+	c0 = self_cpu();
 	t0 = now_s();
 	rv = cpl_store_check(s, rep, sizeof(rep));
 	R->check_s = now_s() - t0;
+	R->check_cpu = self_cpu() - c0;
 	expect(rv == 0, "N=%ld: cpl_store_check: %s %s", n, cpl_strerror(rv),
 	    rep);
 	cpl_store_close(s);
@@ -799,6 +884,13 @@ G(g_hwm_c, r->hwm_create / 1024.0)
 G(g_anon_d, r->anon_drain / 1024.0)
 G(g_hwm_d, r->hwm_drain / 1024.0)
 G(g_load, r->load_end)
+G(g_create_bcpu, r->create_bcpu)
+G(g_create_ccpu, r->create_ccpu)
+G(g_drain_bcpu, r->drain_bcpu)
+G(g_drain_ccpu, r->drain_ccpu)
+G(g_export_bcpu, r->export_bcpu)
+G(g_export_ccpu, r->export_ccpu)
+G(g_check_cpu, r->check_cpu)
 
 // The target on figure get between the first size and the last: a rate
 // at least lo of the first (lo > 0), or a figure at most hi times the
@@ -817,10 +909,10 @@ target(const row *R, size_t nr, const char *label, double (*get)(const row *),
 	} else {
 		pass = ratio <= hi || (abs_bound > 0 && b < abs_bound);
 		if (abs_bound > 0)
-			snprintf(want, sizeof(want), "<= %.1fx or < %g", hi,
+			snprintf(want, sizeof(want), "<= %.2gx or < %g", hi,
 			    abs_bound);
 		else
-			snprintf(want, sizeof(want), "<= %.1fx", hi);
+			snprintf(want, sizeof(want), "<= %.3gx", hi);
 	}
 	printf("%-46s %12.3g %12.3g %8.2fx %20s  %s\n", label, a, b, ratio,
 	    want, pass ? "PASS" : "MISS");
@@ -830,8 +922,8 @@ static void
 print_all(const row *R, size_t nr)
 {
 	char b[24];
-	printf("\n== size_bench: %d launchers claiming up to %d, creates of %d "
-	       "==\n", nlaunch, CLAIM, BATCH);
+	printf("\n== size_bench: %d launchers claiming up to %d, creates of %d, "
+	       "task_uuids = %s ==\n", nlaunch, CLAIM, BATCH, uuids);
 	printf("%-46s", "tasks");
 	for (size_t i = 0; i < nr; i++) {
 		fmt_n(R[i].n, b, sizeof(b));
@@ -843,9 +935,13 @@ print_all(const row *R, size_t nr)
 	line(R, nr, "  one raw round trip, us", "%.1f", g_rtt_us);
 	line(R, nr, "create, tasks/s", "%.0f", g_create);
 	line(R, nr, "  / raw puts", "%.3f", g_create_ref);
+	line(R, nr, "  broker CPU per task, us", "%.2f", g_create_bcpu);
+	line(R, nr, "  client CPU per task, us", "%.2f", g_create_ccpu);
 	line(R, nr, "drain (claim + 3 reports), tasks/s", "%.0f", g_drain);
 	line(R, nr, "  / raw puts", "%.3f", g_drain_ref);
 	line(R, nr, "  tasks per raw round trip", "%.2f", g_drain_rtt);
+	line(R, nr, "  broker CPU per task, us", "%.2f", g_drain_bcpu);
+	line(R, nr, "  launchers' CPU per task, us", "%.2f", g_drain_ccpu);
 	line(R, nr, "  slowest claim, ms", "%.1f", g_claim_max);
 	line(R, nr, "count by states (request), ms", "%.3f", g_count_rpc);
 	line(R, nr, "  in raw round trips", "%.1f", g_count_rtt);
@@ -861,9 +957,12 @@ print_all(const row *R, size_t nr)
 	line(R, nr, "copal history UUID, ms", "%.1f", g_hist_cli);
 	line(R, nr, "export --format jsonl, events/s", "%.0f", g_export);
 	line(R, nr, "  / raw puts", "%.3f", g_export_ref);
+	line(R, nr, "  broker CPU per event, us", "%.2f", g_export_bcpu);
+	line(R, nr, "  copal CPU per event, us", "%.2f", g_export_ccpu);
 	line(R, nr, "  events per task", "%.2f", g_events);
 	line(R, nr, "cpl_store_check, s", "%.2f", g_check);
 	line(R, nr, "  ns per task", "%.0f", g_check_pt);
+	line(R, nr, "  CPU s", "%.2f", g_check_cpu);
 	line(R, nr, "data.mdb bytes per task", "%.0f", g_file_bpt);
 	line(R, nr, "used pages bytes per task", "%.0f", g_used_bpt);
 	line(R, nr, "broker RssAnon after create, MB", "%.1f", g_anon_c);
@@ -881,6 +980,16 @@ print_all(const row *R, size_t nr)
 	target(R, nr, "create rate", g_create, 0.8, 0, 0);
 	target(R, nr, "drain rate", g_drain, 0.8, 0, 0);
 	target(R, nr, "export rate", g_export, 0.8, 0, 0);
+	// the same on CPU time, which the machine's load disturbs less: a
+	// rate at 0.8x is 1.25x the CPU per task
+	target(R, nr, "  create: broker CPU per task (us)", g_create_bcpu, 0,
+	    1.25, 0);
+	target(R, nr, "  drain: broker CPU per task (us)", g_drain_bcpu, 0,
+	    1.25, 0);
+	target(R, nr, "  export: broker CPU per event (us)", g_export_bcpu, 0,
+	    1.25, 0);
+	target(R, nr, "  export: copal CPU per event (us)", g_export_ccpu, 0,
+	    1.25, 0);
 	target(R, nr, "broker RssAnon after drain (MB)", g_anon_d, 0, 1.2, 0);
 	target(R, nr, "count by states, request (ms)", g_count_rpc, 0, 1.5, 1);
 	target(R, nr, "copal ls --by-states (ms)", g_count_cli, 0, 1.5, 20);
@@ -911,18 +1020,23 @@ write_csv(const char *path, const row *R, size_t nr)
 	    "history_ms,copal_history_ms,export_events_per_s,events,"
 	    "check_s,file_bytes_per_task,used_bytes_per_task,"
 	    "rss_anon_create_kb,vm_hwm_create_kb,rss_anon_drain_kb,"
-	    "vm_hwm_drain_kb,load_start,load_end\n");
+	    "vm_hwm_drain_kb,load_start,load_end,create_broker_cpu_us,"
+	    "create_client_cpu_us,drain_broker_cpu_us,drain_client_cpu_us,"
+	    "export_broker_cpu_us,export_copal_cpu_us,check_cpu_s\n");
 	for (size_t i = 0; i < nr; i++) {
 		const row *r = &R[i];
 		fprintf(f, "%ld,%.0f,%.0f,%.0f,%.0f,%.1f,%.4f,%.2f,%.4f,%.2f,"
 		    "%.4f,%.2f,%.4f,%.2f,%.0f,%" PRIu64 ",%.3f,%.1f,%.1f,%ld,"
-		    "%ld,%ld,%ld,%.2f,%.2f\n", r->n, r->raw_put, r->rtt,
+		    "%ld,%ld,%ld,%.2f,%.2f,%.3f,%.3f,%.3f,%.3f,%.4f,%.4f,%.3f\n",
+		    r->n, r->raw_put, r->rtt,
 		    r->create, r->drain, r->claim_max, r->count_rpc,
 		    r->count_cli, r->ready_rpc, r->ready_cli, r->fin_rpc,
 		    r->fin_cli, r->hist_rpc, r->hist_cli, r->export_eps,
 		    r->events, r->check_s, r->file_bpt, r->used_bpt,
 		    r->anon_create, r->hwm_create, r->anon_drain, r->hwm_drain,
-		    r->load_start, r->load_end);
+		    r->load_start, r->load_end, r->create_bcpu, r->create_ccpu,
+		    r->drain_bcpu, r->drain_ccpu, r->export_bcpu, r->export_ccpu,
+		    r->check_cpu);
 	}
 	if (fclose(f) != 0)
 		die(path, CPL_EIO);
@@ -960,7 +1074,7 @@ main(int argc, char **argv)
 	int opt;
 	if (parent == NULL || *parent == '\0')
 		parent = "/tmp";
-	while ((opt = getopt(argc, argv, "s:o:l:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:o:l:d:u:")) != -1) {
 		switch (opt) {
 		case 's':
 			if ((nsizes = parse_sizes(optarg, sizes)) == 0) {
@@ -978,9 +1092,17 @@ main(int argc, char **argv)
 		case 'd':
 			parent = optarg;
 			break;
+		case 'u':
+			uuids = optarg;
+			if (strcmp(uuids, "random") != 0 &&
+			    strcmp(uuids, "time") != 0) {
+				fprintf(stderr, "size_bench: -u random or time\n");
+				return 2;
+			}
+			break;
 		default:
 			fprintf(stderr, "usage: size_bench [-s SIZES] [-o CSV] "
-			    "[-l LAUNCHERS] [-d DIR]\n");
+			    "[-l LAUNCHERS] [-d DIR] [-u random|time]\n");
 			return 2;
 		}
 	}
