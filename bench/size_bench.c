@@ -73,6 +73,17 @@ static int nlaunch = 8;
 static const char *uuids = "random"; // task_uuids of copal.conf
 static bool failed_check;
 static char self_dir[PATH_MAX];
+static pid_t broker_pid; // the running broker, stopped if we exit early
+
+static void
+stop_broker(void)
+{
+	if (broker_pid > 0) {
+		kill(broker_pid, SIGTERM);
+		waitpid(broker_pid, NULL, 0);
+		broker_pid = 0;
+	}
+}
 
 static void
 expect(bool ok, const char *fmt, ...)
@@ -487,7 +498,16 @@ launcher_main(void *arg)
 	cl.max_tasks = CLAIM;
 	cl.n_nodes = CLAIM;
 	cl.nodes = ncp;
+	double beat = now_s();
 	for (;;) {
+		// a heartbeat now and then, as a launcher does: a drain of
+		// millions of tasks on a busy machine outlasts any TTL
+		if (now_s() - beat > 30) {
+			must(c, cpl_call_heartbeat(c, lease, owner, 600000, false,
+			    &r));
+			cpl_reply_free(r);
+			beat = now_s();
+		}
 		double t0 = now_s();
 		must(c, cpl_call_claim(c, &cl, &r));
 		double dt = now_s() - t0;
@@ -642,6 +662,7 @@ one_size(const char *parent, long n, row *R)
 	pid_t pid;
 	if (posix_spawn(&pid, broker, NULL, NULL, bargv, environ) != 0)
 		die("spawn broker", CPL_EIO);
+	broker_pid = pid;
 	cpl_client *c = open_client(db);
 	wait_for_broker(c);
 	Copal__App app = COPAL__APP__INIT;
@@ -791,6 +812,7 @@ one_size(const char *parent, long n, row *R)
 	int st = 0;
 	if (waitpid(pid, &st, 0) != pid)
 		die("wait broker", CPL_EIO);
+	broker_pid = 0;
 	expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "N=%ld: the broker "
 	    "ended with status %#x", n, st);
 
@@ -1116,6 +1138,7 @@ main(int argc, char **argv)
 	self_dir[k] = '\0';
 	*strrchr(self_dir, '/') = '\0';
 	signal(SIGPIPE, SIG_IGN);
+	atexit(stop_broker);
 	row *R = calloc(nsizes, sizeof(*R));
 	for (size_t i = 0; i < nsizes; i++) {
 		one_size(parent, sizes[i], &R[i]);
