@@ -8,7 +8,8 @@ Writes two SVG files into OUTDIR:
                     y = the figure (linear, from 0)
   size_ratios.svg   every figure divided by its value at the first size,
                     with the targets of issue 17 as dashed lines (rates
-                    >= 0.8, heap <= 1.2, counts and first pages <= 1.5)
+                    >= 0.8, heap <= 1.2, counts and first pages <= 1.5;
+                    CPU per task <= 1.25, the same as a rate >= 0.8)
 """
 import csv
 import math
@@ -21,6 +22,10 @@ FIGURES = [
     ("drain_per_s", "drain (claim + 3 reports), tasks/s", 1),
     ("export_events_per_s", "export jsonl, events/s", 1),
     ("raw_puts_per_s", "raw LMDB puts/s (reference)", 1),
+    ("create_broker_cpu_us", "create: broker CPU per task, us", 1),
+    ("drain_broker_cpu_us", "drain: broker CPU per task, us", 1),
+    ("export_broker_cpu_us", "export: broker CPU per event, us", 1),
+    ("export_copal_cpu_us", "export: copal CPU per event, us", 1),
     ("count_ms", "count by states (request), ms", 1),
     ("ls_by_states_ms", "copal ls --by-states, ms", 1),
     ("page_ready_ms", "first page READY (request), ms", 1),
@@ -28,6 +33,7 @@ FIGURES = [
     ("ls_ready_ms", "copal ls --state READY --limit 50, ms", 1),
     ("copal_history_ms", "copal history UUID, ms", 1),
     ("check_s", "cpl_store_check, s", 1),
+    ("check_cpu_s", "cpl_store_check, CPU s", 1),
     ("used_bytes_per_task", "used bytes per task", 1),
     ("rss_anon_create_kb", "broker RssAnon after create, MB", 1 / 1024),
     ("rss_anon_drain_kb", "broker RssAnon after drain, MB", 1 / 1024),
@@ -40,6 +46,10 @@ RATIOS = [
     ("drain_per_s", "drain rate", "#ff7f0e", 0.8),
     ("export_events_per_s", "export rate", "#2ca02c", 0.8),
     ("raw_puts_per_s", "raw LMDB puts (reference)", "#7f7f7f", None),
+    ("create_broker_cpu_us", "create: broker CPU per task", "#aec7e8", 1.25),
+    ("drain_broker_cpu_us", "drain: broker CPU per task", "#ffbb78", 1.25),
+    ("export_broker_cpu_us", "export: broker CPU per event", "#98df8a",
+     1.25),
     ("rss_anon_drain_kb", "broker RssAnon after drain", "#d62728", 1.2),
     ("count_ms", "count by states (request)", "#9467bd", 1.5),
     ("page_ready_ms", "first page READY", "#8c564b", 1.5),
@@ -172,14 +182,16 @@ def ratios(rows, xs, title):
     c = Chart(body, 60, 50, w, h, xs, top, 0.0)
     c.frame("each figure / its value at %s tasks" % nice_n(xs[0]), xs)
     for tgt, what in ((0.8, "rates >= 0.8"), (1.2, "heap <= 1.2"),
+                      (1.25, "CPU per task <= 1.25"),
                       (1.5, "counts, pages <= 1.5")):
         Y = c.py(tgt)
         body.append('<line x1="60" y1="%.1f" x2="%.1f" y2="%.1f" '
                     'stroke="#444" stroke-dasharray="4,4"/>' %
                     (Y, 60 + w, Y))
+        # labels right and left in turn: 1.2 and 1.25 are close
+        lx = 64 if tgt == 1.25 else 60 + w - 4 - 6 * len(what)
         body.append('<text x="%.1f" y="%.1f" font-size="10" '
-                    'fill="#444">%s</text>' % (60 + w - 4 - 6 * len(what),
-                                               Y - 3, esc(what)))
+                    'fill="#444">%s</text>' % (lx, Y - 3, esc(what)))
     for i, (label, colour, tgt, ys) in enumerate(series):
         c.line(xs, ys, colour, dash="6,3" if tgt is None else None,
                label=label)
