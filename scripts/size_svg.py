@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Line charts of bench/size_bench's CSV (stdlib only).
 
-    scripts/size_svg.py size_bench.csv OUTDIR [TITLE]
+    scripts/size_svg.py -o OUTDIR [-t TITLE] CSV...
 
-Writes two SVG files into OUTDIR:
+Several CSVs (runs of different sizes) are merged by size. Writes two SVG
+files into OUTDIR and prints the targets as a Markdown table:
   size_figures.svg  one small chart per figure: x = tasks (log scale),
                     y = the figure (linear, from 0)
   size_ratios.svg   every figure divided by its value at the first size,
@@ -150,34 +151,38 @@ def svg(w, h, body, title):
             '%s\n</svg>\n' % (w, h, w, h, esc(title), "\n".join(body)))
 
 
+def series(rows, col, scale=1.0):
+    """The sizes and values of col in the rows that have it."""
+    pts = [(float(r["tasks"]), float(r[col]) * scale) for r in rows
+           if r.get(col) not in (None, "")]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
 def figures(rows, xs, title):
     cols, cw, ch = 3, 260, 150
-    figs = [f for f in FIGURES if f[0] in rows[0]]
+    figs = [f for f in FIGURES if series(rows, f[0])[0]]
     nrow = (len(figs) + cols - 1) // cols
     body = []
     for i, (col, label, scale) in enumerate(figs):
-        ys = [float(r[col]) * scale for r in rows]
+        sx, ys = series(rows, col, scale)
         x0 = 60 + (i % cols) * (cw + 70)
         y0 = 50 + (i // cols) * (ch + 50)
         c = Chart(body, x0, y0, cw, ch, xs, max(ys) * 1.1)
         c.frame(label, xs)
-        c.line(xs, ys, "#1f77b4", label=label)
+        c.line(sx, ys, "#1f77b4", label=label)
     return svg(60 + cols * (cw + 70), 50 + nrow * (ch + 50) + 10, body,
                title)
 
 
 def ratios(rows, xs, title):
     body = []
-    series = []
+    lines = []
     for col, label, colour, tgt in RATIOS:
-        if col not in rows[0]:
+        sx, ys = series(rows, col)
+        if not ys or ys[0] <= 0:
             continue
-        base = float(rows[0][col])
-        if base <= 0:
-            continue
-        series.append((label, colour, tgt,
-                       [float(r[col]) / base for r in rows]))
-    top = max([1.6] + [max(s[3]) * 1.05 for s in series])
+        lines.append((label, colour, tgt, sx, [y / ys[0] for y in ys]))
+    top = max([1.6] + [max(s[4]) * 1.05 for s in lines])
     w, h = 560, 360
     c = Chart(body, 60, 50, w, h, xs, top, 0.0)
     c.frame("each figure / its value at %s tasks" % nice_n(xs[0]), xs)
@@ -192,8 +197,8 @@ def ratios(rows, xs, title):
         lx = 64 if tgt == 1.25 else 60 + w - 4 - 6 * len(what)
         body.append('<text x="%.1f" y="%.1f" font-size="10" '
                     'fill="#444">%s</text>' % (lx, Y - 3, esc(what)))
-    for i, (label, colour, tgt, ys) in enumerate(series):
-        c.line(xs, ys, colour, dash="6,3" if tgt is None else None,
+    for i, (label, colour, tgt, sx, ys) in enumerate(lines):
+        c.line(sx, ys, colour, dash="6,3" if tgt is None else None,
                label=label)
         Y = 60 + i * 18
         body.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" '
@@ -202,26 +207,82 @@ def ratios(rows, xs, title):
                      ' stroke-dasharray="6,3"' if tgt is None else ""))
         body.append('<text x="%d" y="%d" font-size="11">%s (%s at %s)'
                     '</text>' % (60 + w + 50, Y + 4, esc(label),
-                                 "%.2f" % ys[-1], nice_n(xs[-1])))
+                                 "%.2f" % ys[-1], nice_n(sx[-1])))
     return svg(60 + w + 330, 50 + h + 40, body, title)
 
 
+# (column, label, kind, bound): the targets of issue 17 between the
+# first size and the last; kind "rate": last >= bound x first; "cost":
+# last <= bound x first (or under the absolute bound abs, if given)
+TARGETS = [
+    ("create_per_s", "create rate", "rate", 0.8, None),
+    ("drain_per_s", "drain rate", "rate", 0.8, None),
+    ("export_events_per_s", "export rate", "rate", 0.8, None),
+    ("create_broker_cpu_us", "create: broker CPU per task", "cost", 1.25,
+     None),
+    ("drain_broker_cpu_us", "drain: broker CPU per task", "cost", 1.25, None),
+    ("export_broker_cpu_us", "export: broker CPU per event", "cost", 1.25,
+     None),
+    ("export_copal_cpu_us", "export: copal CPU per event", "cost", 1.25,
+     None),
+    ("rss_anon_drain_kb", "broker RssAnon after drain", "cost", 1.2, None),
+    ("count_ms", "count by states (request), ms", "cost", 1.5, 1.0),
+    ("ls_by_states_ms", "copal ls --by-states, ms", "cost", 1.5, 20.0),
+    ("page_ready_ms", "first page READY (request), ms", "cost", 1.5, 1.0),
+    ("ls_ready_ms", "copal ls --state READY --limit 50, ms", "cost", 1.5,
+     20.0),
+    ("page_finished_ms", "first page JOB_FINISHED (request), ms", "cost",
+     1.5, 1.0),
+    ("ls_finished_ms", "copal ls --state JOB_FINISHED --limit 50, ms",
+     "cost", 1.5, 20.0),
+]
+
+
+def targets(rows):
+    """The targets as a Markdown table on stdout."""
+    a, b = rows[0], rows[-1]
+    na, nb = nice_n(float(a["tasks"])), nice_n(float(b["tasks"]))
+    print("| figure | %s | %s | ratio | target | result |" % (na, nb))
+    print("|---|---:|---:|---:|---|---|")
+    for col, label, kind, bound, abs_ in TARGETS:
+        if not a.get(col) or not b.get(col):
+            continue
+        x, y = float(a[col]), float(b[col])
+        r = y / x if x else 0
+        if kind == "rate":
+            ok, want = r >= bound, ">= %gx" % bound
+        else:
+            ok = r <= bound or (abs_ is not None and y < abs_)
+            want = "<= %gx" % bound + (" or < %g" % abs_ if abs_ else "")
+        print("| %s | %s | %s | %.2f | %s | %s |" %
+              (label, nice_v(x), nice_v(y), r, want,
+               "PASS" if ok else "**MISS**"))
+
+
 def main():
-    if len(sys.argv) < 3:
-        sys.stderr.write("usage: size_svg.py CSV OUTDIR [TITLE]\n")
+    args = sys.argv[1:]
+    if len(args) < 3 or args[0] != "-o":
+        sys.stderr.write("usage: size_svg.py -o OUTDIR [-t TITLE] CSV...\n")
         return 2
-    with open(sys.argv[1], newline="") as f:
-        rows = list(csv.DictReader(f))
+    out, title = args[1], "copal size_bench"
+    args = args[2:]
+    if len(args) >= 2 and args[0] == "-t":
+        title, args = args[1], args[2:]
+    rows = []
+    for path in args:  # several runs: their rows by size
+        with open(path, newline="") as f:
+            rows += list(csv.DictReader(f))
     if not rows:
-        sys.stderr.write("size_svg.py: %s has no rows\n" % sys.argv[1])
+        sys.stderr.write("size_svg.py: no rows\n")
         return 1
+    rows.sort(key=lambda r: float(r["tasks"]))
     xs = [float(r["tasks"]) for r in rows]
-    title = sys.argv[3] if len(sys.argv) > 3 else "copal size_bench"
     for name, text in (("size_figures.svg", figures(rows, xs, title)),
                        ("size_ratios.svg", ratios(rows, xs, title))):
-        with open("%s/%s" % (sys.argv[2], name), "w") as f:
+        with open("%s/%s" % (out, name), "w") as f:
             f.write(text)
-        print("%s/%s" % (sys.argv[2], name))
+        sys.stderr.write("%s/%s\n" % (out, name))
+    targets(rows)
     return 0
 
 
