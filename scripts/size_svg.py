@@ -56,7 +56,7 @@ RATIOS = [
     ("page_ready_ms", "first page READY", "#8c564b", 1.5),
     ("page_finished_ms", "first page JOB_FINISHED", "#e377c2", 1.5),
     ("history_ms", "history of a task", "#bcbd22", None),
-    ("check_s", "cpl_store_check time", "#17becf", None),
+    ("check_cpu_s/tasks", "cpl_store_check CPU per task", "#17becf", None),
 ]
 
 
@@ -153,7 +153,10 @@ def svg(w, h, body, title):
 
 def series(rows, col, scale=1.0):
     """The sizes and values of col in the rows that have it."""
-    pts = [(float(r["tasks"]), float(r[col]) * scale) for r in rows
+    per_task = col.endswith("/tasks")  # "X/tasks": column X per task
+    col = col[:-6] if per_task else col
+    pts = [(float(r["tasks"]), float(r[col]) * scale /
+            (float(r["tasks"]) if per_task else 1.0)) for r in rows
            if r.get(col) not in (None, "")]
     return [p[0] for p in pts], [p[1] for p in pts]
 
@@ -225,7 +228,7 @@ TARGETS = [
      None),
     ("export_copal_cpu_us", "export: copal CPU per event", "cost", 1.25,
      None),
-    ("rss_anon_drain_kb", "broker RssAnon after drain", "cost", 1.2, None),
+    ("rss_anon_drain_kb", "broker RssAnon after drain, kB", "cost", 1.2, None),
     ("count_ms", "count by states (request), ms", "cost", 1.5, 1.0),
     ("ls_by_states_ms", "copal ls --by-states, ms", "cost", 1.5, 20.0),
     ("page_ready_ms", "first page READY (request), ms", "cost", 1.5, 1.0),
