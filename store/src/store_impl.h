@@ -135,6 +135,18 @@ extern const char *const cs_db_names[DB_COUNT];
 // inserts/s); the small tree keeps each commit's dirty set small, and a
 // merge touches each main page once. Lookups search both trees.
 #define UUID_MERGE_AT 65536u
+// A merge moves one of UUID_MERGE_SLICES key ranges of uuid_new (by the
+// uuid's first byte, in turn), not all of it. LMDB keeps every page a
+// write transaction dirtied on its own free list (malloc'd, until the
+// environment closes), so the broker's heap is the largest dirty set of
+// any one commit: a whole merge of 65,536 random uuids into a 10M-task
+// tree dirtied ~45,000 leaves (bench/size_bench: broker RssAnon 74 MB at
+// 1M, 215 MB at 10M). A slice's keys are as dense on its part of the
+// main tree as the whole merge's on all of it (each slice, merged every
+// UUID_MERGE_AT / UUID_MERGE_SLICES creates, holds about that many), so
+// leaves dirtied per uuid stay the same while one commit's dirty set is
+// a quarter.
+#define UUID_MERGE_SLICES 4u
 // Random uuids are not put into uuid_new one by one as their tasks are
 // made, each a descent to a random leaf of a tree of up to UUID_MERGE_AT
 // keys, but kept in the transaction (cpl_txn.ubuf) and put in sorted
@@ -261,6 +273,9 @@ struct cpl_store {
 	// random bytes for uuids, refilled in bulk; used only by the writer
 	uint8_t rnd[4096];
 	size_t rnd_used;
+	// the key range of uuid_new the next merge moves (UUID_MERGE_SLICES);
+	// any order is correct, so a restart beginning at 0 is harmless
+	unsigned uuid_slice;
 	MDB_dbi dbi[DB_COUNT];
 	char *dir;
 	int lockfd;
@@ -982,7 +997,8 @@ int cs_uuid_add(cpl_txn *t, const uint8_t u[16], const uint8_t id[8]);
 int cs_parse_prefix(const char *p, uint8_t b[16], size_t *nbytes, int *half);
 // Calls fn for the id of every uuid (in both trees) that starts with prefix.
 int cs_uuid_walk(cpl_txn *t, const char *prefix, cpl_id_fn fn, void *arg);
-// Moves uuid_new into the main uuid tree (at commit, see UUID_MERGE_AT).
+// Moves one key range of uuid_new into the main uuid tree (at commit, see
+// UUID_MERGE_AT and UUID_MERGE_SLICES).
 int cs_uuid_merge(cpl_txn *t);
 // Puts the transaction's waiting uuids into uuid_new (UUID_BUF_MAX): at
 // commit and before any lookup of uuids in a write transaction.

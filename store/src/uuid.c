@@ -1,7 +1,7 @@
 // copal store: the uuid index. New (version 7, time-ordered) uuids are
 // appended to the main uuid tree; one that cannot be appended goes to the
-// small uuid_new tree, merged into the main tree in bulk (see
-// UUID_MERGE_AT); lookups by prefix search both trees.
+// small uuid_new tree, merged into the main tree in bulk, a key range at a
+// time (see UUID_MERGE_AT); lookups by prefix search both trees.
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -264,30 +264,51 @@ cs_uuid_walk(cpl_txn *t, const char *prefix, cpl_id_fn fn, void *arg)
 	return uuid_walk_db(t, DB_UUID_NEW, b, nb, half, fn, arg);
 }
 
-// Moves every entry of uuid_new into the main uuid tree (sorted order, so
-// each main page is dirtied once) and empties uuid_new.
+// Moves the entries of uuid_new whose first byte is in the next slice's
+// range into the main uuid tree, in sorted order so that each main page is
+// dirtied once (UUID_MERGE_SLICES says why one slice and not all).
 int
 cs_uuid_merge(cpl_txn *t)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
+	uint8_t start[16] = { 0 };
+	unsigned slice = t->s->uuid_slice % UUID_MERGE_SLICES;
+	unsigned lo = slice * 256u / UUID_MERGE_SLICES;
+	unsigned hi = (slice + 1) * 256u / UUID_MERGE_SLICES;
+	uint64_t moved = 0;
 	int rc, rv = 0;
 	if ((rv = tcursor(t, DB_UUID_NEW, &c)) != 0)
 		return rv;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	start[0] = (uint8_t)lo;
+	k.mv_data = start;
+	k.mv_size = 16;
+	// after mdb_cursor_del the cursor stands on the next entry, which
+	// MDB_NEXT then returns (LMDB's C_DEL), so nothing is skipped
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 16 || v.mv_size != 8) {
+			rv = fail(t, CPL_ECORRUPT);
+			break;
+		}
+		if (((const uint8_t *)k.mv_data)[0] >= hi)
+			break;
 		if ((rv = tput(t, DB_UUID, k.mv_data, k.mv_size, v.mv_data,
 		         v.mv_size, 0)) != 0)
 			break;
+		if ((rc = mdb_cursor_del(c, 0)) != 0) {
+			rv = fail(t, map_mdb(rc));
+			break;
+		}
+		moved++;
 	}
-	if (rv == 0 && rc != MDB_NOTFOUND)
+	if (rv == 0 && rc && rc != MDB_NOTFOUND)
 		rv = fail(t, map_mdb(rc));
 	mdb_cursor_close(c);
 	if (rv)
 		return rv;
-	if ((rc = mdb_drop(t->txn, t->s->dbi[DB_UUID_NEW], 0)) != 0)
-		return fail(t, map_mdb(rc));
-	t->meta.uuid_new_n = 0;
+	t->meta.uuid_new_n -= moved;
+	t->s->uuid_slice = (slice + 1) % UUID_MERGE_SLICES;
 	return 0;
 }
 
