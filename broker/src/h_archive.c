@@ -18,8 +18,11 @@
 static uint32_t
 final_mask(void)
 {
-	return (1u << CPL_JOB_FINISHED) | (1u << CPL_FAILED) |
-	    (1u << CPL_USER_KILLED) | (1u << CPL_PARENT_KILLED);
+	uint32_t m = 0;
+	for (int s = 0; s < CPL_NSTATES; s++)
+		if (cpl_state_is_final((cpl_state)s))
+			m |= 1u << s;
+	return m;
 }
 
 struct wf_find {
@@ -197,6 +200,21 @@ h_archive_pick(hctx *h, cpl_txn *txn)
 	return rv;
 }
 
+struct purge_ctx {
+	uint64_t events; // events removed with the tasks
+};
+
+static int
+purge_one(cpl_txn *txn, uint64_t id, void *arg)
+{
+	struct purge_ctx *pc = arg;
+	uint64_t k = 0;
+	int rv = cpl_task_purge(txn, id, &k);
+	if (rv == 0)
+		pc->events += k;
+	return rv;
+}
+
 int
 h_archive(hctx *h, cpl_txn *txn)
 {
@@ -244,34 +262,10 @@ h_archive(hctx *h, cpl_txn *txn)
 			return rv;
 		}
 	}
-	// children before parents, as h_delete: each pass removes what has
-	// no children left, newest first
-	size_t left = n;
-	while (left > 0 && rv == 0) {
-		size_t w = 0, before = left;
-		for (size_t i = left; i-- > 0;) {
-			uint64_t k = 0;
-			int e = cpl_task_purge(txn, ids[i], &k);
-			if (e == CPL_EINUSE) {
-				ids[w++] = ids[i];
-				continue;
-			}
-			if (e != 0) {
-				rv = e;
-				ids[0] = ids[i];
-				break;
-			}
-			nev += k;
-		}
-		if (rv == 0 && w == before)
-			rv = CPL_EINUSE;
-		for (size_t i = 0; i < w / 2; i++) {
-			uint64_t x = ids[i];
-			ids[i] = ids[w - 1 - i];
-			ids[w - 1 - i] = x;
-		}
-		left = w;
-	}
+	// children before parents, as h_delete
+	struct purge_ctx pc = { 0 };
+	rv = remove_children_first(txn, ids, n, purge_one, &pc);
+	nev = pc.events;
 	if (rv) {
 		const char *l = task_label(h, txn, ids[0]);
 		free(ids);

@@ -70,3 +70,33 @@ task_label(hctx *h, cpl_txn *txn, uint64_t id)
 	const char *l = arena_strdup(h->a, buf);
 	return l ? l : "a task"; // out of memory: still a message
 }
+
+int
+remove_children_first(cpl_txn *txn, uint64_t *ids, size_t n,
+    int (*rm)(cpl_txn *txn, uint64_t id, void *arg), void *arg)
+{
+	size_t left = n;
+	while (left > 0) {
+		// ids [0, i] are still to try this pass; the w deferred ones
+		// are kept at the top, [left - w, left), which only ids
+		// already tried have used (so none is overwritten before it
+		// is tried), in ascending order
+		size_t w = 0;
+		for (size_t i = left; i-- > 0;) {
+			int e = rm(txn, ids[i], arg);
+			if (e == CPL_EINUSE) {
+				ids[left - 1 - w++] = ids[i];
+				continue;
+			}
+			if (e != 0) {
+				ids[0] = ids[i];
+				return e;
+			}
+		}
+		if (w == left)
+			return CPL_EINUSE; // children outside ids
+		memmove(ids, ids + (left - w), w * sizeof(*ids));
+		left = w;
+	}
+	return 0;
+}

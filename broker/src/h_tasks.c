@@ -635,6 +635,13 @@ h_modify(hctx *h, cpl_txn *txn)
 
 // ---------------------------------------------------------------- delete, kill
 
+static int
+delete_one(cpl_txn *txn, uint64_t id, void *arg)
+{
+	(void)arg;
+	return cpl_task_delete(txn, id);
+}
+
 int
 h_delete(hctx *h, cpl_txn *txn)
 {
@@ -644,34 +651,9 @@ h_delete(hctx *h, cpl_txn *txn)
 		free(sel.v);
 		return rv;
 	}
-	// Children before parents: each pass deletes what has no children
-	// left (newest first, since children are usually newer); a task whose
-	// children are outside the selection stops it all.
-	size_t left = sel.n;
-	while (left > 0 && rv == 0) {
-		size_t w = 0, before = left;
-		for (size_t i = left; i-- > 0;) {
-			int e = cpl_task_delete(txn, sel.v[i]);
-			if (e == CPL_EINUSE) {
-				sel.v[w++] = sel.v[i]; // try again next pass
-				continue;
-			}
-			if (e != 0) {
-				rv = e;
-				sel.v[0] = sel.v[i];
-				break;
-			}
-		}
-		if (rv == 0 && w == before)
-			rv = CPL_EINUSE; // children outside the selection
-		// keep the remaining ids in ascending order
-		for (size_t i = 0; i < w / 2; i++) {
-			uint64_t x = sel.v[i];
-			sel.v[i] = sel.v[w - 1 - i];
-			sel.v[w - 1 - i] = x;
-		}
-		left = w;
-	}
+	// children before parents; a task whose children are outside the
+	// selection stops it all
+	rv = remove_children_first(txn, sel.v, sel.n, delete_one, NULL);
 	if (rv != 0) {
 		cpl_task t;
 		char u[37] = "?";

@@ -73,6 +73,14 @@ int task_get_owned(hctx *h, cpl_txn *txn, uint64_t id, cpl_task *t);
 // How messages name a task: "1a2b3c4d (name)" (uuid prefix and name, in
 // the arena), never the internal id the CLI cannot look up.
 const char *task_label(hctx *h, cpl_txn *txn, uint64_t id);
+// Removes the n tasks of ids with rm (cpl_task_delete, a purge), children
+// before parents: each pass removes what has no children left, newest
+// first, and tries the others (rm's CPL_EINUSE) again in the next. Stops
+// at a pass that removes nothing (CPL_EINUSE: children outside ids) or at
+// any other error, with the task it stopped at in ids[0]; the caller's
+// transaction is then to be given up. ids is reordered.
+int remove_children_first(cpl_txn *txn, uint64_t *ids, size_t n,
+    int (*rm)(cpl_txn *txn, uint64_t id, void *arg), void *arg);
 
 // ---------------------------------------------------------------- h_tasks.c
 int h_create(hctx *h, cpl_txn *txn);

@@ -222,25 +222,28 @@ ls_apps(out_fmt fmt)
 		}
 		json_close(j);
 	} else {
-		// params comes right after the columns each form shows, so one
-		// row of cells serves both
+		// params is the last column of each form (CSV readers keep
+		// their column positions)
 		static const tcol cols[] = { { "name", COL_STR },
 			{ "executable", COL_STR }, { "description", COL_STR },
 			{ "params", COL_STR } };
 		static const tcol csv_cols[] = { { "name", COL_STR },
 			{ "executable", COL_STR }, { "description", COL_STR },
-			{ "params", COL_STR }, { "preprocess", COL_STR },
-			{ "postprocess", COL_STR }, { "envscript", COL_STR } };
-		table *t = fmt == FMT_CSV ? table_open(fmt, csv_cols, 7, stdout) :
-		                            table_open(fmt, cols, 4, stdout);
+			{ "preprocess", COL_STR }, { "postprocess", COL_STR },
+			{ "envscript", COL_STR }, { "params", COL_STR } };
+		bool csv = fmt == FMT_CSV;
+		table *t = csv ? table_open(fmt, csv_cols, 7, stdout) :
+		                 table_open(fmt, cols, 4, stdout);
 		for (size_t i = 0; i < al->n_apps; i++) {
 			const Copal__App *a = al->apps[i];
 			char pl[4096];
 			params_str(a, pl, sizeof(pl));
-			const char *cells[] = { a->name, a->executable,
-				a->description, pl, a->preprocess,
-				a->postprocess, a->envscript };
-			table_row(t, cells);
+			const char *tab[] = { a->name, a->executable,
+				a->description, pl };
+			const char *all[] = { a->name, a->executable,
+				a->description, a->preprocess, a->postprocess,
+				a->envscript, pl };
+			table_row(t, csv ? all : tab);
 		}
 		table_close(t);
 	}

@@ -237,8 +237,24 @@ archive_page(struct arch *x, uint64_t after, uint64_t *next, bool *more,
 			copal__reply__free_unpacked(rrep, NULL);
 			return 0;
 		}
-		// refused: the member goes, the page is read again (a task
-		// changed meanwhile), a few times
+		// No answer (a timeout, a lost connection, an unreadable
+		// reply): the broker may have committed the removal, so the
+		// member stays, already fsync'd, and nothing more is asked. A
+		// task in both the file and the store is harmless (a later run
+		// archives it again, into another file); one in neither would
+		// be lost.
+		if (!cpl_client_err_remote(x->c)) {
+			x->off = end;
+			x->members++;
+			cli_warn("archive: no answer to the removal of %zu "
+			    "tasks (%s); they are in %s and may still be in "
+			    "the store too: run copal db archive again to "
+			    "move what is left", ntasks,
+			    cpl_client_errmsg(x->c), x->path);
+			return cli_call_rc(x->c, rv);
+		}
+		// refused (nothing removed): the member goes, the page is
+		// read again (a task changed meanwhile), a few times
 		(void)ftruncate(x->fd, (off_t)x->off);
 		(void)fdatasync(x->fd);
 		if (rv != CPL_ESTALE || attempt + 1 >= RETRIES)
@@ -318,8 +334,9 @@ db_archive(const char *db, const db_archive_args *a)
 	}
 out:
 	if (x.fd >= 0) {
-		// a failure after some pages keeps what they removed
-		if (x.tasks == 0) {
+		// a failure after some pages keeps what they removed, and a
+		// member whose removal went unanswered (archive_page)
+		if (x.members == 0) {
 			close(x.fd);
 			unlink(x.path);
 		} else if (close(x.fd) != 0 && rc == 0) {

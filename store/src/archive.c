@@ -11,14 +11,54 @@
 // (a deeper family waits for a later run).
 #define ELIGIBLE_DEPTH 64
 
-// The states a task never leaves by itself: the terminal states of the
-// state machine (common/src/state.c). RESTART_READY by a user can bring
-// one back, but only while it is in the store.
+// The states a task never leaves by itself are the state machine's final
+// ones (cpl_state_is_final): RESTART_READY by a user can bring one back,
+// but only while it is in the store.
+
+// The descendants of one task already found eligible: in a DAG a task is
+// reached by every path to it, and without this a chain of k diamonds
+// would be walked 2^k times (by the writer, while every write waits).
+struct seen {
+	uint64_t *v; // open addressing, 0 = empty (task ids start at 1)
+	size_t cap, n;
+};
+
 static bool
-final_state(cpl_state s)
+seen_has(const struct seen *s, uint64_t id)
 {
-	return s == CPL_JOB_FINISHED || s == CPL_FAILED ||
-	    s == CPL_USER_KILLED || s == CPL_PARENT_KILLED;
+	if (s->cap == 0)
+		return false;
+	for (size_t i = (size_t)(id * 0x9E3779B97F4A7C15ull) & (s->cap - 1);;
+	     i = (i + 1) & (s->cap - 1)) {
+		if (s->v[i] == id)
+			return true;
+		if (s->v[i] == 0)
+			return false;
+	}
+}
+
+static int
+seen_add(struct seen *s, uint64_t id)
+{
+	if (2 * (s->n + 1) > s->cap) {
+		struct seen g = { calloc(s->cap ? 2 * s->cap : 64,
+			sizeof(uint64_t)), s->cap ? 2 * s->cap : 64, 0 };
+		if (g.v == NULL)
+			return CPL_ENOMEM;
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->v[i] != 0)
+				(void)seen_add(&g, s->v[i]);
+		free(s->v);
+		*s = g;
+	}
+	size_t i = (size_t)(id * 0x9E3779B97F4A7C15ull) & (s->cap - 1);
+	while (s->v[i] != 0 && s->v[i] != id)
+		i = (i + 1) & (s->cap - 1);
+	if (s->v[i] == 0) {
+		s->v[i] = id;
+		s->n++;
+	}
+	return 0;
 }
 
 // The seq and time of a task's last event (0, 0: none).
@@ -62,7 +102,7 @@ last_event(cpl_txn *t, uint64_t id, uint64_t *seq, uint64_t *time)
 
 static int
 eligible(cpl_txn *t, uint64_t id, uint64_t before, bool any_wf, uint32_t wf,
-    int depth, bool *ok, uint64_t *last_seq)
+    int depth, struct seen *seen, bool *ok, uint64_t *last_seq)
 {
 	struct srec r;
 	uint64_t seq, time;
@@ -71,9 +111,13 @@ eligible(cpl_txn *t, uint64_t id, uint64_t before, bool any_wf, uint32_t wf,
 	*ok = false;
 	if (depth > ELIGIBLE_DEPTH)
 		return 0;
+	if (last_seq == NULL && seen_has(seen, id)) {
+		*ok = true;
+		return 0;
+	}
 	if ((rv = srec_get(t, id, &r)) != 0)
 		return rv;
-	if (!final_state((cpl_state)r.state) || r.lease != 0 ||
+	if (!cpl_state_is_final((cpl_state)r.state) || r.lease != 0 ||
 	    (!any_wf && r.wf != wf))
 		return 0;
 	if ((rv = last_event(t, id, &seq, &time)) != 0)
@@ -88,10 +132,12 @@ eligible(cpl_txn *t, uint64_t id, uint64_t before, bool any_wf, uint32_t wf,
 	}
 	bool all = true;
 	for (size_t i = 0; i < kids.n && all && rv == 0; i++)
-		rv = eligible(t, kids.v[i], before, any_wf, wf, depth + 1, &all,
-		    NULL);
+		rv = eligible(t, kids.v[i], before, any_wf, wf, depth + 1,
+		    seen, &all, NULL);
 	free(kids.v);
 	*ok = rv == 0 && all;
+	if (*ok && last_seq == NULL)
+		rv = seen_add(seen, id);
 	return rv;
 }
 
@@ -108,7 +154,11 @@ cpl_archive_eligible(cpl_txn *t, uint64_t id, uint64_t before_us,
 		*last_seq = 0;
 	if (wf && *wf && (rv = cs_name_id(t, 'w', wf, false, &wid)) != 0)
 		return rv == CPL_ENOTFOUND ? 0 : rv;
-	return eligible(t, id, before_us, !(wf && *wf), wid, 0, ok, last_seq);
+	struct seen seen = { NULL, 0, 0 };
+	rv = eligible(t, id, before_us, !(wf && *wf), wid, 0, &seen, ok,
+	    last_seq);
+	free(seen.v);
+	return rv;
 }
 
 static int
@@ -157,7 +207,7 @@ cpl_task_purge(cpl_txn *t, uint64_t id, uint64_t *nevents)
 		return t->err;
 	if ((rv = srec_get(t, id, &r)) != 0)
 		return rv;
-	if (!final_state((cpl_state)r.state))
+	if (!cpl_state_is_final((cpl_state)r.state))
 		return CPL_EBADSTATE;
 	// the refusals (held, children) come before any write
 	if ((rv = cs_task_remove(t, id, false)) != 0)

@@ -307,7 +307,10 @@ cs_uuid_merge(cpl_txn *t)
 	mdb_cursor_close(c);
 	if (rv)
 		return rv;
-	t->meta.uuid_new_n -= moved;
+	// never below zero: a count short of the tree (it cannot be, but a
+	// wrapped one would merge at every commit) restarts from the tree
+	t->meta.uuid_new_n = t->meta.uuid_new_n > moved ?
+	    t->meta.uuid_new_n - moved : 0;
 	t->s->uuid_slice = (slice + 1) % UUID_MERGE_SLICES;
 	return 0;
 }
