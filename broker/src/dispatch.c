@@ -354,6 +354,11 @@ heartbeat_fast(const dispatch *d, dreq *r)
 	a.ttl = hb->ttl_ms ? hb->ttl_ms : DEFAULT_TTL_MS;
 	if (a.ttl < MIN_TTL_MS || a.ttl > MAX_TTL_MS)
 		return false;
+	// A TTL this short keeps its stored deadline always within
+	// HBTAB_URGENT_US: every batch would flush the table, holding its
+	// lock (and every heartbeat thread) through the commit's sync.
+	if ((uint64_t)a.ttl * 1000u <= 2u * HBTAB_URGENT_US)
+		return false;
 	// locked over the snapshot: a sweep either writes this renewal or
 	// committed before the snapshot began (hbtab.h)
 	hbtab_lock(d->hb);

@@ -19,6 +19,7 @@ struct hbtab {
 	uint64_t min_stored; // earliest stored deadline among the kept
 	uint64_t renewed;
 	bool held;          // the writer holds mx over its transaction
+	bool closed;        // hbtab_close: keep nothing more
 };
 
 hbtab *
@@ -105,6 +106,8 @@ int
 hbtab_put(hbtab *h, uint64_t id, uint64_t deadline, uint32_t ttl_ms,
     uint64_t stored)
 {
+	if (h->closed)
+		return CPL_ESHUTDOWN;
 	struct ent *e = find(h, id);
 	if (e == NULL) {
 		if ((h->n + 1) * 2 > h->cap && grow(h) != 0)
@@ -149,6 +152,14 @@ hbtab_clear(hbtab *h)
 	h->min_stored = UINT64_MAX;
 }
 
+void
+hbtab_close(hbtab *h)
+{
+	pthread_mutex_lock(&h->mx);
+	h->closed = true;
+	pthread_mutex_unlock(&h->mx);
+}
+
 uint64_t
 hbtab_renewed(hbtab *h)
 {
@@ -168,7 +179,10 @@ hbtab_writer_flush(cpl_txn *txn, void *arg, bool all)
 	if (!h->held)
 		pthread_mutex_lock(&h->mx);
 	h->held = true;
-	if (h->n == 0 || (!all &&
+	// A sweep (all) keeps the lock to its commit even with nothing kept:
+	// a renewal judged meanwhile on a snapshot from before the sweep
+	// could otherwise renew a lease the sweep then expires.
+	if (!all && (h->n == 0 ||
 	    h->min_stored >= cpl_txn_now(txn) + HBTAB_URGENT_US)) {
 		h->held = false;
 		pthread_mutex_unlock(&h->mx);

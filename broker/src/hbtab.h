@@ -36,10 +36,15 @@ void hbtab_unlock(hbtab *h);
 // With the lock held: the kept deadline of lease id (0 if none).
 uint64_t hbtab_get(hbtab *h, uint64_t id);
 // With the lock held: keeps deadline and ttl_ms for lease id, whose
-// stored deadline is stored. CPL_ENOMEM: nothing kept (answer the
-// heartbeat through the writer instead).
+// stored deadline is stored. CPL_ENOMEM, CPL_ESHUTDOWN (closed): nothing
+// kept (answer the heartbeat through the writer instead).
 int hbtab_put(hbtab *h, uint64_t id, uint64_t deadline, uint32_t ttl_ms,
     uint64_t stored);
+// From now on nothing is kept (hbtab_put refuses): heartbeats go to the
+// writer, which commits them or, once stopped, does not answer. Called
+// when the broker stops, before the writer's last flush, so that no
+// renewal is answered from memory after the last write.
+void hbtab_close(hbtab *h);
 // With the lock held: writes every kept renewal in txn (cpl_lease_extend;
 // a lease that has ended is passed over).
 int hbtab_flush(hbtab *h, cpl_txn *txn);

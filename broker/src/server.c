@@ -110,6 +110,8 @@ server_stop(server *s)
 	// now is answered when it is done.
 	net_quiesce(s->net);
 	park_stop(s->disp.pk);
+	if (s->disp.hb)
+		hbtab_close(s->disp.hb);
 	writer_stop(s->disp.wr);
 	net_close(s->net);
 	if (s->disp.wr) {
