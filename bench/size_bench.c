@@ -397,42 +397,7 @@ creator_main(void *arg)
 {
 	struct creator *C = arg;
 	cpl_client *c = open_client(C->dir);
-	Copal__TaskSpec *specs = calloc(BATCH, sizeof(*specs));
-	Copal__TaskSpec **sp = calloc(BATCH, sizeof(*sp));
-	char (*names)[24] = calloc(BATCH, 24);
-	Copal__EnvVar ev = COPAL__ENV_VAR__INIT;
-	ev.name = "OMP_PROC_BIND";
-	ev.value = "true";
-	Copal__EnvVar *evp[1] = { &ev };
-	Copal__Resources res = COPAL__RESOURCES__INIT;
-	res.num_nodes = 1;
-	res.ranks_per_node = 1;
-	for (long done = C->first; done < C->last; done += BATCH) {
-		long n = C->last - done < BATCH ? C->last - done : BATCH;
-		for (long i = 0; i < n; i++) {
-			Copal__TaskSpec x = COPAL__TASK_SPEC__INIT;
-			specs[i] = x;
-			snprintf(names[i], 24, "task%ld", done + i);
-			specs[i].name = names[i];
-			specs[i].workflow = "bench";
-			specs[i].application = "sim";
-			specs[i].args = "--input data.in --steps 100";
-			specs[i].n_environ = 1;
-			specs[i].environ = evp;
-			specs[i].resources = &res;
-			specs[i].max_retries = 3;
-			sp[i] = &specs[i];
-		}
-		Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
-		cr.n_tasks = (size_t)n;
-		cr.tasks = sp;
-		Copal__Reply *r;
-		must(c, cpl_call_create_tasks(c, &cr, &r));
-		cpl_reply_free(r);
-	}
-	free(specs);
-	free(sp);
-	free(names);
+	bench_create_tasks(c, C->first, C->last, BATCH);
 	cpl_client_close(c);
 	return NULL;
 }
