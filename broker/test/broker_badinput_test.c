@@ -20,7 +20,8 @@
 //
 // The test program doubles as the unprivileged client: run as
 // `broker_badinput_test --as-client URL` it sends one create and exits 0
-// if no reply came, 2 if one did.
+// if no reply came, 6 if the reply refused it as not a user of the
+// database, 2 for any other reply.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -978,12 +979,17 @@ as_client(const char *url)
 	nng_close(s);
 	if (rv == 0) {
 		Copal__Reply *r = copal__reply__unpack(NULL, rl, rb);
-		printf("as-client: got a reply: status %s\n",
-		    r ? cpl_errname((int)r->status) : "undecodable");
+		int code = 2;
+		printf("as-client: got a reply: status %s: %s\n",
+		    r ? cpl_errname((int)r->status) : "undecodable",
+		    r && r->error ? r->error : "");
+		if (r && r->status == CPL_EPERM && r->error &&
+		    strstr(r->error, "is not a user of this database"))
+			code = 6;
 		if (r)
 			copal__reply__free_unpacked(r, NULL);
 		nng_free(rb, rl);
-		return 2;
+		return code;
 	}
 	printf("as-client: no reply: %s\n", nng_strerror(rv));
 	return 0;
@@ -1066,10 +1072,11 @@ test_other_uid(void **state)
 	snprintf(path, sizeof(path), "%s/sock/broker", f->b.dir);
 	BH_CHECK(chmod(path, 0666) == 0, "chmod");
 	rc = run_as_nobody(f->b.url);
-	BH_CHECK(rc == 0, "a client running as nobody that can reach the "
-	    "socket: exit %d (0: no reply, 2: it got a reply)", rc);
-	BH_CHECK(bh_log_contains(&f->b, "closed IPC connection from uid"),
-	    "the broker's log does not show the peer-uid check closing the "
+	BH_CHECK(rc == 6, "a client running as nobody that can reach the "
+	    "socket: exit %d (6: refused as not a user, 0: no reply, 2: "
+	    "another reply)", rc);
+	BH_CHECK(bh_log_contains(&f->b, "refused IPC connection from uid"),
+	    "the broker's log does not show the peer-uid check refusing the "
 	    "connection");
 	chmod(path, 0600);
 	snprintf(path, sizeof(path), "%s/sock", f->b.dir);

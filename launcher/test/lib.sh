@@ -27,6 +27,8 @@ if [[ -z ${COPAL_BIN:-} ]]; then
 	exit 1
 fi
 COPAL_BIN=$(readlink -f "$COPAL_BIN")
+# the source tree (this file is launcher/test/lib.sh in it)
+COPAL_SRC=$(readlink -f "$(dirname "${BASH_SOURCE[0]}")/../..")
 for _b in cli/copal broker/copal-broker launcher/copal-launcher; do
 	if [[ ! -x $COPAL_BIN/$_b ]]; then
 		echo "FAIL: $TEST_NAME: $COPAL_BIN/$_b is not built" >&2
@@ -438,6 +440,17 @@ cleanup() {
 	fi
 	for f in "$T"/sanitizer.*; do
 		[[ -e $f ]] || continue
+		# NNG 1.5.2's broken IPC listener (upstream #1518) leaks inside
+		# libnng once the broker's self-check has replaced it: not ours,
+		# and excused only then and only when nothing else is in the
+		# report (tests/testing/nng-leak.awk says what it lets through)
+		if grep -rqs "IPC listener does not answer new connections" \
+		    "$T" --include=broker.log &&
+		    awk -f "$COPAL_SRC/tests/testing/nng-leak.awk" "$f"; then
+			echo "note: $TEST_NAME: $f holds only NNG 1.5.2's" \
+			    "leak of the listener it broke (upstream #1518)" >&2
+			continue
+		fi
 		echo "FAIL: $TEST_NAME: sanitizer report $f:" >&2
 		cat "$f" >&2
 		bad=1
