@@ -134,6 +134,9 @@ enum {
 // Returns 0 or an errno (ENOENT: the program is not there).
 int proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
     const char *extra2);
+// Moves the descriptors inherited above 63 down (see spawn.c). Call
+// before anything else opens a descriptor.
+void proc_fds_compact(void);
 // Starts the guard that kills the task processes still running when the
 // launcher ends (SIGKILL included). Call before any thread exists.
 // Returns 0 or an errno.

@@ -31,6 +31,7 @@
 // still in the table, before the broker hands their tasks to someone
 // else. (PR_SET_PDEATHSIG in the child would reach only the group's
 // leader.)
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -127,6 +128,40 @@ proc_guard_start(void)
 	close(p[0]);
 	guard_fd = p[1];
 	return 0;
+}
+
+// Descriptors the launcher inherited, from FDS_LOW up (a batch job's
+// starter, mpirun or srun may leave some open, e.g. at 251): the kernel
+// copies the descriptor table up to the highest open one at every fork,
+// and a table over 64 entries is allocated, copied and freed again for
+// every task process (and closed in the child before its exec). Moved
+// down to the lowest free numbers, the file stays open as before (a pipe
+// whose reader waits for the launcher's end still sees it alive).
+#define FDS_LOW 64
+
+void
+proc_fds_compact(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int fds[64], n = 0;
+	if (d == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL && n < 64) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end == '\0' && e->d_name[0] != '\0' && fd >= FDS_LOW &&
+		    fd != dirfd(d))
+			fds[n++] = (int)fd;
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++) {
+		int low = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+		if (low >= 0 && low < fds[i])
+			close(fds[i]);
+		else if (low >= 0)
+			close(low);
+	}
 }
 
 // Puts a task's new process group into the guard's table.
@@ -359,9 +394,11 @@ spawn_child(const struct plan *p, volatile int *err)
 		if (fd != 0 && (dup2(fd, 0) < 0 || close(fd) < 0))
 			goto fail;
 	}
-	if ((fd = open(p->out, O_WRONLY | O_CREAT | O_APPEND, 0644)) < 0)
+	// (close-on-exec: the closefrom below closes it, no close of its own)
+	if ((fd = open(p->out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+	    0644)) < 0)
 		goto fail;
-	if (fd != 1 && (dup2(fd, 1) < 0 || close(fd) < 0))
+	if (fd != 1 && dup2(fd, 1) < 0)
 		goto fail;
 	if (dup2(1, 2) < 0 || chdir(p->dir) < 0)
 		goto fail;
