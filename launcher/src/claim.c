@@ -1,6 +1,7 @@
 // Claims: how much work fits the free capacity of this launcher's nodes,
 // the claim sent for it, and the placement of what the broker gives:
 // units, GPUs and a slot number per task, given back when it is done.
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,11 +83,14 @@ take_gpus(launcher *L, ltask *t)
 int
 claim_adopt(launcher *L, Copal__ClaimedTask *ct, ltask **out)
 {
-	ltask *t = calloc(1, sizeof(*t));
+	ltask *t = malloc(sizeof(*t));
 	if (t == NULL) {
 		copal__claimed_task__free_unpacked(ct, NULL);
 		return CPL_ENOMEM;
 	}
+	memset(t, 0, offsetof(ltask, workdir));
+	t->workdir[0] = '\0';
+	t->outpath[0] = '\0';
 	t->ct = ct;
 	if (ct->task == NULL || ct->task->spec == NULL || ct->app == NULL ||
 	    ct->task->status == NULL) {

@@ -143,6 +143,7 @@ launcher_run(const launcher_opts *o)
 	int rv;
 	memset(&L, 0, sizeof(L));
 	L.o = o;
+	proc_fds_compact();
 	// messages above the level (syslog numbering) are dropped
 	static const cpl_log_style log_style = { CPL_LOG_UTC_HMS_MS, "launcher",
 		true, false, false };

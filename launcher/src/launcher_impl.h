@@ -38,8 +38,6 @@ typedef struct ltask {
 	uint32_t attempt;
 	const char *name;       // points into ct
 	char uuid[37];
-	char workdir[5200];     // absolute
-	char outpath[5600];
 	enum stage stage;
 	pid_t pid;              // process group leader of the current stage
 	uint32_t gslot;         // its slot in the guard's table + 1; 0: none
@@ -61,6 +59,9 @@ typedef struct ltask {
 	char gpu_list[256];     // CUDA_VISIBLE_DEVICES
 	int slot;               // on its first node; -1: none yet
 	uint32_t fast_restarts; // fast-failure relaunches so far
+	// last: claim_adopt zeroes what comes before (not 11 kB per task)
+	char workdir[5200];     // absolute
+	char outpath[5600];
 } ltask;
 
 #define MAX_SLOTS 1024
@@ -133,6 +134,9 @@ enum {
 // Returns 0 or an errno (ENOENT: the program is not there).
 int proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
     const char *extra2);
+// Moves the descriptors inherited above 63 down (see spawn.c). Call
+// before anything else opens a descriptor.
+void proc_fds_compact(void);
 // Starts the guard that kills the task processes still running when the
 // launcher ends (SIGKILL included). Call before any thread exists.
 // Returns 0 or an errno.

@@ -31,6 +31,7 @@
 // still in the table, before the broker hands their tasks to someone
 // else. (PR_SET_PDEATHSIG in the child would reach only the group's
 // leader.)
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -129,6 +130,40 @@ proc_guard_start(void)
 	return 0;
 }
 
+// Descriptors the launcher inherited, from FDS_LOW up (a batch job's
+// starter, mpirun or srun may leave some open, e.g. at 251): the kernel
+// copies the descriptor table up to the highest open one at every fork,
+// and a table over 64 entries is allocated, copied and freed again for
+// every task process (and closed in the child before its exec). Moved
+// down to the lowest free numbers, the file stays open as before (a pipe
+// whose reader waits for the launcher's end still sees it alive).
+#define FDS_LOW 64
+
+void
+proc_fds_compact(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int fds[64], n = 0;
+	if (d == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL && n < 64) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end == '\0' && e->d_name[0] != '\0' && fd >= FDS_LOW &&
+		    fd != dirfd(d))
+			fds[n++] = (int)fd;
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++) {
+		int low = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+		if (low >= 0 && low < fds[i])
+			close(fds[i]);
+		else if (low >= 0)
+			close(low);
+	}
+}
+
 // Puts a task's new process group into the guard's table.
 static void
 guard_add(ltask *t, pid_t pid)
@@ -179,72 +214,106 @@ hosts_of(launcher *L, ltask *t, char *buf, size_t len)
 }
 
 // Environment of a task's processes: ours, then copal's variables, then
-// the task's own. Returns a NULL-terminated array to free with env_free;
-// ours are not copied (the launcher never changes its environment), so
-// only the entries from *own on belong to the array.
+// the task's own. Returns a NULL-terminated array to free(): ours are not
+// copied (the launcher never changes its environment), and the task's
+// strings live in the same allocation as the array, written with memcpy
+// rather than one asprintf (a malloc and a printf) each: this runs once
+// per stage of every task.
+struct envw {
+	char **env;
+	size_t n;
+	char *pos;
+};
+
+// Appends the variable a b c (a name and =, the value in parts).
+static void
+env_put(struct envw *w, const char *a, const char *b, const char *c)
+{
+	char *s = w->pos;
+	const char *part[3] = { a, b, c };
+	for (int i = 0; i < 3; i++) {
+		size_t l = part[i] ? strlen(part[i]) : 0;
+		memcpy(w->pos, part[i] ? part[i] : "", l);
+		w->pos += l;
+	}
+	*w->pos++ = '\0';
+	w->env[w->n++] = s;
+}
+
+static size_t
+slen(const char *s)
+{
+	return s ? strlen(s) : 0;
+}
+
+// Decimal digits of v in buf (at least 21 bytes).
+static const char *
+u64str(char *buf, uint64_t v)
+{
+	char *p = buf + 20;
+	*p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return p;
+}
+
 static char **
-task_env(launcher *L, ltask *t, const char *extra1, const char *extra2,
-    size_t *own)
+task_env(launcher *L, ltask *t, const char *extra1, const char *extra2)
 {
 	const Copal__TaskSpec *sp = t->ct->task->spec;
 	const Copal__Resources *res = sp->resources;
 	size_t n0 = 0;
 	while (environ[n0])
 		n0++;
-	size_t cap = n0 + sp->n_environ + 20;
-	char **env = calloc(cap, sizeof(char *));
-	size_t n = 0;
-	if (env == NULL)
-		return NULL;
-	for (size_t i = 0; i < n0; i++)
-		env[n++] = environ[i];
-	*own = n0;
-	char parents[4096] = "", hosts[4096];
+	char parents[4096], hosts[4096];
 	size_t pos = 0;
+	parents[0] = '\0';
 	for (size_t i = 0; i < sp->n_parent_ids && pos < sizeof(parents) - 24;
 	     i++)
 		pos += (size_t)snprintf(parents + pos, sizeof(parents) - pos,
 		    "%s%llu", i ? "," : "", (unsigned long long)sp->parent_ids[i]);
+	hosts_of(L, t, hosts, sizeof(hosts));
 	uint32_t tpr = res && res->threads_per_rank ? res->threads_per_rank : 1;
-	char *v;
-#define ADD(...)                                             \
-	do {                                                 \
-		if (asprintf(&v, __VA_ARGS__) >= 0)          \
-			env[n++] = v;                        \
-	} while (0)
-	ADD("COPAL_DB=%s", L->db);
-	ADD("COPAL_TASK_ID=%llu", (unsigned long long)t->id);
-	ADD("COPAL_TASK_UUID=%s", t->uuid);
-	ADD("COPAL_TASK_NAME=%s", t->name);
-	ADD("COPAL_WORKFLOW=%s", sp->workflow);
-	ADD("COPAL_ATTEMPT=%u", t->attempt);
-	ADD("COPAL_PARENT_IDS=%s", parents);
-	ADD("COPAL_NODES=%s", hosts_of(L, t, hosts, sizeof(hosts)));
-	ADD("COPAL_LAUNCHER_NODES=%s", L->self_hosts);
-	ADD("COPAL_JOB_MODE=%s", L->o->mode == MODE_MPI ? "mpi" : "serial");
-	ADD("OMP_NUM_THREADS=%u", tpr);
+	char idb[21], attb[21], tprb[21], leaseb[21];
+	const char *mode = L->o->mode == MODE_MPI ? "mpi" : "serial";
+	// the names and = of copal's variables, numbers, NULs: under 512
+	size_t bytes = 512 + strlen(L->db) + slen(t->uuid) + slen(t->name) +
+	    slen(sp->workflow) + pos + strlen(hosts) + strlen(L->self_hosts) +
+	    strlen(t->gpu_list) + slen(extra1) + slen(extra2);
+	for (size_t i = 0; i < sp->n_environ; i++)
+		bytes += slen(sp->environ[i]->name) +
+		    slen(sp->environ[i]->value) + 2;
+	size_t cap = n0 + sp->n_environ + 20;
+	char **env = malloc(cap * sizeof(char *) + bytes);
+	if (env == NULL)
+		return NULL;
+	memcpy(env, environ, n0 * sizeof(char *));
+	struct envw w = { env, n0, (char *)(env + cap) };
+	env_put(&w, "COPAL_DB=", L->db, NULL);
+	env_put(&w, "COPAL_TASK_ID=", u64str(idb, t->id), NULL);
+	env_put(&w, "COPAL_TASK_UUID=", t->uuid, NULL);
+	env_put(&w, "COPAL_TASK_NAME=", t->name, NULL);
+	env_put(&w, "COPAL_WORKFLOW=", sp->workflow, NULL);
+	env_put(&w, "COPAL_ATTEMPT=", u64str(attb, t->attempt), NULL);
+	env_put(&w, "COPAL_PARENT_IDS=", parents, NULL);
+	env_put(&w, "COPAL_NODES=", hosts, NULL);
+	env_put(&w, "COPAL_LAUNCHER_NODES=", L->self_hosts, NULL);
+	env_put(&w, "COPAL_JOB_MODE=", mode, NULL);
+	env_put(&w, "OMP_NUM_THREADS=", u64str(tprb, tpr), NULL);
 	if (t->gpu_list[0])
-		ADD("CUDA_VISIBLE_DEVICES=%s", t->gpu_list);
+		env_put(&w, "CUDA_VISIBLE_DEVICES=", t->gpu_list, NULL);
 	if (extra1) {
 		// a stage around the run may edit its own task (issue 22)
-		ADD("COPAL_LEASE_ID=%llu", (unsigned long long)L->lease);
-		ADD("%s", extra1);
+		env_put(&w, "COPAL_LEASE_ID=", u64str(leaseb, L->lease), NULL);
+		env_put(&w, extra1, NULL, NULL);
 	}
 	if (extra2)
-		ADD("%s", extra2);
+		env_put(&w, extra2, NULL, NULL);
 	for (size_t i = 0; i < sp->n_environ; i++)
-		ADD("%s=%s", sp->environ[i]->name, sp->environ[i]->value);
-#undef ADD
-	env[n] = NULL;
+		env_put(&w, sp->environ[i]->name, "=", sp->environ[i]->value);
+	env[w.n] = NULL;
 	return env;
-}
-
-static void
-env_free(char **env, size_t own)
-{
-	for (size_t i = own; env && env[i]; i++)
-		free(env[i]);
-	free(env);
 }
 
 // Signals whose disposition in the launcher is not the default (SIGPIPE
@@ -256,11 +325,23 @@ static bool nondefault_read;
 // The launcher's controlling terminal (close-on-exec), which each task
 // process gives up; -1 without one.
 static int tty_fd = -1;
+// /dev/null (close-on-exec, above 2), a task's standard input: dup2'd in
+// the child, not opened and closed there for each task
+static int null_fd = -1;
 
 static void
 spawn_setup(void)
 {
 	tty_fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	// (not 0, 1 or 2, should the launcher have been started without
+	// them: dup2 onto itself would keep close-on-exec)
+	if (fd >= 0 && fd <= 2) {
+		null_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		close(fd);
+	} else {
+		null_fd = fd;
+	}
 	sigemptyset(&nondefault);
 	for (int s = 1; s < NSIG; s++) {
 		struct sigaction sa;
@@ -304,13 +385,20 @@ spawn_child(const struct plan *p, volatile int *err)
 			sigaction(s, &dfl, NULL);
 	// 0 from /dev/null, 1 and 2 appended to the output file, nothing
 	// else of the launcher's (sockets, inherited descriptors)
-	if ((fd = open("/dev/null", O_RDONLY)) < 0)
+	if (null_fd >= 0) {
+		if (dup2(null_fd, 0) < 0)
+			goto fail;
+	} else {
+		if ((fd = open("/dev/null", O_RDONLY)) < 0)
+			goto fail;
+		if (fd != 0 && (dup2(fd, 0) < 0 || close(fd) < 0))
+			goto fail;
+	}
+	// (close-on-exec: the closefrom below closes it, no close of its own)
+	if ((fd = open(p->out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+	    0644)) < 0)
 		goto fail;
-	if (fd != 0 && (dup2(fd, 0) < 0 || close(fd) < 0))
-		goto fail;
-	if ((fd = open(p->out, O_WRONLY | O_CREAT | O_APPEND, 0644)) < 0)
-		goto fail;
-	if (fd != 1 && (dup2(fd, 1) < 0 || close(fd) < 0))
+	if (fd != 1 && dup2(fd, 1) < 0)
 		goto fail;
 	if (dup2(1, 2) < 0 || chdir(p->dir) < 0)
 		goto fail;
@@ -393,8 +481,7 @@ proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
 			return ENOMEM;
 		argv_sh[2] = full;
 	}
-	size_t own = 0;
-	char **env = task_env(L, t, extra1, extra2, &own);
+	char **env = task_env(L, t, extra1, extra2);
 	if (env == NULL) {
 		free(full);
 		return ENOMEM;
@@ -422,7 +509,7 @@ proc_spawn(launcher *L, ltask *t, const char *cmd, const char *extra1,
 			close(fd);
 		}
 	}
-	env_free(env, own);
+	free(env);
 	free(full);
 	if (rv == 0) {
 		t->pid = pid;

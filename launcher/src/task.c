@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,21 @@ static void
 report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+// Appends at most max bytes of s to buf (of size len) at pos, as much as
+// fits with its NUL; returns the new end.
+static size_t
+cat(char *buf, size_t len, size_t pos, const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+	if (pos >= len)
+		return pos;
+	if (n > len - pos - 1)
+		n = len - pos - 1;
+	memcpy(buf + pos, s, n);
+	buf[pos + n] = '\0';
+	return pos + n;
+}
+
 static void
 report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
 {
@@ -42,14 +58,22 @@ report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
 		L->capreps = cap;
 	}
 	struct report *r = &L->reps[L->nreps++];
-	if (t->nnodes && t->slot >= 0)
-		snprintf(r->node, sizeof(r->node), "%s/%d",
-		    L->nodes[t->nodes[0]].name, t->slot);
-	else if (t->nnodes)
-		snprintf(r->node, sizeof(r->node), "%s",
-		    L->nodes[t->nodes[0]].name);
-	else
-		r->node[0] = '\0';
+	// (three reports per task: strings put together without printf)
+	size_t np = 0;
+	r->node[0] = '\0';
+	if (t->nnodes)
+		np = cat(r->node, sizeof(r->node), 0,
+		    L->nodes[t->nodes[0]].name, SIZE_MAX);
+	if (t->nnodes && t->slot >= 0) {
+		char sb[16], *p = sb + sizeof(sb);
+		unsigned v = (unsigned)t->slot;
+		*--p = '\0';
+		do
+			*--p = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
+		*--p = '/';
+		cat(r->node, sizeof(r->node), np, p, SIZE_MAX);
+	}
 	// reports are made as the change happens (a process just started,
 	// just reaped): this is the change's time, sent beside it
 	struct timespec ts;
@@ -57,8 +81,11 @@ report(launcher *L, ltask *t, int to, int rc, const char *fmt, ...)
 	r->event_us = (uint64_t)ts.tv_sec * 1000000u +
 	    (uint64_t)ts.tv_nsec / 1000u;
 	const char *nm = t->name ? t->name : "";
-	int nl = (int)cpl_utf8_cut(nm, strnlen(nm, sizeof(r->who) - 12));
-	snprintf(r->who, sizeof(r->who), "%.8s (%.*s)", t->uuid, nl, nm);
+	size_t nl = cpl_utf8_cut(nm, strnlen(nm, sizeof(r->who) - 12));
+	size_t wp = cat(r->who, sizeof(r->who), 0, t->uuid, 8);
+	wp = cat(r->who, sizeof(r->who), wp, " (", SIZE_MAX);
+	wp = cat(r->who, sizeof(r->who), wp, nm, nl);
+	cat(r->who, sizeof(r->who), wp, ")", SIZE_MAX);
 	r->id = t->id;
 	r->attempt = t->attempt;
 	r->to = to;

@@ -27,4 +27,28 @@ for t in direct viash; do
 	assert_eq "0 1 2 3" "$got" \
 	    "descriptors open in task $t when the launcher inherited descriptor 9"
 done
+
+# A descriptor inherited high up (harnesses and starters leave some at
+# 250 and above) is moved down by the launcher, still open: the kernel
+# copies the table up to the highest open descriptor at every fork, for
+# every task (issue 13). Tasks still get none of it.
+add_job high fds --workflow fd >/dev/null
+LAUNCHER_EXTRA_FD=200 start_launcher l2 --job-mode serial --idle-ttl 3
+L2=$LPID
+wait_for_state high JOB_FINISHED 20
+nfd=0
+highest=0
+for f in /proc/"$L2"/fd/*; do
+	n=${f##*/}
+	((n > highest)) && highest=$n
+	[[ $(readlink "$f") == /dev/null ]] && nfd=$((nfd + 1))
+done
+((highest < 64)) || fail "the launcher still holds descriptor $highest"
+# 0 (the test's redirection), the launcher's own /dev/null for tasks'
+# input and the moved descriptor 200
+((nfd >= 3)) || fail "the inherited descriptor was closed, not moved ($nfd on /dev/null)"
+wait_launcher "$L2" 30
+got=$(paste -sd' ' "$(workdir_of high)/high.out")
+assert_eq "0 1 2 3" "$got" \
+    "descriptors open in a task when the launcher inherited descriptor 200"
 pass
