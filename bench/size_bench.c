@@ -29,7 +29,9 @@
 //              counted): events per second
 //   check      cpl_store_check of the whole store, broker stopped
 //   bytes      data.mdb's size and its used pages (high-water mark) per task
-//   heap       the broker's RssAnon and VmHWM after create and after drain
+//   heap       the broker's RssAnon and VmHWM after create and after drain,
+//              and its RssFile and RssShmem (the mapped database's resident
+//              pages): memory that leaves the heap shows up there
 //   CPU        the broker's utime + stime per task over create and drain,
 //              per event over the export; copal's (export) and this
 //              process's (the load generator): on a busy machine the
@@ -520,6 +522,7 @@ typedef struct row {
 	uint64_t events;
 	double file_bpt, used_bpt;           // bytes per task
 	long anon_create, hwm_create, anon_drain, hwm_drain; // kB
+	long file_create, shmem_create, file_drain, shmem_drain; // kB
 	double load_start, load_end;
 } row;
 
@@ -659,6 +662,8 @@ one_size(const char *parent, long n, row *R)
 	R->create_ccpu = (self_cpu() - c0) * 1e6 / n;
 	R->anon_create = status_kb(pid, "RssAnon:");
 	R->hwm_create = status_kb(pid, "VmHWM:");
+	R->file_create = status_kb(pid, "RssFile:");
+	R->shmem_create = status_kb(pid, "RssShmem:");
 
 	must(c, cpl_call_count(c, NULL, &r));
 	uint64_t ready = in_state(r->count, COPAL__TASK_STATE__STATE_READY);
@@ -702,6 +707,8 @@ one_size(const char *parent, long n, row *R)
 	free(L);
 	R->anon_drain = status_kb(pid, "RssAnon:");
 	R->hwm_drain = status_kb(pid, "VmHWM:");
+	R->file_drain = status_kb(pid, "RssFile:");
+	R->shmem_drain = status_kb(pid, "RssShmem:");
 	must(c, cpl_call_count(c, NULL, &r));
 	uint64_t fin = in_state(r->count,
 	    COPAL__TASK_STATE__STATE_JOB_FINISHED);
@@ -875,6 +882,10 @@ G(g_anon_c, r->anon_create / 1024.0)
 G(g_hwm_c, r->hwm_create / 1024.0)
 G(g_anon_d, r->anon_drain / 1024.0)
 G(g_hwm_d, r->hwm_drain / 1024.0)
+G(g_file_c, r->file_create / 1024.0)
+G(g_shmem_c, r->shmem_create / 1024.0)
+G(g_file_d, r->file_drain / 1024.0)
+G(g_shmem_d, r->shmem_drain / 1024.0)
 G(g_load, r->load_end)
 G(g_create_bcpu, r->create_bcpu)
 G(g_create_ccpu, r->create_ccpu)
@@ -961,6 +972,11 @@ print_all(const row *R, size_t nr)
 	line(R, nr, "broker VmHWM after create, MB", "%.1f", g_hwm_c);
 	line(R, nr, "broker RssAnon after drain, MB", "%.1f", g_anon_d);
 	line(R, nr, "broker VmHWM after drain, MB", "%.1f", g_hwm_d);
+	line(R, nr, "broker RssFile after create, MB", "%.1f",
+	    g_file_c);
+	line(R, nr, "  RssShmem", "%.1f", g_shmem_c);
+	line(R, nr, "broker RssFile after drain, MB", "%.1f", g_file_d);
+	line(R, nr, "  RssShmem", "%.1f", g_shmem_d);
 	line(R, nr, "load average (1 min) at the end", "%.2f", g_load);
 	if (nr < 2)
 		return;
@@ -1014,12 +1030,14 @@ write_csv(const char *path, const row *R, size_t nr)
 	    "rss_anon_create_kb,vm_hwm_create_kb,rss_anon_drain_kb,"
 	    "vm_hwm_drain_kb,load_start,load_end,create_broker_cpu_us,"
 	    "create_client_cpu_us,drain_broker_cpu_us,drain_client_cpu_us,"
-	    "export_broker_cpu_us,export_copal_cpu_us,check_cpu_s\n");
+	    "export_broker_cpu_us,export_copal_cpu_us,check_cpu_s,"
+	    "rss_file_create_kb,rss_shmem_create_kb,rss_file_drain_kb,"
+	    "rss_shmem_drain_kb\n");
 	for (size_t i = 0; i < nr; i++) {
 		const row *r = &R[i];
 		fprintf(f, "%ld,%.0f,%.0f,%.0f,%.0f,%.1f,%.4f,%.2f,%.4f,%.2f,"
 		    "%.4f,%.2f,%.4f,%.2f,%.0f,%" PRIu64 ",%.3f,%.1f,%.1f,%ld,"
-		    "%ld,%ld,%ld,%.2f,%.2f,%.3f,%.3f,%.3f,%.3f,%.4f,%.4f,%.3f\n",
+		    "%ld,%ld,%ld,%.2f,%.2f,%.3f,%.3f,%.3f,%.3f,%.4f,%.4f,%.3f,%ld,%ld,%ld,%ld\n",
 		    r->n, r->raw_put, r->rtt,
 		    r->create, r->drain, r->claim_max, r->count_rpc,
 		    r->count_cli, r->ready_rpc, r->ready_cli, r->fin_rpc,
@@ -1028,7 +1046,8 @@ write_csv(const char *path, const row *R, size_t nr)
 		    r->anon_create, r->hwm_create, r->anon_drain, r->hwm_drain,
 		    r->load_start, r->load_end, r->create_bcpu, r->create_ccpu,
 		    r->drain_bcpu, r->drain_ccpu, r->export_bcpu, r->export_ccpu,
-		    r->check_cpu);
+		    r->check_cpu, r->file_create, r->shmem_create,
+		    r->file_drain, r->shmem_drain);
 	}
 	if (fclose(f) != 0)
 		die(path, CPL_EIO);
