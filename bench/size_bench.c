@@ -30,6 +30,8 @@
 //   check      cpl_store_check of the whole store, broker stopped
 //   bytes      data.mdb's size and its used pages (high-water mark) per task
 //   heap       the broker's RssAnon and VmHWM after create and after drain,
+//              RssAnon again once it has been idle for 2.5 s (what it
+//              keeps: the writer returns freed heap when idle),
 //              and its RssFile and RssShmem (the mapped database's resident
 //              pages): memory that leaves the heap shows up there
 //   CPU        the broker's utime + stime per task over create and drain,
@@ -523,6 +525,7 @@ typedef struct row {
 	double file_bpt, used_bpt;           // bytes per task
 	long anon_create, hwm_create, anon_drain, hwm_drain; // kB
 	long file_create, shmem_create, file_drain, shmem_drain; // kB
+	long anon_idle; // kB, the broker idle for 2.5 s after the drain
 	double load_start, load_end;
 } row;
 
@@ -719,6 +722,9 @@ one_size(const char *parent, long n, row *R)
 	    " JOB_FINISHED, %" PRIu64 " FAILED (%" PRIu64 " reported)", n,
 	    done, fin, nfail, failed);
 	cpl_reply_free(r);
+	// the heap the broker keeps: idle for two sweeps after the drain
+	usleep(2500000);
+	R->anon_idle = status_kb(pid, "RssAnon:");
 
 	progress("N=%ld: first page of JOB_FINISHED, history", n);
 	R->fin_rpc = page_ms(c, COPAL__TASK_STATE__STATE_JOB_FINISHED, 51,
@@ -881,6 +887,7 @@ G(g_used_bpt, r->used_bpt)
 G(g_anon_c, r->anon_create / 1024.0)
 G(g_hwm_c, r->hwm_create / 1024.0)
 G(g_anon_d, r->anon_drain / 1024.0)
+G(g_anon_i, r->anon_idle / 1024.0)
 G(g_hwm_d, r->hwm_drain / 1024.0)
 G(g_file_c, r->file_create / 1024.0)
 G(g_shmem_c, r->shmem_create / 1024.0)
@@ -972,6 +979,8 @@ print_all(const row *R, size_t nr)
 	line(R, nr, "broker VmHWM after create, MB", "%.1f", g_hwm_c);
 	line(R, nr, "broker RssAnon after drain, MB", "%.1f", g_anon_d);
 	line(R, nr, "broker VmHWM after drain, MB", "%.1f", g_hwm_d);
+	line(R, nr, "broker RssAnon idle 2.5 s after drain, MB", "%.1f",
+	    g_anon_i);
 	line(R, nr, "broker RssFile after create, MB", "%.1f",
 	    g_file_c);
 	line(R, nr, "  RssShmem", "%.1f", g_shmem_c);
@@ -999,6 +1008,8 @@ print_all(const row *R, size_t nr)
 	target(R, nr, "  export: copal CPU per event (us)", g_export_ccpu, 0,
 	    1.25, 0);
 	target(R, nr, "broker RssAnon after drain (MB)", g_anon_d, 0, 1.2, 0);
+	target(R, nr, "broker RssAnon idle after drain (MB)", g_anon_i, 0, 1.2,
+	    0);
 	target(R, nr, "count by states, request (ms)", g_count_rpc, 0, 1.5, 1);
 	target(R, nr, "copal ls --by-states (ms)", g_count_cli, 0, 1.5, 20);
 	target(R, nr, "first page READY, request (ms)", g_ready_rpc, 0, 1.5,
@@ -1032,12 +1043,12 @@ write_csv(const char *path, const row *R, size_t nr)
 	    "create_client_cpu_us,drain_broker_cpu_us,drain_client_cpu_us,"
 	    "export_broker_cpu_us,export_copal_cpu_us,check_cpu_s,"
 	    "rss_file_create_kb,rss_shmem_create_kb,rss_file_drain_kb,"
-	    "rss_shmem_drain_kb\n");
+	    "rss_shmem_drain_kb,rss_anon_idle_kb\n");
 	for (size_t i = 0; i < nr; i++) {
 		const row *r = &R[i];
 		fprintf(f, "%ld,%.0f,%.0f,%.0f,%.0f,%.1f,%.4f,%.2f,%.4f,%.2f,"
 		    "%.4f,%.2f,%.4f,%.2f,%.0f,%" PRIu64 ",%.3f,%.1f,%.1f,%ld,"
-		    "%ld,%ld,%ld,%.2f,%.2f,%.3f,%.3f,%.3f,%.3f,%.4f,%.4f,%.3f,%ld,%ld,%ld,%ld\n",
+		    "%ld,%ld,%ld,%.2f,%.2f,%.3f,%.3f,%.3f,%.3f,%.4f,%.4f,%.3f,%ld,%ld,%ld,%ld,%ld\n",
 		    r->n, r->raw_put, r->rtt,
 		    r->create, r->drain, r->claim_max, r->count_rpc,
 		    r->count_cli, r->ready_rpc, r->ready_cli, r->fin_rpc,
@@ -1047,7 +1058,7 @@ write_csv(const char *path, const row *R, size_t nr)
 		    r->load_start, r->load_end, r->create_bcpu, r->create_ccpu,
 		    r->drain_bcpu, r->drain_ccpu, r->export_bcpu, r->export_ccpu,
 		    r->check_cpu, r->file_create, r->shmem_create,
-		    r->file_drain, r->shmem_drain);
+		    r->file_drain, r->shmem_drain, r->anon_idle);
 	}
 	if (fclose(f) != 0)
 		die(path, CPL_EIO);

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <time.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "broker.h"
 #include "writer.h"
@@ -170,7 +173,7 @@ writer_main(void *arg)
 	uint64_t last_sweep = 0, last_turn = 0;
 	bool deferred = false;
 	uint64_t prev_turn = 0;
-	size_t prev_n = 0;
+	size_t prev_n = 0, untrimmed = 0;
 	do_grace(w, 0);
 	last_turn = cpl_mono_us();
 	pthread_mutex_lock(&w->qmx);
@@ -259,6 +262,22 @@ writer_main(void *arg)
 			last_sweep = cpl_mono_us();
 			swept = true;
 			deferred = false;
+		}
+		untrimmed += prev_n;
+		if (swept && list == NULL && untrimmed >= WRITER_TRIM_JOBS) {
+			// idle after a burst: what the burst freed (LMDB's copies
+			// of the pages its commits dirtied, decoded requests,
+			// replies) glibc keeps in its arenas until asked; give it
+			// back, so that the heap a broker keeps does not grow
+			// with its largest burst (issue 17)
+			untrimmed = 0;
+#ifdef __GLIBC__
+			uint64_t t0 = cpl_mono_us();
+			int gave = malloc_trim(0);
+			LOG(LOG_DEBUG, "writer", "idle: heap trimmed (%s) in "
+			    "%llu us", gave ? "memory returned" : "nothing to "
+			    "return", (unsigned long long)(cpl_mono_us() - t0));
+#endif
 		}
 		// claims held open look again: a task became runnable, a
 		// lease ended

@@ -24,6 +24,9 @@
 #define WRITER_IDLE_WAIT_MS 250
 // How often expired leases are swept and old replies pruned.
 #define WRITER_SWEEP_US 1000000u
+// After at least this many jobs, the first sweep the writer makes while
+// idle returns the heap they freed to the system (malloc_trim).
+#define WRITER_TRIM_JOBS 64u
 // A writer that did not come round for this long (the process stopped, a
 // commit that hung) gives every lease one TTL of grace before its next
 // sweep, as it does when it starts: launchers that could not reach it are
