@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "copal/params.h"
+#include "copal/spec.h"
 #include "handlers.h"
 
 #define MAX_EXPORT 100000u
@@ -45,20 +46,18 @@ tinfo_get(hctx *h, cpl_txn *txn, struct tcache *c, uint64_t id)
 	struct tinfo *ti = &c->v[j];
 	if (ti->id == id)
 		return ti;
+	// (the names straight from the packed spec: unpacking it whole was
+	// the largest cost of an export)
 	cpl_task t;
 	char u[37] = "";
-	const char *name = "", *wf = "";
-	int rv = cpl_task_get(txn, id, CPL_GET_SPEC, &t);
-	if (rv == 0) {
+	char name[CPL_SPEC_NAME_MAX + 1] = "", wf[CPL_SPEC_NAME_MAX + 1] = "";
+	if (cpl_task_get_names(txn, id, &t, name, wf) == 0)
 		cpl_uuid_format(t.uuid, u);
-		name = t.spec->name;
-		wf = t.spec->workflow;
-	}
+	else
+		name[0] = wf[0] = '\0'; // "" for a deleted task
 	ti->uuid = arena_strdup(h->a, u);
-	ti->name = arena_strdup(h->a, name); // "" for a deleted task
+	ti->name = arena_strdup(h->a, name);
 	ti->workflow = arena_strdup(h->a, wf);
-	if (rv == 0)
-		cpl_task_clear(&t);
 	if (!ti->uuid || !ti->name || !ti->workflow)
 		return NULL;
 	ti->id = id;

@@ -378,3 +378,69 @@ cpl_spec_check(const Copal__TaskSpec *sp, char *err, size_t errlen)
 	}
 	return 0;
 }
+
+// ---------------------------------------------------------------- packed
+
+// A varint at *p (before end); false if cut or over 10 bytes.
+static bool
+wire_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (unsigned shift = 0; shift < 70; shift += 7) {
+		if (*p >= end)
+			return false;
+		uint8_t b = *(*p)++;
+		x |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+int
+cpl_spec_packed_names(const void *buf, size_t len,
+    char name[CPL_SPEC_NAME_MAX + 1], char wf[CPL_SPEC_NAME_MAX + 1])
+{
+	if ((buf == NULL && len) || name == NULL || wf == NULL)
+		return CPL_EINVAL;
+	const uint8_t *p = buf, *end = p + len;
+	name[0] = wf[0] = '\0';
+	while (p < end) {
+		uint64_t key, n;
+		if (!wire_varint(&p, end, &key) || (key >> 3) == 0)
+			return CPL_ECORRUPT;
+		switch (key & 7) {
+		case 0: // varint
+			if (!wire_varint(&p, end, &n))
+				return CPL_ECORRUPT;
+			break;
+		case 1: // 64-bit
+			if ((size_t)(end - p) < 8)
+				return CPL_ECORRUPT;
+			p += 8;
+			break;
+		case 5: // 32-bit
+			if ((size_t)(end - p) < 4)
+				return CPL_ECORRUPT;
+			p += 4;
+			break;
+		case 2: // bytes, strings, messages
+			if (!wire_varint(&p, end, &n) || n > (uint64_t)(end - p))
+				return CPL_ECORRUPT;
+			if ((key >> 3) == 1 || (key >> 3) == 2) {
+				char *dst = (key >> 3) == 1 ? name : wf;
+				if (n > CPL_SPEC_NAME_MAX)
+					return CPL_ECORRUPT;
+				memcpy(dst, p, (size_t)n);
+				dst[n] = '\0';
+			}
+			p += n;
+			break;
+		default: // groups (3, 4) are not in this schema; 6, 7 are none
+			return CPL_ECORRUPT;
+		}
+	}
+	return 0;
+}

@@ -384,6 +384,112 @@ test_packed_size(void **state)
 	free(s);
 }
 
+// ------------------------------------------------------------ packed names
+
+// Names read from the packed bytes are those of a whole unpack.
+static void
+names_agree(const uint8_t *buf, size_t len, int line)
+{
+	char name[CPL_SPEC_NAME_MAX + 1], wf[CPL_SPEC_NAME_MAX + 1];
+	int rv = cpl_spec_packed_names(buf, len, name, wf);
+	Copal__TaskSpec *u = copal__task_spec__unpack(NULL, len, buf);
+	if (u != NULL && strlen(u->name) <= CPL_SPEC_NAME_MAX &&
+	    strlen(u->workflow) <= CPL_SPEC_NAME_MAX) {
+		if (rv != 0)
+			fail_msg("line %d: %zu bytes that unpack: %s", line,
+			    len, cpl_errname(rv));
+		if (strcmp(name, u->name) != 0 || strcmp(wf, u->workflow) != 0)
+			fail_msg("line %d: names \"%s\" \"%s\", unpacked "
+			    "\"%s\" \"%s\"", line, name, wf, u->name,
+			    u->workflow);
+	} else if (rv != 0 && rv != CPL_ECORRUPT) {
+		fail_msg("line %d: %s", line, cpl_errname(rv));
+	}
+	if (u)
+		copal__task_spec__free_unpacked(u, NULL);
+}
+
+static void
+test_packed_names(void **state)
+{
+	(void)state;
+	base b;
+	base_init(&b);
+	char longname[CPL_SPEC_NAME_MAX + 1];
+	memset(longname, 'n', CPL_SPEC_NAME_MAX);
+	longname[CPL_SPEC_NAME_MAX] = '\0';
+	Copal__EnvVar ev = COPAL__ENV_VAR__INIT, *evp = &ev;
+	ev.name = (char *)"A";
+	ev.value = (char *)"1";
+	char *tags[] = { (char *)"k=v", (char *)"x=y" };
+	uint64_t parents[] = { 1, 300, 1ull << 40 };
+	struct {
+		const char *name, *wf;
+	} cases[] = {
+		{ "t", "" }, { "t", "wf" }, { "", "" },
+		{ "\xc3\xa9t\xc3\xa9", "w\xe2\x82\xac" }, { longname, longname },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		b.sp.name = (char *)cases[i].name;
+		b.sp.workflow = (char *)cases[i].wf;
+		// other fields of every wire type around them
+		b.sp.description = (char *)"d";
+		b.sp.n_environ = 1;
+		b.sp.environ = &evp;
+		b.sp.n_tags = 2;
+		b.sp.tags = tags;
+		b.sp.n_parent_ids = 3;
+		b.sp.parent_ids = parents;
+		b.sp.priority = -5;
+		b.sp.max_retries = 7;
+		b.sp.post_error_handler = true;
+		b.res.num_nodes = 2;
+		size_t len = copal__task_spec__get_packed_size(&b.sp);
+		uint8_t *buf = malloc(len);
+		assert_non_null(buf);
+		copal__task_spec__pack(&b.sp, buf);
+		char name[CPL_SPEC_NAME_MAX + 1], wf[CPL_SPEC_NAME_MAX + 1];
+		assert_int_equal(cpl_spec_packed_names(buf, len, name, wf), 0);
+		assert_string_equal(name, cases[i].name);
+		assert_string_equal(wf, cases[i].wf);
+		// every cut of it: an error or what an unpack gives, never
+		// a read past the end (the sanitizer build checks that)
+		for (size_t cut = 0; cut <= len; cut++) {
+			uint8_t *c = malloc(cut ? cut : 1);
+			memcpy(c, buf, cut);
+			names_agree(c, cut, __LINE__);
+			free(c);
+		}
+		// every single byte changed, one at a time
+		for (size_t at = 0; at < len; at++) {
+			for (unsigned v = 0; v < 256; v += 37) {
+				uint8_t keep = buf[at];
+				buf[at] = (uint8_t)v;
+				names_agree(buf, len, __LINE__);
+				buf[at] = keep;
+			}
+		}
+		free(buf);
+	}
+	// fields in another order than protobuf-c writes them
+	const uint8_t rev[] = { 0x12, 2, 'w', 'f', 0x18, 1, 0x0a, 1, 'n' };
+	char name[CPL_SPEC_NAME_MAX + 1], wf[CPL_SPEC_NAME_MAX + 1];
+	assert_int_equal(cpl_spec_packed_names(rev, sizeof(rev), name, wf), 0);
+	assert_string_equal(name, "n");
+	assert_string_equal(wf, "wf");
+	const uint8_t rev2[] = { 0x12, 2, 'w', 'f' };
+	// a name over the limit, a group, field 0, NULL
+	uint8_t big[4 + CPL_SPEC_NAME_MAX + 1] = { 0x0a, 0x80, 0x02 };
+	assert_int_equal(cpl_spec_packed_names(big, 3 + 256, name, wf),
+	    CPL_ECORRUPT);
+	const uint8_t grp[] = { 0x0b }, zero[] = { 0x00, 0x00 };
+	assert_int_equal(cpl_spec_packed_names(grp, 1, name, wf), CPL_ECORRUPT);
+	assert_int_equal(cpl_spec_packed_names(zero, 2, name, wf),
+	    CPL_ECORRUPT);
+	assert_int_equal(cpl_spec_packed_names(NULL, 0, name, wf), 0);
+	assert_int_equal(cpl_spec_packed_names(rev2, 1, NULL, wf), CPL_EINVAL);
+}
+
 // ------------------------------------------------------------ values
 
 static void
@@ -460,6 +566,7 @@ main(void)
 		cmocka_unit_test(test_required),
 		cmocka_unit_test(test_cross_field_rules),
 		cmocka_unit_test(test_packed_size),
+		cmocka_unit_test(test_packed_names),
 		cmocka_unit_test(test_set_from_text),
 		cmocka_unit_test(test_workdir_uuid_short),
 	};

@@ -86,24 +86,36 @@ cs_spec_read(cpl_txn *t, uint64_t id, Copal__TaskSpec **out)
 	return 0;
 }
 
+int
+cs_spec_names(cpl_txn *t, uint64_t id, char *name, char *wf)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rv;
+	be64(k, id);
+	if ((rv = tget(t, DB_SPEC, k, 8, &v)) != 0)
+		return rv == CPL_ENOTFOUND ? fail(t, CPL_ECORRUPT) : rv;
+	if (cpl_spec_packed_names(v.mv_data, v.mv_size, name, wf) != 0)
+		return fail(t, CPL_ECORRUPT);
+	return 0;
+}
+
 void
 cs_task_label(cpl_txn *t, uint64_t id, const uint8_t uuid[16], char *buf,
     size_t len)
 {
-	Copal__TaskSpec *sp = NULL;
+	char name[CPL_SPEC_NAME_MAX + 1], wf[CPL_SPEC_NAME_MAX + 1];
 	char u[37];
 	cpl_uuid_format(uuid, u);
 	u[8] = '\0';
-	if (cs_spec_read(t, id, &sp) == 0 && sp->name && sp->name[0]) {
+	if (cs_spec_names(t, id, name, wf) == 0 && name[0]) {
 		// names are cut whole (UTF-8) to what fits
 		size_t room = len > 12 ? len - 12 : 0;
-		size_t n = cpl_utf8_cut(sp->name, strnlen(sp->name, room));
-		snprintf(buf, len, "%s (%.*s)", u, (int)n, sp->name);
+		size_t n = cpl_utf8_cut(name, strnlen(name, room));
+		snprintf(buf, len, "%s (%.*s)", u, (int)n, name);
 	} else {
 		snprintf(buf, len, "%s", u);
 	}
-	if (sp)
-		copal__task_spec__free_unpacked(sp, NULL);
 }
 
 // ------------------------------------------------------------ leases

@@ -17,6 +17,9 @@ int cs_spec_write(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp,
     unsigned flags);
 // Unpacks a task's spec; a missing or unreadable one is corruption.
 int cs_spec_read(cpl_txn *t, uint64_t id, Copal__TaskSpec **out);
+// Reads a task's name and workflow from its packed spec (buffers of
+// CPL_SPEC_NAME_MAX + 1) without unpacking it (cpl_spec_packed_names).
+int cs_spec_names(cpl_txn *t, uint64_t id, char *name, char *wf);
 // How messages name a task: the first 8 hex digits of its uuid and its
 // name ("1a2b3c4d (name)"), which the CLI can look up; uuid: the task's.
 void cs_task_label(cpl_txn *t, uint64_t id, const uint8_t uuid[16],

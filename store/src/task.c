@@ -129,6 +129,23 @@ cpl_task_get(cpl_txn *t, uint64_t id, unsigned flags, cpl_task *out)
 	return 0;
 }
 
+int
+cpl_task_get_names(cpl_txn *t, uint64_t id, cpl_task *out, char *name,
+    char *workflow)
+{
+	struct srec r;
+	int rv;
+	if (t == NULL || out == NULL || name == NULL || workflow == NULL)
+		return CPL_EINVAL;
+	if ((rv = srec_get(t, id, &r)) != 0)
+		return rv;
+	if ((rv = cs_spec_names(t, id, name, workflow)) != 0)
+		return rv;
+	task_fill(out, id, &r);
+	out->spec = NULL;
+	return 0;
+}
+
 void
 cpl_task_clear(cpl_task *tk)
 {

@@ -104,6 +104,19 @@ int cpl_spec_check(const Copal__TaskSpec *spec, char *err, size_t errlen);
 int cpl_spec_check_fields(const Copal__TaskSpec *spec, char *err,
     size_t errlen);
 
+// Reads a packed TaskSpec's name and workflow (fields 1 and 2) without
+// unpacking the rest: the export and a task's history name every event's
+// task, and a whole unpack (its allocations, every field) was the largest
+// cost of an export. name and wf get at most CPL_SPEC_NAME_MAX bytes and a
+// NUL (buffers of CPL_SPEC_NAME_MAX + 1); a field absent is "". Reads
+// every top-level field (any order), so a field 1 or 2 anywhere is found
+// (the last one wins, as in an unpack). Errors: CPL_EINVAL (an argument
+// NULL), CPL_ECORRUPT (not the protobuf wire format: a cut varint or
+// field, an unknown wire type, field number 0, name or workflow longer
+// than CPL_SPEC_NAME_MAX).
+int cpl_spec_packed_names(const void *buf, size_t len,
+    char name[CPL_SPEC_NAME_MAX + 1], char wf[CPL_SPEC_NAME_MAX + 1]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -176,6 +176,13 @@ int cpl_task_create(cpl_txn *txn, const Copal__TaskSpec *spec, uint64_t *id,
 // CPL_ENOTFOUND (no such task).
 int cpl_task_get(cpl_txn *txn, uint64_t id, unsigned flags, cpl_task *out);
 void cpl_task_clear(cpl_task *t);
+// Reads a task and its spec's name and workflow only (buffers of
+// CPL_SPEC_NAME_MAX + 1), without unpacking the spec: what the history
+// and the export need to name each event's task. out->spec is NULL.
+// Errors: CPL_EINVAL (an argument NULL), CPL_ENOTFOUND (no such task),
+// CPL_ECORRUPT (the stored spec is not a packed spec).
+int cpl_task_get_names(cpl_txn *txn, uint64_t id, cpl_task *out,
+    char *name, char *workflow);
 
 // Finds a task by a prefix of its uuid in hex (dashes ignored, at least one
 // digit). Errors: CPL_EINVAL (an argument NULL; no digit, a character
