@@ -372,10 +372,11 @@ work_cb(void *arg)
 
 // ---------------------------------------------------------------- listeners
 
-// Closes IPC connections from uids that are neither the owner's nor a
+// Refuses IPC connections from uids that are neither the owner's nor a
 // listed user's (without users the socket is 0600 in a 0700 directory;
-// with them 0666 in a 0711 one, and this is the wall). Counts TCP
-// connections, and closes those over the cap.
+// with them 0666 in a 0711 one, and this is the wall): their requests get
+// "not a user", and the connection is closed a few seconds later. Counts
+// TCP connections and refused local ones, and closes those over the cap.
 static void
 pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
@@ -403,14 +404,24 @@ pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		return;
 	if (!users_by_uid(s->users, uid, user, &role)) {
 		// Not closed here: its requests are answered "not a user"
-		// (handle_msg), so that the client says why and exits. A pipe
-		// closed here makes the client's dialer connect again at once,
-		// and one that exits in the middle of such a connection stops
-		// NNG 1.5.2's IPC listener accepting anyone (upstream #1518;
-		// checker_main repairs it, seconds later).
-		ratelog_warn(&s->rl_uid, "auth", "refused IPC connection "
-		    "from uid %llu: not a user of this database",
-		    (unsigned long long)uid);
+		// (handle_msg), so that the client says why and exits, and
+		// peers_reap closes it PEER_AUTH_MS later. A pipe closed here
+		// makes the client's dialer connect again at once, and one
+		// that exits in the middle of such a connection stops NNG
+		// 1.5.2's IPC listener accepting anyone (upstream #1518;
+		// checker_main repairs it, seconds later). Such connections
+		// count against broker_max_connections.
+		if (!peers_add_refused(s->peers, p, uid)) {
+			ratelog_warn(&s->rl_cap, "listen", "closed an IPC "
+			    "connection from uid %llu, not a user of this "
+			    "database: %d are open (broker_max_connections)",
+			    (unsigned long long)uid, peers_count(s->peers));
+			nng_pipe_close(p);
+		} else {
+			ratelog_warn(&s->rl_uid, "auth", "refused IPC "
+			    "connection from uid %llu: not a user of this "
+			    "database", (unsigned long long)uid);
+		}
 	} else if (!peers_add_ipc(s->peers, p, uid, user, role)) {
 		LOG(LOG_WARN, "auth", "closed IPC connection from uid %llu: "
 		    "out of memory", (unsigned long long)uid);
@@ -527,7 +538,8 @@ checker_main(void *arg)
 	return NULL;
 }
 
-// Drops TCP peers that have not sent the token in time.
+// Drops TCP peers that have not sent the token in time, and local ones
+// refused as not a user once their answer has gone.
 static void *
 reaper_main(void *arg)
 {
@@ -726,8 +738,7 @@ net_run(net *s)
 		if (pthread_create(&s->checker, NULL, checker_main, s) == 0)
 			s->checker_started = true;
 	}
-	if (s->have_tcp &&
-	    pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
+	if (pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
 		s->reaper_started = true;
 	LOG(LOG_NOTICE, "start", "copal-broker %s serving %s%s%s with %d "
 	    "contexts", COPAL_VERSION, s->ipc_url, s->have_tcp ? " and " : "",

@@ -98,7 +98,9 @@ peer_addr(nng_pipe p, char *buf, size_t len)
 struct peer {
 	uint32_t id;
 	bool authed;
-	bool ipc;           // local socket: not counted against max
+	bool ipc;           // local socket: not counted against max...
+	bool refused;       // ...unless its uid is not a user (peers_reap
+	                    // closes it once its answer has gone)
 	int64_t since_ms;
 	uint64_t since_us;  // wall clock, for the list of connections
 	int64_t uid;        // the peer's uid on the local socket, else -1
@@ -161,8 +163,8 @@ wall_us(void)
 }
 
 static bool
-add(peers *ps, nng_pipe p, bool ipc, int64_t uid, const char *user,
-    int role)
+add(peers *ps, nng_pipe p, bool ipc, bool refused, int64_t uid,
+    const char *user, int role)
 {
 	uint32_t id = (uint32_t)nng_pipe_id(p);
 	struct peer *e = calloc(1, sizeof(*e));
@@ -171,7 +173,8 @@ add(peers *ps, nng_pipe p, bool ipc, int64_t uid, const char *user,
 		return false;
 	e->id = id;
 	e->ipc = ipc;
-	e->authed = ipc;
+	e->refused = refused;
+	e->authed = ipc && !refused;
 	e->uid = uid;
 	e->role = role;
 	e->cred = ipc ? "peer uid" : "";
@@ -179,10 +182,11 @@ add(peers *ps, nng_pipe p, bool ipc, int64_t uid, const char *user,
 	e->since_ms = mono_ms();
 	e->since_us = wall_us();
 	pthread_mutex_lock(&ps->mx);
-	if ((ipc || ps->count < ps->max) && *slot(ps, id) == NULL) {
+	bool counted = !e->authed;
+	if ((!counted || ps->count < ps->max) && *slot(ps, id) == NULL) {
 		e->next = ps->b[(id * 2654435761u) % NBUCKETS];
 		ps->b[(id * 2654435761u) % NBUCKETS] = e;
-		if (!ipc)
+		if (counted)
 			ps->count++;
 		ok = true;
 	}
@@ -195,14 +199,20 @@ add(peers *ps, nng_pipe p, bool ipc, int64_t uid, const char *user,
 bool
 peers_add(peers *ps, nng_pipe p)
 {
-	return add(ps, p, false, -1, NULL, 0);
+	return add(ps, p, false, false, -1, NULL, 0);
 }
 
 bool
 peers_add_ipc(peers *ps, nng_pipe p, uint64_t uid, const char *user,
     int role)
 {
-	return add(ps, p, true, (int64_t)uid, user, role);
+	return add(ps, p, true, false, (int64_t)uid, user, role);
+}
+
+bool
+peers_add_refused(peers *ps, nng_pipe p, uint64_t uid)
+{
+	return add(ps, p, true, true, (int64_t)uid, NULL, 0);
 }
 
 void
@@ -214,7 +224,7 @@ peers_remove(peers *ps, nng_pipe p)
 	struct peer **pp = slot(ps, id);
 	if ((e = *pp) != NULL) {
 		*pp = e->next;
-		if (!e->ipc)
+		if (!e->ipc || e->refused)
 			ps->count--;
 	}
 	pthread_mutex_unlock(&ps->mx);
@@ -347,6 +357,7 @@ peers_reap(peers *ps, ratelog *rl)
 {
 	enum { BATCH = 256 };
 	uint32_t ids[BATCH];
+	int64_t uids[BATCH];
 	int n = 0, total = 0;
 	int64_t cut = mono_ms() - PEER_AUTH_MS;
 	// the ids are collected under the lock and closed outside it: closing
@@ -357,8 +368,9 @@ peers_reap(peers *ps, ratelog *rl)
 		for (int i = 0; i < NBUCKETS && n < BATCH; i++)
 			for (struct peer *e = ps->b[i]; e && n < BATCH;
 			     e = e->next)
-				if (!e->authed && !e->ipc &&
+				if (!e->authed && (!e->ipc || e->refused) &&
 				    e->since_ms < cut) {
+					uids[n] = e->refused ? e->uid : -1;
 					ids[n++] = e->id;
 					// not again while NNG closes it
 					e->since_ms = INT64_MAX;
@@ -369,9 +381,14 @@ peers_reap(peers *ps, ratelog *rl)
 			char addr[64];
 			p.id = ids[i];
 			peer_addr(p, addr, sizeof(addr));
-			ratelog_warn(rl, "auth", "dropped the connection of %s: "
-			    "no request with the token within %d s", addr,
-			    PEER_AUTH_MS / 1000);
+			if (uids[i] >= 0)
+				ratelog_warn(rl, "auth", "closed the refused "
+				    "IPC connection of uid %lld after %d s",
+				    (long long)uids[i], PEER_AUTH_MS / 1000);
+			else
+				ratelog_warn(rl, "auth", "dropped the connection "
+				    "of %s: no request with the token within "
+				    "%d s", addr, PEER_AUTH_MS / 1000);
 			nng_pipe_close(p);
 		}
 		total += n;

@@ -42,7 +42,7 @@ typedef struct peers peers;
 
 #define PEER_USER_MAX 32
 
-// max: TCP connections kept at once (>= 1).
+// max: TCP connections (and refused local ones) kept at once (>= 1).
 int peers_new(int max, peers **out);
 void peers_free(peers *ps);
 // A new TCP connection: false when max are open (the caller closes it).
@@ -51,6 +51,10 @@ bool peers_add(peers *ps, nng_pipe p);
 // (not counted against max).
 bool peers_add_ipc(peers *ps, nng_pipe p, uint64_t uid, const char *user,
     int role);
+// A local connection whose uid is not a user: never authenticated (its
+// requests are refused), counted against max like a TCP connection, and
+// closed by peers_reap after PEER_AUTH_MS. False when max are open.
+bool peers_add_refused(peers *ps, nng_pipe p, uint64_t uid);
 void peers_remove(peers *ps, nng_pipe p);
 bool peers_authed(peers *ps, nng_pipe p);
 // A TCP request of p carried the token of user: p is authenticated, and
@@ -77,8 +81,9 @@ size_t peers_list(peers *ps, peer_info *out, size_t cap);
 // Closes every connection of user (and takes no more of its requests);
 // returns how many.
 int peers_close_user(peers *ps, const char *user);
-// Closes every connection not authenticated PEER_AUTH_MS after it came,
-// each logged through rl with its address; returns how many.
+// Closes every connection not authenticated PEER_AUTH_MS after it came
+// (a TCP peer without the token, a refused local one), each logged
+// through rl; returns how many.
 int peers_reap(peers *ps, ratelog *rl);
 int peers_count(peers *ps);
 int peers_max(peers *ps);

@@ -314,6 +314,23 @@ assert_contains "$ERR" "uid $uid_x is not a user of this database" \
     "the unlisted uid is told why"
 grep -q "refused IPC connection from uid $uid_x" "$DB/log/broker.log" ||
     fail "the unlisted uid is not in the log"
+# a refused connection held open is told why, then closed by the broker
+# (it counts against broker_max_connections meanwhile)
+hold hx runuser -u cpl20lx -- env -i COPAL_DB="$DB" "$T/bin/holdconn"
+ask hx count
+assert_match "$REPLY" "^err .*uid $uid_x is not a user" "held refused conn"
+closed=
+for _ in $(seq 1 40); do
+	if grep -q "closed the refused IPC connection of uid $uid_x" \
+	    "$DB/log/broker.log"; then
+		closed=1
+		break
+	fi
+	sleep 0.25
+done
+[[ -n $closed ]] || fail "a refused connection held open was not closed"
+echo quit >&"${HOLD_IN[hx]}"
+wait
 # a storm of unlisted clients, refused and gone mid-connection, 4 at a time:
 # with NNG 1.5.2 this can stop the listener accepting (upstream #1518);
 # the broker's self-check must bring it back for the listed users

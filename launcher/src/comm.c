@@ -17,9 +17,11 @@
 // of at least REPORT_HOLD_MIN reports, the next is sent no sooner than
 // REPORT_GAP_US after it (unless REPORT_HOLD_MAX are waiting). Each
 // request costs the broker a commit and both ends a round trip through
-// NNG's threads (~60 us of the launcher's CPU, issue 13). A batch of a
-// few reports is never held: a chain of tasks, or the last parent of a
-// fan-in, is reported at once; the reports carry their own event times.
+// NNG's threads (~60 us of the launcher's CPU, issue 13). A batch that
+// follows a small one (or none for REPORT_GAP_US) is never held: a chain
+// of tasks, or the last parent of a fan-in, is reported at once; a report
+// right after a burst waits at most REPORT_GAP_US. The reports carry their
+// own event times.
 #define REPORT_GAP_US 10000u
 #define REPORT_HOLD_MIN 8u
 #define REPORT_HOLD_MAX 512u

@@ -398,7 +398,9 @@ spawn_child(const struct plan *p, volatile int *err)
 	if ((fd = open(p->out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 	    0644)) < 0)
 		goto fail;
-	if (fd != 1 && dup2(fd, 1) < 0)
+	// (a launcher started with fd 1 closed gets the file there, still
+	// close-on-exec: dup2 clears the flag on its copy, this on fd 1)
+	if (fd == 1 ? fcntl(1, F_SETFD, 0) < 0 : dup2(fd, 1) < 0)
 		goto fail;
 	if (dup2(1, 2) < 0 || chdir(p->dir) < 0)
 		goto fail;

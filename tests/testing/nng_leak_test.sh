@@ -26,6 +26,11 @@ sed '0,/#2 0x7fdcfebc9ab5 .*/s//#2 0x557f5c877000 in claim_done \/x\/broker\/src
     "$base" >"$t/ours.txt"
 grep -q h_claim "$t/ours.txt"
 expect 1 "$t/ours.txt" "a leak through our code on an NNG thread"
+# a message NNG received for us, never freed: a Direct leak, all libnng
+# down to NNG's own thread
+sed '0,/^Indirect leak of 5280/s//Direct leak of 5280/' "$base" >"$t/direct.txt"
+grep -q "^Direct leak of 5280" "$t/direct.txt"
+expect 1 "$t/direct.txt" "a direct leak on an NNG thread (a lost message)"
 # the same from main: a frame of ours other than ipc_listen
 sed '0,/ in ipc_listen /s// in server_start /' "$base" >"$t/main.txt"
 expect 1 "$t/main.txt" "a leak through another function of ours"
