@@ -2,9 +2,13 @@
 #ifndef COPAL_BENCH_UTIL_H
 #define COPAL_BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "copal/client.h"
 
@@ -40,11 +44,13 @@ must(cpl_client *c, int rv)
 	}
 }
 
-// Creates the tasks named task<first>..task<last-1> (workflow "bench",
-// app "sim", one environment variable, the same spec broker_bench and
-// size_bench have always sent) in CreateTasksRequests of batch each.
+// Creates the tasks named task<first>..task<last-1> (workflow wf, app
+// "sim", with env one environment variable: the spec broker_bench and
+// size_bench have always sent; conn_bench's has none) in
+// CreateTasksRequests of batch each.
 static inline void
-bench_create_tasks(cpl_client *c, long first, long last, long batch)
+bench_create_tasks(cpl_client *c, const char *wf, bool env, long first,
+    long last, long batch)
 {
 	Copal__TaskSpec *specs = calloc((size_t)batch, sizeof(*specs));
 	Copal__TaskSpec **sp = calloc((size_t)batch, sizeof(*sp));
@@ -65,11 +71,11 @@ bench_create_tasks(cpl_client *c, long first, long last, long batch)
 			specs[i] = x;
 			snprintf(names[i], 32, "task%ld", done + i);
 			specs[i].name = names[i];
-			specs[i].workflow = "bench";
+			specs[i].workflow = (char *)wf;
 			specs[i].application = "sim";
 			specs[i].args = "--input data.in --steps 100";
-			specs[i].n_environ = 1;
-			specs[i].environ = evp;
+			specs[i].n_environ = env ? 1 : 0;
+			specs[i].environ = env ? evp : NULL;
 			specs[i].resources = &res;
 			specs[i].max_retries = 3;
 			sp[i] = &specs[i];
@@ -84,6 +90,48 @@ bench_create_tasks(cpl_client *c, long first, long last, long batch)
 	free(specs);
 	free(sp);
 	free(names);
+}
+
+// CPU seconds (utime + stime, /proc/PID/stat fields 14 and 15) process pid
+// has used so far; 0 if it cannot be read. The load of other processes
+// changes wall-clock rates far more than this.
+static inline double
+bench_proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	// counted after the ")" that ends the name (which may hold spaces)
+	char *p = strrchr(buf, ')');
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
+	    "%*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+// A "Field:" of /proc/PID/status in kB (RssAnon:, RssFile:, VmHWM: ...);
+// -1 if it cannot be read.
+static inline long
+bench_status_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	long kb = -1;
+	size_t fl = strlen(field);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, fl) == 0)
+			kb = atol(line + fl);
+	fclose(f);
+	return kb;
 }
 
 static inline int

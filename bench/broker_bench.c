@@ -206,47 +206,6 @@ self_cpu_s(void)
 	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
 }
 
-// CPU time (user + system) the broker process has used so far, in seconds
-// (/proc/PID/stat fields 14 and 15): the load of other processes changes
-// wall-clock rates far more than this.
-static double
-cpu_s_of(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *q = strrchr(buf, ')');
-	unsigned long ut = 0, st = 0;
-	if (q == NULL || sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
-	    "%*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-// Resident memory of the broker: anonymous (its own heap) and file-backed
-// (LMDB's map of the database: pages of the file, shared with the cache).
-static long
-rss_kb_of(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	long kb = -1;
-	size_t fl = strlen(field);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, field, fl) == 0)
-			kb = atol(line + fl);
-	fclose(f);
-	return kb;
-}
-
 
 // ---------------------------------------------------------------- launchers
 
@@ -381,7 +340,7 @@ creator_main(void *arg)
 	o.timeout_ms = 60000;
 	if ((rv = cpl_client_open(&o, &c)) != 0)
 		die("creator open", rv);
-	bench_create_tasks(c, C->first, C->last, batch);
+	bench_create_tasks(c, "bench", true, C->first, C->last, batch);
 	cpl_client_close(c);
 	return NULL;
 }
@@ -449,7 +408,7 @@ bench(const char *transport, const char *self_dir)
 	if ((rv = cpl_client_open(&o, &c)) != 0)
 		die("client open", rv);
 	wait_for_broker(c);
-	long rss0 = rss_kb_of(pid, "RssAnon:");
+	long rss0 = bench_status_kb(pid, "RssAnon:");
 
 	// app
 	Copal__App app = COPAL__APP__INIT;
@@ -464,7 +423,7 @@ bench(const char *transport, const char *self_dir)
 	// broker's group commit
 	struct creator cr[8];
 	int nsub = submitters;
-	double cpu0 = cpu_s_of(pid), scpu0 = self_cpu_s();
+	double cpu0 = bench_proc_cpu_s(pid), scpu0 = self_cpu_s();
 	double t0 = now_s();
 	for (int i = 0; i < nsub; i++) {
 		cr[i].dir = dir;
@@ -476,10 +435,10 @@ bench(const char *transport, const char *self_dir)
 	for (int i = 0; i < nsub; i++)
 		pthread_join(cr[i].th, NULL);
 	double create_s = now_s() - t0;
-	double create_cpu = cpu_s_of(pid) - cpu0;
+	double create_cpu = bench_proc_cpu_s(pid) - cpu0;
 	double create_scpu = self_cpu_s() - scpu0;
-	long rss1 = rss_kb_of(pid, "RssAnon:");
-	long file1 = rss_kb_of(pid, "RssFile:");
+	long rss1 = bench_status_kb(pid, "RssAnon:");
+	long file1 = bench_status_kb(pid, "RssFile:");
 
 	must(c, cpl_call_count(c, NULL, &r));
 	uint64_t ready = in_state(r->count, COPAL__TASK_STATE__STATE_READY);
@@ -523,7 +482,7 @@ bench(const char *transport, const char *self_dir)
 
 	// drain with simulated launchers
 	struct launcher *L = calloc((size_t)nlaunch, sizeof(*L));
-	double cpu1 = cpu_s_of(pid), scpu1 = self_cpu_s();
+	double cpu1 = bench_proc_cpu_s(pid), scpu1 = self_cpu_s();
 	t0 = now_s();
 	for (int i = 0; i < nlaunch; i++) {
 		L[i].dir = dir;
@@ -540,7 +499,7 @@ bench(const char *transport, const char *self_dir)
 		nlat += L[i].nlat;
 	}
 	double drain_s = now_s() - t0;
-	double drain_cpu = cpu_s_of(pid) - cpu1;
+	double drain_cpu = bench_proc_cpu_s(pid) - cpu1;
 	double drain_scpu = self_cpu_s() - scpu1;
 	double *lat = malloc(nlat * sizeof(double));
 	size_t k = 0;
@@ -550,8 +509,8 @@ bench(const char *transport, const char *self_dir)
 		free(L[i].lat);
 	}
 	qsort(lat, nlat, sizeof(double), cmp_d);
-	long rss2 = rss_kb_of(pid, "RssAnon:");
-	long file2 = rss_kb_of(pid, "RssFile:");
+	long rss2 = bench_status_kb(pid, "RssAnon:");
+	long file2 = bench_status_kb(pid, "RssFile:");
 
 	// first page of FAILED
 	Copal__TaskState fs = COPAL__TASK_STATE__STATE_FAILED;

@@ -372,46 +372,6 @@ hb_cb(void *arg)
 
 // ---------------------------------------------------------------- broker
 
-static long
-proc_status_kb(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	long kb = -1;
-	size_t fl = strlen(field);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, field, fl) == 0)
-			kb = atol(line + fl);
-	fclose(f);
-	return kb;
-}
-
-// utime + stime of pid, in seconds.
-static double
-proc_cpu_s(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')'); // the name may hold spaces
-	if (p == NULL)
-		return -1;
-	unsigned long ut = 0, st = 0;
-	// fields after ")": state(3) ... utime(14) stime(15)
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-	        &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static int
 proc_fds(pid_t pid)
 {
@@ -426,42 +386,6 @@ proc_fds(pid_t pid)
 			n++;
 	closedir(d);
 	return n;
-}
-
-static void
-create_all(cpl_client *c, long n)
-{
-	enum { B = 10000 };
-	Copal__TaskSpec *specs = calloc(B, sizeof(*specs));
-	Copal__TaskSpec **sp = calloc(B, sizeof(*sp));
-	char (*names)[24] = calloc(B, 24);
-	Copal__Resources res = COPAL__RESOURCES__INIT;
-	res.num_nodes = 1;
-	res.ranks_per_node = 1;
-	for (long done = 0; done < n; done += B) {
-		int k = n - done < B ? (int)(n - done) : B;
-		for (int i = 0; i < k; i++) {
-			Copal__TaskSpec x = COPAL__TASK_SPEC__INIT;
-			specs[i] = x;
-			snprintf(names[i], 24, "task%ld", done + i);
-			specs[i].name = names[i];
-			specs[i].workflow = "conn";
-			specs[i].application = "sim";
-			specs[i].args = "--input data.in --steps 100";
-			specs[i].resources = &res;
-			specs[i].max_retries = 3;
-			sp[i] = &specs[i];
-		}
-		Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
-		cr.n_tasks = (size_t)k;
-		cr.tasks = sp;
-		Copal__Reply *r;
-		must(c, cpl_call_create_tasks(c, &cr, &r));
-		cpl_reply_free(r);
-	}
-	free(specs);
-	free(sp);
-	free(names);
 }
 
 // ---------------------------------------------------------------- references
@@ -590,13 +514,13 @@ ref_nng_us(void)
 	for (int round = 0; round < 2; round++) {
 		atomic_store(&ref_left, round ? REF_MSGS : REF_MSGS / 10);
 		atomic_store(&ref_busy, REF_CONNS);
-		cpu0 = proc_cpu_s(pid);
+		cpu0 = bench_proc_cpu_s(pid);
 		for (int i = 0; i < REF_CONNS; i++)
 			ping_send(&p[i]);
 		while (atomic_load(&ref_busy) > 0)
 			usleep(1000);
 	}
-	double us = (proc_cpu_s(pid) - cpu0) / REF_MSGS * 1e6;
+	double us = (bench_proc_cpu_s(pid) - cpu0) / REF_MSGS * 1e6;
 	for (int i = 0; i < REF_CONNS; i++) {
 		nng_aio_free(p[i].aio);
 		nng_close(p[i].s);
@@ -716,7 +640,7 @@ run(int nl, const char *self_dir)
 	must(c, cpl_call_app_register(c, &app, false, &r));
 	cpl_reply_free(r);
 	total_tasks = hb_only_s ? 0 : (long)nl * per_claim * rounds;
-	create_all(c, total_tasks);
+	bench_create_tasks(c, "conn", false, 0, total_tasks, 10000);
 	if (use_tcp) {
 		snprintf(url, sizeof url, "%s", tcpurl);
 	} else {
@@ -753,7 +677,7 @@ run(int nl, const char *self_dir)
 			exit(1);
 		}
 	}
-	double cpu0 = proc_cpu_s(pid), t0 = now_s();
+	double cpu0 = bench_proc_cpu_s(pid), t0 = now_s();
 	for (int i = 0; i < nl; i++) {
 		struct sim *S = &sims[i];
 		Copal__Request req = COPAL__REQUEST__INIT;
@@ -775,14 +699,14 @@ run(int nl, const char *self_dir)
 	while ((hb_only_s || atomic_load(&finished) < total_tasks) &&
 	    atomic_load(&refused) == 0 && now_s() < deadline) {
 		usleep(500000);
-		long rss = proc_status_kb(pid, "RssAnon:");
+		long rss = bench_status_kb(pid, "RssAnon:");
 		int fds = proc_fds(pid);
 		if (rss > rss_max)
 			rss_max = rss;
 		if (fds > fd_max)
 			fd_max = fds;
 	}
-	double wall = now_s() - t0, cpu1 = proc_cpu_s(pid);
+	double wall = now_s() - t0, cpu1 = bench_proc_cpu_s(pid);
 	atomic_store(&stopping, 1);
 	for (int i = 0; i < nl; i++) {
 		nng_aio_stop(sims[i].waio);

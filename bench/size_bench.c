@@ -139,44 +139,6 @@ load1(void)
 	return l;
 }
 
-static long
-status_kb(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	long kb = -1;
-	size_t fl = strlen(field);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, field, fl) == 0)
-			kb = atol(line + fl);
-	fclose(f);
-	return kb;
-}
-
-// CPU seconds (user + system) process pid has used so far.
-static double
-cpu_of(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	// fields 14 and 15, counted after the ")" that ends the name
-	char *p = strrchr(buf, ')');
-	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
-	    "%*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static double
 self_cpu(void)
 {
@@ -401,7 +363,7 @@ creator_main(void *arg)
 {
 	struct creator *C = arg;
 	cpl_client *c = open_client(C->dir);
-	bench_create_tasks(c, C->first, C->last, BATCH);
+	bench_create_tasks(c, "bench", true, C->first, C->last, BATCH);
 	cpl_client_close(c);
 	return NULL;
 }
@@ -650,7 +612,7 @@ one_size(const char *parent, long n, row *R)
 
 	progress("N=%ld: create", n);
 	struct creator cr[2];
-	double b0 = cpu_of(pid), c0 = self_cpu();
+	double b0 = bench_proc_cpu_s(pid), c0 = self_cpu();
 	double t0 = now_s();
 	for (int i = 0; i < 2; i++) {
 		cr[i].dir = db;
@@ -661,12 +623,12 @@ one_size(const char *parent, long n, row *R)
 	for (int i = 0; i < 2; i++)
 		pthread_join(cr[i].th, NULL);
 	R->create = n / (now_s() - t0);
-	R->create_bcpu = (cpu_of(pid) - b0) * 1e6 / n;
+	R->create_bcpu = (bench_proc_cpu_s(pid) - b0) * 1e6 / n;
 	R->create_ccpu = (self_cpu() - c0) * 1e6 / n;
-	R->anon_create = status_kb(pid, "RssAnon:");
-	R->hwm_create = status_kb(pid, "VmHWM:");
-	R->file_create = status_kb(pid, "RssFile:");
-	R->shmem_create = status_kb(pid, "RssShmem:");
+	R->anon_create = bench_status_kb(pid, "RssAnon:");
+	R->hwm_create = bench_status_kb(pid, "VmHWM:");
+	R->file_create = bench_status_kb(pid, "RssFile:");
+	R->shmem_create = bench_status_kb(pid, "RssShmem:");
 
 	must(c, cpl_call_count(c, NULL, &r));
 	uint64_t ready = in_state(r->count, COPAL__TASK_STATE__STATE_READY);
@@ -688,7 +650,7 @@ one_size(const char *parent, long n, row *R)
 
 	progress("N=%ld: drain", n);
 	struct launcher *L = calloc((size_t)nlaunch, sizeof(*L));
-	b0 = cpu_of(pid);
+	b0 = bench_proc_cpu_s(pid);
 	c0 = self_cpu();
 	t0 = now_s();
 	for (int i = 0; i < nlaunch; i++) {
@@ -705,13 +667,13 @@ one_size(const char *parent, long n, row *R)
 			R->claim_max = L[i].lat_max * 1e3;
 	}
 	R->drain = done / (now_s() - t0);
-	R->drain_bcpu = (cpu_of(pid) - b0) * 1e6 / n;
+	R->drain_bcpu = (bench_proc_cpu_s(pid) - b0) * 1e6 / n;
 	R->drain_ccpu = (self_cpu() - c0) * 1e6 / n;
 	free(L);
-	R->anon_drain = status_kb(pid, "RssAnon:");
-	R->hwm_drain = status_kb(pid, "VmHWM:");
-	R->file_drain = status_kb(pid, "RssFile:");
-	R->shmem_drain = status_kb(pid, "RssShmem:");
+	R->anon_drain = bench_status_kb(pid, "RssAnon:");
+	R->hwm_drain = bench_status_kb(pid, "VmHWM:");
+	R->file_drain = bench_status_kb(pid, "RssFile:");
+	R->shmem_drain = bench_status_kb(pid, "RssShmem:");
 	must(c, cpl_call_count(c, NULL, &r));
 	uint64_t fin = in_state(r->count,
 	    COPAL__TASK_STATE__STATE_JOB_FINISHED);
@@ -724,7 +686,7 @@ one_size(const char *parent, long n, row *R)
 	cpl_reply_free(r);
 	// the heap the broker keeps: idle for two sweeps after the drain
 	usleep(2500000);
-	R->anon_idle = status_kb(pid, "RssAnon:");
+	R->anon_idle = bench_status_kb(pid, "RssAnon:");
 
 	progress("N=%ld: first page of JOB_FINISHED, history", n);
 	R->fin_rpc = page_ms(c, COPAL__TASK_STATE__STATE_JOB_FINISHED, 51,
@@ -770,7 +732,7 @@ one_size(const char *parent, long n, row *R)
 	progress("N=%ld: export", n);
 	char *exp[] = { "export", "--format", "jsonl", NULL };
 	int fd;
-	b0 = cpu_of(pid);
+	b0 = bench_proc_cpu_s(pid);
 	t0 = now_s();
 	pid_t epid = cli_spawn(exp, &fd);
 	static char buf[1 << 16];
@@ -787,7 +749,7 @@ one_size(const char *parent, long n, row *R)
 	close(fd);
 	double ecpu = cli_wait(epid, exp);
 	double export_s = now_s() - t0;
-	R->export_bcpu = (cpu_of(pid) - b0) * 1e6 / (lines ? lines : 1);
+	R->export_bcpu = (bench_proc_cpu_s(pid) - b0) * 1e6 / (lines ? lines : 1);
 	R->export_ccpu = ecpu * 1e6 / (lines ? lines : 1);
 	cpl_client_close(c);
 
