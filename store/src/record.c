@@ -71,15 +71,25 @@ cs_spec_write(cpl_txn *t, uint64_t id, const Copal__TaskSpec *sp,
 	return 0;
 }
 
+// The packed spec of task id (a task without one is a corrupt store).
+static int
+spec_bytes(cpl_txn *t, uint64_t id, MDB_val *v)
+{
+	uint8_t k[8];
+	int rv;
+	be64(k, id);
+	if ((rv = tget(t, DB_SPEC, k, 8, v)) != 0)
+		return rv == CPL_ENOTFOUND ? fail(t, CPL_ECORRUPT) : rv;
+	return 0;
+}
+
 int
 cs_spec_read(cpl_txn *t, uint64_t id, Copal__TaskSpec **out)
 {
-	uint8_t k[8];
 	MDB_val v;
 	int rv;
-	be64(k, id);
-	if ((rv = tget(t, DB_SPEC, k, 8, &v)) != 0)
-		return rv == CPL_ENOTFOUND ? fail(t, CPL_ECORRUPT) : rv;
+	if ((rv = spec_bytes(t, id, &v)) != 0)
+		return rv;
 	*out = copal__task_spec__unpack(NULL, v.mv_size, v.mv_data);
 	if (*out == NULL)
 		return fail(t, CPL_ECORRUPT);
@@ -89,12 +99,10 @@ cs_spec_read(cpl_txn *t, uint64_t id, Copal__TaskSpec **out)
 int
 cs_spec_names(cpl_txn *t, uint64_t id, char *name, char *wf)
 {
-	uint8_t k[8];
 	MDB_val v;
 	int rv;
-	be64(k, id);
-	if ((rv = tget(t, DB_SPEC, k, 8, &v)) != 0)
-		return rv == CPL_ENOTFOUND ? fail(t, CPL_ECORRUPT) : rv;
+	if ((rv = spec_bytes(t, id, &v)) != 0)
+		return rv;
 	if (cpl_spec_packed_names(v.mv_data, v.mv_size, name, wf) != 0)
 		return fail(t, CPL_ECORRUPT);
 	return 0;
