@@ -2,7 +2,7 @@
 // against raw posix_spawn of the same N at the same concurrency, in the
 // same run.
 //
-//   launcher_bench [-n TASKS] [-c CONCURRENCY]
+//   launcher_bench [-n TASKS] [-c CONCURRENCY] [-w SECONDS] [-l LEVELS]
 //
 // The tasks are created before the launcher starts; what is timed is from
 // starting the launcher to the broker counting every task JOB_FINISHED.
@@ -11,6 +11,19 @@
 // CPU per task of each (all processes counted), the launcher's
 // CPU time per task, and how long claimed tasks waited before their
 // process started (from the RUNNING events the launcher writes).
+//
+// Then, on the same broker (issue 13's other launcher figures):
+// - waiting (-w SECONDS, default 30; 0 skips it): WAIT_TASKS `sleep`
+//   tasks run on one launcher and nothing more can be claimed (its claim
+//   is held open by the broker); the launcher's CPU over SECONDS (target
+//   < 0.1 s per 30 s), against a plain parent blocked in wait() on as many
+//   `sleep` processes over the same seconds (the physical reference);
+// - a chain (-l LEVELS, default 100; 0 skips it) of /bin/true tasks, each
+//   the child of the one before: its time (target: 100 levels < 3 s) and
+//   the latency per level, from a parent's process ending to its child's
+//   process starting, both by the launcher's clock (the RUN_DONE and
+//   RUNNING events' event_us), p50 / p99; against the same chain of raw
+//   posix_spawn + wait.
 //
 // Exits 1 if the run was not what it claims to time: a reference process
 // or the launcher exited non-zero, a task ended in any state but
@@ -36,7 +49,12 @@
 
 extern char **environ;
 
-static int ntasks = 10000, conc = 8;
+static int ntasks = 10000, conc = 8, wait_s = 30, levels = 100;
+
+// Tasks running while the launcher waits: 35 divides 5040, so 32 tasks of
+// node_packing_count 35 fit on the one node (as launcher/test/nospin.sh).
+#define WAIT_TASKS 32
+#define WAIT_PACKING 35
 
 // Every task ends within this many seconds or the run fails.
 #define DEADLINE_S 600
@@ -196,24 +214,347 @@ state_list(const Copal__CountReply *cr, char *buf, size_t len)
 	}
 }
 
+// Counts until the broker has `want` tasks JOB_FINISHED (returns the
+// seconds since t0) or fails the run: a task in an end state that is not
+// JOB_FINISHED (FAILED, killed) never gets there, nor does one left behind
+// by a launcher that exited (its status into *lst), nor one past
+// DEADLINE_S.
+static double
+until_finished(cpl_client *c, uint64_t want, pid_t lpid, int *lst,
+    pid_t bpid, const char *dir, double t0)
+{
+	bool lexited = false;
+	for (;;) {
+		Copal__Reply *r;
+		must(c, cpl_call_count(c, NULL, &r));
+		Copal__CountReply *cnt = r->count;
+		uint64_t fin = cnt->n_by_state > COPAL__TASK_STATE__STATE_JOB_FINISHED
+		    ? cnt->by_state[COPAL__TASK_STATE__STATE_JOB_FINISHED] : 0;
+		uint64_t ended = 0;
+		const int ends[] = { COPAL__TASK_STATE__STATE_FAILED,
+			COPAL__TASK_STATE__STATE_USER_KILLED,
+			COPAL__TASK_STATE__STATE_PARENT_KILLED };
+		for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
+			if ((size_t)ends[i] < cnt->n_by_state)
+				ended += cnt->by_state[ends[i]];
+		char states[512];
+		state_list(cnt, states, sizeof(states));
+		cpl_reply_free(r);
+		if (fin == want && !lexited)
+			return now_s() - t0;
+		if (fin == want || ended || lexited || now_s() - t0 > DEADLINE_S) {
+			fprintf(stderr, "launcher_bench: not every task "
+			    "JOB_FINISHED: %s (%s)\n", states, lexited ?
+			    "the launcher exited" : ended ? "end states" :
+			    "deadline passed");
+			if (!lexited)
+				stop_child(lpid);
+			stop_child(bpid);
+			fprintf(stderr, "launcher_bench: the database is left in "
+			    "%s\n", dir);
+			exit(1);
+		}
+		if (waitpid(lpid, lst, WNOHANG) == lpid)
+			lexited = true; // one more count, then fail
+		else
+			usleep(10000);
+	}
+}
+
+// Starts `copal-launcher --job-mode serial --max-concurrent conc_s
+// --idle-ttl 1` on the database in dir.
+static pid_t
+start_launcher(const char *launcher, const char *dir, int n)
+{
+	char cbuf[16];
+	snprintf(cbuf, sizeof(cbuf), "%d", n);
+	char *largv[] = { (char *)launcher, "--job-mode", "serial", "--db",
+		(char *)dir, "--max-concurrent", cbuf, "--idle-ttl", "1", NULL };
+	pid_t lpid;
+	if (posix_spawn(&lpid, launcher, NULL, NULL, largv, environ) != 0)
+		die("spawn launcher", CPL_EIO);
+	return lpid;
+}
+
+// Waits for a launcher that has nothing left to do (--idle-ttl 1) to
+// exit; fails the run unless it exits 0 within DEADLINE_S.
+static void
+launcher_exits(pid_t lpid)
+{
+	int st = 0;
+	double t0 = now_s();
+	pid_t w;
+	while ((w = waitpid(lpid, &st, WNOHANG)) == 0 &&
+	    now_s() - t0 < DEADLINE_S)
+		usleep(10000);
+	if (w == 0) {
+		stop_child(lpid);
+		fprintf(stderr, "launcher_bench: the launcher did not exit\n");
+		exit(1);
+	}
+	if (w < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "launcher_bench: the launcher ended with status "
+		    "%#x\n", st);
+		exit(1);
+	}
+}
+
+// Creates n tasks of app in workflow wf, packed `packing` per node, with
+// args; with chain, each the child of the one before. Returns the first
+// task's id (the others follow in order).
+static uint64_t
+create_n(cpl_client *c, const char *wf, const char *app, const char *args,
+    int n, uint32_t packing, bool chain)
+{
+	Copal__Resources res = COPAL__RESOURCES__INIT;
+	res.node_packing_count = packing;
+	Copal__TaskSpec *specs = calloc((size_t)n, sizeof(*specs));
+	Copal__TaskSpec **sp = calloc((size_t)n, sizeof(*sp));
+	char (*names)[16] = calloc((size_t)n, 16);
+	uint32_t *child = calloc((size_t)n, sizeof(uint32_t));
+	uint32_t *parent = calloc((size_t)n, sizeof(uint32_t));
+	if (!specs || !sp || !names || !child || !parent)
+		die("calloc", CPL_ENOMEM);
+	size_t nd = 0;
+	for (int i = 0; i < n; i++) {
+		Copal__TaskSpec x = COPAL__TASK_SPEC__INIT;
+		specs[i] = x;
+		snprintf(names[i], 16, "t%d", i);
+		specs[i].name = names[i];
+		specs[i].workflow = (char *)wf;
+		specs[i].application = (char *)app;
+		specs[i].args = (char *)args;
+		specs[i].resources = &res;
+		sp[i] = &specs[i];
+		if (chain && i > 0) {
+			child[nd] = (uint32_t)i;
+			parent[nd++] = (uint32_t)(i - 1);
+		}
+	}
+	Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
+	cr.n_tasks = (size_t)n;
+	cr.tasks = sp;
+	cr.n_local_parent_child = cr.n_local_parent_parent = nd;
+	cr.local_parent_child = child;
+	cr.local_parent_parent = parent;
+	Copal__Reply *r;
+	must(c, cpl_call_create_tasks(c, &cr, &r));
+	uint64_t first = r->create->first_id;
+	cpl_reply_free(r);
+	free(specs);
+	free(sp);
+	free(names);
+	free(child);
+	free(parent);
+	return first;
+}
+
+// The waiting figure: WAIT_TASKS `sleep` tasks running and nothing more
+// to claim; the launcher's and the broker's CPU over secs seconds, and
+// that of the reference, a child process blocked in wait() on as many
+// `sleep` processes, over the same seconds.
+static void
+bench_wait(cpl_client *c, const char *launcher, const char *dir,
+    pid_t bpid, int secs, uint64_t finished_before)
+{
+	Copal__App app = COPAL__APP__INIT;
+	app.name = "nap";
+	app.executable = "/bin/sleep";
+	Copal__Reply *r;
+	must(c, cpl_call_app_register(c, &app, false, &r));
+	cpl_reply_free(r);
+	// the tasks outlast the window by 2 s, then end: the run is checked
+	// as the first one is
+	char args[32];
+	snprintf(args, sizeof(args), "%d", secs + 2);
+	create_n(c, "wait", "nap", args, WAIT_TASKS, WAIT_PACKING, false);
+	double t0 = now_s();
+	pid_t lpid = start_launcher(launcher, dir, WAIT_TASKS);
+	for (;;) {
+		must(c, cpl_call_count(c, NULL, &r));
+		uint64_t run = r->count->n_by_state >
+		    COPAL__TASK_STATE__STATE_RUNNING ?
+		    r->count->by_state[COPAL__TASK_STATE__STATE_RUNNING] : 0;
+		cpl_reply_free(r);
+		if (run == WAIT_TASKS)
+			break;
+		if (now_s() - t0 > 60 || waitpid(lpid, NULL, WNOHANG) != 0) {
+			fprintf(stderr, "launcher_bench: %d sleep tasks not "
+			    "running after 60 s\n", WAIT_TASKS);
+			stop_child(lpid);
+			exit(1);
+		}
+		usleep(10000);
+	}
+	// the reference: a plain parent of WAIT_TASKS sleeps, blocked in wait()
+	pid_t ref = fork();
+	if (ref < 0)
+		die("fork", CPL_EIO);
+	if (ref == 0) {
+		char *sargv[] = { "/bin/sleep", args, NULL };
+		for (int i = 0; i < WAIT_TASKS; i++) {
+			pid_t p;
+			if (posix_spawn(&p, "/bin/sleep", NULL, NULL, sargv,
+			        environ) != 0)
+				_exit(1);
+		}
+		while (wait(NULL) > 0)
+			;
+		_exit(0);
+	}
+	usleep(200000); // its spawns are not waiting
+	double l0 = proc_run_s(lpid), b0 = proc_run_s(bpid);
+	double r0 = proc_run_s(ref);
+	double w0 = now_s();
+	sleep((unsigned)secs);
+	double l1 = proc_run_s(lpid), b1 = proc_run_s(bpid);
+	double r1 = proc_run_s(ref);
+	double w = now_s() - w0;
+	int lst = 0;
+	until_finished(c, finished_before + WAIT_TASKS, lpid, &lst, bpid, dir,
+	    t0);
+	launcher_exits(lpid);
+	int rst;
+	if (waitpid(ref, &rst, 0) != ref || !WIFEXITED(rst) ||
+	    WEXITSTATUS(rst) != 0) {
+		fprintf(stderr, "launcher_bench: the waiting reference failed\n");
+		exit(1);
+	}
+	double lc = l1 - l0, per30 = lc / w * 30;
+	printf("\n== waiting: %d `sleep` tasks running, nothing to claim, "
+	    "%.1f s ==\n", WAIT_TASKS, w);
+	printf("%-54s %10.4f s %8s %s  (%.4f s over the %.1f s)\n",
+	    "launcher's CPU per 30 s", per30, "<0.1", per30 < 0.1 ? "PASS" :
+	    "MISS", lc, w);
+	printf("%-54s %10.4f s\n", "raw parent blocked in wait(), per 30 s "
+	    "(reference)", (r1 - r0) / w * 30);
+	printf("%-54s %10.4f s\n", "broker's CPU per 30 s (heartbeats, held "
+	    "claim)", (b1 - b0) / w * 30);
+}
+
+// The chain figure: levels /bin/true tasks, each the child of the one
+// before, on one launcher; against the same chain of raw posix_spawn +
+// wait.
+static void
+bench_chain(cpl_client *c, const char *launcher, const char *dir,
+    pid_t bpid, int n, uint64_t finished_before, uint64_t after_seq)
+{
+	char *targv[] = { "/bin/true", NULL };
+	double t0 = now_s();
+	for (int i = 0; i < n; i++) {
+		pid_t p;
+		int st;
+		if (posix_spawn(&p, "/bin/true", NULL, NULL, targv, environ) !=
+		        0 || waitpid(p, &st, 0) != p || st != 0)
+			die("reference /bin/true", CPL_EIO);
+	}
+	double raw = now_s() - t0;
+
+	uint64_t first = create_n(c, "chain", "true", NULL, n, 1, true);
+	t0 = now_s();
+	pid_t lpid = start_launcher(launcher, dir, 4);
+	int lst = 0;
+	until_finished(c, finished_before + (uint64_t)n, lpid, &lst, bpid, dir,
+	    t0);
+	launcher_exits(lpid);
+
+	// each task's RUNNING and RUN_DONE by the launcher's clock, and the
+	// last JOB_FINISHED
+	uint64_t *start = calloc((size_t)n, sizeof(uint64_t));
+	uint64_t *end = calloc((size_t)n, sizeof(uint64_t));
+	double *lat = calloc((size_t)n, sizeof(double));
+	if (!start || !end || !lat)
+		die("calloc", CPL_ENOMEM);
+	uint64_t last_fin = 0;
+	int nrun = 0;
+	for (;;) {
+		Copal__Reply *r;
+		Copal__ExportRequest er = COPAL__EXPORT_REQUEST__INIT;
+		er.after_seq = after_seq;
+		er.limit = 50000;
+		must(c, cpl_call_export(c, &er, &r));
+		for (size_t i = 0; i < r->export->n_events; i++) {
+			Copal__Event *e = r->export->events[i];
+			if (e->task_id < first || e->task_id >= first + (uint64_t)n)
+				continue;
+			size_t k = (size_t)(e->task_id - first);
+			uint64_t at = e->event_us ? e->event_us : e->time_us;
+			if (e->to_state == COPAL__TASK_STATE__STATE_RUNNING) {
+				start[k] = at;
+				nrun++;
+			} else if (e->to_state ==
+			    COPAL__TASK_STATE__STATE_RUN_DONE)
+				end[k] = at;
+			else if (e->to_state ==
+			    COPAL__TASK_STATE__STATE_JOB_FINISHED && at > last_fin)
+				last_fin = at;
+		}
+		after_seq = r->export->last_seq;
+		bool more = r->export->more;
+		cpl_reply_free(r);
+		if (!more)
+			break;
+	}
+	if (nrun != n) {
+		fprintf(stderr, "launcher_bench: %d RUNNING events for a chain "
+		    "of %d\n", nrun, n);
+		exit(1);
+	}
+	size_t nl = 0;
+	for (int i = 1; i < n; i++) {
+		if (start[i] < end[i - 1] || end[i - 1] == 0) {
+			fprintf(stderr, "launcher_bench: chain task %d started "
+			    "before its parent ended\n", i);
+			exit(1);
+		}
+		lat[nl++] = (double)(start[i] - end[i - 1]);
+	}
+	double ours = (double)(last_fin - start[0]) * 1e-6;
+	printf("\n== a chain of %d /bin/true tasks, one launcher ==\n", n);
+	printf("%-54s %10.3f s\n", "raw posix_spawn + wait, one after another "
+	    "(reference)", raw);
+	printf("%-54s %10.3f s %8s %s  (%.2f of raw; %.1f ms per level)\n",
+	    "first start to last JOB_FINISHED", ours,
+	    n == 100 ? "<3 s" : "", n != 100 ? "" : ours < 3 ? "PASS" : "MISS",
+	    raw / ours, ours / n * 1e3);
+	if (nl) {
+		qsort(lat, nl, sizeof(double), cmp_d);
+		printf("%-54s %10.2f / %.2f / %.2f ms\n",
+		    "parent's end to child's start: p50 / p99 / max",
+		    lat[nl / 2] * 1e-3, lat[(size_t)((double)nl * 0.99)] * 1e-3,
+		    lat[nl - 1] * 1e-3);
+		printf("%-54s %10.2f ms\n", "raw: one /bin/true, spawn to reaped",
+		    raw / n * 1e3);
+	}
+	free(start);
+	free(end);
+	free(lat);
+}
+
 int
 main(int argc, char **argv)
 {
 	bench_name = "launcher_bench";
 	int opt;
-	while ((opt = getopt(argc, argv, "n:c:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:c:w:l:")) != -1) {
 		if (opt == 'n')
 			ntasks = atoi(optarg);
 		else if (opt == 'c')
 			conc = atoi(optarg);
+		else if (opt == 'w')
+			wait_s = atoi(optarg);
+		else if (opt == 'l')
+			levels = atoi(optarg);
 		else {
 			fprintf(stderr, "usage: launcher_bench [-n TASKS] "
-			    "[-c CONCURRENCY]\n");
+			    "[-c CONCURRENCY] [-w SECONDS] [-l LEVELS]\n");
 			return 2;
 		}
 	}
-	if (ntasks < 1 || conc < 1 || conc > 5040) {
-		fprintf(stderr, "launcher_bench: -n >= 1, -c 1..5040\n");
+	if (ntasks < 1 || conc < 1 || conc > 5040 || wait_s < 0 ||
+	    wait_s > 3600 || levels < 0 || levels > 100000) {
+		fprintf(stderr, "launcher_bench: -n >= 1, -c 1..5040, "
+		    "-w 0..3600, -l 0..100000\n");
 		return 2;
 	}
 	char self[PATH_MAX];
@@ -273,81 +614,20 @@ main(int argc, char **argv)
 
 	// N tasks packed `conc` per node, so the one local node runs `conc`
 	// at once, as the reference does
-	Copal__Resources res = COPAL__RESOURCES__INIT;
-	res.node_packing_count = (uint32_t)conc;
-	Copal__TaskSpec *specs = calloc((size_t)ntasks, sizeof(*specs));
-	Copal__TaskSpec **sp = calloc((size_t)ntasks, sizeof(*sp));
-	char (*names)[16] = calloc((size_t)ntasks, 16);
-	for (int i = 0; i < ntasks; i++) {
-		Copal__TaskSpec x = COPAL__TASK_SPEC__INIT;
-		specs[i] = x;
-		snprintf(names[i], 16, "t%d", i);
-		specs[i].name = names[i];
-		specs[i].workflow = "bench";
-		specs[i].application = "true";
-		specs[i].resources = &res;
-		sp[i] = &specs[i];
-	}
-	Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
-	cr.n_tasks = (size_t)ntasks;
-	cr.tasks = sp;
-	must(c, cpl_call_create_tasks(c, &cr, &r));
-	cpl_reply_free(r);
+	create_n(c, "bench", "true", NULL, ntasks, (uint32_t)conc, false);
 
 	// 3. the launcher, timed from its start until the broker counts every
 	// task JOB_FINISHED; a task in an end state that is not JOB_FINISHED
 	// (FAILED, killed) never gets there, nor does one left behind by a
 	// launcher that exited: both fail the run
-	char cbuf[16];
-	snprintf(cbuf, sizeof(cbuf), "%d", conc);
-	char *largv[] = { launcher, "--job-mode", "serial", "--db", dir,
-		"--max-concurrent", cbuf, "--idle-ttl", "1", NULL };
-	pid_t lpid;
 	double b0 = 0, bk, me0 = rusage_s(RUSAGE_SELF);
 	proc_cpu(bpid, &b0, &bk);
 	double b0_ns = proc_run_s(bpid);
 	double t0 = now_s();
-	if (posix_spawn(&lpid, launcher, NULL, NULL, largv, environ) != 0)
-		die("spawn launcher", CPL_EIO);
-	double t_done = 0;
+	pid_t lpid = start_launcher(launcher, dir, conc);
 	int lst = 0;
-	bool lexited = false;
-	for (;;) {
-		must(c, cpl_call_count(c, NULL, &r));
-		Copal__CountReply *cnt = r->count;
-		uint64_t fin = cnt->n_by_state > COPAL__TASK_STATE__STATE_JOB_FINISHED
-		    ? cnt->by_state[COPAL__TASK_STATE__STATE_JOB_FINISHED] : 0;
-		uint64_t ended = 0;
-		const int ends[] = { COPAL__TASK_STATE__STATE_FAILED,
-			COPAL__TASK_STATE__STATE_USER_KILLED,
-			COPAL__TASK_STATE__STATE_PARENT_KILLED };
-		for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
-			if ((size_t)ends[i] < cnt->n_by_state)
-				ended += cnt->by_state[ends[i]];
-		char states[512];
-		state_list(cnt, states, sizeof(states));
-		cpl_reply_free(r);
-		if (fin == (uint64_t)ntasks) {
-			t_done = now_s() - t0;
-			break;
-		}
-		if (ended || lexited || now_s() - t0 > DEADLINE_S) {
-			fprintf(stderr, "launcher_bench: not every task "
-			    "JOB_FINISHED: %s (%s)\n", states, lexited ?
-			    "the launcher exited" : ended ? "end states" :
-			    "deadline passed");
-			if (!lexited)
-				stop_child(lpid);
-			stop_child(bpid);
-			fprintf(stderr, "launcher_bench: the database is left in "
-			    "%s\n", dir);
-			exit(1);
-		}
-		if (waitpid(lpid, &lst, WNOHANG) == lpid)
-			lexited = true; // one more count, then fail
-		else
-			usleep(10000);
-	}
+	double t_done = until_finished(c, (uint64_t)ntasks, lpid, &lst, bpid,
+	    dir, t0);
 	// the launcher's own CPU time (not its children's), read while it
 	// idles before exiting; its tasks' (reaped by then), the broker's
 	// and this program's (counting) over the same time
@@ -432,12 +712,16 @@ main(int argc, char **argv)
 		printf("%-54s %10.0f / %.0f / %.0f us\n",
 		    "claim to process start: p50 / p99 / max", wait_us[nw / 2],
 		    wait_us[(size_t)(nw * 0.99)], wait_us[nw - 1]);
+	uint64_t fin = (uint64_t)ntasks;
+	if (wait_s > 0) {
+		bench_wait(c, launcher, dir, bpid, wait_s, fin);
+		fin += WAIT_TASKS;
+	}
+	if (levels > 0)
+		bench_chain(c, launcher, dir, bpid, levels, fin, after);
 	cpl_client_close(c);
 	kill(bpid, SIGTERM);
 	waitpid(bpid, NULL, 0);
-	free(specs);
-	free(sp);
-	free(names);
 	free(wait_us);
 	char cmd[2 * PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, rdir);
