@@ -118,14 +118,77 @@ struct check_ctx {
 
 enum { K_ST, K_RUNQ, K_UUID, K_UUID_NEW, K_WF, K_APP, K_CHILD, K_PARENT, K_LEASE,
 	K_TASKEV, K_WRUNQ, K_MRUNQ, K_WMRUNQ, K_RUNQ_LL, K_WRUNQ_LL,
-	K_NKSETS };
+	K_NKSETS, K_UUID_GEN = K_NKSETS };
+
+// Compares uuid_gen with the expected (uuid, id) entries in s: its keys
+// (generation, uuid) are of generations 1 to ugen's, the newest holds as
+// many as ugen says, and without their generation they are s's entries.
+static int
+uuid_gen_compare(cpl_txn *t, struct kset *s, struct report *rep)
+{
+	struct kset got = { 24, 0, 0, NULL };
+	struct ugen g;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t newest = 0;
+	int rc, rv;
+	if ((rv = cs_ugen_load(t, &g)) != 0)
+		return rv;
+	if ((rv = tcursor(t, DB_UUID_GEN, &c)) != 0)
+		return rv;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && rv == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 20 || v.mv_size != 8) {
+			say(rep, "uuid_gen: entry of %zu+%zu bytes, expected "
+			    "20+8", k.mv_size, v.mv_size);
+			continue;
+		}
+		uint32_t gen = rd32(k.mv_data);
+		if (gen == 0 || gen > g.gen)
+			say(rep, "uuid_gen: entry of generation %u, newest %u",
+			    gen, g.gen);
+		newest += gen == g.gen;
+		rv = kset_add(&got, (const uint8_t *)k.mv_data + 4, 16,
+		    v.mv_data, 8);
+	}
+	if (rv == 0 && rc != MDB_NOTFOUND)
+		rv = fail(t, map_mdb(rc));
+	mdb_cursor_close(c);
+	if (rv == 0 && newest != g.n)
+		say(rep, "uuid_gen: %llu entries in generation %u, meta says "
+		    "%llu", (unsigned long long)newest, g.gen,
+		    (unsigned long long)g.n);
+	if (rv == 0) {
+		if (s->n)
+			qsort_r(s->b, s->n, s->w, kset_cmp, &s->w);
+		if (got.n)
+			qsort_r(got.b, got.n, got.w, kset_cmp, &got.w);
+		size_t i = 0, j = 0;
+		while (i < s->n || j < got.n) {
+			int d = i == s->n ? 1 : j == got.n ? -1 :
+			    memcmp(s->b + i * 24, got.b + j * 24, 24);
+			if (d < 0) {
+				say(rep, "uuid_gen: missing entry #%zu", i);
+				i++;
+			} else if (d > 0) {
+				say(rep, "uuid_gen: unexpected entry");
+				j++;
+			} else {
+				i++;
+				j++;
+			}
+		}
+	}
+	free(got.b);
+	return rv;
+}
 
 static int
 check_cb(cpl_txn *t, void *arg)
 {
 	struct check_ctx *cc = arg;
 	struct report rep = { cc->buf, cc->len, 0, 0 };
-	struct kset ks[K_NKSETS] = {
+	struct kset ks[K_NKSETS + 1] = {
 		[K_ST] = { 9, 0, 0, NULL },
 		[K_RUNQ] = { 12 + sizeof(struct fit), 0, 0, NULL },
 		[K_UUID] = { 24, 0, 0, NULL },
@@ -141,6 +204,7 @@ check_cb(cpl_txn *t, void *arg)
 		[K_WMRUNQ] = { 20 + sizeof(struct fit), 0, 0, NULL },
 		[K_RUNQ_LL] = { 20 + sizeof(struct fit), 0, 0, NULL },
 		[K_WRUNQ_LL] = { 24 + sizeof(struct fit), 0, 0, NULL },
+		[K_UUID_GEN] = { 24, 0, 0, NULL },
 	};
 	static const int ks_db[K_NKSETS] = { DB_ST_IDX, DB_RUNQ, DB_UUID,
 		DB_UUID_NEW,
@@ -225,13 +289,15 @@ check_cb(cpl_txn *t, void *arg)
 			         sizeof(f))) != 0)
 				break;
 		}
-		// a uuid lives in exactly one of the two trees
+		// a uuid lives in exactly one of uuid_new, uuid and uuid_gen
 		be64(key, id);
 		MDB_val uv;
-		int in_new = tget(t, DB_UUID_NEW, r.uuid, 16, &uv) == 0;
+		int kind = K_UUID_NEW;
+		if (tget(t, DB_UUID_NEW, r.uuid, 16, &uv) != 0)
+			kind = tget(t, DB_UUID, r.uuid, 16, &uv) == 0 ? K_UUID :
+			    K_UUID_GEN;
 		t->err = 0;
-		if ((rv = kset_add(&ks[in_new ? K_UUID_NEW : K_UUID], r.uuid, 16,
-		         key, 8)) != 0)
+		if ((rv = kset_add(&ks[kind], r.uuid, 16, key, 8)) != 0)
 			break;
 		idx32_key(key, r.wf, id);
 		if ((rv = kset_add(&ks[K_WF], key, 12, NULL, 0)) != 0)
@@ -376,6 +442,8 @@ check_cb(cpl_txn *t, void *arg)
 	// 4. indices
 	for (int i = 0; i < K_NKSETS && rv == 0; i++)
 		rv = kset_compare(t, ks_db[i], &ks[i], &rep);
+	if (rv == 0)
+		rv = uuid_gen_compare(t, &ks[K_UUID_GEN], &rep);
 	if (rv)
 		goto out;
 	// 5. counters
@@ -460,7 +528,7 @@ check_cb(cpl_txn *t, void *arg)
 out:
 	if (c)
 		mdb_cursor_close(c);
-	for (int i = 0; i < K_NKSETS; i++)
+	for (int i = 0; i <= K_NKSETS; i++)
 		free(ks[i].b);
 	free(wfn);
 	free(appn);

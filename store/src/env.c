@@ -21,7 +21,7 @@ const char *const cs_db_names[DB_COUNT] = {
 	"event", "task_ev", "names", "app", "uuid_new", "reply", "reply_age",
 	"lease_log", "bjob", "wrunq", "tags", "tag_idx", "tag_runq",
 	"tag_cnt", "mrunq", "wmrunq", "runq_ll", "wrunq_ll",
-	"lease_bj", "bj_task", "bj_count",
+	"lease_bj", "bj_task", "bj_count", "uuid_gen",
 };
 
 static uint64_t

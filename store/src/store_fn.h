@@ -45,12 +45,19 @@ int cs_uuid_add(cpl_txn *t, const uint8_t u[16], const uint8_t id[8]);
 int cs_parse_prefix(const char *p, uint8_t b[16], size_t *nbytes, int *half);
 // Calls fn for the id of every uuid (in both trees) that starts with prefix.
 int cs_uuid_walk(cpl_txn *t, const char *prefix, cpl_id_fn fn, void *arg);
-// Moves one key range of uuid_new into the main uuid tree (at commit, see
-// UUID_MERGE_AT and UUID_MERGE_SLICES).
+// Moves one key range of uuid_new into the generation of uuid_gen merged
+// into now (at commit, see UUID_MERGE_AT, UUID_MERGE_SLICES, UUID_GEN_MAX).
 int cs_uuid_merge(cpl_txn *t);
+// Removes a task's uuid from whichever tree holds it (uuid_new, uuid,
+// or a generation of uuid_gen); CPL_ECORRUPT if none does.
+int cs_uuid_del(cpl_txn *t, const uint8_t u[16]);
+// The meta record "ugen" ({0} when absent).
+int cs_ugen_load(cpl_txn *t, struct ugen *g);
 // Puts the transaction's waiting uuids into uuid_new (UUID_BUF_MAX): at
 // commit and before any lookup of uuids in a write transaction.
 int cs_uuid_flush(cpl_txn *t);
+// Sorts n waiting uuids (cpl_txn.ubuf) by their 16 bytes.
+void cs_ubuf_sort(struct ubuf *a, size_t n);
 
 // ------------------------------------------------------------ app.c
 

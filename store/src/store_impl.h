@@ -119,7 +119,7 @@ enum {
 	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
 	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_TAGS, DB_TAG_IDX,
 	DB_TAG_RUNQ, DB_TAG_CNT, DB_MRUNQ, DB_WMRUNQ, DB_RUNQ_LL, DB_WRUNQ_LL,
-	DB_LEASE_BJ, DB_BJ_TASK, DB_BJ_COUNT, DB_COUNT
+	DB_LEASE_BJ, DB_BJ_TASK, DB_BJ_COUNT, DB_UUID_GEN, DB_COUNT
 };
 
 // Names of the sub-databases, indexed by DB_* (env.c).
@@ -148,6 +148,18 @@ extern const char *const cs_db_names[DB_COUNT];
 // leaves dirtied per uuid stay the same while one commit's dirty set is
 // a quarter.
 #define UUID_MERGE_SLICES 4u
+// Random uuids are merged not into the main tree but into generations of
+// at most about UUID_GEN_MAX uuids each (sub-database uuid_gen, keys: the
+// generation, big-endian 32 bits, then the uuid; cpl_store_opts
+// .uuid_gen_max overrides it for tests): a merge dirties about every leaf
+// of the key range it merges into, so merging into one tree of all N
+// uuids cost each uuid a leaf write that grew with N (store_bench -C:
+// 1.4 GB written for 1M creates, 69 GB for 10M, create 228k -> 121k
+// tasks/s). A generation's size is bounded, so the merge's cost per uuid
+// is too; lookups by prefix search each generation (N / UUID_GEN_MAX
+// seeks). The generation merged into now and its count are the meta
+// record "ugen" (struct ugen); a database without it has none yet.
+#define UUID_GEN_MAX 1048576u
 // Random uuids are not put into uuid_new one by one as their tasks are
 // made, each a descent to a random leaf of a tree of up to UUID_MERGE_AT
 // keys, but kept in the transaction (cpl_txn.ubuf) and put in sorted
@@ -174,6 +186,14 @@ struct meta {
 	uint32_t next_app;
 	uint64_t uuid_new_n; // entries in uuid_new
 	uint64_t counts[CPL_NSTATES];
+};
+
+// meta "ugen": the generation of uuid_gen random uuids are merged into
+// now (0: none yet) and how many entries it holds.
+struct ugen {
+	uint32_t gen;
+	uint32_t pad;
+	uint64_t n;
 };
 
 // Flags in srec.flags.

@@ -324,22 +324,8 @@ cs_task_remove(cpl_txn *t, uint64_t id, bool note)
 	idx32_key(k, r.app, id);
 	if ((rv = tdel(t, DB_APP_IDX, k, 12)) != 0)
 		goto out;
-	{
-		MDB_val uv;
-		if ((rv = cs_uuid_flush(t)) != 0)
-			goto out;
-		rv = tget(t, DB_UUID_NEW, r.uuid, 16, &uv);
-		if (rv == 0) {
-			if ((rv = tdel(t, DB_UUID_NEW, r.uuid, 16)) != 0)
-				goto out;
-			t->meta.uuid_new_n--;
-		} else if (rv == CPL_ENOTFOUND) {
-			if ((rv = tdel(t, DB_UUID, r.uuid, 16)) != 0)
-				goto out;
-		} else {
-			goto out;
-		}
-	}
+	if ((rv = cs_uuid_del(t, r.uuid)) != 0)
+		goto out;
 	be64(k, id);
 	if ((rv = tdel(t, DB_SPEC, k, 8)) != 0 ||
 	    (rv = tdel(t, DB_STATE, k, 8)) != 0)

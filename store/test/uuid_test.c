@@ -232,7 +232,7 @@ test_old_v4_database(void **state)
 // and go into uuid_new sorted (UUID_BUF_MAX at a time, and at commit):
 // a lookup, a delete and a nested transaction inside the creating
 // transaction see them all; after the commit every one is found, the
-// count of uuid_new is right, and the merge into the main tree (past
+// count of uuid_new is right, and the merge into uuid_gen (past
 // UUID_MERGE_AT) keeps every one found.
 enum { V4_N = UUID_BUF_MAX + 3000, V4_MORE = UUID_MERGE_AT };
 
@@ -344,10 +344,167 @@ setup7(void **state)
 	return cpl_store_open(e->dir, &e->opts, &e->s) == 0 ? 0 : -1;
 }
 
+// The sort of the uuids a transaction keeps (cs_ubuf_sort): random ones,
+// ones sharing their first 4 bytes (the radix passes leave those to an
+// insertion pass) and equal ones, against qsort; every entry kept.
+static int
+ubuf_cmp(const void *a, const void *b)
+{
+	int c = memcmp(a, b, 16);
+	return c ? c : memcmp((const uint8_t *)a + 16, (const uint8_t *)b + 16, 8);
+}
+
+static void
+test_ubuf_sort(void **state)
+{
+	(void)state;
+	enum { N = 5000 };
+	struct ubuf *a = calloc(N, sizeof(*a)), *b = calloc(N, sizeof(*b));
+	assert_non_null(a);
+	assert_non_null(b);
+	srand(17);
+	for (size_t i = 0; i < N; i++) {
+		for (int k = 0; k < 16; k++)
+			a[i].u[k] = (uint8_t)rand();
+		if (i % 3 == 0) // a few 4-byte prefixes shared by many
+			memcpy(a[i].u, "\x10\x20\x30", 3), a[i].u[3] =
+			    (uint8_t)(i % 7);
+		if (i % 11 == 0 && i > 0) // equal uuids
+			memcpy(a[i].u, a[i - 1].u, 16);
+		memcpy(a[i].id, &i, sizeof(i));
+	}
+	memcpy(b, a, N * sizeof(*a));
+	cs_ubuf_sort(a, N);
+	qsort(b, N, sizeof(*b), ubuf_cmp);
+	for (size_t i = 1; i < N; i++)
+		assert_true(memcmp(a[i - 1].u, a[i].u, 16) <= 0);
+	// the same multiset: sort both fully (ties by id) and compare
+	qsort(a, N, sizeof(*a), ubuf_cmp);
+	assert_memory_equal(a, b, N * sizeof(*a));
+	cs_ubuf_sort(a, 0);
+	cs_ubuf_sort(a, 1);
+	assert_memory_equal(a, b, N * sizeof(*a));
+	free(a);
+	free(b);
+}
+
+// Generations (UUID_GEN_MAX, here 20,000 through uuid_gen_max): random
+// uuids merged past a generation's size go into a new one; every uuid of
+// every generation is found by its whole uuid and by a prefix, deletes
+// from an old generation, the newest and uuid_new keep the store
+// consistent (cpl_store_check counts each generation), and all of it
+// holds after the store is opened again.
+static int
+ugen_cb(cpl_txn *t, void *arg)
+{
+	return cs_ugen_load(t, arg);
+}
+
+static int
+setup_gen(void **state)
+{
+	if (tu_setup(state) != 0)
+		return -1;
+	tu_env *e = *state;
+	cpl_store_close(e->s);
+	e->opts.uuid_gen_max = 20000;
+	return cpl_store_open(e->dir, &e->opts, &e->s) == 0 ? 0 : -1;
+}
+
+static void
+gen_lookups(tu_env *e, const uint64_t *ids, uint8_t (*u)[16], size_t n,
+    const bool *gone)
+{
+	char buf[37];
+	uint64_t got = 0;
+	for (size_t i = 0; i < n; i += 89) {
+		cpl_uuid_format(u[i], buf);
+		if (gone[i]) {
+			assert_int_equal(tu_lookup(e, buf, &got), CPL_ENOTFOUND);
+			continue;
+		}
+		TU_OK(tu_lookup(e, buf, &got));
+		assert_int_equal(got, ids[i]);
+		buf[13] = '\0'; // "xxxxxxxx-xxxx": 12 digits, found in its tree
+		got = 0;
+		int rv = tu_lookup(e, buf, &got);
+		assert_true(rv == 0 || rv == CPL_EAMBIGUOUS);
+		if (rv == 0)
+			assert_int_equal(got, ids[i]);
+	}
+}
+
+static void
+test_v4_generations(void **state)
+{
+	tu_env *e = *state;
+	enum { N = 150000 };
+	uint64_t *ids = calloc(N, sizeof(*ids));
+	uint8_t (*u)[16] = calloc(N, 16);
+	bool *gone = calloc(N, sizeof(bool));
+	assert_non_null(ids);
+	assert_non_null(u);
+	assert_non_null(gone);
+	for (size_t first = 0; first < N; first += 10000) {
+		struct v4_ctx m = { ids, u, first, 10000, false };
+		TU_OK(cpl_store_write(e->s, v4_create_cb, &m));
+	}
+	struct ugen g;
+	TU_OK(cpl_store_read(e->s, ugen_cb, &g));
+	// 150,000 made, at most UUID_MERGE_AT waiting: the rest merged, at
+	// most 20,000 plus one slice per generation
+	assert_true(g.gen >= 3);
+	assert_true(g.n > 0 && g.n <= 20000 + UUID_MERGE_AT);
+	uint64_t in_new = 0;
+	TU_OK(cpl_store_read(e->s, uuid_new_n_cb, &in_new));
+	assert_true(in_new < UUID_MERGE_AT);
+	TU_CHECK(e);
+	gen_lookups(e, ids, u, N, gone);
+	// delete the first tasks (oldest generation), the last (uuid_new or
+	// the newest generation) and some between
+	for (size_t i = 0; i < N; i += N / 40) {
+		TU_OK(tu_delete(e, ids[i]));
+		gone[i] = true;
+	}
+	for (size_t i = N - 5; i < N; i++) {
+		TU_OK(tu_delete(e, ids[i]));
+		gone[i] = true;
+	}
+	TU_CHECK(e);
+	gen_lookups(e, ids, u, N, gone);
+	// more merges after the deletes, then again after a reopen
+	uint64_t *ids2 = calloc(40000, sizeof(*ids2));
+	uint8_t (*u2)[16] = calloc(40000, 16);
+	assert_non_null(ids2);
+	assert_non_null(u2);
+	for (size_t first = 0; first < 40000; first += 10000) {
+		struct v4_ctx m = { ids2, u2, first, 10000, false };
+		TU_OK(cpl_store_write(e->s, v4_create_cb, &m));
+	}
+	TU_CHECK(e);
+	cpl_store_close(e->s);
+	TU_OK(cpl_store_open(e->dir, &e->opts, &e->s));
+	struct ugen g2;
+	TU_OK(cpl_store_read(e->s, ugen_cb, &g2));
+	assert_true(g2.gen > g.gen || (g2.gen == g.gen && g2.n > g.n));
+	TU_CHECK(e);
+	gen_lookups(e, ids, u, N, gone);
+	bool none[40000] = { false };
+	gen_lookups(e, ids2, u2, 40000, none);
+	free(ids);
+	free(u);
+	free(gone);
+	free(ids2);
+	free(u2);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ubuf_sort),
+		cmocka_unit_test_setup_teardown(test_v4_generations, setup_gen,
+		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_million_v7_increasing,
 		    setup7, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_created_tasks_v7, setup7,

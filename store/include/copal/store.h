@@ -80,6 +80,9 @@ typedef struct cpl_store_opts {
 	// New task uuids time-ordered (version 7, RFC 9562) rather than random
 	// (version 4): cheaper creates, longer unique prefixes (uuid.c).
 	bool uuid_v7;
+	// Random uuids per generation of the uuid index (see UUID_GEN_MAX in
+	// store/src/store_impl.h); 0: the default. Tests set it small.
+	uint64_t uuid_gen_max;
 } cpl_store_opts;
 
 // Opens (creating if needed) the database in directory `dir`, which must
