@@ -70,7 +70,7 @@ run() { # NAME CMD...: CMD's stdout and stderr to $out/NAME.txt
 if [[ $quick == -q ]]; then
 	run store_bench build-rel/bench/store_bench -q
 	run broker_bench build-rel/bench/broker_bench -q
-	run launcher_bench build-rel/bench/launcher_bench -n 2000 -c 8
+	run launcher_bench build-rel/bench/launcher_bench -n 2000 -c 8 -w 10
 	run bench_cli bash scripts/bench_cli.sh -q build-rel
 else
 	run store_bench build-rel/bench/store_bench
