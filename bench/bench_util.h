@@ -44,6 +44,70 @@ must(cpl_client *c, int rv)
 	}
 }
 
+// Creates n tasks "<prefix><i>" of app in workflow wf (args and a
+// node_packing_count when not NULL / 0) in CreateTasksRequests of batch
+// each; with chain, each the child of the one before (within a request
+// through its local links, the first of a later request through
+// parent_ids). Returns the first task's id: the others follow in order.
+static inline uint64_t
+bench_create_chain(cpl_client *c, const char *prefix, const char *wf,
+    const char *app, const char *args, uint32_t packing, size_t n,
+    size_t batch, bool chain)
+{
+	Copal__TaskSpec *specs = calloc(batch, sizeof(*specs));
+	Copal__TaskSpec **sp = calloc(batch, sizeof(*sp));
+	uint32_t *child = calloc(batch, sizeof(uint32_t));
+	uint32_t *parent = calloc(batch, sizeof(uint32_t));
+	char (*names)[32] = calloc(batch, 32);
+	if (!specs || !sp || !child || !parent || !names)
+		die("calloc", CPL_ENOMEM);
+	Copal__Resources res = COPAL__RESOURCES__INIT;
+	res.node_packing_count = packing;
+	uint64_t first = 0, last = 0;
+	for (size_t done = 0; done < n;) {
+		size_t m = n - done < batch ? n - done : batch, nd = 0;
+		for (size_t i = 0; i < m; i++) {
+			Copal__TaskSpec s = COPAL__TASK_SPEC__INIT;
+			snprintf(names[i], 32, "%s%zu", prefix, done + i);
+			specs[i] = s;
+			specs[i].name = names[i];
+			specs[i].workflow = (char *)wf;
+			specs[i].application = (char *)app;
+			specs[i].args = (char *)args;
+			if (packing)
+				specs[i].resources = &res;
+			sp[i] = &specs[i];
+			if (chain && i > 0) {
+				child[nd] = (uint32_t)i;
+				parent[nd++] = (uint32_t)(i - 1);
+			}
+		}
+		if (chain && last) {
+			specs[0].n_parent_ids = 1;
+			specs[0].parent_ids = &last;
+		}
+		Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
+		cr.n_tasks = m;
+		cr.tasks = sp;
+		cr.n_local_parent_child = cr.n_local_parent_parent = nd;
+		cr.local_parent_child = child;
+		cr.local_parent_parent = parent;
+		Copal__Reply *r;
+		must(c, cpl_call_create_tasks(c, &cr, &r));
+		if (done == 0)
+			first = r->create->first_id;
+		last = r->create->first_id + m - 1;
+		cpl_reply_free(r);
+		done += m;
+	}
+	free(specs);
+	free(sp);
+	free(child);
+	free(parent);
+	free(names);
+	return first;
+}
+
 // Creates the tasks named task<first>..task<last-1> (workflow wf, app
 // "sim", with env one environment variable: the spec broker_bench and
 // size_bench have always sent; conn_bench's has none) in

@@ -83,60 +83,15 @@ hb_main(void *arg)
 	return NULL;
 }
 
-// Creates n tasks "<prefix><i>" in a chain, in requests of batch tasks
-// (the first task of each later request depends on the last of the one
-// before through parent_ids). Returns the seconds taken.
+// Creates n tasks "<prefix><i>" (app "sim"), with chain in a chain, in
+// requests of batch tasks (bench_create_chain). Returns the seconds taken.
 static double
 create_chain(cpl_client *c, const char *prefix, size_t n, size_t batch,
     bool chain)
 {
-	Copal__TaskSpec *specs = calloc(batch, sizeof(*specs));
-	Copal__TaskSpec **sp = calloc(batch, sizeof(*sp));
-	uint32_t *child = calloc(batch, sizeof(uint32_t));
-	uint32_t *parent = calloc(batch, sizeof(uint32_t));
-	char (*names)[32] = calloc(batch, 32);
-	if (!specs || !sp || !child || !parent || !names)
-		die("calloc", CPL_ENOMEM);
-	uint64_t last = 0;
 	double t0 = now_s();
-	for (size_t done = 0; done < n;) {
-		size_t m = n - done < batch ? n - done : batch, nd = 0;
-		for (size_t i = 0; i < m; i++) {
-			Copal__TaskSpec s = COPAL__TASK_SPEC__INIT;
-			snprintf(names[i], 32, "%s%zu", prefix, done + i);
-			specs[i] = s;
-			specs[i].name = names[i];
-			specs[i].workflow = "deps";
-			specs[i].application = "sim";
-			sp[i] = &specs[i];
-			if (chain && i > 0) {
-				child[nd] = (uint32_t)i;
-				parent[nd++] = (uint32_t)(i - 1);
-			}
-		}
-		if (chain && last) {
-			specs[0].n_parent_ids = 1;
-			specs[0].parent_ids = &last;
-		}
-		Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
-		cr.n_tasks = m;
-		cr.tasks = sp;
-		cr.n_local_parent_child = cr.n_local_parent_parent = nd;
-		cr.local_parent_child = child;
-		cr.local_parent_parent = parent;
-		Copal__Reply *r;
-		must(c, cpl_call_create_tasks(c, &cr, &r));
-		last = r->create->first_id + m - 1;
-		cpl_reply_free(r);
-		done += m;
-	}
-	double dt = now_s() - t0;
-	free(specs);
-	free(sp);
-	free(child);
-	free(parent);
-	free(names);
-	return dt;
+	bench_create_chain(c, prefix, "deps", "sim", NULL, 0, n, batch, chain);
+	return now_s() - t0;
 }
 
 static void

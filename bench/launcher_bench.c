@@ -299,56 +299,6 @@ launcher_exits(pid_t lpid)
 	}
 }
 
-// Creates n tasks of app in workflow wf, packed `packing` per node, with
-// args; with chain, each the child of the one before. Returns the first
-// task's id (the others follow in order).
-static uint64_t
-create_n(cpl_client *c, const char *wf, const char *app, const char *args,
-    int n, uint32_t packing, bool chain)
-{
-	Copal__Resources res = COPAL__RESOURCES__INIT;
-	res.node_packing_count = packing;
-	Copal__TaskSpec *specs = calloc((size_t)n, sizeof(*specs));
-	Copal__TaskSpec **sp = calloc((size_t)n, sizeof(*sp));
-	char (*names)[16] = calloc((size_t)n, 16);
-	uint32_t *child = calloc((size_t)n, sizeof(uint32_t));
-	uint32_t *parent = calloc((size_t)n, sizeof(uint32_t));
-	if (!specs || !sp || !names || !child || !parent)
-		die("calloc", CPL_ENOMEM);
-	size_t nd = 0;
-	for (int i = 0; i < n; i++) {
-		Copal__TaskSpec x = COPAL__TASK_SPEC__INIT;
-		specs[i] = x;
-		snprintf(names[i], 16, "t%d", i);
-		specs[i].name = names[i];
-		specs[i].workflow = (char *)wf;
-		specs[i].application = (char *)app;
-		specs[i].args = (char *)args;
-		specs[i].resources = &res;
-		sp[i] = &specs[i];
-		if (chain && i > 0) {
-			child[nd] = (uint32_t)i;
-			parent[nd++] = (uint32_t)(i - 1);
-		}
-	}
-	Copal__CreateTasksRequest cr = COPAL__CREATE_TASKS_REQUEST__INIT;
-	cr.n_tasks = (size_t)n;
-	cr.tasks = sp;
-	cr.n_local_parent_child = cr.n_local_parent_parent = nd;
-	cr.local_parent_child = child;
-	cr.local_parent_parent = parent;
-	Copal__Reply *r;
-	must(c, cpl_call_create_tasks(c, &cr, &r));
-	uint64_t first = r->create->first_id;
-	cpl_reply_free(r);
-	free(specs);
-	free(sp);
-	free(names);
-	free(child);
-	free(parent);
-	return first;
-}
-
 // The waiting figure: WAIT_TASKS `sleep` tasks running and nothing more
 // to claim; the launcher's and the broker's CPU over secs seconds, and
 // that of the reference, a child process blocked in wait() on as many
@@ -367,7 +317,8 @@ bench_wait(cpl_client *c, const char *launcher, const char *dir,
 	// as the first one is
 	char args[32];
 	snprintf(args, sizeof(args), "%d", secs + 2);
-	create_n(c, "wait", "nap", args, WAIT_TASKS, WAIT_PACKING, false);
+	bench_create_chain(c, "w", "wait", "nap", args, WAIT_PACKING, WAIT_TASKS,
+	    WAIT_TASKS, false);
 	double t0 = now_s();
 	pid_t lpid = start_launcher(launcher, dir, WAIT_TASKS);
 	for (;;) {
@@ -450,7 +401,8 @@ bench_chain(cpl_client *c, const char *launcher, const char *dir,
 	}
 	double raw = now_s() - t0;
 
-	uint64_t first = create_n(c, "chain", "true", NULL, n, 1, true);
+	uint64_t first = bench_create_chain(c, "c", "chain", "true", NULL, 1,
+	    (size_t)n, (size_t)n, true);
 	t0 = now_s();
 	pid_t lpid = start_launcher(launcher, dir, 4);
 	int lst = 0;
@@ -614,7 +566,8 @@ main(int argc, char **argv)
 
 	// N tasks packed `conc` per node, so the one local node runs `conc`
 	// at once, as the reference does
-	create_n(c, "bench", "true", NULL, ntasks, (uint32_t)conc, false);
+	bench_create_chain(c, "t", "bench", "true", NULL, (uint32_t)conc,
+	    (size_t)ntasks, (size_t)ntasks, false);
 
 	// 3. the launcher, timed from its start until the broker counts every
 	// task JOB_FINISHED; a task in an end state that is not JOB_FINISHED
