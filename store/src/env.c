@@ -69,7 +69,8 @@ meta_load(cpl_txn *t)
 	if (v.mv_size != sizeof(t->meta))
 		return CPL_EVERSION;
 	memcpy(&t->meta, v.mv_data, sizeof(t->meta));
-	if (t->meta.magic != META_MAGIC || t->meta.version != META_VERSION)
+	if (t->meta.magic != META_MAGIC || (t->meta.version != META_VERSION &&
+	    t->meta.version != META_VERSION_UGEN))
 		return CPL_EVERSION;
 	return 0;
 }
@@ -107,8 +108,9 @@ txn_free(cpl_txn *t)
 	free(t->work);
 	t->work = NULL;
 	free(t->ubuf);
-	t->ubuf = NULL;
-	t->nubuf = t->capubuf = 0;
+	free(t->utmp);
+	t->ubuf = t->utmp = NULL;
+	t->nubuf = t->capubuf = t->caputmp = 0;
 }
 
 static int
@@ -262,8 +264,8 @@ env_open(cpl_store *s)
 		s->map_size = info.me_mapsize;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		goto fail;
-	// the last sub-database added: absent in a database written before
-	// the tag indices, whose tasks' tags are then indexed once
+	// a sub-database added with the tag indices: absent in a database
+	// written before them, whose tasks' tags are then indexed once
 	MDB_dbi probe;
 	s->tags_fill = mdb_dbi_open(txn, cs_db_names[DB_TAG_CNT], 0,
 	    &probe) == MDB_NOTFOUND;

@@ -56,8 +56,9 @@ int cs_ugen_load(cpl_txn *t, struct ugen *g);
 // Puts the transaction's waiting uuids into uuid_new (UUID_BUF_MAX): at
 // commit and before any lookup of uuids in a write transaction.
 int cs_uuid_flush(cpl_txn *t);
-// Sorts n waiting uuids (cpl_txn.ubuf) by their 16 bytes.
-void cs_ubuf_sort(struct ubuf *a, size_t n);
+// Sorts n waiting uuids (cpl_txn.ubuf) by their 16 bytes, with tmp (n
+// entries) as room; NULL: slower, in place.
+void cs_ubuf_sort(struct ubuf *a, size_t n, struct ubuf *tmp);
 
 // ------------------------------------------------------------ app.c
 

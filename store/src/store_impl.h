@@ -19,7 +19,8 @@
 //             merged in priority order: tasks that cannot fit never hide
 //             those that can; meta "mrunq" says older databases' multi-node
 //             entries were moved out of runq/wrunq)
-//   uuid      uuid(16)           -> id
+//   uuid      uuid(16)           -> id           version 7 uuids (appended),
+//                                                version 4 ones of old databases
 //   wf_idx    wf(4) id           -> ""           tasks by workflow
 //   app_idx   app(4) id          -> ""           tasks by app
 //   child     parent id, child   -> ""
@@ -52,6 +53,10 @@
 //                                                (kept after the lease ends)
 //   bj_task   bjob id, task id   -> ""           tasks a batch job started
 //   bj_count  bjob id            -> struct bjcount
+//   uuid_gen  gen(4) uuid(16)    -> id           random uuids merged from
+//                                                uuid_new, in generations of
+//                                                UUID_GEN_MAX; meta "ugen"
+//                                                (struct ugen): the newest
 //
 // A write transaction loads the meta record once, keeps counters in memory
 // and writes it back once at commit: counting by state is one read.
@@ -104,6 +109,12 @@
 
 #define META_MAGIC 0x4c41504f43ull // "COPAL"
 #define META_VERSION 1u
+// A database whose random uuids went into uuid_gen (the first merge into
+// a generation sets it): binaries from before uuid_gen would not find
+// those uuids, so they refuse it (CPL_EVERSION) rather than answer
+// "no such task" or fail deletes. Databases without a generation stay at
+// META_VERSION, which both open.
+#define META_VERSION_UGEN 2u
 // Names (workflows and apps, interned under their bytes; batch jobs'
 // strings) are as long as a task spec's names may be; a record of a task
 // spec, an app or a batch job is as large as a packed task spec may be;
@@ -129,12 +140,13 @@ extern const char *const cs_db_names[DB_COUNT];
 // last key, as version 7 (time-ordered, task_uuids = time) ones do
 // (uuid.c). Those that cannot be appended (a database holding version 4
 // uuids from before, whose random high bytes sort above them) go to the
-// small uuid_new tree; every UUID_MERGE_AT of them are moved into the main
-// uuid tree in one sorted pass at commit. Random keys
-// inserted straight into a million-entry tree dirty most of its pages at
-// every commit (measured here: 5 GB written for a 100 MB tree, 120k
-// inserts/s); the small tree keeps each commit's dirty set small, and a
-// merge touches each main page once. Lookups search both trees.
+// small uuid_new tree; every UUID_MERGE_AT of them, a key range is moved
+// into a generation of uuid_gen (UUID_GEN_MAX) in one sorted pass at
+// commit. Random keys inserted straight into a million-entry tree dirty
+// most of its pages at every commit (measured here: 5 GB written for a
+// 100 MB tree, 120k inserts/s); the small tree keeps each commit's dirty
+// set small, and a merge touches each page of its range once. Lookups
+// search every tree.
 #define UUID_MERGE_AT 65536u
 // A merge moves one of UUID_MERGE_SLICES key ranges of uuid_new (by the
 // uuid's first byte, in turn), not all of it. LMDB keeps every page a
@@ -382,8 +394,8 @@ struct cpl_txn {
 	struct ubuf {
 		uint8_t u[16];
 		uint8_t id[8];
-	} *ubuf;
-	size_t nubuf, capubuf;
+	} *ubuf, *utmp; // utmp: cs_ubuf_sort's room
+	size_t nubuf, capubuf, caputmp;
 };
 
 // the inline helpers, then the cs_ functions of each file

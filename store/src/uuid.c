@@ -102,15 +102,14 @@ cs_uuid_new(cpl_store *s, uint8_t u[16])
 }
 
 // Sorts the waiting uuids: a radix sort on their first four bytes (four
-// counting passes, least significant first), then an insertion pass for
-// the rare neighbours that share those bytes. qsort with a memcmp
-// comparator took ~950 instructions per uuid, 3% of a create; this
-// takes about a tenth of that. Random uuids are the only input, so the
-// insertion pass moves almost nothing.
+// counting passes, least significant first, through tmp of n entries),
+// then an insertion pass for the rare neighbours that share those bytes.
+// qsort with a memcmp comparator took ~950 instructions per uuid, 3% of a
+// create; this takes about a tenth of that. Random uuids are the only
+// input, so the insertion pass moves almost nothing.
 void
-cs_ubuf_sort(struct ubuf *a, size_t n)
+cs_ubuf_sort(struct ubuf *a, size_t n, struct ubuf *tmp)
 {
-	struct ubuf *tmp = malloc(n * sizeof(*tmp));
 	if (tmp == NULL) {
 		// no room for the radix passes: sorting is for speed only
 		// (the puts go in in any order), so insert in place
@@ -147,7 +146,6 @@ cs_ubuf_sort(struct ubuf *a, size_t n)
 			a[j - 1] = x;
 		}
 	}
-	free(tmp);
 }
 
 int
@@ -156,7 +154,17 @@ cs_uuid_flush(cpl_txn *t)
 	int rv = 0;
 	if (t->nubuf == 0)
 		return t->err;
-	cs_ubuf_sort(t->ubuf, t->nubuf);
+	// the radix passes' room, kept with the transaction (up to
+	// UUID_BUF_MAX entries: an mmap and munmap per flush otherwise)
+	if (t->caputmp < t->nubuf) {
+		void *nt = realloc(t->utmp, t->capubuf * sizeof(t->ubuf[0]));
+		if (nt != NULL) {
+			t->utmp = nt;
+			t->caputmp = t->capubuf;
+		}
+	}
+	cs_ubuf_sort(t->ubuf, t->nubuf, t->caputmp >= t->nubuf ? t->utmp :
+	    NULL);
 	for (size_t i = 0; i < t->nubuf && rv == 0; i++)
 		rv = tput(t, DB_UUID_NEW, t->ubuf[i].u, 16, t->ubuf[i].id, 8, 0);
 	if (rv == 0)
@@ -262,16 +270,21 @@ cs_parse_prefix(const char *p, uint8_t b[16], size_t *nbytes, int *half)
 }
 
 // Walks one uuid tree over every uuid starting with the prefix: uuid or
-// uuid_new (gen 0), or generation gen of uuid_gen (keys: gen, uuid).
+// uuid_new (gen 0), or generation gen of uuid_gen (keys: gen, uuid). With
+// next_gen (uuid_gen only), *next_gen is set to the first generation
+// after gen that has any entry (0: none): generations emptied by deletes
+// cost nothing.
 static int
 uuid_walk_db(cpl_txn *t, int db, uint32_t gen, const uint8_t *b, size_t nb,
-    int half, cpl_id_fn fn, void *arg)
+    int half, cpl_id_fn fn, void *arg, uint32_t *next_gen)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint8_t start[20];
 	size_t off = gen ? 4 : 0;
 	int rv = 0, rc;
+	if (next_gen)
+		*next_gen = 0;
 	if ((rv = tcursor(t, db, &c)) != 0)
 		return rv;
 	be32(start, gen);
@@ -284,10 +297,27 @@ uuid_walk_db(cpl_txn *t, int db, uint32_t gen, const uint8_t *b, size_t nb,
 			rv = fail(t, CPL_ECORRUPT);
 			break;
 		}
-		if (off && memcmp(k.mv_data, start, 4) != 0)
-			break; // past the generation
-		if (!prefix_match((const uint8_t *)k.mv_data + off, b, nb, half))
+		if (off && rd32(k.mv_data) != gen) {
+			// past the generation: the next one holding anything
+			if (next_gen)
+				*next_gen = rd32(k.mv_data);
 			break;
+		}
+		if (!prefix_match((const uint8_t *)k.mv_data + off, b, nb, half)) {
+			if (off && next_gen && gen < UINT32_MAX) {
+				// the next generation's first key
+				be32(start, gen + 1);
+				memset(start + 4, 0, 16);
+				k.mv_data = start;
+				k.mv_size = 20;
+				rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+				if (rc == 0 && k.mv_size == 20)
+					*next_gen = rd32(k.mv_data);
+				if (rc == MDB_NOTFOUND)
+					rc = 0;
+			}
+			break;
+		}
 		if ((rv = fn(rd64(v.mv_data), arg)) != 0)
 			break;
 	}
@@ -305,18 +335,19 @@ cs_uuid_walk(cpl_txn *t, const char *prefix, cpl_id_fn fn, void *arg)
 	uint8_t b[16];
 	size_t nb;
 	int half, rv;
-	struct ugen g;
 	if ((rv = cs_parse_prefix(prefix, b, &nb, &half)) != 0)
 		return rv;
 	if (t->write && (rv = cs_uuid_flush(t)) != 0)
 		return rv;
-	if ((rv = uuid_walk_db(t, DB_UUID, 0, b, nb, half, fn, arg)) != 0 ||
-	    (rv = uuid_walk_db(t, DB_UUID_NEW, 0, b, nb, half, fn, arg)) != 0 ||
-	    (rv = cs_ugen_load(t, &g)) != 0)
+	if ((rv = uuid_walk_db(t, DB_UUID, 0, b, nb, half, fn, arg,
+	         NULL)) != 0 ||
+	    (rv = uuid_walk_db(t, DB_UUID_NEW, 0, b, nb, half, fn, arg,
+	         NULL)) != 0)
 		return rv;
-	for (uint32_t gen = 1; gen <= g.gen; gen++)
+	// every generation that holds anything, found from the tree itself
+	for (uint32_t gen = 1, next; gen != 0; gen = next)
 		if ((rv = uuid_walk_db(t, DB_UUID_GEN, gen, b, nb, half, fn,
-		         arg)) != 0)
+		         arg, &next)) != 0)
 			return rv;
 	return 0;
 }
@@ -364,21 +395,45 @@ cs_uuid_del(cpl_txn *t, const uint8_t u[16])
 		return tdel(t, DB_UUID, u, 16);
 	if (rv != CPL_ENOTFOUND)
 		return rv;
-	// the newest generations first: the most recent tasks are there
-	if ((rv = cs_ugen_load(t, &g)) != 0)
-		return rv;
-	memcpy(k + 4, u, 16);
-	for (uint32_t gen = g.gen; gen >= 1; gen--) {
+	// the generations that hold anything, oldest first, each found from
+	// the tree (emptied ones cost nothing)
+	MDB_cursor *c;
+	MDB_val key;
+	uint32_t gen = 1;
+	int rc;
+	if ((c = tcur(t, DB_UUID_GEN)) == NULL)
+		return t->err;
+	for (;;) {
 		be32(k, gen);
-		if ((rv = tget(t, DB_UUID_GEN, k, 20, &v)) == CPL_ENOTFOUND)
-			continue;
-		if (rv || (rv = tdel(t, DB_UUID_GEN, k, 20)) != 0)
-			return rv;
-		if (gen == g.gen) {
+		memcpy(k + 4, u, 16);
+		key.mv_data = k;
+		key.mv_size = 20;
+		rc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND)
+			break;
+		if (rc)
+			return fail(t, map_mdb(rc));
+		if (key.mv_size != 20)
+			return fail(t, CPL_ECORRUPT);
+		uint32_t kg = rd32(key.mv_data);
+		if (kg == gen && memcmp((const uint8_t *)key.mv_data + 4, u,
+		        16) == 0) {
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				return fail(t, map_mdb(rc));
+			if ((rv = cs_ugen_load(t, &g)) != 0)
+				return rv;
+			if (gen != g.gen)
+				return 0;
 			g.n = g.n ? g.n - 1 : 0;
 			return ugen_save(t, &g);
 		}
-		return 0;
+		// not in gen: the next generation holding anything
+		if (kg > gen)
+			gen = kg;
+		else if (gen == UINT32_MAX)
+			break;
+		else
+			gen++;
 	}
 	return fail(t, CPL_ECORRUPT);
 }
@@ -409,6 +464,8 @@ cs_uuid_merge(cpl_txn *t)
 		g.gen++;
 		g.n = 0;
 	}
+	// binaries from before uuid_gen must not open this database
+	t->meta.version = META_VERSION_UGEN;
 	be32(gk, g.gen);
 	if ((rv = tcursor(t, DB_UUID_NEW, &c)) != 0)
 		return rv;
@@ -445,6 +502,8 @@ cs_uuid_merge(cpl_txn *t)
 	t->meta.uuid_new_n = t->meta.uuid_new_n > moved ?
 	    t->meta.uuid_new_n - moved : 0;
 	t->s->uuid_slice = (slice + 1) % UUID_MERGE_SLICES;
+	if (moved == 0)
+		return 0; // nothing went in: no new generation either
 	g.n += moved;
 	return ugen_save(t, &g);
 }

@@ -304,7 +304,7 @@ test_v4_buffered(void **state)
 	TU_OK(cpl_store_read(e->s, uuid_new_n_cb, &in_new));
 	assert_int_equal(in_new, V4_N - 1);
 	TU_CHECK(e);
-	// past UUID_MERGE_AT: merged into the main tree at a commit
+	// past UUID_MERGE_AT: merged into uuid_gen at a commit
 	for (size_t first = V4_N; first < total; first += 10000) {
 		struct v4_ctx m = { ids, u, first,
 			total - first < 10000 ? total - first : 10000, false };
@@ -374,26 +374,40 @@ test_ubuf_sort(void **state)
 		memcpy(a[i].id, &i, sizeof(i));
 	}
 	memcpy(b, a, N * sizeof(*a));
-	cs_ubuf_sort(a, N);
+	struct ubuf *tmp = calloc(N, sizeof(*tmp)), *c = calloc(N, sizeof(*c));
+	assert_non_null(tmp);
+	assert_non_null(c);
+	memcpy(c, a, N * sizeof(*a));
+	cs_ubuf_sort(a, N, tmp);
+	cs_ubuf_sort(c, N, NULL); // without room: the in-place fallback
 	qsort(b, N, sizeof(*b), ubuf_cmp);
-	for (size_t i = 1; i < N; i++)
+	for (size_t i = 1; i < N; i++) {
 		assert_true(memcmp(a[i - 1].u, a[i].u, 16) <= 0);
+		assert_true(memcmp(c[i - 1].u, c[i].u, 16) <= 0);
+	}
 	// the same multiset: sort both fully (ties by id) and compare
 	qsort(a, N, sizeof(*a), ubuf_cmp);
+	qsort(c, N, sizeof(*c), ubuf_cmp);
 	assert_memory_equal(a, b, N * sizeof(*a));
-	cs_ubuf_sort(a, 0);
-	cs_ubuf_sort(a, 1);
+	assert_memory_equal(c, b, N * sizeof(*c));
+	cs_ubuf_sort(a, 0, tmp);
+	cs_ubuf_sort(a, 1, tmp);
 	assert_memory_equal(a, b, N * sizeof(*a));
 	free(a);
 	free(b);
+	free(c);
+	free(tmp);
 }
 
 // Generations (UUID_GEN_MAX, here 20,000 through uuid_gen_max): random
 // uuids merged past a generation's size go into a new one; every uuid of
 // every generation is found by its whole uuid and by a prefix, deletes
 // from an old generation, the newest and uuid_new keep the store
-// consistent (cpl_store_check counts each generation), and all of it
-// holds after the store is opened again.
+// consistent (cpl_store_check compares every generation's entries with
+// the tasks, and the newest one's count with "ugen"), all of it holds
+// after the store is opened again, an emptied generation is skipped, and
+// cpl_store_check finds a missing, a stray and a miscounted entry. The
+// database is marked META_VERSION_UGEN.
 static int
 ugen_cb(cpl_txn *t, void *arg)
 {
@@ -432,6 +446,87 @@ gen_lookups(tu_env *e, const uint64_t *ids, uint8_t (*u)[16], size_t n,
 		if (rv == 0)
 			assert_int_equal(got, ids[i]);
 	}
+}
+
+static int
+version_cb(cpl_txn *t, void *arg)
+{
+	*(uint32_t *)arg = t->meta.version;
+	return 0;
+}
+
+// Deletes every task whose uuid is in generation 1 (through the store,
+// so the index stays consistent).
+static int
+empty_gen1_cb(cpl_txn *t, void *arg)
+{
+	(void)arg;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t ids[4096];
+	size_t n;
+	int rv;
+	do {
+		n = 0;
+		if ((rv = tcursor(t, DB_UUID_GEN, &c)) != 0)
+			return rv;
+		int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		while (rc == 0 && rd32(k.mv_data) == 1 && n < 4096) {
+			ids[n++] = rd64(v.mv_data);
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(c);
+		for (size_t i = 0; i < n; i++)
+			if ((rv = cpl_task_delete(t, ids[i])) != 0)
+				return rv;
+	} while (n == 4096);
+	return 0;
+}
+
+// Damage to uuid_gen the check must find: kind 0 takes an entry of the
+// newest generation away, 1 adds a stray entry, 2 miscounts "ugen";
+// with undo, puts it back.
+struct damage {
+	int kind;
+	bool undo;
+	uint8_t k[20], v[8];
+	struct ugen g;
+};
+
+static int
+damage_cb(cpl_txn *t, void *arg)
+{
+	struct damage *d = arg;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rv;
+	if (d->kind == 0 && !d->undo) {
+		if ((rv = tcursor(t, DB_UUID_GEN, &c)) != 0)
+			return rv;
+		int rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+		if (rc == 0) {
+			memcpy(d->k, k.mv_data, 20);
+			memcpy(d->v, v.mv_data, 8);
+			rc = mdb_cursor_del(c, 0);
+		}
+		mdb_cursor_close(c);
+		return rc ? CPL_EINTERNAL : 0;
+	}
+	if (d->kind == 0)
+		return tput(t, DB_UUID_GEN, d->k, 20, d->v, 8, 0);
+	if (d->kind == 1) {
+		uint8_t k1[20] = { 0, 0, 0, 1, 0xee, 0xee }, v1[8] = { 0 };
+		return d->undo ? tdel(t, DB_UUID_GEN, k1, 20) :
+		    tput(t, DB_UUID_GEN, k1, 20, v1, 8, 0);
+	}
+	if (!d->undo) {
+		if ((rv = cs_ugen_load(t, &d->g)) != 0)
+			return rv;
+		struct ugen bad = d->g;
+		bad.n++;
+		return tput(t, DB_META, "ugen", 4, &bad, sizeof(bad), 0);
+	}
+	return tput(t, DB_META, "ugen", 4, &d->g, sizeof(d->g), 0);
 }
 
 static void
@@ -491,6 +586,28 @@ test_v4_generations(void **state)
 	gen_lookups(e, ids, u, N, gone);
 	bool none[40000] = { false };
 	gen_lookups(e, ids2, u2, 40000, none);
+	uint32_t version = 0;
+	TU_OK(cpl_store_read(e->s, version_cb, &version));
+	assert_int_equal(version, META_VERSION_UGEN);
+	// empty generation 1 (its tasks are the first ones merged): lookups
+	// and deletes of the others skip it
+	TU_OK(cpl_store_write(e->s, empty_gen1_cb, NULL));
+	TU_OK(cpl_store_read(e->s, ugen_cb, &g2));
+	assert_true(g2.gen > 1);
+	gen_lookups(e, ids2, u2, 40000, none);
+	// damage, each found by the check and undone
+	struct damage d = { 0 };
+	for (d.kind = 0; d.kind < 3; d.kind++) {
+		char why[512];
+		TU_OK(cpl_store_write(e->s, damage_cb, &d));
+		assert_int_equal(cpl_store_check(e->s, why, sizeof(why)),
+		    CPL_ECORRUPT);
+		assert_non_null(strstr(why, "uuid_gen"));
+		d.undo = true;
+		TU_OK(cpl_store_write(e->s, damage_cb, &d));
+		d.undo = false;
+		TU_CHECK(e);
+	}
 	free(ids);
 	free(u);
 	free(gone);
