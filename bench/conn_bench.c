@@ -142,7 +142,8 @@ pack(struct sim *S, Copal__Request *req)
 	cred.token.data = (uint8_t *)TOKEN;
 	cred.token.len = strlen(TOKEN);
 	req->version = CPL_PROTOCOL_VERSION;
-	req->request_id = ++S->seq;
+	// the timer thread and NNG's callback threads both send for S
+	req->request_id = __atomic_add_fetch(&S->seq, 1, __ATOMIC_RELAXED);
 	req->client_id.data = S->cid;
 	req->client_id.len = sizeof(S->cid);
 	req->credentials = &cred;
@@ -272,6 +273,10 @@ tq_push(struct sim *S, bool hb, int ms)
 {
 	struct tev e = { now_s() + ms / 1000.0, S, hb };
 	pthread_mutex_lock(&tq.mu);
+	if (tq.stop) { // the run is over: a late callback's wait is dropped
+		pthread_mutex_unlock(&tq.mu);
+		return;
+	}
 	if (tq.n == tq.cap) {
 		size_t cap = tq.cap ? tq.cap * 2 : 1024;
 		struct tev *h = realloc(tq.h, cap * sizeof(*h));
@@ -370,7 +375,9 @@ tq_stop(void)
 	pthread_cond_signal(&tq.cv);
 	pthread_mutex_unlock(&tq.mu);
 	pthread_join(tq.th, NULL);
+	pthread_mutex_lock(&tq.mu);
 	tq.n = 0;
+	pthread_mutex_unlock(&tq.mu);
 }
 
 static void
