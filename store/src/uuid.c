@@ -270,21 +270,16 @@ cs_parse_prefix(const char *p, uint8_t b[16], size_t *nbytes, int *half)
 }
 
 // Walks one uuid tree over every uuid starting with the prefix: uuid or
-// uuid_new (gen 0), or generation gen of uuid_gen (keys: gen, uuid). With
-// next_gen (uuid_gen only), *next_gen is set to the first generation
-// after gen that has any entry (0: none): generations emptied by deletes
-// cost nothing.
+// uuid_new (gen 0), or generation gen of uuid_gen (keys: gen, uuid).
 static int
 uuid_walk_db(cpl_txn *t, int db, uint32_t gen, const uint8_t *b, size_t nb,
-    int half, cpl_id_fn fn, void *arg, uint32_t *next_gen)
+    int half, cpl_id_fn fn, void *arg)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint8_t start[20];
 	size_t off = gen ? 4 : 0;
 	int rv = 0, rc;
-	if (next_gen)
-		*next_gen = 0;
 	if ((rv = tcursor(t, db, &c)) != 0)
 		return rv;
 	be32(start, gen);
@@ -297,31 +292,43 @@ uuid_walk_db(cpl_txn *t, int db, uint32_t gen, const uint8_t *b, size_t nb,
 			rv = fail(t, CPL_ECORRUPT);
 			break;
 		}
-		if (off && rd32(k.mv_data) != gen) {
-			// past the generation: the next one holding anything
-			if (next_gen)
-				*next_gen = rd32(k.mv_data);
+		if ((off && rd32(k.mv_data) != gen) ||
+		    !prefix_match((const uint8_t *)k.mv_data + off, b, nb, half))
 			break;
-		}
-		if (!prefix_match((const uint8_t *)k.mv_data + off, b, nb, half)) {
-			if (off && next_gen && gen < UINT32_MAX) {
-				// the next generation's first key
-				be32(start, gen + 1);
-				memset(start + 4, 0, 16);
-				k.mv_data = start;
-				k.mv_size = 20;
-				rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-				if (rc == 0 && k.mv_size == 20)
-					*next_gen = rd32(k.mv_data);
-				if (rc == MDB_NOTFOUND)
-					rc = 0;
-			}
-			break;
-		}
 		if ((rv = fn(rd64(v.mv_data), arg)) != 0)
 			break;
 	}
 	if (rv == 0 && rc && rc != MDB_NOTFOUND)
+		rv = fail(t, map_mdb(rc));
+	mdb_cursor_close(c);
+	return rv;
+}
+
+// The first generation of uuid_gen from `from` on that holds any entry,
+// into *gen (0: none; from 0 is past the last one). The tree itself says
+// which exist: generations emptied by deletes (archive) cost nothing,
+// and nothing depends on the "ugen" record.
+static int
+gen_next(cpl_txn *t, uint32_t from, uint32_t *gen)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint8_t key[20] = { 0 };
+	int rc, rv;
+	*gen = 0;
+	if (from == 0)
+		return 0;
+	if ((rv = tcursor(t, DB_UUID_GEN, &c)) != 0)
+		return rv;
+	be32(key, from);
+	k.mv_data = key;
+	k.mv_size = 20;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && k.mv_size != 20)
+		rv = fail(t, CPL_ECORRUPT);
+	else if (rc == 0)
+		*gen = rd32(k.mv_data);
+	else if (rc != MDB_NOTFOUND)
 		rv = fail(t, map_mdb(rc));
 	mdb_cursor_close(c);
 	return rv;
@@ -339,17 +346,16 @@ cs_uuid_walk(cpl_txn *t, const char *prefix, cpl_id_fn fn, void *arg)
 		return rv;
 	if (t->write && (rv = cs_uuid_flush(t)) != 0)
 		return rv;
-	if ((rv = uuid_walk_db(t, DB_UUID, 0, b, nb, half, fn, arg,
-	         NULL)) != 0 ||
-	    (rv = uuid_walk_db(t, DB_UUID_NEW, 0, b, nb, half, fn, arg,
-	         NULL)) != 0)
+	if ((rv = uuid_walk_db(t, DB_UUID, 0, b, nb, half, fn, arg)) != 0 ||
+	    (rv = uuid_walk_db(t, DB_UUID_NEW, 0, b, nb, half, fn, arg)) != 0)
 		return rv;
-	// every generation that holds anything, found from the tree itself
-	for (uint32_t gen = 1, next; gen != 0; gen = next)
-		if ((rv = uuid_walk_db(t, DB_UUID_GEN, gen, b, nb, half, fn,
-		         arg, &next)) != 0)
+	for (uint32_t gen = 0;;) {
+		if ((rv = gen_next(t, gen + 1, &gen)) != 0 || gen == 0)
 			return rv;
-	return 0;
+		if ((rv = uuid_walk_db(t, DB_UUID_GEN, gen, b, nb, half, fn,
+		         arg)) != 0)
+			return rv;
+	}
 }
 
 int
@@ -395,45 +401,23 @@ cs_uuid_del(cpl_txn *t, const uint8_t u[16])
 		return tdel(t, DB_UUID, u, 16);
 	if (rv != CPL_ENOTFOUND)
 		return rv;
-	// the generations that hold anything, oldest first, each found from
-	// the tree (emptied ones cost nothing)
-	MDB_cursor *c;
-	MDB_val key;
-	uint32_t gen = 1;
-	int rc;
-	if ((c = tcur(t, DB_UUID_GEN)) == NULL)
-		return t->err;
-	for (;;) {
+	// each generation that holds anything, oldest first
+	for (uint32_t gen = 0;;) {
+		if ((rv = gen_next(t, gen + 1, &gen)) != 0)
+			return rv;
+		if (gen == 0)
+			break;
 		be32(k, gen);
 		memcpy(k + 4, u, 16);
-		key.mv_data = k;
-		key.mv_size = 20;
-		rc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
-		if (rc == MDB_NOTFOUND)
-			break;
-		if (rc)
-			return fail(t, map_mdb(rc));
-		if (key.mv_size != 20)
-			return fail(t, CPL_ECORRUPT);
-		uint32_t kg = rd32(key.mv_data);
-		if (kg == gen && memcmp((const uint8_t *)key.mv_data + 4, u,
-		        16) == 0) {
-			if ((rc = mdb_cursor_del(c, 0)) != 0)
-				return fail(t, map_mdb(rc));
-			if ((rv = cs_ugen_load(t, &g)) != 0)
-				return rv;
-			if (gen != g.gen)
-				return 0;
-			g.n = g.n ? g.n - 1 : 0;
-			return ugen_save(t, &g);
-		}
-		// not in gen: the next generation holding anything
-		if (kg > gen)
-			gen = kg;
-		else if (gen == UINT32_MAX)
-			break;
-		else
-			gen++;
+		if ((rv = tget(t, DB_UUID_GEN, k, 20, &v)) == CPL_ENOTFOUND)
+			continue;
+		if (rv || (rv = tdel(t, DB_UUID_GEN, k, 20)) != 0 ||
+		    (rv = cs_ugen_load(t, &g)) != 0)
+			return rv;
+		if (gen != g.gen)
+			return 0;
+		g.n = g.n ? g.n - 1 : 0;
+		return ugen_save(t, &g);
 	}
 	return fail(t, CPL_ECORRUPT);
 }
