@@ -198,6 +198,13 @@ bench_status_kb(pid_t pid, const char *field)
 	return kb;
 }
 
+// Tasks in state st by a CountReply (0 for a state it does not list).
+static inline uint64_t
+bench_in_state(const Copal__CountReply *cr, int st)
+{
+	return (size_t)st < cr->n_by_state ? cr->by_state[st] : 0;
+}
+
 static inline int
 cmp_d(const void *a, const void *b)
 {

@@ -80,12 +80,6 @@ others(const Copal__CountReply *cr, int a, int b)
 	return n;
 }
 
-static uint64_t
-in_state(const Copal__CountReply *cr, int st)
-{
-	return (size_t)st < cr->n_by_state ? cr->by_state[st] : 0;
-}
-
 // ---------------------------------------------------------------- reference
 
 struct echo {
@@ -441,7 +435,8 @@ bench(const char *transport, const char *self_dir)
 	long file1 = bench_status_kb(pid, "RssFile:");
 
 	must(c, cpl_call_count(c, NULL, &r));
-	uint64_t ready = in_state(r->count, COPAL__TASK_STATE__STATE_READY);
+	uint64_t ready = bench_in_state(r->count,
+	    COPAL__TASK_STATE__STATE_READY);
 	uint64_t other = others(r->count, COPAL__TASK_STATE__STATE_READY, -1);
 	cpl_reply_free(r);
 	expect(ready == (uint64_t)ntasks && other == 0,
@@ -526,9 +521,10 @@ bench(const char *transport, const char *self_dir)
 	}
 	double page_ms = (now_s() - t0) / 50 * 1e3;
 	must(c, cpl_call_count(c, NULL, &r));
-	uint64_t finished = in_state(r->count,
+	uint64_t finished = bench_in_state(r->count,
 	    COPAL__TASK_STATE__STATE_JOB_FINISHED);
-	uint64_t nfail = in_state(r->count, COPAL__TASK_STATE__STATE_FAILED);
+	uint64_t nfail = bench_in_state(r->count,
+	    COPAL__TASK_STATE__STATE_FAILED);
 	uint64_t left = others(r->count, COPAL__TASK_STATE__STATE_JOB_FINISHED,
 	    COPAL__TASK_STATE__STATE_FAILED);
 	cpl_reply_free(r);

@@ -330,14 +330,11 @@ tq_main(void *arg)
 			pthread_cond_wait(&tq.cv, &tq.mu);
 			continue;
 		}
-		double at = tq.h[0].at, now = now_s();
-		if (at > now) {
+		double at = tq.h[0].at; // CLOCK_MONOTONIC (now_s), as tq.cv
+		if (at > now_s()) {
 			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			double end = (double)ts.tv_sec + ts.tv_nsec * 1e-9 +
-			    (at - now);
-			ts.tv_sec = (time_t)end;
-			ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
+			ts.tv_sec = (time_t)at;
+			ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
 			pthread_cond_timedwait(&tq.cv, &tq.mu, &ts);
 			continue;
 		}
@@ -360,8 +357,7 @@ tq_start(void)
 	pthread_cond_destroy(&tq.cv);
 	pthread_cond_init(&tq.cv, &ca);
 	pthread_condattr_destroy(&ca);
-	tq.n = 0;
-	tq.stop = false;
+	tq.stop = false; // tq.n is 0: tq_stop empties the heap
 	if (pthread_create(&tq.th, NULL, tq_main, NULL) != 0)
 		die("timer thread", CPL_ENOMEM);
 }

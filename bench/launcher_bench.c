@@ -228,15 +228,14 @@ until_finished(cpl_client *c, uint64_t want, pid_t lpid, int *lst,
 		Copal__Reply *r;
 		must(c, cpl_call_count(c, NULL, &r));
 		Copal__CountReply *cnt = r->count;
-		uint64_t fin = cnt->n_by_state > COPAL__TASK_STATE__STATE_JOB_FINISHED
-		    ? cnt->by_state[COPAL__TASK_STATE__STATE_JOB_FINISHED] : 0;
+		uint64_t fin = bench_in_state(cnt,
+		    COPAL__TASK_STATE__STATE_JOB_FINISHED);
 		uint64_t ended = 0;
 		const int ends[] = { COPAL__TASK_STATE__STATE_FAILED,
 			COPAL__TASK_STATE__STATE_USER_KILLED,
 			COPAL__TASK_STATE__STATE_PARENT_KILLED };
 		for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
-			if ((size_t)ends[i] < cnt->n_by_state)
-				ended += cnt->by_state[ends[i]];
+			ended += bench_in_state(cnt, ends[i]);
 		char states[512];
 		state_list(cnt, states, sizeof(states));
 		cpl_reply_free(r);
@@ -261,8 +260,8 @@ until_finished(cpl_client *c, uint64_t want, pid_t lpid, int *lst,
 	}
 }
 
-// Starts `copal-launcher --job-mode serial --max-concurrent conc_s
-// --idle-ttl 1` on the database in dir.
+// Starts `copal-launcher --job-mode serial --max-concurrent n --idle-ttl
+// 1` on the database in dir.
 static pid_t
 start_launcher(const char *launcher, const char *dir, int n)
 {
@@ -299,6 +298,17 @@ launcher_exits(pid_t lpid)
 	}
 }
 
+// Tasks RUNNING now, by the broker's count.
+static uint64_t
+running_now(cpl_client *c)
+{
+	Copal__Reply *r;
+	must(c, cpl_call_count(c, NULL, &r));
+	uint64_t n = bench_in_state(r->count, COPAL__TASK_STATE__STATE_RUNNING);
+	cpl_reply_free(r);
+	return n;
+}
+
 // The waiting figure: WAIT_TASKS `sleep` tasks running and nothing more
 // to claim; the launcher's and the broker's CPU over secs seconds, and
 // that of the reference, a child process blocked in wait() on as many
@@ -321,14 +331,7 @@ bench_wait(cpl_client *c, const char *launcher, const char *dir,
 	    WAIT_TASKS, false);
 	double t0 = now_s();
 	pid_t lpid = start_launcher(launcher, dir, WAIT_TASKS);
-	for (;;) {
-		must(c, cpl_call_count(c, NULL, &r));
-		uint64_t run = r->count->n_by_state >
-		    COPAL__TASK_STATE__STATE_RUNNING ?
-		    r->count->by_state[COPAL__TASK_STATE__STATE_RUNNING] : 0;
-		cpl_reply_free(r);
-		if (run == WAIT_TASKS)
-			break;
+	while (running_now(c) != WAIT_TASKS) {
 		if (now_s() - t0 > 60 || waitpid(lpid, NULL, WNOHANG) != 0) {
 			fprintf(stderr, "launcher_bench: %d sleep tasks not "
 			    "running after 60 s\n", WAIT_TASKS);
@@ -362,10 +365,7 @@ bench_wait(cpl_client *c, const char *launcher, const char *dir,
 	double r1 = proc_run_s(ref);
 	double w = now_s() - w0;
 	// all of them still running: no reaping or reporting in the window
-	must(c, cpl_call_count(c, NULL, &r));
-	uint64_t still = r->count->n_by_state > COPAL__TASK_STATE__STATE_RUNNING ?
-	    r->count->by_state[COPAL__TASK_STATE__STATE_RUNNING] : 0;
-	cpl_reply_free(r);
+	uint64_t still = running_now(c);
 	if (still != WAIT_TASKS) {
 		fprintf(stderr, "launcher_bench: %llu of %d sleep tasks still "
 		    "running at the end of the window\n",

@@ -492,12 +492,6 @@ typedef struct row {
 } row;
 
 static uint64_t
-in_state(const Copal__CountReply *cr, int st)
-{
-	return (size_t)st < cr->n_by_state ? cr->by_state[st] : 0;
-}
-
-static uint64_t
 total(const Copal__CountReply *cr)
 {
 	uint64_t n = 0;
@@ -631,7 +625,8 @@ one_size(const char *parent, long n, row *R)
 	R->shmem_create = bench_status_kb(pid, "RssShmem:");
 
 	must(c, cpl_call_count(c, NULL, &r));
-	uint64_t ready = in_state(r->count, COPAL__TASK_STATE__STATE_READY);
+	uint64_t ready = bench_in_state(r->count,
+	    COPAL__TASK_STATE__STATE_READY);
 	expect(ready == (uint64_t)n && total(r->count) == (uint64_t)n,
 	    "N=%ld after create: %" PRIu64 " READY of %" PRIu64, n, ready,
 	    total(r->count));
@@ -675,9 +670,10 @@ one_size(const char *parent, long n, row *R)
 	R->file_drain = bench_status_kb(pid, "RssFile:");
 	R->shmem_drain = bench_status_kb(pid, "RssShmem:");
 	must(c, cpl_call_count(c, NULL, &r));
-	uint64_t fin = in_state(r->count,
+	uint64_t fin = bench_in_state(r->count,
 	    COPAL__TASK_STATE__STATE_JOB_FINISHED);
-	uint64_t nfail = in_state(r->count, COPAL__TASK_STATE__STATE_FAILED);
+	uint64_t nfail = bench_in_state(r->count,
+	    COPAL__TASK_STATE__STATE_FAILED);
 	expect(done == (uint64_t)n && fin + nfail == (uint64_t)n &&
 	    nfail == failed && total(r->count) == (uint64_t)n,
 	    "N=%ld after the drain: claimed %" PRIu64 ", %" PRIu64
