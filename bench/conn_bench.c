@@ -250,7 +250,7 @@ send_report(struct sim *S, int st, int to)
 // pause after an empty claim, heartbeat intervals) from a binary heap.
 // They were nng_sleep_aio()s, but NNG 1.5's aio expiry threads walk every
 // pending aio at each expiry: at 4,096 launchers (8,192 sleeps) they took
-// 42% of both cores in `perf record -a` (the broker 17%), so the load
+// 42% of both cores in `perf record -a` (the broker 13%), so the load
 // generator, not the broker, set the latencies measured.
 struct tev {
 	double at;
