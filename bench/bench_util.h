@@ -179,23 +179,29 @@ bench_proc_cpu_s(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-// A "Field:" of /proc/PID/status in kB (RssAnon:, RssFile:, VmHWM: ...);
-// -1 if it cannot be read.
-static inline long
-bench_status_kb(pid_t pid, const char *field)
+// A "field:" of /proc/PID/FILE ("status": RssAnon:, VmHWM: ... in kB;
+// "io": wchar:, write_bytes: ... in bytes); -1 if it cannot be read.
+static inline long long
+bench_proc_field(pid_t pid, const char *file, const char *field)
 {
 	char path[64], line[256];
-	long kb = -1;
+	long long v = -1;
 	size_t fl = strlen(field);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f))
 		if (strncmp(line, field, fl) == 0)
-			kb = atol(line + fl);
+			v = atoll(line + fl);
 	fclose(f);
-	return kb;
+	return v;
+}
+
+static inline long
+bench_status_kb(pid_t pid, const char *field)
+{
+	return (long)bench_proc_field(pid, "status", field);
 }
 
 // Tasks in state st by a CountReply (0 for a state it does not list).

@@ -14,6 +14,14 @@
 #include "broker.h"
 #include "writer.h"
 
+// A committed (or failed) batch whose jobs the completer answers.
+struct done_item {
+	struct done_item *next;
+	wjob *list;
+	int rv;
+	size_t applied, replayed;
+};
+
 struct writer {
 	cpl_store *st;
 	pthread_mutex_t qmx;
@@ -30,6 +38,19 @@ struct writer {
 	void *on_claimable_arg;
 	uint64_t claimable_seen;
 	writer_leases leases;
+	// The completer thread (qmx guards these): the jobs of a batch of
+	// WRITER_HANDOFF_MIN or more are answered there, each reply's send
+	// off the writer, which meanwhile runs the next batch. Batches are
+	// completed in order; while the completer has any, every batch goes
+	// to it. After each it looks whether claims held open can run; so
+	// does it when the writer sets recheck (a sweep ended leases).
+	pthread_cond_t ccv;
+	struct done_item *chead, *ctail;
+	bool cbusy;      // completing an item or looking at claims
+	bool recheck;
+	bool cstop;
+	pthread_t cthread;
+	bool cstarted;
 };
 
 // ---------------------------------------------------------------- batches
@@ -164,6 +185,104 @@ do_flush(writer *w, const writer_leases *lz)
 		    cpl_strerror(rv));
 }
 
+// ---------------------------------------------------------------- completion
+
+static void
+complete_jobs(wjob *list, int rv)
+{
+	for (wjob *j = list, *n; j; j = n) {
+		n = j->next;
+		j->next = NULL;
+		j->ops->done(j, rv);
+	}
+}
+
+// Claims held open look again if a task became runnable or a lease ended.
+// Called by one thread at a time: the completer, or the writer while the
+// completer has nothing.
+static void
+look_at_claims(writer *w)
+{
+	pthread_mutex_lock(&w->qmx);
+	void (*on_claimable)(void *) = w->on_claimable;
+	void *arg = w->on_claimable_arg;
+	pthread_mutex_unlock(&w->qmx);
+	uint64_t seq = cpl_store_claimable_seq(w->st);
+	if (seq != w->claimable_seen) {
+		w->claimable_seen = seq;
+		if (on_claimable)
+			on_claimable(arg);
+	}
+}
+
+// Under qmx.
+static void
+count_batch(writer *w, int rv, size_t applied, size_t replayed)
+{
+	if (rv) {
+		w->stats.failed++;
+	} else {
+		w->stats.batches++;
+		w->stats.applied += applied;
+		w->stats.replayed += replayed;
+	}
+}
+
+static void *
+completer_main(void *arg)
+{
+	writer *w = arg;
+	pthread_mutex_lock(&w->qmx);
+	for (;;) {
+		while (w->chead == NULL && !w->recheck && !w->cstop)
+			pthread_cond_wait(&w->ccv, &w->qmx);
+		if (w->chead == NULL && !w->recheck)
+			break; // stopping, and nothing left
+		struct done_item *it = w->chead;
+		if (it && (w->chead = it->next) == NULL)
+			w->ctail = NULL;
+		w->recheck = false;
+		w->cbusy = true;
+		pthread_mutex_unlock(&w->qmx);
+		if (it)
+			complete_jobs(it->list, it->rv);
+		look_at_claims(w);
+		pthread_mutex_lock(&w->qmx);
+		if (it)
+			count_batch(w, it->rv, it->applied, it->replayed);
+		w->cbusy = false;
+		free(it);
+	}
+	pthread_mutex_unlock(&w->qmx);
+	return NULL;
+}
+
+// The writer hands a batch's jobs to the completer: a large batch, or any
+// while the completer has earlier ones (so that all are answered in
+// order). False: the writer completes them itself.
+static bool
+hand_off(writer *w, const struct batch *b, int rv)
+{
+	pthread_mutex_lock(&w->qmx);
+	bool busy = w->chead || w->cbusy;
+	struct done_item *it = NULL;
+	if (w->cstarted && (busy || b->n >= WRITER_HANDOFF_MIN))
+		it = malloc(sizeof(*it));
+	if (it == NULL) {
+		pthread_mutex_unlock(&w->qmx);
+		return false;
+	}
+	*it = (struct done_item){ NULL, b->list, rv, b->applied, b->replayed };
+	if (w->ctail)
+		w->ctail->next = it;
+	else
+		w->chead = it;
+	w->ctail = it;
+	pthread_cond_signal(&w->ccv);
+	pthread_mutex_unlock(&w->qmx);
+	return true;
+}
+
 // ---------------------------------------------------------------- thread
 
 static void *
@@ -220,8 +339,6 @@ writer_main(void *arg)
 		w->qhead = w->qtail = NULL;
 		w->qlen = 0;
 		bool stop = w->stop;
-		void (*on_claimable)(void *) = w->on_claimable;
-		void *on_claimable_arg = w->on_claimable_arg;
 		writer_leases lz = w->leases;
 		pthread_mutex_unlock(&w->qmx);
 
@@ -229,9 +346,9 @@ writer_main(void *arg)
 		if (turn - last_turn > WRITER_STALL_US)
 			do_grace(w, turn - last_turn);
 		last_turn = turn;
-		struct batch b = { &lz, list, 0, 0, 0 };
+		struct batch b = { &lz, list, prev_n, 0, 0 };
 		int rv = 0;
-		bool swept = false;
+		bool swept = false, handed = false;
 		if (list) {
 			rv = cpl_store_write(w->st, batch_cb, &b);
 			if (lz.done)
@@ -239,11 +356,8 @@ writer_main(void *arg)
 			if (rv)
 				LOG(LOG_ERR, "commit", "group commit failed: %s",
 				    cpl_strerror(rv));
-			for (wjob *j = list, *n; j; j = n) {
-				n = j->next;
-				j->next = NULL;
-				j->ops->done(j, rv);
-			}
+			if (!(handed = hand_off(w, &b, rv)))
+				complete_jobs(list, rv);
 		}
 		bool due = cpl_mono_us() - last_sweep > WRITER_SWEEP_US;
 		if (due && list && !deferred) {
@@ -280,21 +394,19 @@ writer_main(void *arg)
 #endif
 		}
 		// claims held open look again: a task became runnable, a
-		// lease ended
-		uint64_t seq = cpl_store_claimable_seq(w->st);
-		if (seq != w->claimable_seen) {
-			w->claimable_seen = seq;
-			if (on_claimable)
-				on_claimable(on_claimable_arg);
-		}
+		// lease ended (after the jobs of the batch were answered: a
+		// claim of it may have been held)
 		pthread_mutex_lock(&w->qmx);
-		if (list && rv) {
-			w->stats.failed++;
-		} else if (list) {
-			w->stats.batches++;
-			w->stats.applied += b.applied;
-			w->stats.replayed += b.replayed;
+		if (w->chead || w->cbusy) {
+			w->recheck = true;
+			pthread_cond_signal(&w->ccv);
+		} else {
+			pthread_mutex_unlock(&w->qmx);
+			look_at_claims(w);
+			pthread_mutex_lock(&w->qmx);
 		}
+		if (list && !handed)
+			count_batch(w, rv, b.applied, b.replayed);
 		w->stats.sweeps += swept;
 		if (stop && w->qhead == NULL) {
 			pthread_mutex_unlock(&w->qmx);
@@ -320,7 +432,14 @@ writer_start(cpl_store *st, writer **out)
 	w->claimable_seen = cpl_store_claimable_seq(st);
 	pthread_mutex_init(&w->qmx, NULL);
 	pthread_cond_init(&w->qcv, NULL);
+	pthread_cond_init(&w->ccv, NULL);
+	if (pthread_create(&w->cthread, NULL, completer_main, w) != 0) {
+		writer_free(w);
+		return CPL_ENOMEM;
+	}
+	w->cstarted = true;
 	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+		writer_stop(w);
 		writer_free(w);
 		return CPL_ENOMEM;
 	}
@@ -364,6 +483,14 @@ writer_stop(writer *w)
 	if (w->started)
 		pthread_join(w->thread, NULL);
 	w->started = false;
+	// the completer answers what it has, then ends
+	pthread_mutex_lock(&w->qmx);
+	w->cstop = true;
+	pthread_cond_signal(&w->ccv);
+	pthread_mutex_unlock(&w->qmx);
+	if (w->cstarted)
+		pthread_join(w->cthread, NULL);
+	w->cstarted = false;
 }
 
 void
@@ -398,5 +525,6 @@ writer_free(writer *w)
 		return;
 	pthread_mutex_destroy(&w->qmx);
 	pthread_cond_destroy(&w->qcv);
+	pthread_cond_destroy(&w->ccv);
 	free(w);
 }

@@ -4,7 +4,8 @@
 // transaction of its batch, so a job that fails undoes only itself. Once
 // the batch's commit is done (or has failed) every job of it is completed,
 // in order, through its own done callback: the writer knows nothing of
-// who submitted the job nor how it is answered.
+// who submitted the job nor how it is answered. A large batch is completed
+// on a second thread (the completer) while the writer runs the next one.
 //
 // Between batches, and at least every WRITER_SWEEP_US, the writer expires
 // leases whose deadline passed and prunes stored replies. When it starts,
@@ -37,6 +38,10 @@
 // queued.
 #define WRITER_GATHER_US 1000u
 #define WRITER_GATHER_FULL 256u
+// The jobs of a batch of at least this many are answered on the writer's
+// completer thread while the writer runs the next batch (a smaller batch,
+// as a lone client makes, is answered at once, without a thread hop).
+#define WRITER_HANDOFF_MIN 8u
 // How long replies are kept for resent requests.
 #define WRITER_REPLY_KEEP_US 600000000u
 // The most replies one sweep prunes.
@@ -59,8 +64,9 @@ typedef struct wjob_ops {
 	// undone), with run's result.
 	int (*after)(cpl_txn *txn, wjob *j, int rv);
 	// After the commit, outside the transaction and every lock of the
-	// writer: rv is 0 or the error that lost the batch. Called exactly
-	// once for every job the writer accepted.
+	// writer, on its thread or its completer's: rv is 0 or the error
+	// that lost the batch. Called exactly once for every job the writer
+	// accepted, in the order the jobs were taken.
 	void (*done)(wjob *j, int rv);
 } wjob_ops;
 

@@ -4,7 +4,8 @@
 // together share one commit; a failing job is undone without undoing the
 // others of its batch; a failure outside the nested transactions loses
 // the whole batch; a replayed job does not run; stop runs and completes
-// what is queued, and refuses what comes after.
+// what is queued, and refuses what comes after; the jobs of a large batch
+// are answered in order off the writer, which meanwhile runs the next.
 //
 // Each job registers an app named after it, so what was committed is read
 // back from the store.
@@ -29,6 +30,8 @@ struct tjob {
 	int after_fail;    // after returns this
 	bool replay;       // replay says the job is done already
 	bool block;        // run waits for release (holds the batch open)
+	bool block_done;   // done waits for release_done
+	int done_seq;      // the order in which done was called (from 1)
 	// outcomes (written on the writer thread, read after done)
 	int nrun, nafter, ndone;
 	int run_rv;        // what after saw
@@ -40,6 +43,7 @@ static pthread_mutex_t mx = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int ndone;
 static bool blocked, released;
+static bool done_blocked, done_released;
 
 static int
 job_replay(cpl_txn *txn, wjob *j, bool *done)
@@ -55,7 +59,9 @@ job_run(cpl_txn *txn, wjob *j)
 {
 	struct tjob *t = j->arg;
 	Copal__App app = COPAL__APP__INIT;
+	pthread_mutex_lock(&mx);
 	t->nrun++;
+	pthread_mutex_unlock(&mx);
 	if (t->block) {
 		pthread_mutex_lock(&mx);
 		blocked = true;
@@ -86,8 +92,14 @@ job_done(wjob *j, int rv)
 	struct tjob *t = j->arg;
 	t->done_rv = rv;
 	pthread_mutex_lock(&mx);
+	if (t->block_done) {
+		done_blocked = true;
+		pthread_cond_broadcast(&cv);
+		while (!done_released)
+			pthread_cond_wait(&cv, &mx);
+	}
 	t->ndone++;
-	ndone++;
+	t->done_seq = ++ndone;
 	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mx);
 }
@@ -109,6 +121,7 @@ reset(void)
 	pthread_mutex_lock(&mx);
 	ndone = 0;
 	blocked = released = false;
+	done_blocked = done_released = false;
 	pthread_mutex_unlock(&mx);
 }
 
@@ -145,6 +158,45 @@ release(void)
 	released = true;
 	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mx);
+}
+
+// Waits until a job's done blocks (s seconds at most); false if none did.
+static bool
+wait_done_blocked(int s)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += s;
+	pthread_mutex_lock(&mx);
+	while (!done_blocked && pthread_cond_timedwait(&cv, &mx, &ts) == 0)
+		;
+	bool b = done_blocked;
+	pthread_mutex_unlock(&mx);
+	return b;
+}
+
+static void
+release_done(void)
+{
+	pthread_mutex_lock(&mx);
+	done_released = true;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mx);
+}
+
+// Waits until job t has run (s seconds at most).
+static bool
+wait_ran(struct tjob *t, int s)
+{
+	for (int i = 0; i < s * 100; i++) {
+		pthread_mutex_lock(&mx);
+		bool ran = t->nrun > 0;
+		pthread_mutex_unlock(&mx);
+		if (ran)
+			return true;
+		usleep(10000);
+	}
+	return false;
 }
 
 static bool
@@ -430,6 +482,59 @@ test_stop_drains(void **state)
 	assert_false(app_exists(e, "late0"));
 }
 
+// The jobs of a large batch are answered off the writer: while one of
+// them is still being answered, the next batch runs and is committed. Its
+// job is answered only after every job of the first batch, in order.
+static void
+test_answered_while_next_runs(void **state)
+{
+	tu_env *e = *state;
+	enum { N = WRITER_HANDOFF_MIN * 2 };
+	static struct tjob jobs[N];
+	struct tjob blocker, next;
+	writer *w;
+	writer_stats st;
+	reset();
+	job_init(&blocker, "blocker", 3);
+	blocker.block = true;
+	for (int i = 0; i < N; i++)
+		job_init(&jobs[i], "c", i);
+	jobs[0].block_done = true;
+	job_init(&next, "next", 0);
+	TU_OK(writer_start(e->s, &w));
+	TU_OK(writer_submit(w, &blocker.j));
+	wait_blocked();
+	for (int i = 0; i < N; i++) // one batch of N, in this order
+		TU_OK(writer_submit(w, &jobs[i].j));
+	release();
+	if (!wait_done_blocked(30))
+		TU_FAIL("the first job's done was never called");
+	TU_OK(writer_submit(w, &next.j));
+	// the writer is not held up by the answer still being given
+	bool ran = wait_ran(&next, 30);
+	bool committed = ran && app_exists(e, "next0");
+	pthread_mutex_lock(&mx);
+	int next_done = next.ndone;
+	pthread_mutex_unlock(&mx);
+	release_done();
+	wait_done(N + 2);
+	writer_stop(w);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	assert_true(ran);
+	assert_true(committed);
+	assert_int_equal(next_done, 0);
+	// the blocker's batch, then the N, in order, then next
+	assert_int_equal(blocker.done_seq, 1);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(jobs[i].ndone, 1);
+		assert_int_equal(jobs[i].done_seq, 2 + i);
+	}
+	assert_int_equal(next.done_seq, N + 2);
+	assert_int_equal(st.batches, 3);
+	assert_int_equal(st.applied, N + 2);
+}
+
 int
 main(void)
 {
@@ -445,6 +550,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_replay_skips_run,
 		    tu_setup_bare, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_stop_drains,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_answered_while_next_runs,
 		    tu_setup_bare, tu_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
