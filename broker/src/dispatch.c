@@ -297,6 +297,32 @@ job_done(wjob *j, int rv)
 	r->d->reply(r);
 }
 
+// Where a job comes from, for the writer's choice to wait for more
+// (writer.h): a launcher (its lease: its claims, reports and heartbeats,
+// whichever of its connections they come on), else a client (its id).
+static uint32_t
+job_source(const Copal__Request *q)
+{
+	uint64_t lease = 0;
+	uint32_t h = 2166136261u; // FNV-1a
+	if (q->body_case == COPAL__REQUEST__BODY_CLAIM)
+		lease = q->claim->lease_id;
+	else if (q->body_case == COPAL__REQUEST__BODY_REPORT)
+		lease = q->report->lease_id;
+	else if (q->body_case == COPAL__REQUEST__BODY_HEARTBEAT)
+		lease = q->heartbeat->lease_id;
+	if (lease != 0) {
+		for (int i = 0; i < 8; i++)
+			h = (h ^ (uint8_t)(lease >> (8 * i))) * 16777619u;
+	} else if (q->client_id.len > 0) {
+		for (size_t i = 0; i < q->client_id.len; i++)
+			h = (h ^ q->client_id.data[i]) * 16777619u;
+	} else {
+		return 0; // unknown
+	}
+	return h ? h : 1;
+}
+
 static const wjob_ops job_ops = {
 	.replay = job_replay,
 	.run = job_run,
@@ -408,6 +434,7 @@ dispatch_request(const dispatch *d, dreq *r)
 	if (r->h->mutates) {
 		r->job.ops = &job_ops;
 		r->job.arg = r;
+		r->job.src = job_source(r->req);
 		// refused only once the writer has stopped: no reply then
 		(void)writer_submit(d->wr, &r->job);
 		return;

@@ -29,7 +29,7 @@ typedef struct dispatch {
 	                                  // every heartbeat goes to the writer
 	// r->reply is ready (NULL if none could be packed): send it. Called
 	// on the dispatching thread for reads and refusals, on the writer's
-	// thread for mutations.
+	// thread or its completer's for mutations.
 	void (*reply)(dreq *r);
 } dispatch;
 

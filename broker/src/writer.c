@@ -285,6 +285,16 @@ hand_off(writer *w, const struct batch *b, int rv)
 
 // ---------------------------------------------------------------- thread
 
+// The jobs come from more than one source (or some from an unknown one).
+static bool
+many_sources(const wjob *list)
+{
+	for (const wjob *j = list; j; j = j->next)
+		if (j->src == 0 || j->src != list->src)
+			return true;
+	return false;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -293,6 +303,7 @@ writer_main(void *arg)
 	bool deferred = false;
 	uint64_t prev_turn = 0;
 	size_t prev_n = 0, untrimmed = 0;
+	bool prev_many = false;
 	do_grace(w, 0);
 	last_turn = cpl_mono_us();
 	pthread_mutex_lock(&w->qmx);
@@ -312,12 +323,12 @@ writer_main(void *arg)
 		// Under steady load from several clients, a batch waits up to
 		// WRITER_GATHER_US for more jobs: one commit (its page writes,
 		// its fdatasync and synced meta page) then serves more
-		// requests. Only when the
-		// last batch had several jobs and as many came in about that
-		// time: a lone client, whose next request comes only after its
-		// answer, never waits.
+		// requests. Only when the last batch had jobs of several
+		// sources and as many came in about that time: a lone client
+		// (a launcher's claim and reports come on one connection),
+		// whose next request comes only after its answer, never waits.
 		uint64_t t = cpl_mono_us();
-		if (w->qhead && !w->stop && prev_n >= 2 &&
+		if (w->qhead && !w->stop && prev_n >= 2 && prev_many &&
 		    w->qlen < WRITER_GATHER_FULL &&
 		    (uint64_t)prev_n * WRITER_GATHER_US >= t - prev_turn) {
 			struct timespec ts;
@@ -335,6 +346,7 @@ writer_main(void *arg)
 		}
 		wjob *list = w->qhead;
 		prev_n = w->qlen;
+		prev_many = many_sources(list);
 		prev_turn = t;
 		w->qhead = w->qtail = NULL;
 		w->qlen = 0;

@@ -36,7 +36,7 @@
 // Under steady load from several clients a batch waits up to this long
 // for more jobs (the latency it adds at most), or until this many are
 // queued.
-#define WRITER_GATHER_US 1000u
+#define WRITER_GATHER_US 3000u
 #define WRITER_GATHER_FULL 256u
 // The jobs of a batch of at least this many are answered on the writer's
 // completer thread while the writer runs the next batch (a smaller batch,
@@ -73,6 +73,10 @@ typedef struct wjob_ops {
 struct wjob {
 	const wjob_ops *ops;
 	void *arg;      // the submitter's
+	// where it comes from (a launcher, a client; 0: unknown): a batch
+	// waits for more jobs only after batches with jobs of several
+	// sources
+	uint32_t src;
 	wjob *next;     // the writer's queue
 };
 
