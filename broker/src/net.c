@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,7 @@ struct net {
 	int nworks;
 	pthread_t checker;
 	bool checker_started;
-	volatile int stop;
+	atomic_int stop;     // read by NNG's threads, the checker and the reaper
 	uint8_t token[64];
 	size_t token_len;
 	uid_t uid;
@@ -331,12 +332,12 @@ work_cb(void *arg)
 	switch (w->state) {
 	case W_RECV:
 		if ((rv = nng_aio_result(w->aio)) != 0) {
-			if (rv == NNG_ECLOSED || w->n->stop)
+			if (rv == NNG_ECLOSED || atomic_load(&w->n->stop))
 				return;
 			nng_ctx_recv(w->ctx, w->aio);
 			return;
 		}
-		if (w->n->stop) {
+		if (atomic_load(&w->n->stop)) {
 			// shutting down: the client will resend elsewhere
 			nng_msg_free(nng_aio_get_msg(w->aio));
 			return;
@@ -359,7 +360,7 @@ work_cb(void *arg)
 			copal__request__free_unpacked(w->r.req, &w->bud.pa);
 			w->r.req = NULL;
 		}
-		if (w->n->stop)
+		if (atomic_load(&w->n->stop))
 			return;
 		w->state = W_RECV;
 		nng_aio_set_timeout(w->aio, NNG_DURATION_INFINITE);
@@ -512,16 +513,16 @@ checker_main(void *arg)
 {
 	net *s = arg;
 	int fails = 0;
-	while (!s->stop) {
-		for (int i = 0; i < 20 && !s->stop; i++)
+	while (!atomic_load(&s->stop)) {
+		for (int i = 0; i < 20 && !atomic_load(&s->stop); i++)
 			usleep(100000);
-		if (s->stop)
+		if (atomic_load(&s->stop))
 			break;
 		if (self_ping(s) == 0) {
 			fails = 0;
 			continue;
 		}
-		if (++fails < 2 || s->stop)
+		if (++fails < 2 || atomic_load(&s->stop))
 			continue;
 		LOG(LOG_WARN, "selfcheck",
 		    "IPC listener does not answer new connections: re-opening");
@@ -544,9 +545,9 @@ static void *
 reaper_main(void *arg)
 {
 	net *s = arg;
-	while (!s->stop) {
+	while (!atomic_load(&s->stop)) {
 		usleep(250000);
-		if (!s->stop)
+		if (!atomic_load(&s->stop))
 			peers_reap(s->peers, &s->rl_idle);
 	}
 	return NULL;
@@ -649,12 +650,12 @@ net_open(const net_opts *o, net **out)
 	char uerr[PATH_MAX + 64];
 	if ((rv = users_open(o->db_dir, &s->users, uerr, sizeof(uerr))) != 0) {
 		LOG(LOG_ERR, "users", "%s", uerr);
-		s->stop = 1;
+		atomic_store(&s->stop, 1);
 		return rv;
 	}
 	if (peers_new(o->max_conns > 0 ? o->max_conns : conn_budget(),
 	        &s->peers) != 0) {
-		s->stop = 1;
+		atomic_store(&s->stop, 1);
 		return CPL_ENOMEM;
 	}
 	s->uenv.u = s->users;
@@ -710,7 +711,7 @@ net_open(const net_opts *o, net **out)
 	s->no_selfcheck = o->no_selfcheck;
 	return 0;
 nngfail:
-	s->stop = 1;
+	atomic_store(&s->stop, 1);
 	return rv == NNG_EADDRINUSE ? CPL_EEXISTS : rv == NNG_EINVAL ?
 	    CPL_EINVAL : CPL_ECONNECT;
 }
@@ -749,7 +750,7 @@ void
 net_quiesce(net *s)
 {
 	if (s != NULL)
-		s->stop = 1;
+		atomic_store(&s->stop, 1);
 }
 
 void
@@ -757,7 +758,7 @@ net_close(net *s)
 {
 	if (s == NULL)
 		return;
-	s->stop = 1;
+	atomic_store(&s->stop, 1);
 	if (s->checker_started)
 		pthread_join(s->checker, NULL);
 	if (s->reaper_started)

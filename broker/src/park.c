@@ -104,11 +104,14 @@ park_start(size_t max, park **out)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	// set before the thread runs: it shares the word it reads under
+	// the lock (ThreadSanitizer saw the write race its first read)
+	p->started = true;
 	if (pthread_create(&p->thread, NULL, park_main, p) != 0) {
+		p->started = false;
 		park_free(p);
 		return CPL_ENOMEM;
 	}
-	p->started = true;
 	*out = p;
 	return 0;
 }

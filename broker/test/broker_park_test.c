@@ -57,15 +57,22 @@ claimer_main(void *arg)
 		rq.body_case = COPAL__REQUEST__BODY_CLAIM;
 		rq.claim = &cl;
 		w->sent_ms = bh_now_ms();
-		w->rv = cpl_client_call(c, &rq, &r);
-		w->done_ms = bh_now_ms();
-		if (w->rv == 0) {
-			w->rv = (int)r->status;
-			if (w->rv == 0 && r->claim)
-				w->ntasks = r->claim->n_tasks;
+		int rv = cpl_client_call(c, &rq, &r);
+		uint64_t done_ms = bh_now_ms();
+		size_t ntasks = 0;
+		if (rv == 0) {
+			rv = (int)r->status;
+			if (rv == 0 && r->claim)
+				ntasks = r->claim->n_tasks;
 			bh_free(r);
 		}
 		cpl_client_close(c);
+		// the results under mx: the test reads them while others run
+		pthread_mutex_lock(&mx);
+		w->rv = rv;
+		w->done_ms = done_ms;
+		w->ntasks = ntasks;
+		pthread_mutex_unlock(&mx);
 	}
 	pthread_mutex_lock(&mx);
 	ndone++;
@@ -124,11 +131,13 @@ test_held(void **state)
 	size_t got = 0;
 	uint64_t took = 0;
 	while (got == 0 && bh_now_ms() - c0 < 3000) {
+		pthread_mutex_lock(&mx);
 		for (size_t i = 0; i < NCLAIMS; i++)
 			if (w[i].done_ms && w[i].ntasks) {
 				got = w[i].ntasks;
 				took = w[i].done_ms - c0;
 			}
+		pthread_mutex_unlock(&mx);
 		bh_sleep_ms(1);
 	}
 	BH_EQ_U64(got, 1);
