@@ -305,11 +305,12 @@ job_source(const Copal__Request *q)
 {
 	uint64_t lease = 0;
 	uint32_t h = 2166136261u; // FNV-1a
-	if (q->body_case == COPAL__REQUEST__BODY_CLAIM)
+	if (q->body_case == COPAL__REQUEST__BODY_CLAIM && q->claim)
 		lease = q->claim->lease_id;
-	else if (q->body_case == COPAL__REQUEST__BODY_REPORT)
+	else if (q->body_case == COPAL__REQUEST__BODY_REPORT && q->report)
 		lease = q->report->lease_id;
-	else if (q->body_case == COPAL__REQUEST__BODY_HEARTBEAT)
+	else if (q->body_case == COPAL__REQUEST__BODY_HEARTBEAT &&
+	    q->heartbeat)
 		lease = q->heartbeat->lease_id;
 	if (lease != 0) {
 		for (int i = 0; i < 8; i++)

@@ -129,13 +129,21 @@ park_reserve(park *p)
 	return ok;
 }
 
+// Under p->mx.
+static bool
+dropped_locked(const park *p, uint64_t key)
+{
+	for (size_t i = 0; i < p->ndropped && i < 64; i++)
+		if (p->dropped[i] == key)
+			return true;
+	return false;
+}
+
 bool
 park_dropped(park *p, uint64_t key)
 {
-	bool found = false;
 	pthread_mutex_lock(&p->mx);
-	for (size_t i = 0; i < p->ndropped && i < 64 && !found; i++)
-		found = p->dropped[i] == key;
+	bool found = dropped_locked(p, key);
 	pthread_mutex_unlock(&p->mx);
 	return found;
 }
@@ -184,8 +192,10 @@ void
 park_add(park *p, pitem *it)
 {
 	pthread_mutex_lock(&p->mx);
-	if (p->stop) {
-		// reserved before the stop: answered now, as the rest
+	// reserved before the stop, or before its launcher said it stops
+	// (its answer may come after the report that said so: the writer
+	// runs the next batch while the last is answered): answered now
+	if (p->stop || dropped_locked(p, it->key)) {
 		p->places--;
 		pthread_mutex_unlock(&p->mx);
 		it->expire(it);

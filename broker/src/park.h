@@ -31,7 +31,9 @@ int park_start(size_t max, park **out);
 // back by park_add or park_unreserve.
 bool park_reserve(park *p);
 void park_unreserve(park *p);
-// Holds it (on a place reserved before) until park_wake or its deadline.
+// Holds it (on a place reserved before) until park_wake or its deadline;
+// expires it at once (on the caller's thread) if the park stops or its
+// key was dropped.
 void park_add(park *p, pitem *it);
 // Something changed: every item held is handed to its again callback (on
 // the park's thread, outside its lock).

@@ -20,6 +20,7 @@ struct done_item {
 	wjob *list;
 	int rv;
 	size_t applied, replayed;
+	bool wake;      // held claims look again after these answers
 };
 
 struct writer {
@@ -42,9 +43,11 @@ struct writer {
 	// WRITER_HANDOFF_MIN or more are answered there, each reply's send
 	// off the writer, which meanwhile runs the next batch. Batches are
 	// completed in order; while the completer has any, every batch goes
-	// to it. After each it looks whether claims held open can run; so
-	// does it when the writer sets recheck (a sweep ended leases).
+	// to it. Claims held open look again after the answers of a batch
+	// whose item has wake set, or when the writer set recheck while the
+	// completer was answering the last one (writer_main).
 	pthread_cond_t ccv;
+	pthread_cond_t cidle;   // the completer has nothing left
 	struct done_item *chead, *ctail;
 	bool cbusy;      // completing an item or looking at claims
 	bool recheck;
@@ -197,22 +200,16 @@ complete_jobs(wjob *list, int rv)
 	}
 }
 
-// Claims held open look again if a task became runnable or a lease ended.
-// Called by one thread at a time: the completer, or the writer while the
-// completer has nothing.
+// Claims held open look again (a task became runnable, a lease ended).
 static void
-look_at_claims(writer *w)
+wake_claims(writer *w)
 {
 	pthread_mutex_lock(&w->qmx);
 	void (*on_claimable)(void *) = w->on_claimable;
 	void *arg = w->on_claimable_arg;
 	pthread_mutex_unlock(&w->qmx);
-	uint64_t seq = cpl_store_claimable_seq(w->st);
-	if (seq != w->claimable_seen) {
-		w->claimable_seen = seq;
-		if (on_claimable)
-			on_claimable(arg);
-	}
+	if (on_claimable)
+		on_claimable(arg);
 }
 
 // Under qmx.
@@ -241,16 +238,24 @@ completer_main(void *arg)
 		struct done_item *it = w->chead;
 		if (it && (w->chead = it->next) == NULL)
 			w->ctail = NULL;
-		w->recheck = false;
 		w->cbusy = true;
 		pthread_mutex_unlock(&w->qmx);
 		if (it)
 			complete_jobs(it->list, it->rv);
-		look_at_claims(w);
+		// after the answers: a claim of this batch that was held is
+		// in the park by now
 		pthread_mutex_lock(&w->qmx);
+		bool wake = w->recheck || (it && it->wake);
+		w->recheck = false;
 		if (it)
 			count_batch(w, it->rv, it->applied, it->replayed);
+		pthread_mutex_unlock(&w->qmx);
+		if (wake)
+			wake_claims(w);
+		pthread_mutex_lock(&w->qmx);
 		w->cbusy = false;
+		if (w->chead == NULL)
+			pthread_cond_broadcast(&w->cidle);
 		free(it);
 	}
 	pthread_mutex_unlock(&w->qmx);
@@ -269,10 +274,15 @@ hand_off(writer *w, const struct batch *b, int rv)
 	if (w->cstarted && (busy || b->n >= WRITER_HANDOFF_MIN))
 		it = malloc(sizeof(*it));
 	if (it == NULL) {
+		// out of memory with earlier batches still to answer: they
+		// go first (the completer signals cidle once it has none)
+		while (w->chead || w->cbusy)
+			pthread_cond_wait(&w->cidle, &w->qmx);
 		pthread_mutex_unlock(&w->qmx);
 		return false;
 	}
-	*it = (struct done_item){ NULL, b->list, rv, b->applied, b->replayed };
+	*it = (struct done_item){ NULL, b->list, rv, b->applied, b->replayed,
+		false };
 	if (w->ctail)
 		w->ctail->next = it;
 	else
@@ -325,8 +335,9 @@ writer_main(void *arg)
 		// its fdatasync and synced meta page) then serves more
 		// requests. Only when the last batch had jobs of several
 		// sources and as many came in about that time: a lone client
-		// (a launcher's claim and reports come on one connection),
-		// whose next request comes only after its answer, never waits.
+		// (a launcher is one source, whichever connection its claims
+		// and reports come on), whose next request comes only after
+		// its answer, never waits.
 		uint64_t t = cpl_mono_us();
 		if (w->qhead && !w->stop && prev_n >= 2 && prev_many &&
 		    w->qlen < WRITER_GATHER_FULL &&
@@ -346,13 +357,13 @@ writer_main(void *arg)
 		}
 		wjob *list = w->qhead;
 		prev_n = w->qlen;
-		prev_many = many_sources(list);
 		prev_turn = t;
 		w->qhead = w->qtail = NULL;
 		w->qlen = 0;
 		bool stop = w->stop;
 		writer_leases lz = w->leases;
 		pthread_mutex_unlock(&w->qmx);
+		prev_many = many_sources(list); // (the list is the writer's now)
 
 		uint64_t turn = cpl_mono_us();
 		if (turn - last_turn > WRITER_STALL_US)
@@ -405,16 +416,24 @@ writer_main(void *arg)
 			    "return", (unsigned long long)(cpl_mono_us() - t0));
 #endif
 		}
-		// claims held open look again: a task became runnable, a
-		// lease ended (after the jobs of the batch were answered: a
-		// claim of it may have been held)
+		// Claims held open look again if a task became runnable or a
+		// lease ended, in this batch or this sweep (the sequence moves
+		// as jobs run, so only the writer reads it, between batches).
+		// That comes after this batch's answers: a claim of it may
+		// have been held. Its answers still queued on the completer
+		// carry the wake; being given, a recheck follows them.
+		uint64_t seq = cpl_store_claimable_seq(w->st);
+		bool changed = seq != w->claimable_seen;
+		w->claimable_seen = seq;
 		pthread_mutex_lock(&w->qmx);
-		if (w->chead || w->cbusy) {
+		if (changed && w->ctail) {
+			w->ctail->wake = true;
+		} else if (changed && w->cbusy) {
 			w->recheck = true;
 			pthread_cond_signal(&w->ccv);
-		} else {
+		} else if (changed) {
 			pthread_mutex_unlock(&w->qmx);
-			look_at_claims(w);
+			wake_claims(w);
 			pthread_mutex_lock(&w->qmx);
 		}
 		if (list && !handed)
@@ -445,6 +464,7 @@ writer_start(cpl_store *st, writer **out)
 	pthread_mutex_init(&w->qmx, NULL);
 	pthread_cond_init(&w->qcv, NULL);
 	pthread_cond_init(&w->ccv, NULL);
+	pthread_cond_init(&w->cidle, NULL);
 	if (pthread_create(&w->cthread, NULL, completer_main, w) != 0) {
 		writer_free(w);
 		return CPL_ENOMEM;
@@ -538,5 +558,6 @@ writer_free(writer *w)
 	pthread_mutex_destroy(&w->qmx);
 	pthread_cond_destroy(&w->qcv);
 	pthread_cond_destroy(&w->ccv);
+	pthread_cond_destroy(&w->cidle);
 	free(w);
 }

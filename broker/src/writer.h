@@ -33,9 +33,9 @@
 // sweep, as it does when it starts: launchers that could not reach it are
 // not at fault.
 #define WRITER_STALL_US 2000000u
-// Under steady load from several clients a batch waits up to this long
-// for more jobs (the latency it adds at most), or until this many are
-// queued.
+// Under steady load from several clients (wjob.src) a batch waits up to
+// this long for more jobs (the latency it adds at most), or until
+// WRITER_GATHER_FULL are queued.
 #define WRITER_GATHER_US 3000u
 #define WRITER_GATHER_FULL 256u
 // The jobs of a batch of at least this many are answered on the writer's
@@ -98,9 +98,10 @@ int writer_submit(writer *w, wjob *j);
 // Jobs submitted later are refused.
 void writer_stop(writer *w);
 void writer_stats_get(writer *w, writer_stats *out);
-// Calls fn(arg) on the writer's thread after a commit (of a batch, once
-// its jobs are completed, or of a sweep) that may have changed what a
-// claim finds (cpl_store_claimable_seq moved). Set before any job.
+// Calls fn(arg) after a commit (of a batch, once its jobs are completed,
+// or of a sweep) that may have changed what a claim finds
+// (cpl_store_claimable_seq moved): on the writer's thread, or on its
+// completer's once it has answered that batch. Set before any job.
 void writer_on_claimable(writer *w, void (*fn)(void *), void *arg);
 // Renewals kept outside the store (hbtab.h) that the writer must write.
 // flush runs first in every write transaction of the writer (all: in a

@@ -5,7 +5,8 @@
 // others of its batch; a failure outside the nested transactions loses
 // the whole batch; a replayed job does not run; stop runs and completes
 // what is queued, and refuses what comes after; the jobs of a large batch
-// are answered in order off the writer, which meanwhile runs the next.
+// are answered in order off the writer, which meanwhile runs the next;
+// claims held in such a batch hear of what later batches changed.
 //
 // Each job registers an app named after it, so what was committed is read
 // back from the store.
@@ -31,6 +32,7 @@ struct tjob {
 	bool replay;       // replay says the job is done already
 	bool block;        // run waits for release (holds the batch open)
 	bool block_done;   // done waits for release_done
+	bool bump;         // run ends a lease: what claims find changes
 	int done_seq;      // the order in which done was called (from 1)
 	// outcomes (written on the writer thread, read after done)
 	int nrun, nafter, ndone;
@@ -44,6 +46,9 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int ndone;
 static bool blocked, released;
 static bool done_blocked, done_released;
+// The writer's on_claimable: how many done calls had been made at each.
+enum { MAX_WAKES = 64 };
+static int nwakes, wake_at[MAX_WAKES];
 
 static int
 job_replay(cpl_txn *txn, wjob *j, bool *done)
@@ -73,6 +78,11 @@ job_run(cpl_txn *txn, wjob *j)
 	app.name = t->name;
 	app.executable = "/bin/true";
 	int rv = cpl_app_put(txn, &app, false);
+	if (rv == 0 && t->bump) {
+		uint64_t lease;
+		if ((rv = cpl_lease_grant(txn, t->name, 60000, &lease)) == 0)
+			rv = cpl_lease_release(txn, lease);
+	}
 	return rv ? rv : t->fail;
 }
 
@@ -122,6 +132,7 @@ reset(void)
 	ndone = 0;
 	blocked = released = false;
 	done_blocked = done_released = false;
+	nwakes = 0;
 	pthread_mutex_unlock(&mx);
 }
 
@@ -160,6 +171,17 @@ release(void)
 	pthread_mutex_unlock(&mx);
 }
 
+static void
+on_wake(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&mx);
+	if (nwakes < MAX_WAKES)
+		wake_at[nwakes] = ndone;
+	nwakes++;
+	pthread_mutex_unlock(&mx);
+}
+
 // Waits until a job's done blocks (s seconds at most); false if none did.
 static bool
 wait_done_blocked(int s)
@@ -182,6 +204,20 @@ release_done(void)
 	done_released = true;
 	pthread_cond_broadcast(&cv);
 	pthread_mutex_unlock(&mx);
+}
+
+static bool app_exists(tu_env *e, const char *name);
+
+// Waits until app name is committed (s seconds at most).
+static bool
+wait_app(tu_env *e, const char *name, int s)
+{
+	for (int i = 0; i < s * 100; i++) {
+		if (app_exists(e, name))
+			return true;
+		usleep(10000);
+	}
+	return false;
 }
 
 // Waits until job t has run (s seconds at most).
@@ -512,7 +548,7 @@ test_answered_while_next_runs(void **state)
 	TU_OK(writer_submit(w, &next.j));
 	// the writer is not held up by the answer still being given
 	bool ran = wait_ran(&next, 30);
-	bool committed = ran && app_exists(e, "next0");
+	bool committed = ran && wait_app(e, "next0", 30);
 	pthread_mutex_lock(&mx);
 	int next_done = next.ndone;
 	pthread_mutex_unlock(&mx);
@@ -535,6 +571,58 @@ test_answered_while_next_runs(void **state)
 	assert_int_equal(st.applied, N + 2);
 }
 
+// A claim held in a batch answered by the completer hears of what a
+// later job of the writer made claimable: the wake comes after its
+// answer (it is in the park only then), not only before it.
+static void
+test_wake_after_answer(void **state)
+{
+	tu_env *e = *state;
+	enum { N = WRITER_HANDOFF_MIN * 2 };
+	static struct tjob jobs[N];
+	struct tjob blocker, claim, bump;
+	writer *w;
+	reset();
+	job_init(&blocker, "blocker", 4);
+	blocker.block = true;
+	for (int i = 0; i < N; i++)
+		job_init(&jobs[i], "w", i);
+	jobs[0].block_done = true;
+	job_init(&claim, "claim", 0);
+	job_init(&bump, "bump", 0);
+	bump.bump = true;
+	TU_OK(writer_start(e->s, &w));
+	writer_on_claimable(w, on_wake, NULL);
+	TU_OK(writer_submit(w, &blocker.j));
+	wait_blocked();
+	for (int i = 0; i < N; i++)
+		TU_OK(writer_submit(w, &jobs[i].j));
+	release();
+	if (!wait_done_blocked(30))
+		TU_FAIL("the first job's done was never called");
+	// the completer is held in the first answer of the batch of N; the
+	// claim, then a job that changes what claims find
+	TU_OK(writer_submit(w, &claim.j));
+	TU_OK(writer_submit(w, &bump.j));
+	bool ran = wait_ran(&bump, 30) && wait_app(e, "bump0", 30);
+	usleep(20000); // the writer looks at the sequence after its commit
+	release_done();
+	wait_done(N + 3);
+	writer_stop(w);
+	writer_free(w);
+	assert_true(ran);
+	assert_int_equal(claim.ndone, 1);
+	assert_int_equal(bump.ndone, 1);
+	// some wake came once the claim had been answered
+	bool after = false;
+	for (int i = 0; i < nwakes && i < MAX_WAKES; i++)
+		if (wake_at[i] >= claim.done_seq)
+			after = true;
+	if (!after)
+		TU_FAIL("%d wake(s), none after the claim's answer (done #%d)",
+		    nwakes, claim.done_seq);
+}
+
 int
 main(void)
 {
@@ -552,6 +640,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stop_drains,
 		    tu_setup_bare, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_answered_while_next_runs,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_wake_after_answer,
 		    tu_setup_bare, tu_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
