@@ -94,8 +94,8 @@ int writer_start(cpl_store *st, writer **out);
 // Queues j (from any thread). Errors: CPL_ESHUTDOWN once the writer has
 // stopped: j is then not run and not completed.
 int writer_submit(writer *w, wjob *j);
-// Stops: runs and completes what is queued, then joins the thread.
-// Jobs submitted later are refused.
+// Stops: runs and completes what is queued, then joins the writer's
+// thread and its completer's. Jobs submitted later are refused.
 void writer_stop(writer *w);
 void writer_stats_get(writer *w, writer_stats *out);
 // Calls fn(arg) after a commit (of a batch, once its jobs are completed,
