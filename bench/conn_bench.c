@@ -9,7 +9,8 @@
 // Each heartbeats every 2 s (TTL 30 s, the launcher's default) on one
 // context of its socket and, on another, loops: claim up to K tasks (-k,
 // default 4: four free nodes), report RUNNING, let them "run" 1-3 s
-// (random, a timer), report RUN_DONE, report JOB_FINISHED, claim again;
+// (random, a timer), report RUN_DONE and JOB_FINISHED (one request, as
+// a launcher sends them for a task without a postprocess), claim again;
 // an empty claim waits 1 s. The broker gets N * K * ROUNDS tasks (-r,
 // default 3), created first in bulk. -c: the broker's --contexts. Everything is driven by NNG aio
 // callbacks: the benchmark needs a few threads, not N.
@@ -72,6 +73,50 @@ static const char *contexts; // --contexts of the broker (NULL: its default)
 static const char *broker_bin; // -B: another broker binary (A/B runs)
 static int hb_only_s; // -H: only heartbeats, for this many seconds
 
+// The broker's CPU so far by its threads' names: its writer, its
+// answering thread, NNG's threads (nng:*, which receive, decode and send),
+// and the rest (main, the claim park, the checker, the reaper).
+enum { TH_WRITER, TH_ANSWERS, TH_NNG, TH_OTHER, TH_N };
+
+static void
+thread_cpu(pid_t pid, double out[TH_N])
+{
+	char path[320], buf[1024], comm[64];
+	for (int i = 0; i < TH_N; i++)
+		out[i] = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (d == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid,
+		    e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		char *a = strchr(buf, '('), *b = strrchr(buf, ')');
+		unsigned long ut, st;
+		if (a == NULL || b == NULL || b <= a || sscanf(b + 2, "%*c %*d "
+		    "%*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+			continue;
+		size_t cl = (size_t)(b - a - 1) < sizeof(comm) - 1 ?
+		    (size_t)(b - a - 1) : sizeof(comm) - 1;
+		memcpy(comm, a + 1, cl);
+		comm[cl] = '\0';
+		int k = strcmp(comm, "copal:writer") == 0 ? TH_WRITER :
+		    strcmp(comm, "copal:answers") == 0 ? TH_ANSWERS :
+		    strncmp(comm, "nng:", 4) == 0 ? TH_NNG : TH_OTHER;
+		out[k] += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	}
+	closedir(d);
+}
+
 // ---------------------------------------------------------------- samples
 
 struct lat {
@@ -115,7 +160,7 @@ static long total_tasks;
 
 // ---------------------------------------------------------------- launchers
 
-enum { S_HELLO, S_CLAIM, S_RUNNING, S_RUN, S_DONE, S_FIN, S_IDLE };
+enum { S_HELLO, S_CLAIM, S_RUNNING, S_RUN, S_DONE, S_IDLE };
 
 struct sim {
 	int idx;
@@ -220,22 +265,30 @@ send_claim(struct sim *S)
 	send_on(S->wctx, S->waio, pack(S, &req));
 }
 
+// Reports every task of the claim going to state to and, if then is not
+// 0, on to then, in one request: a launcher's RUN_DONE and JOB_FINISHED
+// of a task without a postprocess are queued together and go in one
+// batch (launcher/src/task.c, start_post).
 static void
-send_report(struct sim *S, int st, int to)
+send_report(struct sim *S, int st, int to, int then)
 {
 	Copal__Request req = COPAL__REQUEST__INIT;
 	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;
-	Copal__StateReport s[64], *sp[64];
+	Copal__StateReport s[128], *sp[128];
+	size_t n = 0;
 	for (size_t i = 0; i < S->ntask; i++) {
-		Copal__StateReport x = COPAL__STATE_REPORT__INIT;
-		s[i] = x;
-		s[i].task_id = S->ids[i];
-		s[i].attempt = S->att[i];
-		s[i].to_state = to;
-		sp[i] = &s[i];
+		for (int k = 0; k < (then ? 2 : 1); k++) {
+			Copal__StateReport x = COPAL__STATE_REPORT__INIT;
+			s[n] = x;
+			s[n].task_id = S->ids[i];
+			s[n].attempt = S->att[i];
+			s[n].to_state = k ? then : to;
+			sp[n] = &s[n];
+			n++;
+		}
 	}
 	rr.lease_id = S->lease;
-	rr.n_reports = S->ntask;
+	rr.n_reports = n;
 	rr.reports = sp;
 	req.body_case = COPAL__REQUEST__BODY_REPORT;
 	req.report = &rr;
@@ -401,7 +454,8 @@ fire(struct sim *S, bool hb)
 	// send_* returns
 	S->wsent = true;
 	if (S->wstate == S_RUN)
-		send_report(S, S_DONE, COPAL__TASK_STATE__STATE_RUN_DONE);
+		send_report(S, S_DONE, COPAL__TASK_STATE__STATE_RUN_DONE,
+		    COPAL__TASK_STATE__STATE_JOB_FINISHED);
 	else
 		send_claim(S);
 }
@@ -454,7 +508,7 @@ work_cb(void *arg)
 			return;
 		}
 		atomic_fetch_add(&claimed, (long)S->ntask);
-		send_report(S, S_RUNNING, COPAL__TASK_STATE__STATE_RUNNING);
+		send_report(S, S_RUNNING, COPAL__TASK_STATE__STATE_RUNNING, 0);
 		return;
 	case S_RUNNING:
 		lat_add(&rep_lat, dt);
@@ -462,11 +516,6 @@ work_cb(void *arg)
 		sleep_w(S, S_RUN, 1000 + (int)(rand_r(&S->rnd) % 2001));
 		return;
 	case S_DONE:
-		lat_add(&rep_lat, dt);
-		copal__reply__free_unpacked(r, NULL);
-		send_report(S, S_FIN, COPAL__TASK_STATE__STATE_JOB_FINISHED);
-		return;
-	case S_FIN:
 		lat_add(&rep_lat, dt);
 		copal__reply__free_unpacked(r, NULL);
 		atomic_fetch_add(&finished, (long)S->ntask);
@@ -814,6 +863,8 @@ run(int nl, const char *self_dir)
 	}
 	tq_start();
 	double cpu0 = bench_proc_cpu_s(pid), t0 = now_s();
+	double th0[TH_N], th1[TH_N];
+	thread_cpu(pid, th0);
 	long long wc0 = bench_proc_field(pid, "io", "wchar:");
 	for (int i = 0; i < nl; i++) {
 		struct sim *S = &sims[i];
@@ -844,6 +895,7 @@ run(int nl, const char *self_dir)
 			fd_max = fds;
 	}
 	double wall = now_s() - t0, cpu1 = bench_proc_cpu_s(pid);
+	thread_cpu(pid, th1);
 	long long wc1 = bench_proc_field(pid, "io", "wchar:");
 	atomic_store(&stopping, 1);
 	tq_stop();
@@ -908,6 +960,14 @@ run(int nl, const char *self_dir)
 		fprintf(stderr, "%s: N=%d: broker wrote %.1f kB per task\n",
 		    bench_name, nl, (double)(wc1 - wc0) / 1024.0 /
 		    (double)done);
+	if (done)
+		fprintf(stderr, "%s: N=%d: broker CPU per task by thread: writer "
+		    "%.1f µs, answers %.1f µs, NNG's %.1f µs, other %.1f µs\n",
+		    bench_name, nl, (th1[TH_WRITER] - th0[TH_WRITER]) /
+		    (double)done * 1e6, (th1[TH_ANSWERS] - th0[TH_ANSWERS]) /
+		    (double)done * 1e6, (th1[TH_NNG] - th0[TH_NNG]) /
+		    (double)done * 1e6, (th1[TH_OTHER] - th0[TH_OTHER]) /
+		    (double)done * 1e6);
 	if (!ok)
 		fprintf(stderr, "%s: N=%d: broker has %" PRIu64 " finished, %"
 		    PRIu64 " elsewhere (want %ld); %ld refused, %ld leases lost, "

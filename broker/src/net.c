@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -512,6 +513,7 @@ static void *
 checker_main(void *arg)
 {
 	net *s = arg;
+	pthread_setname_np(pthread_self(), "copal:checker");
 	int fails = 0;
 	while (!atomic_load(&s->stop)) {
 		for (int i = 0; i < 20 && !atomic_load(&s->stop); i++)
@@ -545,6 +547,7 @@ static void *
 reaper_main(void *arg)
 {
 	net *s = arg;
+	pthread_setname_np(pthread_self(), "copal:reaper");
 	while (!atomic_load(&s->stop)) {
 		usleep(250000);
 		if (!atomic_load(&s->stop))

@@ -46,6 +46,7 @@ static void *
 park_main(void *arg)
 {
 	park *p = arg;
+	pthread_setname_np(pthread_self(), "copal:park");
 	pthread_mutex_lock(&p->mx);
 	for (;;) {
 		// what to hand back: all on a wake or a stop, else the

@@ -229,6 +229,7 @@ static void *
 completer_main(void *arg)
 {
 	writer *w = arg;
+	pthread_setname_np(pthread_self(), "copal:answers");
 	pthread_mutex_lock(&w->qmx);
 	for (;;) {
 		while (w->chead == NULL && !w->recheck && !w->cstop)
@@ -309,6 +310,7 @@ static void *
 writer_main(void *arg)
 {
 	writer *w = arg;
+	pthread_setname_np(pthread_self(), "copal:writer");
 	uint64_t last_sweep = 0, last_turn = 0;
 	bool deferred = false;
 	uint64_t prev_turn = 0;
