@@ -119,13 +119,15 @@ server_stop(server *s)
 		writer_stats_get(s->disp.wr, &ws);
 		LOG(LOG_NOTICE, "stop", "writer: %llu commits of %llu requests "
 		    "(%llu answered from stored replies), %llu sweeps; %llu "
-		    "heartbeats renewed in memory",
+		    "heartbeats renewed in memory; %llu batches waited for "
+		    "more",
 		    (unsigned long long)ws.batches,
 		    (unsigned long long)(ws.applied + ws.replayed),
 		    (unsigned long long)ws.replayed,
 		    (unsigned long long)ws.sweeps,
 		    (unsigned long long)(s->disp.hb ? hbtab_renewed(s->disp.hb) :
-		                                      0));
+		                                      0),
+		    (unsigned long long)ws.gathered);
 	}
 	writer_free(s->disp.wr);
 	park_free(s->disp.pk);

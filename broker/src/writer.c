@@ -5,6 +5,7 @@
 // of one write transaction, commits once, and only then completes the
 // jobs.
 #include <stdlib.h>
+#include <string.h>
 #include <pthread.h>
 #include <time.h>
 #ifdef __GLIBC__
@@ -296,14 +297,56 @@ hand_off(writer *w, const struct batch *b, int rv)
 
 // ---------------------------------------------------------------- thread
 
-// The jobs come from more than one source (or some from an unknown one).
-static bool
-many_sources(const wjob *list)
+// The sources (wjob.src) the writer has taken jobs from lately: those of
+// this window of WRITER_SOURCE_WINDOW_US and of the one before. Only up to
+// WRITER_GATHER_SOURCES are told apart (more do not make a batch wait
+// longer), in an open-addressing table cleared with each window.
+#define SRC_SLOTS 2048u
+
+struct sources {
+	uint32_t slot[SRC_SLOTS]; // 0: empty (src 0, unknown, is kept as 1)
+	size_t cur, prev;         // distinct sources this window, the last
+	uint64_t since;           // this window's start
+};
+
+static void
+sources_add(struct sources *ss, const wjob *list, uint64_t now)
 {
-	for (const wjob *j = list; j; j = j->next)
-		if (j->src == 0 || j->src != list->src)
-			return true;
-	return false;
+	if (now - ss->since >= WRITER_SOURCE_WINDOW_US) {
+		// a window with no job at all leaves none behind
+		ss->prev = now - ss->since < 2 * WRITER_SOURCE_WINDOW_US ?
+		    ss->cur : 0;
+		ss->cur = 0;
+		ss->since = now;
+		memset(ss->slot, 0, sizeof(ss->slot));
+	}
+	for (const wjob *j = list; j && ss->cur < WRITER_GATHER_SOURCES;
+	    j = j->next) {
+		uint32_t src = j->src ? j->src : 1;
+		for (uint32_t i = src * 2654435761u;; i++) {
+			uint32_t *sl = &ss->slot[i % SRC_SLOTS];
+			if (*sl == src)
+				break;
+			if (*sl == 0) {
+				*sl = src;
+				ss->cur++;
+				break;
+			}
+		}
+	}
+}
+
+// How long a batch waits for more jobs (0: it does not): as long as
+// WRITER_GATHER_PER_SOURCE_US for each source seen lately, at most
+// WRITER_GATHER_US, and only if there are WRITER_GATHER_MIN_SOURCES.
+static uint64_t
+gather_us(const struct sources *ss)
+{
+	size_t n = ss->cur > ss->prev ? ss->cur : ss->prev;
+	if (n < WRITER_GATHER_MIN_SOURCES)
+		return 0;
+	uint64_t us = (uint64_t)n * WRITER_GATHER_PER_SOURCE_US;
+	return us < WRITER_GATHER_US ? us : WRITER_GATHER_US;
 }
 
 static void *
@@ -313,9 +356,8 @@ writer_main(void *arg)
 	pthread_setname_np(pthread_self(), "copal:writer");
 	uint64_t last_sweep = 0, last_turn = 0;
 	bool deferred = false;
-	uint64_t prev_turn = 0;
 	size_t prev_n = 0, untrimmed = 0;
-	bool prev_many = false;
+	struct sources *ss = calloc(1, sizeof(*ss)); // (NULL: no gather)
 	do_grace(w, 0);
 	last_turn = cpl_mono_us();
 	pthread_mutex_lock(&w->qmx);
@@ -332,21 +374,27 @@ writer_main(void *arg)
 			if (cpl_mono_us() - last_sweep > WRITER_SWEEP_US)
 				break;
 		}
-		// Under steady load from several clients, a batch waits up to
-		// WRITER_GATHER_US for more jobs: one commit (its page writes,
-		// its fdatasync and synced meta page) then serves more
-		// requests. Only when the last batch had jobs of several
-		// sources and as many came in about that time: a lone client
-		// (a launcher is one source, whichever connection its claims
-		// and reports come on), whose next request comes only after
-		// its answer, never waits.
-		uint64_t t = cpl_mono_us();
-		if (w->qhead && !w->stop && prev_n >= 2 && prev_many &&
-		    w->qlen < WRITER_GATHER_FULL &&
-		    (uint64_t)prev_n * WRITER_GATHER_US >= t - prev_turn) {
+		// Under steady load from several clients, a batch waits for
+		// more jobs: one commit (its page writes, its fdatasync and
+		// synced meta page) then serves more requests. How long grows
+		// with the sources seen lately (a launcher is one source,
+		// whichever connection its claims and reports come on), up to
+		// WRITER_GATHER_US, or until WRITER_GATHER_FULL are queued: a
+		// lone launcher, whose next request comes only after its
+		// answer, never waits, even with a few clients beside it (a
+		// wait of tens of microseconds gathers nothing and costs a
+		// chain of tasks each time), and the many launchers of a large
+		// allocation, whose requests are what the broker's CPU goes
+		// to, up to 10 ms. Counting the
+		// sources of a window, not of the last batch, keeps a batch
+		// that happened to be small from stopping the next from
+		// waiting.
+		uint64_t gw = ss ? gather_us(ss) : 0;
+		if (w->qhead && !w->stop && gw && w->qlen < WRITER_GATHER_FULL) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += WRITER_GATHER_US * 1000L;
+			ts.tv_sec += (time_t)(gw / 1000000u);
+			ts.tv_nsec += (long)(gw % 1000000u) * 1000L;
 			if (ts.tv_nsec >= 1000000000L) {
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000L;
@@ -356,16 +404,17 @@ writer_main(void *arg)
 			    pthread_cond_timedwait(&w->qcv, &w->qmx, &ts) == 0)
 				;
 			w->gathering = false;
+			w->stats.gathered++;
 		}
 		wjob *list = w->qhead;
 		prev_n = w->qlen;
-		prev_turn = t;
 		w->qhead = w->qtail = NULL;
 		w->qlen = 0;
 		bool stop = w->stop;
 		writer_leases lz = w->leases;
 		pthread_mutex_unlock(&w->qmx);
-		prev_many = many_sources(list); // (the list is the writer's now)
+		if (ss) // (the list is the writer's now)
+			sources_add(ss, list, cpl_mono_us());
 
 		uint64_t turn = cpl_mono_us();
 		if (turn - last_turn > WRITER_STALL_US)
@@ -450,6 +499,7 @@ writer_main(void *arg)
 	}
 	w->exited = true;
 	pthread_mutex_unlock(&w->qmx);
+	free(ss);
 	return NULL;
 }
 

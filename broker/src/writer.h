@@ -33,11 +33,18 @@
 // sweep, as it does when it starts: launchers that could not reach it are
 // not at fault.
 #define WRITER_STALL_US 2000000u
-// Under steady load from several clients (wjob.src) a batch waits up to
-// this long for more jobs (the latency it adds at most), or until
-// WRITER_GATHER_FULL are queued.
-#define WRITER_GATHER_US 3000u
-#define WRITER_GATHER_FULL 256u
+// Under steady load from several clients (wjob.src) a batch waits for
+// more jobs WRITER_GATHER_PER_SOURCE_US for each source it took jobs from
+// in this window of WRITER_SOURCE_WINDOW_US or the one before, at most
+// WRITER_GATHER_US (the latency it adds; reached with
+// WRITER_GATHER_SOURCES), or until WRITER_GATHER_FULL are queued; with
+// fewer than WRITER_GATHER_MIN_SOURCES, not at all.
+#define WRITER_GATHER_US 10000u
+#define WRITER_GATHER_PER_SOURCE_US 20u
+#define WRITER_GATHER_SOURCES (WRITER_GATHER_US / WRITER_GATHER_PER_SOURCE_US)
+#define WRITER_SOURCE_WINDOW_US 1000000u
+#define WRITER_GATHER_FULL 32u
+#define WRITER_GATHER_MIN_SOURCES 16u
 // The jobs of a batch of at least this many are answered on the writer's
 // completer thread while the writer runs the next batch (a smaller batch,
 // as a lone client makes, is answered at once, without a thread hop).
@@ -74,8 +81,7 @@ struct wjob {
 	const wjob_ops *ops;
 	void *arg;      // the submitter's
 	// where it comes from (a launcher, a client; 0: unknown): a batch
-	// waits for more jobs only after batches with jobs of several
-	// sources
+	// waits for more jobs only while jobs switch between sources
 	uint32_t src;
 	wjob *next;     // the writer's queue
 };
@@ -87,6 +93,7 @@ typedef struct writer_stats {
 	uint64_t applied;   // jobs run in committed batches
 	uint64_t replayed;  // jobs answered by replay in committed batches
 	uint64_t sweeps;    // lease sweeps run
+	uint64_t gathered;  // batches that waited for more jobs
 } writer_stats;
 
 // Starts the writer thread on st. Errors: CPL_ENOMEM.

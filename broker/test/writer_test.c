@@ -6,7 +6,9 @@
 // the whole batch; a replayed job does not run; stop runs and completes
 // what is queued, and refuses what comes after; the jobs of a large batch
 // are answered in order off the writer, which meanwhile runs the next;
-// claims held in such a batch hear of what later batches changed.
+// claims held in such a batch hear of what later batches changed; a few
+// sources never make a batch wait for more jobs, and many seen lately do
+// even after a batch of one.
 //
 // Each job registers an app named after it, so what was committed is read
 // back from the store.
@@ -623,11 +625,89 @@ test_wake_after_answer(void **state)
 		    nwakes, claim.done_seq);
 }
 
+// A lone launcher (whose next request comes only after its answer) and a
+// few clients beside it never make a batch wait for more jobs.
+static void
+test_few_sources_not_held(void **state)
+{
+	tu_env *e = *state;
+	enum { N = 60 };
+	static struct tjob jobs[N];
+	writer *w;
+	writer_stats st;
+	reset();
+	TU_OK(writer_start(e->s, &w));
+	for (int i = 0; i < N; i++) {
+		job_init(&jobs[i], "few", i);
+		// mostly the launcher, now and then one of the others
+		jobs[i].j.src = i % 4 ? 7 : 8 + (uint32_t)(i / 4) %
+		    (WRITER_GATHER_MIN_SOURCES - 2);
+		TU_OK(writer_submit(w, &jobs[i].j));
+		wait_done(i + 1);
+	}
+	writer_stop(w);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	assert_int_equal(st.applied, N);
+	assert_int_equal(st.batches, N);
+	assert_int_equal(st.gathered, 0);
+}
+
+// Once jobs of several sources were taken, a batch waits for more even
+// when the batch before it held a single job: the sources are counted
+// over a window, not from the last batch alone.
+static void
+test_sources_counted_over_window(void **state)
+{
+	tu_env *e = *state;
+	enum { N = WRITER_GATHER_MIN_SOURCES };
+	static struct tjob jobs[N];
+	struct tjob blocker, one, two;
+	writer *w;
+	writer_stats st;
+	reset();
+	job_init(&blocker, "blocker", 5);
+	blocker.block = true;
+	blocker.j.src = 100;
+	for (int i = 0; i < N; i++) {
+		job_init(&jobs[i], "s", i);
+		jobs[i].j.src = 200 + (uint32_t)i; // launchers
+	}
+	job_init(&one, "one", 0);
+	one.j.src = 200;
+	job_init(&two, "two", 0);
+	two.j.src = 200;
+	TU_OK(writer_start(e->s, &w));
+	TU_OK(writer_submit(w, &blocker.j)); // one source seen: no wait
+	wait_blocked();
+	for (int i = 0; i < N; i++) // one batch of N sources
+		TU_OK(writer_submit(w, &jobs[i].j));
+	release();
+	wait_done(N + 1);
+	TU_OK(writer_submit(w, &one.j)); // a batch of one: waits
+	wait_done(N + 2);
+	TU_OK(writer_submit(w, &two.j)); // after a batch of one: waits too
+	wait_done(N + 3);
+	writer_stop(w);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	assert_int_equal(st.applied, N + 3);
+	assert_int_equal(st.batches, 4);
+	assert_int_equal(st.gathered, 2);
+	assert_int_equal(one.done_rv, 0);
+	assert_int_equal(two.done_rv, 0);
+	assert_true(app_exists(e, "two0"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_threads_complete_once,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_few_sources_not_held,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_sources_counted_over_window,
 		    tu_setup_bare, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_queued_together_one_commit,
 		    tu_setup_bare, tu_teardown),
