@@ -156,27 +156,46 @@ bench_create_tasks(cpl_client *c, const char *wf, bool env, long first,
 	free(names);
 }
 
-// CPU seconds (utime + stime, /proc/PID/stat fields 14 and 15) process pid
-// has used so far; 0 if it cannot be read. The load of other processes
-// changes wall-clock rates far more than this.
-static inline double
-bench_proc_cpu_s(pid_t pid)
+// The CPU seconds (utime + stime, fields 14 and 15) in a /proc stat file
+// (a process's, or a thread's: /proc/PID/task/TID/stat) and, if comm is
+// not NULL, its name; false if it cannot be read.
+static inline bool
+bench_stat_cpu(const char *path, char *comm, size_t commlen, double *cpu_s)
 {
-	char path[64], buf[1024];
+	char buf[1024];
 	unsigned long ut = 0, st = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return 0;
+		return false;
 	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
 	// counted after the ")" that ends the name (which may hold spaces)
-	char *p = strrchr(buf, ')');
-	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u "
-	    "%*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	char *a = strchr(buf, '('), *p = strrchr(buf, ')');
+	if (a == NULL || p == NULL || p < a || sscanf(p + 2, "%*c %*d %*d "
+	    "%*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return false;
+	if (comm && commlen) {
+		size_t cl = (size_t)(p - a - 1);
+		if (cl > commlen - 1)
+			cl = commlen - 1;
+		memcpy(comm, a + 1, cl);
+		comm[cl] = '\0';
+	}
+	*cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	return true;
+}
+
+// CPU seconds (utime + stime) process pid has used so far; 0 if it cannot
+// be read. The load of other processes changes wall-clock rates far more
+// than this.
+static inline double
+bench_proc_cpu_s(pid_t pid)
+{
+	char path[64];
+	double s = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	return bench_stat_cpu(path, NULL, 0, &s) ? s : 0;
 }
 
 // A "field:" of /proc/PID/FILE ("status": RssAnon:, VmHWM: ... in kB;

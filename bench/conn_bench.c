@@ -81,7 +81,7 @@ enum { TH_WRITER, TH_ANSWERS, TH_NNG, TH_OTHER, TH_N };
 static void
 thread_cpu(pid_t pid, double out[TH_N])
 {
-	char path[320], buf[1024], comm[64];
+	char path[320], comm[64];
 	for (int i = 0; i < TH_N; i++)
 		out[i] = 0;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
@@ -90,29 +90,17 @@ thread_cpu(pid_t pid, double out[TH_N])
 		return;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
+		double cpu;
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid,
 		    e->d_name);
-		FILE *f = fopen(path, "r");
-		if (f == NULL)
+		if (!bench_stat_cpu(path, comm, sizeof(comm), &cpu))
 			continue;
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		char *a = strchr(buf, '('), *b = strrchr(buf, ')');
-		unsigned long ut, st;
-		if (a == NULL || b == NULL || b <= a || sscanf(b + 2, "%*c %*d "
-		    "%*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-			continue;
-		size_t cl = (size_t)(b - a - 1) < sizeof(comm) - 1 ?
-		    (size_t)(b - a - 1) : sizeof(comm) - 1;
-		memcpy(comm, a + 1, cl);
-		comm[cl] = '\0';
 		int k = strcmp(comm, "copal:writer") == 0 ? TH_WRITER :
 		    strcmp(comm, "copal:answers") == 0 ? TH_ANSWERS :
 		    strncmp(comm, "nng:", 4) == 0 ? TH_NNG : TH_OTHER;
-		out[k] += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+		out[k] += cpu;
 	}
 	closedir(d);
 }
