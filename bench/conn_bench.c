@@ -29,7 +29,13 @@
 // trip of a small message from 64 REQ connections over IPC ("rt"), and
 // the CPU of one durable LMDB commit of one small record ("commits").
 // The broker's log line on its commits (commits, requests, heartbeats
-// renewed in memory) is copied to stderr.
+// renewed in memory) is copied to stderr, with the broker's CPU per task
+// by thread (writer, answers, NNG's) and two floors: the requests and
+// commits it was sent priced at those references, and priced with a
+// third, measured before each size: the same echo server's CPU per round
+// trip when N connections each send a request 250-750 ms after the last
+// answer, so that requests come alone, as most of a launcher's do (each
+// then wakes NNG's threads on its own: 28-35 µs against 8-12 µs).
 //
 // -B: run this broker binary instead of the one built beside (A/B runs
 // of two builds with the same load). -H S: no tasks, the launchers only
@@ -47,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -599,14 +606,17 @@ echo_cb(void *arg)
 	}
 }
 
+// The echo server, a fork of this process made before it used NNG: a
+// context for each of up to nctx requests in flight.
 static void
-echo_server(const char *url)
+echo_server(const char *url, int nctx)
 {
 	nng_socket s;
-	static struct echo e[REF_CONNS * 2];
-	if (nng_rep0_open(&s) != 0 || nng_listen(s, url, NULL, 0) != 0)
+	struct echo *e = calloc((size_t)nctx, sizeof(*e));
+	if (e == NULL || nng_rep0_open(&s) != 0 ||
+	    nng_listen(s, url, NULL, 0) != 0)
 		_exit(1);
-	for (int i = 0; i < REF_CONNS * 2; i++) {
+	for (int i = 0; i < nctx; i++) {
 		if (nng_ctx_open(&e[i].ctx, s) != 0 ||
 		    nng_aio_alloc(&e[i].aio, echo_cb, &e[i]) != 0)
 			_exit(1);
@@ -659,51 +669,151 @@ ping_cb(void *arg)
 	}
 }
 
-// CPU µs the echo server spends per round trip.
+static pid_t echo_pid;
+static char echo_dir[] = "/tmp/copal-cref-XXXXXX", echo_url[96];
+static void echo_stop(void);
+
+// Starts the echo server for up to maxconn connections (before any NNG
+// use here).
+static void
+echo_start(int maxconn)
+{
+	if (mkdtemp(echo_dir) == NULL)
+		die("mkdtemp", CPL_EIO);
+	snprintf(echo_url, sizeof echo_url, "ipc://%s/echo", echo_dir);
+	if ((echo_pid = fork()) < 0)
+		die("fork", CPL_EIO);
+	if (echo_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); // not left behind
+		echo_server(echo_url, 2 * (maxconn > REF_CONNS ? maxconn :
+		    REF_CONNS));
+	}
+	atexit(echo_stop);
+}
+
+static void
+echo_stop(void)
+{
+	kill(echo_pid, SIGKILL);
+	waitpid(echo_pid, NULL, 0);
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", echo_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "%s: could not remove %s\n", bench_name,
+		    echo_dir);
+}
+
+static void
+pinger_open(struct pinger *p, void (*cb)(void *))
+{
+	// non-blocking: dials again until the server listens
+	if (nng_req0_open(&p->s) != 0 ||
+	    nng_dial(p->s, echo_url, NULL, NNG_FLAG_NONBLOCK) != 0 ||
+	    nng_ctx_open(&p->ctx, p->s) != 0 ||
+	    nng_aio_alloc(&p->aio, cb, p) != 0)
+		die("reference dial (raise ulimit -n?)", CPL_ECONNECT);
+}
+
+// CPU µs the echo server spends per round trip, REF_CONNS connections
+// each sending its next request as soon as it has the answer.
 static double
 ref_nng_us(void)
 {
-	char dir[] = "/tmp/copal-cref-XXXXXX", url[96];
-	if (mkdtemp(dir) == NULL)
-		die("mkdtemp", CPL_EIO);
-	snprintf(url, sizeof url, "ipc://%s/echo", dir);
-	pid_t pid = fork();
-	if (pid < 0)
-		die("fork", CPL_EIO);
-	if (pid == 0)
-		echo_server(url);
 	static struct pinger p[REF_CONNS];
-	for (int i = 0; i < REF_CONNS; i++) {
-		// non-blocking: dials again until the server listens
-		if (nng_req0_open(&p[i].s) != 0 ||
-		    nng_dial(p[i].s, url, NULL, NNG_FLAG_NONBLOCK) != 0 ||
-		    nng_ctx_open(&p[i].ctx, p[i].s) != 0 ||
-		    nng_aio_alloc(&p[i].aio, ping_cb, &p[i]) != 0)
-			die("reference dial", CPL_ECONNECT);
-	}
+	for (int i = 0; i < REF_CONNS; i++)
+		pinger_open(&p[i], ping_cb);
 	// warm up, then measure
 	double cpu0 = 0;
 	for (int round = 0; round < 2; round++) {
 		atomic_store(&ref_left, round ? REF_MSGS : REF_MSGS / 10);
 		atomic_store(&ref_busy, REF_CONNS);
-		cpu0 = bench_proc_cpu_s(pid);
+		cpu0 = bench_proc_cpu_s(echo_pid);
 		for (int i = 0; i < REF_CONNS; i++)
 			ping_send(&p[i]);
 		while (atomic_load(&ref_busy) > 0)
 			usleep(1000);
 	}
-	double us = (bench_proc_cpu_s(pid) - cpu0) / REF_MSGS * 1e6;
+	double us = (bench_proc_cpu_s(echo_pid) - cpu0) / REF_MSGS * 1e6;
 	for (int i = 0; i < REF_CONNS; i++) {
 		nng_aio_free(p[i].aio);
 		nng_close(p[i].s);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	char cmd[64];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "%s: could not remove %s\n", bench_name, dir);
 	return us;
+}
+
+// The same echo spread as the launchers' requests: n connections, each
+// sending a request, then waiting SPARSE_GAP_MS (+-50 %) after the answer
+// before the next, so that each request comes alone, as most of a
+// launcher's do. CPU µs of the server per round trip over SPARSE_S.
+#define SPARSE_GAP_MS 500
+#define SPARSE_S 5
+
+struct sparse {
+	struct pinger p;
+	int st; // 0 sending, 1 receiving, 2 waiting
+	unsigned rnd;
+};
+static atomic_long sparse_rts;
+static atomic_int sparse_stop;
+
+static void
+sparse_cb(void *arg)
+{
+	struct sparse *q = arg;
+	int rv = nng_aio_result(q->p.aio);
+	if (atomic_load(&sparse_stop))
+		return;
+	if (rv != 0)
+		die("reference echo", CPL_ECONNECT);
+	switch (q->st) {
+	case 0:
+		q->st = 1;
+		nng_ctx_recv(q->p.ctx, q->p.aio);
+		return;
+	case 1:
+		nng_msg_free(nng_aio_get_msg(q->p.aio));
+		nng_aio_set_msg(q->p.aio, NULL);
+		atomic_fetch_add(&sparse_rts, 1);
+		q->st = 2;
+		nng_sleep_aio(SPARSE_GAP_MS / 2 +
+		    (int)(rand_r(&q->rnd) % SPARSE_GAP_MS), q->p.aio);
+		return;
+	default:
+		q->st = 0;
+		ping_send(&q->p);
+		return;
+	}
+}
+
+static double
+ref_sparse_us(int n)
+{
+	struct sparse *q = calloc((size_t)n, sizeof(*q));
+	if (q == NULL)
+		die("calloc", CPL_ENOMEM);
+	atomic_store(&sparse_stop, 0);
+	for (int i = 0; i < n; i++) {
+		q[i].rnd = (unsigned)i * 2654435761u + 1;
+		pinger_open(&q[i].p, sparse_cb);
+		q[i].st = 2; // at a random phase
+		nng_sleep_aio((int)(rand_r(&q[i].rnd) % SPARSE_GAP_MS),
+		    q[i].p.aio);
+	}
+	sleep(1);
+	long rt0 = atomic_load(&sparse_rts);
+	double cpu0 = bench_proc_cpu_s(echo_pid);
+	sleep(SPARSE_S);
+	double cpu = bench_proc_cpu_s(echo_pid) - cpu0;
+	long rts = atomic_load(&sparse_rts) - rt0;
+	atomic_store(&sparse_stop, 1);
+	for (int i = 0; i < n; i++)
+		nng_aio_stop(q[i].p.aio);
+	for (int i = 0; i < n; i++) {
+		nng_aio_free(q[i].p.aio);
+		nng_close(q[i].p.s);
+	}
+	free(q);
+	return rts > 0 ? cpu / (double)rts * 1e6 : 0;
 }
 
 static double
@@ -759,6 +869,8 @@ static double ref_rt_us, ref_commit_us;
 static bool
 run(int nl, const char *self_dir)
 {
+	// the echo under the launchers' spread, before the broker starts
+	double sparse_us = hb_only_s ? 0 : ref_sparse_us(nl);
 	char dir[] = "/tmp/copal-cbench-XXXXXX";
 	char path[PATH_MAX + 64], broker[PATH_MAX + 64], url[PATH_MAX + 128];
 	if (mkdtemp(dir) == NULL)
@@ -994,6 +1106,15 @@ out:
 		    "(%.1f x %.2f + %.1f x %.3f), the broker's %.1f µs is "
 		    "%.1fx it\n", bench_name, nl, rq, cm, floor_us, ref_rt_us,
 		    rq, ref_commit_us, cm, us, us / floor_us);
+		// the same with the round trip of requests that come alone
+		double sfloor = rq * sparse_us + cm * ref_commit_us;
+		if (sparse_us > 0)
+			fprintf(stderr, "%s: N=%d: a bare echo with %d "
+			    "connections, each a request %d ms (+-50 %%) after "
+			    "its answer: %.1f µs CPU per round trip; the floor "
+			    "with it %.1f µs, the broker's is %.1fx it\n",
+			    bench_name, nl, nl, SPARSE_GAP_MS, sparse_us,
+			    sfloor, us / sfloor);
 	}
 	// the database goes (a few MB each)
 	char cmd[PATH_MAX + 32];
@@ -1067,6 +1188,13 @@ main(int argc, char **argv)
 	       "broker contexts %s\n", per_claim, HB_EVERY_MS, HB_TTL_MS, rounds,
 	    use_tcp ? "tcp" : "ipc", contexts ? contexts : "(default)");
 	// before any NNG use here: the echo server is a fork of this process
+	int maxconn = 0;
+	for (const char *p = list; *p;) {
+		if (atoi(p) > maxconn)
+			maxconn = atoi(p);
+		p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p);
+	}
+	echo_start(maxconn);
 	ref_rt_us = ref_nng_us();
 	ref_commit_us = ref_lmdb_us();
 	printf("references: bare NNG REP echo %.1f µs CPU per round trip "
