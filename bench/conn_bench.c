@@ -7,13 +7,15 @@
 // simulated launchers, each with its own connection (one REQ socket) and
 // its own lease, as one launcher per node of a large allocation would be.
 // Each heartbeats every 2 s (TTL 30 s, the launcher's default) on one
-// context of its socket and, on another, loops: claim up to K tasks (-k,
-// default 4: four free nodes), report RUNNING, let them "run" 1-3 s
-// (random, a timer), report RUN_DONE and JOB_FINISHED (one request, as
-// a launcher sends them for a task without a postprocess), claim again;
-// an empty claim waits 1 s. The broker gets N * K * ROUNDS tasks (-r,
-// default 3), created first in bulk. -c: the broker's --contexts. Everything is driven by NNG aio
-// callbacks: the benchmark needs a few threads, not N.
+// context of its socket, unless a report renewed the lease meanwhile (as
+// a launcher does, from a broker that says so), and, on another, loops:
+// claim up to K tasks (-k, default 4: four free nodes), report RUNNING,
+// let them "run" 1-3 s (random, a timer), report RUN_DONE and
+// JOB_FINISHED (one request, as a launcher sends them for a task without
+// a postprocess), claim again; an empty claim waits 1 s. The broker gets
+// N * K * ROUNDS tasks (-r, default 3), created first in bulk. -c: the
+// broker's --contexts. Everything is driven by NNG aio callbacks: the
+// benchmark needs a few threads, not N.
 //
 // Figures per N: claim latency p50/p99 (request sent to reply received),
 // heartbeat latency p99, leases lost (any heartbeat, claim or report
@@ -173,6 +175,9 @@ struct sim {
 	uint64_t ids[64];
 	uint32_t att[64];
 	unsigned rnd;
+	// a report the broker took renewed the lease (ReportReply's
+	// lease_left_ms): no heartbeat before this (now_s), as a launcher
+	_Atomic double hb_after;
 };
 
 static nng_msg *
@@ -440,6 +445,11 @@ fire(struct sim *S, bool hb)
 	if (atomic_load(&stopping))
 		return;
 	if (hb) {
+		double after = atomic_load(&S->hb_after), now = now_s();
+		if (now < after) {
+			tq_push(S, true, (int)((after - now) * 1000) + 1);
+			return;
+		}
 		S->hsent = true;
 		S->ht0 = now_s();
 		send_heartbeat(S, S->hctx, S->haio);
@@ -453,6 +463,16 @@ fire(struct sim *S, bool hb)
 		    COPAL__TASK_STATE__STATE_JOB_FINISHED);
 	else
 		send_claim(S);
+}
+
+// A report's reply that says the lease was renewed puts off the next
+// heartbeat by an interval from when the report was sent, as a launcher
+// does (launcher/src/comm.c).
+static void
+renewed_by(struct sim *S, const Copal__Reply *r)
+{
+	if (r->report && r->report->lease_left_ms > 0)
+		atomic_store(&S->hb_after, S->wt0 + HB_EVERY_MS / 1000.0);
 }
 
 // The work loop: each completion either was a send (then receive) or a
@@ -507,11 +527,13 @@ work_cb(void *arg)
 		return;
 	case S_RUNNING:
 		lat_add(&rep_lat, dt);
+		renewed_by(S, r);
 		copal__reply__free_unpacked(r, NULL);
 		sleep_w(S, S_RUN, 1000 + (int)(rand_r(&S->rnd) % 2001));
 		return;
 	case S_DONE:
 		lat_add(&rep_lat, dt);
+		renewed_by(S, r);
 		copal__reply__free_unpacked(r, NULL);
 		atomic_fetch_add(&finished, (long)S->ntask);
 		S->ntask = 0;

@@ -250,6 +250,18 @@ h_report(hctx *h, cpl_txn *txn)
 	    &rep->n_kill_task_ids);
 	if (rv)
 		return rv;
+	// Reports are as good a sign of life as a heartbeat: they renew the
+	// lease (written once a third of its TTL has gone), and the reply
+	// says for how long, so that a launcher that reports needs no
+	// heartbeat meanwhile. A lease that has ended or is past its
+	// deadline is not renewed, and the reply says nothing.
+	uint64_t deadline, now = cpl_txn_now(txn);
+	rv = r->lease_id ? cpl_lease_touch(txn, r->lease_id, &deadline) :
+	    CPL_ENOTFOUND;
+	if (rv == 0 && deadline > now)
+		rep->lease_left_ms = (uint32_t)((deadline - now) / 1000u);
+	else if (rv != CPL_ENOTFOUND && rv != CPL_EEXPIRED && rv != 0)
+		return rv;
 	if (r->stopping)
 		h->unpark_key = r->lease_id;
 	h->rep->body_case = COPAL__REPLY__BODY_REPORT;

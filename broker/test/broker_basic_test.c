@@ -1229,6 +1229,11 @@ test_report(void **state)
 		    i, b[i].id, b[i].attempt, bh_sname(b[i].to),
 		    cpl_errname((int)r->report->status[i]),
 		    cpl_errname(b[i].want));
+	// the reports renewed the lease (60 s): the reply says how long it
+	// has, so that the launcher needs no heartbeat meanwhile
+	BH_CHECK(r->report->lease_left_ms > 50000 &&
+	    r->report->lease_left_ms <= 60000, "lease_left_ms %u",
+	    r->report->lease_left_ms);
 	bh_free(r);
 	BH_STATE(f->c, t1, CPL_RUN_DONE);
 	BH_STATE(f->c, t2, CPL_READY);
@@ -1257,6 +1262,15 @@ test_report(void **state)
 	BH_REQ(rq2, REPORT, report, &empty);
 	r = BH_OK(f->c, &rq2);
 	BH_EQ_U64(r->report->n_status, 0);
+	BH_CHECK(r->report->lease_left_ms > 0, "an empty batch renews too");
+	bh_free(r);
+	// under a lease the broker does not have: nothing renewed, and the
+	// reply says nothing of a lease
+	Copal__ReportRequest nolease = COPAL__REPORT_REQUEST__INIT;
+	nolease.lease_id = 55555;
+	BH_REQ(rq3, REPORT, report, &nolease);
+	r = BH_OK(f->c, &rq3);
+	BH_EQ_U64(r->report->lease_left_ms, 0);
 	bh_free(r);
 
 	// a claimed child gets its finished parent's directory

@@ -58,6 +58,7 @@ struct comm {
 	comm_events ev;
 	size_t capt, capk;
 	uint64_t lease;
+	uint64_t next_hb;      // when the lease is renewed next (comm thread)
 	comm_counts n;         // (each field written by one thread)
 };
 
@@ -130,6 +131,41 @@ free_reports(struct report *r, size_t n)
 	free(r);
 }
 
+// How often the lease is renewed when nothing else renews it: a third of
+// the TTL, and at least every 2 s so that kill notices for quiet
+// launchers arrive promptly.
+static uint64_t
+hb_every(const comm *c)
+{
+	uint64_t every = (uint64_t)c->o->lease_ttl_ms * 1000u / 3u;
+	return every > 2000000u ? 2000000u : every;
+}
+
+// The broker took a report batch sent at sent under lease and says that
+// the lease has left_us left: as a heartbeat's answer, it confirms the
+// lease (a deadline never moves back), and the next heartbeat waits
+// another interval. A launcher that reports sends no heartbeats.
+static void
+renewed(comm *c, uint64_t lease, uint64_t sent, uint64_t left_us)
+{
+	bool soon = false;
+	pthread_mutex_lock(&c->mx);
+	if (lease != 0 && lease == c->lease && c->ev.have_lease) {
+		// the main loop reads the lease at its next turn (1 s at
+		// most), or now if what it has would end before long
+		soon = c->ev.lease_until_us < cpl_mono_us() + 2 * hb_every(c);
+		if (sent > c->ev.lease_sent_us)
+			c->ev.lease_sent_us = sent;
+		if (sent + left_us > c->ev.lease_until_us)
+			c->ev.lease_until_us = sent + left_us;
+		if (sent + hb_every(c) > c->next_hb)
+			c->next_hb = sent + hb_every(c);
+	}
+	pthread_mutex_unlock(&c->mx);
+	if (soon)
+		wake(c);
+}
+
 // Sends reports under request id rid (the same for every copy of one
 // batch); 0 when the broker took them (even with refusals of single
 // reports, or a refusal of the batch that sending it again cannot
@@ -171,6 +207,7 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 	req.report = &rr;
 	req.request_id = rid;
 	Copal__Reply *rep = NULL;
+	uint64_t sent = cpl_mono_us();
 	rv = cpl_client_call(c->c, &req, &rep);
 	if (rv == 0 && rep->status != 0) {
 		rv = (int)rep->status;
@@ -197,6 +234,9 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 	if (rv == 0 && rep != NULL) {
 		c->n.reports += n;
 		c->n.report_calls++;
+		if (rep->report->lease_left_ms > 0)
+			renewed(c, rr.lease_id, sent,
+			    (uint64_t)rep->report->lease_left_ms * 1000u);
 		if (rep->report->n_kill_task_ids) {
 			pthread_mutex_lock(&c->mx);
 			push_kills(c, rep->report->kill_task_ids,
@@ -282,6 +322,7 @@ heartbeat(comm *c, bool release)
 		c->ev.have_lease = false;
 		c->ev.lease_until_us = 0;
 	} else if (!release) {
+		c->n.heartbeats++;
 		c->lease = rep->heartbeat->lease_id;
 		c->ev.lease = c->lease;
 		c->ev.have_lease = true;
@@ -386,15 +427,15 @@ static void *
 comm_main(void *arg)
 {
 	comm *c = arg;
-	uint64_t next_hb = 0, last_sent = 0, gap = 0;
+	uint64_t last_sent = 0, gap = 0;
 	pthread_mutex_lock(&c->mx);
 	for (;;) {
 		uint64_t now;
 		while (!c->stop && c->nagain == 0 && !c->renew &&
-		    (now = cpl_mono_us()) < next_hb &&
+		    (now = cpl_mono_us()) < c->next_hb &&
 		    (c->nout == 0 || (c->nout < REPORT_HOLD_MAX &&
 		    now < last_sent + gap))) {
-			uint64_t until = next_hb;
+			uint64_t until = c->next_hb;
 			if (c->nout && last_sent + gap < until)
 				until = last_sent + gap;
 			// (comm_report wakes a held batch only once it is full)
@@ -429,16 +470,15 @@ comm_main(void *arg)
 		c->ev.pending = nreps + c->nout;
 		bool renew = c->renew;
 		c->renew = false;
+		bool hb = c->lease == 0 || renew || cpl_mono_us() >= c->next_hb;
 		pthread_mutex_unlock(&c->mx);
 
-		if (c->lease == 0 || renew || cpl_mono_us() >= next_hb) {
+		if (hb) {
 			heartbeat(c, false);
-			// a third of the ttl, and at least every 2 s so that
-			// kill notices for quiet launchers arrive promptly
-			uint64_t every = (uint64_t)c->o->lease_ttl_ms * 1000u / 3u;
-			if (every > 2000000u)
-				every = 2000000u;
-			next_hb = cpl_mono_us() + (c->lease ? every : 500000u);
+			pthread_mutex_lock(&c->mx);
+			c->next_hb = cpl_mono_us() +
+			    (c->lease ? hb_every(c) : 500000u);
+			pthread_mutex_unlock(&c->mx);
 		}
 		if (nreps) {
 			// a batch of many reports says that they come fast:

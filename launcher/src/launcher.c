@@ -363,9 +363,10 @@ launcher_run(const launcher_opts *o)
 	comm_stop(L.cm, &cn);
 	fit_warn_unfit(&L, "done");
 	logm(LL_NOTICE, "done: %llu task(s) run; %llu report(s) in %llu "
-	    "request(s), %llu claim(s)", (unsigned long long)L.started,
-	    (unsigned long long)cn.reports, (unsigned long long)cn.report_calls,
-	    (unsigned long long)cn.claims);
+	    "request(s), %llu claim(s), %llu heartbeat(s)",
+	    (unsigned long long)L.started, (unsigned long long)cn.reports,
+	    (unsigned long long)cn.report_calls, (unsigned long long)cn.claims,
+	    (unsigned long long)cn.heartbeats);
 	cpl_client_close(L.c);
 	cpl_client_close(L.cc);
 	task_reread_close();

@@ -132,6 +132,8 @@ typedef struct comm_counts {
 	uint64_t reports;       // state reports taken by the broker
 	uint64_t report_calls;  // ... in this many requests
 	uint64_t claims;        // claims answered
+	uint64_t heartbeats;    // leases asked for and renewals taken (a
+	                        // report that renews the lease is not one)
 } comm_counts;
 
 // Sends what is queued, gives the lease back, stops the thread; counts

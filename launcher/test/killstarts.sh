@@ -38,8 +38,11 @@ n1=$(wc -l <"$T/starts")
 kill -CONT "$bpid"
 log "broker stopped while the launcher started $((n1 - n0)) task(s); launcher killed"
 
+# b must outlast a's lease: up to its TTL (4 s) after the last request of
+# a's that the broker took, a report as much as a heartbeat (reports renew
+# the lease), and the sweep after it
 start_launcher b --job-mode serial --max-concurrent 4 --lease-ttl 4 \
-    --idle-ttl 2 -v
+    --idle-ttl 8 -v
 for i in $(seq 1 $N); do
 	wait_for_state k$i JOB_FINISHED 120
 done

@@ -216,6 +216,42 @@ lease_end(cpl_txn *t, uint64_t lid, const char *why, const char *runmsg,
 	return 0;
 }
 
+// A lease record read to be changed: its key, its bytes (the fixed part,
+// then the owner) and the fixed part decoded.
+struct lease_rw {
+	uint8_t k[8];
+	uint8_t buf[sizeof(struct lrec) + 128];
+	size_t n;
+	struct lrec l;
+};
+
+static int
+lease_load(cpl_txn *t, uint64_t id, struct lease_rw *w)
+{
+	MDB_val v;
+	int rv;
+	be64(w->k, id);
+	if ((rv = tget(t, DB_LEASE, w->k, 8, &v)) != 0)
+		return rv;
+	if (v.mv_size < sizeof(w->l) || v.mv_size > sizeof(w->buf))
+		return fail(t, CPL_ECORRUPT);
+	w->n = v.mv_size;
+	memcpy(w->buf, v.mv_data, w->n);
+	memcpy(&w->l, w->buf, sizeof(w->l));
+	return 0;
+}
+
+// Writes w back with its fixed part as changed.
+static int
+lease_save(cpl_txn *t, struct lease_rw *w)
+{
+	memcpy(w->buf, &w->l, sizeof(w->l));
+	int rv = tput(t, DB_LEASE, w->k, 8, w->buf, w->n, 0);
+	if (rv == 0)
+		t->lease_ok = false;
+	return rv;
+}
+
 int
 cpl_lease_renew(cpl_txn *t, uint64_t id, uint32_t ttl_ms, uint64_t *deadline)
 {
@@ -226,37 +262,26 @@ int
 cpl_lease_renew_waited(cpl_txn *t, uint64_t id, uint32_t ttl_ms,
     uint64_t waited_us, uint64_t *deadline)
 {
-	struct lrec l;
-	uint8_t k[8];
-	MDB_val v;
+	struct lease_rw w;
 	int rv;
 	if (t == NULL || !t->write)
 		return CPL_EINVAL;
 	if (t->err)
 		return t->err;
-	be64(k, id);
-	if ((rv = tget(t, DB_LEASE, k, 8, &v)) != 0)
+	if ((rv = lease_load(t, id, &w)) != 0)
 		return rv;
-	if (v.mv_size < sizeof(l) || v.mv_size > sizeof(l) + 128)
-		return fail(t, CPL_ECORRUPT);
-	uint8_t buf[sizeof(l) + 128];
-	size_t n = v.mv_size;
-	memcpy(buf, v.mv_data, n);
-	memcpy(&l, buf, sizeof(l));
-	if (l.deadline + waited_us < t->now) {
+	if (w.l.deadline + waited_us < t->now) {
 		if ((rv = lease_end(t, id, "expired", NULL, NULL)) != 0)
 			return rv;
 		return CPL_EEXPIRED;
 	}
 	if (ttl_ms)
-		l.ttl_ms = ttl_ms;
-	l.deadline = t->now + (uint64_t)l.ttl_ms * 1000u;
-	memcpy(buf, &l, sizeof(l));
-	if ((rv = tput(t, DB_LEASE, k, 8, buf, n, 0)) != 0)
+		w.l.ttl_ms = ttl_ms;
+	w.l.deadline = t->now + (uint64_t)w.l.ttl_ms * 1000u;
+	if ((rv = lease_save(t, &w)) != 0)
 		return rv;
-	t->lease_ok = false;
 	if (deadline)
-		*deadline = l.deadline;
+		*deadline = w.l.deadline;
 	return 0;
 }
 
@@ -345,21 +370,11 @@ cpl_lease_grace(cpl_txn *t, uint64_t *n)
 	mdb_cursor_close(c);
 	// written after the walk: no cursor over what changes
 	for (size_t i = 0; i < due.n && rv == 0; i++) {
-		uint8_t key[8], buf[sizeof(struct lrec) + 128];
-		struct lrec l;
-		be64(key, due.v[i]);
-		if ((rv = tget(t, DB_LEASE, key, 8, &v)) != 0)
+		struct lease_rw w;
+		if ((rv = lease_load(t, due.v[i], &w)) != 0)
 			break;
-		if (v.mv_size < sizeof(l) || v.mv_size > sizeof(buf)) {
-			rv = fail(t, CPL_ECORRUPT);
-			break;
-		}
-		size_t len = v.mv_size;
-		memcpy(buf, v.mv_data, len);
-		memcpy(&l, buf, sizeof(l));
-		l.deadline = t->now + (uint64_t)l.ttl_ms * 1000u;
-		memcpy(buf, &l, sizeof(l));
-		rv = tput(t, DB_LEASE, key, 8, buf, len, 0);
+		w.l.deadline = t->now + (uint64_t)w.l.ttl_ms * 1000u;
+		rv = lease_save(t, &w);
 	}
 	if (rv == 0) {
 		t->lease_ok = false;
@@ -464,32 +479,43 @@ cpl_lease_peek(cpl_txn *t, uint64_t id, uint64_t *deadline, uint32_t *ttl_ms,
 }
 
 int
+cpl_lease_touch(cpl_txn *t, uint64_t id, uint64_t *deadline)
+{
+	struct lease_rw w;
+	int rv;
+	if (t == NULL || !t->write || deadline == NULL)
+		return CPL_EINVAL;
+	if (t->err)
+		return t->err;
+	if ((rv = lease_load(t, id, &w)) != 0)
+		return rv;
+	if (w.l.deadline < t->now)
+		return CPL_EEXPIRED;
+	uint64_t ttl = (uint64_t)w.l.ttl_ms * 1000u;
+	if (w.l.deadline - t->now < ttl - ttl / 3) {
+		w.l.deadline = t->now + ttl;
+		if ((rv = lease_save(t, &w)) != 0)
+			return rv;
+	}
+	*deadline = w.l.deadline;
+	return 0;
+}
+
+int
 cpl_lease_extend(cpl_txn *t, uint64_t id, uint64_t deadline, uint32_t ttl_ms)
 {
-	struct lrec l;
-	uint8_t k[8], buf[sizeof(l) + 128];
-	MDB_val v;
+	struct lease_rw w;
 	int rv;
 	if (t == NULL || !t->write || ttl_ms == 0)
 		return CPL_EINVAL;
 	if (t->err)
 		return t->err;
-	be64(k, id);
-	if ((rv = tget(t, DB_LEASE, k, 8, &v)) != 0)
+	if ((rv = lease_load(t, id, &w)) != 0)
 		return rv;
-	if (v.mv_size < sizeof(l) || v.mv_size > sizeof(buf))
-		return fail(t, CPL_ECORRUPT);
-	size_t n = v.mv_size;
-	memcpy(buf, v.mv_data, n);
-	memcpy(&l, buf, sizeof(l));
-	if (l.deadline >= deadline && l.ttl_ms == ttl_ms)
+	if (w.l.deadline >= deadline && w.l.ttl_ms == ttl_ms)
 		return 0;
-	if (deadline > l.deadline)
-		l.deadline = deadline;
-	l.ttl_ms = ttl_ms;
-	memcpy(buf, &l, sizeof(l));
-	if ((rv = tput(t, DB_LEASE, k, 8, buf, n, 0)) != 0)
-		return rv;
-	t->lease_ok = false;
-	return 0;
+	if (deadline > w.l.deadline)
+		w.l.deadline = deadline;
+	w.l.ttl_ms = ttl_ms;
+	return lease_save(t, &w);
 }

@@ -180,6 +180,50 @@ test_lease_renew_waited(void **state)
 	TU_ERR(cpl_store_write(e->s, renew_waited_cb, &a), CPL_EEXPIRED);
 }
 
+// A report's touch renews a lease only once it has aged a third of its
+// TTL, by its stored TTL, and never one past its deadline.
+struct touch_arg {
+	uint64_t lease, deadline;
+};
+
+static int
+touch_cb(cpl_txn *txn, void *arg)
+{
+	struct touch_arg *a = arg;
+	return cpl_lease_touch(txn, a->lease, &a->deadline);
+}
+
+static void
+test_lease_touch(void **state)
+{
+	tu_env *e = *state;
+	uint64_t lease = tu_lease(e, 3000);
+	struct touch_arg a = { lease, 0 };
+	cpl_lease l;
+	// fresh: left as it is
+	tu_advance_ms(e, 500);
+	TU_OK(cpl_store_write(e->s, touch_cb, &a));
+	TU_EQ_U64(a.deadline, TU_T0 + 3000000);
+	TU_OK(tu_lease_get(e, lease, &l));
+	TU_EQ_U64(l.deadline_us, TU_T0 + 3000000);
+	// a third of its TTL gone: renewed from now, with its TTL
+	tu_advance_ms(e, 600);
+	TU_OK(cpl_store_write(e->s, touch_cb, &a));
+	TU_EQ_U64(a.deadline, e->now_us + 3000000);
+	TU_OK(tu_lease_get(e, lease, &l));
+	TU_EQ_U64(l.deadline_us, a.deadline);
+	assert_int_equal(l.ttl_ms, 3000);
+	// past its deadline: refused, nothing written, and the sweep ends it
+	tu_advance_ms(e, 3001);
+	uint64_t before = a.deadline;
+	TU_ERR(cpl_store_write(e->s, touch_cb, &a), CPL_EEXPIRED);
+	TU_EQ_U64(a.deadline, before);
+	uint64_t nl = 0;
+	TU_OK(tu_expire(e, &nl, NULL));
+	assert_int_equal(nl, 1);
+	TU_ERR(cpl_store_write(e->s, touch_cb, &a), CPL_ENOTFOUND);
+}
+
 // ------------------------------------------------------------ expiry
 
 // Started tasks become RUN_TIMEOUT and the retry policy applies; the
@@ -695,6 +739,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_lease_touch, tu_setup,
+		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_lease_grant_get, tu_setup,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_lease_renew, tu_setup,

@@ -511,6 +511,13 @@ int cpl_lease_peek(cpl_txn *txn, uint64_t id, uint64_t *deadline_us,
 // Errors: CPL_EINVAL, CPL_ENOTFOUND (the lease has ended).
 int cpl_lease_extend(cpl_txn *txn, uint64_t id, uint64_t deadline_us,
     uint32_t ttl_ms);
+// A sign of life other than a heartbeat (a launcher's reports): renews
+// lease id by its stored TTL if its deadline has less than two thirds of
+// the TTL left, so that a lease is written at most once a third of its
+// TTL however often its launcher reports. *deadline_us: the deadline
+// after it. Errors: CPL_EINVAL, CPL_ENOTFOUND (ended), CPL_EEXPIRED (past
+// its deadline: nothing is written; the sweep or a heartbeat ends it).
+int cpl_lease_touch(cpl_txn *txn, uint64_t id, uint64_t *deadline_us);
 // Reads a live lease (one past its deadline but not yet expired too).
 // Errors: CPL_EINVAL (txn or out NULL), CPL_ENOTFOUND, CPL_ENOMEM.
 int cpl_lease_get(cpl_txn *txn, uint64_t id, cpl_lease *out);
