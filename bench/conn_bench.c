@@ -703,10 +703,14 @@ echo_start(int maxconn)
 	if (mkdtemp(echo_dir) == NULL)
 		die("mkdtemp", CPL_EIO);
 	snprintf(echo_url, sizeof echo_url, "ipc://%s/echo", echo_dir);
+	pid_t parent = getpid();
 	if ((echo_pid = fork()) < 0)
 		die("fork", CPL_EIO);
 	if (echo_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL); // not left behind
+		// not left behind, even by a parent gone before the prctl
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
 		echo_server(echo_url, 2 * (maxconn > REF_CONNS ? maxconn :
 		    REF_CONNS));
 	}
@@ -783,8 +787,11 @@ sparse_cb(void *arg)
 {
 	struct sparse *q = arg;
 	int rv = nng_aio_result(q->p.aio);
-	if (atomic_load(&sparse_stop))
+	if (atomic_load(&sparse_stop)) {
+		if (rv != 0 && q->st == 0) // a send stopped: the message is ours
+			nng_msg_free(nng_aio_get_msg(q->p.aio));
 		return;
+	}
 	if (rv != 0)
 		die("reference echo", CPL_ECONNECT);
 	switch (q->st) {

@@ -364,7 +364,7 @@ writer_main(void *arg)
 	for (;;) {
 		while (w->qhead == NULL && !w->stop) {
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
+			clock_gettime(CLOCK_MONOTONIC, &ts); // (qcv's clock)
 			ts.tv_nsec += WRITER_IDLE_WAIT_MS * 1000000L;
 			if (ts.tv_nsec >= 1000000000L) {
 				ts.tv_sec++;
@@ -385,14 +385,13 @@ writer_main(void *arg)
 		// wait of tens of microseconds gathers nothing and costs a
 		// chain of tasks each time), and the many launchers of a large
 		// allocation, whose requests are what the broker's CPU goes
-		// to, up to 10 ms. Counting the
-		// sources of a window, not of the last batch, keeps a batch
-		// that happened to be small from stopping the next from
-		// waiting.
+		// to, up to 10 ms. Counting the sources of a window, not of
+		// the last batch, keeps a batch that happened to be small from
+		// stopping the next from waiting.
 		uint64_t gw = ss ? gather_us(ss) : 0;
 		if (w->qhead && !w->stop && gw && w->qlen < WRITER_GATHER_FULL) {
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
+			clock_gettime(CLOCK_MONOTONIC, &ts);
 			ts.tv_sec += (time_t)(gw / 1000000u);
 			ts.tv_nsec += (long)(gw % 1000000u) * 1000L;
 			if (ts.tv_nsec >= 1000000000L) {
@@ -514,7 +513,13 @@ writer_start(cpl_store *st, writer **out)
 	w->st = st;
 	w->claimable_seen = cpl_store_claimable_seq(st);
 	pthread_mutex_init(&w->qmx, NULL);
-	pthread_cond_init(&w->qcv, NULL);
+	// the writer's waits on qcv are timed on the monotonic clock: a
+	// step of the wall clock does not hold a gathering batch
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->qcv, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&w->ccv, NULL);
 	pthread_cond_init(&w->cidle, NULL);
 	if (pthread_create(&w->cthread, NULL, completer_main, w) != 0) {

@@ -35,7 +35,8 @@
 #define WRITER_STALL_US 2000000u
 // Under steady load from several clients (wjob.src) a batch waits for
 // more jobs WRITER_GATHER_PER_SOURCE_US for each source it took jobs from
-// in this window of WRITER_SOURCE_WINDOW_US or the one before, at most
+// lately (the more of those of this window of WRITER_SOURCE_WINDOW_US and
+// those of the one before), at most
 // WRITER_GATHER_US (the latency it adds; reached with
 // WRITER_GATHER_SOURCES), or until WRITER_GATHER_FULL are queued; with
 // fewer than WRITER_GATHER_MIN_SOURCES, not at all.
@@ -81,7 +82,7 @@ struct wjob {
 	const wjob_ops *ops;
 	void *arg;      // the submitter's
 	// where it comes from (a launcher, a client; 0: unknown): a batch
-	// waits for more jobs only while jobs switch between sources
+	// waits for more jobs only when many sources were seen lately
 	uint32_t src;
 	wjob *next;     // the writer's queue
 };

@@ -144,22 +144,29 @@ hb_every(const comm *c)
 // The broker took a report batch sent at sent under lease and says that
 // the lease has left_us left: as a heartbeat's answer, it confirms the
 // lease (a deadline never moves back), and the next heartbeat waits
-// another interval. A launcher that reports sends no heartbeats.
+// another interval, unless that would leave less than two intervals
+// before the lease ends (room for a heartbeat that fails and the one
+// after it, as without reports). A launcher that reports sends no
+// heartbeats (with a short TTL, fewer).
 static void
 renewed(comm *c, uint64_t lease, uint64_t sent, uint64_t left_us)
 {
 	bool soon = false;
+	uint64_t every = hb_every(c);
 	pthread_mutex_lock(&c->mx);
 	if (lease != 0 && lease == c->lease && c->ev.have_lease) {
 		// the main loop reads the lease at its next turn (1 s at
 		// most), or now if what it has would end before long
-		soon = c->ev.lease_until_us < cpl_mono_us() + 2 * hb_every(c);
+		soon = c->ev.lease_until_us < cpl_mono_us() + 2 * every;
 		if (sent > c->ev.lease_sent_us)
 			c->ev.lease_sent_us = sent;
 		if (sent + left_us > c->ev.lease_until_us)
 			c->ev.lease_until_us = sent + left_us;
-		if (sent + hb_every(c) > c->next_hb)
-			c->next_hb = sent + hb_every(c);
+		uint64_t next = sent + every, last = sent + left_us;
+		if (last < next + 2 * every)
+			next = last > 2 * every ? last - 2 * every : 0;
+		if (next > c->next_hb)
+			c->next_hb = next;
 	}
 	pthread_mutex_unlock(&c->mx);
 	if (soon)
@@ -171,7 +178,7 @@ renewed(comm *c, uint64_t lease, uint64_t sent, uint64_t left_us)
 // reports, or a refusal of the batch that sending it again cannot
 // change), else the error of a transient failure: keep and send again.
 static int
-send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
+send_reports(comm *c, struct report *r, size_t n, uint64_t rid, bool resent)
 {
 	Copal__StateReport *s = calloc(n, sizeof(*s));
 	Copal__StateReport **sp = calloc(n, sizeof(*sp));
@@ -234,7 +241,9 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid)
 	if (rv == 0 && rep != NULL) {
 		c->n.reports += n;
 		c->n.report_calls++;
-		if (rep->report->lease_left_ms > 0)
+		// (not from a resend: the broker may answer it with the
+		// first copy's stored reply, whose time counts from then)
+		if (rep->report->lease_left_ms > 0 && !resent)
 			renewed(c, rr.lease_id, sent,
 			    (uint64_t)rep->report->lease_left_ms * 1000u);
 		if (rep->report->n_kill_task_ids) {
@@ -457,6 +466,7 @@ comm_main(void *arg)
 		struct report *reps = c->again;
 		size_t nreps = c->nagain;
 		uint64_t rid = c->again_rid, blease = c->again_lease;
+		bool resent = nreps != 0;
 		c->again = NULL;
 		c->nagain = 0;
 		if (nreps == 0) {
@@ -486,7 +496,7 @@ comm_main(void *arg)
 			last_sent = cpl_mono_us();
 			gap = nreps >= REPORT_HOLD_MIN ? REPORT_GAP_US : 0;
 			if (c->lease == 0 || c->lease != blease ||
-			    send_reports(c, reps, nreps, rid) != 0) {
+			    send_reports(c, reps, nreps, rid, resent) != 0) {
 				// not taken: kept, in order, to send again as
 				// the same request, unless their lease is gone
 				pthread_mutex_lock(&c->mx);
