@@ -37,7 +37,8 @@
 // third, measured before each size: the same echo server's CPU per round
 // trip when N connections each send a request 250-750 ms after the last
 // answer, so that requests come alone, as most of a launcher's do (each
-// then wakes NNG's threads on its own: 28-35 µs against 8-12 µs).
+// then wakes NNG's threads on its own: 24-49 µs against 7-12 µs on the
+// machine of BENCHMARKS.md).
 //
 // -B: run this broker binary instead of the one built beside (A/B runs
 // of two builds with the same load). -H S: no tasks, the launchers only

@@ -297,6 +297,17 @@ job_done(wjob *j, int rv)
 	r->d->reply(r);
 }
 
+// FNV-1a of n bytes at p, never 0 (the writer's "unknown source").
+static uint32_t
+fnv1a(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h ? h : 1;
+}
+
 // Where a job comes from, for the writer's choice to wait for more
 // (writer.h): a launcher (its lease: its claims, reports and heartbeats,
 // whichever of its connections they come on), else a client (its id).
@@ -304,7 +315,6 @@ static uint32_t
 job_source(const Copal__Request *q)
 {
 	uint64_t lease = 0;
-	uint32_t h = 2166136261u; // FNV-1a
 	if (q->body_case == COPAL__REQUEST__BODY_CLAIM && q->claim)
 		lease = q->claim->lease_id;
 	else if (q->body_case == COPAL__REQUEST__BODY_REPORT && q->report)
@@ -312,16 +322,11 @@ job_source(const Copal__Request *q)
 	else if (q->body_case == COPAL__REQUEST__BODY_HEARTBEAT &&
 	    q->heartbeat)
 		lease = q->heartbeat->lease_id;
-	if (lease != 0) {
-		for (int i = 0; i < 8; i++)
-			h = (h ^ (uint8_t)(lease >> (8 * i))) * 16777619u;
-	} else if (q->client_id.len > 0) {
-		for (size_t i = 0; i < q->client_id.len; i++)
-			h = (h ^ q->client_id.data[i]) * 16777619u;
-	} else {
-		return 0; // unknown
-	}
-	return h ? h : 1;
+	if (lease != 0)
+		return fnv1a(&lease, sizeof(lease));
+	if (q->client_id.len > 0)
+		return fnv1a(q->client_id.data, q->client_id.len);
+	return 0; // unknown
 }
 
 static const wjob_ops job_ops = {

@@ -260,7 +260,7 @@ h_report(hctx *h, cpl_txn *txn)
 	    CPL_ENOTFOUND;
 	if (rv == 0 && deadline > now)
 		rep->lease_left_ms = (uint32_t)((deadline - now) / 1000u);
-	else if (rv != CPL_ENOTFOUND && rv != CPL_EEXPIRED && rv != 0)
+	else if (rv != 0 && rv != CPL_ENOTFOUND && rv != CPL_EEXPIRED)
 		return rv;
 	if (r->stopping)
 		h->unpark_key = r->lease_id;

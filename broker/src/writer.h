@@ -36,10 +36,9 @@
 // Under steady load from several clients (wjob.src) a batch waits for
 // more jobs WRITER_GATHER_PER_SOURCE_US for each source it took jobs from
 // lately (the more of those of this window of WRITER_SOURCE_WINDOW_US and
-// those of the one before), at most
-// WRITER_GATHER_US (the latency it adds; reached with
-// WRITER_GATHER_SOURCES), or until WRITER_GATHER_FULL are queued; with
-// fewer than WRITER_GATHER_MIN_SOURCES, not at all.
+// those of the one before), at most WRITER_GATHER_US (the latency it
+// adds; reached with WRITER_GATHER_SOURCES), or until WRITER_GATHER_FULL
+// are queued; with fewer than WRITER_GATHER_MIN_SOURCES, not at all.
 #define WRITER_GATHER_US 10000u
 #define WRITER_GATHER_PER_SOURCE_US 20u
 #define WRITER_GATHER_SOURCES (WRITER_GATHER_US / WRITER_GATHER_PER_SOURCE_US)

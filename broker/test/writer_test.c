@@ -520,6 +520,31 @@ test_stop_drains(void **state)
 	assert_false(app_exists(e, "late0"));
 }
 
+// Starts a writer (with on_wake as its claimable hook if wake) whose
+// first batch is blocker alone and whose second is the n jobs, queued
+// while blocker runs; returns once the completer is held in the first
+// answer of that second batch (jobs[0]'s done blocks until
+// release_done).
+static writer *
+hold_first_answer(tu_env *e, struct tjob *blocker, struct tjob *jobs, int n,
+    bool wake)
+{
+	writer *w;
+	blocker->block = true;
+	jobs[0].block_done = true;
+	TU_OK(writer_start(e->s, &w));
+	if (wake)
+		writer_on_claimable(w, on_wake, NULL);
+	TU_OK(writer_submit(w, &blocker->j));
+	wait_blocked();
+	for (int i = 0; i < n; i++) // one batch of n, in this order
+		TU_OK(writer_submit(w, &jobs[i].j));
+	release();
+	if (!wait_done_blocked(30))
+		TU_FAIL("the first job's done was never called");
+	return w;
+}
+
 // The jobs of a large batch are answered off the writer: while one of
 // them is still being answered, the next batch runs and is committed. Its
 // job is answered only after every job of the first batch, in order.
@@ -534,19 +559,10 @@ test_answered_while_next_runs(void **state)
 	writer_stats st;
 	reset();
 	job_init(&blocker, "blocker", 3);
-	blocker.block = true;
 	for (int i = 0; i < N; i++)
 		job_init(&jobs[i], "c", i);
-	jobs[0].block_done = true;
 	job_init(&next, "next", 0);
-	TU_OK(writer_start(e->s, &w));
-	TU_OK(writer_submit(w, &blocker.j));
-	wait_blocked();
-	for (int i = 0; i < N; i++) // one batch of N, in this order
-		TU_OK(writer_submit(w, &jobs[i].j));
-	release();
-	if (!wait_done_blocked(30))
-		TU_FAIL("the first job's done was never called");
+	w = hold_first_answer(e, &blocker, jobs, N, false);
 	TU_OK(writer_submit(w, &next.j));
 	// the writer is not held up by the answer still being given
 	bool ran = wait_ran(&next, 30);
@@ -586,22 +602,12 @@ test_wake_after_answer(void **state)
 	writer *w;
 	reset();
 	job_init(&blocker, "blocker", 4);
-	blocker.block = true;
 	for (int i = 0; i < N; i++)
 		job_init(&jobs[i], "w", i);
-	jobs[0].block_done = true;
 	job_init(&claim, "claim", 0);
 	job_init(&bump, "bump", 0);
 	bump.bump = true;
-	TU_OK(writer_start(e->s, &w));
-	writer_on_claimable(w, on_wake, NULL);
-	TU_OK(writer_submit(w, &blocker.j));
-	wait_blocked();
-	for (int i = 0; i < N; i++)
-		TU_OK(writer_submit(w, &jobs[i].j));
-	release();
-	if (!wait_done_blocked(30))
-		TU_FAIL("the first job's done was never called");
+	w = hold_first_answer(e, &blocker, jobs, N, true);
 	// the completer is held in the first answer of the batch of N; the
 	// claim, then a job that changes what claims find
 	TU_OK(writer_submit(w, &claim.j));
