@@ -47,6 +47,9 @@ PACKAGES=(
   libjs-chart.js
   chromium
   curl
+  # a broker that does not stop in a test has its threads' stacks printed
+  # (tests/testing/src/broker_proc.c) before it is killed
+  gdb
   # scripts/bench_cli.sh times whole commands with /usr/bin/time
   time
   # Slurm tests (scripts/slurm.sh): a real single-node Slurm 22.05 with

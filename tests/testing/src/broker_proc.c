@@ -279,6 +279,36 @@ bh_log_tail(const bh_broker *b, size_t max)
 	}
 }
 
+// Prints every thread's stack of a broker that will not stop, before it is
+// killed, so that a hang seen once in CI can be read afterwards. Needs gdb
+// (the test command installs it); without it this says so and returns.
+static void
+dump_stacks(pid_t pid)
+{
+	char p[32];
+	snprintf(p, sizeof(p), "%d", (int)pid);
+	char *argv[] = { "timeout", "60", "gdb", "-batch", "-nx", "-p", p,
+		"-ex", "thread apply all bt", NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, 2, 1);
+	pid_t g;
+	int status = 0;
+	print_error("---- stacks of broker %d ----\n", (int)pid);
+	fflush(stdout);
+	fflush(stderr);
+	int rv = posix_spawnp(&g, "timeout", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rv != 0) {
+		print_error("cannot run gdb: %s\n", strerror(rv));
+		return;
+	}
+	while (waitpid(g, &status, 0) < 0 && errno == EINTR)
+		;
+	print_error("---- end of stacks (gdb: status %d) ----\n", status);
+}
+
 bool
 bh_log_contains(const bh_broker *b, const char *s)
 {
@@ -519,6 +549,7 @@ bh_stop_check(bh_broker *b, char *err, size_t errlen)
 		return false;
 	}
 	if (!bh_wait_exit(pid, 30000u * (unsigned)bh_slow(), &status)) {
+		dump_stacks(pid);
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
 		bh_forget_pid(pid);
