@@ -518,16 +518,17 @@ checker_main(void *arg)
 		else if (pinged)
 			unreaped++;
 		if (unreaped >= 3 && !said) {
-			LOG(LOG_ERR, "selfcheck", "NNG no longer frees closed "
-			    "connections (its reaper is stuck, an NNG 1.5.2 "
-			    "bug): each connection that closes from now on "
-			    "keeps its descriptor and memory. Restart the "
-			    "broker when convenient (copal server stop; "
-			    "copal server start): every answered request is "
-			    "committed");
+			LOG(LOG_ERR, "selfcheck", "NNG has freed none of the "
+			    "connections closed in the last 6 s, the "
+			    "self-check's own among them: its reaper is "
+			    "likely stuck (an NNG 1.5.2 bug), and then each "
+			    "connection that closes keeps its descriptor and "
+			    "memory. Restart the broker when convenient "
+			    "(copal server stop; copal server start): every "
+			    "answered request is committed");
 			said = true;
 		}
-		gone = atomic_load(&s->ipc_gone);
+		gone = g;
 		pinged = net_selfping(s->ipc_url + strlen("ipc://"), 3000) == 0;
 		if (pinged) {
 			fails = 0;
@@ -853,7 +854,15 @@ net_close(net *s)
 	if (s->reaper_started)
 		pthread_join(s->reaper, NULL);
 	if (!close_socket(s)) {
-		// NNG may still touch the contexts: kept, and reachable
+		// The contexts are closed (nng_close does that before it
+		// waits for the reaper), but a callback may still be
+		// running, on a read transaction: waited for, as on the
+		// normal path, before the caller frees the writer and
+		// closes the store. NNG may still touch the rest: kept,
+		// and reachable.
+		for (int i = 0; s->works && i < s->nworks; i++)
+			if (s->works[i] && s->works[i]->aio)
+				nng_aio_stop(s->works[i]->aio);
 		abandoned = s;
 		unlink(s->ipc_url + strlen("ipc://"));
 		explicit_bzero(s->token, sizeof(s->token));

@@ -47,7 +47,7 @@ void net_close(net *n);
 void net_reply(dreq *r);
 // The self-check's ping (selfping.c): connects to the IPC socket file at
 // path, pings, and waits for the answer, all within timeout_ms. 0 when
-// the broker answered OK; -1 otherwise.
+// the broker answered (whatever the reply's status); -1 otherwise.
 int net_selfping(const char *path, int timeout_ms);
 // How often the self-check re-opened the IPC listener.
 uint64_t net_reopens(net *n);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -107,7 +108,7 @@ get_be(const uint8_t *p, int bytes)
 }
 
 // The exchange on a connected socket: 0 when the broker answered the
-// ping with OK.
+// ping.
 static int
 ping_on(int fd, int64_t deadline)
 {
@@ -134,20 +135,29 @@ ping_on(int fd, int64_t deadline)
 	if (write_all(fd, msg, 13 + body, deadline) != 0)
 		return -1;
 
-	// the answer: a ping's reply is a few bytes; anything long is not it
-	uint8_t rh[13], rb[256];
+	// the answer: any reply with our request id shows that the listener
+	// takes connections and the broker answers, whatever its status (a
+	// ping that fails on the database is still an answer). Its size
+	// grows with the database's path; a ping's reply is never near 64 kB.
+	uint8_t rh[13];
 	if (read_all(fd, rh, sizeof(rh), deadline) != 0 || rh[0] != 1)
 		return -1;
 	uint64_t len = get_be(rh + 1, 8);
-	if (len < 4 || len - 4 > sizeof(rb) || get_be(rh + 9, 4) != PING_ID)
+	if (len < 4 || len - 4 > 65536 || get_be(rh + 9, 4) != PING_ID)
 		return -1;
-	if (read_all(fd, rb, (size_t)(len - 4), deadline) != 0)
+	uint8_t *rb = malloc(len - 4 > 0 ? (size_t)(len - 4) : 1);
+	if (rb == NULL)
 		return -1;
-	Copal__Reply *rep = copal__reply__unpack(NULL, (size_t)(len - 4), rb);
-	if (rep == NULL)
-		return -1;
-	int ok = rep->status == 0 ? 0 : -1;
-	copal__reply__free_unpacked(rep, NULL);
+	int ok = -1;
+	if (read_all(fd, rb, (size_t)(len - 4), deadline) == 0) {
+		Copal__Reply *rep =
+		    copal__reply__unpack(NULL, (size_t)(len - 4), rb);
+		if (rep != NULL) {
+			ok = 0;
+			copal__reply__free_unpacked(rep, NULL);
+		}
+	}
+	free(rb);
 	return ok;
 }
 

@@ -35,7 +35,7 @@
 
 struct fx {
 	bh_broker b;
-	char other_crt[96], other_key[96]; // another database's identity
+	char other_crt[128], other_key[128]; // another database's identity
 };
 
 // The bound on what 4 x 63 MiB frames without credentials may cost the
@@ -200,7 +200,7 @@ static void
 test_tls_refusals(void **state)
 {
 	struct fx *f = *state;
-	char crt[96], key[96];
+	char crt[128], key[128];
 	snprintf(crt, sizeof(crt), "%s/tls.crt", f->b.dir);
 	snprintf(key, sizeof(key), "%s/tls.key", f->b.dir);
 	unsigned ms = 1500;
@@ -339,7 +339,7 @@ flood_main(void *arg)
 			close(fd);
 		}
 	} else {
-		char crt[96];
+		char crt[128];
 		snprintf(crt, sizeof(crt), "%s/tls.crt", fl->f->b.dir);
 		nng_tls_config *cfg = tls_cfg(NULL, NULL, crt);
 		nng_socket s;

@@ -421,7 +421,7 @@ one_round(int round, uint64_t *ms_killed)
 	bh_broker b, cut;
 	struct round r;
 	char real[PATH_MAX], file[PATH_MAX + 16], sdir[] = "/tmp/cplpc.XXXXXX";
-	char shadow[sizeof(sdir) + 16], to[96];
+	char shadow[sizeof(sdir) + 16], to[128];
 
 	memset(&r, 0, sizeof(r));
 	r.b = &b;

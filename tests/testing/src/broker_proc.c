@@ -216,12 +216,21 @@ bh_write_file(const char *path, const char *data, size_t len, mode_t mode)
 void
 bh_init(bh_broker *b, bool tcp)
 {
+	bh_init_at(b, tcp, "/tmp/cplbt.XXXXXX");
+}
+
+void
+bh_init_at(bh_broker *b, bool tcp, const char *tmpl)
+{
 	char path[160];
 	uint64_t seed = bh_seed();
 	memset(b, 0, sizeof(*b));
-	snprintf(b->dir, sizeof(b->dir), "/tmp/cplbt.XXXXXX");
+	if (strlen(tmpl) >= sizeof(b->dir))
+		BH_FAIL("bh_init_at: %s is longer than %zu characters", tmpl,
+		    sizeof(b->dir) - 1);
+	memcpy(b->dir, tmpl, strlen(tmpl) + 1);
 	if (mkdtemp(b->dir) == NULL)
-		BH_FAIL("mkdtemp: %s", strerror(errno));
+		BH_FAIL("mkdtemp %s: %s", tmpl, strerror(errno));
 	snprintf(path, sizeof(path), "%s/copal.conf", b->dir);
 	const char *conf = "# copal test database\n";
 	if (bh_write_file(path, conf, strlen(conf), 0644) != 0)
@@ -281,7 +290,8 @@ bh_log_tail(const bh_broker *b, size_t max)
 
 // Prints every thread's stack of a broker that will not stop, before it is
 // killed, so that a hang seen once in CI can be read afterwards. Needs gdb
-// (the test command installs it); without it this says so and returns.
+// (the test command installs it) and a system that lets it attach to a
+// sibling process; otherwise gdb says why, and the test goes on.
 static void
 dump_stacks(pid_t pid)
 {
@@ -408,7 +418,7 @@ bh_client_opts(const bh_broker *b, bool tcp, const char *token,
 	cpl_client_opts o;
 	cpl_client *c = NULL;
 	memset(&o, 0, sizeof(o));
-	char cert[96], key[96];
+	char cert[128], key[128];
 	snprintf(cert, sizeof(cert), "%s/tls.crt", b->dir);
 	snprintf(key, sizeof(key), "%s/tls.key", b->dir);
 	o.db_dir = tcp ? NULL : b->dir;

@@ -128,12 +128,13 @@ void bh_describe_status(int status, char *buf, size_t len);
 // ------------------------------------------------------------ brokers
 
 typedef struct bh_broker {
-	char dir[64];        // the database directory (mkdtemp)
+	char dir[96];        // the database directory (mkdtemp); its
+	                     // socket, DIR/sock/broker, must fit in 108
 	char url[160];       // ipc://DIR/sock/broker
 	char tcp[64];        // tls+tcp://127.0.0.1:PORT (tcp:// after
 	                     // bh_plain_tcp), or "" for IPC only
 	char token[33];      // the database secret
-	char errpath[96];    // DIR/broker.err
+	char errpath[128];   // DIR/broker.err
 	int port;
 	pid_t pid;           // running broker, or 0
 	int starts;
@@ -152,6 +153,9 @@ int bh_free_port(void);
 // broker listens on tls+tcp://127.0.0.1:PORT and bh_client_opts' TCP
 // clients use them.
 void bh_init(bh_broker *b, bool tcp);
+// The same in a directory made from a mkdtemp template other than
+// /tmp/cplbt.XXXXXX (at most 95 characters), e.g. a long path.
+void bh_init_at(bh_broker *b, bool tcp, const char *tmpl);
 
 // After bh_init(b, true), before bh_start: plain tcp:// instead of TLS,
 // with broker_tcp_insecure = true in copal.conf (tests that write the
