@@ -302,10 +302,12 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 		if (r->scheduler_job_id && strlen(r->scheduler_job_id) > 127)
 			FAIL(h, CPL_EINVAL, "scheduler_job_id of more than 127 "
 			    "bytes");
-		if (r->batch_job_id) {
+		uint64_t bjob = r->batch_job_id;
+		if (bjob) {
 			// a launcher of a batch job copal does not know is
-			// still a launcher: its tasks are recorded under the
-			// id it gave, which ls --batch-job finds. One of a job
+			// still a launcher, but its tasks are filed under no
+			// batch job: the store files only under jobs it has
+			// (cpl_store_check holds it to that). One of a job
 			// that has ended (cancelled, or gone from the
 			// scheduler) is a straggler: its leases were ended
 			// with the job, and it gets no new one
@@ -322,12 +324,14 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 			} else {
 				LOG(LOG_WARN, "lease", "%s says it runs in "
 				    "batch job %" PRIu64 ", which is not on "
-				    "record", r->owner ? r->owner : "",
+				    "record: its tasks are filed under no "
+				    "batch job", r->owner ? r->owner : "",
 				    r->batch_job_id);
+				bjob = 0;
 			}
 		}
-		if ((rv = cpl_lease_grant_job(txn, r->owner, ttl,
-		         r->batch_job_id, r->scheduler_job_id, &lease)) != 0)
+		if ((rv = cpl_lease_grant_job(txn, r->owner, ttl, bjob,
+		         r->scheduler_job_id, &lease)) != 0)
 			return rv;
 		deadline = cpl_txn_now(txn) + (uint64_t)ttl * 1000u;
 		LOG(LOG_INFO, "lease", "granted lease %" PRIu64 " to %s", lease,

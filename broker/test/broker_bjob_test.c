@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "copal/store.h"
 #include "copal/testing/broker.h"
 
 static uint64_t
@@ -244,6 +245,33 @@ test_bad_input(void **state)
 	BH_SAME_SNAP(&s0, &s1, "bad requests");
 }
 
+// A launcher that names a batch job the database does not have gets a
+// lease, and runs tasks, filed under no batch job: the store stays
+// consistent (the fuzzer's find: the job was recorded under the lease,
+// and cpl_store_check refused the store).
+static void
+test_unknown_batch_job(void **state)
+{
+	bh_fx *f = *state;
+	cpl_client *c = f->c;
+	uint64_t a = bh_create(c, 1, "a", "wa", "app");
+	uint64_t lease = lease_in_job(c, 30000, "nid009 pid 1", 0);
+	BH_CHECK(lease != 0, "no lease for a launcher of an unknown job");
+	claim_one(c, lease, "wa", a);
+	BH_CHECK(bh_log_contains(&f->b, "which is not on record"),
+	    "no warning for an unknown batch job");
+	cpl_client_close(c);
+	f->c = NULL;
+	bh_stop(&f->b);
+	cpl_store *st = NULL;
+	char why[512] = "";
+	BH_CHECK(cpl_store_open(f->b.dir, NULL, &st) == 0, "open %s",
+	    f->b.dir);
+	int rv = cpl_store_check(st, why, sizeof(why));
+	cpl_store_close(st);
+	BH_CHECK(rv == 0, "the store is inconsistent: %s", why);
+}
+
 static void
 test_restart_and_order(void **state)
 {
@@ -330,6 +358,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tasks_by_batch_job, bh_fx_setup,
 		    bh_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_batch_job, bh_fx_setup,
+		    bh_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_restart_and_order, bh_fx_setup,
 		    bh_fx_teardown),
 	};
