@@ -23,10 +23,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "copal.pb-c.h"
+#include "copal/common.h"
 #include "net.h"
 
 enum { SP_REQ = 0x30, SP_REP = 0x31, PING_ID = 0x80000001u };
@@ -34,9 +34,7 @@ enum { SP_REQ = 0x30, SP_REP = 0x31, PING_ID = 0x80000001u };
 static int64_t
 now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(cpl_mono_us() / 1000);
 }
 
 // Waits for fd to be ready for ev until the deadline: 0, or -1 (time out,
