@@ -1,12 +1,15 @@
 // Connection benchmark: many simulated launchers on one broker.
 //
 //   conn_bench [-l N[,N...]] [-r ROUNDS] [-k TASKS] [-c CONTEXTS]
-//              [-T ipc|tcp] [-B BROKER] [-H SECONDS]
+//              [-T ipc|tcp] [-B BROKER] [-H SECONDS] [-2]
 //
 // For each N (default 512,1024,2048,4096) a fresh database and broker; N
 // simulated launchers, each with its own connection (one REQ socket) and
 // its own lease, as one launcher per node of a large allocation would be.
-// Each heartbeats every 2 s (TTL 30 s, the launcher's default) on one
+// Each starts as a launcher does, with a claim that takes its lease with
+// it (ClaimRequest.new_lease: one request; -2: a heartbeat for the lease,
+// then the claim, as launchers did before, and as a broker without
+// new_lease needs). Each heartbeats every 2 s (TTL 30 s, the launcher's default) on one
 // context of its socket, unless a report renewed the lease meanwhile (as
 // a launcher does, from a broker that says so), and, on another, loops:
 // claim up to K tasks (-k, default 4: four free nodes), report RUNNING,
@@ -42,7 +45,10 @@
 //
 // -B: run this broker binary instead of the one built beside (A/B runs
 // of two builds with the same load). -H S: no tasks, the launchers only
-// heartbeat for S seconds: broker CPU per heartbeat.
+// heartbeat for S seconds: broker CPU per heartbeat. The start-up storm
+// (all launchers start at once) has two columns: the first claim's own
+// latency, and the start, from a launcher's first request to its first
+// claim's answer (its time to its first tasks).
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -82,6 +88,7 @@ static bool use_tcp;
 static const char *contexts; // --contexts of the broker (NULL: its default)
 static const char *broker_bin; // -B: another broker binary (A/B runs)
 static int hb_only_s; // -H: only heartbeats, for this many seconds
+static bool two_step; // -2: the lease by a heartbeat, then the first claim
 
 // The broker's CPU so far by its threads' names: its writer, its
 // answering thread, NNG's threads (nng:*, which receive, decode and send),
@@ -150,6 +157,8 @@ lat_pct(struct lat *l, double p)
 static struct lat claim_lat = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
 // each launcher's first claim, sent by all of them at once at the start
 static struct lat first_lat = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+// from each launcher's first request to its first claim's answer
+static struct lat start_lat = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
 static struct lat hb_lat = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
 static struct lat rep_lat = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
 static atomic_long finished, claimed, refused, lost, empty_claims;
@@ -168,6 +177,7 @@ struct sim {
 	int wstate;
 	bool wsent, hsent;
 	double wt0, ht0;
+	double start0; // its first request
 	uint64_t seq, lease;
 	uint8_t cid[16];
 	char owner[32];
@@ -255,6 +265,12 @@ send_claim(struct sim *S)
 		nc[i].free_units = 5040;
 		ncp[i] = &nc[i];
 	}
+	// no lease yet: the claim takes one with it
+	Copal__HeartbeatRequest nl = COPAL__HEARTBEAT_REQUEST__INIT;
+	nl.owner = S->owner;
+	nl.ttl_ms = HB_TTL_MS;
+	if (S->lease == 0)
+		cl.new_lease = &nl;
 	cl.lease_id = S->lease;
 	cl.max_tasks = (uint32_t)per_claim;
 	cl.n_nodes = (size_t)per_claim;
@@ -511,6 +527,17 @@ work_cb(void *arg)
 			send_claim(S);
 		return;
 	case S_CLAIM:
+		if (S->lease == 0) {
+			// the claim took the lease: heartbeats from now on, at
+			// a random phase
+			S->lease = r->claim->lease_id;
+			if (S->lease == 0)
+				die("a claim with new_lease got no lease (a "
+				    "broker without it? try -2)", CPL_EPROTO);
+			tq_push(S, true, (int)(rand_r(&S->rnd) % HB_EVERY_MS));
+		}
+		if (S->nclaims == 0)
+			lat_add(&start_lat, now_s() - S->start0);
 		lat_add(S->nclaims++ ? &claim_lat : &first_lat, dt);
 		S->ntask = r->claim->n_tasks;
 		for (size_t i = 0; i < S->ntask && i < 64; i++) {
@@ -846,6 +873,80 @@ ref_sparse_us(int n)
 	return rts > 0 ? cpu / (double)rts * 1e6 : 0;
 }
 
+// The start-up storm on the bare echo: n connections, all connected and
+// each warmed by one round trip, then each sends one request at once, as
+// every launcher of an allocation does at its start. Latency from each
+// one's send to its answer: the floor of the storm's "start" column on
+// this machine (NNG and the two cores, with the load generator's sends
+// on them too, and no work behind the answer).
+struct stormer {
+	struct pinger p;
+	int st; // 0 sending, 1 receiving
+	double t0;
+};
+static atomic_long storm_done;
+static struct lat storm_lat = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+static bool storm_record;
+
+static void
+storm_cb(void *arg)
+{
+	struct stormer *q = arg;
+	if (nng_aio_result(q->p.aio) != 0)
+		die("reference echo (storm)", CPL_ECONNECT);
+	if (q->st == 0) {
+		q->st = 1;
+		nng_ctx_recv(q->p.ctx, q->p.aio);
+		return;
+	}
+	nng_msg_free(nng_aio_get_msg(q->p.aio));
+	nng_aio_set_msg(q->p.aio, NULL);
+	if (storm_record)
+		lat_add(&storm_lat, now_s() - q->t0);
+	atomic_fetch_add(&storm_done, 1);
+}
+
+static void
+storm_round(struct stormer *q, int n)
+{
+	atomic_store(&storm_done, 0);
+	for (int i = 0; i < n; i++) {
+		q[i].st = 0;
+		q[i].t0 = now_s();
+		ping_send(&q[i].p);
+	}
+	double until = now_s() + 60;
+	while (atomic_load(&storm_done) < n && now_s() < until)
+		usleep(1000);
+	if (atomic_load(&storm_done) < n)
+		die("reference echo (storm): no answer in 60 s", CPL_ETIMEOUT);
+}
+
+static void
+ref_storm(int n, double *p50, double *p99)
+{
+	struct stormer *q = calloc((size_t)n, sizeof(*q));
+	if (q == NULL)
+		die("calloc", CPL_ENOMEM);
+	for (int i = 0; i < n; i++)
+		pinger_open(&q[i].p, storm_cb);
+	// warm: every connection made and used once, one at a time
+	storm_record = false;
+	for (int i = 0; i < n; i++)
+		storm_round(&q[i], 1);
+	usleep(200000);
+	storm_lat.n = 0;
+	storm_record = true;
+	storm_round(q, n);
+	*p50 = lat_pct(&storm_lat, 0.50);
+	*p99 = lat_pct(&storm_lat, 0.99);
+	for (int i = 0; i < n; i++) {
+		nng_aio_free(q[i].p.aio);
+		nng_close(q[i].p.s);
+	}
+	free(q);
+}
+
 static double
 thread_cpu_s(void)
 {
@@ -901,6 +1002,9 @@ run(int nl, const char *self_dir)
 {
 	// the echo under the launchers' spread, before the broker starts
 	double sparse_us = hb_only_s ? 0 : ref_sparse_us(nl);
+	double storm50 = 0, storm99 = 0;
+	if (!hb_only_s)
+		ref_storm(nl, &storm50, &storm99);
 	char dir[] = "/tmp/copal-cbench-XXXXXX";
 	char path[PATH_MAX + 64], broker[PATH_MAX + 64], url[PATH_MAX + 128];
 	if (mkdtemp(dir) == NULL)
@@ -968,7 +1072,7 @@ run(int nl, const char *self_dir)
 	atomic_store(&lost, 0);
 	atomic_store(&empty_claims, 0);
 	atomic_store(&stopping, 0);
-	claim_lat.n = first_lat.n = hb_lat.n = rep_lat.n = 0;
+	claim_lat.n = first_lat.n = start_lat.n = hb_lat.n = rep_lat.n = 0;
 
 	struct sim *sims = calloc((size_t)nl, sizeof(*sims));
 	for (int i = 0; i < nl; i++) {
@@ -998,6 +1102,12 @@ run(int nl, const char *self_dir)
 	long long wc0 = bench_proc_field(pid, "io", "wchar:");
 	for (int i = 0; i < nl; i++) {
 		struct sim *S = &sims[i];
+		S->start0 = now_s();
+		if (!two_step && !hb_only_s) {
+			S->wsent = true; // (before the send, as in fire)
+			send_claim(S); // with its new lease
+			continue;
+		}
 		Copal__Request req = COPAL__REQUEST__INIT;
 		Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
 		hb.owner = S->owner;
@@ -1074,10 +1184,11 @@ run(int nl, const char *self_dir)
 		goto out;
 	}
 	printf("| %d | %ld | %.1f s | %.0f | %.1f / %.1f ms | %.1f / %.1f ms | "
-	       "%.1f ms | %.1f / %.1f ms (%zu) | %ld | %.1f µs (%.1f rt, %.2f "
+	       "%.1f / %.1f ms | %.1f ms | %.1f / %.1f ms (%zu) | %ld | %.1f µs (%.1f rt, %.2f "
 	       "commits) | %.1f MB | %d | %s |\n",
 	    nl, done, wall, (double)done / wall, c50, c99,
 	    lat_pct(&first_lat, 0.50) * 1e3, lat_pct(&first_lat, 0.99) * 1e3,
+	    lat_pct(&start_lat, 0.50) * 1e3, lat_pct(&start_lat, 0.99) * 1e3,
 	    r99, h99, hmax,
 	    hb_lat.n, atomic_load(&lost), us, us / ref_rt_us,
 	    us / ref_commit_us, (double)rss_max / 1024.0, fd_max,
@@ -1146,6 +1257,15 @@ out:
 			    bench_name, nl, nl, SPARSE_GAP_MS, sparse_us,
 			    sfloor, us / sfloor);
 	}
+	if (storm99 > 0 && !hb_only_s)
+		fprintf(stderr, "%s: N=%d: start-up storm on a bare echo (%d "
+		    "connections, one request each, all at once): p50 %.1f / "
+		    "p99 %.1f ms; the broker's start p50 %.1f / p99 %.1f ms is "
+		    "%.1fx / %.1fx it\n", bench_name, nl, nl, storm50 * 1e3,
+		    storm99 * 1e3, lat_pct(&start_lat, 0.50) * 1e3,
+		    lat_pct(&start_lat, 0.99) * 1e3,
+		    lat_pct(&start_lat, 0.50) / storm50,
+		    lat_pct(&start_lat, 0.99) / storm99);
 	// the database goes (a few MB each)
 	char cmd[PATH_MAX + 32];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -1158,7 +1278,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: conn_bench [-l N[,N...]] [-r ROUNDS] [-k TASKS] "
-			"[-c CONTEXTS] [-T ipc|tcp] [-B BROKER] [-H SECONDS]\n");
+			"[-c CONTEXTS] [-T ipc|tcp] [-B BROKER] [-H SECONDS] [-2]\n");
 	exit(2);
 }
 
@@ -1168,7 +1288,7 @@ main(int argc, char **argv)
 	bench_name = "conn_bench";
 	const char *list = "512,1024,2048,4096";
 	int opt;
-	while ((opt = getopt(argc, argv, "l:r:k:c:T:B:H:h")) != -1) {
+	while ((opt = getopt(argc, argv, "l:r:k:c:T:B:H:2h")) != -1) {
 		switch (opt) {
 		case 'l':
 			list = optarg;
@@ -1187,6 +1307,9 @@ main(int argc, char **argv)
 			break;
 		case 'H':
 			hb_only_s = atoi(optarg);
+			break;
+		case '2':
+			two_step = true;
 			break;
 		case 'T':
 			if (strcmp(optarg, "tcp") == 0)
@@ -1215,8 +1338,11 @@ main(int argc, char **argv)
 	*strrchr(self, '/') = '\0';
 	printf("conn_bench: simulated launchers, %d tasks per claim, tasks run "
 	       "1-3 s, heartbeat every %d ms (TTL %d ms), %d rounds, over %s, "
-	       "broker contexts %s\n", per_claim, HB_EVERY_MS, HB_TTL_MS, rounds,
-	    use_tcp ? "tcp" : "ipc", contexts ? contexts : "(default)");
+	       "broker contexts %s, lease %s\n", per_claim, HB_EVERY_MS,
+	    HB_TTL_MS, rounds, use_tcp ? "tcp" : "ipc",
+	    contexts ? contexts : "(default)", two_step ?
+	    "by a heartbeat, then the first claim (-2)" :
+	    "taken by the first claim");
 	// before any NNG use here: the echo server is a fork of this process
 	int maxconn = 0;
 	for (const char *p = list; *p;) {
@@ -1231,10 +1357,11 @@ main(int argc, char **argv)
 	       "(%d connections, ipc); durable LMDB commit of one record %.1f "
 	       "µs CPU\n", ref_rt_us, REF_CONNS, ref_commit_us);
 	printf("| launchers | tasks | wall | tasks/s | claim p50 / p99 | "
-	       "first claims (all at once) p50 / p99 | report p99 | heartbeat p99 / max (n) | leases lost | broker CPU "
+	       "first claims (all at once) p50 / p99 | start (first request "
+	       "to first tasks) p50 / p99 | report p99 | heartbeat p99 / max (n) | leases lost | broker CPU "
 	       "per task (in round trips, in commits) | broker RssAnon peak | "
 	       "broker fds peak | |\n"
-	       "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	fflush(stdout);
 	bool ok = true;
 	for (const char *p = list; *p;) {

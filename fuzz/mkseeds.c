@@ -113,6 +113,15 @@ broker(void)
 	cl.workflow = "wf3";
 	cl.lease_id = 2;
 	REQ("claim-wf", CLAIM, claim, &cl);
+	Copal__HeartbeatRequest nl = COPAL__HEARTBEAT_REQUEST__INIT;
+	nl.owner = "nid010 pid 1";
+	nl.ttl_ms = 30000;
+	nl.batch_job_id = 1;
+	cl.lease_id = 0;
+	cl.workflow = "";
+	cl.new_lease = &nl;
+	REQ("claim-new-lease", CLAIM, claim, &cl);
+	cl.new_lease = NULL;
 
 	Copal__StateReport sr = COPAL__STATE_REPORT__INIT, *srs[1] = { &sr };
 	Copal__ReportRequest rr = COPAL__REPORT_REQUEST__INIT;

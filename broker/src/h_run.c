@@ -60,6 +60,63 @@ take_notices(hctx *h, cpl_txn *txn, uint64_t lease, uint64_t **out,
 	return rv;
 }
 
+// ---------------------------------------------------------------- leases
+
+// The TTL a lease request asks for, checked (0: the default).
+static int
+lease_ttl(hctx *h, const Copal__HeartbeatRequest *r, uint32_t *ttl)
+{
+	*ttl = r->ttl_ms ? r->ttl_ms : DEFAULT_TTL_MS;
+	if (*ttl < MIN_TTL_MS || *ttl > MAX_TTL_MS)
+		FAIL(h, CPL_EINVAL, "ttl_ms must be %u..%u", MIN_TTL_MS,
+		    MAX_TTL_MS);
+	return 0;
+}
+
+// Grants a new lease as r asks (a heartbeat of lease 0, or a claim's
+// new_lease): its id and its deadline (the broker's clock).
+static int
+grant_lease(hctx *h, cpl_txn *txn, const Copal__HeartbeatRequest *r,
+    uint32_t ttl, uint64_t *lease, uint64_t *deadline)
+{
+	int rv;
+	if (r->scheduler_job_id && strlen(r->scheduler_job_id) > 127)
+		FAIL(h, CPL_EINVAL, "scheduler_job_id of more than 127 bytes");
+	uint64_t bjob = r->batch_job_id;
+	if (bjob) {
+		// a launcher of a batch job copal does not know is still a
+		// launcher, but its tasks are filed under no batch job: the
+		// store files only under jobs it has (cpl_store_check holds
+		// it to that). One of a job that has ended (cancelled, or
+		// gone from the scheduler) is a straggler: its leases were
+		// ended with the job, and it gets no new one
+		Copal__BatchJob *bj = NULL;
+		if (cpl_bjob_get(txn, r->batch_job_id, &bj) == 0) {
+			Copal__BatchJobState st = bj->state;
+			copal__batch_job__free_unpacked(bj, NULL);
+			if (st == COPAL__BATCH_JOB_STATE__BJ_FINISHED ||
+			    st == COPAL__BATCH_JOB_STATE__BJ_CANCELLED ||
+			    st == COPAL__BATCH_JOB_STATE__BJ_SUBMIT_FAILED)
+				FAIL(h, CPL_EBADSTATE, "batch job %" PRIu64
+				    " has ended: no new lease for its "
+				    "launchers", r->batch_job_id);
+		} else {
+			LOG(LOG_WARN, "lease", "%s says it runs in batch job %"
+			    PRIu64 ", which is not on record: its tasks are "
+			    "filed under no batch job", r->owner ? r->owner : "",
+			    r->batch_job_id);
+			bjob = 0;
+		}
+	}
+	if ((rv = cpl_lease_grant_job(txn, r->owner, ttl, bjob,
+	         r->scheduler_job_id, lease)) != 0)
+		return rv;
+	*deadline = cpl_txn_now(txn) + (uint64_t)ttl * 1000u;
+	LOG(LOG_INFO, "lease", "granted lease %" PRIu64 " to %s", *lease,
+	    r->owner ? r->owner : "");
+	return 0;
+}
+
 // ---------------------------------------------------------------- claim
 
 struct claimed {
@@ -92,9 +149,24 @@ int
 h_claim(hctx *h, cpl_txn *txn)
 {
 	const Copal__ClaimRequest *r = h->req->claim;
+	const Copal__HeartbeatRequest *nl = r->new_lease;
 	cpl_capacity cap;
 	size_t n = 0;
+	uint64_t lease = r->lease_id, deadline = 0;
+	uint32_t ttl = 0;
 	int rv;
+	if (nl != NULL) {
+		if (lease != 0)
+			FAIL(h, CPL_EINVAL, "a claim under lease %" PRIu64
+			    " asks for a new lease: say one or the other",
+			    lease);
+		if (nl->lease_id != 0 || nl->release)
+			FAIL(h, CPL_EINVAL, "a claim's new_lease renews or "
+			    "releases nothing: its lease_id must be 0 and "
+			    "release false");
+		if ((rv = lease_ttl(h, nl, &ttl)) != 0)
+			return rv;
+	}
 	if (r->max_tasks == 0 || r->max_tasks > MAX_CLAIM)
 		FAIL(h, CPL_EINVAL, "max_tasks must be 1..%u", MAX_CLAIM);
 	if (r->n_nodes == 0)
@@ -139,12 +211,21 @@ h_claim(hctx *h, cpl_txn *txn)
 	}
 	cap.tags = (const char *const *)r->tags;
 	cap.ntags = r->n_tags;
-	if ((rv = cpl_claim(txn, r->lease_id, &cap, claim_cb, &cc, &n)) != 0)
-		FAIL(h, rv, "claim under lease %" PRIu64 ": %s", r->lease_id,
+	// the request is checked whole before the lease is granted (a refused
+	// job is undone all the same, but its log line would stand)
+	if (nl != NULL &&
+	    (rv = grant_lease(h, txn, nl, ttl, &lease, &deadline)) != 0)
+		return rv;
+	if ((rv = cpl_claim(txn, lease, &cap, claim_cb, &cc, &n)) != 0)
+		FAIL(h, rv, "claim under lease %" PRIu64 ": %s", lease,
 		    cpl_strerror(rv));
 	Copal__ClaimReply *rep = NEW(h, Copal__ClaimReply, COPAL__CLAIM_REPLY__INIT);
 	if (rep == NULL)
 		return CPL_ENOMEM;
+	if (nl != NULL) {
+		rep->lease_id = lease;
+		rep->deadline_us = deadline;
+	}
 	rep->tasks = arena_alloc(h->a, (n ? n : 1) * sizeof(Copal__ClaimedTask *));
 	if (rep->tasks == NULL)
 		return CPL_ENOMEM;
@@ -205,14 +286,15 @@ h_claim(hctx *h, cpl_txn *txn)
 		}
 		rep->tasks[rep->n_tasks++] = ct;
 	}
-	if ((rv = take_notices(h, txn, r->lease_id, &rep->kill_task_ids,
-	         &rep->n_kill_task_ids)) != 0)
+	if (nl == NULL && (rv = take_notices(h, txn, lease,
+	    &rep->kill_task_ids, &rep->n_kill_task_ids)) != 0)
 		return rv;
 	// nothing to give: the claim may be held open and run again when a
-	// task becomes runnable (dispatch.c, park.c)
-	if (n == 0 && rep->n_kill_task_ids == 0) {
+	// task becomes runnable (dispatch.c, park.c); not one that took a
+	// new lease, whose launcher waits for the lease's id
+	if (n == 0 && rep->n_kill_task_ids == 0 && nl == NULL) {
 		h->park_ms = r->wait_ms;
-		h->park_key = r->lease_id;
+		h->park_key = lease;
 	}
 	h->rep->body_case = COPAL__REPLY__BODY_CLAIM;
 	h->rep->claim = rep;
@@ -275,12 +357,11 @@ int
 h_heartbeat(hctx *h, cpl_txn *txn)
 {
 	const Copal__HeartbeatRequest *r = h->req->heartbeat;
-	uint32_t ttl = r->ttl_ms ? r->ttl_ms : DEFAULT_TTL_MS;
+	uint32_t ttl;
 	uint64_t lease = r->lease_id, deadline = 0;
 	int rv;
-	if (ttl < MIN_TTL_MS || ttl > MAX_TTL_MS)
-		FAIL(h, CPL_EINVAL, "ttl_ms must be %u..%u", MIN_TTL_MS,
-		    MAX_TTL_MS);
+	if ((rv = lease_ttl(h, r, &ttl)) != 0)
+		return rv;
 	if (r->release) {
 		if (lease == 0)
 			FAIL(h, CPL_EINVAL, "release of lease 0");
@@ -299,43 +380,8 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 		return 0;
 	}
 	if (lease == 0) {
-		if (r->scheduler_job_id && strlen(r->scheduler_job_id) > 127)
-			FAIL(h, CPL_EINVAL, "scheduler_job_id of more than 127 "
-			    "bytes");
-		uint64_t bjob = r->batch_job_id;
-		if (bjob) {
-			// a launcher of a batch job copal does not know is
-			// still a launcher, but its tasks are filed under no
-			// batch job: the store files only under jobs it has
-			// (cpl_store_check holds it to that). One of a job
-			// that has ended (cancelled, or gone from the
-			// scheduler) is a straggler: its leases were ended
-			// with the job, and it gets no new one
-			Copal__BatchJob *bj = NULL;
-			if (cpl_bjob_get(txn, r->batch_job_id, &bj) == 0) {
-				Copal__BatchJobState st = bj->state;
-				copal__batch_job__free_unpacked(bj, NULL);
-				if (st == COPAL__BATCH_JOB_STATE__BJ_FINISHED ||
-				    st == COPAL__BATCH_JOB_STATE__BJ_CANCELLED ||
-				    st == COPAL__BATCH_JOB_STATE__BJ_SUBMIT_FAILED)
-					FAIL(h, CPL_EBADSTATE, "batch job %" PRIu64
-					    " has ended: no new lease for its "
-					    "launchers", r->batch_job_id);
-			} else {
-				LOG(LOG_WARN, "lease", "%s says it runs in "
-				    "batch job %" PRIu64 ", which is not on "
-				    "record: its tasks are filed under no "
-				    "batch job", r->owner ? r->owner : "",
-				    r->batch_job_id);
-				bjob = 0;
-			}
-		}
-		if ((rv = cpl_lease_grant_job(txn, r->owner, ttl, bjob,
-		         r->scheduler_job_id, &lease)) != 0)
+		if ((rv = grant_lease(h, txn, r, ttl, &lease, &deadline)) != 0)
 			return rv;
-		deadline = cpl_txn_now(txn) + (uint64_t)ttl * 1000u;
-		LOG(LOG_INFO, "lease", "granted lease %" PRIu64 " to %s", lease,
-		    r->owner ? r->owner : "");
 	} else if ((rv = cpl_lease_renew_waited(txn, lease, ttl, h->waited_us,
 	    &deadline)) != 0) {
 		// a heartbeat that waited for the writer is judged as of its
@@ -357,7 +403,7 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 	return 0;
 }
 
-// ---------------------------------------------------------------- leases
+// ---------------------------------------------------------------- lease list
 
 int
 lease_cb(const cpl_lease *l, void *arg)

@@ -1431,6 +1431,124 @@ test_kill_notice(void **state)
 	bh_free(r);
 }
 
+// The leases the broker holds now.
+static size_t
+lease_count(cpl_client *c)
+{
+	Copal__LeaseListRequest ll = COPAL__LEASE_LIST_REQUEST__INIT;
+	BH_REQ(rq, LEASE_LIST, lease_list, &ll);
+	Copal__Reply *r = BH_OK(c, &rq);
+	size_t n = r->lease_list->n_leases;
+	bh_free(r);
+	return n;
+}
+
+// A launcher's first request: a claim that takes its lease with it.
+static void
+test_claim_new_lease(void **state)
+{
+	bh_fx *f = *state;
+	bh_create(f->c, 3, "nl", "newlease", "app");
+	uint64_t now = broker_now(f->c);
+
+	Copal__HeartbeatRequest nl = COPAL__HEARTBEAT_REQUEST__INIT;
+	nl.owner = "launcher nl-test";
+	nl.ttl_ms = 5000;
+	Copal__NodeCapacity nc = COPAL__NODE_CAPACITY__INIT, nc2 = nc;
+	Copal__NodeCapacity *ncp[2] = { &nc, &nc2 };
+	nc.free_units = nc2.free_units = 5040;
+	Copal__ClaimRequest cl = COPAL__CLAIM_REQUEST__INIT;
+	cl.max_tasks = 2;
+	cl.n_nodes = 2;
+	cl.nodes = ncp;
+	cl.workflow = "newlease";
+	cl.new_lease = &nl;
+	BH_REQ(rq, CLAIM, claim, &cl);
+	Copal__Reply *r = BH_OK(f->c, &rq);
+	uint64_t lease = r->claim->lease_id, dl = r->claim->deadline_us;
+	BH_CHECK(lease != 0, "a claim with new_lease got no lease");
+	BH_CHECK(dl >= now + 4000000u && dl <= now + 60000000u,
+	    "deadline %" PRIu64 " for a 5 s lease at %" PRIu64, dl, now);
+	BH_EQ_U64(r->claim->n_tasks, 2);
+	for (size_t i = 0; i < r->claim->n_tasks; i++)
+		BH_EQ_U64(r->claim->tasks[i]->task->status->lease_id, lease);
+	// the same request again (a resend): the first answer, no new lease
+	size_t nleases = lease_count(f->c);
+	BH_EQ_U64(nleases, 1);
+	Copal__Reply *again = BH_OK(f->c, &rq);
+	BH_SAME_REPLY(r, again);
+	bh_free(again);
+	bh_free(r);
+	BH_EQ_U64(lease_count(f->c), 1);
+	// the lease is a lease like any other: renewed, claimed and
+	// reported under
+	bh_free(heartbeat(f->c, lease, 5000, 0));
+	r = bh_claim(f->c, lease, 5, 1, 5040, 0, "newlease");
+	BH_EQ_U64(r->claim->n_tasks, 1);
+	uint64_t third = r->claim->tasks[0]->task->id;
+	BH_EQ_U64(r->claim->lease_id, 0); // nothing granted
+	bh_free(r);
+	BH_EQ_ERR(bh_report1(f->c, lease, third, 1, CPL_RUNNING, 0, NULL), 0);
+
+	// nothing to claim: answered at once, not held for wait_ms
+	cl.workflow = "newlease-none";
+	cl.wait_ms = 3000;
+	uint64_t t0 = cpl_mono_us();
+	rq.request_id = 0;
+	r = BH_OK(f->c, &rq);
+	uint64_t took = cpl_mono_us() - t0;
+	BH_EQ_U64(r->claim->n_tasks, 0);
+	BH_CHECK(r->claim->lease_id != 0 && r->claim->lease_id != lease,
+	    "second new lease %" PRIu64, r->claim->lease_id);
+	BH_CHECK(took < 2000000u, "a claim taking a new lease was held "
+	    "%" PRIu64 " us", took);
+	bh_free(r);
+	BH_EQ_U64(lease_count(f->c), 2);
+
+	// bad input: refused whole, no lease granted, nothing claimed
+	bh_create(f->c, 1, "nlbad", "newlease-bad", "app");
+	cl.workflow = "newlease-bad";
+	cl.wait_ms = 0;
+	bh_snap before, after;
+	bh_snapshot(f->c, &before);
+	cl.lease_id = lease; // both a lease and a new one
+	rq.request_id = 0;
+	r = BH_CALL(f->c, &rq, CPL_EINVAL);
+	ERR_HAS(r, "say one or the other");
+	bh_free(r);
+	cl.lease_id = 0;
+	nl.lease_id = lease; // a renewal dressed as a new lease
+	rq.request_id = 0;
+	r = BH_CALL(f->c, &rq, CPL_EINVAL);
+	ERR_HAS(r, "lease_id must be 0");
+	bh_free(r);
+	nl.lease_id = 0;
+	nl.release = true;
+	rq.request_id = 0;
+	bh_free(BH_CALL(f->c, &rq, CPL_EINVAL));
+	nl.release = false;
+	nl.ttl_ms = 999;
+	rq.request_id = 0;
+	r = BH_CALL(f->c, &rq, CPL_EINVAL);
+	ERR_HAS(r, "ttl_ms");
+	bh_free(r);
+	nl.ttl_ms = 5000;
+	nc.free_units = 5041; // the claim itself is wrong
+	rq.request_id = 0;
+	bh_free(BH_CALL(f->c, &rq, CPL_EINVAL));
+	nc.free_units = 5040;
+	nl.scheduler_job_id = (char *)
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "0123456789012345678901234567890123456789012345678901234567890123";
+	rq.request_id = 0;
+	r = BH_CALL(f->c, &rq, CPL_EINVAL);
+	ERR_HAS(r, "scheduler_job_id");
+	bh_free(r);
+	BH_EQ_U64(lease_count(f->c), 2);
+	bh_snapshot(f->c, &after);
+	BH_SAME_SNAP(&before, &after, "refused claims with a new lease");
+}
+
 // A launcher that exits releases its lease: unstarted claims go back to
 // the queue unused; started tasks time out and the retry policy decides.
 static void
@@ -1655,6 +1773,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_lease_expiry, bh_fx_setup, bh_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_kill_notice, bh_fx_setup, bh_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_lease_release, bh_fx_setup, bh_fx_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_new_lease, bh_fx_setup,
+		    bh_fx_teardown),
 		cmocka_unit_test_setup_teardown(test_workflow_list, bh_fx_setup, bh_fx_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -177,8 +177,25 @@ test_tasks_by_batch_job(void **state)
 	assert_int_equal(j->tasks_running, 0);
 	assert_int_equal(j->tasks_failed, 2);
 	bh_free(r);
-	// a straggler of the ended job gets no new lease
+	// a straggler of the ended job gets no new lease, whether it asks
+	// with a heartbeat or with its first claim (which claims nothing)
 	lease_in_job(c, bj, "4242", CPL_EBADSTATE);
+	uint64_t e = bh_create(c, 1, "e", "wj", "app");
+	Copal__HeartbeatRequest hb = COPAL__HEARTBEAT_REQUEST__INIT;
+	hb.owner = "launcher in a job";
+	hb.batch_job_id = bj;
+	Copal__NodeCapacity nc = COPAL__NODE_CAPACITY__INIT, *ncp = &nc;
+	nc.free_units = CPL_NODE_UNITS;
+	Copal__ClaimRequest cl = COPAL__CLAIM_REQUEST__INIT;
+	cl.max_tasks = 1;
+	cl.n_nodes = 1;
+	cl.nodes = &ncp;
+	cl.new_lease = &hb;
+	BH_REQ(crq, CLAIM, claim, &cl);
+	r = BH_CALL(c, &crq, CPL_EBADSTATE);
+	assert_non_null(strstr(r->error, "has ended"));
+	bh_free(r);
+	BH_STATE(c, e, CPL_READY);
 }
 
 static void

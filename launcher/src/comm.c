@@ -26,6 +26,17 @@
 #define REPORT_HOLD_MIN 8u
 #define REPORT_HOLD_MAX 512u
 
+// The lease comes with the first claim (ClaimRequest.new_lease): one
+// round trip to the first tasks, and at a large allocation's start one
+// request per launcher, not two. Until the main loop asks that claim
+// (GRANT_WAIT, at most GRANT_WAIT_US from the start) and while it is in
+// flight (GRANT_INFLIGHT) the comm thread asks for no lease of its own;
+// if the claim fails (or a broker without new_lease refuses it), or none
+// is asked in time, the comm thread's heartbeat takes the lease, as
+// before (GRANT_NONE).
+#define GRANT_WAIT_US 1000000u
+enum { GRANT_NONE, GRANT_WAIT, GRANT_INFLIGHT };
+
 struct comm {
 	cpl_client *c;
 	cpl_client *cc;        // the claim thread's
@@ -44,6 +55,7 @@ struct comm {
 	bool renew;            // heartbeat at once
 	bool stopping;         // reports say so (no held claim runs again)
 	bool holding;          // the comm thread holds a batch (REPORT_GAP_US)
+	int grant;             // GRANT_*: whether the first claim takes the lease
 	uint32_t cl_max, cl_rem, cl_wait, cl_maxnodes;
 	uint32_t *cl_units, *cl_gpus;
 	size_t cl_n, cl_cap;
@@ -266,14 +278,35 @@ send_reports(comm *c, struct report *r, size_t n, uint64_t rid, bool resent)
 	return rv;
 }
 
+// Who holds the lease, as the broker lists it.
+static void
+owner_of(const comm *c, char *owner, size_t len)
+{
+	char host[128];
+	gethostname(host, sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+	snprintf(owner, len, "launcher %s pid %d %s", host, (int)getpid(),
+	    c->o->mode == MODE_MPI ? "mpi" : "serial");
+}
+
+// A lease the broker granted at sent (our clock), taken as ours (by_claim:
+// it came with the first claim); called with the lock held.
+static void
+lease_taken(comm *c, uint64_t lease, uint64_t sent, bool by_claim)
+{
+	c->ev.lease_by_claim = by_claim;
+	c->lease = lease;
+	c->ev.lease = lease;
+	c->ev.have_lease = true;
+	c->ev.lease_sent_us = sent;
+	c->ev.lease_until_us = sent + (uint64_t)c->o->lease_ttl_ms * 1000u;
+}
+
 static void
 heartbeat(comm *c, bool release)
 {
-	char owner[256], host[128];
-	gethostname(host, sizeof(host));
-	host[sizeof(host) - 1] = '\0';
-	snprintf(owner, sizeof(owner), "launcher %s pid %d %s", host,
-	    (int)getpid(), c->o->mode == MODE_MPI ? "mpi" : "serial");
+	char owner[256];
+	owner_of(c, owner, sizeof(owner));
 	Copal__Reply *rep = NULL;
 	// the broker's deadline counts from its commit, after this
 	uint64_t sent = cpl_mono_us();
@@ -332,12 +365,7 @@ heartbeat(comm *c, bool release)
 		c->ev.lease_until_us = 0;
 	} else if (!release) {
 		c->n.heartbeats++;
-		c->lease = rep->heartbeat->lease_id;
-		c->ev.lease = c->lease;
-		c->ev.have_lease = true;
-		c->ev.lease_sent_us = sent;
-		c->ev.lease_until_us = sent +
-		    (uint64_t)c->o->lease_ttl_ms * 1000u;
+		lease_taken(c, rep->heartbeat->lease_id, sent, false);
 		push_kills(c, rep->heartbeat->kill_task_ids,
 		    rep->heartbeat->n_kill_task_ids);
 		pthread_cond_signal(&c->ccv); // a claim may wait for a lease
@@ -347,11 +375,17 @@ heartbeat(comm *c, bool release)
 	wake(c);
 }
 
+// One claim; with grant, under no lease yet: the claim takes one
+// (ClaimRequest.new_lease).
 static void
-do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
-    uint32_t maxnodes, size_t n, const uint32_t *units, const uint32_t *gpus)
+do_claim(comm *c, uint64_t lease, bool grant, uint32_t max, uint32_t rem,
+    uint32_t wait, uint32_t maxnodes, size_t n, const uint32_t *units,
+    const uint32_t *gpus)
 {
 	Copal__NodeCapacity *nc = calloc(n, sizeof(*nc));
+	Copal__HeartbeatRequest nl = COPAL__HEARTBEAT_REQUEST__INIT;
+	char owner[256];
+	uint64_t sent = 0;
 	Copal__NodeCapacity **ncp = calloc(n, sizeof(*ncp));
 	Copal__Reply *rep = NULL;
 	bool failed = true;
@@ -379,7 +413,20 @@ do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
 		cr.workflow = (char *)(c->o->wf_filter ? c->o->wf_filter : "");
 		cr.tags = (char **)c->o->tags;
 		cr.n_tags = c->o->ntags;
+		if (grant) {
+			owner_of(c, owner, sizeof(owner));
+			nl.owner = owner;
+			nl.ttl_ms = c->o->lease_ttl_ms;
+			nl.batch_job_id = c->o->bjob_id;
+			nl.scheduler_job_id = (char *)(c->o->sched_job_id ?
+			    c->o->sched_job_id : "");
+			cr.new_lease = &nl;
+		}
+		// the broker's deadline counts from its commit, after this
+		sent = cpl_mono_us();
 		int rv = cpl_call_claim(c->cc, &cr, &rep);
+		if (rv == 0 && grant && rep->claim->lease_id == 0)
+			rv = CPL_EPROTO; // a broker without new_lease
 		pthread_mutex_lock(&c->mx);
 		bool stopping = c->stop;
 		pthread_mutex_unlock(&c->mx);
@@ -397,6 +444,16 @@ do_claim(comm *c, uint64_t lease, uint32_t max, uint32_t rem, uint32_t wait,
 			    cpl_strerror(rv));
 	}
 	pthread_mutex_lock(&c->mx);
+	if (grant) {
+		// the lease before the tasks: the main loop takes both at its
+		// next turn, and starts what the lease covers. Failed: the
+		// comm thread's heartbeat asks for the lease now.
+		c->grant = GRANT_NONE;
+		if (!failed)
+			lease_taken(c, rep->claim->lease_id, sent, true);
+		c->next_hb = failed ? 0 : sent + hb_every(c);
+		pthread_cond_signal(&c->cv);
+	}
 	if (!failed)
 		push_kills(c, rep->claim->kill_task_ids,
 		    rep->claim->n_kill_task_ids);
@@ -480,7 +537,19 @@ comm_main(void *arg)
 		c->ev.pending = nreps + c->nout;
 		bool renew = c->renew;
 		c->renew = false;
-		bool hb = c->lease == 0 || renew || cpl_mono_us() >= c->next_hb;
+		now = cpl_mono_us();
+		if (c->grant == GRANT_WAIT && now >= c->next_hb)
+			c->grant = GRANT_NONE; // no claim asked in time
+		bool hb;
+		if (c->lease == 0 && c->grant != GRANT_NONE) {
+			// the first claim brings the lease (its answer wakes
+			// us); a lease asked for here too would be a second
+			hb = false;
+			if (c->grant == GRANT_INFLIGHT)
+				c->next_hb = now + GRANT_WAIT_US;
+		} else {
+			hb = c->lease == 0 || renew || now >= c->next_hb;
+		}
 		pthread_mutex_unlock(&c->mx);
 
 		if (hb) {
@@ -520,6 +589,9 @@ comm_main(void *arg)
 		if (stop && ((c->nout == 0 && c->nagain == 0) || c->lease == 0))
 			break;
 	}
+	// a lease on its way in the first claim's answer is given back too
+	while (c->grant == GRANT_INFLIGHT)
+		pthread_cond_wait(&c->cv, &c->mx);
 	pthread_mutex_unlock(&c->mx);
 	if (c->lease)
 		heartbeat(c, true); // give the lease back (and end a claim
@@ -537,10 +609,14 @@ claim_main(void *arg)
 	size_t cap = 0;
 	pthread_mutex_lock(&c->mx);
 	for (;;) {
-		while (!c->stop && !(c->claim_pending && c->lease))
+		while (!c->stop && !(c->claim_pending &&
+		    (c->lease || c->grant == GRANT_WAIT)))
 			pthread_cond_wait(&c->ccv, &c->mx);
 		if (c->stop)
 			break;
+		bool grant = c->lease == 0;
+		if (grant)
+			c->grant = GRANT_INFLIGHT;
 		uint32_t max = c->cl_max, rem = c->cl_rem, wait = c->cl_wait;
 		uint32_t maxnodes = c->cl_maxnodes;
 		uint64_t lease = c->lease;
@@ -564,10 +640,15 @@ claim_main(void *arg)
 		}
 		pthread_mutex_unlock(&c->mx);
 		if (ok) {
-			do_claim(c, lease, max, rem, wait, maxnodes, n,
+			do_claim(c, lease, grant, max, rem, wait, maxnodes, n,
 			    units, gpus);
 		} else {
 			pthread_mutex_lock(&c->mx);
+			if (grant) {
+				c->grant = GRANT_NONE;
+				c->next_hb = 0;
+				pthread_cond_signal(&c->cv);
+			}
 			c->ev.claim_answered = true;
 			c->ev.claim_failed = true;
 			c->claim_pending = false;
@@ -600,6 +681,8 @@ comm_start(cpl_client *cl, cpl_client *claims, const launcher_opts *o,
 	pthread_mutex_init(&c->mx, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	pthread_cond_init(&c->ccv, NULL);
+	c->grant = GRANT_WAIT;
+	c->next_hb = cpl_mono_us() + GRANT_WAIT_US;
 	if (pthread_create(&c->cth, NULL, claim_main, c) != 0) {
 		close(c->evfd);
 		free(c);
@@ -683,7 +766,8 @@ comm_claim(comm *c, const comm_claim_req *cl)
 {
 	bool ok = false;
 	pthread_mutex_lock(&c->mx);
-	if (!c->claim_pending && c->lease && !c->stop) {
+	if (!c->claim_pending && !c->stop &&
+	    (c->lease || c->grant == GRANT_WAIT)) {
 		if (cl->n > c->cl_cap) {
 			uint32_t *u = realloc(c->cl_units, cl->n * sizeof(*u));
 			if (u)

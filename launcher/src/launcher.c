@@ -243,9 +243,10 @@ launcher_run(const launcher_opts *o)
 		}
 		if (ev.have_lease && !announced) {
 			logm(LL_NOTICE, "started: %s mode, %zu node(s), up to %u "
-			    "task(s), lease %llu", o->mode == MODE_MPI ? "mpi" :
-			    "serial", L.nnodes, o->max_concurrent,
-			    (unsigned long long)ev.lease);
+			    "task(s), lease %llu%s", o->mode == MODE_MPI ?
+			    "mpi" : "serial", L.nnodes, o->max_concurrent,
+			    (unsigned long long)ev.lease, ev.lease_by_claim ?
+			    " (with the first claim)" : "");
 			announced = true;
 			L.last_busy_us = now; // idleness counts from here
 		}
@@ -324,8 +325,9 @@ launcher_run(const launcher_opts *o)
 			logm(LL_NOTICE, "idle for %.0f s: done", o->idle_ttl_s);
 			break;
 		}
-		if (L.lease && !L.stopping && !L.claim_inflight &&
-		    now >= L.next_claim_us) {
+		// (before the first lease: the first claim takes it with it)
+		if ((L.lease || !announced) && !L.stopping &&
+		    !L.claim_inflight && now >= L.next_claim_us) {
 			L.claim_all = act == 0;
 			L.claim_inflight = claim_ask(&L, claim_wait_ms(now));
 			// nothing to ask for (no room): not again until a task

@@ -113,6 +113,7 @@ typedef struct comm_events {
 	                            // ended: no new lease (sticky)
 	bool have_lease;
 	uint64_t lease;
+	bool lease_by_claim;        // it came with the first claim
 	// the lease is the broker's until lease_until_us (our monotonic
 	// clock): the renewal that confirmed it was sent at lease_sent_us
 	uint64_t lease_sent_us, lease_until_us;
@@ -121,10 +122,11 @@ typedef struct comm_events {
 	                            // credential its role (stays set)
 } comm_events;
 
-// Starts the comm thread, which takes a lease at once and sends reports
-// and heartbeats on c, and the claim thread, which sends claims on
-// claims: a claim the broker holds open does not hold up the reports
-// that may make tasks runnable. Errors: CPL_ENOMEM.
+// Starts the comm thread, which sends reports and heartbeats on c, and the
+// claim thread, which sends claims on claims: a claim the broker holds
+// open does not hold up the reports that may make tasks runnable. The
+// lease comes with the first claim (or, failing that, a heartbeat).
+// Errors: CPL_ENOMEM.
 int comm_start(cpl_client *c, cpl_client *claims, const launcher_opts *o,
     comm **out);
 // What went to the broker over the launcher's life.
@@ -143,7 +145,8 @@ void comm_stop(comm *c, comm_counts *counts);
 int comm_fd(comm *c);
 // Queues reports (ownership of messages moves to comm).
 void comm_report(comm *c, struct report *r, size_t n);
-// Asks for a claim; false if one is in flight or there is no lease.
+// Asks for a claim; false if one is in flight or there is no lease (the
+// first claim, asked within a second of comm_start, takes the lease).
 bool comm_claim(comm *c, const comm_claim_req *cl);
 // Renews the lease now (after a stall: the main loop starts nothing until
 // a renewal sent from now on is answered).
