@@ -1357,11 +1357,12 @@ main(int argc, char **argv)
 	       "(%d connections, ipc); durable LMDB commit of one record %.1f "
 	       "µs CPU\n", ref_rt_us, REF_CONNS, ref_commit_us);
 	printf("| launchers | tasks | wall | tasks/s | claim p50 / p99 | "
-	       "first claims (all at once) p50 / p99 | start (first request "
+	       "first claims (all at once%s) p50 / p99 | start (first request "
 	       "to first tasks) p50 / p99 | report p99 | heartbeat p99 / max (n) | leases lost | broker CPU "
 	       "per task (in round trips, in commits) | broker RssAnon peak | "
 	       "broker fds peak | |\n"
-	       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+	    two_step ? "" : "; each grants its lease too");
 	fflush(stdout);
 	bool ok = true;
 	for (const char *p = list; *p;) {

@@ -112,9 +112,14 @@ grant_lease(hctx *h, cpl_txn *txn, const Copal__HeartbeatRequest *r,
 	         r->scheduler_job_id, lease)) != 0)
 		return rv;
 	*deadline = cpl_txn_now(txn) + (uint64_t)ttl * 1000u;
-	LOG(LOG_INFO, "lease", "granted lease %" PRIu64 " to %s", *lease,
-	    r->owner ? r->owner : "");
 	return 0;
+}
+
+static void
+log_granted(uint64_t lease, const Copal__HeartbeatRequest *r)
+{
+	LOG(LOG_INFO, "lease", "granted lease %" PRIu64 " to %s", lease,
+	    r->owner ? r->owner : "");
 }
 
 // ---------------------------------------------------------------- claim
@@ -212,7 +217,8 @@ h_claim(hctx *h, cpl_txn *txn)
 	cap.tags = (const char *const *)r->tags;
 	cap.ntags = r->n_tags;
 	// the request is checked whole before the lease is granted (a refused
-	// job is undone all the same, but its log line would stand)
+	// job is undone all the same); its log line comes when the claim
+	// has succeeded
 	if (nl != NULL &&
 	    (rv = grant_lease(h, txn, nl, ttl, &lease, &deadline)) != 0)
 		return rv;
@@ -298,6 +304,8 @@ h_claim(hctx *h, cpl_txn *txn)
 	}
 	h->rep->body_case = COPAL__REPLY__BODY_CLAIM;
 	h->rep->claim = rep;
+	if (nl != NULL)
+		log_granted(lease, nl);
 	return 0;
 }
 
@@ -382,6 +390,7 @@ h_heartbeat(hctx *h, cpl_txn *txn)
 	if (lease == 0) {
 		if ((rv = grant_lease(h, txn, r, ttl, &lease, &deadline)) != 0)
 			return rv;
+		log_granted(lease, r);
 	} else if ((rv = cpl_lease_renew_waited(txn, lease, ttl, h->waited_us,
 	    &deadline)) != 0) {
 		// a heartbeat that waited for the writer is judged as of its

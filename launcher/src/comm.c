@@ -33,8 +33,15 @@
 // flight (GRANT_INFLIGHT) the comm thread asks for no lease of its own;
 // if the claim fails (or a broker without new_lease refuses it), or none
 // is asked in time, the comm thread's heartbeat takes the lease, as
-// before (GRANT_NONE).
-#define GRANT_WAIT_US 1000000u
+// before (GRANT_NONE). The main loop asks at its first turn; the bound is
+// for a launcher with nothing to ask for, and is generous for a loaded
+// machine. While the claim is in flight the comm thread looks again every
+// GRANT_POLL_US (its answer wakes it anyway). If its answer is lost
+// (every resend of the client timed out after the broker granted the
+// lease), the heartbeat's lease is a second one, and the first lease's
+// tasks go back to the queue when it expires, one TTL later.
+#define GRANT_WAIT_US 5000000u
+#define GRANT_POLL_US 1000000u
 enum { GRANT_NONE, GRANT_WAIT, GRANT_INFLIGHT };
 
 struct comm {
@@ -56,6 +63,7 @@ struct comm {
 	bool stopping;         // reports say so (no held claim runs again)
 	bool holding;          // the comm thread holds a batch (REPORT_GAP_US)
 	int grant;             // GRANT_*: whether the first claim takes the lease
+	bool grant_renew;      // a renewal was asked while it was in flight
 	uint32_t cl_max, cl_rem, cl_wait, cl_maxnodes;
 	uint32_t *cl_units, *cl_gpus;
 	size_t cl_n, cl_cap;
@@ -451,7 +459,8 @@ do_claim(comm *c, uint64_t lease, bool grant, uint32_t max, uint32_t rem,
 		c->grant = GRANT_NONE;
 		if (!failed)
 			lease_taken(c, rep->claim->lease_id, sent, true);
-		c->next_hb = failed ? 0 : sent + hb_every(c);
+		c->next_hb = failed || c->grant_renew ? 0 : sent + hb_every(c);
+		c->grant_renew = false;
 		pthread_cond_signal(&c->cv);
 	}
 	if (!failed)
@@ -546,7 +555,10 @@ comm_main(void *arg)
 			// us); a lease asked for here too would be a second
 			hb = false;
 			if (c->grant == GRANT_INFLIGHT)
-				c->next_hb = now + GRANT_WAIT_US;
+				c->next_hb = now + GRANT_POLL_US;
+			// a stall noticed meanwhile: the lease is confirmed
+			// once more when it comes
+			c->grant_renew |= renew;
 		} else {
 			hb = c->lease == 0 || renew || now >= c->next_hb;
 		}

@@ -249,6 +249,9 @@ launcher_run(const launcher_opts *o)
 			    " (with the first claim)" : "");
 			announced = true;
 			L.last_busy_us = now; // idleness counts from here
+			// a first claim refused (its lease came by a heartbeat
+			// since) is not a reason to wait
+			L.next_claim_us = 0;
 		}
 		L.lease = ev.have_lease ? ev.lease : 0;
 		L.lease_sent_us = ev.lease_sent_us;

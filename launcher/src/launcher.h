@@ -146,7 +146,7 @@ int comm_fd(comm *c);
 // Queues reports (ownership of messages moves to comm).
 void comm_report(comm *c, struct report *r, size_t n);
 // Asks for a claim; false if one is in flight or there is no lease (the
-// first claim, asked within a second of comm_start, takes the lease).
+// first claim, asked within 5 s of comm_start, takes the lease).
 bool comm_claim(comm *c, const comm_claim_req *cl);
 // Renews the lease now (after a stall: the main loop starts nothing until
 // a renewal sent from now on is answered).

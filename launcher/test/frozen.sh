@@ -26,7 +26,7 @@ start_launcher a --job-mode serial --max-concurrent 4 --lease-ttl 2 \
 A=$LPID
 wait_for '[[ -f $T/starts ]] && (($(wc -l <"$T/starts") >= 4))' 30 \
     "four tasks started"
-kill -STOP "$A"
+kill -STOP "$A" || fail "launcher a (pid $A) is gone: $(tail -5 "$T/a.log")"
 log "launcher a (pid $A) stopped"
 # the broker expires the 2 s lease and takes its tasks back
 wait_for '[[ $(copal ls --workflow frozen --format csv | grep -c RESTART_READY) -ge 1 ]]' 60 \
