@@ -513,6 +513,14 @@ check_cb(cpl_txn *t, void *arg)
 			say(&rep, "%s", why);
 		}
 	}
+	if (rv == 0) {
+		char why[300];
+		if ((rv = cs_reply_check(t, why, sizeof(why))) ==
+		    CPL_ECORRUPT) {
+			rv = 0;
+			say(&rep, "%s", why);
+		}
+	}
 	// every entry the tasks imply is there (above): equal totals mean
 	// none is left over
 	static const int tdb[3] = { DB_TAGS, DB_TAG_IDX, DB_TAG_RUNQ };

@@ -21,7 +21,7 @@ const char *const cs_db_names[DB_COUNT] = {
 	"event", "task_ev", "names", "app", "uuid_new", "reply", "reply_age",
 	"lease_log", "bjob", "wrunq", "tags", "tag_idx", "tag_runq",
 	"tag_cnt", "mrunq", "wmrunq", "runq_ll", "wrunq_ll",
-	"lease_bj", "bj_task", "bj_count", "uuid_gen",
+	"lease_bj", "bj_task", "bj_count", "uuid_gen", "reply_log",
 };
 
 static uint64_t
@@ -70,7 +70,8 @@ meta_load(cpl_txn *t)
 		return CPL_EVERSION;
 	memcpy(&t->meta, v.mv_data, sizeof(t->meta));
 	if (t->meta.magic != META_MAGIC || (t->meta.version != META_VERSION &&
-	    t->meta.version != META_VERSION_UGEN))
+	    t->meta.version != META_VERSION_UGEN &&
+	    t->meta.version != META_VERSION_RLOG))
 		return CPL_EVERSION;
 	return 0;
 }

@@ -95,6 +95,10 @@ int cs_event_append(cpl_txn *t, uint64_t id, cpl_state from, cpl_state to,
 int cs_lease_bjob(cpl_txn *t, uint64_t lease, uint64_t *bjob);
 // cpl_store_check of lease_bj, bj_task and bj_count (CPL_ECORRUPT: why)
 int cs_bj_check(cpl_txn *t, char *why, size_t len);
+// The reply cache holds together: every entry has its age entry, every
+// entry in the log its bytes there, and the log nothing else; else
+// CPL_ECORRUPT and why (reply.c).
+int cs_reply_check(cpl_txn *t, char *why, size_t len);
 // An archived task leaves batch job bjob's tasks (bj_task) and its count
 // of tasks run (which counts the tasks in the store; a task never RUNNING
 // in the job is no error).

@@ -115,6 +115,11 @@
 // "no such task" or fail deletes. Databases without a generation stay at
 // META_VERSION, which both open.
 #define META_VERSION_UGEN 2u
+// A database whose stored replies went into reply_log (reply.c; the first
+// reply stored there sets it): binaries from before it would answer a
+// resent request with the log's position for its reply, so they refuse
+// it. It may have uuid generations too.
+#define META_VERSION_RLOG 3u
 // Names (workflows and apps, interned under their bytes; batch jobs'
 // strings) are as long as a task spec's names may be; a record of a task
 // spec, an app or a batch job is as large as a packed task spec may be;
@@ -130,7 +135,8 @@ enum {
 	DB_EVENT, DB_TASK_EV, DB_NAMES, DB_APP, DB_UUID_NEW, DB_REPLY,
 	DB_REPLY_AGE, DB_LEASE_LOG, DB_BJOB, DB_WRUNQ, DB_TAGS, DB_TAG_IDX,
 	DB_TAG_RUNQ, DB_TAG_CNT, DB_MRUNQ, DB_WMRUNQ, DB_RUNQ_LL, DB_WRUNQ_LL,
-	DB_LEASE_BJ, DB_BJ_TASK, DB_BJ_COUNT, DB_UUID_GEN, DB_COUNT
+	DB_LEASE_BJ, DB_BJ_TASK, DB_BJ_COUNT, DB_UUID_GEN, DB_REPLY_LOG,
+	DB_COUNT
 };
 
 // Names of the sub-databases, indexed by DB_* (env.c).

@@ -448,8 +448,10 @@ cs_uuid_merge(cpl_txn *t)
 		g.gen++;
 		g.n = 0;
 	}
-	// binaries from before uuid_gen must not open this database
-	t->meta.version = META_VERSION_UGEN;
+	// binaries from before uuid_gen must not open this database (one
+	// marked for the reply log is marked for both)
+	if (t->meta.version < META_VERSION_UGEN)
+		t->meta.version = META_VERSION_UGEN;
 	be32(gk, g.gen);
 	if ((rv = tcursor(t, DB_UUID_NEW, &c)) != 0)
 		return rv;

@@ -1,6 +1,7 @@
 // Stored replies (idempotent retries): get, put, replace, prune by age and
 // count, written atomically with the request's effects, kept across a
 // reopen.
+#include "../src/store_impl.h"
 #include "copal/testing/util.h"
 
 #include <stdlib.h>
@@ -272,9 +273,14 @@ static void
 test_reply_survives_reopen(void **state)
 {
 	tu_env *e = *state; // durable
+	unsigned char big[500];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (unsigned char)(i * 29 + 5);
 	TU_OK(rput(e, 42, "the answer", 10));
+	TU_OK(rput(e, 43, big, sizeof big)); // in the log
 	TU_OK(tu_reopen(e));
 	expect_reply(e, 42, "the answer", 10);
+	expect_reply(e, 43, big, sizeof big);
 }
 
 // Identity: the same request id of two clients (and of the shared
@@ -327,6 +333,124 @@ test_reply_identity(void **state)
 	expect_no_reply(e, 7);
 }
 
+struct logstat {
+	uint32_t version;
+	size_t nlog, nreply, nage;
+};
+
+static int
+logstat_cb(cpl_txn *t, void *arg)
+{
+	struct logstat *ls = arg;
+	MDB_stat st;
+	ls->version = t->meta.version;
+	if (mdb_stat(t->txn, t->s->dbi[DB_REPLY_LOG], &st) != 0)
+		return CPL_EINTERNAL;
+	ls->nlog = st.ms_entries;
+	if (mdb_stat(t->txn, t->s->dbi[DB_REPLY], &st) != 0)
+		return CPL_EINTERNAL;
+	ls->nreply = st.ms_entries;
+	if (mdb_stat(t->txn, t->s->dbi[DB_REPLY_AGE], &st) != 0)
+		return CPL_EINTERNAL;
+	ls->nage = st.ms_entries;
+	return 0;
+}
+
+static struct logstat
+logstat(tu_env *e)
+{
+	struct logstat ls;
+	memset(&ls, 0, sizeof ls);
+	TU_OK(cpl_store_read(e->s, logstat_cb, &ls));
+	return ls;
+}
+
+// Deletes reply_log's first entry behind the store's back, checks the
+// store in the same transaction (arg: the check's report, 512 bytes), and
+// undoes it all (CHECKED when the check ran).
+#define CHECKED CPL_ECYCLE // no store call here returns it
+static int
+drop_log_cb(cpl_txn *t, void *arg)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	if (mdb_cursor_open(t->txn, t->s->dbi[DB_REPLY_LOG], &c) != 0)
+		return CPL_EINTERNAL;
+	int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	if (rc == 0)
+		rc = mdb_cursor_del(c, 0);
+	mdb_cursor_close(c);
+	if (rc)
+		return CPL_EINTERNAL;
+	if (cpl_txn_check(t, arg, 512) != CPL_ECORRUPT)
+		return CPL_EINTERNAL;
+	return CHECKED;
+}
+
+// Replies of 64 bytes or more keep their bytes in reply_log, in commit
+// order (the scattered entry keeps where): answered byte for byte,
+// replaced either way, pruned with their entries, checked, and the
+// database marked so that binaries from before the log refuse it.
+static void
+test_reply_log(void **state)
+{
+	tu_env *e = *state;
+	unsigned char big[300], big2[64];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (unsigned char)(i * 13 + 1);
+	memset(big2, 0x5a, sizeof big2);
+	TU_OK(rput(e, 1, "small", 5));
+	struct logstat ls = logstat(e);
+	assert_int_equal(ls.nlog, 0);
+	assert_int_equal(ls.version, META_VERSION);
+	TU_OK(rput(e, 2, big, sizeof big));
+	TU_OK(rput(e, 3, big2, sizeof big2));
+	TU_OK(rput(e, 4, big2, sizeof big2 - 1)); // 63 bytes: inline
+	ls = logstat(e);
+	assert_int_equal(ls.nlog, 2);
+	assert_int_equal(ls.nreply, 4);
+	assert_int_equal(ls.nage, 4);
+	assert_int_equal(ls.version, META_VERSION_RLOG);
+	expect_reply(e, 1, "small", 5);
+	expect_reply(e, 2, big, sizeof big);
+	expect_reply(e, 3, big2, sizeof big2);
+	expect_reply(e, 4, big2, sizeof big2 - 1);
+	TU_CHECK(e);
+	// replaced: logged by small, small by logged, logged by logged
+	TU_OK(rput(e, 2, "now small", 9));
+	TU_OK(rput(e, 1, big, sizeof big));
+	TU_OK(rput(e, 3, big, 100));
+	ls = logstat(e);
+	assert_int_equal(ls.nlog, 2);
+	assert_int_equal(ls.nreply, 4);
+	expect_reply(e, 1, big, sizeof big);
+	expect_reply(e, 2, "now small", 9);
+	expect_reply(e, 3, big, 100);
+	TU_CHECK(e);
+	// pruned with their entries
+	size_t n = 0;
+	TU_OK(rprune(e, UINT64_MAX, 100, &n));
+	assert_int_equal(n, 4);
+	ls = logstat(e);
+	assert_int_equal(ls.nlog, 0);
+	assert_int_equal(ls.nreply, 0);
+	assert_int_equal(ls.nage, 0);
+	assert_int_equal(ls.version, META_VERSION_RLOG);
+	expect_no_reply(e, 1);
+	TU_CHECK(e);
+	// the log starts again after being emptied
+	TU_OK(rput(e, 5, big, sizeof big));
+	TU_OK(rput(e, 6, big2, sizeof big2));
+	expect_reply(e, 5, big, sizeof big);
+	expect_reply(e, 6, big2, sizeof big2);
+	TU_CHECK(e);
+	// the check finds bytes gone from the log (undone after)
+	char why[512] = "";
+	TU_ERR(cpl_store_write(e->s, drop_log_cb, why), CHECKED);
+	assert_non_null(strstr(why, "not in reply_log"));
+	expect_reply(e, 5, big, sizeof big);
+}
+
 int
 main(void)
 {
@@ -341,6 +465,8 @@ main(void)
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_reply_survives_reopen,
 		    tu_setup_durable, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_reply_log, tu_setup,
+		    tu_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
