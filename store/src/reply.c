@@ -238,61 +238,114 @@ cpl_reply_prune(cpl_txn *t, uint64_t older_than, size_t max, size_t *np)
 	return rv;
 }
 
+static int
+pos_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 int
 cs_reply_check(cpl_txn *t, char *why, size_t len)
 {
 	MDB_cursor *c;
 	MDB_val k, v, lv;
 	MDB_stat st;
-	uint64_t n = 0, logged = 0;
+	uint64_t n = 0, *pos = NULL;
+	size_t npos = 0, cap = 0;
 	int rc, rv;
 	if ((rv = tcursor(t, DB_REPLY, &c)) != 0)
 		return rv;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && rv == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		n++;
-		if (v.mv_size < 8 || k.mv_size > KEY_MAX) {
-			snprintf(why, len, "reply: entry of %zu+%zu bytes",
-			    k.mv_size, v.mv_size);
+		uint64_t raw = v.mv_size >= 8 ? rd64(v.mv_data) : 0;
+		// the rules cpl_reply_get reads them by
+		if (v.mv_size < 8 || (k.mv_size != 8 && k.mv_size != KEY_MAX) ||
+		    ((raw & HAS_DIGEST) && v.mv_size < HDR) ||
+		    ((raw & IN_LOG) && (!(raw & HAS_DIGEST) ||
+		    v.mv_size != HDR + 8))) {
+			snprintf(why, len, "reply: entry of %zu+%zu bytes "
+			    "(flags %llx)", k.mv_size, v.mv_size,
+			    (unsigned long long)(raw >> 62));
 			rv = CPL_ECORRUPT;
 			break;
 		}
-		uint64_t raw = rd64(v.mv_data);
 		uint8_t ak[8 + KEY_MAX];
 		be64(ak, raw & TIME_MASK);
 		memcpy(ak + 8, k.mv_data, k.mv_size);
 		MDB_val akv = { 8 + k.mv_size, ak };
-		if (mdb_get(t->txn, t->s->dbi[DB_REPLY_AGE], &akv, &lv) != 0) {
-			snprintf(why, len, "reply: an entry has no age entry");
-			rv = CPL_ECORRUPT;
+		if ((rc = mdb_get(t->txn, t->s->dbi[DB_REPLY_AGE], &akv,
+		    &lv)) != 0) {
+			if (rc == MDB_NOTFOUND) {
+				snprintf(why, len, "reply: an entry has no age "
+				    "entry");
+				rv = CPL_ECORRUPT;
+			} else {
+				rv = fail(t, map_mdb(rc));
+			}
 			break;
 		}
 		if (!(raw & IN_LOG))
 			continue;
-		logged++;
 		MDB_val pk = { 8, (uint8_t *)v.mv_data + HDR };
-		if (v.mv_size != HDR + 8 ||
-		    mdb_get(t->txn, t->s->dbi[DB_REPLY_LOG], &pk, &lv) != 0) {
-			snprintf(why, len, "reply: an entry's bytes are not in "
-			    "reply_log");
-			rv = CPL_ECORRUPT;
+		if ((rc = mdb_get(t->txn, t->s->dbi[DB_REPLY_LOG], &pk,
+		    &lv)) != 0) {
+			if (rc == MDB_NOTFOUND) {
+				snprintf(why, len, "reply: an entry's bytes are "
+				    "not in reply_log");
+				rv = CPL_ECORRUPT;
+			} else {
+				rv = fail(t, map_mdb(rc));
+			}
 			break;
 		}
+		if (npos == cap) {
+			size_t nc = cap ? 2 * cap : 256;
+			uint64_t *np = realloc(pos, nc * sizeof(*np));
+			if (np == NULL) {
+				rv = CPL_ENOMEM;
+				break;
+			}
+			pos = np;
+			cap = nc;
+		}
+		pos[npos++] = rd64(pk.mv_data);
 	}
-	if (rv == 0 && rc != MDB_NOTFOUND)
+	if (rv == 0 && rc != 0 && rc != MDB_NOTFOUND)
 		rv = fail(t, map_mdb(rc));
 	mdb_cursor_close(c);
+	// two entries naming one position: pruning either loses the other's
+	if (rv == 0 && npos > 1) {
+		qsort(pos, npos, sizeof(*pos), pos_cmp);
+		for (size_t i = 1; i < npos; i++)
+			if (pos[i] == pos[i - 1]) {
+				snprintf(why, len, "reply: two entries name "
+				    "position %llu of reply_log",
+				    (unsigned long long)pos[i]);
+				rv = CPL_ECORRUPT;
+				break;
+			}
+	}
+	free(pos);
 	if (rv)
 		return rv;
-	if (mdb_stat(t->txn, t->s->dbi[DB_REPLY_LOG], &st) == 0 &&
-	    st.ms_entries != logged) {
+	if ((rc = mdb_stat(t->txn, t->s->dbi[DB_REPLY_LOG], &st)) != 0)
+		return fail(t, map_mdb(rc));
+	if (st.ms_entries != npos) {
 		snprintf(why, len, "reply_log: %llu entries, the replies name "
 		    "%llu", (unsigned long long)st.ms_entries,
-		    (unsigned long long)logged);
+		    (unsigned long long)npos);
 		return CPL_ECORRUPT;
 	}
-	if (mdb_stat(t->txn, t->s->dbi[DB_REPLY_AGE], &st) == 0 &&
-	    st.ms_entries != n) {
+	if (npos && t->meta.version < META_VERSION_RLOG) {
+		snprintf(why, len, "reply_log holds replies but the database is "
+		    "not marked for it (version %u)", t->meta.version);
+		return CPL_ECORRUPT;
+	}
+	if ((rc = mdb_stat(t->txn, t->s->dbi[DB_REPLY_AGE], &st)) != 0)
+		return fail(t, map_mdb(rc));
+	if (st.ms_entries != n) {
 		snprintf(why, len, "reply_age: %llu entries for %llu replies",
 		    (unsigned long long)st.ms_entries, (unsigned long long)n);
 		return CPL_ECORRUPT;

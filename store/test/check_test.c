@@ -44,12 +44,36 @@ job_cb(cpl_txn *txn, void *arg)
 	    "4242", &a->lease);
 }
 
+// Stored replies: one inline, two in the reply log (one under a client
+// id).
+static int
+replies_cb(cpl_txn *txn, void *arg)
+{
+	(void)arg;
+	static const uint8_t client[CPL_CLIENT_ID_LEN] = { 9, 8, 7 };
+	uint8_t big[200];
+	memset(big, 'r', sizeof big);
+	cpl_reqkey k;
+	memset(&k, 0, sizeof k);
+	k.id = 1;
+	int rv = cpl_reply_put(txn, &k, "ok", 2);
+	k.id = 2;
+	if (rv == 0)
+		rv = cpl_reply_put(txn, &k, big, sizeof big);
+	k.client = client;
+	if (rv == 0)
+		rv = cpl_reply_put(txn, &k, big, 100);
+	return rv;
+}
+
 // A store with something in every kind of record: apps, a DAG in many
 // states, a live lease of a batch job holding tasks (one ran, one
-// RUNNING: the batch job's tables), a queued kill notice, history.
+// RUNNING: the batch job's tables), a queued kill notice, history,
+// stored replies.
 static void
 populate(tu_env *e)
 {
+	TU_OK(cpl_store_write(e->s, replies_cb, NULL));
 	TU_OK(tu_app_put(e, "app2", "/bin/echo"));
 	struct job_arg ja = { 0, 0 };
 	TU_OK(cpl_store_write(e->s, job_cb, &ja));

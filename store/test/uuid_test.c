@@ -455,6 +455,19 @@ version_cb(cpl_txn *t, void *arg)
 	return 0;
 }
 
+// Stores a reply large enough for the reply log.
+static int
+logged_reply_cb(cpl_txn *t, void *arg)
+{
+	(void)arg;
+	uint8_t big[128];
+	memset(big, 'q', sizeof big);
+	cpl_reqkey k;
+	memset(&k, 0, sizeof k);
+	k.id = 77;
+	return cpl_reply_put(t, &k, big, sizeof big);
+}
+
 // Deletes every task whose uuid is in generation 1 (through the store,
 // so the index stays consistent).
 static int
@@ -589,6 +602,31 @@ test_v4_generations(void **state)
 	uint32_t version = 0;
 	TU_OK(cpl_store_read(e->s, version_cb, &version));
 	assert_int_equal(version, META_VERSION_UGEN);
+	// a database marked for the reply log (version 3) keeps that mark
+	// through the merges that mark uuid generations (2)
+	TU_OK(cpl_store_write(e->s, logged_reply_cb, NULL));
+	TU_OK(cpl_store_read(e->s, version_cb, &version));
+	assert_int_equal(version, META_VERSION_RLOG);
+	struct ugen g3 = g2;
+	{
+		// creates until a merge moved uuids into a generation
+		uint64_t *ids3 = calloc(10000, sizeof(*ids3));
+		uint8_t (*u3)[16] = calloc(10000, 16);
+		assert_non_null(ids3);
+		assert_non_null(u3);
+		for (int round = 0; round < 12 && g3.gen == g2.gen &&
+		     g3.n == g2.n; round++) {
+			struct v4_ctx m = { ids3, u3, 0, 10000, false };
+			TU_OK(cpl_store_write(e->s, v4_create_cb, &m));
+			TU_OK(cpl_store_read(e->s, ugen_cb, &g3));
+		}
+		free(ids3);
+		free(u3);
+	}
+	assert_true(g3.gen > g2.gen || (g3.gen == g2.gen && g3.n > g2.n));
+	TU_OK(cpl_store_read(e->s, version_cb, &version));
+	assert_int_equal(version, META_VERSION_RLOG);
+	TU_CHECK(e);
 	// empty generation 1 (its tasks are the first ones merged): lookups
 	// and deletes of the others skip it
 	TU_OK(cpl_store_write(e->s, empty_gen1_cb, NULL));

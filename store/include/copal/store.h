@@ -687,12 +687,15 @@ typedef struct cpl_reqkey {
 } cpl_reqkey;
 
 // Finds the reply stored for the request k. *data is valid until the
-// transaction ends. Errors: CPL_EINVAL (an argument NULL), CPL_ENOTFOUND,
+// transaction ends, or in a write transaction until its next change:
+// copy it before writing. Errors: CPL_EINVAL (an argument NULL), CPL_ENOTFOUND,
 // CPL_EREUSED (a reply is stored under k's client and id for a request
 // with another digest).
 int cpl_reply_get(cpl_txn *txn, const cpl_reqkey *k, const void **data,
     size_t *len);
-// Stores the reply of k with k's digest (replacing an older one).
+// Stores the reply of k with k's digest (replacing an older one). data
+// must not point into the store (an older reply's bytes are deleted
+// first).
 // Errors: CPL_EINVAL (txn NULL or read-only, data NULL with len),
 // CPL_ETOOBIG (len over 64 MiB).
 int cpl_reply_put(cpl_txn *txn, const cpl_reqkey *k, const void *data,
