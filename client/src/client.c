@@ -1,5 +1,6 @@
 // copal client library over NNG REQ.
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
@@ -194,15 +195,98 @@ connect_once(cpl_client *c)
 	return 0;
 }
 
+// nng_close() waits for NNG's reaper, which NNG 1.5.2 can leave stuck
+// for good when a connection is closed in the middle of a read (a broker
+// killed while it answered: tests/powercut caught a client that never
+// returned from its close). The socket is closed on a thread of its own,
+// waited for at most CLOSE_MS (a close takes milliseconds otherwise);
+// past that the client is left to that thread, reachable from
+// `abandoned`, and the caller goes on. NNG never touches the client
+// itself (its calls are synchronous), only the socket and the TLS
+// configuration, which are kept.
+#define CLOSE_MS 3000
+
+struct closing {
+	nng_socket sock;
+	pthread_mutex_t mx;
+	pthread_cond_t cv;
+	bool done;
+	cpl_client *c;
+	struct closing *next;
+};
+
+static pthread_mutex_t abandoned_mx = PTHREAD_MUTEX_INITIALIZER;
+static struct closing *abandoned; // closes that did not end in time
+
+static void *
+closer_main(void *arg)
+{
+	struct closing *k = arg;
+	nng_close(k->sock);
+	pthread_mutex_lock(&k->mx);
+	k->done = true;
+	pthread_cond_signal(&k->cv);
+	pthread_mutex_unlock(&k->mx);
+	return NULL;
+}
+
+// Closes c's socket; false if NNG did not return within CLOSE_MS (k is
+// then the closing thread's, and on the abandoned list).
+static bool
+close_bounded(cpl_client *c)
+{
+	struct closing *k = calloc(1, sizeof(*k));
+	pthread_condattr_t ca;
+	pthread_t t;
+	if (k == NULL) {
+		nng_close(c->sock);
+		return true;
+	}
+	k->sock = c->sock;
+	k->c = c;
+	pthread_mutex_init(&k->mx, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&t, NULL, closer_main, k) != 0) {
+		nng_close(c->sock);
+	} else {
+		struct timespec end;
+		clock_gettime(CLOCK_MONOTONIC, &end);
+		end.tv_sec += CLOSE_MS / 1000;
+		pthread_mutex_lock(&k->mx);
+		while (!k->done &&
+		    pthread_cond_timedwait(&k->cv, &k->mx, &end) != ETIMEDOUT)
+			;
+		bool done = k->done;
+		pthread_mutex_unlock(&k->mx);
+		if (!done) {
+			pthread_detach(t);
+			pthread_mutex_lock(&abandoned_mx);
+			k->next = abandoned;
+			abandoned = k;
+			pthread_mutex_unlock(&abandoned_mx);
+			return false;
+		}
+		pthread_join(t, NULL);
+	}
+	pthread_mutex_destroy(&k->mx);
+	pthread_cond_destroy(&k->cv);
+	free(k);
+	return true;
+}
+
 void
 cpl_client_close(cpl_client *c)
 {
 	if (c == NULL)
 		return;
-	nng_close(c->sock);
+	explicit_bzero(c->token, sizeof(c->token));
+	if (!close_bounded(c))
+		return; // NNG may still use the socket and the TLS config
 	if (c->tls)
 		nng_tls_config_free(c->tls);
-	explicit_bzero(c->token, sizeof(c->token));
 	free(c->errbuf);
 	free(c);
 }

@@ -69,6 +69,9 @@ typedef struct cpl_client_opts {
 // Errors: CPL_EINVAL (no database given and $COPAL_DB unset), CPL_ENOTFOUND
 // (not a copal database), CPL_ETOOBIG, CPL_ENOMEM, CPL_ECONNECT.
 int cpl_client_open(const cpl_client_opts *opts, cpl_client **out);
+// Closes a client. It waits at most 3 s for NNG to close the socket: past
+// that (NNG 1.5.2's reaper stuck after a broker died mid-answer) the
+// socket is left to a thread of its own and the call returns.
 void cpl_client_close(cpl_client *c);
 // The database directory of this client (absolute), or "" for a URL only.
 const char *cpl_client_db(const cpl_client *c);
