@@ -329,12 +329,40 @@ job_source(const Copal__Request *q)
 	return 0; // unknown
 }
 
+// The batch is run again (writer.h): a claim held open by the run given
+// up gives its place in the park back, or it would be counted twice.
+static void
+job_reset(wjob *j)
+{
+	dreq *r = j->arg;
+	if (r->parking) {
+		r->parking = false;
+		park_unreserve(r->d->pk);
+	}
+}
+
 static const wjob_ops job_ops = {
 	.replay = job_replay,
 	.run = job_run,
 	.after = job_after,
+	.reset = job_reset,
 	.done = job_done,
 };
+
+// A launcher's claims and reports are run without a nested transaction
+// of their own (writer.h): they are most of the writer's jobs, and their
+// handlers (h_run.c) check a request before they change anything (a
+// report's refusals are per state report, each of which changes nothing,
+// and do not fail the job). A claim whose app has gone after its tasks
+// were taken is the rare failure after a change: its batch is run again,
+// nested. Heartbeats stay nested: one for a lease past its deadline ends
+// the lease, then fails (cpl_lease_renew), and few reach the writer.
+static bool
+job_direct(Copal__Request__BodyCase b)
+{
+	return b == COPAL__REQUEST__BODY_CLAIM ||
+	    b == COPAL__REQUEST__BODY_REPORT;
+}
 
 // ---------------------------------------------------------------- heartbeats
 
@@ -441,6 +469,7 @@ dispatch_request(const dispatch *d, dreq *r)
 		r->job.ops = &job_ops;
 		r->job.arg = r;
 		r->job.src = job_source(r->req);
+		r->job.direct = job_direct(r->req->body_case);
 		// refused only once the writer has stopped: no reply then
 		(void)writer_submit(d->wr, &r->job);
 		return;

@@ -2,8 +2,8 @@
 // sweeper that runs on it (see writer.h).
 //
 // The writer takes every queued job, applies each in a nested transaction
-// of one write transaction, commits once, and only then completes the
-// jobs.
+// of one write transaction (a direct job in that transaction itself),
+// commits once, and only then completes the jobs.
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -63,6 +63,9 @@ struct batch {
 	const writer_leases *lz;
 	wjob *list;
 	size_t n, applied, replayed;
+	unsigned runs;   // of batch_cb: more than one, the jobs are reset
+	bool nested;     // every job in a nested transaction, direct or not
+	bool redo;       // a direct job failed after it changed something
 };
 
 static int
@@ -78,6 +81,14 @@ batch_cb(cpl_txn *txn, void *arg)
 	struct batch *b = arg;
 	int rv;
 	b->applied = b->replayed = 0;
+	if (b->runs++ > 0) { // run again: the transaction before was given up
+		for (wjob *j = b->list; j; j = j->next)
+			if (j->ops->reset)
+				j->ops->reset(j);
+		// and the lines its jobs logged: this run logs them anew
+		cpl_log_release(false);
+		cpl_log_hold();
+	}
 	if (b->lz->flush && (rv = b->lz->flush(txn, b->lz->arg, false)) != 0)
 		return rv;
 	for (wjob *j = b->list; j; j = j->next) {
@@ -90,7 +101,22 @@ batch_cb(cpl_txn *txn, void *arg)
 		}
 		if ((rv = cpl_txn_error(txn)) != 0)
 			return rv;
-		rv = cpl_txn_sub(txn, run_cb, j);
+		if (j->direct && !b->nested) {
+			// no nested transaction: LMDB's copies of the pages a
+			// nested one touches, and the merge of its page list
+			// at its commit, are a tenth of the writer's time
+			// (BENCHMARKS.md). A failure that changed something
+			// can only be undone with the whole transaction: the
+			// batch runs again, every job nested.
+			bool changed;
+			rv = cpl_txn_direct(txn, run_cb, j, &changed);
+			if (changed) {
+				b->redo = true;
+				return rv;
+			}
+		} else {
+			rv = cpl_txn_sub(txn, run_cb, j);
+		}
 		if (cpl_txn_error(txn) != 0)
 			return cpl_txn_error(txn);
 		if (j->ops->after && (rv = j->ops->after(txn, j, rv)) != 0)
@@ -419,11 +445,26 @@ writer_main(void *arg)
 		if (turn - last_turn > WRITER_STALL_US)
 			do_grace(w, turn - last_turn);
 		last_turn = turn;
-		struct batch b = { &lz, list, prev_n, 0, 0 };
+		struct batch b = { &lz, list, prev_n, 0, 0, 0, false, false };
 		int rv = 0;
 		bool swept = false, handed = false;
 		if (list) {
+			// the batch's lines (a lease granted by each of
+			// thousands of first claims) are written together once
+			// it has committed, before any of its answers
+			cpl_log_hold();
 			rv = cpl_store_write(w->st, batch_cb, &b);
+			if (rv != 0 && b.redo) {
+				// (renewals kept in memory are written again
+				// by flush, as after a grown map)
+				b.nested = true;
+				b.redo = false;
+				rv = cpl_store_write(w->st, batch_cb, &b);
+				pthread_mutex_lock(&w->qmx);
+				w->stats.redone++;
+				pthread_mutex_unlock(&w->qmx);
+			}
+			cpl_log_release(true);
 			if (lz.done)
 				lz.done(lz.arg, rv);
 			if (rv)

@@ -1,7 +1,10 @@
 // The broker's single writer (internal): every mutation runs on one thread,
 // in batches that share one write transaction and one durable commit
 // (group commit). Jobs come from any thread; each runs in a nested
-// transaction of its batch, so a job that fails undoes only itself. Once
+// transaction of its batch, so a job that fails undoes only itself, or,
+// if it says it may (wjob.direct), in the batch's transaction itself: a
+// batch in which such a job fails after it changed something is then run
+// again with every job nested. Once
 // the batch's commit is done (or has failed) every job of it is completed,
 // in order, through its own done callback: the writer knows nothing of
 // who submitted the job nor how it is answered. A large batch is completed
@@ -64,12 +67,19 @@ typedef struct wjob_ops {
 	// Optional, first: sets *done when the job needs no run (a resent
 	// request whose answer is stored); such a job is completed as is.
 	int (*replay)(cpl_txn *txn, wjob *j, bool *done);
-	// The job, in a nested transaction: non-zero undoes what it did,
-	// and only that; the batch goes on.
+	// The job, in a nested transaction (or, for a direct job, in the
+	// batch's): non-zero undoes what it did, and only that; the batch
+	// goes on.
 	int (*run)(cpl_txn *txn, wjob *j);
 	// Optional, after run (what it does is kept even when run was
 	// undone), with run's result.
 	int (*after)(cpl_txn *txn, wjob *j, int rv);
+	// Optional: the batch's transaction was given up and is run again
+	// (a direct job failed after it changed something, or the map was
+	// full and has grown): forget what replay, run and after did outside
+	// the transaction. Called for every job before each run of its
+	// batch but the first.
+	void (*reset)(wjob *j);
 	// After the commit, outside the transaction and every lock of the
 	// writer, on its thread or its completer's: rv is 0 or the error
 	// that lost the batch. Called exactly once for every job the writer
@@ -83,6 +93,10 @@ struct wjob {
 	// where it comes from (a launcher, a client; 0: unknown): a batch
 	// waits for more jobs only when many sources were seen lately
 	uint32_t src;
+	// run may go without a nested transaction of its own
+	// (cpl_txn_direct): when it fails it has, nearly always, changed
+	// nothing yet. Else the batch is run again, every job nested.
+	bool direct;
 	wjob *next;     // the writer's queue
 };
 
@@ -94,6 +108,7 @@ typedef struct writer_stats {
 	uint64_t replayed;  // jobs answered by replay in committed batches
 	uint64_t sweeps;    // lease sweeps run
 	uint64_t gathered;  // batches that waited for more jobs
+	uint64_t redone;    // batches run again, every job nested
 } writer_stats;
 
 // Starts the writer thread on st. Errors: CPL_ENOMEM.

@@ -2,7 +2,9 @@
 // store in a temporary directory, without NNG: jobs from several threads
 // are each completed exactly once through their done callback; jobs queued
 // together share one commit; a failing job is undone without undoing the
-// others of its batch; a failure outside the nested transactions loses
+// others of its batch, nested or direct (a direct one that had changed
+// something makes the batch run again, nested, each job reset first);
+// a failure outside the nested transactions loses
 // the whole batch; a replayed job does not run; stop runs and completes
 // what is queued, and refuses what comes after; the jobs of a large batch
 // are answered in order off the writer, which meanwhile runs the next;
@@ -30,6 +32,7 @@ struct tjob {
 	wjob j;
 	char name[32];
 	int fail;          // run writes its app, then returns this
+	int fail_early;    // run returns this before it writes anything
 	int after_fail;    // after returns this
 	bool replay;       // replay says the job is done already
 	bool block;        // run waits for release (holds the batch open)
@@ -37,7 +40,7 @@ struct tjob {
 	bool bump;         // run ends a lease: what claims find changes
 	int done_seq;      // the order in which done was called (from 1)
 	// outcomes (written on the writer thread, read after done)
-	int nrun, nafter, ndone;
+	int nrun, nafter, ndone, nreset;
 	int run_rv;        // what after saw
 	int done_rv;
 };
@@ -77,6 +80,8 @@ job_run(cpl_txn *txn, wjob *j)
 			pthread_cond_wait(&cv, &mx);
 		pthread_mutex_unlock(&mx);
 	}
+	if (t->fail_early)
+		return t->fail_early;
 	app.name = t->name;
 	app.executable = "/bin/true";
 	int rv = cpl_app_put(txn, &app, false);
@@ -99,6 +104,13 @@ job_after(cpl_txn *txn, wjob *j, int rv)
 }
 
 static void
+job_reset(wjob *j)
+{
+	struct tjob *t = j->arg;
+	t->nreset++;
+}
+
+static void
 job_done(wjob *j, int rv)
 {
 	struct tjob *t = j->arg;
@@ -116,7 +128,13 @@ job_done(wjob *j, int rv)
 	pthread_mutex_unlock(&mx);
 }
 
-static const wjob_ops ops = { job_replay, job_run, job_after, job_done };
+static const wjob_ops ops = {
+	.replay = job_replay,
+	.run = job_run,
+	.after = job_after,
+	.reset = job_reset,
+	.done = job_done,
+};
 
 static void
 job_init(struct tjob *t, const char *prefix, int i)
@@ -396,6 +414,105 @@ test_failing_job_undone_alone(void **state)
 	assert_true(app_exists(e, "a0"));
 	assert_true(app_exists(e, "b0"));
 	assert_false(app_exists(e, "bad0"));
+}
+
+// Direct jobs (no nested transaction each): one that fails before it
+// changed anything is undone alone, in the same run of the batch.
+static void
+test_direct_failing_early(void **state)
+{
+	tu_env *e = *state;
+	struct tjob blocker, a, bad, b;
+	writer *w;
+	writer_stats st;
+	reset();
+	job_init(&blocker, "blocker", 3);
+	blocker.block = true;
+	job_init(&a, "a", 3);
+	job_init(&bad, "bad", 3);
+	job_init(&b, "b", 3);
+	a.j.direct = bad.j.direct = b.j.direct = true;
+	bad.fail_early = CPL_EBADSTATE;
+	TU_OK(writer_start(e->s, &w));
+	TU_OK(writer_submit(w, &blocker.j));
+	wait_blocked();
+	TU_OK(writer_submit(w, &a.j));
+	TU_OK(writer_submit(w, &bad.j));
+	TU_OK(writer_submit(w, &b.j));
+	release();
+	wait_done(4);
+	writer_stop(w);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	assert_int_equal(st.batches, 2);
+	assert_int_equal(st.redone, 0);
+	assert_int_equal(st.applied, 4);
+	assert_int_equal(a.nrun + bad.nrun + b.nrun, 3);
+	assert_int_equal(a.nreset + bad.nreset + b.nreset, 0);
+	assert_int_equal(bad.run_rv, CPL_EBADSTATE);
+	assert_int_equal(bad.done_rv, 0);
+	assert_int_equal(a.run_rv, 0);
+	assert_int_equal(b.run_rv, 0);
+	assert_true(app_exists(e, "a3"));
+	assert_true(app_exists(e, "b3"));
+	assert_false(app_exists(e, "bad3"));
+}
+
+// A direct job that fails after it wrote: the batch's transaction is
+// given up and the batch runs again with every job nested (each job
+// reset first), so that only the failed job is undone; a nested job
+// beside them runs in both runs too.
+static void
+test_direct_failing_late_redone(void **state)
+{
+	tu_env *e = *state;
+	struct tjob blocker, a, nest, bad, b;
+	writer *w;
+	writer_stats st;
+	reset();
+	job_init(&blocker, "blocker", 4);
+	blocker.block = true;
+	job_init(&a, "a", 4);
+	job_init(&nest, "nest", 4);
+	job_init(&bad, "bad", 4);
+	job_init(&b, "b", 4);
+	a.j.direct = bad.j.direct = b.j.direct = true;
+	bad.fail = CPL_EBADSTATE;
+	TU_OK(writer_start(e->s, &w));
+	TU_OK(writer_submit(w, &blocker.j));
+	wait_blocked();
+	TU_OK(writer_submit(w, &a.j));
+	TU_OK(writer_submit(w, &nest.j));
+	TU_OK(writer_submit(w, &bad.j));
+	TU_OK(writer_submit(w, &b.j));
+	release();
+	wait_done(5);
+	writer_stop(w);
+	writer_stats_get(w, &st);
+	writer_free(w);
+	assert_int_equal(st.batches, 2);
+	assert_int_equal(st.failed, 0);
+	assert_int_equal(st.redone, 1);
+	assert_int_equal(st.applied, 5);
+	// the first run stopped at bad; the second ran them all
+	assert_int_equal(a.nrun, 2);
+	assert_int_equal(nest.nrun, 2);
+	assert_int_equal(bad.nrun, 2);
+	assert_int_equal(b.nrun, 1);
+	assert_int_equal(a.nreset, 1);
+	assert_int_equal(b.nreset, 1);
+	assert_int_equal(blocker.nreset, 0);
+	assert_int_equal(a.nafter, 2);
+	assert_int_equal(b.nafter, 1);
+	assert_int_equal(bad.run_rv, CPL_EBADSTATE);
+	assert_int_equal(a.ndone + nest.ndone + bad.ndone + b.ndone, 4);
+	assert_int_equal(a.done_rv, 0);
+	assert_int_equal(bad.done_rv, 0);
+	assert_int_equal(b.done_rv, 0);
+	assert_true(app_exists(e, "a4"));
+	assert_true(app_exists(e, "nest4"));
+	assert_true(app_exists(e, "b4"));
+	assert_false(app_exists(e, "bad4"));
 }
 
 // A failure outside the nested transactions (after) loses the batch:
@@ -718,6 +835,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_queued_together_one_commit,
 		    tu_setup_bare, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_failing_job_undone_alone,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_direct_failing_early,
+		    tu_setup_bare, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_direct_failing_late_redone,
 		    tu_setup_bare, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_batch_lost,
 		    tu_setup_bare, tu_teardown),

@@ -88,7 +88,7 @@ stamp(cpl_log_clock clock, const struct timespec *now, char *buf, size_t len)
 
 static void
 put_line(FILE *fp, const cpl_log_style *st, const struct timespec *now,
-    int level, const char *id, const char *msg)
+    int level, const char *id, const char *msg, bool flush)
 {
 	static const char *const names[] = { "EMERG", "ALERT", "CRIT", "ERROR",
 		"WARN", "NOTICE", "INFO", "DEBUG" };
@@ -106,7 +106,111 @@ put_line(FILE *fp, const cpl_log_style *st, const struct timespec *now,
 	fputc(' ', fp);
 	fputs(msg, fp);
 	fputc('\n', fp);
-	fflush(fp);
+	if (flush)
+		fflush(fp);
+}
+
+// ---------------------------------------------------------------- holding
+
+// This thread's held lines (cpl_log_hold), one after another in buf: each
+// a struct held, then its id and its message, each ending in a NUL,
+// padded to the struct's alignment.
+struct held {
+	struct timespec now;
+	int level;
+	size_t idlen, msglen;
+};
+#define HOLD_MAX (1u << 20) // written out beyond this; the hold goes on
+
+static __thread struct {
+	bool on;
+	char *buf;
+	size_t len, cap;
+} hold;
+
+static size_t
+held_size(const struct held *h)
+{
+	size_t n = sizeof(*h) + h->idlen + 1 + h->msglen + 1;
+	return (n + _Alignof(struct held) - 1) & ~(_Alignof(struct held) - 1);
+}
+
+// Writes the held lines to every stream, one write each, and empties the
+// hold. With the lock held.
+static void
+hold_write_locked(void)
+{
+	size_t ns = nsinks ? nsinks : 1;
+	for (size_t i = 0; i < ns && hold.len; i++) {
+		FILE *fp = nsinks ? sinks[i].fp : stderr;
+		const cpl_log_style *st = nsinks ? &sinks[i].st : &broker_style;
+		char *text = NULL;
+		size_t tlen = 0;
+		FILE *m = open_memstream(&text, &tlen);
+		for (size_t off = 0; off < hold.len;) {
+			const struct held *h = (const struct held *)(hold.buf + off);
+			const char *id = (const char *)(h + 1);
+			put_line(m ? m : fp, st, &h->now, h->level, id,
+			    id + h->idlen + 1, false);
+			off += held_size(h);
+		}
+		if (m != NULL && fclose(m) == 0 && text != NULL)
+			fwrite(text, 1, tlen, fp);
+		free(text);
+		fflush(fp);
+	}
+	hold.len = 0;
+}
+
+// Keeps a line in the hold; false if it cannot (out of memory).
+static bool
+hold_add(const struct timespec *now, int level, const char *id,
+    const char *msg)
+{
+	struct held h = { *now, level, id ? strlen(id) : 0, strlen(msg) };
+	size_t need = held_size(&h);
+	if (hold.len && hold.len + need > HOLD_MAX) {
+		pthread_mutex_lock(&mtx);
+		hold_write_locked();
+		pthread_mutex_unlock(&mtx);
+	}
+	if (hold.len + need > hold.cap) {
+		size_t cap = hold.cap ? hold.cap : 16384;
+		while (cap < hold.len + need)
+			cap *= 2;
+		char *nb = realloc(hold.buf, cap);
+		if (nb == NULL)
+			return false;
+		hold.buf = nb;
+		hold.cap = cap;
+	}
+	char *p = hold.buf + hold.len;
+	memcpy(p, &h, sizeof(h));
+	memcpy(p + sizeof(h), id ? id : "", h.idlen + 1);
+	memcpy(p + sizeof(h) + h.idlen + 1, msg, h.msglen + 1);
+	hold.len += need;
+	return true;
+}
+
+void
+cpl_log_hold(void)
+{
+	hold.on = true;
+}
+
+void
+cpl_log_release(bool write)
+{
+	if (write && hold.len) {
+		pthread_mutex_lock(&mtx);
+		hold_write_locked();
+		pthread_mutex_unlock(&mtx);
+	}
+	// (not kept between holds: a thread's end would leave it behind)
+	free(hold.buf);
+	hold.buf = NULL;
+	hold.len = hold.cap = 0;
+	hold.on = false;
 }
 
 void
@@ -126,11 +230,18 @@ cpl_vlog(int level, const char *id, const char *fmt, va_list ap)
 	else if (msg == NULL)
 		msg = small; // out of memory: the message cut short
 	va_end(ap2);
+	if (hold.on && level > CPL_LOG_WARN && hold_add(&now, level, id, msg)) {
+		if (msg != small)
+			free(msg);
+		return;
+	}
 	pthread_mutex_lock(&mtx);
+	if (hold.len) // what this thread holds comes first
+		hold_write_locked();
 	if (nsinks == 0)
-		put_line(stderr, &broker_style, &now, level, id, msg);
+		put_line(stderr, &broker_style, &now, level, id, msg, true);
 	for (size_t i = 0; i < nsinks; i++)
-		put_line(sinks[i].fp, &sinks[i].st, &now, level, id, msg);
+		put_line(sinks[i].fp, &sinks[i].st, &now, level, id, msg, true);
 	pthread_mutex_unlock(&mtx);
 	if (msg != small)
 		free(msg);

@@ -103,6 +103,7 @@ cs_name_count(cpl_txn *t, char kind, uint32_t id, int64_t delta)
 		return 0; // a task with a direct command and no app
 
 	int rv;
+	t->changes++;
 	for (size_t i = 0; i < t->nndelta; i++) {
 		if (t->ndelta[i].kind == kind && t->ndelta[i].id == id) {
 			t->ndelta[i].delta += delta;

@@ -70,6 +70,7 @@ cs_bj_note(cpl_txn *t, uint64_t id, uint64_t lease, cpl_state from,
 		MDB_val key = { 16, k }, val = { 0, (void *)"" };
 		int rc = mdb_put(t->txn, t->s->dbi[DB_BJ_TASK], &key, &val,
 		    MDB_NOOVERWRITE);
+		t->changes++;
 		if (rc == 0)
 			c.ran++; // a task run again in the same job counts once
 		else if (rc != MDB_KEYEXIST)
@@ -95,6 +96,7 @@ cs_bj_forget(cpl_txn *t, uint64_t bjob, uint64_t id)
 	pair_key(k, bjob, id);
 	MDB_val key = { 16, k };
 	int rc = mdb_del(t->txn, t->s->dbi[DB_BJ_TASK], &key, NULL);
+	t->changes++;
 	if (rc == MDB_NOTFOUND)
 		return 0; // never RUNNING in this job, or forgotten already
 	if (rc)

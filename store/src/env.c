@@ -535,6 +535,23 @@ cpl_txn_sub(cpl_txn *parent, cpl_txn_fn fn, void *arg)
 	return rv;
 }
 
+int
+cpl_txn_direct(cpl_txn *txn, cpl_txn_fn fn, void *arg, bool *changed)
+{
+	if (txn == NULL || fn == NULL || changed == NULL || !txn->write)
+		return CPL_EINVAL;
+	*changed = false;
+	if (txn->err)
+		return txn->err;
+	uint64_t c0 = txn->changes;
+	struct meta m0 = txn->meta;
+	int rv = fn(txn, arg);
+	if (rv != 0 && txn->err == 0)
+		*changed = txn->changes != c0 ||
+		    memcmp(&m0, &txn->meta, sizeof(m0)) != 0;
+	return rv;
+}
+
 // ------------------------------------------------------------ upkeep
 
 struct stats_ctx {

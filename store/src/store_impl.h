@@ -345,6 +345,12 @@ struct cpl_txn {
 	cpl_txn *parent;
 	bool write;
 	int err;        // sticky: set by the first LMDB-level failure
+	// Changes made so far: every put and delete (the helpers of
+	// store_inline.h, and the few direct LMDB calls beside them) and
+	// every change kept for the commit (name-count deltas, buffered
+	// uuids, follow-up work) counts one. cpl_txn_direct tells by it
+	// whether a failed call left something behind.
+	uint64_t changes;
 	uint64_t now;
 	struct meta meta;
 	// work list of follow-up transitions

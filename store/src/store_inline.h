@@ -143,6 +143,7 @@ cput(cpl_txn *t, MDB_cursor *c, const void *k, size_t kl, const void *v,
 		return t->err ? t->err : fail(t, CPL_EINTERNAL);
 	MDB_val key = { kl, (void *)k }, val = { vl, (void *)v };
 	int rc = mdb_cursor_put(c, &key, &val, flags);
+	t->changes++;
 	if (rc)
 		return fail(t, map_mdb(rc));
 	return 0;
@@ -181,6 +182,7 @@ tput(cpl_txn *t, int db, const void *k, size_t kl, const void *v, size_t vl,
 	if (c == NULL)
 		return t->err;
 	int rc = mdb_cursor_put(c, &key, &val, flags);
+	t->changes++;
 	if (rc)
 		return fail(t, map_mdb(rc));
 	return 0;
@@ -198,6 +200,7 @@ treserve(cpl_txn *t, int db, const void *k, size_t kl, size_t vl,
 	if (c == NULL)
 		return t->err;
 	int rc = mdb_cursor_put(c, &key, &val, flags | MDB_RESERVE);
+	t->changes++;
 	if (rc)
 		return fail(t, map_mdb(rc));
 	*out = val.mv_data;
@@ -215,8 +218,10 @@ tdel(cpl_txn *t, int db, const void *k, size_t kl)
 	if (c == NULL)
 		return t->err;
 	int rc = mdb_cursor_get(c, &key, &v, MDB_SET);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = mdb_cursor_del(c, 0);
+		t->changes++;
+	}
 	if (rc == MDB_NOTFOUND)
 		return fail(t, CPL_ECORRUPT);
 	if (rc)

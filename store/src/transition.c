@@ -23,6 +23,7 @@ work_push(cpl_txn *t, uint64_t id, cpl_state to, cpl_actor actor,
 		t->capwork = cap;
 	}
 	struct work *w = &t->work[t->nwork++];
+	t->changes++;
 	w->id = id;
 	w->to = (uint8_t)to;
 	w->actor = (uint8_t)actor;

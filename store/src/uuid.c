@@ -204,6 +204,7 @@ cs_uuid_add(cpl_txn *t, const uint8_t u[16], const uint8_t id[8])
 			memcpy(t->ubuf[t->nubuf].u, u, 16);
 			memcpy(t->ubuf[t->nubuf].id, id, 8);
 			t->nubuf++;
+			t->changes++;
 			return 0;
 		}
 		// no buffer at all (out of memory): straight into uuid_new
@@ -213,6 +214,7 @@ cs_uuid_add(cpl_txn *t, const uint8_t u[16], const uint8_t id[8])
 		if (c == NULL)
 			return t->err;
 		int rc = mdb_cursor_put(c, &key, &val, MDB_APPEND);
+		t->changes++;
 		if (rc == 0)
 			return 0;
 		if (rc != MDB_KEYEXIST)
@@ -472,6 +474,7 @@ cs_uuid_merge(cpl_txn *t)
 		if ((rv = tput(t, DB_UUID_GEN, gk, 20, v.mv_data, v.mv_size,
 		         0)) != 0)
 			break;
+		t->changes++;
 		if ((rc = mdb_cursor_del(c, 0)) != 0) {
 			rv = fail(t, map_mdb(rc));
 			break;

@@ -1,5 +1,6 @@
 // Transactions and the database as a whole: an aborted write leaves
-// nothing, cpl_txn_sub undoes only its own part, a refusal inside a
+// nothing, cpl_txn_sub undoes only its own part, cpl_txn_direct says when
+// a failure left a change behind, a refusal inside a
 // transaction leaves the rest, the map grows under load (and a map that
 // cannot grow reports CPL_EMAPFULL and keeps the store usable), one open
 // per directory (CPL_ELOCKED), data kept across close and reopen, readers
@@ -204,6 +205,105 @@ test_txn_sub(void **state)
 	TU_CHECK(e);
 	// x can still move.
 	TU_OK(tu_report(e, x, lease, ax, CPL_STAGED_IN));
+}
+
+// cpl_txn_direct: work run in the transaction itself. A failure before
+// any change leaves the transaction as it was (changed false) and it
+// goes on to commit; a failure after a change that moves no counter of
+// the store's meta (a lease renewed) still says changed; a success says
+// nothing changed that must be undone.
+typedef struct direct_arg {
+	int mode;           // 0 fail at once, 1 renew then fail, 2 report
+	uint64_t lease, task;
+	uint32_t attempt;
+} direct_arg;
+
+static int
+direct_fn(cpl_txn *txn, void *arg)
+{
+	direct_arg *d = arg;
+	uint64_t dl;
+	int rv;
+	switch (d->mode) {
+	case 0:
+		return CPL_EINVAL;
+	case 1:
+		if ((rv = cpl_lease_renew(txn, d->lease, 0, &dl)) != 0)
+			return rv;
+		return CPL_EBUSY;
+	default: {
+		cpl_report r = { d->task, d->lease, d->attempt, CPL_STAGED_IN,
+			0, "direct", NULL, false, 0 };
+		return cpl_task_report(txn, &r);
+	}
+	}
+}
+
+typedef struct direct_outer {
+	direct_arg d[3];
+	int rv[3];
+	bool changed[3];
+	int rv_null;
+} direct_outer;
+
+static int
+direct_outer_cb(cpl_txn *txn, void *arg)
+{
+	direct_outer *o = arg;
+	bool ch;
+	o->rv_null = cpl_txn_direct(txn, NULL, NULL, &ch);
+	for (int i = 0; i < 3; i++)
+		o->rv[i] = cpl_txn_direct(txn, direct_fn, &o->d[i],
+		    &o->changed[i]);
+	// what changed and then failed cannot be undone alone: give up
+	return o->changed[1] ? CPL_EBUSY : 0;
+}
+
+static int
+direct_report_cb(cpl_txn *txn, void *arg)
+{
+	direct_outer *o = arg;
+	o->rv[0] = cpl_txn_direct(txn, direct_fn, &o->d[0], &o->changed[0]);
+	o->rv[2] = cpl_txn_direct(txn, direct_fn, &o->d[2], &o->changed[2]);
+	return 0;
+}
+
+static void
+test_txn_direct(void **state)
+{
+	tu_env *e = *state;
+	uint64_t lease = tu_lease(e, TTL);
+	uint64_t x = tu_task(e, "x", "dw", 0);
+	uint32_t ax = tu_claim_task(e, lease, "dw", x);
+	size_t hx = tu_history_len(e, x);
+
+	direct_outer o;
+	memset(&o, 0, sizeof o);
+	o.d[0] = (direct_arg){ 0, lease, x, ax };
+	o.d[1] = (direct_arg){ 1, lease, x, ax };
+	o.d[2] = (direct_arg){ 2, lease, x, ax };
+	TU_ERR(cpl_store_write(e->s, direct_outer_cb, &o), CPL_EBUSY);
+	TU_ERR(o.rv_null, CPL_EINVAL);
+	TU_ERR(o.rv[0], CPL_EINVAL);
+	assert_false(o.changed[0]);
+	TU_ERR(o.rv[1], CPL_EBUSY);
+	assert_true(o.changed[1]); // the renewal, which moves no meta counter
+	TU_OK(o.rv[2]);
+	assert_false(o.changed[2]);
+	// given up whole: x did not move (claimed, still READY)
+	TU_STATE(e, x, CPL_READY);
+	assert_int_equal(tu_history_len(e, x), hx);
+
+	// without the renewal: the early failure leaves the rest to commit
+	memset(o.rv, 0, sizeof o.rv);
+	TU_OK(cpl_store_write(e->s, direct_report_cb, &o));
+	TU_ERR(o.rv[0], CPL_EINVAL);
+	assert_false(o.changed[0]);
+	TU_OK(o.rv[2]);
+	TU_STATE(e, x, CPL_STAGED_IN);
+	assert_int_equal(tu_history_len(e, x), hx + 1);
+	TU_COUNTS_CONSISTENT(e);
+	TU_CHECK(e);
 }
 
 // A refusal inside a transaction: what came before and after stays.
@@ -743,6 +843,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_write_abort_leaves_nothing,
 		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_txn_sub, tu_setup,
+		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_txn_direct, tu_setup,
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals_inside_txn,
 		    tu_setup, tu_teardown),

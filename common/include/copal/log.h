@@ -48,6 +48,18 @@ int cpl_log_add(FILE *fp, const char *path, const cpl_log_style *st);
 // Removes every stream, closing the files that cpl_log_add opened.
 void cpl_log_close(void);
 
+// From now on this thread's lines of a level below CPL_LOG_WARN are held
+// back, not written, until cpl_log_release: a thread that logs many lines
+// in a burst (the broker's writer, a lease granted by each claim of
+// thousands of launchers starting) writes them with one write per stream,
+// not one each. A line of CPL_LOG_WARN or above is written at once, after
+// the lines held before it. Lines keep the time they were logged at.
+void cpl_log_hold(void);
+// Writes this thread's held lines (write false: forgets them, as for work
+// undone and done again) and ends the hold. Written lines are whole, and
+// another thread's lines may come between the hold and its release.
+void cpl_log_release(bool write);
+
 void cpl_log(int level, const char *id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cpl_vlog(int level, const char *id, const char *fmt, va_list ap)

@@ -124,6 +124,21 @@ uint64_t cpl_store_claimable_seq(cpl_store *s);
 // Errors: CPL_EINVAL (txn or fn NULL, txn read-only), fn's non-zero return,
 // or a backend error, which poisons txn as a whole (see cpl_txn_error()).
 int cpl_txn_sub(cpl_txn *txn, cpl_txn_fn fn, void *arg);
+// Inside a write transaction: runs fn in txn itself, without a nested
+// transaction. Cheaper than cpl_txn_sub: LMDB copies every page a nested
+// transaction touches that its parent had changed, and merges its list
+// of pages into the parent's when it commits, which at hundreds of
+// requests per commit is a tenth of the writer's time (BENCHMARKS.md).
+// For work that, when it fails, fails before it changed anything: a
+// failure that changed nothing leaves txn as it was, and txn goes on.
+// One that had changed something cannot be undone alone: *changed is
+// set, and the caller must give the transaction up (return an error
+// from its cpl_store_write callback) and may run its work again with
+// cpl_txn_sub. *changed is false when fn succeeded.
+// Errors: CPL_EINVAL (an argument NULL, txn read-only), the error that
+// poisoned txn (see cpl_txn_error(); *changed is then false: the whole
+// transaction is lost anyway), fn's non-zero return.
+int cpl_txn_direct(cpl_txn *txn, cpl_txn_fn fn, void *arg, bool *changed);
 // The error that poisoned this transaction (an LMDB-level failure inside
 // some store call), or 0. After a failed cpl_txn_sub() it tells whether
 // only that part was undone (0) or the whole transaction is lost.
