@@ -198,8 +198,19 @@ pack(struct sim *S, Copal__Request *req)
 	cred.token.data = (uint8_t *)TOKEN;
 	cred.token.len = strlen(TOKEN);
 	req->version = CPL_PROTOCOL_VERSION;
-	// the timer thread and NNG's callback threads both send for S
-	req->request_id = __atomic_add_fetch(&S->seq, 1, __ATOMIC_RELAXED);
+	// the timer thread and NNG's callback threads both send for S. The
+	// id as the client library picks it (cpl_client_next_id): the time
+	// in microseconds, or one more than the last
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000u +
+	    (uint64_t)ts.tv_nsec / 1000u, cur, next;
+	cur = __atomic_load_n(&S->seq, __ATOMIC_RELAXED);
+	do {
+		next = now > cur ? now : cur + 1;
+	} while (!__atomic_compare_exchange_n(&S->seq, &cur, next, false,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	req->request_id = next;
 	req->client_id.data = S->cid;
 	req->client_id.len = sizeof(S->cid);
 	req->credentials = &cred;

@@ -34,7 +34,7 @@ struct cpl_client {
 	nng_tls_config *tls; // tls+tcp:// only
 	char tls_err[PATH_MAX + 128];
 	// request identity (copal.proto, Request): random at open, then
-	// the requests' sequence
+	// the last request id (next_id)
 	uint8_t client_id[16];
 	uint64_t seq;
 	// why the last call failed (cpl_client_errmsg): a static message or
@@ -56,6 +56,28 @@ set_err(cpl_client *c, int code, bool remote, const char *text)
 	// without memory for the copy the status's message stands in
 	if (code && text && text[0] && (c->errbuf = strdup(text)) != NULL)
 		c->errmsg = c->errbuf;
+}
+
+// The next request id of c: the time in microseconds, or one more than
+// the last id if the clock has not moved past it (or went back). Ids
+// grow, and the requests that all clients send at one moment carry ids
+// close together: the broker keeps their stored replies side by side, a
+// few pages for a commit of hundreds (store/src/reply.c).
+static uint64_t
+next_id(cpl_client *c)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000u +
+	    (uint64_t)ts.tv_nsec / 1000u;
+	c->seq = now > c->seq ? now : c->seq + 1;
+	return c->seq;
+}
+
+uint64_t
+cpl_client_next_id(cpl_client *c)
+{
+	return c ? next_id(c) : cpl_request_id();
 }
 
 uint64_t
@@ -329,7 +351,7 @@ send_recv(cpl_client *c, Copal__Request *req, int attempts, int timeout_ms,
 	// the caller's own id (a resend) keeps it; the client's id goes with
 	// every request the caller did not give another
 	if (req->request_id == 0)
-		req->request_id = ++c->seq;
+		req->request_id = next_id(c);
 	bool own_cid = req->client_id.len == 0;
 	if (own_cid) {
 		req->client_id.data = c->client_id;
@@ -546,7 +568,7 @@ cpl_client_call_packed(cpl_client *c, const void *body, size_t body_len,
 	// the envelope packed alone, then the body: protobuf merges the
 	// fields of concatenated messages, so this is one Request
 	env.version = CPL_PROTOCOL_VERSION;
-	env.request_id = ++c->seq;
+	env.request_id = next_id(c);
 	env.client_id.data = c->client_id;
 	env.client_id.len = sizeof(c->client_id);
 	if (c->token_len) {

@@ -325,6 +325,7 @@ struct fake {
 	nng_socket s;
 	uint32_t status;
 	int answered;
+	uint64_t ids[8]; // the request ids of the first requests
 };
 
 static void *
@@ -356,6 +357,8 @@ fake_main(void *arg)
 			return NULL;
 		copal__reply__pack(&rep, out);
 		// counted before the answer: the test reads it after
+		if (fk->answered < 8)
+			fk->ids[fk->answered] = rep.request_id;
 		fk->answered++;
 		int e = nng_send(fk->s, out, n, 0);
 		free(out);
@@ -405,6 +408,21 @@ test_fake_broker(void **state)
 	assert_true(cpl_client_err_remote(c));
 	assert_string_equal(cpl_client_errmsg(c), cpl_strerror(CPL_EBUSY));
 	assert_int_equal(fk.answered, 4);
+	// the client's request ids: the time in microseconds, each above
+	// the last (cpl_client_next_id goes on from them)
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000u +
+	    (uint64_t)ts.tv_nsec / 1000u;
+	for (int i = 0; i < 4; i++) {
+		assert_true(fk.ids[i] <= now + 4);
+		assert_true(fk.ids[i] + 60u * 1000000u > now);
+		assert_true(i == 0 || fk.ids[i] > fk.ids[i - 1]);
+	}
+	uint64_t next = cpl_client_next_id(c);
+	assert_true(next > fk.ids[3]);
+	assert_true(cpl_client_next_id(c) > next);
+	assert_true(cpl_client_next_id(NULL) != 0);
 
 	cpl_client_close(c);
 	nng_close(fk.s); // ends fake_main's nng_recv

@@ -540,7 +540,7 @@ comm_main(void *arg)
 			nreps = c->nout;
 			c->out = NULL;
 			c->nout = c->capout = 0;
-			rid = cpl_request_id();
+			rid = cpl_client_next_id(c->c);
 			blease = c->lease;
 		}
 		c->ev.pending = nreps + c->nout;

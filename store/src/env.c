@@ -71,7 +71,8 @@ meta_load(cpl_txn *t)
 	memcpy(&t->meta, v.mv_data, sizeof(t->meta));
 	if (t->meta.magic != META_MAGIC || (t->meta.version != META_VERSION &&
 	    t->meta.version != META_VERSION_UGEN &&
-	    t->meta.version != META_VERSION_RLOG))
+	    t->meta.version != META_VERSION_RLOG &&
+	    t->meta.version != META_VERSION_RKEY))
 		return CPL_EVERSION;
 	return 0;
 }
@@ -242,6 +243,83 @@ mrunq_fill(MDB_txn *txn, const cpl_store *s)
 	return mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
 }
 
+// Rewrites db's keys through scratch (empty): each key of total bytes,
+// whose 24 bytes from at are a client id and a request id, gets the
+// request id first (reply.c); other keys stay. Returns an LMDB code.
+static int
+rekey(MDB_txn *txn, MDB_dbi db, MDB_dbi scratch, size_t total, size_t at)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint8_t nk[8 + 24];
+	int rc;
+	if ((rc = mdb_cursor_open(txn, db, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		MDB_val key = k;
+		if (k.mv_size == total) {
+			const uint8_t *p = k.mv_data;
+			memcpy(nk, p, at);
+			memcpy(nk + at, p + at + 16, 8);   // the request id
+			memcpy(nk + at + 8, p + at, 16);   // the client id
+			key.mv_data = nk;
+		}
+		if ((rc = mdb_put(txn, scratch, &key, &v, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_drop(txn, db, 0)) != 0 ||
+	    (rc = mdb_cursor_open(txn, scratch, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		if ((rc = mdb_put(txn, db, &k, &v, MDB_APPEND)) != 0)
+			break;
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	return mdb_drop(txn, scratch, 0);
+}
+
+// A database whose replies were stored client id first (before
+// META_VERSION_RKEY) gets its reply and reply_age keys rewritten, request
+// id first, and is marked; one without stored replies is left as it is
+// (its first reply marks it). Returns an LMDB code.
+static int
+reply_rekey(MDB_txn *txn, const cpl_store *s)
+{
+	struct meta m;
+	MDB_val k = { 4, "meta" }, v;
+	MDB_stat st;
+	MDB_dbi scratch;
+	int rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0; // a new database
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != sizeof(m))
+		return 0; // refused when it is read (CPL_EVERSION)
+	memcpy(&m, v.mv_data, sizeof(m));
+	if (m.magic != META_MAGIC || m.version >= META_VERSION_RKEY)
+		return 0;
+	if ((rc = mdb_stat(txn, s->dbi[DB_REPLY], &st)) != 0 ||
+	    st.ms_entries == 0)
+		return rc;
+	if ((rc = mdb_dbi_open(txn, "reply_rekey", MDB_CREATE,
+	         &scratch)) != 0 ||
+	    (rc = rekey(txn, s->dbi[DB_REPLY], scratch, 24, 0)) != 0 ||
+	    (rc = rekey(txn, s->dbi[DB_REPLY_AGE], scratch, 8 + 24, 8)) != 0 ||
+	    (rc = mdb_drop(txn, scratch, 1)) != 0)
+		return rc;
+	m.version = META_VERSION_RKEY;
+	v.mv_size = sizeof(m);
+	v.mv_data = &m;
+	return mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
+}
+
 static int
 env_open(cpl_store *s)
 {
@@ -249,7 +327,7 @@ env_open(cpl_store *s)
 	MDB_txn *txn;
 	if ((rc = mdb_env_create(&s->env)) != 0)
 		return map_mdb(rc);
-	mdb_env_set_maxdbs(s->env, DB_COUNT + 2);
+	mdb_env_set_maxdbs(s->env, DB_COUNT + 3); // (+ reply_rekey's scratch)
 	mdb_env_set_maxreaders(s->env, 512);
 	mdb_env_set_mapsize(s->env, s->map_size);
 	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
@@ -278,7 +356,8 @@ env_open(cpl_store *s)
 		}
 	}
 	if ((rc = wrunq_fill(txn, s)) != 0 ||
-	    (rc = mrunq_fill(txn, s)) != 0) {
+	    (rc = mrunq_fill(txn, s)) != 0 ||
+	    (rc = reply_rekey(txn, s)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
 	}

@@ -11,7 +11,15 @@
 //   reply_log  pos(8)              -> reply bytes
 //   reply_age  time(8) key         -> ""
 // The key is the request id (8 bytes, a request without a client id) or
-// the client id and the request id (16 + 8 bytes). The top bit of the
+// the request id and the client id (8 + 16 bytes). Request ids first:
+// clients number their requests by the time (cpl_client_next_id), so the
+// replies of one commit, from hundreds of clients, sort side by side and
+// share a few pages at the tree's end, and pruning them ten minutes later
+// takes them from its front. With the client id first each client's
+// replies were a run of their own, and every request dirtied a page of
+// its own (BENCHMARKS.md, issue 17). A database written with the client
+// id first is rekeyed when it is opened (reply_rekey in env.c); the first
+// reply stored, or that rekeying, marks it META_VERSION_RKEY. The top bit of the
 // stored time says a digest follows: replies stored before digests were
 // kept (time(8) || reply bytes) have it clear and are taken as matching.
 // The next bit (IN_LOG) says the reply's bytes are in reply_log at pos.
@@ -34,13 +42,11 @@
 static size_t
 key_make(uint8_t *k, const cpl_reqkey *rk)
 {
-	size_t n = 0;
-	if (rk->client) {
-		memcpy(k, rk->client, CPL_CLIENT_ID_LEN);
-		n = CPL_CLIENT_ID_LEN;
-	}
-	be64(k + n, rk->id);
-	return n + 8;
+	be64(k, rk->id);
+	if (rk->client == NULL)
+		return 8;
+	memcpy(k + 8, rk->client, CPL_CLIENT_ID_LEN);
+	return 8 + CPL_CLIENT_ID_LEN;
 }
 
 int
@@ -163,13 +169,11 @@ cpl_reply_put(cpl_txn *t, const cpl_reqkey *rk, const void *data, size_t len)
 		return rv;
 	}
 	bool logged = len >= LOG_MIN;
-	if (logged) {
-		if ((rv = log_append(t, data, len, pos)) != 0)
-			return rv;
-		// binaries from before the log must not open this database
-		if (t->meta.version < META_VERSION_RLOG)
-			t->meta.version = META_VERSION_RLOG;
-	}
+	if (logged && (rv = log_append(t, data, len, pos)) != 0)
+		return rv;
+	// binaries from before the log or this key order must not open it
+	if (t->meta.version < META_VERSION_RKEY)
+		t->meta.version = META_VERSION_RKEY;
 	if ((rv = treserve(t, DB_REPLY, k, kn, HDR + (logged ? 8 : len), 0,
 	         &p)) != 0)
 		return rv;
@@ -341,6 +345,13 @@ cs_reply_check(cpl_txn *t, char *why, size_t len)
 	if (npos && t->meta.version < META_VERSION_RLOG) {
 		snprintf(why, len, "reply_log holds replies but the database is "
 		    "not marked for it (version %u)", t->meta.version);
+		return CPL_ECORRUPT;
+	}
+	// (a database is rekeyed and marked when it is opened)
+	if (n && t->meta.version < META_VERSION_RKEY) {
+		snprintf(why, len, "reply: %llu replies in a database not "
+		    "marked for their key order (version %u)",
+		    (unsigned long long)n, t->meta.version);
 		return CPL_ECORRUPT;
 	}
 	if ((rc = mdb_stat(t->txn, t->s->dbi[DB_REPLY_AGE], &st)) != 0)

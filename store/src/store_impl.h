@@ -120,6 +120,12 @@
 // resent request with the log's position for its reply, so they refuse
 // it. It may have uuid generations too.
 #define META_VERSION_RLOG 3u
+// A database whose stored replies are keyed request id first (reply.c;
+// the first reply stored, or the rekeying of older ones when the
+// database is opened, sets it): binaries from before it would not find
+// them and would apply a resent request again. It has reply_log as
+// META_VERSION_RLOG has.
+#define META_VERSION_RKEY 4u
 // Names (workflows and apps, interned under their bytes; batch jobs'
 // strings) are as long as a task spec's names may be; a record of a task
 // spec, an app or a batch job is as large as a packed task spec may be;

@@ -1,6 +1,6 @@
 // Stored replies (idempotent retries): get, put, replace, prune by age and
 // count, written atomically with the request's effects, kept across a
-// reopen.
+// reopen, and rekeyed (request id first) in a database written before.
 #include "../src/store_impl.h"
 #include "copal/testing/util.h"
 
@@ -402,7 +402,7 @@ test_reply_log(void **state)
 	TU_OK(rput(e, 1, "small", 5));
 	struct logstat ls = logstat(e);
 	assert_int_equal(ls.nlog, 0);
-	assert_int_equal(ls.version, META_VERSION);
+	assert_int_equal(ls.version, META_VERSION_RKEY); // any reply marks it
 	TU_OK(rput(e, 2, big, sizeof big));
 	TU_OK(rput(e, 3, big2, sizeof big2));
 	TU_OK(rput(e, 4, big2, sizeof big2 - 1)); // 63 bytes: inline
@@ -410,7 +410,7 @@ test_reply_log(void **state)
 	assert_int_equal(ls.nlog, 2);
 	assert_int_equal(ls.nreply, 4);
 	assert_int_equal(ls.nage, 4);
-	assert_int_equal(ls.version, META_VERSION_RLOG);
+	assert_int_equal(ls.version, META_VERSION_RKEY);
 	expect_reply(e, 1, "small", 5);
 	expect_reply(e, 2, big, sizeof big);
 	expect_reply(e, 3, big2, sizeof big2);
@@ -435,7 +435,7 @@ test_reply_log(void **state)
 	assert_int_equal(ls.nlog, 0);
 	assert_int_equal(ls.nreply, 0);
 	assert_int_equal(ls.nage, 0);
-	assert_int_equal(ls.version, META_VERSION_RLOG);
+	assert_int_equal(ls.version, META_VERSION_RKEY);
 	expect_no_reply(e, 1);
 	TU_CHECK(e);
 	// the log starts again after being emptied
@@ -449,6 +449,147 @@ test_reply_log(void **state)
 	TU_ERR(cpl_store_write(e->s, drop_log_cb, why), CHECKED);
 	assert_non_null(strstr(why, "not in reply_log"));
 	expect_reply(e, 5, big, sizeof big);
+}
+
+// Puts back the key order of the binaries before META_VERSION_RKEY
+// (client id, then request id) in reply and reply_age, and marks the
+// database as they did: a database they wrote.
+static int
+old_order_db(MDB_txn *txn, MDB_dbi db, size_t total, size_t at)
+{
+	struct ent {
+		uint8_t k[32];
+		size_t kn;
+		void *v;
+		size_t vn;
+	} *ents = NULL;
+	size_t n = 0;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+	if (mdb_cursor_open(txn, db, &c) != 0)
+		return CPL_EINTERNAL;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		ents = realloc(ents, (n + 1) * sizeof(*ents));
+		assert_non_null(ents);
+		struct ent *e = &ents[n++];
+		const uint8_t *p = k.mv_data;
+		assert_true(k.mv_size <= sizeof(e->k));
+		e->kn = k.mv_size;
+		if (k.mv_size == total) { // id, client -> client, id
+			memcpy(e->k, p, at);
+			memcpy(e->k + at, p + at + 8, 16);
+			memcpy(e->k + at + 16, p + at, 8);
+		} else {
+			memcpy(e->k, p, k.mv_size);
+		}
+		e->vn = v.mv_size;
+		e->v = malloc(v.mv_size ? v.mv_size : 1);
+		assert_non_null(e->v);
+		memcpy(e->v, v.mv_data, v.mv_size);
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND || mdb_drop(txn, db, 0) != 0)
+		return CPL_EINTERNAL;
+	for (size_t i = 0; i < n; i++) {
+		MDB_val nk = { ents[i].kn, ents[i].k }, nv = { ents[i].vn,
+			ents[i].v };
+		if (mdb_put(txn, db, &nk, &nv, 0) != 0)
+			return CPL_EINTERNAL;
+		free(ents[i].v);
+	}
+	free(ents);
+	return 0;
+}
+
+static int
+old_order_cb(cpl_txn *t, void *arg)
+{
+	(void)arg;
+	int rv = old_order_db(t->txn, t->s->dbi[DB_REPLY], 24, 0);
+	if (rv == 0)
+		rv = old_order_db(t->txn, t->s->dbi[DB_REPLY_AGE], 32, 8);
+	t->meta.version = META_VERSION_RLOG;
+	return rv;
+}
+
+static void
+expect_client_reply(tu_env *e, const uint8_t *client, uint64_t id,
+    const void *data, size_t len)
+{
+	rep_arg a;
+	memset(&a, 0, sizeof a);
+	a.client = client;
+	TU_OK(rget(e, id, &a));
+	assert_int_equal(a.got_len, len);
+	assert_memory_equal(a.got, data, len);
+	free(a.got);
+}
+
+static int
+rput_client(tu_env *e, const uint8_t *client, uint64_t id, const void *data,
+    size_t len)
+{
+	rep_arg a;
+	memset(&a, 0, sizeof a);
+	a.client = client;
+	a.id = id;
+	a.data = data;
+	a.len = len;
+	return cpl_store_write(e->s, put_cb, &a);
+}
+
+// Replies are keyed request id first (clients number requests by the
+// time, so a commit's replies sort together); any reply stored marks the
+// database META_VERSION_RKEY. One written by the binaries before, client
+// id first, is rekeyed when it is opened: every reply is found again,
+// byte for byte, the check passes, and it is marked. One without replies
+// is left as it is.
+static void
+test_reply_rekey(void **state)
+{
+	tu_env *e = *state;
+	static const uint8_t ca[CPL_CLIENT_ID_LEN] = { 0xa1, 2, 3 };
+	static const uint8_t cb[CPL_CLIENT_ID_LEN] = { 0x07, 9, 9, 9 };
+	unsigned char big[200];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (unsigned char)(i * 7 + 3);
+	// an empty database opened again is not marked
+	TU_OK(tu_reopen(e));
+	assert_int_equal(logstat(e).version, META_VERSION);
+	TU_OK(rput_client(e, ca, 1700000000000002ull, "a-two", 5));
+	assert_int_equal(logstat(e).version, META_VERSION_RKEY);
+	TU_OK(rput_client(e, cb, 1700000000000001ull, big, sizeof big));
+	TU_OK(rput_client(e, ca, 1700000000000003ull, big, 100));
+	TU_OK(rput(e, 5, "no client", 9));
+	TU_CHECK(e);
+	// as the binaries before wrote it
+	TU_OK(cpl_store_write(e->s, old_order_cb, NULL));
+	struct logstat ls = logstat(e);
+	assert_int_equal(ls.version, META_VERSION_RLOG);
+	rep_arg a;
+	memset(&a, 0, sizeof a);
+	a.client = ca;
+	TU_ERR(rget(e, 1700000000000002ull, &a), CPL_ENOTFOUND);
+	TU_OK(tu_reopen(e));
+	ls = logstat(e);
+	assert_int_equal(ls.version, META_VERSION_RKEY);
+	assert_int_equal(ls.nreply, 4);
+	assert_int_equal(ls.nage, 4);
+	assert_int_equal(ls.nlog, 2);
+	expect_client_reply(e, ca, 1700000000000002ull, "a-two", 5);
+	expect_client_reply(e, cb, 1700000000000001ull, big, sizeof big);
+	expect_client_reply(e, ca, 1700000000000003ull, big, 100);
+	expect_reply(e, 5, "no client", 9);
+	TU_CHECK(e);
+	// and pruned as any
+	size_t n = 0;
+	TU_OK(rprune(e, UINT64_MAX, 100, &n));
+	assert_int_equal(n, 4);
+	ls = logstat(e);
+	assert_int_equal(ls.nreply + ls.nage + ls.nlog, 0);
+	TU_CHECK(e);
 }
 
 int
@@ -465,6 +606,8 @@ main(void)
 		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_reply_survives_reopen,
 		    tu_setup_durable, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_reply_rekey, tu_setup,
+		    tu_teardown),
 		cmocka_unit_test_setup_teardown(test_reply_log, tu_setup,
 		    tu_teardown),
 	};

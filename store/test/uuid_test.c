@@ -602,11 +602,11 @@ test_v4_generations(void **state)
 	uint32_t version = 0;
 	TU_OK(cpl_store_read(e->s, version_cb, &version));
 	assert_int_equal(version, META_VERSION_UGEN);
-	// a database marked for the reply log (version 3) keeps that mark
+	// a database marked for its stored replies (version 4) keeps that mark
 	// through the merges that mark uuid generations (2)
 	TU_OK(cpl_store_write(e->s, logged_reply_cb, NULL));
 	TU_OK(cpl_store_read(e->s, version_cb, &version));
-	assert_int_equal(version, META_VERSION_RLOG);
+	assert_int_equal(version, META_VERSION_RKEY);
 	struct ugen g3 = g2;
 	{
 		// creates until a merge moved uuids into a generation
@@ -625,7 +625,7 @@ test_v4_generations(void **state)
 	}
 	assert_true(g3.gen > g2.gen || (g3.gen == g2.gen && g3.n > g2.n));
 	TU_OK(cpl_store_read(e->s, version_cb, &version));
-	assert_int_equal(version, META_VERSION_RLOG);
+	assert_int_equal(version, META_VERSION_RKEY);
 	TU_CHECK(e);
 	// empty generation 1 (its tasks are the first ones merged): lookups
 	// and deletes of the others skip it

@@ -107,6 +107,14 @@ void cpl_packed_free(void *reply, size_t len);
 
 // A fresh random request id (never 0).
 uint64_t cpl_request_id(void);
+// The next request id of c, for a request whose copies must share one
+// (request_id of cpl_client_call, sent again after a lost reply): the
+// time in microseconds, or one more than c's last id, as c numbers the
+// requests it sends itself. Ids that grow with time let the broker store
+// the replies of one moment together; a random one (cpl_request_id)
+// scatters them. Not thread-safe: use c from one thread at a time, as
+// for its calls. c NULL: a random id.
+uint64_t cpl_client_next_id(cpl_client *c);
 
 // ------------------------------------------------------------ typed calls
 // One call per request body of copal.proto. Each builds the request from
