@@ -330,7 +330,10 @@ job_source(const Copal__Request *q)
 }
 
 // The batch is run again (writer.h): a claim held open by the run given
-// up gives its place in the park back, or it would be counted twice.
+// up gives its place in the park back, or it would be counted twice. A
+// launcher's "stopping" (park_drop_key, job_run) is not taken back: its
+// claims found in the run again are answered empty, as ones that come
+// after it are.
 static void
 job_reset(wjob *j)
 {

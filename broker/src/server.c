@@ -120,14 +120,15 @@ server_stop(server *s)
 		LOG(LOG_NOTICE, "stop", "writer: %llu commits of %llu requests "
 		    "(%llu answered from stored replies), %llu sweeps; %llu "
 		    "heartbeats renewed in memory; %llu batches waited for "
-		    "more",
+		    "more; %llu run again nested",
 		    (unsigned long long)ws.batches,
 		    (unsigned long long)(ws.applied + ws.replayed),
 		    (unsigned long long)ws.replayed,
 		    (unsigned long long)ws.sweeps,
 		    (unsigned long long)(s->disp.hb ? hbtab_renewed(s->disp.hb) :
 		                                      0),
-		    (unsigned long long)ws.gathered);
+		    (unsigned long long)ws.gathered,
+		    (unsigned long long)ws.redone);
 	}
 	writer_free(s->disp.wr);
 	park_free(s->disp.pk);

@@ -86,6 +86,8 @@ batch_cb(cpl_txn *txn, void *arg)
 			if (j->ops->reset)
 				j->ops->reset(j);
 		// and the lines its jobs logged: this run logs them anew
+		// (those a warning or the hold's bound wrote out already
+		// stay written)
 		cpl_log_release(false);
 		cpl_log_hold();
 	}
@@ -464,9 +466,11 @@ writer_main(void *arg)
 				w->stats.redone++;
 				pthread_mutex_unlock(&w->qmx);
 			}
-			cpl_log_release(true);
 			if (lz.done)
 				lz.done(lz.arg, rv);
+			// (a batch lost: its lines told of what did not
+			// happen; the failure is logged below)
+			cpl_log_release(rv == 0);
 			if (rv)
 				LOG(LOG_ERR, "commit", "group commit failed: %s",
 				    cpl_strerror(rv));

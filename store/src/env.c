@@ -287,7 +287,10 @@ rekey(MDB_txn *txn, MDB_dbi db, MDB_dbi scratch, size_t total, size_t at)
 // A database whose replies were stored client id first (before
 // META_VERSION_RKEY) gets its reply and reply_age keys rewritten, request
 // id first, and is marked; one without stored replies is left as it is
-// (its first reply marks it). Returns an LMDB code.
+// (its first reply marks it). In the open's one transaction: done whole
+// or not at all. It needs room for about twice the reply tables (the
+// copy, and the pages of the originals, freed only at the commit): a map
+// too small is grown (cpl_store_open). Returns an LMDB code.
 static int
 reply_rekey(MDB_txn *txn, const cpl_store *s)
 {
@@ -310,6 +313,7 @@ reply_rekey(MDB_txn *txn, const cpl_store *s)
 		return rc;
 	if ((rc = mdb_dbi_open(txn, "reply_rekey", MDB_CREATE,
 	         &scratch)) != 0 ||
+	    (rc = mdb_drop(txn, scratch, 0)) != 0 ||
 	    (rc = rekey(txn, s->dbi[DB_REPLY], scratch, 24, 0)) != 0 ||
 	    (rc = rekey(txn, s->dbi[DB_REPLY_AGE], scratch, 8 + 24, 8)) != 0 ||
 	    (rc = mdb_drop(txn, scratch, 1)) != 0)
@@ -438,7 +442,12 @@ cpl_store_open(const char *dir, const cpl_store_opts *opts, cpl_store **out)
 		rv = errno == EWOULDBLOCK ? CPL_ELOCKED : CPL_EIO;
 		goto fail;
 	}
-	if ((rv = env_open(s)) != 0)
+	// the changes made at open (a rekeying copies the reply tables
+	// once) may need a larger map than the database had
+	while ((rv = env_open(s)) == CPL_EMAPFULL &&
+	    s->map_size * 2 <= s->opts.map_max)
+		s->map_size *= 2;
+	if (rv != 0)
 		goto fail;
 	pthread_mutex_init(&s->wlock, NULL);
 	pthread_rwlock_init(&s->envlock, NULL);
@@ -606,6 +615,9 @@ cpl_txn_sub(cpl_txn *parent, cpl_txn_fn fn, void *arg)
 			return fail(parent, map_mdb(rc));
 		}
 		parent->meta = t.meta;
+		// what the child changed is the parent's now (a direct
+		// caller around it must know)
+		parent->changes += t.changes + 1;
 	} else {
 		mdb_txn_abort(t.txn);
 	}

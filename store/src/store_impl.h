@@ -34,7 +34,7 @@
 //             'W'|'A' id(4)      -> name
 //   app       name               -> packed copal.App
 //   uuid_new  uuid(16)           -> id           new uuids (see UUID_MERGE_AT)
-//   reply     [client(16)] request id -> time(8) || digest(16) || reply
+//   reply     request id [client(16)] -> time(8) || digest(16) || reply
 //   reply_age time(8) reply key  -> ""           replies by age
 //   lease_log lease id           -> owner        kept after the lease ends
 //   bjob      batch job id       -> packed copal.BatchJob

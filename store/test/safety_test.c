@@ -210,27 +210,37 @@ test_txn_sub(void **state)
 // cpl_txn_direct: work run in the transaction itself. A failure before
 // any change leaves the transaction as it was (changed false) and it
 // goes on to commit; a failure after a change that moves no counter of
-// the store's meta (a lease renewed) still says changed; a success says
-// nothing changed that must be undone.
+// the store's meta (a lease renewed), in txn or in a nested transaction
+// inside it, still says changed; a success says nothing changed that
+// must be undone.
 typedef struct direct_arg {
-	int mode;           // 0 fail at once, 1 renew then fail, 2 report
+	int mode;           // 0 fail at once, 1 renew then fail, 2 report,
+	                    // 3 renew in a nested transaction, then fail
 	uint64_t lease, task;
 	uint32_t attempt;
 } direct_arg;
 
 static int
-direct_fn(cpl_txn *txn, void *arg)
+renew_fn(cpl_txn *txn, void *arg)
 {
 	direct_arg *d = arg;
 	uint64_t dl;
+	return cpl_lease_renew(txn, d->lease, 0, &dl);
+}
+
+static int
+direct_fn(cpl_txn *txn, void *arg)
+{
+	direct_arg *d = arg;
 	int rv;
 	switch (d->mode) {
 	case 0:
 		return CPL_EINVAL;
 	case 1:
-		if ((rv = cpl_lease_renew(txn, d->lease, 0, &dl)) != 0)
-			return rv;
-		return CPL_EBUSY;
+	case 3:
+		rv = d->mode == 1 ? renew_fn(txn, d) :
+		    cpl_txn_sub(txn, renew_fn, d);
+		return rv ? rv : CPL_EBUSY;
 	default: {
 		cpl_report r = { d->task, d->lease, d->attempt, CPL_STAGED_IN,
 			0, "direct", NULL, false, 0 };
@@ -240,9 +250,9 @@ direct_fn(cpl_txn *txn, void *arg)
 }
 
 typedef struct direct_outer {
-	direct_arg d[3];
-	int rv[3];
-	bool changed[3];
+	direct_arg d[4];
+	int rv[4];
+	bool changed[4];
 	int rv_null;
 } direct_outer;
 
@@ -252,7 +262,7 @@ direct_outer_cb(cpl_txn *txn, void *arg)
 	direct_outer *o = arg;
 	bool ch;
 	o->rv_null = cpl_txn_direct(txn, NULL, NULL, &ch);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		o->rv[i] = cpl_txn_direct(txn, direct_fn, &o->d[i],
 		    &o->changed[i]);
 	// what changed and then failed cannot be undone alone: give up
@@ -282,6 +292,7 @@ test_txn_direct(void **state)
 	o.d[0] = (direct_arg){ 0, lease, x, ax };
 	o.d[1] = (direct_arg){ 1, lease, x, ax };
 	o.d[2] = (direct_arg){ 2, lease, x, ax };
+	o.d[3] = (direct_arg){ 3, lease, x, ax };
 	TU_ERR(cpl_store_write(e->s, direct_outer_cb, &o), CPL_EBUSY);
 	TU_ERR(o.rv_null, CPL_EINVAL);
 	TU_ERR(o.rv[0], CPL_EINVAL);
@@ -290,6 +301,9 @@ test_txn_direct(void **state)
 	assert_true(o.changed[1]); // the renewal, which moves no meta counter
 	TU_OK(o.rv[2]);
 	assert_false(o.changed[2]);
+	// what a nested transaction inside changed counts too
+	TU_ERR(o.rv[3], CPL_EBUSY);
+	assert_true(o.changed[3]);
 	// given up whole: x did not move (claimed, still READY)
 	TU_STATE(e, x, CPL_READY);
 	assert_int_equal(tu_history_len(e, x), hx);
