@@ -492,15 +492,17 @@ old_order_db(MDB_txn *txn, MDB_dbi db, size_t total, size_t at)
 	mdb_cursor_close(c);
 	if (rc != MDB_NOTFOUND || mdb_drop(txn, db, 0) != 0)
 		return CPL_EINTERNAL;
+	int rv = 0;
 	for (size_t i = 0; i < n; i++) {
 		MDB_val nk = { ents[i].kn, ents[i].k }, nv = { ents[i].vn,
 			ents[i].v };
-		if (mdb_put(txn, db, &nk, &nv, 0) != 0)
-			return CPL_EINTERNAL;
+		int prc = rv ? 0 : mdb_put(txn, db, &nk, &nv, 0);
+		if (prc != 0) // a full map grows and the write runs again
+			rv = prc == MDB_MAP_FULL ? CPL_EMAPFULL : CPL_EINTERNAL;
 		free(ents[i].v);
 	}
 	free(ents);
-	return 0;
+	return rv;
 }
 
 static int
@@ -592,6 +594,51 @@ test_reply_rekey(void **state)
 	TU_CHECK(e);
 }
 
+static int
+many_puts_cb(cpl_txn *txn, void *arg)
+{
+	uint64_t *base = arg;
+	static const uint8_t cl[CPL_CLIENT_ID_LEN] = { 0x42 };
+	for (int i = 0; i < 1000; i++) {
+		cpl_reqkey k;
+		memset(&k, 0, sizeof k);
+		k.client = cl;
+		k.id = *base + (uint64_t)i;
+		int rv = cpl_reply_put(txn, &k, "a small reply, inline", 21);
+		if (rv)
+			return rv;
+	}
+	*base += 1000;
+	return 0;
+}
+
+// A database whose map is mostly its old-order replies: the rekeying at
+// open needs room for a copy of them, more than the map has; the open
+// grows the map and the replies are found again.
+static void
+test_reply_rekey_grows_map(void **state)
+{
+	tu_env *e = *state;
+	e->opts.map_size = 1u << 20;
+	TU_OK(tu_reopen(e));
+	uint64_t base = 1700000000000000ull;
+	for (int i = 0; i < 40; i++)
+		TU_OK(cpl_store_write(e->s, many_puts_cb, &base));
+	TU_OK(cpl_store_write(e->s, old_order_cb, NULL));
+	cpl_store_stats st0, st1;
+	TU_OK(cpl_store_stats_get(e->s, &st0));
+	TU_OK(tu_reopen(e));
+	TU_OK(cpl_store_stats_get(e->s, &st1));
+	assert_true(st1.map_size > st0.map_size);
+	struct logstat ls = logstat(e);
+	assert_int_equal(ls.version, META_VERSION_RKEY);
+	assert_int_equal(ls.nreply, 40000);
+	static const uint8_t cl[CPL_CLIENT_ID_LEN] = { 0x42 };
+	expect_client_reply(e, cl, 1700000000000000ull + 12345,
+	    "a small reply, inline", 21);
+	TU_CHECK(e);
+}
+
 int
 main(void)
 {
@@ -608,6 +655,8 @@ main(void)
 		    tu_setup_durable, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_reply_rekey, tu_setup,
 		    tu_teardown),
+		cmocka_unit_test_setup_teardown(test_reply_rekey_grows_map,
+		    tu_setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_reply_log, tu_setup,
 		    tu_teardown),
 	};
