@@ -162,6 +162,14 @@ hold_write_locked(void)
 	hold.len = 0;
 }
 
+static void
+hold_write(void)
+{
+	pthread_mutex_lock(&mtx);
+	hold_write_locked();
+	pthread_mutex_unlock(&mtx);
+}
+
 // Keeps a line in the hold; false if it cannot (out of memory).
 static bool
 hold_add(const struct timespec *now, int level, const char *id,
@@ -169,11 +177,8 @@ hold_add(const struct timespec *now, int level, const char *id,
 {
 	struct held h = { *now, level, id ? strlen(id) : 0, strlen(msg) };
 	size_t need = held_size(&h);
-	if (hold.len && hold.len + need > HOLD_MAX) {
-		pthread_mutex_lock(&mtx);
-		hold_write_locked();
-		pthread_mutex_unlock(&mtx);
-	}
+	if (hold.len && hold.len + need > HOLD_MAX)
+		hold_write();
 	if (hold.len + need > hold.cap) {
 		size_t cap = hold.cap ? hold.cap : 16384;
 		while (cap < hold.len + need)
@@ -201,11 +206,8 @@ cpl_log_hold(void)
 void
 cpl_log_release(bool write)
 {
-	if (write && hold.len) {
-		pthread_mutex_lock(&mtx);
-		hold_write_locked();
-		pthread_mutex_unlock(&mtx);
-	}
+	if (write && hold.len)
+		hold_write();
 	// (not kept between holds: a thread's end would leave it behind)
 	free(hold.buf);
 	hold.buf = NULL;
