@@ -413,7 +413,7 @@ writer_main(void *arg)
 		// wait of tens of microseconds gathers nothing and costs a
 		// chain of tasks each time), and the many launchers of a large
 		// allocation, whose requests are what the broker's CPU goes
-		// to, up to 10 ms. Counting the sources of a window, not of
+		// to, up to 25 ms. Counting the sources of a window, not of
 		// the last batch, keeps a batch that happened to be small from
 		// stopping the next from waiting.
 		uint64_t gw = ss ? gather_us(ss) : 0;

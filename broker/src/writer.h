@@ -42,11 +42,15 @@
 // those of the one before), at most WRITER_GATHER_US (the latency it
 // adds; reached with WRITER_GATHER_SOURCES), or until WRITER_GATHER_FULL
 // are queued; with fewer than WRITER_GATHER_MIN_SOURCES, not at all.
-#define WRITER_GATHER_US 10000u
-#define WRITER_GATHER_PER_SOURCE_US 20u
+// The wait is latency spent on CPU and disk: 25 ms (reached at 500
+// sources) against 10 ms took a quarter to a third off the writer's CPU
+// and the bytes written per task with 512-4,096 launchers, for claims
+// answered 15-22 ms later (p99 28-38 ms, BENCHMARKS.md).
+#define WRITER_GATHER_US 25000u
+#define WRITER_GATHER_PER_SOURCE_US 50u
 #define WRITER_GATHER_SOURCES (WRITER_GATHER_US / WRITER_GATHER_PER_SOURCE_US)
 #define WRITER_SOURCE_WINDOW_US 1000000u
-#define WRITER_GATHER_FULL 32u
+#define WRITER_GATHER_FULL 128u
 #define WRITER_GATHER_MIN_SOURCES 16u
 // The jobs of a batch of at least this many are answered on the writer's
 // completer thread while the writer runs the next batch (a smaller batch,
