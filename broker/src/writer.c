@@ -85,11 +85,11 @@ batch_cb(cpl_txn *txn, void *arg)
 		for (wjob *j = b->list; j; j = j->next)
 			if (j->ops->reset)
 				j->ops->reset(j);
-		// and the lines its jobs logged: this run logs them anew
-		// (those a warning or the hold's bound wrote out already
-		// stay written)
+		// and the lines its jobs logged, warnings too: this run logs
+		// them anew (those an error or the hold's bound wrote out
+		// already stay written)
 		cpl_log_release(false);
-		cpl_log_hold();
+		cpl_log_hold(CPL_LOG_WARN);
 	}
 	if (b->lz->flush && (rv = b->lz->flush(txn, b->lz->arg, false)) != 0)
 		return rv;
@@ -454,7 +454,7 @@ writer_main(void *arg)
 			// the batch's lines (a lease granted by each of
 			// thousands of first claims) are written together once
 			// it has committed, before any of its answers
-			cpl_log_hold();
+			cpl_log_hold(CPL_LOG_WARN);
 			rv = cpl_store_write(w->st, batch_cb, &b);
 			if (rv != 0 && b.redo) {
 				// (renewals kept in memory are written again

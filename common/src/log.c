@@ -124,6 +124,7 @@ struct held {
 
 static __thread struct {
 	bool on;
+	int level; // held: this level and below (numerically at least)
 	char *buf;
 	size_t len, cap;
 } hold;
@@ -198,9 +199,10 @@ hold_add(const struct timespec *now, int level, const char *id,
 }
 
 void
-cpl_log_hold(void)
+cpl_log_hold(int level)
 {
 	hold.on = true;
+	hold.level = level;
 }
 
 void
@@ -232,7 +234,7 @@ cpl_vlog(int level, const char *id, const char *fmt, va_list ap)
 	else if (msg == NULL)
 		msg = small; // out of memory: the message cut short
 	va_end(ap2);
-	if (hold.on && level > CPL_LOG_WARN && hold_add(&now, level, id, msg)) {
+	if (hold.on && level >= hold.level && hold_add(&now, level, id, msg)) {
 		if (msg != small)
 			free(msg);
 		return;

@@ -1,8 +1,9 @@
 // The logger's hold (cpl_log_hold / cpl_log_release): a thread's lines
-// below CPL_LOG_WARN wait, in order, until released, and are then written
-// whole; a warning is written at once, after the lines held before it;
-// released without writing they are gone; another thread's lines are not
-// held; a hold of more than the buffer's bound loses nothing.
+// of the hold's level and below wait, in order, until released, and are
+// then written whole; a line above it is written at once, after the lines
+// held before it; released without writing they are gone; another
+// thread's lines are not held; a hold of more than the buffer's bound
+// loses nothing.
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,7 +89,7 @@ test_hold(void **state)
 {
 	(void)state;
 	cpl_log(CPL_LOG_INFO, "t", "before");
-	cpl_log_hold();
+	cpl_log_hold(CPL_LOG_NOTICE);
 	cpl_log(CPL_LOG_INFO, "t", "a1");
 	cpl_log(CPL_LOG_NOTICE, "t", "a2");
 	expect("before|");
@@ -104,13 +105,35 @@ test_hold(void **state)
 	cpl_log_release(true);
 	expect("before|other|a1|a2|w1|a3|");
 	// released without writing: gone
-	cpl_log_hold();
+	cpl_log_hold(CPL_LOG_NOTICE);
 	cpl_log(CPL_LOG_INFO, "t", "undone");
 	cpl_log_release(false);
 	expect("before|other|a1|a2|w1|a3|");
 	// the hold has ended
 	cpl_log(CPL_LOG_INFO, "t", "after");
 	expect("before|other|a1|a2|w1|a3|after|");
+}
+
+// A hold of warnings (the broker's writer, whose batch may be undone and
+// run again): a warning waits and is forgotten with the rest; an error is
+// written at once, after what was held.
+static void
+test_hold_warnings(void **state)
+{
+	(void)state;
+	cpl_log_hold(CPL_LOG_WARN);
+	cpl_log(CPL_LOG_INFO, "t", "i1");
+	cpl_log(CPL_LOG_WARN, "t", "w1");
+	expect("");
+	cpl_log_release(false);
+	expect("");
+	cpl_log_hold(CPL_LOG_WARN);
+	cpl_log(CPL_LOG_WARN, "t", "w2");
+	cpl_log(CPL_LOG_ERR, "t", "e1");
+	expect("w2|e1|");
+	cpl_log(CPL_LOG_WARN, "t", "w3");
+	cpl_log_release(true);
+	expect("w2|e1|w3|");
 }
 
 // Beyond the hold's bound (1 MiB) what is held is written and the hold
@@ -123,7 +146,7 @@ test_hold_large(void **state)
 	memset(pad, 'x', 200);
 	pad[200] = '\0';
 	enum { N = 8000 }; // ~2 MB
-	cpl_log_hold();
+	cpl_log_hold(CPL_LOG_NOTICE);
 	for (int i = 0; i < N; i++)
 		cpl_log(CPL_LOG_INFO, "t", "%s-%d", pad, i);
 	cpl_log_release(true);
@@ -144,6 +167,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hold, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hold_warnings, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_hold_large, setup,
 		    teardown),
 	};

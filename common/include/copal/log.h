@@ -48,13 +48,15 @@ int cpl_log_add(FILE *fp, const char *path, const cpl_log_style *st);
 // Removes every stream, closing the files that cpl_log_add opened.
 void cpl_log_close(void);
 
-// From now on this thread's lines of a level below CPL_LOG_WARN are held
-// back, not written, until cpl_log_release: a thread that logs many lines
-// in a burst (the broker's writer, a lease granted by each claim of
-// thousands of launchers starting) writes them with one write per stream,
-// not one each. A line of CPL_LOG_WARN or above is written at once, after
-// the lines held before it. Lines keep the time they were logged at.
-void cpl_log_hold(void);
+// From now on this thread's lines of level and below (CPL_LOG_WARN holds
+// warnings, notices, ...; not errors) are held back, not written, until
+// cpl_log_release: a thread that logs many lines in a burst (the broker's
+// writer, a lease granted by each claim of thousands of launchers
+// starting) writes them with one write per stream, not one each, and the
+// lines of work that is undone go with it. A line above level is written
+// at once, after the lines held before it. Lines keep the time they were
+// logged at.
+void cpl_log_hold(int level);
 // Writes this thread's held lines (write false: forgets them, as for work
 // undone and done again) and ends the hold. Written lines are whole, and
 // another thread's lines may come between the hold and its release.
