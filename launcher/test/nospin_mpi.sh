@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue 22, no launcher mode spins: in mpi mode the launcher sleeps while
 # its task runs. Over 6 s of a 2-rank task (through mpirun) it uses less
-# than 0.1 s of CPU (utime + stime of the launcher's own process, from
-# /proc/PID/stat; mpirun's own CPU is logged, not judged).
+# than 0.1 s of CPU (0.3 s in a sanitizer build: cpu_bound; utime + stime
+# of the launcher's own process, from /proc/PID/stat; mpirun's own CPU is
+# logged, not judged).
 source "$(dirname "$0")/lib.sh"
 command -v mpirun >/dev/null ||
     fail "mpirun not found: install openmpi-bin (bash scripts/deps.sh)"
@@ -32,7 +33,9 @@ log "the task's process ($m: $(tr '\0' ' ' <"/proc/$m/cmdline" 2>/dev/null | cut
 
 used=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" 'BEGIN { printf "%.3f", (b - a) / hz }')
 log "mpi-mode launcher CPU over 6 s of a running task: $used s"
-fcmp "$used" '<' 0.1 || fail "the launcher used $used s of CPU in 6 s of waiting"
+bound=$(cpu_bound 0.1)
+fcmp "$used" '<' "$bound" ||
+    fail "the launcher used $used s of CPU in 6 s of waiting (at most $bound)"
 wait_for_state nap JOB_FINISHED 30
 wait_launcher "$A" 30
 pass
