@@ -43,9 +43,10 @@
 // adds; reached with WRITER_GATHER_SOURCES), or until WRITER_GATHER_FULL
 // are queued; with fewer than WRITER_GATHER_MIN_SOURCES, not at all.
 // The wait is latency spent on CPU and disk: 25 ms (reached at 500
-// sources) against 10 ms took a quarter to a third off the writer's CPU
-// and the bytes written per task with 512-4,096 launchers, for claims
-// answered 15-22 ms later (p99 28-38 ms, BENCHMARKS.md).
+// sources) against 10 ms took 20-40 % off the writer's CPU per task and
+// 28-35 % off the bytes written per task with 512-4,096 launchers, for
+// claims answered 9-17 ms later at p50 and 15-22 ms at p99 (p99 28-38
+// ms, BENCHMARKS.md).
 #define WRITER_GATHER_US 25000u
 #define WRITER_GATHER_PER_SOURCE_US 50u
 #define WRITER_GATHER_SOURCES (WRITER_GATHER_US / WRITER_GATHER_PER_SOURCE_US)
