@@ -89,7 +89,7 @@ batch_cb(cpl_txn *txn, void *arg)
 		// them anew (those an error or the hold's bound wrote out
 		// already stay written)
 		cpl_log_release(false);
-		cpl_log_hold(CPL_LOG_WARN);
+		cpl_log_hold(WRITER_LOG_HELD);
 	}
 	if (b->lz->flush && (rv = b->lz->flush(txn, b->lz->arg, false)) != 0)
 		return rv;
@@ -454,7 +454,7 @@ writer_main(void *arg)
 			// the batch's lines (a lease granted by each of
 			// thousands of first claims) are written together once
 			// it has committed, before any of its answers
-			cpl_log_hold(CPL_LOG_WARN);
+			cpl_log_hold(WRITER_LOG_HELD);
 			rv = cpl_store_write(w->st, batch_cb, &b);
 			if (rv != 0 && b.redo) {
 				// (renewals kept in memory are written again

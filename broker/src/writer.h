@@ -53,6 +53,10 @@
 #define WRITER_SOURCE_WINDOW_US 1000000u
 #define WRITER_GATHER_FULL 128u
 #define WRITER_GATHER_MIN_SOURCES 16u
+// The writer's lines of this level and less severe wait for their batch's
+// commit (cpl_log_hold), and go with a batch run again or lost; errors
+// are written at once.
+#define WRITER_LOG_HELD CPL_LOG_WARN
 // The jobs of a batch of at least this many are answered on the writer's
 // completer thread while the writer runs the next batch (a smaller batch,
 // as a lone client makes, is answered at once, without a thread hop).

@@ -48,8 +48,9 @@ int cpl_log_add(FILE *fp, const char *path, const cpl_log_style *st);
 // Removes every stream, closing the files that cpl_log_add opened.
 void cpl_log_close(void);
 
-// From now on this thread's lines of level and below (CPL_LOG_WARN holds
-// warnings, notices, ...; not errors) are held back, not written, until
+// From now on this thread's lines of level or less severe (numerically
+// at least level: CPL_LOG_WARN holds warnings, notices and info, not
+// errors) are held back, not written, until
 // cpl_log_release: a thread that logs many lines in a burst (the broker's
 // writer, a lease granted by each claim of thousands of launchers
 // starting) writes them with one write per stream, not one each, and the
